@@ -1,0 +1,251 @@
+#include "ac_case.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_index.h"
+#include "ac_validate.h"
+
+static const char *const op_names[AC_OP_COUNT] = {"prefill", "decode", "combine", "store"};
+static const char *const dtype_names[AC_DTYPE_COUNT] = {"bf16", "fp16"};
+static const char *const causal_names[AC_CAUSAL_COUNT] = {"none", "TL", "BR"};
+static const char *const mask_names[AC_MASK_COUNT] = {"none", "bool", "add"};
+static const char *const dist_names[AC_DIST_COUNT] = {"uniform", "normal", "large", "needle", "poscode"};
+
+#define NAME_OF(table, v, n) (((int)(v) >= 0 && (int)(v) < (n)) ? table[v] : "?")
+const char *ac_op_name(ac_op v) { return NAME_OF(op_names, v, AC_OP_COUNT); }
+const char *ac_dtype_name(ac_dtype v) { return NAME_OF(dtype_names, v, AC_DTYPE_COUNT); }
+const char *ac_causal_name(ac_causal v) { return NAME_OF(causal_names, v, AC_CAUSAL_COUNT); }
+const char *ac_mask_name(ac_mask_kind v) { return NAME_OF(mask_names, v, AC_MASK_COUNT); }
+const char *ac_dist_name(ac_dist v) { return NAME_OF(dist_names, v, AC_DIST_COUNT); }
+
+static int lookup(const char *const *table, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(table[i], s) == 0) return i;
+    return -1;
+}
+#define PARSER(fn, type, table, n)                 \
+    int fn(const char *s, type *out)               \
+    {                                              \
+        int i = s ? lookup(table, n, s) : -1;      \
+        if (i < 0) return -1;                      \
+        *out = (type)i;                            \
+        return 0;                                  \
+    }
+PARSER(ac_op_parse, ac_op, op_names, AC_OP_COUNT)
+PARSER(ac_dtype_parse, ac_dtype, dtype_names, AC_DTYPE_COUNT)
+PARSER(ac_causal_parse, ac_causal, causal_names, AC_CAUSAL_COUNT)
+PARSER(ac_mask_parse, ac_mask_kind, mask_names, AC_MASK_COUNT)
+PARSER(ac_dist_parse, ac_dist, dist_names, AC_DIST_COUNT)
+
+void ac_case_init(ac_case *c)
+{
+    memset(c, 0, sizeof *c);
+    c->op = AC_OP_PREFILL;
+    c->dtype = AC_BF16;
+    c->heads_q = c->heads_kv = 1;
+    c->head_dim = 64;
+    c->mask_density = 0.75f;
+    c->num_splits = 1;
+    c->dist = AC_DIST_NORMAL;
+}
+
+void ac_case_free(ac_case *c)
+{
+    free(c->seqlen_q);
+    free(c->seqlen_k);
+    free(c->block_table);
+    free(c->slot_mapping);
+    memset(c, 0, sizeof *c);
+}
+
+static void *dup_array(const void *src, size_t bytes, int *fail)
+{
+    if (!src || bytes == 0) return NULL;
+    void *p = malloc(bytes);
+    if (!p) { *fail = 1; return NULL; }
+    memcpy(p, src, bytes);
+    return p;
+}
+
+ac_status ac_case_copy(ac_case *dst, const ac_case *src, ac_error *err)
+{
+    int fail = 0;
+    *dst = *src;
+    dst->seqlen_q = dup_array(src->seqlen_q, sizeof(int32_t) * (size_t)(src->batch > 0 ? src->batch : 0), &fail);
+    dst->seqlen_k = dup_array(src->seqlen_k, sizeof(int32_t) * (size_t)(src->batch > 0 ? src->batch : 0), &fail);
+    size_t nt = (src->block_table && src->batch > 0 && src->max_blocks_per_seq > 0)
+                    ? (size_t)src->batch * (size_t)src->max_blocks_per_seq : 0;
+    dst->block_table = dup_array(src->block_table, sizeof(int32_t) * nt, &fail);
+    dst->slot_mapping = dup_array(src->slot_mapping,
+                                  sizeof(int64_t) * (size_t)(src->num_tokens > 0 ? src->num_tokens : 0), &fail);
+    if (fail) {
+        ac_case_free(dst);
+        return ac_fail(err, AC_ERR_NOMEM, "case copy: out of memory");
+    }
+    return AC_OK;
+}
+
+ac_status ac_case_set_batch(ac_case *c, int32_t batch, ac_error *err)
+{
+    if (batch < 0 || batch > AC_MAX_BATCH)
+        return ac_fail(err, AC_ERR_SHAPE, "batch = %d: must be in [0, %d]", batch, AC_MAX_BATCH);
+    free(c->seqlen_q);
+    free(c->seqlen_k);
+    c->seqlen_q = calloc((size_t)batch + 1, sizeof(int32_t));
+    c->seqlen_k = calloc((size_t)batch + 1, sizeof(int32_t));
+    c->batch = batch;
+    if (!c->seqlen_q || !c->seqlen_k) return ac_fail(err, AC_ERR_NOMEM, "batch = %d: out of memory", batch);
+    return AC_OK;
+}
+
+ac_status ac_case_alloc_table(ac_case *c, int32_t max_blocks_per_seq, ac_error *err)
+{
+    if (max_blocks_per_seq < 0)
+        return ac_fail(err, AC_ERR_SHAPE, "max_blocks_per_seq = %d: must be >= 0", max_blocks_per_seq);
+    size_t n = (size_t)(c->batch > 0 ? c->batch : 0) * (size_t)max_blocks_per_seq;
+    free(c->block_table);
+    c->block_table = malloc(sizeof(int32_t) * (n ? n : 1));
+    c->max_blocks_per_seq = max_blocks_per_seq;
+    if (!c->block_table) return ac_fail(err, AC_ERR_NOMEM, "block_table: out of memory for %zu entries", n);
+    for (size_t i = 0; i < n; i++) c->block_table[i] = -1;
+    return AC_OK;
+}
+
+ac_status ac_case_alloc_slots(ac_case *c, int32_t num_tokens, ac_error *err)
+{
+    if (num_tokens < 0) return ac_fail(err, AC_ERR_SHAPE, "num_tokens = %d: must be >= 0", num_tokens);
+    free(c->slot_mapping);
+    c->slot_mapping = malloc(sizeof(int64_t) * (size_t)(num_tokens ? num_tokens : 1));
+    c->num_tokens = num_tokens;
+    if (!c->slot_mapping) return ac_fail(err, AC_ERR_NOMEM, "slot_mapping: out of memory for %d tokens", num_tokens);
+    for (int32_t i = 0; i < num_tokens; i++) c->slot_mapping[i] = -1;
+    return AC_OK;
+}
+
+int64_t ac_case_total_q(const ac_case *c)
+{
+    int64_t s = 0;
+    for (int32_t b = 0; b < c->batch; b++) s += c->seqlen_q[b];
+    return s;
+}
+
+int64_t ac_case_total_k(const ac_case *c)
+{
+    int64_t s = 0;
+    for (int32_t b = 0; b < c->batch; b++) s += c->seqlen_k[b];
+    return s;
+}
+
+float ac_case_scale(const ac_case *c)
+{
+    /* "Not given" means 1/sqrt(D) evaluated in fp32 (SEMANTICS.md, Scale). */
+    return c->scale_given ? c->scale : 1.0f / sqrtf((float)c->head_dim);
+}
+
+ac_status ac_case_validate(const ac_case *c, ac_error *err)
+{
+    if ((int)c->op < 0 || c->op >= AC_OP_COUNT) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %d: unknown", (int)c->op);
+    if ((int)c->dtype < 0 || c->dtype >= AC_DTYPE_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "dtype = %d: unknown", (int)c->dtype);
+    if ((int)c->causal < 0 || c->causal >= AC_CAUSAL_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "causal = %d: unknown", (int)c->causal);
+    if ((int)c->mask < 0 || c->mask >= AC_MASK_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "mask = %d: unknown", (int)c->mask);
+    if ((int)c->dist < 0 || c->dist >= AC_DIST_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "dist = %d: unknown", (int)c->dist);
+    if (c->batch < 0 || c->batch > AC_MAX_BATCH)
+        return ac_fail(err, AC_ERR_SHAPE, "batch = %d: must be in [0, %d]", c->batch, AC_MAX_BATCH);
+    if (c->batch > 0 && (!c->seqlen_q || !c->seqlen_k))
+        return ac_fail(err, AC_ERR_NULL, "seqlen_q / seqlen_k arrays missing for batch = %d", c->batch);
+    ac_status st = ac_validate_heads(c->heads_q, c->heads_kv, c->head_dim, err);
+    if (st) return st;
+    if (!isfinite(c->scale) && c->scale_given)
+        return ac_fail(err, AC_ERR_SHAPE, "scale = %g: must be finite", (double)c->scale);
+    if (c->mask_density < 0.0f || c->mask_density > 1.0f)
+        return ac_fail(err, AC_ERR_SHAPE, "mask_density = %g: must be in [0, 1]", (double)c->mask_density);
+    for (int32_t b = 0; b < c->batch; b++) {
+        if (c->seqlen_q[b] < 0) return ac_fail(err, AC_ERR_SHAPE, "seqlen_q[%d] = %d: must be >= 0", b, c->seqlen_q[b]);
+        if (c->seqlen_k[b] < 0) return ac_fail(err, AC_ERR_SHAPE, "seqlen_k[%d] = %d: must be >= 0", b, c->seqlen_k[b]);
+        if (c->op == AC_OP_DECODE && (c->seqlen_q[b] < 1 || c->seqlen_q[b] > AC_MAX_QUERIES_DECODE))
+            return ac_fail(err, AC_ERR_SHAPE, "seqlen_q[%d] = %d: a decode step has 1..%d queries", b,
+                           c->seqlen_q[b], AC_MAX_QUERIES_DECODE);
+    }
+    if (ac_case_total_q(c) > INT32_MAX || ac_case_total_k(c) > INT32_MAX)
+        return ac_fail(err, AC_ERR_SHAPE, "total queries or keys exceed 2^31 - 1 (cu_seqlens are int32)");
+    if (c->op == AC_OP_COMBINE || c->op == AC_OP_DECODE) {
+        if (c->num_splits < 0 || c->num_splits > AC_MAX_SPLITS || (c->op == AC_OP_COMBINE && c->num_splits == 0))
+            return ac_fail(err, AC_ERR_SHAPE, "num_splits = %d: must be in [%d, %d]", c->num_splits,
+                           c->op == AC_OP_COMBINE ? 1 : 0, AC_MAX_SPLITS);
+    }
+    if (c->op == AC_OP_DECODE || c->op == AC_OP_STORE) {
+        if (!c->paged) return ac_fail(err, AC_ERR_UNSUPPORTED, "paged = 0: %s needs a paged cache", ac_op_name(c->op));
+    }
+    if (c->paged && c->op != AC_OP_COMBINE) {
+        st = ac_validate_paged(c->block_table, c->batch, c->max_blocks_per_seq, c->seqlen_k, c->block_size,
+                               c->num_blocks, err);
+        if (st) return st;
+    }
+    if (c->op == AC_OP_STORE) {
+        if (!c->slot_mapping && c->num_tokens > 0) return ac_fail(err, AC_ERR_NULL, "slot_mapping is NULL");
+        st = ac_validate_slots(NULL, c->slot_mapping ? c->slot_mapping : (const int64_t *)"", c->num_tokens,
+                               (int64_t)c->num_blocks * c->block_size, err);
+        if (st) return st;
+        if (!c->slot_mapping_i64)
+            for (int32_t i = 0; i < c->num_tokens; i++)
+                if (c->slot_mapping[i] > INT32_MAX)
+                    return ac_fail(err, AC_ERR_SLOT, "slot_mapping[%d] = %lld: does not fit the int32 form", i,
+                                   (long long)c->slot_mapping[i]);
+    }
+    return AC_OK;
+}
+
+/* Compact list of lengths: "5,7,1"; long lists end with ",...(B=n)". */
+static int lens_str(char *buf, size_t n, const int32_t *v, int32_t count)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < count; i++) {
+        if (i == 8 && count > 9) {
+            len += (size_t)snprintf(buf + len, len < n ? n - len : 0, ",...");
+            break;
+        }
+        len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%d", i ? "," : "", v[i]);
+        if (len >= n) break;
+    }
+    return (int)len;
+}
+
+int ac_case_line(const ac_case *c, char *buf, size_t n)
+{
+    char lq[96], lk[96], scale[48];
+    lens_str(lq, sizeof lq, c->seqlen_q, c->batch);
+    lens_str(lk, sizeof lk, c->seqlen_k, c->batch);
+    if (c->scale_given)
+        snprintf(scale, sizeof scale, "scale=%.9g", (double)c->scale);
+    else
+        snprintf(scale, sizeof scale, "scale=default");
+    int len = snprintf(buf, n, "%s %s B=%d Hq=%d Hkv=%d D=%d Lq=%s Lk=%s causal=%s mask=%s%s %s",
+                       ac_op_name(c->op), ac_dtype_name(c->dtype), c->batch, c->heads_q, c->heads_kv,
+                       c->head_dim, lq, lk, ac_causal_name(c->causal), ac_mask_name(c->mask),
+                       c->mask != AC_MASK_NONE && c->mask_per_head ? "/head" : "", scale);
+    if (len < 0) return len;
+#define APPEND(...) do { int k_ = snprintf(buf + (size_t)len < buf + n ? buf + len : NULL, \
+                                         (size_t)len < n ? n - (size_t)len : 0, __VA_ARGS__); \
+                         if (k_ > 0) len += k_; } while (0)
+    if (c->paged) APPEND(" paged block=%d pool=%d", c->block_size, c->num_blocks);
+    else if (c->op != AC_OP_COMBINE) APPEND(" contiguous");
+    if (c->op == AC_OP_DECODE || c->op == AC_OP_COMBINE) {
+        if (c->num_splits == 0) APPEND(" splits=auto");
+        else APPEND(" splits=%d", c->num_splits);
+    }
+    if (c->op == AC_OP_STORE) APPEND(" tokens=%d slots=%s", c->num_tokens, c->slot_mapping_i64 ? "i64" : "i32");
+    APPEND(" dist=%s", ac_dist_name(c->dist));
+    if (c->special) APPEND(" special=0x%x", c->special);
+    APPEND(" seed=%llu", (unsigned long long)c->seed);
+#undef APPEND
+    return len;
+}

@@ -1,0 +1,154 @@
+/* The case model: one struct that describes any problem of the contract
+ * (../shared/SEMANTICS.md). Values (q, k, v, masks, partials) are never stored
+ * here: they are regenerated from (dist, seed) by ac_gen. What cannot be
+ * regenerated from the seed (block tables, slot mappings, per-sequence lengths)
+ * is explicit, so a case file reproduces a bug layout exactly.
+ *
+ * A case prints itself as one line (ac_case_line); that line is its test name,
+ * its corpus file's description and a bug report's title. */
+#ifndef AC_CASE_H
+#define AC_CASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ac_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ac_op {
+    AC_OP_PREFILL = 0, /* varlen queries against contiguous or paged K/V */
+    AC_OP_DECODE,      /* 1..8 queries per sequence at its end, paged, split-KV */
+    AC_OP_COMBINE,     /* merge fp32 split partials (O_s, LSE_s) */
+    AC_OP_STORE,       /* write new K/V into the paged cache via slot_mapping */
+    AC_OP_COUNT
+} ac_op;
+
+typedef enum ac_dtype { AC_BF16 = 0, AC_FP16, AC_DTYPE_COUNT } ac_dtype;
+
+typedef enum ac_causal {
+    AC_CAUSAL_NONE = 0,     /* every j < Lk */
+    AC_CAUSAL_TOP_LEFT,     /* j <= i               (SDPA is_causal) */
+    AC_CAUSAL_BOTTOM_RIGHT, /* j <= i + (Lk - Lq)   (flash-attn >= 2.1, decode) */
+    AC_CAUSAL_COUNT
+} ac_causal;
+
+typedef enum ac_mask_kind {
+    AC_MASK_NONE = 0,
+    AC_MASK_BOOL,     /* true = takes part */
+    AC_MASK_ADDITIVE, /* fp32 bias added to the logit; -inf == false */
+    AC_MASK_COUNT
+} ac_mask_kind;
+
+typedef enum ac_dist {
+    AC_DIST_UNIFORM = 0, /* U(-1, 1) */
+    AC_DIST_NORMAL,      /* N(0, 1), Irwin-Hall(12) so it is bit-exact everywhere */
+    AC_DIST_LARGE,       /* N(0, 1) * 8: saturated softmax, logits in the hundreds */
+    AC_DIST_NEEDLE,      /* one key per query dominates, at block/split/diagonal edges */
+    AC_DIST_POSCODE,     /* V row of key j encodes j: the output says which keys were seen */
+    AC_DIST_COUNT
+} ac_dist;
+
+/* Special values placed only where the contract says nothing is read. */
+enum {
+    AC_SPECIAL_NAN_SLOTS = 1u << 0,    /* NaN in every cache slot that is not a valid position */
+    AC_SPECIAL_INF_SLOTS = 1u << 1,    /* +-Inf there instead (or as well, alternating) */
+    AC_SPECIAL_GARBAGE_TABLE = 1u << 2,/* garbage (-1, huge, negative) in unused table entries */
+    AC_SPECIAL_NAN_PARTIALS = 1u << 3, /* NaN in O_s of empty splits (combine) */
+};
+
+/* Sizes the suite refuses to describe (a parser bound, not a kernel limit). */
+#define AC_MAX_BATCH 65536
+#define AC_MAX_HEADS 1024
+#define AC_MAX_HEAD_DIM 1024
+#define AC_MAX_SPLITS 4096
+#define AC_MAX_QUERIES_DECODE 8
+
+typedef struct ac_case {
+    ac_op op;
+    ac_dtype dtype;
+    int32_t batch;       /* B: number of sequences */
+    int32_t *seqlen_q;   /* [batch] queries of each sequence (decode: 1..8) */
+    int32_t *seqlen_k;   /* [batch] keys of each sequence (for store: cache length after) */
+    int32_t heads_q;     /* Hq */
+    int32_t heads_kv;    /* Hkv; Hq % Hkv == 0 */
+    int32_t head_dim;    /* D */
+
+    int scale_given;     /* 0: default 1/sqrt(D) in fp32; 1: `scale` below (0.0 is legal) */
+    float scale;
+
+    ac_causal causal;
+    ac_mask_kind mask;
+    int mask_per_head;   /* 1: one mask per query head; 0: shared by all heads */
+    float mask_density;  /* probability that a mask entry takes part (bool) / is finite (bias) */
+
+    /* Paged KV (prefill may be contiguous: paged == 0; decode and store are paged). */
+    int paged;
+    int32_t block_size;
+    int32_t num_blocks;          /* pool size */
+    int32_t max_blocks_per_seq;  /* columns of block_table */
+    int32_t *block_table;        /* [batch * max_blocks_per_seq]; entries past a sequence's
+                                    used blocks are unspecified and may hold anything */
+
+    /* Store: num_tokens new tokens written through slot_mapping (-1 = padding). */
+    int32_t num_tokens;
+    int64_t *slot_mapping;       /* [num_tokens] */
+    int slot_mapping_i64;        /* width the kernel is called with: 0 int32, 1 int64 */
+
+    /* Split-KV: 0 = automatic heuristic, else the explicit number of splits.
+       For AC_OP_COMBINE, num_splits partials per (query, head). */
+    int32_t num_splits;
+
+    ac_dist dist;
+    uint32_t special;            /* AC_SPECIAL_* flags */
+    uint64_t seed;
+} ac_case;
+
+/* A zeroed case with defaults: bf16, B=1, Hq=Hkv=1, D=64, default scale. */
+void ac_case_init(ac_case *c);
+/* Free the arrays and zero the struct. */
+void ac_case_free(ac_case *c);
+/* Deep copy; dst must not own arrays (it is overwritten). */
+ac_status ac_case_copy(ac_case *dst, const ac_case *src, ac_error *err);
+/* (Re)allocate the per-sequence arrays for `batch` sequences, zero-filled. */
+ac_status ac_case_set_batch(ac_case *c, int32_t batch, ac_error *err);
+/* (Re)allocate block_table to batch * max_blocks_per_seq entries filled with -1. */
+ac_status ac_case_alloc_table(ac_case *c, int32_t max_blocks_per_seq, ac_error *err);
+/* (Re)allocate slot_mapping for n tokens filled with -1. */
+ac_status ac_case_alloc_slots(ac_case *c, int32_t num_tokens, ac_error *err);
+
+/* Totals over the batch. */
+int64_t ac_case_total_q(const ac_case *c);
+int64_t ac_case_total_k(const ac_case *c);
+/* Effective scale: the given one, or 1/sqrt(D) evaluated in fp32. */
+float ac_case_scale(const ac_case *c);
+
+/* Check the case against the contract (sizes, Hq % Hkv, table entries in
+   range for used blocks, seqlen_k within table capacity, slot collisions ...).
+   The message names the field and the index. */
+ac_status ac_case_validate(const ac_case *c, ac_error *err);
+
+/* One-line description, e.g.
+   "prefill bf16 B=3 Hq=8 Hkv=2 D=128 causal=BR mask=none paged block=16 dist=normal seed=42".
+   Writes at most n bytes (always NUL-terminated); returns the full length. */
+int ac_case_line(const ac_case *c, char *buf, size_t n);
+
+/* Short names used by the line and by case files. */
+const char *ac_op_name(ac_op op);
+const char *ac_dtype_name(ac_dtype t);
+const char *ac_causal_name(ac_causal m);   /* "none", "TL", "BR" */
+const char *ac_mask_name(ac_mask_kind m);  /* "none", "bool", "add" */
+const char *ac_dist_name(ac_dist d);
+/* Reverse lookups: return 0 and set *out, or -1 if unknown. */
+int ac_op_parse(const char *s, ac_op *out);
+int ac_dtype_parse(const char *s, ac_dtype *out);
+int ac_causal_parse(const char *s, ac_causal *out);
+int ac_mask_parse(const char *s, ac_mask_kind *out);
+int ac_dist_parse(const char *s, ac_dist *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

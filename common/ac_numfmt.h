@@ -1,0 +1,43 @@
+/* Number formats: bf16 and fp16 to and from fp32, round-to-nearest-even,
+ * subnormals, Inf and NaN, in integer code (no FPU mode dependence).
+ * Usable from CUDA device code too (AC_HD). */
+#ifndef AC_NUMFMT_H
+#define AC_NUMFMT_H
+
+#include <stdint.h>
+
+#include "ac_case.h"
+#include "ac_index.h" /* AC_HD */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Unit roundoff u = 2^-p of each format (p = significand bits incl. hidden). */
+#define AC_U_BF16 0x1p-8
+#define AC_U_FP16 0x1p-11
+#define AC_U_FP32 0x1p-24
+
+float ac_bf16_to_f32(uint16_t h);
+uint16_t ac_f32_to_bf16(float f);   /* RNE; NaN stays NaN (quiet), sign kept */
+float ac_fp16_to_f32(uint16_t h);
+uint16_t ac_f32_to_fp16(float f);   /* RNE incl. subnormals; overflow -> Inf */
+/* Round a double once to bf16 / fp16 (no double rounding through fp32). */
+uint16_t ac_f64_to_bf16(double x);
+uint16_t ac_f64_to_fp16(double x);
+
+/* Dispatch on dtype. */
+float ac_half_to_f32(ac_dtype t, uint16_t h);
+uint16_t ac_f32_to_half(ac_dtype t, float f);
+uint16_t ac_f64_to_half(ac_dtype t, double x);
+double ac_unit_roundoff(ac_dtype t);
+/* Distance in units in the last place of the format between two values of it
+   (both finite): |ordinal(a) - ordinal(b)|. */
+int64_t ac_half_ulp_diff(ac_dtype t, uint16_t a, uint16_t b);
+int64_t ac_f32_ulp_diff(float a, float b);
+int ac_half_isnan(ac_dtype t, uint16_t h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

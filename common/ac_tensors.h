@@ -1,0 +1,62 @@
+/* Host-side materialised data of a case: what ac_gen fills from (dist, seed),
+ * what the oracle reads, what a backend (CPU model or GPU) consumes, and the
+ * outputs it returns. Layouts follow SEMANTICS.md. */
+#ifndef AC_TENSORS_H
+#define AC_TENSORS_H
+
+#include <stdint.h>
+
+#include "ac_case.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ac_tensors {
+    /* Sequence metadata derived from the case. */
+    int32_t *cu_seqlens_q;   /* [B+1] */
+    int32_t *cu_seqlens_k;   /* [B+1] (contiguous K/V; also used for masks) */
+    int64_t total_q, total_k;
+
+    /* Storage-dtype bit patterns (bf16 or fp16). */
+    uint16_t *q;             /* [total_q, Hq, D] */
+    uint16_t *k, *v;         /* contiguous: [total_k, Hkv, D];
+                                paged: [num_blocks, block_size, Hkv, D] (NHD) */
+    int64_t kv_elems;        /* elements in each of k and v */
+
+    /* Explicit mask, per sequence b at mask_off[b]: [Hm, Lq_b, Lk_b] with
+       Hm = Hq if mask_per_head else 1. */
+    uint8_t *mask_bool;      /* AC_MASK_BOOL: 1 = takes part */
+    float *mask_bias;        /* AC_MASK_ADDITIVE: fp32 bias, -inf == false */
+    int64_t *mask_off;       /* [B+1] */
+
+    /* Store: new tokens' K/V [num_tokens, Hkv, D]; the cache before the store
+       is k/v above. */
+    uint16_t *k_new, *v_new;
+
+    /* Combine: partials of num_splits splits for each (query row, head):
+       o_part [total_q, Hq, S, D] fp32, lse_part [total_q, Hq, S] fp32 natural log. */
+    float *o_part;
+    float *lse_part;
+} ac_tensors;
+
+/* Outputs of a kernel run or of the oracle rounded to the target format. */
+typedef struct ac_outputs {
+    uint16_t *o;             /* [total_q, Hq, D] in the case dtype */
+    float *o_f32;            /* same, fp32 (diagnosis mode / combine output) */
+    float *lse;              /* [total_q, Hq] natural log; -inf for an empty row */
+    /* Store: the caches after the store (same layout as ac_tensors k/v). */
+    uint16_t *k_cache, *v_cache;
+    int64_t kv_elems;
+} ac_outputs;
+
+void ac_tensors_free(ac_tensors *t);
+void ac_outputs_free(ac_outputs *o);
+/* Allocate outputs sized for the case, every element poisoned (NaN patterns),
+   so an unwritten element is never mistaken for a result. */
+ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+#include "ac_validate.h"
+
+#include <stdlib.h>
+
+#include "ac_case.h"
+#include "ac_index.h"
+
+ac_status ac_validate_heads(int32_t heads_q, int32_t heads_kv, int32_t head_dim, ac_error *err)
+{
+    if (heads_q <= 0 || heads_q > AC_MAX_HEADS)
+        return ac_fail(err, AC_ERR_SHAPE, "heads_q = %d: must be in [1, %d]", heads_q, AC_MAX_HEADS);
+    if (heads_kv <= 0 || heads_kv > heads_q)
+        return ac_fail(err, AC_ERR_SHAPE, "heads_kv = %d: must be in [1, heads_q = %d]", heads_kv, heads_q);
+    if (heads_q % heads_kv != 0)
+        return ac_fail(err, AC_ERR_GQA, "heads_q %% heads_kv = %d %% %d = %d: must be 0",
+                       heads_q, heads_kv, heads_q % heads_kv);
+    if (head_dim <= 0 || head_dim > AC_MAX_HEAD_DIM)
+        return ac_fail(err, AC_ERR_SHAPE, "head_dim = %d: must be in [1, %d]", head_dim, AC_MAX_HEAD_DIM);
+    return AC_OK;
+}
+
+ac_status ac_validate_cu_seqlens(const char *name, const int32_t *cu, int32_t batch, int64_t total,
+                                 ac_error *err)
+{
+    if (!cu) return ac_fail(err, AC_ERR_NULL, "%s is NULL", name);
+    if (cu[0] != 0) return ac_fail(err, AC_ERR_SEQLENS, "%s[0] = %d: must be 0", name, cu[0]);
+    for (int32_t b = 0; b < batch; b++)
+        if (cu[b + 1] < cu[b])
+            return ac_fail(err, AC_ERR_SEQLENS, "%s[%d] = %d < %s[%d] = %d: must be non-decreasing",
+                           name, b + 1, cu[b + 1], name, b, cu[b]);
+    if (total >= 0 && cu[batch] != total)
+        return ac_fail(err, AC_ERR_SEQLENS, "%s[%d] = %d: must equal the total %lld", name, batch,
+                       cu[batch], (long long)total);
+    return AC_OK;
+}
+
+ac_status ac_validate_paged(const int32_t *block_table, int32_t batch, int32_t max_blocks_per_seq,
+                            const int32_t *seqlens_k, int32_t block_size, int32_t num_blocks,
+                            ac_error *err)
+{
+    if (block_size <= 0) return ac_fail(err, AC_ERR_SHAPE, "block_size = %d: must be > 0", block_size);
+    if (num_blocks <= 0) return ac_fail(err, AC_ERR_SHAPE, "num_blocks = %d: must be > 0", num_blocks);
+    if (max_blocks_per_seq <= 0)
+        return ac_fail(err, AC_ERR_SHAPE, "max_blocks_per_seq = %d: must be > 0", max_blocks_per_seq);
+    if (!block_table) return ac_fail(err, AC_ERR_NULL, "block_table is NULL");
+    if (!seqlens_k) return ac_fail(err, AC_ERR_NULL, "seqlens_k is NULL");
+    int64_t capacity = (int64_t)max_blocks_per_seq * block_size;
+    for (int32_t b = 0; b < batch; b++) {
+        if (seqlens_k[b] < 0 || seqlens_k[b] > capacity)
+            return ac_fail(err, seqlens_k[b] < 0 ? AC_ERR_SHAPE : AC_ERR_CAPACITY,
+                           "seqlens_k[%d] = %d: must be in [0, max_blocks_per_seq * block_size = %lld]",
+                           b, seqlens_k[b], (long long)capacity);
+        int32_t used = ac_blocks_used(seqlens_k[b], block_size);
+        const int32_t *row = block_table + (int64_t)b * max_blocks_per_seq;
+        for (int32_t i = 0; i < used; i++)
+            if (row[i] < 0 || row[i] >= num_blocks)
+                return ac_fail(err, AC_ERR_BLOCK_TABLE,
+                               "block_table[%d][%d] = %d: used entry must be in [0, num_blocks = %d)",
+                               b, i, row[i], num_blocks);
+    }
+    return AC_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+ac_status ac_validate_slots(const int32_t *slots32, const int64_t *slots64, int64_t num_tokens,
+                            int64_t num_slots, ac_error *err)
+{
+    if ((slots32 == NULL) == (slots64 == NULL))
+        return ac_fail(err, AC_ERR_NULL, "slot_mapping: exactly one of the int32 and int64 forms must be given");
+    if (num_tokens < 0) return ac_fail(err, AC_ERR_SHAPE, "num_tokens = %lld: must be >= 0", (long long)num_tokens);
+    if (num_tokens == 0) return AC_OK;
+    /* Pairs (slot, token) sorted by slot find collisions and name both tokens. */
+    int64_t *pairs = malloc(sizeof(int64_t) * 2 * (size_t)num_tokens);
+    if (!pairs) return ac_fail(err, AC_ERR_NOMEM, "slot_mapping: out of memory for %lld tokens", (long long)num_tokens);
+    int64_t n = 0;
+    ac_status st = AC_OK;
+    for (int64_t t = 0; t < num_tokens; t++) {
+        int64_t s = slots32 ? slots32[t] : slots64[t];
+        if (s == -1) continue;
+        if (s < 0 || s >= num_slots) {
+            st = ac_fail(err, AC_ERR_SLOT, "slot_mapping[%lld] = %lld: must be -1 or in [0, num_slots = %lld)",
+                         (long long)t, (long long)s, (long long)num_slots);
+            goto out;
+        }
+        pairs[2 * n] = s;
+        pairs[2 * n + 1] = t;
+        n++;
+    }
+    qsort(pairs, (size_t)n, 2 * sizeof(int64_t), cmp_i64); /* compares the slot only */
+    for (int64_t i = 1; i < n; i++)
+        if (pairs[2 * i] == pairs[2 * i - 2]) {
+            int64_t a = pairs[2 * i - 1], b = pairs[2 * i + 1];
+            st = ac_fail(err, AC_ERR_SLOT, "slot_mapping[%lld] and slot_mapping[%lld] both map to slot %lld",
+                         (long long)(a < b ? a : b), (long long)(a < b ? b : a), (long long)pairs[2 * i]);
+            goto out;
+        }
+out:
+    free(pairs);
+    return st;
+}
