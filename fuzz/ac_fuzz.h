@@ -1,0 +1,225 @@
+/* The fuzz targets' bodies, their structure-aware mutators and the drivers
+ * that run them without libFuzzer (replay, random walk). docs/FUZZING.md.
+ *
+ * A target takes bytes and returns an outcome; it never aborts. The libFuzzer
+ * entry points (fuzz/fuzz_entry.c) turn a finding into a trap; the replay
+ * program and `attncheck replay` print it; the random-walk driver saves it.
+ *
+ * Inputs:
+ *   layout    a case file (common/ac_casefile.h); bytes that do not parse are
+ *             decoded by ac_fuzz_case_from_bytes, so every input is a case.
+ *   combine   a compact binary record of fp32 partials (ac_fuzz_partials).
+ *   api       a compact binary record of argument corruptions (fuzz/ac_fuzz_api.c).
+ *   casefile  any bytes (the case-file parser's own input). */
+#ifndef AC_FUZZ_H
+#define AC_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ac_backend.h"
+#include "ac_case.h"
+#include "ac_casefile.h"
+#include "ac_gen.h"
+#include "ac_status.h"
+#include "ac_tensors.h"
+#include "ac_verdict.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ac_fuzz_kind {
+    AC_FUZZ_PASS = 0,       /* ran and the verdict passed */
+    AC_FUZZ_REJECTED,       /* invalid input, rejected with the expected error */
+    AC_FUZZ_SKIPPED,        /* outside the fuzzing budget (only when env.limits) */
+    AC_FUZZ_FINDING,        /* a bug: wrong verdict, wrong error, a write on bad input ... */
+} ac_fuzz_kind;
+
+/* How a target runs. */
+typedef struct ac_fuzz_env {
+    ac_backend backend;     /* MODEL (CPU models) or GPU */
+    int limits;             /* 1: skip cases over the speed budget (fuzzing); 0: run all (replay) */
+    int64_t oracle_rows;    /* oracle row sampling per exec (0 = every row) */
+    int oracle_threads;     /* 1 when fuzzing (processes give the parallelism); 0 = one per core */
+    int verbose;            /* 1: print the verdict and diagnostics to `log` */
+    FILE *log;              /* NULL: stderr */
+} ac_fuzz_env;
+
+typedef struct ac_fuzz_outcome {
+    ac_fuzz_kind kind;
+    char line[512];         /* the case line, or the target's one-line description */
+    char why[512];          /* what went wrong (FINDING) or the error met (REJECTED) */
+    ac_status code;         /* the code the code under test returned */
+    int has_case;           /* `file` below holds the case (layout), ready to save */
+    ac_casefile file;       /* title = line, note = why, expectation = the correct one */
+} ac_fuzz_outcome;
+
+void ac_fuzz_outcome_init(ac_fuzz_outcome *o);
+void ac_fuzz_outcome_free(ac_fuzz_outcome *o);
+
+/* A fuzz target: body, structure-aware mutator and crossover. The mutator
+   rewrites data[0..size) in place into at most max_size bytes and returns the
+   new size; it is deterministic in (data, size, seed). */
+typedef struct ac_fuzz_target {
+    const char *name;
+    const char *about;
+    void (*run)(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
+    size_t (*mutate)(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+    size_t (*cross)(const uint8_t *a, size_t na, const uint8_t *b, size_t nb, uint8_t *out, size_t max_out,
+                    uint64_t seed);
+    const char *seed_dir;   /* corpus/<seed_dir> relative to the repository */
+    int uses_kernels;       /* 1: a GPU backend makes sense */
+} ac_fuzz_target;
+
+/* NULL if unknown. */
+const ac_fuzz_target *ac_fuzz_target_find(const char *name);
+/* NULL-terminated list of every target. */
+const ac_fuzz_target *const *ac_fuzz_targets(void);
+
+/* The default env for fuzzing (model backend, limits on, row sampling). */
+void ac_fuzz_env_default(ac_fuzz_env *env);
+
+/* --- the case model under mutation (fuzz/ac_fuzz_case.c) ------------------ */
+
+/* Which ops a target mutates into. */
+enum { AC_FUZZ_OPS_LAYOUT = 1 };
+
+/* Deterministic PRNG for mutators (SplitMix64, like ac_gen, own streams). */
+typedef struct ac_fuzz_rng { uint64_t s; } ac_fuzz_rng;
+uint64_t ac_fuzz_next(ac_fuzz_rng *r);
+uint32_t ac_fuzz_below(ac_fuzz_rng *r, uint32_t n); /* [0, n), n > 0 */
+
+/* A case from arbitrary bytes: the case file if `data` parses as one, else
+   a small paged case built from the bytes (each byte drives one choice;
+   missing bytes read as 0). The result is a case file (title = case line,
+   expect ok) that may hold an invalid layout on purpose. */
+ac_status ac_fuzz_case_from_bytes(const uint8_t *data, size_t size, ac_casefile *f, ac_error *err);
+
+/* Mutate the case structurally (shapes, layout, table entries, slots,
+   splits, seeds, dist, special values), `steps` mutations in a row. Keeps
+   the arrays consistent with batch/max_blocks/num_tokens; may make the
+   layout invalid on purpose. */
+void ac_fuzz_mutate_case(ac_case *c, ac_fuzz_rng *r, int steps);
+/* Child of two cases: shapes from a, layout rows / seed / flags from b where
+   they fit. dst owns nothing on entry. */
+ac_status ac_fuzz_cross_case(ac_case *dst, const ac_case *a, const ac_case *b, ac_fuzz_rng *r, ac_error *err);
+
+/* Serialise a case into `out` as a canonical case file (title = case line).
+   Returns the size, or 0 if it does not fit max_size / cannot be written. */
+size_t ac_fuzz_case_to_bytes(const ac_case *c, uint8_t *out, size_t max_size);
+
+/* The fuzzing budget: 1 if the case is small enough to run at fuzzing speed
+   (docs/FUZZING.md gives the cost model). */
+int ac_fuzz_case_small(const ac_case *c);
+
+/* Independent statement of the contract's input rules (SEMANTICS.md, "Bad
+   input"), written apart from common/ac_validate.c: the set of codes the
+   violated rules call for, as a bit mask (1u << code); 0 = valid.
+   kernel = 1 adds what the kernels do not support (head dim, mask in decode). */
+uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel);
+/* "AC_ERR_SHAPE|AC_ERR_CAPACITY" style text of a mask. */
+void ac_fuzz_mask_str(uint32_t mask, char *buf, size_t n);
+
+/* --- checking one case (fuzz/ac_fuzz_check.c) ----------------------------- */
+
+/* Optional hook between data generation and the kernel (the combine target
+   overwrites the partials there). */
+typedef ac_status (*ac_fuzz_tensor_hook)(const ac_case *c, ac_tensors *t, void *ctx, ac_error *err);
+
+typedef struct ac_fuzz_check {
+    ac_status status;       /* AC_OK: verdict valid; else the error met and where (stage) */
+    const char *stage;      /* "validate", "gen", "kernel", "oracle", "verdict" */
+    ac_error error;
+    ac_verdict verdict;
+    double seconds_kernel, seconds_oracle;
+    ac_tensors tensors;     /* kept when keep = 1 */
+    ac_outputs outputs;
+    ac_oracle_result oracle;
+    double *err_map;
+} ac_fuzz_check;
+
+/* validate -> gen -> hook -> backend -> oracle (one thread, row sampling
+   env->oracle_rows) -> verdict. The stages are the lead's ac_check_case's,
+   run here with the fuzzers' oracle options and the tensor hook. */
+ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_tensor_hook hook, void *ctx,
+                             int keep, ac_fuzz_check *r);
+void ac_fuzz_check_free(ac_fuzz_check *r);
+
+/* Print the worst elements (up to `top`) with their coordinates and an error
+   map of r (rows x dims, downsampled to at most 64 x 32 characters). */
+void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, FILE *f);
+
+/* --- the combine target's record (fuzz/ac_fuzz_combine.c) ----------------- */
+#define AC_FUZZ_COMBINE_MAX_ROWS 8
+#define AC_FUZZ_COMBINE_MAX_SPLITS 24
+#define AC_FUZZ_COMBINE_MAX_DIM 64
+typedef struct ac_fuzz_partials {
+    ac_dtype dtype;
+    int32_t rows, splits, head_dim;
+    uint8_t nan_in_empty;                  /* NaN (and Inf) in O of -inf splits */
+    uint64_t seed;                         /* values of O not given explicitly */
+    float lse[AC_FUZZ_COMBINE_MAX_ROWS * AC_FUZZ_COMBINE_MAX_SPLITS];
+    uint8_t o_kind[AC_FUZZ_COMBINE_MAX_ROWS * AC_FUZZ_COMBINE_MAX_SPLITS]; /* ac_fuzz_o_kind */
+} ac_fuzz_partials;
+void ac_fuzz_partials_decode(const uint8_t *data, size_t size, ac_fuzz_partials *p);
+size_t ac_fuzz_partials_encode(const ac_fuzz_partials *p, uint8_t *out, size_t max_size);
+int ac_fuzz_partials_line(const ac_fuzz_partials *p, char *buf, size_t n);
+
+/* --- the targets ----------------------------------------------------------- */
+void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
+size_t ac_fuzz_layout_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+size_t ac_fuzz_layout_cross(const uint8_t *a, size_t na, const uint8_t *b, size_t nb, uint8_t *out,
+                            size_t max_out, uint64_t seed);
+void ac_fuzz_combine_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
+size_t ac_fuzz_combine_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+size_t ac_fuzz_combine_cross(const uint8_t *a, size_t na, const uint8_t *b, size_t nb, uint8_t *out,
+                             size_t max_out, uint64_t seed);
+void ac_fuzz_api_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
+size_t ac_fuzz_api_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+void ac_fuzz_casefile_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
+size_t ac_fuzz_casefile_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+
+/* --- drivers (fuzz/ac_fuzz_walk.c) ----------------------------------------- */
+
+/* Save a finding: the case file (layout) or the raw input plus a .txt with
+   its description, named "<target>-<slug of the line>-<hash>". Writes the
+   path into path_out (may be NULL). */
+ac_status ac_fuzz_save_finding(const ac_fuzz_target *t, const uint8_t *data, size_t size,
+                               const ac_fuzz_outcome *o, const char *dir, char *path_out, size_t path_n,
+                               ac_error *err);
+
+typedef struct ac_fuzz_walk_opts {
+    const ac_fuzz_target *target;
+    ac_fuzz_env env;
+    double seconds;         /* wall-clock budget */
+    int64_t max_execs;      /* 0: no limit */
+    int workers;            /* processes (fork); 1 = in this process */
+    int gpus;               /* > 0: worker i uses GPU i % gpus (CUDA_VISIBLE_DEVICES) */
+    uint64_t seed;
+    const char *seed_dirs[8];/* NULL-terminated: initial pool */
+    const char *findings_dir;
+    double progress_every;  /* seconds between progress lines (0: 5) */
+    FILE *log;
+} ac_fuzz_walk_opts;
+
+typedef struct ac_fuzz_walk_stats {
+    int64_t execs, passes, rejected, skipped, findings, pool;
+    int64_t unique;         /* findings of distinct kinds (message without numbers), one file each */
+    double seconds;
+} ac_fuzz_walk_stats;
+
+/* The random walk: a pool of inputs (seed corpus), each step picks one,
+   mutates it with the target's structure-aware mutator (crossover now and
+   then), runs it, keeps it in the pool when it ran (not skipped), saves
+   findings. The driver for hosts without libFuzzer (the GPU host). */
+ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *st, ac_error *err);
+
+/* Read a file whole (at most max bytes). */
+ac_status ac_fuzz_read_file(const char *path, uint8_t **data, size_t *size, size_t max, ac_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

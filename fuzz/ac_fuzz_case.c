@@ -1,0 +1,668 @@
+/* The case under mutation: decoding arbitrary bytes into a case, structural
+ * mutation and crossover, the fuzzing budget, and an independent statement
+ * of the contract's input rules (SEMANTICS.md, "Bad input") to judge the
+ * validation against. */
+#include "ac_fuzz.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* PRNG: SplitMix64, as ac_gen (docs/DATA.md), private to the mutators.      */
+uint64_t ac_fuzz_next(ac_fuzz_rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint32_t ac_fuzz_below(ac_fuzz_rng *r, uint32_t n)
+{
+    /* The modulo bias of a 64-bit draw over n < 2^32 is below 2^-32: irrelevant to a mutator. */
+    return (uint32_t)(ac_fuzz_next(r) % n);
+}
+
+#define PICK(r, arr) ((arr)[ac_fuzz_below((r), (uint32_t)(sizeof(arr) / sizeof((arr)[0])))])
+
+/* Values a mutator likes: the edges of blocks, splits and int32. */
+static const int32_t block_sizes[] = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 32, 64};
+static const int32_t head_dims[] = {8, 16, 16, 24, 32, 32, 40, 64, 64, 80, 96, 128};
+static const int32_t bad_head_dims[] = {0, 1, 12, 63, 264, 1024, 1025};
+static const int32_t bad_entries[] = {-1, -2, INT32_MIN, INT32_MAX, -1000};
+static const float special_scales[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.125f, 1e-30f, 1e-45f, 3.0f, 64.0f, -0.5f};
+static const float bad_scales[] = {NAN, INFINITY, -INFINITY};
+
+/* ------------------------------------------------------------------------ */
+/* Array surgery that keeps batch, table and slot arrays consistent.         */
+
+/* Resize to nb sequences, keeping the first min(old, nb) rows of every array;
+   new sequences get lengths (lq, lk) and a table row of -1. */
+static int resize_batch(ac_case *c, int32_t nb, int32_t lq, int32_t lk)
+{
+    if (nb < 0 || nb > 64) return -1;
+    int32_t ob = c->batch, keep = ob < nb ? ob : nb, m = c->max_blocks_per_seq;
+    int32_t *q = calloc((size_t)nb + 1, sizeof *q), *k = calloc((size_t)nb + 1, sizeof *k);
+    int32_t *tab = NULL;
+    size_t entries = (size_t)nb * (size_t)(m > 0 ? m : 0);
+    if (entries) tab = malloc(entries * sizeof *tab);
+    if (!q || !k || (entries && !tab)) {
+        free(q), free(k), free(tab);
+        return -1;
+    }
+    for (int32_t b = 0; b < nb; b++) {
+        q[b] = b < keep ? c->seqlen_q[b] : lq;
+        k[b] = b < keep ? c->seqlen_k[b] : lk;
+        for (int32_t i = 0; i < m; i++)
+            tab[(size_t)b * m + i] = (b < keep && c->block_table) ? c->block_table[(size_t)b * m + i] : -1;
+    }
+    free(c->seqlen_q), free(c->seqlen_k), free(c->block_table);
+    c->seqlen_q = q, c->seqlen_k = k, c->block_table = tab, c->batch = nb;
+    return 0;
+}
+
+/* Reshape the table to m columns (m >= 0), keeping the first columns. */
+static int resize_columns(ac_case *c, int32_t m, int32_t fill)
+{
+    if (m < 0 || m > 4096) return -1;
+    size_t entries = (size_t)(c->batch > 0 ? c->batch : 0) * (size_t)m;
+    int32_t *tab = entries ? malloc(entries * sizeof *tab) : NULL;
+    if (entries && !tab) return -1;
+    for (int32_t b = 0; b < c->batch; b++)
+        for (int32_t i = 0; i < m; i++)
+            tab[(size_t)b * m + i] = (i < c->max_blocks_per_seq && c->block_table)
+                                         ? c->block_table[(size_t)b * c->max_blocks_per_seq + i] : fill;
+    free(c->block_table);
+    c->block_table = tab;
+    c->max_blocks_per_seq = m;
+    return 0;
+}
+
+static int resize_slots(ac_case *c, int32_t n)
+{
+    if (n < 0 || n > 4096) return -1;
+    int64_t *s = n ? malloc(sizeof *s * (size_t)n) : NULL;
+    if (n && !s) return -1;
+    for (int32_t i = 0; i < n; i++) s[i] = i < c->num_tokens && c->slot_mapping ? c->slot_mapping[i] : -1;
+    free(c->slot_mapping);
+    c->slot_mapping = s;
+    c->num_tokens = n;
+    return 0;
+}
+
+static int32_t blocks_for(int32_t lk, int32_t bs) { return bs > 0 && lk > 0 ? (int32_t)(((int64_t)lk + bs - 1) / bs) : 0; }
+
+/* A fresh, valid table for the current lengths (kind and spare pool blocks
+   drawn), and for a store fresh slots. Leaves the case alone on failure. */
+static void relayout(ac_case *c, ac_fuzz_rng *r)
+{
+    ac_error e;
+    if (c->block_size <= 0) c->block_size = PICK(r, block_sizes);
+    /* A fresh layout is a valid one of fuzzing size: lengths a bad-capacity
+       mutation left huge come back to small ones first. */
+    for (int32_t b = 0; b < c->batch; b++)
+        if (c->seqlen_k[b] < 0 || c->seqlen_k[b] > 256) c->seqlen_k[b] = (int32_t)ac_fuzz_below(r, 64);
+    if (c->block_size > 4096) c->block_size = PICK(r, block_sizes);
+    ac_case tmp;
+    if (ac_case_copy(&tmp, c, &e)) return;
+    tmp.seed ^= ac_fuzz_next(r) & 0xffff; /* the table's permutation comes from the seed's stream */
+    uint32_t special = tmp.special;
+    if (ac_case_make_layout(&tmp, (ac_layout)ac_fuzz_below(r, AC_LAYOUT_COUNT), (int32_t)ac_fuzz_below(r, 4), &e)) {
+        ac_case_free(&tmp);
+        return;
+    }
+    /* ac_case_make_layout writes -1 or garbage past the used entries per the
+       flag; the seed went back below so the data stays the case's own. */
+    tmp.special = special;
+    if (tmp.op == AC_OP_STORE &&
+        ac_case_make_store_slots(&tmp, 1 + (int32_t)ac_fuzz_below(r, 5), (int32_t)ac_fuzz_below(r, 4), &e)) {
+        ac_case_free(&tmp);
+        return;
+    }
+    tmp.seed = c->seed;
+    ac_case_free(c);
+    *c = tmp;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding bytes that are not a case file.                                  */
+
+typedef struct breader { const uint8_t *p; size_t n, i; } breader;
+static uint32_t br_byte(breader *b) { return b->i < b->n ? b->p[b->i++] : 0u; }
+static uint32_t br_below(breader *b, uint32_t n) { return br_byte(b) % n; }
+
+static ac_status case_from_raw(const uint8_t *data, size_t size, ac_case *c, ac_error *err)
+{
+    breader br = {data, size, 0};
+    static const ac_op ops[] = {AC_OP_PREFILL, AC_OP_DECODE, AC_OP_STORE};
+    static const int32_t groups[] = {1, 2, 4};
+    static const int32_t small_dims[] = {8, 16, 32, 64};
+    ac_case_init(c);
+    c->op = ops[br_below(&br, 3)];
+    c->dtype = (ac_dtype)br_below(&br, AC_DTYPE_COUNT);
+    int32_t batch = 1 + (int32_t)br_below(&br, 4);
+    c->heads_kv = 1 + (int32_t)br_below(&br, 2);
+    c->heads_q = c->heads_kv * groups[br_below(&br, 3)];
+    c->head_dim = small_dims[br_below(&br, 4)];
+    c->block_size = block_sizes[br_below(&br, 9)];
+    ac_status st = ac_case_set_batch(c, batch, err);
+    if (st) return st;
+    for (int32_t b = 0; b < batch; b++) {
+        c->seqlen_k[b] = (int32_t)br_below(&br, 48);
+        c->seqlen_q[b] = c->op == AC_OP_DECODE ? 1 + (int32_t)br_below(&br, 4)
+                         : c->op == AC_OP_PREFILL ? (int32_t)br_below(&br, 9) : 0;
+    }
+    c->causal = c->op == AC_OP_DECODE ? AC_CAUSAL_BOTTOM_RIGHT
+                : c->op == AC_OP_STORE ? AC_CAUSAL_NONE : (ac_causal)br_below(&br, AC_CAUSAL_COUNT);
+    if (c->op == AC_OP_PREFILL && br_below(&br, 4) == 0) {
+        c->mask = 1 + (ac_mask_kind)br_below(&br, 2);
+        c->mask_per_head = (int)br_below(&br, 2);
+        c->mask_density = (float)br_below(&br, 5) / 4.0f;
+    }
+    c->num_splits = c->op == AC_OP_DECODE ? (int32_t)br_below(&br, 7) : 1;
+    c->dist = (ac_dist)br_below(&br, AC_DIST_COUNT);
+    c->special = br_byte(&br) & (AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_INF_SLOTS | AC_SPECIAL_GARBAGE_TABLE);
+    if (br_below(&br, 8) == 0) {
+        c->scale_given = 1;
+        c->scale = special_scales[br_below(&br, sizeof special_scales / sizeof special_scales[0])];
+    }
+    uint64_t seed = 0;
+    for (int i = 0; i < 4; i++) seed = seed << 8 | br_byte(&br);
+    c->seed = seed;
+    ac_layout kind = (ac_layout)br_below(&br, AC_LAYOUT_COUNT);
+    int32_t extra = (int32_t)br_below(&br, 3);
+    st = ac_case_make_layout(c, kind, extra, err);
+    if (st) return st;
+    if (c->op == AC_OP_STORE) {
+        c->slot_mapping_i64 = (int)br_below(&br, 2);
+        st = ac_case_make_store_slots(c, 1 + (int32_t)br_below(&br, 4), (int32_t)br_below(&br, 3), err);
+        if (st) return st;
+        for (int32_t b = 0; b < batch; b++) c->seqlen_q[b] = 0;
+    }
+    /* Remaining bytes edit table entries and slots (the layout bugs' food). */
+    while (br.i + 3 <= br.n) {
+        uint32_t what = br_byte(&br), a = br_byte(&br), v = br_byte(&br);
+        int64_t entries = (int64_t)c->batch * c->max_blocks_per_seq;
+        if ((what & 3) == 0 && entries > 0)
+            c->block_table[a % entries] = (int32_t)(v % (uint32_t)(c->num_blocks + 2)) - 1;
+        else if ((what & 3) == 1 && c->num_tokens > 0)
+            c->slot_mapping[a % (uint32_t)c->num_tokens] = (int64_t)v - 1;
+        else if ((what & 3) == 2 && c->batch > 0)
+            c->seqlen_k[a % (uint32_t)c->batch] = (int32_t)(v % 64);
+    }
+    return AC_OK;
+}
+
+ac_status ac_fuzz_case_from_bytes(const uint8_t *data, size_t size, ac_casefile *f, ac_error *err)
+{
+    ac_error perr;
+    if (ac_casefile_parse((const char *)data, size, f, &perr) == AC_OK) return AC_OK;
+    ac_casefile_init(f);
+    ac_status st = case_from_raw(data, size, &f->c, err);
+    if (st) {
+        ac_casefile_free(f);
+        return st;
+    }
+    ac_case_line(&f->c, f->title, sizeof f->title);
+    return AC_OK;
+}
+
+size_t ac_fuzz_case_to_bytes(const ac_case *c, uint8_t *out, size_t max_size)
+{
+    ac_casefile f;
+    ac_error e;
+    ac_casefile_init(&f);
+    f.c = *c; /* borrowed: never freed through f */
+    ac_case_line(c, f.title, sizeof f.title);
+    char *text = NULL;
+    size_t len = 0;
+    size_t n = 0;
+    if (ac_casefile_write(&f, &text, &len, &e) == AC_OK && len <= max_size) {
+        memcpy(out, text, len);
+        n = len;
+    }
+    free(text);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Structural mutation.                                                      */
+
+typedef enum mut {
+    M_SEED, M_DIST, M_DTYPE, M_SPECIAL, M_SCALE, M_CAUSAL, M_MASK, M_HEADS, M_HEAD_DIM, M_OP,
+    M_BATCH, M_SEQLEN_K, M_SEQLEN_Q, M_BLOCK_SIZE, M_RELAYOUT, M_TABLE_REUSE, M_TABLE_SWAP,
+    M_TABLE_UNUSED, M_POOL, M_COLUMNS, M_SPLITS, M_SLOTS_REMAKE, M_SLOT_PAD, M_SLOT_WIDTH,
+    /* Mutations that break the contract on purpose (the validation's food). */
+    M_BAD_ENTRY, M_BAD_CAPACITY, M_BAD_SEQLEN, M_BAD_SIZES, M_BAD_HEADS, M_BAD_SPLITS, M_BAD_SLOT,
+    M_BAD_SCALE, M_BAD_QUERIES,
+    M_COUNT
+} mut;
+
+/* Valid-preserving mutations are drawn 4 times as often as breaking ones:
+   about a fifth of the executions then probe the validation. */
+static mut draw_mut(ac_fuzz_rng *r)
+{
+    if (ac_fuzz_below(r, 5) == 0) return (mut)(M_BAD_ENTRY + ac_fuzz_below(r, M_COUNT - M_BAD_ENTRY));
+    return (mut)ac_fuzz_below(r, M_BAD_ENTRY);
+}
+
+static void mutate_once(ac_case *c, ac_fuzz_rng *r)
+{
+    int64_t entries = (int64_t)c->batch * c->max_blocks_per_seq;
+    switch (draw_mut(r)) {
+    case M_SEED:
+        c->seed = ac_fuzz_below(r, 4) == 0 ? ac_fuzz_below(r, 16) : ac_fuzz_next(r);
+        break;
+    case M_DIST: c->dist = (ac_dist)ac_fuzz_below(r, AC_DIST_COUNT); break;
+    case M_DTYPE: c->dtype = (ac_dtype)ac_fuzz_below(r, AC_DTYPE_COUNT); break;
+    case M_SPECIAL: c->special ^= 1u << ac_fuzz_below(r, 3); break; /* NaN slots, Inf slots, garbage table */
+    case M_SCALE:
+        if (ac_fuzz_below(r, 3) == 0) {
+            c->scale_given = 0;
+            c->scale = 0.0f;
+        } else {
+            c->scale_given = 1;
+            c->scale = PICK(r, special_scales);
+        }
+        break;
+    case M_CAUSAL:
+        c->causal = (ac_causal)ac_fuzz_below(r, AC_CAUSAL_COUNT);
+        break;
+    case M_MASK:
+        if (c->op != AC_OP_PREFILL) break;
+        c->mask = (ac_mask_kind)ac_fuzz_below(r, AC_MASK_COUNT);
+        c->mask_per_head = (int)ac_fuzz_below(r, 2);
+        c->mask_density = (float)ac_fuzz_below(r, 5) / 4.0f;
+        break;
+    case M_HEADS: {
+        static const int32_t groups[] = {1, 1, 2, 3, 4, 8};
+        c->heads_kv = 1 + (int32_t)ac_fuzz_below(r, 3);
+        c->heads_q = c->heads_kv * PICK(r, groups);
+        break;
+    }
+    case M_HEAD_DIM: c->head_dim = PICK(r, head_dims); break;
+    case M_OP: {
+        static const ac_op ops[] = {AC_OP_PREFILL, AC_OP_PREFILL, AC_OP_DECODE, AC_OP_DECODE, AC_OP_STORE};
+        ac_op op = PICK(r, ops);
+        if (op == c->op) break;
+        c->op = op;
+        c->paged = 1;
+        if (op != AC_OP_PREFILL) c->mask = AC_MASK_NONE;
+        for (int32_t b = 0; b < c->batch; b++) {
+            if (op == AC_OP_DECODE) c->seqlen_q[b] = 1 + (int32_t)ac_fuzz_below(r, 4);
+            if (op == AC_OP_STORE) c->seqlen_q[b] = 0;
+        }
+        if (op == AC_OP_DECODE) c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+        if (op == AC_OP_DECODE && c->num_splits == 0 && ac_fuzz_below(r, 2)) c->num_splits = 1;
+        relayout(c, r);
+        if (op != AC_OP_STORE) resize_slots(c, 0);
+        break;
+    }
+    case M_BATCH: {
+        int32_t nb = c->batch + (ac_fuzz_below(r, 2) ? 1 : -1);
+        if (nb < 1) nb = 1;
+        if (nb > 6) nb = 6;
+        if (resize_batch(c, nb, c->op == AC_OP_DECODE ? 1 : c->op == AC_OP_PREFILL ? (int32_t)ac_fuzz_below(r, 5) : 0,
+                         (int32_t)ac_fuzz_below(r, 40)))
+            break;
+        relayout(c, r);
+        break;
+    }
+    case M_SEQLEN_K: {
+        if (c->batch <= 0) break;
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch), bs = c->block_size > 0 ? c->block_size : 16;
+        int32_t choices[] = {0, 1, bs - 1, bs, bs + 1, 2 * bs, 2 * bs + 1, (int32_t)ac_fuzz_below(r, 64)};
+        c->seqlen_k[b] = PICK(r, choices);
+        relayout(c, r);
+        break;
+    }
+    case M_SEQLEN_Q: {
+        if (c->batch <= 0 || c->op == AC_OP_STORE) break;
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
+        c->seqlen_q[b] = c->op == AC_OP_DECODE ? 1 + (int32_t)ac_fuzz_below(r, 8) : (int32_t)ac_fuzz_below(r, 12);
+        break;
+    }
+    case M_BLOCK_SIZE:
+        c->block_size = PICK(r, block_sizes);
+        relayout(c, r);
+        break;
+    case M_RELAYOUT: relayout(c, r); break;
+    case M_TABLE_REUSE: {
+        /* Sampling with replacement: a used entry points at a block some
+           other entry uses already (legal for reads; a store then writes
+           one slot twice only if its tokens collide, which the slots say). */
+        if (entries < 2 || c->op == AC_OP_STORE) break;
+        int64_t a = ac_fuzz_below(r, (uint32_t)entries), b = ac_fuzz_below(r, (uint32_t)entries);
+        if (c->block_table[b] >= 0 && c->block_table[b] < c->num_blocks) c->block_table[a] = c->block_table[b];
+        break;
+    }
+    case M_TABLE_SWAP: {
+        if (entries < 2) break;
+        int64_t a = ac_fuzz_below(r, (uint32_t)entries), b = ac_fuzz_below(r, (uint32_t)entries);
+        int32_t t = c->block_table[a];
+        c->block_table[a] = c->block_table[b];
+        c->block_table[b] = t;
+        if (c->op == AC_OP_STORE) relayout(c, r); /* slots follow the table */
+        break;
+    }
+    case M_TABLE_UNUSED: {
+        /* Garbage past a row's used entries: never read, never checked. */
+        if (c->batch <= 0 || c->block_size <= 0) break;
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
+        int32_t used = blocks_for(c->seqlen_k[b], c->block_size);
+        if (used >= c->max_blocks_per_seq) {
+            if (used > 4096 || resize_columns(c, used + 1 + (int32_t)ac_fuzz_below(r, 2), -1)) break;
+        }
+        int32_t i = used + (int32_t)ac_fuzz_below(r, (uint32_t)(c->max_blocks_per_seq - used));
+        c->block_table[(int64_t)b * c->max_blocks_per_seq + i] =
+            ac_fuzz_below(r, 2) ? PICK(r, bad_entries) : c->num_blocks + (int32_t)ac_fuzz_below(r, 100);
+        break;
+    }
+    case M_POOL:
+        /* Spare blocks never referenced (with NaN/Inf slots they are poison). */
+        if (c->num_blocks > 0 && c->num_blocks < 512) c->num_blocks += 1 + (int32_t)ac_fuzz_below(r, 8);
+        break;
+    case M_COLUMNS:
+        resize_columns(c, c->max_blocks_per_seq + 1 + (int32_t)ac_fuzz_below(r, 3), ac_fuzz_below(r, 2) ? -1 : INT32_MAX);
+        break;
+    case M_SPLITS:
+        if (c->op != AC_OP_DECODE) break;
+        {
+            int32_t choices[] = {0, 1, 2, 3, 4, 5, 7, 8, 16, 33, 64};
+            c->num_splits = PICK(r, choices);
+        }
+        break;
+    case M_SLOTS_REMAKE:
+        if (c->op == AC_OP_STORE) relayout(c, r);
+        break;
+    case M_SLOT_PAD:
+        if (c->op == AC_OP_STORE && c->num_tokens > 0) {
+            if (ac_fuzz_below(r, 2)) c->slot_mapping[ac_fuzz_below(r, (uint32_t)c->num_tokens)] = -1;
+            else if (resize_slots(c, c->num_tokens + 1) == 0) {
+                /* a padding token at a random place */
+                uint32_t at = ac_fuzz_below(r, (uint32_t)c->num_tokens);
+                memmove(c->slot_mapping + at + 1, c->slot_mapping + at,
+                        sizeof(int64_t) * (size_t)(c->num_tokens - 1 - (int32_t)at));
+                c->slot_mapping[at] = -1;
+            }
+        }
+        break;
+    case M_SLOT_WIDTH:
+        if (c->op == AC_OP_STORE) c->slot_mapping_i64 ^= 1;
+        break;
+
+    case M_BAD_ENTRY: {
+        /* A used entry out of [0, num_blocks). */
+        if (c->batch <= 0 || c->block_size <= 0) break;
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
+        int32_t used = blocks_for(c->seqlen_k[b], c->block_size);
+        if (used > c->max_blocks_per_seq) used = c->max_blocks_per_seq;
+        if (used <= 0) break;
+        int32_t i = ac_fuzz_below(r, 2) ? used - 1 : (int32_t)ac_fuzz_below(r, (uint32_t)used);
+        c->block_table[(int64_t)b * c->max_blocks_per_seq + i] =
+            ac_fuzz_below(r, 2) ? PICK(r, bad_entries) : c->num_blocks + (int32_t)ac_fuzz_below(r, 3);
+        break;
+    }
+    case M_BAD_CAPACITY: {
+        /* seqlen_k one key (or more) beyond the table's capacity. */
+        if (c->batch <= 0 || c->block_size <= 0 || c->max_blocks_per_seq <= 0) break;
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
+        int64_t cap = (int64_t)c->max_blocks_per_seq * c->block_size;
+        int64_t v = cap + 1 + (ac_fuzz_below(r, 2) ? 0 : ac_fuzz_below(r, (uint32_t)c->block_size * 2));
+        if (ac_fuzz_below(r, 8) == 0) v = INT32_MAX;
+        c->seqlen_k[b] = v > INT32_MAX ? INT32_MAX : (int32_t)v;
+        break;
+    }
+    case M_BAD_SEQLEN: {
+        if (c->batch <= 0) break;
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
+        int32_t v = ac_fuzz_below(r, 2) ? -1 : INT32_MIN;
+        if (ac_fuzz_below(r, 2) && c->op != AC_OP_STORE) c->seqlen_q[b] = v;
+        else c->seqlen_k[b] = v;
+        break;
+    }
+    case M_BAD_SIZES:
+        switch (ac_fuzz_below(r, 4)) {
+        case 0: c->block_size = ac_fuzz_below(r, 2) ? 0 : -(int32_t)ac_fuzz_below(r, 17) - 1; break;
+        case 1: c->num_blocks = ac_fuzz_below(r, 2) ? 0 : -1; break;
+        case 2: resize_columns(c, 0, -1); break;
+        default: c->num_blocks = ac_fuzz_below(r, 2) ? INT32_MIN : -(int32_t)ac_fuzz_below(r, 1000); break;
+        }
+        break;
+    case M_BAD_HEADS:
+        switch (ac_fuzz_below(r, 4)) {
+        case 0: c->heads_kv = c->heads_q + 1; break;
+        case 1: c->heads_q = c->heads_kv > 1 ? c->heads_kv * 2 + 1 : 3, c->heads_kv = c->heads_kv > 1 ? c->heads_kv : 2; break;
+        case 2: c->heads_q = 0; break;
+        default: c->head_dim = PICK(r, bad_head_dims); break;
+        }
+        break;
+    case M_BAD_SPLITS:
+        /* A split count out of range cannot be written in a case file (it
+           holds [0, AC_MAX_SPLITS]); the api target covers it. Here: the
+           largest legal count, far more splits than keys. */
+        if (c->op == AC_OP_DECODE) {
+            int32_t blocks = 0;
+            for (int32_t b = 0; b < c->batch; b++)
+                if (blocks_for(c->seqlen_k[b], c->block_size) > blocks) blocks = blocks_for(c->seqlen_k[b], c->block_size);
+            c->num_splits = ac_fuzz_below(r, 16) == 0 ? AC_MAX_SPLITS : 2 * blocks + 1 + (int32_t)ac_fuzz_below(r, 8);
+        }
+        break;
+    case M_BAD_SLOT: {
+        if (c->op != AC_OP_STORE || c->num_tokens <= 0) break;
+        uint32_t t = ac_fuzz_below(r, (uint32_t)c->num_tokens);
+        int64_t nslots = (int64_t)c->num_blocks * c->block_size;
+        switch (ac_fuzz_below(r, 4)) {
+        case 0: { /* two tokens, one slot */
+            uint32_t u = ac_fuzz_below(r, (uint32_t)c->num_tokens);
+            if (u != t && c->slot_mapping[u] >= 0) c->slot_mapping[t] = c->slot_mapping[u];
+            else c->slot_mapping[t] = nslots;
+            break;
+        }
+        case 1: c->slot_mapping[t] = nslots; break;
+        case 2: c->slot_mapping[t] = -2 - (int64_t)ac_fuzz_below(r, 3); break;
+        default: c->slot_mapping[t] = (int64_t)INT32_MAX + 1 + ac_fuzz_below(r, 4); break;
+        }
+        break;
+    }
+    case M_BAD_SCALE:
+        c->scale_given = 1;
+        c->scale = PICK(r, bad_scales);
+        break;
+    case M_BAD_QUERIES:
+        if (c->op == AC_OP_DECODE && c->batch > 0)
+            c->seqlen_q[ac_fuzz_below(r, (uint32_t)c->batch)] = ac_fuzz_below(r, 2) ? 0 : AC_MAX_QUERIES_DECODE + 1;
+        break;
+    case M_COUNT: break;
+    }
+}
+
+void ac_fuzz_mutate_case(ac_case *c, ac_fuzz_rng *r, int steps)
+{
+    for (int i = 0; i < steps; i++) mutate_once(c, r);
+}
+
+ac_status ac_fuzz_cross_case(ac_case *dst, const ac_case *a, const ac_case *b, ac_fuzz_rng *r, ac_error *err)
+{
+    ac_status st = ac_case_copy(dst, a, err);
+    if (st) return st;
+    /* Scalars from b, one field at a time. */
+    if (ac_fuzz_below(r, 2)) dst->seed = b->seed;
+    if (ac_fuzz_below(r, 2)) dst->dist = b->dist;
+    if (ac_fuzz_below(r, 2)) dst->special = b->special;
+    if (ac_fuzz_below(r, 2)) dst->dtype = b->dtype;
+    if (ac_fuzz_below(r, 2)) {
+        dst->scale_given = b->scale_given;
+        dst->scale = b->scale;
+    }
+    if (ac_fuzz_below(r, 2)) {
+        dst->heads_q = b->heads_q;
+        dst->heads_kv = b->heads_kv;
+    }
+    /* Sequence lengths from b where both have the sequence; then a fresh
+       layout for them (half the time: else keep a's table as it is, which
+       may now be too short: a capacity or table error on purpose). */
+    if (ac_fuzz_below(r, 2) && b->batch > 0) {
+        for (int32_t i = 0; i < dst->batch && i < b->batch; i++) {
+            dst->seqlen_k[i] = b->seqlen_k[i];
+            if (dst->op == b->op) dst->seqlen_q[i] = b->seqlen_q[i];
+        }
+        if (ac_fuzz_below(r, 4)) relayout(dst, r);
+    }
+    return AC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The fuzzing budget.                                                       */
+
+/* Cost model, in "element operations" (docs/FUZZING.md): data generation
+   draws every pool element of K and V (12 draws each for the normal-based
+   dists), the model and the oracle each visit every (row, allowed key, dim).
+   A budget of 2^18 keeps an execution near or below a millisecond on one
+   core of the development machine. */
+#define AC_FUZZ_BUDGET (1 << 18)
+
+int ac_fuzz_case_small(const ac_case *c)
+{
+    if (c->batch > 8 || c->heads_q > 16 || c->head_dim > 256) return 0;
+    int64_t gen_per = c->dist == AC_DIST_UNIFORM ? 1 : 12;
+    int64_t pool = c->paged ? (int64_t)c->num_blocks * (c->block_size > 0 ? c->block_size : 0)
+                            : ac_case_total_k(c);
+    if (c->paged && (c->num_blocks > 4096 || c->block_size > 4096)) return 0;
+    int64_t cost = 2 * pool * c->heads_kv * c->head_dim * gen_per;
+    int64_t work = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        int64_t lq = c->seqlen_q[b] > 0 ? c->seqlen_q[b] : 0, lk = c->seqlen_k[b] > 0 ? c->seqlen_k[b] : 0;
+        if (lq > 4096 || lk > 4096) return 0;
+        work += lq * lk;
+    }
+    cost += 2 * work * c->heads_q * c->head_dim;
+    if (c->mask != AC_MASK_NONE) cost += work * (c->mask_per_head ? c->heads_q : 1) * 2;
+    if (c->op == AC_OP_STORE) cost += (int64_t)c->num_tokens * c->heads_kv * c->head_dim * 2 * gen_per;
+    if (c->op == AC_OP_DECODE) {
+        /* The split-KV model keeps 16..32 key lanes per split and merges
+           them per split: rows * splits * lanes * D, and the partials. */
+        int64_t splits = c->num_splits > 0 ? c->num_splits : 1;
+        cost += ac_case_total_q(c) * c->heads_q * splits * 24 * c->head_dim;
+    }
+    if (c->num_tokens > 4096) return 0;
+    return cost <= AC_FUZZ_BUDGET;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The contract's input rules, stated again (not calling ac_validate).       */
+
+#define BIT(code) (1u << (unsigned)(code))
+
+static uint32_t heads_rules(int32_t hq, int32_t hkv, int32_t d)
+{
+    uint32_t m = 0;
+    if (hq < 1 || hq > AC_MAX_HEADS) m |= BIT(AC_ERR_SHAPE);
+    if (hkv < 1 || hkv > hq) m |= BIT(AC_ERR_SHAPE);
+    if (hq >= 1 && hkv >= 1 && hq % hkv != 0) m |= BIT(AC_ERR_GQA);
+    if (d < 1 || d > AC_MAX_HEAD_DIM) m |= BIT(AC_ERR_SHAPE);
+    return m;
+}
+
+/* The paged rules: positive sizes; every seqlen_k within the row's capacity;
+   every entry a sequence reads (its first ceil(Lk / bs)) names a block of
+   the pool. Entries past those are free to hold anything. */
+static uint32_t paged_rules(const ac_case *c)
+{
+    uint32_t m = 0;
+    if (c->block_size < 1) m |= BIT(AC_ERR_SHAPE);
+    if (c->num_blocks < 1) m |= BIT(AC_ERR_SHAPE);
+    if (c->max_blocks_per_seq < 1) m |= BIT(AC_ERR_SHAPE);
+    if (m) return m;
+    if (!c->block_table && c->batch > 0) return BIT(AC_ERR_NULL);
+    for (int32_t b = 0; b < c->batch; b++) {
+        int64_t lk = c->seqlen_k[b];
+        if (lk < 0) {
+            m |= BIT(AC_ERR_SHAPE);
+            continue;
+        }
+        int64_t reads = lk / c->block_size + (lk % c->block_size != 0);
+        if (reads > c->max_blocks_per_seq) {
+            m |= BIT(AC_ERR_CAPACITY);
+            reads = c->max_blocks_per_seq; /* the row holds no more entries to look at */
+        }
+        for (int64_t i = 0; i < reads; i++) {
+            int32_t e = c->block_table[(int64_t)b * c->max_blocks_per_seq + i];
+            if (e < 0 || e >= c->num_blocks) m |= BIT(AC_ERR_BLOCK_TABLE);
+        }
+    }
+    return m;
+}
+
+/* Slots: -1 is padding; others in [0, num_blocks * block_size), pairwise
+   distinct; the int32 form must hold the value. */
+static uint32_t slot_rules(const ac_case *c)
+{
+    if (c->num_tokens > 0 && !c->slot_mapping) return BIT(AC_ERR_NULL);
+    uint32_t m = 0;
+    int64_t nslots = (int64_t)c->num_blocks * c->block_size;
+    for (int32_t t = 0; t < c->num_tokens; t++) {
+        int64_t s = c->slot_mapping[t];
+        if (s == -1) continue;
+        if (s < 0 || s >= nslots) m |= BIT(AC_ERR_SLOT);
+        if (!c->slot_mapping_i64 && s > INT32_MAX) m |= BIT(AC_ERR_SLOT);
+        for (int32_t u = 0; u < t; u++) /* quadratic on purpose: a different method from the library's sort */
+            if (c->slot_mapping[u] == s) m |= BIT(AC_ERR_SLOT);
+    }
+    return m;
+}
+
+uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
+{
+    uint32_t m = 0;
+    if ((int)c->op < 0 || c->op >= AC_OP_COUNT || (int)c->dtype < 0 || c->dtype >= AC_DTYPE_COUNT ||
+        (int)c->causal < 0 || c->causal >= AC_CAUSAL_COUNT || (int)c->mask < 0 || c->mask >= AC_MASK_COUNT ||
+        (int)c->dist < 0 || c->dist >= AC_DIST_COUNT)
+        return BIT(AC_ERR_UNSUPPORTED);
+    if (c->batch < 0 || c->batch > AC_MAX_BATCH) return BIT(AC_ERR_SHAPE);
+    if (c->batch > 0 && (!c->seqlen_q || !c->seqlen_k)) return BIT(AC_ERR_NULL);
+    m |= heads_rules(c->heads_q, c->heads_kv, c->head_dim);
+    if (c->scale_given && !isfinite(c->scale)) m |= BIT(AC_ERR_SHAPE);
+    if (!(c->mask_density >= 0.0f && c->mask_density <= 1.0f)) m |= BIT(AC_ERR_SHAPE);
+    int64_t tq = 0, tk = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        if (c->seqlen_q[b] < 0 || c->seqlen_k[b] < 0) m |= BIT(AC_ERR_SHAPE);
+        if (c->op == AC_OP_DECODE && (c->seqlen_q[b] < 1 || c->seqlen_q[b] > AC_MAX_QUERIES_DECODE))
+            m |= BIT(AC_ERR_SHAPE);
+        tq += c->seqlen_q[b];
+        tk += c->seqlen_k[b];
+    }
+    if (tq > INT32_MAX || tk > INT32_MAX) m |= BIT(AC_ERR_SHAPE);
+    if (c->op == AC_OP_DECODE && (c->num_splits < 0 || c->num_splits > AC_MAX_SPLITS)) m |= BIT(AC_ERR_SHAPE);
+    if (c->op == AC_OP_COMBINE && (c->num_splits < 1 || c->num_splits > AC_MAX_SPLITS)) m |= BIT(AC_ERR_SHAPE);
+    if ((c->op == AC_OP_DECODE || c->op == AC_OP_STORE) && !c->paged) m |= BIT(AC_ERR_UNSUPPORTED);
+    if (c->paged && c->op != AC_OP_COMBINE) m |= paged_rules(c);
+    if (c->op == AC_OP_STORE) m |= slot_rules(c);
+    if (kernel) {
+        /* What the kernels leave out (kernels/attn_prefill.h, attn_decode.h):
+           head dims that are not a multiple of 8 or beyond 256, an explicit
+           mask in decode. */
+        if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim >= 1 &&
+            (c->head_dim % 8 != 0 || c->head_dim > 256))
+            m |= BIT(AC_ERR_UNSUPPORTED);
+        if (c->op == AC_OP_DECODE && c->mask != AC_MASK_NONE) m |= BIT(AC_ERR_UNSUPPORTED);
+    }
+    return m;
+}
+
+void ac_fuzz_mask_str(uint32_t mask, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    if (!mask) {
+        snprintf(buf, n, "%s", ac_status_name(AC_OK));
+        return;
+    }
+    for (int s = 1; s < AC_STATUS_COUNT; s++)
+        if (mask & BIT(s)) {
+            int k = snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? "|" : "", ac_status_name((ac_status)s));
+            if (k > 0) len += (size_t)k;
+            if (len >= n) break;
+        }
+}
