@@ -43,6 +43,8 @@ typedef struct ac_fuzz_env {
     int limits;             /* 1: skip cases over the speed budget (fuzzing); 0: run all (replay) */
     int64_t oracle_rows;    /* oracle row sampling per exec (0 = every row) */
     int oracle_threads;     /* 1 when fuzzing (processes give the parallelism); 0 = one per core */
+    int gap_allowance;      /* combine: forgive failures the verdict's known gaps explain (fuzzing only;
+                               docs/FUZZING.md, "Open findings"); replay judges strictly */
     int verbose;            /* 1: print the verdict and diagnostics to `log` */
     FILE *log;              /* NULL: stderr */
 } ac_fuzz_env;

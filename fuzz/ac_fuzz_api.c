@@ -112,17 +112,28 @@ static void *dup_or_null(const void *p, size_t n)
     return q;
 }
 
+/* Metadata arrays are always passed, even empty ones (batch 0): a real
+   caller has them; NULL metadata is a corruption of its own. */
+static void *dup_meta(const void *p, size_t n)
+{
+    void *q = malloc(n ? n : 16);
+    if (q && p && n) memcpy(q, p, n);
+    else if (q) memset(q, 0, n ? n : 16);
+    return q;
+}
+
 static ac_status build_call(const ac_case *c, const ac_tensors *t, ac_outputs *o, call *k, ac_error *err)
 {
     memset(k, 0, sizeof *k);
     k->op = c->op;
     size_t nb = (size_t)c->batch;
-    k->cu_q = dup_or_null(t->cu_seqlens_q, sizeof(int32_t) * (nb + 1));
-    k->cu_k = dup_or_null(t->cu_seqlens_k, sizeof(int32_t) * (nb + 1));
-    k->lens_k = dup_or_null(c->seqlen_k, sizeof(int32_t) * (nb ? nb : 1));
+    k->cu_q = dup_meta(t->cu_seqlens_q, sizeof(int32_t) * (nb + 1));
+    k->cu_k = dup_meta(t->cu_seqlens_k, sizeof(int32_t) * (nb + 1));
+    k->lens_k = dup_meta(c->seqlen_k, sizeof(int32_t) * nb);
     k->table_entries = (int64_t)c->batch * c->max_blocks_per_seq;
-    k->table = dup_or_null(c->block_table, sizeof(int32_t) * (size_t)k->table_entries);
-    if (t->mask_off) k->mask_off = dup_or_null(t->mask_off, sizeof(int64_t) * (nb + 1));
+    k->table = dup_meta(c->block_table, sizeof(int32_t) * (size_t)k->table_entries);
+    if (t->mask_off) k->mask_off = dup_meta(t->mask_off, sizeof(int64_t) * (nb + 1));
+    if (!k->cu_q || !k->cu_k || !k->lens_k || !k->table) return ac_fail(err, AC_ERR_NOMEM, "out of memory");
     int64_t rows = t->total_q * c->heads_q;
     switch (c->op) {
     case AC_OP_PREFILL: {
