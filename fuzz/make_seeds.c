@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "ac_fuzz.h"
 #include "ac_index.h"
 
@@ -364,25 +366,25 @@ static void casefile_seeds(void)
     char *text;
     size_t n;
     die_on(ac_casefile_write(&f, &text, &n, &e), &e, "write");
-    save_bytes("casefile", 1, "decode-valid.case", (const uint8_t *)text, n);
+    save_bytes("casefile", 1, "decode-valid.in", (const uint8_t *)text, n);
     /* malformed variants of the same text */
-    save_bytes("casefile", 2, "truncated-no-newline.case", (const uint8_t *)text, n - 1);
+    save_bytes("casefile", 2, "truncated-no-newline.in", (const uint8_t *)text, n - 1);
     char *crlf = malloc(n * 2);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (text[i] == '\n') crlf[m++] = '\r';
         crlf[m++] = text[i];
     }
-    save_bytes("casefile", 3, "crlf.case", (const uint8_t *)crlf, m);
+    save_bytes("casefile", 3, "crlf.in", (const uint8_t *)crlf, m);
     free(crlf);
     const char *dup = "attncheck-case 1\ntitle t\ntitle u\n";
-    save_bytes("casefile", 4, "duplicate-key.case", (const uint8_t *)dup, strlen(dup));
+    save_bytes("casefile", 4, "duplicate-key.in", (const uint8_t *)dup, strlen(dup));
     const char *big = "attncheck-case 1\nbatch 99999999999999999999\n";
-    save_bytes("casefile", 5, "number-out-of-range.case", (const uint8_t *)big, strlen(big));
+    save_bytes("casefile", 5, "number-out-of-range.in", (const uint8_t *)big, strlen(big));
     const char *newer = "attncheck-case 2\n";
-    save_bytes("casefile", 6, "newer-version.case", (const uint8_t *)newer, strlen(newer));
+    save_bytes("casefile", 6, "newer-version.in", (const uint8_t *)newer, strlen(newer));
     const uint8_t nul[] = {'a', 't', 't', 0, '\n'};
-    save_bytes("casefile", 7, "nul-byte.case", nul, sizeof nul);
+    save_bytes("casefile", 7, "nul-byte.in", nul, sizeof nul);
     free(text);
     ac_casefile_free(&f);
 
@@ -395,7 +397,7 @@ static void casefile_seeds(void)
     f.expect_error = 1;
     f.expect_code = AC_ERR_SHAPE;
     die_on(ac_casefile_write(&f, &text, &n, &e), &e, "write");
-    save_bytes("casefile", 8, "combine-negative-zero-scale-expect-error.case", (const uint8_t *)text, n);
+    save_bytes("casefile", 8, "combine-negative-zero-scale-expect-error.in", (const uint8_t *)text, n);
     free(text);
     ac_casefile_free(&f);
     ac_case_free(c);
@@ -404,6 +406,12 @@ static void casefile_seeds(void)
 int main(int argc, char **argv)
 {
     if (argc > 1) root = argv[1];
+    static const char *const dirs[] = {"layout", "combine-fuzz", "api", "casefile"};
+    for (int i = 0; i < 4; i++) {
+        char d[512];
+        snprintf(d, sizeof d, "%s/%s", root, dirs[i]);
+        mkdir(d, 0777); /* may exist */
+    }
     layout_seeds();
     combine_seeds();
     api_seeds();
