@@ -61,6 +61,10 @@ static uint32_t kernel_layout_rules(const ac_case *c)
 static int repaired_twin(const ac_case *c, ac_case *twin)
 {
     ac_error e;
+    /* Only a paged case hands the kernel metadata apart from the tensors
+       (block table, seqlens_k, slot mapping); a contiguous one's lengths
+       come with the tensors (cu_seqlens), so there is nothing to repair. */
+    if (!c->paged) return -1;
     if (ac_case_copy(twin, c, &e)) return -1;
     if (twin->block_size > 0 && twin->num_blocks > 0 && twin->max_blocks_per_seq > 0 && twin->block_table) {
         int64_t cap = (int64_t)twin->max_blocks_per_seq * twin->block_size;

@@ -416,7 +416,7 @@ static void parse_status(const char *line, lf_stats *s)
     if ((x = field(line, "cov: ")) >= 0) s->cov = x;
     if ((x = field(line, "ft: ")) >= 0) s->ft = x;
     if ((x = field(line, "corp: ")) >= 0) s->corp = x;
-    if ((x = field(line, "exec/s: ")) >= 0) s->execs_s = x;
+    if ((x = field(line, "exec/s: ")) >= 0 || (x = field(line, "exec/s ")) >= 0) s->execs_s = x; /* fork mode: no colon */
     const char *c = strstr(line, "oom/timeout/crash: ");
     if (c) {
         long long a, b, d;

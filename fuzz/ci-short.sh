@@ -1,0 +1,41 @@
+#!/bin/sh
+# CI fragment: builds the libFuzzer targets with ASan + UBSan (fuzz/build.sh)
+# and fuzzes each CPU target for a bounded time, starting from its seed
+# corpus (so every seed is replayed under the sanitizers first). A crash, a
+# sanitizer report or a finding (the targets trap on one) fails the script;
+# the reproducer is copied to $AC_CI_ARTIFACTS (default build-fuzz/ci-artifacts)
+# and `attncheck replay FILE` explains it.
+#   fuzz/ci-short.sh [SECONDS_PER_TARGET]      (default 45; 4 targets, one after the other)
+set -eu
+cd "$(dirname "$0")/.."
+SECS=${1:-45}
+BUILD=${AC_FUZZ_BUILD:-build-fuzz}
+ART=${AC_CI_ARTIFACTS:-$BUILD/ci-artifacts}
+fuzz/build.sh "$BUILD"
+mkdir -p "$ART"
+failed=""
+for t in layout combine api casefile; do
+  case $t in combine) seeds=corpus/combine-fuzz ;; *) seeds=corpus/$t ;; esac
+  work=$(mktemp -d)
+  mkdir -p "$work/corpus"
+  dict=""
+  [ -f "fuzz/dicts/$t.dict" ] && dict="-dict=fuzz/dicts/$t.dict"
+  echo "== fuzz $t for $SECS s (seeds $seeds)"
+  if "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECS" -max_len=65536 $dict -print_final_stats=1 \
+       -artifact_prefix="$work/" "$work/corpus" "$seeds" >"$work/log" 2>&1; then
+    grep -E "^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::new_units_added" "$work/log" | sed 's/^/   /'
+  else
+    echo "   FAILED: $t (log tail below; reproducers in $ART)"
+    grep -v "^    #" "$work/log" | tail -n 25 | sed 's/^/   | /'
+    for a in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
+      [ -f "$a" ] && cp "$a" "$ART/$t-$(basename "$a")" && echo "   reproduce: attncheck replay --target $t $ART/$t-$(basename "$a")"
+    done
+    failed="$failed $t"
+  fi
+  rm -rf "$work"
+done
+if [ -n "$failed" ]; then
+  echo "fuzz/ci-short.sh: FAILED:$failed"
+  exit 1
+fi
+echo "fuzz/ci-short.sh: all targets clean"

@@ -1,0 +1,30 @@
+#!/bin/bash -eu
+# OSS-Fuzz / ClusterFuzzLite build script: builds the four libFuzzer targets
+# with the engine's $CC $CXX $CFLAGS $CXXFLAGS $LIB_FUZZING_ENGINE and puts
+# into $OUT: fuzz_<target>, fuzz_<target>_seed_corpus.zip, fuzz_<target>.dict
+# and fuzz_<target>.options. Use from the project's build.sh:
+#     $SRC/attncheck/fuzz/oss-fuzz-build.sh
+# (fuzz/oss-fuzz/ holds a Dockerfile and project.yaml to start from;
+# docs/FUZZING.md describes the setup). Sanitizers: address, undefined.
+# Memory sanitizer is not supported: MPFR/GMP come uninstrumented from apt.
+SRC_ROOT=${SRC_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+OUT=${OUT:?OUT must name the output folder}
+BUILD=${WORK:-/tmp}/attncheck-fuzz-build
+cmake -S "$SRC_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_C_COMPILER="${CC:-clang}" -DCMAKE_CXX_COMPILER="${CXX:-clang++}" \
+  -DCMAKE_C_FLAGS="${CFLAGS:-}" -DCMAKE_CXX_FLAGS="${CXXFLAGS:-}" \
+  -DAC_ENABLE_CUDA=OFF -DAC_FUZZ=ON -DAC_FUZZ_ENGINE="${LIB_FUZZING_ENGINE:--fsanitize=fuzzer}"
+cmake --build "$BUILD" --target fuzz_layout fuzz_combine fuzz_api fuzz_casefile -j"$(nproc)"
+for t in layout combine api casefile; do
+  case $t in combine) seeds=combine-fuzz ;; *) seeds=$t ;; esac
+  cp "$BUILD/fuzz/fuzz_$t" "$OUT/"
+  (cd "$SRC_ROOT/corpus/$seeds" && zip -q -j "$OUT/fuzz_${t}_seed_corpus.zip" ./*)
+  {
+    echo "[libfuzzer]"
+    echo "max_len = 65536"
+    if [ -f "$SRC_ROOT/fuzz/dicts/$t.dict" ]; then
+      cp "$SRC_ROOT/fuzz/dicts/$t.dict" "$OUT/fuzz_$t.dict"
+      echo "dict = fuzz_$t.dict"
+    fi
+  } >"$OUT/fuzz_$t.options"
+done
