@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ac_backend.h"
+#include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "attn_decode.h"
 
@@ -390,6 +391,41 @@ Test(decode_model, long_context_auto_split)
     dcase_free(&dc);
 }
 
+/* The suite's data generator (common/ac_gen.c): every distribution, the
+   permuted and shared-prefix layouts, NaN/Inf in unused slots, garbage table. */
+Test(decode_model, generated_distributions_and_layouts)
+{
+    const int32_t lk[] = {1, 33, 200, 16};
+    const int32_t lq[] = {1, 1, 3, 8};
+    for (int dist = 0; dist < AC_DIST_COUNT; dist++)
+        for (int lay = AC_LAYOUT_PERMUTED; lay <= AC_LAYOUT_SHARED_PREFIX; lay++) {
+            dcase dc;
+            ac_error err = {0};
+            memset(&dc, 0, sizeof dc);
+            ac_case *c = &dc.c;
+            ac_case_init(c);
+            c->op = AC_OP_DECODE;
+            c->dtype = dist % 2 ? AC_FP16 : AC_BF16;
+            cr_assert_eq(ac_case_set_batch(c, 4, &err), AC_OK);
+            memcpy(c->seqlen_k, lk, sizeof lk);
+            memcpy(c->seqlen_q, lq, sizeof lq);
+            c->heads_q = 8;
+            c->heads_kv = 2;
+            c->head_dim = 128;
+            c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+            c->block_size = 16;
+            c->dist = (ac_dist)dist;
+            c->special = AC_SPECIAL_GARBAGE_TABLE | (lay == AC_LAYOUT_PERMUTED ? AC_SPECIAL_NAN_SLOTS : AC_SPECIAL_INF_SLOTS);
+            c->seed = 1300 + 10 * dist + lay;
+            cr_assert_eq(ac_case_make_layout(c, (ac_layout)lay, 2, &err), AC_OK, "%s", err.msg);
+            cr_assert_eq(ac_gen(c, &dc.t, &err), AC_OK, "%s", err.msg);
+            const int32_t splits[] = {1, 3, 64, 0};
+            double w = check_splits(&dc, splits, 4);
+            cr_log_info("dist=%s layout=%s worst err/bound = %.3g", ac_dist_name(c->dist), ac_layout_name((ac_layout)lay), w);
+            dcase_free(&dc);
+        }
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 static void expect_reject(dcase *dc, ac_status want, const char *what)
 {
@@ -720,43 +756,7 @@ Test(store_model, injected_pad_write_is_caught)
     dcase_free(&dc);
 }
 
-/* TEMPORARY until common/ac_numfmt.c lands in main: weak stand-ins (RNE). */
 #define WEAK __attribute__((weak))
-WEAK float ac_bf16_to_f32(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
-WEAK uint16_t ac_f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-WEAK float ac_fp16_to_f32(uint16_t h)
-{
-    int e = (h >> 10) & 31, m = h & 1023;
-    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), e - 25);
-    return (h & 0x8000) ? -v : v;
-}
-WEAK uint16_t ac_f32_to_fp16(float f)
-{
-    uint16_t sgn = signbit(f) ? 0x8000 : 0;
-    float a = fabsf(f);
-    if (isnan(f)) return 0x7e00;
-    if (a >= 65520.0f) return sgn | 0x7c00;
-    if (a < 0x1p-14f) return sgn | (uint16_t)nearbyintf(a * 0x1p24f); /* subnormal, RNE by default mode */
-    int e;
-    frexpf(a, &e);              /* a = m * 2^e, m in [0.5, 1) */
-    float q = nearbyintf(ldexpf(a, 11 - e));   /* 11 significant bits */
-    if (q >= 2048.0f) { q /= 2; e++; }
-    return sgn | (uint16_t)(((e + 14) << 10) | ((int)q - 1024));
-}
-WEAK float ac_half_to_f32(ac_dtype t, uint16_t h) { return t == AC_BF16 ? ac_bf16_to_f32(h) : ac_fp16_to_f32(h); }
-WEAK uint16_t ac_f32_to_half(ac_dtype t, float f) { return t == AC_BF16 ? ac_f32_to_bf16(f) : ac_f32_to_fp16(f); }
-WEAK double ac_unit_roundoff(ac_dtype t) { return t == AC_BF16 ? AC_U_BF16 : AC_U_FP16; }
-WEAK int ac_half_isnan(ac_dtype t, uint16_t h)
-{
-    return t == AC_BF16 ? (h & 0x7fff) > 0x7f80 : (h & 0x7fff) > 0x7c00;
-}
 /* TEMPORARY until the prefill branch lands: backend.c (ac_bug_name) refers to these. */
 WEAK ac_status ac_model_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, ac_error *err)
 { (void)c; (void)t; (void)o; (void)out; return ac_fail(err, AC_ERR_UNSUPPORTED, "prefill not merged"); }
