@@ -16,8 +16,9 @@
 #include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "attn_decode.h"
+#include "decode_ref.h"
 
-#define U32 0x1p-24 /* fp32 unit roundoff */
+#define U32 DREF_U32
 
 /* ---- deterministic local data (SplitMix64) ------------------------------ */
 static uint64_t rng_next(uint64_t *s)
@@ -31,7 +32,6 @@ static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-
 static int64_t rng_below(uint64_t *s, int64_t n) { return (int64_t)(rng_next(s) % (uint64_t)n); }
 
 static uint16_t half_nan(ac_dtype t) { return t == AC_BF16 ? 0x7fc0 : 0x7e00; }
-static double hd(ac_dtype t, uint16_t h) { return (double)ac_half_to_f32(t, h); }
 
 /* ---- decode cases --------------------------------------------------------- */
 typedef struct dcase {
@@ -128,144 +128,10 @@ static void dcase_free(dcase *dc)
     ac_tensors_free(&dc->t);
 }
 
-/* Reference in double from the exact input values, plus what the error bound
-   of the fp32 model needs. Bottom-right causal; default scale = 1/sqrtf(D). */
-typedef struct dref {
-    double *o, *lse, *spv, *spvo, *qk_abs;
-    int32_t *n_keys;
-} dref;
-
-static void dref_run(const dcase *dc, dref *r)
-{
-    const ac_case *c = &dc->c;
-    const ac_tensors *t = &dc->t;
-    const int32_t hq = c->heads_q, hkv = c->heads_kv, d = c->head_dim, bs = c->block_size;
-    int64_t rows = t->total_q * hq;
-    r->o = calloc((size_t)(rows * d), sizeof(double));
-    r->spv = calloc((size_t)(rows * d), sizeof(double));
-    r->spvo = calloc((size_t)(rows * d), sizeof(double));
-    r->lse = calloc((size_t)rows, sizeof(double));
-    r->qk_abs = calloc((size_t)rows, sizeof(double));
-    r->n_keys = calloc((size_t)rows, sizeof(int32_t));
-    double scale = c->scale_given ? (double)c->scale : (double)(1.0f / sqrtf((float)d));
-    double *s = malloc(sizeof(double) * 70000);
-    int64_t tok = 0;
-    for (int32_t b = 0; b < c->batch; b++) {
-        const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
-        int32_t lq = c->seqlen_q[b], lk = c->seqlen_k[b];
-        for (int32_t i = 0; i < lq; i++, tok++) {
-            int32_t end = i + 1 + (lk - lq); /* bottom-right: j <= i + Lk - Lq */
-            if (end > lk) end = lk;
-            if (end < 0) end = 0;
-            for (int32_t h = 0; h < hq; h++) {
-                int32_t kvh = h / (hq / hkv);
-                int64_t rr = tok * hq + h;
-                const uint16_t *qv = t->q + rr * d;
-                r->n_keys[rr] = end;
-                if (end == 0) {
-                    r->lse[rr] = -INFINITY;
-                    continue;
-                }
-                double mx = -INFINITY, qa = 0.0;
-                for (int32_t j = 0; j < end; j++) {
-                    int64_t slot = (int64_t)row[j / bs] * bs + j % bs;
-                    const uint16_t *kv = t->k + (slot * hkv + kvh) * d;
-                    double dot = 0.0, ab = 0.0;
-                    for (int32_t e = 0; e < d; e++) {
-                        dot += hd(c->dtype, qv[e]) * hd(c->dtype, kv[e]);
-                        ab += fabs(hd(c->dtype, qv[e]) * hd(c->dtype, kv[e]));
-                    }
-                    s[j] = scale * dot;
-                    if (s[j] > mx) mx = s[j];
-                    if (fabs(scale) * ab > qa) qa = fabs(scale) * ab;
-                }
-                double sum = 0.0;
-                for (int32_t j = 0; j < end; j++) sum += exp(s[j] - mx);
-                r->lse[rr] = mx + log(sum);
-                r->qk_abs[rr] = qa;
-                for (int32_t j = 0; j < end; j++) {
-                    int64_t slot = (int64_t)row[j / bs] * bs + j % bs;
-                    const uint16_t *vv = t->v + (slot * hkv + kvh) * d;
-                    double pj = exp(s[j] - mx) / sum;
-                    for (int32_t e = 0; e < d; e++) {
-                        r->o[rr * d + e] += pj * hd(c->dtype, vv[e]);
-                        r->spv[rr * d + e] += pj * fabs(hd(c->dtype, vv[e]));
-                    }
-                }
-                for (int32_t j = 0; j < end; j++) {
-                    int64_t slot = (int64_t)row[j / bs] * bs + j % bs;
-                    const uint16_t *vv = t->v + (slot * hkv + kvh) * d;
-                    double pj = exp(s[j] - mx) / sum;
-                    for (int32_t e = 0; e < d; e++)
-                        r->spvo[rr * d + e] += pj * fabs(hd(c->dtype, vv[e]) - r->o[rr * d + e]);
-                }
-            }
-        }
-    }
-    free(s);
-}
-
-static void dref_free(dref *r)
-{
-    free(r->o); free(r->lse); free(r->spv); free(r->spvo); free(r->qk_abs); free(r->n_keys);
-}
-
-/* Compare a run with the reference. Error bound of the fp32 model (docs/DECODE.md):
-   a logit carries at most delta = (D + 8) u A (dot product of D terms, the
-   scale and log2(e) products, the exp2 argument), A = |scale| max_j sum |q k|;
-   the sums of a key lane, the lane/warp/split merges and the combine add at
-   most (n_chain + 2 S + 24) u relative to sum P|v|, n_chain = keys per lane.
-   So |O - O*| <= 2 (2 delta sum P|v - O*| + (n_chain + 2 S + 24) u sum P|v|)
-   (factor 2: both exp and 1/L see delta; a further 2 for slack), plus half an
-   ulp of the output format for the dtype output; |LSE - LSE*| <= 2 delta +
-   (n_chain + 2 S + 24) u + u |LSE*|. Returns the worst error / bound ratio
-   (> 1: fail, NaN counts as infinite). */
 static double dcompare(const dcase *dc, const dref *r, const ac_outputs *out, int32_t splits, char *why, size_t n)
 {
-    const ac_case *c = &dc->c;
-    const int32_t d = c->head_dim;
-    const int64_t rows = dc->t.total_q * c->heads_q;
-    const double u_out = ac_unit_roundoff(c->dtype);
-    const int32_t lanes = ac_decode_lanes(d);
-    double worst = 0.0;
-    why[0] = '\0';
-    for (int64_t rr = 0; rr < rows; rr++) {
-        const int32_t nk = r->n_keys[rr];
-        const double chain = (double)ac_num_tiles(nk, lanes) + 2.0 * splits + 24.0; /* keys per lane <= nk / lanes */
-        const double delta = (d + 8) * U32 * r->qk_abs[rr];
-        if (nk == 0) {
-            int ok = out->lse[rr] == -INFINITY;
-            for (int32_t e = 0; e < d; e++) ok &= out->o_f32[rr * d + e] == 0.0f && hd(c->dtype, out->o[rr * d + e]) == 0.0;
-            if (!ok) {
-                snprintf(why, n, "row %lld: empty row must give O = 0, LSE = -inf (got LSE %g)", (long long)rr,
-                         (double)out->lse[rr]);
-                return INFINITY;
-            }
-            continue;
-        }
-        double tl = 2 * delta + chain * U32 + U32 * fabs(r->lse[rr]);
-        double el = fabs((double)out->lse[rr] - r->lse[rr]);
-        double ratio = el <= tl ? el / tl : INFINITY;
-        if (!(el <= tl)) {
-            snprintf(why, n, "row %lld: LSE %.9g vs %.9g (bound %.3g)", (long long)rr, (double)out->lse[rr], r->lse[rr], tl);
-            return INFINITY;
-        }
-        if (ratio > worst) worst = ratio;
-        for (int32_t e = 0; e < d; e++) {
-            int64_t i = rr * d + e;
-            double tf = 2.0 * (2.0 * delta * r->spvo[i] + chain * U32 * r->spv[i]) + 1e-300;
-            double ef = fabs((double)out->o_f32[i] - r->o[i]);
-            double th = tf + u_out * fabs(r->o[i]) * 1.0000001;
-            double eh = fabs(hd(c->dtype, out->o[i]) - r->o[i]);
-            if (!(ef <= tf) || !(eh <= th)) {
-                snprintf(why, n, "row %lld d %d: O %.9g (%s %.9g) vs %.9g (bounds %.3g, %.3g)", (long long)rr, e,
-                         (double)out->o_f32[i], ac_dtype_name(c->dtype), hd(c->dtype, out->o[i]), r->o[i], tf, th);
-                return INFINITY;
-            }
-            if (ef / tf > worst) worst = ef / tf;
-        }
-    }
-    return worst;
+    (void)dc;
+    return dref_compare(r, dc->c.dtype, out->o, out->o_f32, out->lse, splits, why, n);
 }
 
 static ac_status run_model(const dcase *dc, int bug, ac_outputs *out, ac_error *err)
@@ -282,7 +148,7 @@ static ac_status run_model(const dcase *dc, int bug, ac_outputs *out, ac_error *
 static double check_splits(dcase *dc, const int32_t *splits, int ns)
 {
     dref r;
-    dref_run(dc, &r);
+    dref_run_case(&dc->c, dc->t.q, dc->t.k, dc->t.v, &r);
     double worst = 0.0;
     for (int k = 0; k < ns; k++) {
         dc->c.num_splits = splits[k];
@@ -704,7 +570,7 @@ static int decode_bug_caught(int bug)
     dcase dc;
     dcase_build(&dc, &sp);
     dref r;
-    dref_run(&dc, &r);
+    dref_run_case(&dc.c, dc.t.q, dc.t.k, dc.t.v, &r);
     ac_outputs out = {0};
     ac_error err = {0};
     ac_status st = run_model(&dc, bug, &out, &err);
