@@ -13,6 +13,8 @@
 // (past the row's causal end, the split or seqlen_k) are never loaded or
 // accumulated, so NaN in unused cache slots cannot reach the output.
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ac_backend.h"
 #include "ac_validate.h"
@@ -33,16 +35,115 @@ struct decode_args {
     float scale2;                // scale * log2(e)
 };
 
-template <typename T, int TPK, int ROWS>
-__global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CTAS_PER_SM : 2) decode_kernel(const decode_args a)
+// Keys a step loads per key lane (the model uses the same: ac_decode_kpt).
+template <int ROWS> struct kpt_of { static constexpr int v = ROWS <= 2 ? 8 : ROWS == 4 ? 4 : 2; };
+
+// Pipeline depth of the cp.async variant: steps in flight while one computes.
+constexpr int ASYNC_STAGES = 3;
+
+template <int TPK, int ROWS, bool ASYNC>
+constexpr size_t decode_smem_bytes()
+{
+    constexpr int NS = (32 / TPK) * AC_DECODE_WARPS, KPT = kpt_of<ROWS>::v;
+    constexpr size_t merge = sizeof(float) * AC_DECODE_WARPS * ROWS * (TPK * 8 + 2);
+    constexpr size_t pipe = ASYNC ? 2 * sizeof(uint4) * ASYNC_STAGES * KPT * NS * TPK : 0;
+    return merge > pipe ? merge : pipe;
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+#else // no cp.async before sm_80: a synchronous copy with the same zero fill
+    *reinterpret_cast<uint4 *>(smem) = src_bytes ? *reinterpret_cast<const uint4 *>(gmem) : make_uint4(0, 0, 0, 0);
+#endif
+}
+__device__ __forceinline__ void cp_async_commit()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// One step of a key lane: logits of its KPT keys for all rows, one rescale
+// per row, then P.V for the keys each row may see. kr/vr hold the keys'
+// 8-element chunks (zero where the key or the chunk is not there).
+template <typename T, int TPK, int ROWS, int KPT, int NS>
+__device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 (&vr)[KPT], int32_t base,
+                                            int key_lane, const float (&qf)[ROWS][8],
+                                            const int32_t (&row_end)[ROWS], float scale2, float (&m)[ROWS],
+                                            float (&l)[ROWS], float (&acc)[ROWS][8])
+{
+    float sc[KPT][ROWS];
+#pragma unroll
+    for (int kk = 0; kk < KPT; kk++) {
+        const int32_t p = base + kk * NS + key_lane;
+        float kf[8];
+        ac_to_f32x8(T(), kr[kk], kf);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            float dot = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) dot += qf[r][e] * kf[e];
+#pragma unroll
+            for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            sc[kk][r] = p < row_end[r] ? dot * scale2 : -INFINITY; // a select: a masked dot never counts
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        float mt = -INFINITY;
+#pragma unroll
+        for (int kk = 0; kk < KPT; kk++) mt = fmaxf(mt, sc[kk][r]);
+        const float mn = fmaxf(m[r], mt);
+        if (mn != -INFINITY) {
+            const float alpha = exp2f(m[r] - mn);
+            l[r] *= alpha;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[r][e] *= alpha;
+            m[r] = mn;
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < KPT; kk++) {
+        float vf[8];
+        ac_to_f32x8(T(), vr[kk], vf);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
+            const float pr = exp2f(sc[kk][r] - m[r]);
+            l[r] += pr;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[r][e] += pr * vf[e];
+        }
+    }
+}
+
+// ASYNC = false: each step's 2 * KPT 16-byte loads go to registers, all
+// issued before the step's math; latency is hidden by the other resident CTAs.
+// ASYNC = true: cp.async copies each thread's chunks into its own slots of
+// shared memory, ASYNC_STAGES - 1 steps ahead of the math (no barrier: a
+// thread only reads what it copied), so loads stay in flight during the math.
+template <typename T, int TPK, int ROWS, bool ASYNC>
+__global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CTAS_PER_SM : 2)
+    decode_kernel(const decode_args a)
 {
     constexpr int KSW = 32 / TPK;                 // keys a warp holds at once
     constexpr int NS = KSW * AC_DECODE_WARPS;     // key lanes of the CTA
-    constexpr int KPT = ROWS <= 2 ? 8 : ROWS == 4 ? 4 : 2;
+    constexpr int KPT = kpt_of<ROWS>::v;
     constexpr int DP = TPK * 8;
-    static_assert(NS * KPT > 0, "tiling");
-    __shared__ float sm_acc[AC_DECODE_WARPS][ROWS][DP];
-    __shared__ float sm_m[AC_DECODE_WARPS][ROWS], sm_l[AC_DECODE_WARPS][ROWS];
+    extern __shared__ uint4 smem[];
+    // Merge buffers (reuse the pipeline's space once the loop is done).
+    float(*sm_acc)[ROWS][DP] = reinterpret_cast<float(*)[ROWS][DP]>(smem);
+    float(*sm_m)[ROWS] = reinterpret_cast<float(*)[ROWS]>(reinterpret_cast<float *>(smem) + AC_DECODE_WARPS * ROWS * DP);
+    float(*sm_l)[ROWS] = sm_m + AC_DECODE_WARPS;
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int c = lane % TPK;                     // which 8 elements of D
@@ -89,65 +190,65 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     }
     const int32_t *tbl = a.block_table + (int64_t)b * a.max_blocks;
     const int64_t head_off = (int64_t)kvh * a.d + c * 8;
+    // Element offset of this thread's chunk of key p (ac_cache_offset + c * 8); p < hi.
+    auto chunk_off = [&](int32_t p) -> int64_t {
+        const int32_t blk = a.block_shift >= 0 ? p >> a.block_shift : p / a.block_size;
+        const int64_t slot = (int64_t)tbl[blk] * a.block_size + (p - blk * a.block_size);
+        return slot * a.hkv * a.d + head_off;
+    };
 
-    for (int32_t base = kb; base < hi; base += NS * KPT) {
-        uint4 kr[KPT], vr[KPT];
-        // All loads of the step first: 2 * KPT 16-byte loads in flight per thread.
+    if (!ASYNC) {
+        for (int32_t base = kb; base < hi; base += NS * KPT) {
+            uint4 kr[KPT], vr[KPT];
+            // All loads of the step first: 2 * KPT 16-byte loads in flight per thread.
 #pragma unroll
-        for (int kk = 0; kk < KPT; kk++) {
-            const int32_t p = base + kk * NS + key_lane;
-            kr[kk] = vr[kk] = make_uint4(0, 0, 0, 0);
-            if (p < hi && dim_on) {
-                const int32_t blk = a.block_shift >= 0 ? p >> a.block_shift : p / a.block_size;
-                const int64_t slot = (int64_t)tbl[blk] * a.block_size + (p - blk * a.block_size);
-                const int64_t off = slot * a.hkv * a.d + head_off; // ac_cache_offset + c * 8
-                kr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.k + off));
-                vr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.v + off));
+            for (int kk = 0; kk < KPT; kk++) {
+                const int32_t p = base + kk * NS + key_lane;
+                kr[kk] = vr[kk] = make_uint4(0, 0, 0, 0);
+                if (p < hi && dim_on) {
+                    const int64_t off = chunk_off(p);
+                    kr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.k + off));
+                    vr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.v + off));
+                }
             }
+            decode_step<T, TPK, ROWS, KPT, NS>(kr, vr, base, key_lane, qf, row_end, a.scale2, m, l, acc);
         }
-        float sc[KPT][ROWS];
+    } else {
+        // Slot of (stage, kk) for this thread: [stage][kk][key_lane][c] uint4s, K then V.
+        uint4 *sk = smem, *sv = smem + ASYNC_STAGES * KPT * NS * TPK;
+        auto slot_of = [&](int st, int kk) { return ((st * KPT + kk) * NS + key_lane) * TPK + c; };
+        const int32_t step = NS * KPT, steps = hi > kb ? (hi - kb + step - 1) / step : 0;
+        // Chunks not there (key past hi, or past D) are zero-filled (src size 0): never stale.
+        auto issue = [&](int it) {
+            if (it < steps) {
+                const int st = it % ASYNC_STAGES;
 #pragma unroll
-        for (int kk = 0; kk < KPT; kk++) {
-            const int32_t p = base + kk * NS + key_lane;
-            float kf[8];
-            ac_to_f32x8(T(), kr[kk], kf);
-#pragma unroll
-            for (int r = 0; r < ROWS; r++) {
-                float dot = 0.0f;
-#pragma unroll
-                for (int e = 0; e < 8; e++) dot += qf[r][e] * kf[e];
-#pragma unroll
-                for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-                sc[kk][r] = p < row_end[r] ? dot * a.scale2 : -INFINITY;
+                for (int kk = 0; kk < KPT; kk++) {
+                    const int32_t p = kb + it * step + kk * NS + key_lane;
+                    const bool ok = p < hi && dim_on;
+                    const int64_t off = ok ? chunk_off(p) : 0;
+                    cp_async16(sk + slot_of(st, kk), a.k + off, ok ? 16 : 0);
+                    cp_async16(sv + slot_of(st, kk), a.v + off, ok ? 16 : 0);
+                }
             }
-        }
+            cp_async_commit(); // possibly empty: keeps one group per step for the wait count
+        };
 #pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            float mt = -INFINITY;
+        for (int it = 0; it < ASYNC_STAGES - 1; it++) issue(it);
+        for (int it = 0; it < steps; it++) {
+            issue(it + ASYNC_STAGES - 1);
+            cp_async_wait<ASYNC_STAGES - 1>(); // this thread's copies of step `it` have landed
+            uint4 kr[KPT], vr[KPT];
+            const int st = it % ASYNC_STAGES;
 #pragma unroll
-            for (int kk = 0; kk < KPT; kk++) mt = fmaxf(mt, sc[kk][r]);
-            const float mn = fmaxf(m[r], mt);
-            if (mn != -INFINITY) {
-                const float alpha = exp2f(m[r] - mn);
-                l[r] *= alpha;
-#pragma unroll
-                for (int e = 0; e < 8; e++) acc[r][e] *= alpha;
-                m[r] = mn;
+            for (int kk = 0; kk < KPT; kk++) {
+                kr[kk] = sk[slot_of(st, kk)];
+                vr[kk] = sv[slot_of(st, kk)];
             }
+            decode_step<T, TPK, ROWS, KPT, NS>(kr, vr, kb + it * step, key_lane, qf, row_end, a.scale2, m, l, acc);
         }
-#pragma unroll
-        for (int kk = 0; kk < KPT; kk++) {
-            float vf[8];
-            ac_to_f32x8(T(), vr[kk], vf);
-#pragma unroll
-            for (int r = 0; r < ROWS; r++) {
-                if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
-                const float pr = exp2f(sc[kk][r] - m[r]);
-                l[r] += pr;
-#pragma unroll
-                for (int e = 0; e < 8; e++) acc[r][e] += pr * vf[e];
-            }
-        }
+        cp_async_wait<0>();
+        __syncthreads(); // every thread is done with the pipeline before the merge reuses it
     }
 
     // Merge the key lanes of the warp: butterfly over lane groups TPK apart.
@@ -228,28 +329,48 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     }
 }
 
-template <typename T, int TPK>
-ac_status launch_rows(int32_t cta_rows, int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+template <typename T, int TPK, int ROWS, bool ASYNC>
+ac_status launch_one(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
 {
-    const dim3 block(AC_DECODE_WARPS * 32);
-    switch (cta_rows) {
-    case 1: decode_kernel<T, TPK, 1><<<(unsigned)grid, block, 0, stream>>>(a); break;
-    case 2: decode_kernel<T, TPK, 2><<<(unsigned)grid, block, 0, stream>>>(a); break;
-    case 4: decode_kernel<T, TPK, 4><<<(unsigned)grid, block, 0, stream>>>(a); break;
-    default: decode_kernel<T, TPK, 8><<<(unsigned)grid, block, 0, stream>>>(a); break;
-    }
+    constexpr size_t smem = decode_smem_bytes<TPK, ROWS, ASYNC>();
+    if (smem > 48 * 1024)
+        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, TPK, ROWS, ASYNC>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    decode_kernel<T, TPK, ROWS, ASYNC><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
     AC_CUDA_LAUNCHED("decode_kernel");
     return AC_OK;
 }
 
+template <typename T, int TPK>
+ac_status launch_rows(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
+                      ac_error *err)
+{
+    switch (cta_rows) {
+    case 1: return async ? launch_one<T, TPK, 1, true>(grid, a, stream, err) : launch_one<T, TPK, 1, false>(grid, a, stream, err);
+    case 2: return async ? launch_one<T, TPK, 2, true>(grid, a, stream, err) : launch_one<T, TPK, 2, false>(grid, a, stream, err);
+    case 4: return async ? launch_one<T, TPK, 4, true>(grid, a, stream, err) : launch_one<T, TPK, 4, false>(grid, a, stream, err);
+    default: return async ? launch_one<T, TPK, 8, true>(grid, a, stream, err) : launch_one<T, TPK, 8, false>(grid, a, stream, err);
+    }
+}
+
 template <typename T>
-ac_status launch_dim(int32_t cta_rows, int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+ac_status launch_dim(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
+                     ac_error *err)
 {
     switch (ac_decode_tpk(a.d)) {
-    case 8: return launch_rows<T, 8>(cta_rows, grid, a, stream, err);
-    case 16: return launch_rows<T, 16>(cta_rows, grid, a, stream, err);
-    default: return launch_rows<T, 32>(cta_rows, grid, a, stream, err);
+    case 8: return launch_rows<T, 8>(cta_rows, async, grid, a, stream, err);
+    case 16: return launch_rows<T, 16>(cta_rows, async, grid, a, stream, err);
+    default: return launch_rows<T, 32>(cta_rows, async, grid, a, stream, err);
     }
+}
+
+// Load path: cp.async pipeline (default) or plain register loads; the
+// environment variable AC_DECODE_LOADS=regs selects the latter (the GPU check
+// runs both, the benchmark times both).
+static bool use_async_loads(void)
+{
+    const char *v = getenv("AC_DECODE_LOADS");
+    return !(v && strcmp(v, "regs") == 0);
 }
 
 } // namespace
@@ -316,8 +437,9 @@ extern "C" ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, 
     a.scale2 = scale * 1.44269504088896340736f;
 
     const int64_t grid = (int64_t)p->batch * p->heads_kv * splits * row_chunks;
-    st = p->dtype == AC_BF16 ? launch_dim<ac_bf16_t>(cta_rows, grid, a, stream, err)
-                             : launch_dim<ac_fp16_t>(cta_rows, grid, a, stream, err);
+    const bool async = use_async_loads();
+    st = p->dtype == AC_BF16 ? launch_dim<ac_bf16_t>(cta_rows, async, grid, a, stream, err)
+                             : launch_dim<ac_fp16_t>(cta_rows, async, grid, a, stream, err);
     if (st || splits == 1) return st;
     ac_combine_params cp = {p->dtype, rows, splits, p->head_dim, a.o_part, a.lse_part, p->o, p->o_f32, p->lse};
     return ac_attn_combine(&cp, stream_ptr, err);
