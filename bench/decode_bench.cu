@@ -357,22 +357,25 @@ static const uint16_t *e2e_v(const void *ctx, int32_t b, int32_t pos, int32_t kv
     return x->v[b].data() + ((size_t)pos * x->hkv + kvh) * x->d;
 }
 
-static void end_to_end(int steps)
+// big_pool: the pool has more than 2^31 elements and the sequences' blocks sit
+// at its top, so every cache offset of the store and the decode needs 64 bits.
+static void end_to_end(int steps, int big_pool)
 {
     group_stat g;
-    g.name = "end-to-end store+decode";
+    g.name = big_pool ? "e2e, pool > 2^31 elements" : "end-to-end store+decode";
     const ac_dtype dt = AC_BF16;
     const int32_t B = 3, hq = 32, hkv = 8, d = 128, bs = 16;
     const int32_t prompt[B] = {37, 100, 1};
-    const int32_t cap = 100 + steps + 1, max_blocks = ac_num_tiles(cap, bs), num_blocks = B * max_blocks + 5;
+    const int32_t cap = 100 + steps + 1, max_blocks = ac_num_tiles(cap, bs), used_blocks = B * max_blocks + 5;
+    const int32_t num_blocks = big_pool ? 140000 : used_blocks; // 140000 * 16 * 8 * 128 = 2.29e9 elements
     const int64_t row = (int64_t)hkv * d, pool = (int64_t)num_blocks * bs * row;
     ac_rng rng;
     ac_rng_init(&rng, 4242, 1);
     // Random block permutation; unused table entries hold garbage.
-    std::vector<int32_t> perm(num_blocks), table((size_t)B * max_blocks);
-    for (int i = 0; i < num_blocks; i++) perm[i] = i;
-    for (int i = num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[ac_rng_below(&rng, i + 1)]);
-    for (int i = 0; i < B * max_blocks; i++) table[i] = perm[i];
+    std::vector<int32_t> perm(used_blocks), table((size_t)B * max_blocks);
+    for (int i = 0; i < used_blocks; i++) perm[i] = i;
+    for (int i = used_blocks - 1; i > 0; i--) std::swap(perm[i], perm[ac_rng_below(&rng, i + 1)]);
+    for (int i = 0; i < B * max_blocks; i++) table[i] = big_pool ? num_blocks - 1 - perm[i] : perm[i];
     e2e_ctx ctx;
     ctx.hkv = hkv;
     ctx.d = d;
@@ -722,7 +725,8 @@ int main(int argc, char **argv)
             printf("\n== decode load path: %s\n", v ? "registers" : "cp.async");
             g_with_model = v == 0;
             decode_sweep(quick);
-            end_to_end(quick ? 6 : 40);
+            end_to_end(quick ? 6 : 40, 0);
+            if (!quick) end_to_end(8, 1);
         }
         unsetenv("AC_DECODE_LOADS");
         combine_sweep(quick);
