@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +425,45 @@ static void parse_status(const char *line, lf_stats *s)
     }
 }
 
+/* Executions of the fork-mode job now running: the last "#N" of the newest
+   job log in libFuzzer's work folder (/tmp/libFuzzerTemp.FuzzWithFork<pid>.dir). */
+static long long running_job_execs(pid_t lf)
+{
+    char dir[128];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/libFuzzerTemp.FuzzWithFork%d.dir", tmp ? tmp : "/tmp", (int)lf);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    char best[PATH_MAX] = "";
+    time_t best_t = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".log")) continue;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (!stat(p, &st) && st.st_mtime >= best_t) {
+            best_t = st.st_mtime;
+            snprintf(best, sizeof best, "%s", p);
+        }
+    }
+    closedir(d);
+    FILE *f = best[0] ? fopen(best, "r") : NULL;
+    if (!f) return 0;
+    char buf[4097];
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > 4096 ? size - 4096 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, 4096, f);
+    fclose(f);
+    buf[n] = '\0';
+    long long last = 0;
+    for (char *p = buf; (p = strchr(p, '#')); p++)
+        if (p == buf || p[-1] == '\n') last = strtoll(p + 1, NULL, 10);
+    return last;
+}
+
 static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, const char *out)
 {
     char corpus[PATH_MAX], findings[PATH_MAX], artifacts[PATH_MAX], merged[PATH_MAX], seeds[PATH_MAX],
@@ -495,15 +535,28 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     char line[8192];
     double next = t0 + 5.0;
     int findings0 = count_files(findings, NULL);
-    while (in && fgets(line, sizeof line, in)) {
-        if (log) fputs(line, log);
-        parse_status(line, &s);
-        if (!strncmp(line, "FINDING", 7)) fputs(line, stdout);
+    int fd = pipefd[0], open_ = 1;
+    while (open_) {
+        /* Wait for output at most a second, so the progress line keeps its
+           pace even while libFuzzer's fork-mode parent is quiet (it reports
+           when a job ends; jobs grow to minutes). */
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int ready = poll(&pfd, 1, 1000);
+        if (ready > 0) {
+            if (!fgets(line, sizeof line, in)) {
+                open_ = 0;
+            } else {
+                if (log) fputs(line, log);
+                parse_status(line, &s);
+                if (!strncmp(line, "FINDING", 7)) fputs(line, stdout);
+            }
+        }
         double t = now_s();
         if (t >= next) {
             int nf = count_files(findings, NULL) - findings0 + count_files(artifacts, NULL);
-            printf("[fuzz %s] %5.0f s  execs %lld (%lld/s)  cov %lld  ft %lld  corpus %lld  findings %d\n",
-                   o->target->name, t - t0, s.execs, s.execs_s, s.cov, s.ft, s.corp, nf);
+            long long live = s.execs + running_job_execs(pid);
+            printf("[fuzz %s] %5.0f s  execs %lld (%.0f/s)  cov %lld  ft %lld  corpus %lld  findings %d\n",
+                   o->target->name, t - t0, live, t > t0 ? live / (t - t0) : 0.0, s.cov, s.ft, s.corp, nf);
             fflush(stdout);
             next = t + 5.0;
         }
