@@ -322,6 +322,7 @@ typedef struct fuzz_opts {
     ac_backend backend;
     int backend_auto;
     const char *out;
+    const char *seeds;      /* seed folder (default corpus/<target's folder>) */
     uint64_t seed;
     int64_t rows;
     int max_len;
@@ -333,7 +334,7 @@ static void fuzz_usage(FILE *f)
 {
     fprintf(f,
             "usage: attncheck fuzz TARGET [--seconds N] [--jobs N] [--walk] [--backend auto|cpu|gpu] [--gpus N]\n"
-            "                      [--out DIR] [--seed N] [--rows N] [--max-len N] [-- LIBFUZZER-FLAGS...]\n"
+            "                      [--out DIR] [--seeds DIR] [--seed N] [--rows N] [--max-len N] [-- LIBFUZZER-FLAGS...]\n"
             "targets:\n");
     const ac_fuzz_target *const *all = ac_fuzz_targets();
     for (int i = 0; all[i]; i++) fprintf(f, "  %-9s %s\n", all[i]->name, all[i]->about);
@@ -472,7 +473,8 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     snprintf(findings, sizeof findings, "%s/findings", out);
     snprintf(artifacts, sizeof artifacts, "%s/artifacts", out);
     snprintf(merged, sizeof merged, "%s/merged", out);
-    snprintf(seeds, sizeof seeds, "%s/corpus/%s", root, o->target->seed_dir);
+    if (o->seeds) snprintf(seeds, sizeof seeds, "%s", o->seeds);
+    else snprintf(seeds, sizeof seeds, "%s/corpus/%s", root, o->target->seed_dir);
     snprintf(dict, sizeof dict, "%s/fuzz/dicts/%s.dict", root, o->target->name);
     snprintf(prefix, sizeof prefix, "-artifact_prefix=%s/%s-", artifacts, o->target->name);
     snprintf(logpath, sizeof logpath, "%s/libfuzzer.log", out);
@@ -600,7 +602,8 @@ static int run_walk(const fuzz_opts *o, const char *root, const char *out)
 {
     char findings[PATH_MAX], seeds[PATH_MAX];
     snprintf(findings, sizeof findings, "%s/findings", out);
-    snprintf(seeds, sizeof seeds, "%s/corpus/%s", root, o->target->seed_dir);
+    if (o->seeds) snprintf(seeds, sizeof seeds, "%s", o->seeds);
+    else snprintf(seeds, sizeof seeds, "%s/corpus/%s", root, o->target->seed_dir);
     ac_fuzz_walk_opts w;
     memset(&w, 0, sizeof w);
     w.target = o->target;
@@ -665,6 +668,7 @@ int ac_fuzz_main(int argc, char **argv)
         else if (!strcmp(a, "--walk")) o.walk = 1;
         else if (!strcmp(a, "--gpus") && i + 1 < argc) o.gpus = atoi(argv[++i]);
         else if (!strcmp(a, "--out") && i + 1 < argc) o.out = argv[++i];
+        else if (!strcmp(a, "--seeds") && i + 1 < argc) o.seeds = argv[++i];
         else if (!strcmp(a, "--seed") && i + 1 < argc) o.seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(a, "--rows") && i + 1 < argc) o.rows = strtoll(argv[++i], NULL, 10);
         else if (!strcmp(a, "--max-len") && i + 1 < argc) o.max_len = atoi(argv[++i]);
@@ -700,8 +704,9 @@ int ac_fuzz_main(int argc, char **argv)
     if (o.backend_auto) o.backend = (o.target->uses_kernels && count_gpus() > 0) ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     char root[PATH_MAX];
     if (find_root(root, sizeof root)) {
-        fprintf(stderr, "fuzz: cannot find the repository (a folder with corpus/ and fuzz/) from here\n");
-        return 2;
+        /* No checkout around (a shipped binary): seeds only with --seeds. */
+        snprintf(root, sizeof root, ".");
+        if (!o.seeds) printf("fuzz: no repository (corpus/ and fuzz/) found from here: no seeds; give --seeds DIR\n");
     }
     char out[PATH_MAX];
     if (o.out) snprintf(out, sizeof out, "%s", o.out);

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /* attncheck fuzz TARGET [--seconds N] [--jobs N] [--walk] [--backend auto|cpu|gpu]
- *                       [--gpus N] [--out DIR] [--seed N] [--rows N] [-- LIBFUZZER-FLAGS...]
+ *                       [--gpus N] [--out DIR] [--seeds DIR] [--seed N] [--rows N] [-- LIBFUZZER-FLAGS...]
  * A campaign: libFuzzer fork mode over the cores when the target's libFuzzer
  * binary is built (build-fuzz/, fuzz/build.sh), else (or with --walk, or
  * with a GPU backend) the random-walk driver with one worker per core and
