@@ -14,6 +14,7 @@
 
 #include "ac_casefile.h"
 #include "ac_check.h"
+#include "ac_fuzzcli.h"
 #include "ac_gen.h"
 #include "ac_sweep.h"
 
@@ -240,6 +241,8 @@ int main(int argc, char **argv)
     if (argc < 2) { usage(stderr); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "describe")) return cmd_describe(argc, argv);
+    if (!strcmp(cmd, "fuzz")) return ac_fuzz_main(argc - 1, argv + 1);     /* tools/ac_fuzzcli.h */
+    if (!strcmp(cmd, "replay")) return ac_replay_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "run") || !strcmp(cmd, "sweep")) {
         cli_opts o;
         const char *pos[64];
