@@ -10,11 +10,11 @@
 #                                   corpus replayed on the kernels; logs, findings
 #                                   and a table under $OUT (default .gpu/fuzz/out)
 set -u
-cd "$(dirname "$0")/.."
 D=.gpu/fuzz
 case "${1:-}" in
 build)
   set -e
+  cd "$(dirname "$0")/.."   # the repository (remote mode runs from its root already)
   cmake -S . -B build-gpu-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
   cmake --build build-gpu-fuzz -j"$(nproc)" --target attncheck-fuzz
   mkdir -p "$D/seeds"
