@@ -16,7 +16,8 @@
  * invalid, never claim more elements than were allocated with a value the
  * API could accept: every out-of-bounds access is the API's.
  *
- * Record: [0] op, [1..16] the base call, then 3-byte corruptions (kind, a, b). */
+ * Record: [0] op (op % 4; op >= 0xc0: a large shape, validation only, see
+ * api_large), [1..16] the base call, then 3-byte corruptions (kind, a, b). */
 #include "ac_fuzz.h"
 
 /* Paths and messages are cut at their buffers on purpose (never past them). */
@@ -477,13 +478,179 @@ static ac_status call_run(const call *k, ac_error *e)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Large shapes, validation only: sizes up to the contract's limits (batch
+   65536, 1024 heads, 2^31 - 1 tokens, 4096 splits) with real metadata and
+   a dummy data pointer (validate never reads data). The shape is judged by
+   the independent rules; limits a kernel documents (prefill's batch <=
+   AC_PREFILL_MAX_BATCH, a 1-D grid below 2^31 CTAs with the resolved split
+   count) are allowed named refusals. Finds valid shapes refused and
+   overflows in the validation's own arithmetic (UBSan). */
+
+static _Alignas(64) unsigned char dummy_data[64];
+
+static int32_t pick32(breader *br, const int32_t *v, int n) { return v[rb(br) % (uint32_t)n]; }
+#define PICKB(br, arr) pick32((br), (arr), (int)(sizeof(arr) / sizeof((arr)[0])))
+
+static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_outcome *out)
+{
+    FILE *log = env->log ? env->log : stderr;
+    static const int32_t batches[] = {1, 2, 513, 4096, 65535, 65536, 65537, 300000};
+    static const int32_t hkvs[] = {1, 8, 128, 1024};
+    static const int32_t groups[] = {1, 2, 4, 8, 3};
+    static const int32_t dims[] = {8, 64, 128, 256, 264, 12, 1024};
+    static const int32_t bss[] = {1, 16, 256, 4096};
+    static const int32_t lks[] = {1, 4096, 1 << 20, 1 << 24};
+    ac_error e;
+    ac_error_clear(&e);
+    uint32_t want = 0;
+    ac_status got = AC_OK;
+    int32_t batch = PICKB(br, batches), hkv = PICKB(br, hkvs), hq = hkv * PICKB(br, groups), d = PICKB(br, dims);
+    int32_t *cu = NULL, *lens = NULL, *table = NULL;
+    int64_t total_q = 0;
+    if (op == AC_OP_DECODE || op == AC_OP_PREFILL) {
+        int32_t lq = op == AC_OP_DECODE ? 1 + (int32_t)(rb(br) % 8) : PICKB(br, ((const int32_t[]){0, 1, 128, 4096, 1 << 16}));
+        int32_t lk = PICKB(br, lks), bs = PICKB(br, bss);
+        int paged = op == AC_OP_DECODE || rb(br) % 2;
+        int64_t mbps = paged ? ((int64_t)lk + bs - 1) / bs : 0;
+        if ((int64_t)batch * (mbps > 0 ? mbps : 1) > (1 << 22)) {
+            out->kind = AC_FUZZ_SKIPPED; /* table too large to build here */
+            snprintf(out->why, sizeof out->why, "large table");
+            return;
+        }
+        cu = malloc(sizeof(int32_t) * ((size_t)batch + 1));
+        lens = malloc(sizeof(int32_t) * (size_t)batch);
+        table = paged ? malloc(sizeof(int32_t) * (size_t)(batch * mbps)) : NULL;
+        int32_t *cuk = paged ? NULL : malloc(sizeof(int32_t) * ((size_t)batch + 1));
+        if (!cu || !lens || (paged && !table) || (!paged && !cuk)) {
+            free(cu), free(lens), free(table), free(cuk);
+            out->kind = AC_FUZZ_SKIPPED;
+            snprintf(out->why, sizeof out->why, "out of memory");
+            return;
+        }
+        /* cu_seqlens in int64 first: a total past 2^31 - 1 is a SHAPE
+           refusal, and the int32 array then holds a wrapped, non-monotone
+           value (the API reads the total from total_q). */
+        int64_t tk = 0;
+        cu[0] = 0;
+        if (cuk) cuk[0] = 0;
+        for (int32_t b = 0; b < batch; b++) {
+            total_q += lq;
+            tk += lk;
+            cu[b + 1] = (int32_t)(uint32_t)total_q;
+            if (cuk) cuk[b + 1] = (int32_t)(uint32_t)tk;
+            lens[b] = lk;
+            for (int64_t i = 0; i < mbps; i++) table[b * mbps + i] = (int32_t)(b * mbps + i);
+        }
+        int64_t num_blocks = (int64_t)batch * mbps;
+        /* the independent rules */
+        if (hq > AC_MAX_HEADS) want |= BIT(AC_ERR_SHAPE);
+        if (d > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
+        if (hq % hkv) want |= BIT(AC_ERR_GQA) | BIT(AC_ERR_SHAPE);
+        if (d % 8 || d > 256) want |= BIT(AC_ERR_UNSUPPORTED);
+        if (batch > AC_MAX_BATCH) want |= BIT(AC_ERR_SHAPE);
+        if (total_q > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_SEQLENS);
+        if (!paged && tk > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_SEQLENS);
+        if (paged && num_blocks > INT32_MAX) want |= BIT(AC_ERR_SHAPE);
+        if (op == AC_OP_PREFILL) {
+            if (batch > AC_PREFILL_MAX_BATCH) want |= BIT(AC_ERR_UNSUPPORTED) | (batch > AC_MAX_BATCH ? BIT(AC_ERR_SHAPE) : 0);
+            ac_prefill_params p;
+            memset(&p, 0, sizeof p);
+            p.dtype = AC_BF16, p.batch = batch, p.heads_q = hq, p.heads_kv = hkv, p.head_dim = d;
+            p.total_q = total_q, p.q = p.k = p.v = dummy_data, p.out = dummy_data;
+            p.h_cu_seqlens_q = cu, p.paged = paged, p.causal = AC_CAUSAL_BOTTOM_RIGHT;
+            if (paged) {
+                p.h_block_table = table, p.h_seqlens_k = lens, p.block_size = bs;
+                p.num_blocks = (int32_t)(num_blocks > INT32_MAX ? INT32_MAX : num_blocks);
+                p.max_blocks_per_seq = (int32_t)mbps;
+            } else {
+                p.h_cu_seqlens_k = cuk, p.total_k = tk;
+            }
+            got = ac_prefill_validate(&p, 0, &e);
+            snprintf(out->line, sizeof out->line, "api-large prefill B=%d Hq=%d Hkv=%d D=%d Lq=%d Lk=%d %s block=%d",
+                     batch, hq, hkv, d, lq, lk, paged ? "paged" : "contiguous", bs);
+        } else {
+            ac_decode_params p;
+            memset(&p, 0, sizeof p);
+            p.dtype = AC_BF16, p.batch = batch, p.heads_q = hq, p.heads_kv = hkv, p.head_dim = d;
+            p.causal = AC_CAUSAL_BOTTOM_RIGHT, p.num_splits = PICKB(br, ((const int32_t[]){0, 0, 1, 7, 4096}));
+            p.num_blocks = (int32_t)(num_blocks > INT32_MAX ? INT32_MAX : num_blocks), p.block_size = bs;
+            p.max_blocks_per_seq = (int32_t)mbps, p.total_q = total_q;
+            p.q = p.k_cache = p.v_cache = dummy_data, p.o = dummy_data;
+            p.cu_seqlens_q = p.cu_seqlens_q_host = cu, p.seqlens_k = p.seqlens_k_host = lens;
+            p.block_table = p.block_table_host = table;
+            if (!want) {
+                /* One CTA per (sequence, KV head, row chunk, split) in a 1-D
+                   grid: a documented limit, with the split count the call
+                   resolves (automatic splits included). */
+                int64_t rows = (int64_t)lq * (hq / hkv);
+                int64_t chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
+                int64_t splits = ac_attn_decode_splits(&p, 0);
+                if ((int64_t)batch * hkv * chunks * splits > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_UNSUPPORTED);
+            }
+            got = ac_attn_decode_validate(&p, &e);
+            snprintf(out->line, sizeof out->line, "api-large decode B=%d Hq=%d Hkv=%d D=%d Lq=%d Lk=%d block=%d splits=%d",
+                     batch, hq, hkv, d, lq, lk, bs, p.num_splits);
+        }
+        free(cuk);
+    } else if (op == AC_OP_COMBINE) {
+        static const int64_t rowss[] = {1, 1 << 20, INT32_MAX, (int64_t)INT32_MAX + 1};
+        int64_t rows = rowss[rb(br) % 4];
+        int32_t splits = PICKB(br, ((const int32_t[]){1, 4096, 4097}));
+        int32_t dd = PICKB(br, ((const int32_t[]){1, 1024, 1025}));
+        ac_combine_params p = {.dtype = AC_FP16, .rows = rows, .num_splits = splits, .head_dim = dd,
+                               .o_part = (const float *)dummy_data, .lse_part = (const float *)dummy_data,
+                               .o_f32 = (float *)dummy_data};
+        if (rows > INT32_MAX || splits > AC_MAX_SPLITS || dd > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
+        got = ac_attn_combine_validate(&p, &e);
+        snprintf(out->line, sizeof out->line, "api-large combine rows=%lld splits=%d D=%d", (long long)rows, splits, dd);
+    } else {
+        int32_t ntok = PICKB(br, ((const int32_t[]){0, 1, 1 << 16})), bs = PICKB(br, bss);
+        int32_t nb = PICKB(br, ((const int32_t[]){1, 1 << 16, INT32_MAX}));
+        int64_t *slots = malloc(sizeof(int64_t) * (size_t)(ntok ? ntok : 1));
+        if (!slots) {
+            out->kind = AC_FUZZ_SKIPPED;
+            return;
+        }
+        int64_t nslots = (int64_t)nb * bs;
+        for (int32_t t = 0; t < ntok; t++) slots[t] = t < nslots ? t : -1;
+        ac_kv_store_params p = {.dtype = AC_BF16, .num_tokens = ntok, .heads_kv = hkv, .head_dim = d,
+                                .num_blocks = nb, .block_size = bs, .k_new = dummy_data, .v_new = dummy_data,
+                                .k_cache = dummy_data, .v_cache = dummy_data, .slot_mapping = slots,
+                                .slot_mapping_i64 = 1, .slot_mapping_host = slots};
+        if (d > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
+        got = ac_kv_store_validate(&p, &e);
+        free(slots);
+        snprintf(out->line, sizeof out->line, "api-large store tokens=%d Hkv=%d D=%d pool=%d block=%d", ntok, hkv, d, nb, bs);
+    }
+    free(cu), free(lens), free(table);
+    out->code = got;
+    char ws[160];
+    ac_fuzz_mask_str(want, ws, sizeof ws);
+    if (want ? !(want & BIT(got)) : got != AC_OK) {
+        out->kind = AC_FUZZ_FINDING;
+        snprintf(out->why, sizeof out->why, "validate (large shape): expected %s, got %s (%s)", ws, ac_status_name(got), e.msg);
+    } else {
+        out->kind = got ? AC_FUZZ_REJECTED : AC_FUZZ_PASS;
+        snprintf(out->why, sizeof out->why, "%s%s%s", ac_status_name(got), got ? ": " : "", got ? e.msg : "");
+    }
+    if (env->verbose) fprintf(log, "%s\n%s: %s\n", out->line, out->kind == AC_FUZZ_FINDING ? "FINDING" : "ok", out->why);
+}
+
 void ac_fuzz_api_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out)
 {
     ac_fuzz_outcome_free(out);
     FILE *log = env->log ? env->log : stderr;
     static const ac_op ops[] = {AC_OP_PREFILL, AC_OP_DECODE, AC_OP_COMBINE, AC_OP_STORE};
     breader br = {data, size, 0};
-    ac_op op = ops[rb(&br) % 4];
+    uint32_t op_byte = rb(&br);
+    ac_op op = ops[op_byte % 4];
+    if (op_byte & 0x80) { /* a quarter of the op byte's values: large shapes, validation only */
+        if (op_byte & 0x40) {
+            api_large(op, &br, env, out);
+            return;
+        }
+    }
     uint8_t base[16] = {0};
     for (int i = 0; i < 16; i++) base[i] = (uint8_t)rb(&br);
     breader bb = {base, sizeof base, 0};

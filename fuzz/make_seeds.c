@@ -342,6 +342,17 @@ static void api_seeds(void)
         char nm[64];
         snprintf(nm, sizeof nm, "%s-plain.bin", opn[op]);
         save_bytes("api", num++, nm, rec, 17);
+        /* Large shapes, validation only (op byte >= 0xc0): index bytes into
+           api_large's tables. Decode uses one explicit split here: the
+           automatic count is the open finding corpus/open/api/1000. */
+        static const uint8_t large[4][10] = {
+            {0xc0, 4, 1, 2, 2, 3, 1, 1, 0, 0},  /* prefill B=65535 Hkv=8 Hq=32 D=128 Lq=128 Lk=4096, contiguous */
+            {0xc1, 2, 3, 0, 0, 7, 1, 2, 2, 0},  /* decode B=513 Hq=Hkv=1024 D=8 Lq=8 Lk=4096 block=256 splits=1 */
+            {0xc2, 0, 0, 0, 0, 2, 1, 1, 0, 0},  /* combine rows=2^31-1 splits=4096 D=1024 */
+            {0xc3, 0, 3, 0, 1, 2, 1, 2, 0, 0},  /* store tokens=65536 Hkv=1024 D=64 pool=2^31-1 */
+        };
+        snprintf(nm, sizeof nm, "%s-large-shape.bin", opn[op]);
+        save_bytes("api", 800 + op, nm, large[op], sizeof large[op]);
         for (int k = 0; k < nkinds[op]; k++) {
             rec[17] = (uint8_t)k, rec[18] = (uint8_t)(k * 5 + 1), rec[19] = (uint8_t)(k * 3 + 2);
             snprintf(nm, sizeof nm, "%s-corruption%02d.bin", opn[op], k);
