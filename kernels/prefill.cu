@@ -23,8 +23,25 @@ namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
+// Build-time tuning knobs for D <= 128 (the defaults are the measured best,
+// docs/PREFILL.md). Query rows per CTA do not change any result: rows are
+// independent, and the CPU model's tile walk gives the same bits for any.
+#ifndef PREFILL_WARPS
+#define PREFILL_WARPS 4 // warps per CTA
+#endif
+#ifndef PREFILL_MINB
+#define PREFILL_MINB 1 // __launch_bounds__ minimum CTAs per SM
+#endif
+#ifndef PREFILL_BM
+#define PREFILL_BM AC_PREFILL_TILE_M(128) // query rows per CTA
+#endif
+template <int DPAD> struct Cfg {
+    static constexpr int kWarps = DPAD <= 128 ? PREFILL_WARPS : 4;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kMinBlocks = DPAD <= 128 ? PREFILL_MINB : 1;
+    static constexpr int BM = DPAD <= 128 ? PREFILL_BM : AC_PREFILL_TILE_M(DPAD);
+    static constexpr int BN = AC_PREFILL_TILE_N(DPAD);
+};
 
 struct KParams {
     const uint16_t *q, *k, *v;
@@ -119,7 +136,7 @@ template <int DPAD, int ROWS, typename RowOff>
 __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, int d, RowOff row_off)
 {
     constexpr int kChunks = DPAD / 8;
-    constexpr int kRowsPerPass = kThreads / kChunks;
+    constexpr int kRowsPerPass = Cfg<DPAD>::kThreads / kChunks;
     const int chunk = threadIdx.x % kChunks;
     static_assert(ROWS % kRowsPerPass == 0, "whole passes");
 #pragma unroll
@@ -135,10 +152,11 @@ __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, in
 // kMask: an explicit (bool or additive) mask is present. A separate
 // instantiation keeps its register cost out of the common kernel.
 template <typename T, int DPAD, bool kMask>
-__global__ void __launch_bounds__(kThreads) prefill_kernel(KParams p)
+__global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) prefill_kernel(KParams p)
 {
-    constexpr int BM = AC_PREFILL_TILE_M(DPAD);
-    constexpr int BN = AC_PREFILL_TILE_N(DPAD);
+    constexpr int kWarps = Cfg<DPAD>::kWarps;
+    constexpr int BM = Cfg<DPAD>::BM;
+    constexpr int BN = Cfg<DPAD>::BN;
     constexpr int MB = BM / (16 * kWarps); // 16-row m-blocks per warp
     constexpr int KS = DPAD / 16;          // k-steps of S = Q K^T
     constexpr int NB = BN / 8;             // 8-key blocks of a tile
@@ -235,8 +253,14 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(KParams p)
                 }
             }
         }
+        // Issue K[j+1] as soon as every warp is done with K[j]: it then loads
+        // under the softmax and P.V. V[j] must be in by now as well.
+        cp_async_wait_all();
+        __syncthreads();
+        if (j + 1 < ntiles) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0 + BN));
+        cp_async_commit();
 
-        // Logits in log2 units; masked ones -inf.
+        // Logits in log2 units; masked ones -inf (bias added).
 #pragma unroll
         for (int mb = 0; mb < MB; mb++)
 #pragma unroll
@@ -272,6 +296,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(KParams p)
 
         // Online softmax on rows g and g+8 (the 4 lanes of a quad share a row).
         uint32_t pf[MB][NB][2];
+        bool rescale = false;
+        float alpha[2 * MB];
 #pragma unroll
         for (int mb = 0; mb < MB; mb++)
 #pragma unroll
@@ -284,7 +310,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(KParams p)
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 const float m_new = fmaxf(row_m[r], mx);
                 const float m_use = m_new == -INFINITY ? 0.0f : m_new; // empty so far: no NaN from -inf - -inf
-                const float alpha = fast_exp2(__fsub_rn(row_m[r], m_use));
+                alpha[r] = fast_exp2(__fsub_rn(row_m[r], m_use));
+                rescale |= alpha[r] != 1.0f;
                 float rs = 0.0f;
 #pragma unroll
                 for (int nb = 0; nb < NB; nb++) {
@@ -294,19 +321,20 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(KParams p)
                     rs = __fadd_rn(rs, p1);
                     pf[mb][nb][hr] = DType<T>::pack(p0, p1); // P in the input dtype for P.V
                 }
-                row_l[r] = __fmaf_rn(row_l[r], alpha, rs);
+                row_l[r] = __fmaf_rn(row_l[r], alpha[r], rs);
                 row_m[r] = m_new;
-#pragma unroll
-                for (int db = 0; db < DB; db++) {
-                    o[mb][db][hr * 2] = __fmul_rn(o[mb][db][hr * 2], alpha);
-                    o[mb][db][hr * 2 + 1] = __fmul_rn(o[mb][db][hr * 2 + 1], alpha);
-                }
             }
+        // Rescale O only when some row's max moved (alpha == 1 is exact identity),
+        // decided per warp so the branch stays uniform.
+        if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+                for (int db = 0; db < DB; db++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) o[mb][db][e] = __fmul_rn(o[mb][db][e], alpha[2 * mb + e / 2]);
+        }
 
-        cp_async_wait_all();
-        __syncthreads(); // V[j] in shared memory; every warp is done with K[j]
-        if (j + 1 < ntiles) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0 + BN));
-        cp_async_commit();
 
         // O += P V: the S accumulator layout is the A-fragment layout of P.
 #pragma unroll
@@ -358,12 +386,12 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(KParams p)
 template <typename T, int DPAD, bool kMask>
 cudaError_t launch_one(const KParams &kp, int m_tiles, int batch, cudaStream_t stream)
 {
-    constexpr int BM = AC_PREFILL_TILE_M(DPAD), BN = AC_PREFILL_TILE_N(DPAD);
+    constexpr int BM = Cfg<DPAD>::BM, BN = Cfg<DPAD>::BN;
     constexpr int smem = (BM + 2 * BN) * DPAD * 2;
     cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, DPAD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
     dim3 grid(m_tiles, kp.hq, batch);
-    prefill_kernel<T, DPAD, kMask><<<grid, kThreads, smem, stream>>>(kp);
+    prefill_kernel<T, DPAD, kMask><<<grid, Cfg<DPAD>::kThreads, smem, stream>>>(kp);
     return cudaGetLastError();
 }
 
@@ -381,7 +409,7 @@ extern "C" ac_status ac_attn_prefill(const ac_prefill_params *p, void *stream, a
     ac_status st = ac_prefill_validate(p, 1, err);
     if (st) return st;
     const int dpad = AC_PREFILL_DPAD(p->head_dim);
-    const int bm = AC_PREFILL_TILE_M(dpad);
+    const int bm = dpad == 64 ? Cfg<64>::BM : dpad == 128 ? Cfg<128>::BM : Cfg<256>::BM;
     int32_t max_lq = 0;
     for (int32_t b = 0; b < p->batch; b++) {
         const int32_t lq = p->h_cu_seqlens_q[b + 1] - p->h_cu_seqlens_q[b];
