@@ -25,7 +25,7 @@ extern "C" {
    head_dim is padded up to AC_PREFILL_DPAD (64, 128 or 256); padded columns
    are zero. */
 #define AC_PREFILL_DPAD(d) ((d) <= 64 ? 64 : (d) <= 128 ? 128 : 256)
-#define AC_PREFILL_TILE_M(dpad) ((dpad) <= 128 ? 128 : 64) /* query rows per CTA: 4 warps, 32 or 16 rows each */
+#define AC_PREFILL_TILE_M(dpad) ((dpad) <= 128 ? 128 : 64) /* query rows per CTA: 8 or 4 warps of 16 rows */
 #define AC_PREFILL_TILE_N(dpad) 64                         /* keys per streamed K/V tile */
 #define AC_PREFILL_MAX_HEAD_DIM 256
 /* Head dims run by the kernel: multiples of 8 (one 16-byte chunk) up to 256. */

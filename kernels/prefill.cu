@@ -1,9 +1,10 @@
 // Prefill attention on Hopper with mma.sync (FlashAttention-2 style).
 //
-// One CTA = one tile of TILE_M query rows of one (sequence, query head);
-// 4 warps, 16 rows each. K/V tiles of TILE_N keys stream through shared
-// memory with cp.async: V[j] loads while S = Q K[j]^T and the softmax run,
-// K[j+1] loads while O += P V[j] runs. Logits and accumulators are fp32; P is
+// One CTA = one tile of query rows of one (sequence, query head): 128 rows
+// in 8 warps (D <= 128, two CTAs per SM) or 64 rows in 4 warps (D = 256),
+// 16 rows per warp. K/V tiles of 64 keys stream through shared memory with
+// cp.async: V[j] loads while S = Q K[j]^T runs, K[j+1] is issued right after
+// S and loads under the softmax and O += P V[j]. Accumulators are fp32; P is
 // rounded to the input dtype before the P.V mma; exp2 with scale*log2(e)
 // folded into one multiply. Tiles that need no masking (below the causal
 // diagonal, inside seqlen_k, no explicit mask) skip the mask code.
@@ -27,10 +28,10 @@ constexpr float kLn2 = 0.6931471805599453f;
 // docs/PREFILL.md). Query rows per CTA do not change any result: rows are
 // independent, and the CPU model's tile walk gives the same bits for any.
 #ifndef PREFILL_WARPS
-#define PREFILL_WARPS 4 // warps per CTA
+#define PREFILL_WARPS 8 // warps per CTA
 #endif
 #ifndef PREFILL_MINB
-#define PREFILL_MINB 1 // __launch_bounds__ minimum CTAs per SM
+#define PREFILL_MINB 2 // __launch_bounds__ minimum CTAs per SM (<= 128 registers)
 #endif
 #ifndef PREFILL_BM
 #define PREFILL_BM AC_PREFILL_TILE_M(128) // query rows per CTA
