@@ -1,0 +1,214 @@
+#include "ac_verdict.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_index.h"
+#include "ac_numfmt.h"
+
+/* ---- bound terms (docs/VERDICT.md derives each) -------------------------- */
+
+/* fast exp2 (ex2.approx, __expf): relative error < 2^-21.5 on the GPU; 2^-21 covers it. */
+#define AC_EPS_EXP 0x1p-21
+/* fast log (__logf, lg2.approx): absolute error < 2^-21.4 for arguments near 1..2^k. */
+#define AC_EPS_LOG 0x1p-21
+/* Probabilistic accumulation factor lambda (Higham & Mary 2019): the error of an
+   n-term fp32 sum exceeds lambda*sqrt(n)*u with probability < 2 exp(-lambda^2/2);
+   lambda = 6 makes that < 3e-8 per sum. */
+#define AC_LAMBDA_ACC 6.0
+/* Logit chain after the dot product: scale multiply, log2(e) constant and
+   product, bias add, max subtraction (|s - m| <= 2L): at most 5 roundings of
+   size u32 * L. */
+#define AC_LOGIT_ROUNDINGS 5.0
+
+static double eta_of(int judge_f32, ac_dtype dt)
+{
+    /* Half the smallest subnormal of the output format: the absolute part of
+       its rounding error below the normal range. */
+    if (judge_f32) return 0x1p-150;
+    return dt == AC_FP16 ? 0x1p-25 : 0x1p-134;
+}
+
+void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row, int judge_f32,
+                      ac_bound_terms *tm)
+{
+    const double u32 = AC_U_FP32;
+    double n = res->n_allowed[row] > 0 ? (double)res->n_allowed[row] : 1.0;
+    int combine = c->op == AC_OP_COMBINE;
+    /* P is rounded to the input dtype before P.V (not in the combine, where
+       the weights stay fp32). */
+    tm->u_in = combine ? u32 : ac_unit_roundoff(c->dtype);
+    tm->u_out = (judge_f32 || combine) ? u32 : ac_unit_roundoff(c->dtype);
+    tm->eta_out = eta_of(judge_f32 || combine, c->dtype);
+    /* Dot product of D terms accumulated in fp32: worst case (D-1) u32 sum|q k|
+       (recursive summation, Higham Thm 3.1), times |scale| (in qk_abs). */
+    double dot = combine ? 0.0 : (double)(c->head_dim - 1) * u32 * res->qk_abs[row];
+    tm->delta_s = dot + AC_LOGIT_ROUNDINGS * u32 * res->logit_abs[row] + AC_EPS_EXP;
+    tm->gamma_n = AC_LAMBDA_ACC * sqrt(n) * u32;
+    tm->eps_log = AC_EPS_LOG;
+}
+
+/* ---- coordinates ----------------------------------------------------------- */
+
+static ac_coord coord_of(const ac_case *c, const ac_tensors *t, int64_t flat_row, int32_t dim)
+{
+    ac_coord k;
+    int64_t tok = flat_row / c->heads_q;
+    k.flat_row = flat_row;
+    k.head = (int32_t)(flat_row % c->heads_q);
+    k.dim = dim;
+    int32_t lo = 0, hi = c->batch - 1;
+    while (lo < hi) { /* last b with cu_seqlens_q[b] <= tok and a non-empty sequence */
+        int32_t mid = (lo + hi + 1) / 2;
+        if (t->cu_seqlens_q[mid] <= tok) lo = mid; else hi = mid - 1;
+    }
+    while (lo > 0 && t->cu_seqlens_q[lo] > tok) lo--;
+    k.seq = lo;
+    k.row = (int32_t)(tok - t->cu_seqlens_q[lo]);
+    return k;
+}
+
+/* ---- the judgement ----------------------------------------------------------- */
+
+static int is_poison_half(uint16_t h) { return h == 0x7fa5u; }
+
+ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracle_result *res,
+                           const ac_outputs *out, const ac_outputs *ref, const ac_verdict_opts *opts,
+                           ac_verdict *v, double *err_map, ac_error *err)
+{
+    static const ac_verdict_opts defaults = {0, 0, 0};
+    if (!opts) opts = &defaults;
+    memset(v, 0, sizeof *v);
+    v->ratio_vs_ref = -1.0;
+    v->r_where.dim = v->lse_where.dim = -1;
+
+    if (c->op == AC_OP_STORE) { /* the store is exact: caches must match bit for bit */
+        if (!out->k_cache || !out->v_cache || !res->k_cache)
+            return ac_fail(err, AC_ERR_NULL, "verdict: store outputs missing");
+        for (int64_t i = 0; i < res->kv_elems; i++) {
+            v->n_cache_bits += out->k_cache[i] != res->k_cache[i];
+            v->n_cache_bits += out->v_cache[i] != res->v_cache[i];
+        }
+        v->elems_checked = 2 * res->kv_elems;
+        v->pass = v->n_cache_bits == 0;
+        snprintf(v->summary, sizeof v->summary, "%s store: %lld of %lld cache elements differ bitwise",
+                 v->pass ? "PASS" : "FAIL", (long long)v->n_cache_bits, (long long)v->elems_checked);
+        return AC_OK;
+    }
+
+    int judge_f32 = opts->judge_f32 || c->op == AC_OP_COMBINE;
+    const int32_t D = c->head_dim;
+    double ref_err_max = 0.0;
+    if (err_map)
+        for (int64_t i = 0; i < res->rows * D; i++) err_map[i] = NAN;
+
+    for (int64_t r = 0; r < res->rows; r++) {
+        if (!res->checked[r]) continue;
+        v->rows_checked++;
+        ac_bound_terms tm;
+        ac_verdict_terms(c, res, r, judge_f32, &tm);
+        int empty = res->n_allowed[r] == 0;
+        for (int32_t d = 0; d < D; d++) {
+            int64_t e = r * D + d;
+            double want = res->o[e];
+            double got;
+            int poison;
+            if (judge_f32) {
+                got = out->o_f32[e];
+                uint32_t bits;
+                memcpy(&bits, &out->o_f32[e], 4);
+                poison = bits == 0x7fc0deadu;
+            } else {
+                got = ac_half_to_f32(c->dtype, out->o[e]);
+                poison = is_poison_half(out->o[e]);
+            }
+            v->elems_checked++;
+            if (poison || !isfinite(got)) {
+                v->n_bad_nan++;
+                if (v->r_max != INFINITY) {
+                    v->r_max = INFINITY;
+                    v->r_where = coord_of(c, t, r, d);
+                    v->err_at_worst = INFINITY;
+                    v->o_at_worst = got;
+                    v->ref_at_worst = want;
+                }
+                if (err_map) err_map[e] = INFINITY;
+                continue;
+            }
+            if (empty && got != 0.0) v->n_bad_empty++;
+            double abs_err = fabs(got - want);
+            double spv = res->spv[e], spvo = res->spvo[e];
+            double bound = tm.u_in * spv + tm.u_out * fabs(want) + tm.eta_out + tm.delta_s * spvo +
+                           tm.gamma_n * spv;
+            double rr = abs_err / (AC_VERDICT_C * bound);
+            if (err_map) err_map[e] = rr;
+            if (rr > 1.0) v->n_over++;
+            if (rr > v->r_max) {
+                v->r_max = rr;
+                v->r_where = coord_of(c, t, r, d);
+                v->err_at_worst = abs_err;
+                v->bound_at_worst = AC_VERDICT_C * bound;
+                v->o_at_worst = got;
+                v->ref_at_worst = want;
+            }
+            if (abs_err > v->abs_err_max) v->abs_err_max = abs_err;
+            int64_t ulp = judge_f32 ? ac_f32_ulp_diff(out->o_f32[e], res->o_f32[e])
+                                    : ac_half_ulp_diff(c->dtype, out->o[e], res->o_half[e]);
+            if (ulp > v->max_ulp) v->max_ulp = ulp;
+            if (ref) {
+                double rv = judge_f32 ? (double)ref->o_f32[e] : (double)ac_half_to_f32(c->dtype, ref->o[e]);
+                double re = fabs(rv - want);
+                if (re > ref_err_max) ref_err_max = re;
+            }
+        }
+        if (opts->skip_lse) continue;
+        /* LSE: -inf exactly for an empty row, else the tight bound. */
+        double want = res->lse[r];
+        double got = out->lse[r];
+        if (opts->lse_base2 && isfinite(got)) got *= 0.69314718055994530942; /* ln 2 */
+        double rl;
+        if (empty) {
+            rl = (got == -INFINITY) ? 0.0 : INFINITY;
+            if (got != -INFINITY) v->n_bad_empty++;
+        } else if (!isfinite(got)) {
+            rl = INFINITY;
+            v->n_bad_nan++;
+        } else {
+            double L = res->logit_abs[r];
+            double bl = tm.delta_s + tm.gamma_n + tm.eps_log + 2.0 * AC_U_FP32 * (fabs(want) + L);
+            double le = fabs(got - want);
+            if (le > v->lse_err_max) v->lse_err_max = le;
+            rl = le / (AC_VERDICT_C * bl);
+        }
+        if (rl > 1.0) v->n_over++;
+        if (rl > v->r_lse_max || (rl == INFINITY && v->r_lse_max != INFINITY)) {
+            v->r_lse_max = rl;
+            v->lse_where = coord_of(c, t, r, -1);
+        }
+    }
+    if (ref) v->ratio_vs_ref = v->abs_err_max / (ref_err_max > 0 ? ref_err_max : 0x1p-149);
+    v->pass = v->n_bad_nan == 0 && v->n_bad_empty == 0 && v->r_max <= 1.0 && v->r_lse_max <= 1.0;
+    const ac_coord *w = v->r_max >= v->r_lse_max ? &v->r_where : &v->lse_where;
+    snprintf(v->summary, sizeof v->summary,
+             "%s r=%.3g lse_r=%.3g ulp=%lld nan=%lld empty_bad=%lld worst at seq=%d head=%d row=%d dim=%d",
+             v->pass ? "PASS" : "FAIL", v->r_max, v->r_lse_max, (long long)v->max_ulp, (long long)v->n_bad_nan,
+             (long long)v->n_bad_empty, w->seq, w->head, w->row, w->dim);
+    return AC_OK;
+}
+
+void ac_verdict_print(const ac_verdict *v, FILE *f)
+{
+    fprintf(f, "verdict: %s\n", v->summary);
+    fprintf(f, "  checked %lld elements in %lld rows; %lld over the bound\n", (long long)v->elems_checked,
+            (long long)v->rows_checked, (long long)v->n_over);
+    if (v->elems_checked && v->r_where.dim >= 0)
+        fprintf(f, "  worst output: seq %d head %d row %d dim %d: got %.9g want %.9g |err| %.3g bound %.3g (r = %.3g)\n",
+                v->r_where.seq, v->r_where.head, v->r_where.row, v->r_where.dim, v->o_at_worst, v->ref_at_worst,
+                v->err_at_worst, v->bound_at_worst, v->r_max);
+    fprintf(f, "  worst LSE: seq %d head %d row %d: |err| max %.3g (r = %.3g)\n", v->lse_where.seq,
+            v->lse_where.head, v->lse_where.row, v->lse_err_max, v->r_lse_max);
+    if (v->ratio_vs_ref >= 0)
+        fprintf(f, "  max |err| %.3g = %.3gx the same-precision reference's; max ulp %lld\n", v->abs_err_max,
+                v->ratio_vs_ref, (long long)v->max_ulp);
+}
