@@ -91,6 +91,15 @@ static int resize_slots(ac_case *c, int32_t n)
     return 0;
 }
 
+/* A block index at or past the pool (num_blocks + k, k < n), saturated at
+   INT32_MAX: a parsed file may hold any num_blocks. */
+static int32_t past_pool(const ac_case *c, uint32_t n, ac_fuzz_rng *r)
+{
+    int64_t v = (int64_t)c->num_blocks + ac_fuzz_below(r, n);
+    if (c->num_blocks < 0) v = ac_fuzz_below(r, n); /* any entry is out of a negative pool */
+    return v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
 static int32_t blocks_for(int32_t lk, int32_t bs) { return bs > 0 && lk > 0 ? (int32_t)(((int64_t)lk + bs - 1) / bs) : 0; }
 
 /* A fresh, valid table for the current lengths (kind and spare pool blocks
@@ -356,7 +365,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         }
         int32_t i = used + (int32_t)ac_fuzz_below(r, (uint32_t)(c->max_blocks_per_seq - used));
         c->block_table[(int64_t)b * c->max_blocks_per_seq + i] =
-            ac_fuzz_below(r, 2) ? PICK(r, bad_entries) : c->num_blocks + (int32_t)ac_fuzz_below(r, 100);
+            ac_fuzz_below(r, 2) ? PICK(r, bad_entries) : past_pool(c, 100, r);
         break;
     }
     case M_POOL:
@@ -401,7 +410,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         if (used <= 0) break;
         int32_t i = ac_fuzz_below(r, 2) ? used - 1 : (int32_t)ac_fuzz_below(r, (uint32_t)used);
         c->block_table[(int64_t)b * c->max_blocks_per_seq + i] =
-            ac_fuzz_below(r, 2) ? PICK(r, bad_entries) : c->num_blocks + (int32_t)ac_fuzz_below(r, 3);
+            ac_fuzz_below(r, 2) ? PICK(r, bad_entries) : past_pool(c, 3, r);
         break;
     }
     case M_BAD_CAPACITY: {
@@ -446,7 +455,10 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
             int32_t blocks = 0;
             for (int32_t b = 0; b < c->batch; b++)
                 if (blocks_for(c->seqlen_k[b], c->block_size) > blocks) blocks = blocks_for(c->seqlen_k[b], c->block_size);
-            c->num_splits = ac_fuzz_below(r, 16) == 0 ? AC_MAX_SPLITS : 2 * blocks + 1 + (int32_t)ac_fuzz_below(r, 8);
+            /* int64: a length past capacity may leave INT32_MAX blocks here
+               (UBSan caught 2 * blocks overflowing int in a campaign) */
+            int64_t many = 2 * (int64_t)blocks + 1 + ac_fuzz_below(r, 8);
+            c->num_splits = ac_fuzz_below(r, 16) == 0 || many > AC_MAX_SPLITS ? AC_MAX_SPLITS : (int32_t)many;
         }
         break;
     case M_BAD_SLOT: {
