@@ -317,9 +317,21 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         for (int i = 0; i < workers; i++) {
             pid_t p = fork();
             if (p == 0) {
-                if (o->gpus > 0) {
-                    char dev[16];
+                if (o->gpus > 1) {
+                    /* Worker i on GPU i % gpus: the i-th entry of a
+                       CUDA_VISIBLE_DEVICES the host already set, else index i. */
+                    char dev[64];
+                    const char *pre = getenv("CUDA_VISIBLE_DEVICES");
                     snprintf(dev, sizeof dev, "%d", i % o->gpus);
+                    if (pre && *pre) {
+                        int want = i % o->gpus, k = 0;
+                        const char *p = pre;
+                        while (k < want && (p = strchr(p, ',')) != NULL) p++, k++;
+                        if (p && k == want) {
+                            size_t n = strcspn(p, ",");
+                            snprintf(dev, sizeof dev, "%.*s", (int)(n < 63 ? n : 63), p);
+                        }
+                    }
                     setenv("CUDA_VISIBLE_DEVICES", dev, 1);
                 }
                 walk_worker(o, i, deadline, st, log, 0.0);
