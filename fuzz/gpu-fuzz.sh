@@ -39,9 +39,9 @@ remote)
     sed -n "s/^  executions *\([0-9]*\) (\([0-9]*\)\/s).*/$1 $2 1-worker \1 \2/p" "$O/speed-$1-$2.log"
   }
   {
-    speed layout gpu 20 layout
-    speed layout cpu 10 layout
-    speed combine gpu 15 combine-fuzz
+    speed layout gpu 15 layout
+    speed layout cpu 8 layout
+    speed combine gpu 10 combine-fuzz
   } | tee "$O/speed.txt"
   echo "== layout campaign on the GPU: $SECS s, $workers workers"
   "$T" fuzz layout --walk --backend gpu --jobs "$workers" --seconds "$SECS" --seed 7 --seeds "$D/seeds/layout" \
