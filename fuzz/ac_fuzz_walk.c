@@ -50,7 +50,7 @@ static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
     return h;
 }
 
-/* File-name form of a line: [a-z0-9.=,-], runs of anything else as one '-', at most 72 bytes. */
+/* File-name form of a line: [a-z0-9.-], runs of anything else as one '-', at most 72 bytes. */
 static void slug(const char *line, char *out, size_t n)
 {
     size_t k = 0;
@@ -58,7 +58,8 @@ static void slug(const char *line, char *out, size_t n)
     for (const char *p = line; *p && k + 1 < n && k < 72; p++) {
         char ch = *p;
         if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '=' || ch == ',';
+        /* only [a-z0-9.-]: file transfers (the device tool) refuse '=' and ',' */
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.';
         if (ok) {
             out[k++] = ch;
             dash = 0;
@@ -167,29 +168,47 @@ static void pool_add(pool *pl, const uint8_t *p, size_t n, ac_fuzz_rng *r)
     pl->v[at].n = n;
 }
 
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Seeds in name order: the walk is then a function of (seed, files), the
+   same on every machine (readdir order is not). */
 static void pool_load_dir(pool *pl, const char *dir, ac_fuzz_rng *r)
 {
     DIR *d = opendir(dir);
     if (!d) return;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         size_t l = strlen(e->d_name);
         if (l > 4 && !strcmp(e->d_name + l - 4, ".txt")) continue; /* descriptions of .bin findings */
         if (!strcmp(e->d_name, "INDEX.md") || !strcmp(e->d_name, "README.md")) continue;
+        if (n == cap) {
+            char **nn = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
+            if (!nn) break;
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_name);
+    for (size_t i = 0; i < n; i++) {
         char path[1200];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        free(names[i]);
         struct stat st;
         if (stat(path, &st) || !S_ISREG(st.st_mode)) continue;
         uint8_t *data;
-        size_t n;
+        size_t len;
         ac_error err;
-        if (ac_fuzz_read_file(path, &data, &n, WALK_MAX_INPUT, &err) == AC_OK) {
-            pool_add(pl, data, n, r);
+        if (ac_fuzz_read_file(path, &data, &len, WALK_MAX_INPUT, &err) == AC_OK) {
+            pool_add(pl, data, len, r);
             free(data);
         }
     }
-    closedir(d);
+    free(names);
 }
 
 typedef struct shared_stats {
@@ -269,6 +288,13 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
             if (o->findings_dir && ac_fuzz_save_finding(o->target, buf, n, &out, o->findings_dir, path, sizeof path, &err))
                 snprintf(path, sizeof path, "(not saved: %s)", err.msg);
             fprintf(log, "FINDING [%s] %s\n  %s\n  saved: %s\n", o->target->name, out.line, out.why, path);
+            /* The case file itself too: a log travels where files may not. */
+            if (out.has_case) {
+                char *text = NULL;
+                size_t tl = 0;
+                if (ac_casefile_write(&out.file, &text, &tl, &err) == AC_OK) fprintf(log, "%s", text);
+                free(text);
+            }
             fflush(log);
             break;
         }
