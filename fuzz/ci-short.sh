@@ -28,7 +28,8 @@ for t in layout combine api casefile; do
     echo "   FAILED: $t (log tail below; reproducers in $ART)"
     grep -v "^    #" "$work/log" | tail -n 25 | sed 's/^/   | /'
     for a in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
-      [ -f "$a" ] && cp "$a" "$ART/$t-$(basename "$a")" && echo "   reproduce: attncheck replay --target $t $ART/$t-$(basename "$a")"
+      [ -f "$a" ] && cp "$a" "$ART/$t-$(basename "$a")" &&
+        echo "   reproduce: $BUILD/fuzz/fuzz_$t $ART/$t-$(basename "$a")   explain: attncheck replay --target $t $ART/$t-$(basename "$a")"
     done
     failed="$failed $t"
   fi
