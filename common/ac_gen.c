@@ -1,0 +1,526 @@
+/* Deterministic data generation (docs/DATA.md).
+ *
+ * Every value comes from SplitMix64 integers through exact IEEE operations
+ * (integer -> double conversions of <= 53-bit integers, multiplications by
+ * powers of two, + - * / of values whose result the code states), then is
+ * rounded once to the case dtype by ac_numfmt. No libm: the bytes are the
+ * same on every platform and compiler (built with -ffp-contract=off). */
+#include "ac_gen.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_index.h"
+#include "ac_numfmt.h"
+
+/* --- PRNG ----------------------------------------------------------------- */
+
+#define GOLDEN 0x9e3779b97f4a7c15ull
+
+/* SplitMix64's output function: a bijection of 64-bit words. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void ac_rng_init(ac_rng *r, uint64_t seed, uint64_t stream)
+{
+    /* For a fixed seed, stream -> state is injective (mix64 is a bijection). */
+    r->state = mix64(seed ^ mix64(stream + GOLDEN));
+}
+
+uint64_t ac_rng_next(ac_rng *r)
+{
+    r->state += GOLDEN;
+    return mix64(r->state);
+}
+
+/* High and low words of the 128-bit product a * b, in portable C. */
+static void mul128(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
+{
+    uint64_t a0 = a & 0xffffffffu, a1 = a >> 32, b0 = b & 0xffffffffu, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
+    *lo = (mid << 32) | (p00 & 0xffffffffu);
+    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
+uint64_t ac_rng_below(ac_rng *r, uint64_t n)
+{
+    /* Lemire (2019): the high word of x * n is uniform in [0, n) once the
+       low words below 2^64 mod n are rejected. */
+    uint64_t hi, lo;
+    mul128(ac_rng_next(r), n, &hi, &lo);
+    if (lo < n) {
+        uint64_t threshold = (0 - n) % n;
+        while (lo < threshold) mul128(ac_rng_next(r), n, &hi, &lo);
+    }
+    return hi;
+}
+
+double ac_rng_unit(ac_rng *r)
+{
+    return (double)(ac_rng_next(r) >> 11) * 0x1p-53; /* 53-bit integer: exact */
+}
+
+double ac_rng_normal(ac_rng *r)
+{
+    /* Irwin-Hall(12) on 48-bit uniforms, summed as integers: the sum is below
+       12 * 2^48 < 2^52, so (sum - 6 * 2^48) * 2^-48 is exact. Mean 0,
+       variance 12 * (1/12) = 1, support [-6, 6]. */
+    int64_t sum = 0;
+    for (int i = 0; i < 12; i++) sum += (int64_t)(ac_rng_next(r) >> 16);
+    return (double)(sum - 6 * ((int64_t)1 << 48)) * 0x1p-48;
+}
+
+/* --- values of a distribution ------------------------------------------------ */
+
+typedef enum role { ROLE_Q, ROLE_K, ROLE_V } role;
+
+/* One value of tensor role `who` under dist. Needle and poscode start from
+   N(0,1) and are overwritten where they differ. LARGE scales Q and K (the
+   logits grow 64x), V stays N(0,1). */
+static double draw(ac_rng *r, ac_dist dist, role who)
+{
+    switch (dist) {
+    case AC_DIST_UNIFORM: return 2.0 * ac_rng_unit(r) - 1.0; /* exact: 54-bit span at most */
+    case AC_DIST_LARGE: return who == ROLE_V ? ac_rng_normal(r) : 8.0 * ac_rng_normal(r);
+    default: return ac_rng_normal(r);
+    }
+}
+
+static void fill_half(uint16_t *dst, int64_t n, ac_dtype dt, ac_dist dist, role who, uint64_t seed,
+                      uint64_t stream)
+{
+    ac_rng r;
+    ac_rng_init(&r, seed, stream);
+    for (int64_t i = 0; i < n; i++) dst[i] = ac_f64_to_half(dt, draw(&r, dist, who));
+}
+
+double ac_poscode_value(int64_t pos, int32_t kv_head, int32_t d)
+{
+    if (d < AC_POSCODE_POS_DIGITS) return (double)((pos >> (4 * d)) & 15) * 0.0625;
+    if (d < AC_POSCODE_DIMS - 1) return (double)((kv_head >> (4 * (d - AC_POSCODE_POS_DIGITS))) & 15) * 0.0625;
+    if (d == AC_POSCODE_DIMS - 1) return 1.0;
+    return 0.0;
+}
+
+/* --- helpers ----------------------------------------------------------------- */
+
+static void *alloc_n(int64_t n, size_t elem)
+{
+    return malloc((size_t)(n > 0 ? n : 1) * elem);
+}
+
+/* Half patterns of quiet NaN and Inf. */
+static uint16_t half_nan(ac_dtype dt, int neg) { return (uint16_t)((neg ? 0x8000u : 0) | (dt == AC_FP16 ? 0x7e00u : 0x7fc0u)); }
+static uint16_t half_inf(ac_dtype dt, int neg) { return (uint16_t)((neg ? 0x8000u : 0) | (dt == AC_FP16 ? 0x7c00u : 0x7f80u)); }
+
+/* Key j of sequence b at KV head kh. */
+static const uint16_t *key_ptr(const ac_case *c, const ac_tensors *t, const uint16_t *base, int32_t b,
+                               int32_t j, int32_t kh)
+{
+    if (!c->paged) return base + ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kh, c->heads_kv, c->head_dim);
+    const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+    return base + ac_cache_offset(ac_pos_slot(row, j, c->block_size), kh, c->heads_kv, c->head_dim);
+}
+
+/* --- K / V and the cache -------------------------------------------------------- */
+
+/* K and V: every element of the tensor (for a paged cache every slot of the
+   pool, in slot order) from its stream, so a block shared by several
+   sequences has one content. Poscode then writes V at valid positions, the
+   first sequence to reach a slot deciding its position (a shared prefix
+   block is at the same position in each sharing sequence). Then unread slots
+   are poisoned per c->special. */
+static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
+{
+    int32_t hkv = c->heads_kv, dim = c->head_dim;
+    int64_t slots = c->paged ? (int64_t)c->num_blocks * c->block_size : t->total_k;
+    t->kv_elems = slots * hkv * dim;
+    t->k = alloc_n(t->kv_elems, sizeof(uint16_t));
+    t->v = alloc_n(t->kv_elems, sizeof(uint16_t));
+    uint8_t *valid = c->paged ? calloc((size_t)(slots > 0 ? slots : 1), 1) : NULL;
+    if (!t->k || !t->v || (c->paged && !valid)) {
+        free(valid);
+        return ac_fail(err, AC_ERR_NOMEM, "k/v: out of memory for %lld elements", (long long)t->kv_elems);
+    }
+    fill_half(t->k, t->kv_elems, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K);
+    fill_half(t->v, t->kv_elems, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V);
+
+    for (int32_t b = 0; b < c->batch; b++) {
+        for (int32_t p = 0; p < c->seqlen_k[b]; p++) {
+            if (c->paged) {
+                int64_t slot = ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size);
+                if (valid[slot]) continue; /* shared: filled by the first sequence */
+                valid[slot] = 1;
+            }
+            if (c->dist != AC_DIST_POSCODE) continue;
+            for (int32_t h = 0; h < hkv; h++) {
+                uint16_t *row = (uint16_t *)key_ptr(c, t, t->v, b, p, h);
+                for (int32_t d = 0; d < dim && d < AC_POSCODE_DIMS; d++)
+                    row[d] = ac_f64_to_half(c->dtype, ac_poscode_value(p, h, d));
+            }
+        }
+    }
+
+    uint32_t nan = c->special & AC_SPECIAL_NAN_SLOTS, inf = c->special & AC_SPECIAL_INF_SLOTS;
+    if (c->paged && (nan || inf)) {
+        /* NaN only: NaN with alternating sign; Inf only: +Inf, -Inf alternating;
+           both: NaN, +Inf, -Inf in turn. Indexed by element, no PRNG. */
+        int64_t row_elems = (int64_t)hkv * dim;
+        for (int64_t s = 0; s < slots; s++) {
+            if (valid[s]) continue;
+            for (int64_t e = s * row_elems; e < (s + 1) * row_elems; e++) {
+                uint16_t x;
+                if (nan && inf) {
+                    int k = (int)(e % 3);
+                    x = k == 0 ? half_nan(c->dtype, 0) : half_inf(c->dtype, k == 2);
+                } else if (nan) {
+                    x = half_nan(c->dtype, (int)(e & 1));
+                } else {
+                    x = half_inf(c->dtype, (int)(e & 1));
+                }
+                t->k[e] = t->v[e] = x;
+            }
+        }
+    }
+    free(valid);
+    return AC_OK;
+}
+
+/* --- masks ------------------------------------------------------------------------ */
+
+static ac_status gen_mask(const ac_case *c, ac_tensors *t, ac_error *err)
+{
+    int32_t hm = c->mask_per_head ? c->heads_q : 1;
+    t->mask_off = alloc_n(c->batch + 1, sizeof(int64_t));
+    if (!t->mask_off) return ac_fail(err, AC_ERR_NOMEM, "mask_off: out of memory");
+    t->mask_off[0] = 0;
+    for (int32_t b = 0; b < c->batch; b++)
+        t->mask_off[b + 1] = t->mask_off[b] + (int64_t)hm * c->seqlen_q[b] * c->seqlen_k[b];
+    int64_t n = t->mask_off[c->batch];
+    ac_rng r;
+    ac_rng_init(&r, c->seed, AC_STREAM_MASK);
+    double density = (double)c->mask_density;
+    if (c->mask == AC_MASK_BOOL) {
+        t->mask_bool = alloc_n(n, 1);
+        if (!t->mask_bool) return ac_fail(err, AC_ERR_NOMEM, "mask_bool: out of memory for %lld entries", (long long)n);
+        for (int64_t i = 0; i < n; i++) t->mask_bool[i] = ac_rng_unit(&r) < density;
+    } else {
+        t->mask_bias = alloc_n(n, sizeof(float));
+        if (!t->mask_bias) return ac_fail(err, AC_ERR_NOMEM, "mask_bias: out of memory for %lld entries", (long long)n);
+        for (int64_t i = 0; i < n; i++)
+            t->mask_bias[i] = ac_rng_unit(&r) < density ? (float)ac_rng_normal(&r) : -INFINITY;
+    }
+    return AC_OK;
+}
+
+/* --- needle queries ------------------------------------------------------------------ */
+
+/* Logit gap the needle must reach after rounding q: the other keys then share
+   at most (Lk - 1) * e^-20 < 2.1e-9 * Lk of the softmax weight. The target
+   before rounding is 24 (+ the bias spread), leaving 4 for rounding q. */
+#define NEEDLE_GAP_MIN 20.0
+#define NEEDLE_GAP_AIM 24.0
+/* Bound on the needle's own logit: large but far inside fp32 (exp of a
+   difference is what kernels take; 4096 keeps s*ulp_f32(s) < 5e-4). */
+#define NEEDLE_LOGIT_MAX 4096.0
+
+typedef struct needle_ctx {
+    const ac_case *c;
+    const ac_tensors *t;
+    double scale;
+    int32_t b, i, h, kh, lq, lk;
+    double *keys;       /* [lk, D] keys of (b, kh) as doubles */
+    int32_t *allowed;   /* allowed key indices */
+    int32_t n_allowed;
+    double *qd;         /* [D] candidate q as rounded doubles */
+    uint16_t *qh;       /* [D] candidate q bits */
+} needle_ctx;
+
+static double bias_of(const needle_ctx *x, int32_t j)
+{
+    const ac_case *c = x->c;
+    if (c->mask != AC_MASK_ADDITIVE) return 0.0;
+    int32_t hm = c->mask_per_head ? x->h : 0;
+    return (double)x->t->mask_bias[x->t->mask_off[x->b] + ((int64_t)hm * x->lq + x->i) * x->lk + j];
+}
+
+static int allowed_by_mask(const needle_ctx *x, int32_t j)
+{
+    const ac_case *c = x->c;
+    if (c->mask == AC_MASK_NONE) return 1;
+    int32_t hm = c->mask_per_head ? x->h : 0;
+    int64_t at = x->t->mask_off[x->b] + ((int64_t)hm * x->lq + x->i) * x->lk + j;
+    return c->mask == AC_MASK_BOOL ? x->t->mask_bool[at] != 0 : x->t->mask_bias[at] != -INFINITY;
+}
+
+static double mag(double a) { return a < 0.0 ? -a : a; }
+
+static double dot(const double *a, const double *b, int32_t n)
+{
+    double s = 0.0;
+    for (int32_t d = 0; d < n; d++) s += a[d] * b[d];
+    return s;
+}
+
+/* Try key js as the needle: choose alpha, round q = alpha * k_js, return the
+   logit gap actually reached (q in x->qh / x->qd), or -1 if js cannot win. */
+static double try_needle(needle_ctx *x, int32_t js)
+{
+    int32_t dim = x->c->head_dim;
+    const double *ks = x->keys + (int64_t)js * dim;
+    double kk = dot(ks, ks, dim), dmin = INFINITY, spread = 0.0, bs = bias_of(x, js), kmax = 0.0;
+    for (int32_t a = 0; a < x->n_allowed; a++) {
+        int32_t j = x->allowed[a];
+        if (j == js) continue;
+        double dj = kk - dot(ks, x->keys + (int64_t)j * dim, dim);
+        if (dj < dmin) dmin = dj;
+        double sp = bias_of(x, j) - bs;
+        if (sp > spread) spread = sp;
+    }
+    if (!(dmin > 0.0) || x->scale == 0.0) return -1.0;
+    for (int32_t d = 0; d < dim; d++) kmax = mag(ks[d]) > kmax ? mag(ks[d]) : kmax;
+    double alpha = (NEEDLE_GAP_AIM + spread) / (mag(x->scale) * dmin);
+    if (alpha * mag(x->scale) * kk > NEEDLE_LOGIT_MAX) return -1.0;
+    if (x->c->dtype == AC_FP16 && alpha * kmax > 16384.0) return -1.0; /* fp16 max is 65504 */
+    if (x->scale < 0.0) alpha = -alpha;
+    for (int32_t d = 0; d < dim; d++) {
+        x->qh[d] = ac_f64_to_half(x->c->dtype, alpha * ks[d]);
+        x->qd[d] = ac_half_to_f32(x->c->dtype, x->qh[d]);
+    }
+    double s_star = x->scale * dot(x->qd, ks, dim) + bs, worst = -INFINITY;
+    for (int32_t a = 0; a < x->n_allowed; a++) {
+        int32_t j = x->allowed[a];
+        if (j == js) continue;
+        double s = x->scale * dot(x->qd, x->keys + (int64_t)j * dim, dim) + bias_of(x, j);
+        if (s > worst) worst = s;
+    }
+    return s_star - worst;
+}
+
+/* Candidate keys at the edges a kernel gets wrong: granule (block or tile)
+   boundaries and +-1, split boundaries, first and last key; the caller adds
+   the causal diagonal. Only allowed keys are kept. */
+static int32_t edge_candidates(const needle_ctx *x, int32_t *out)
+{
+    const ac_case *c = x->c;
+    int32_t n = 0, lk = x->lk;
+    int32_t g = c->paged ? c->block_size : 64;
+#define PUSH(j) do { int32_t j_ = (j); if (j_ >= 0 && j_ < lk && allowed_by_mask(x, j_) && \
+                      j_ < ac_causal_end((int)c->causal, x->i, x->lq, lk)) out[n++] = j_; } while (0)
+    PUSH(0);
+    PUSH(lk - 1);
+    for (int64_t m = g; m < lk; m += g) {
+        PUSH((int32_t)m - 1);
+        PUSH((int32_t)m);
+        PUSH((int32_t)m + 1);
+    }
+    int32_t split_counts[3] = {2, 3, 5};
+    int ns = 3;
+    if (c->op == AC_OP_DECODE && c->num_splits > 0) {
+        split_counts[0] = c->num_splits;
+        ns = 1;
+    }
+    for (int k = 0; k < ns; k++)
+        for (int32_t s = 1; s < split_counts[k] && s < 64; s++) {
+            int32_t beg, end;
+            ac_split_range(lk, split_counts[k], s, g, &beg, &end);
+            if (beg >= lk) break;
+            PUSH(beg - 1);
+            PUSH(beg);
+        }
+#undef PUSH
+    return n;
+}
+
+/* Overwrite q of every (row, head) with a needle: q = alpha * k_j* for one
+   allowed key j*, alpha chosen so that j*'s logit beats every other allowed
+   key's by NEEDLE_GAP_MIN after rounding. Rows with fewer than two allowed
+   keys, scale 0, or no key that can win keep their N(0,1) q. */
+static ac_status gen_needles(const ac_case *c, ac_tensors *t, ac_error *err)
+{
+    int32_t dim = c->head_dim, maxk = 0;
+    for (int32_t b = 0; b < c->batch; b++) maxk = c->seqlen_k[b] > maxk ? c->seqlen_k[b] : maxk;
+    int32_t max_cand = 3 + 3 * (maxk / (c->paged ? c->block_size : 64) + 1) + 2 * (64 * 3);
+    needle_ctx x = {0};
+    x.c = c;
+    x.t = t;
+    x.scale = (double)ac_case_scale(c);
+    x.keys = alloc_n((int64_t)maxk * dim, sizeof(double));
+    x.allowed = alloc_n(maxk, sizeof(int32_t));
+    x.qd = alloc_n(dim, sizeof(double));
+    x.qh = alloc_n(dim, sizeof(uint16_t));
+    int32_t *cand = alloc_n(max_cand, sizeof(int32_t));
+    uint16_t *best = alloc_n(dim, sizeof(uint16_t));
+    ac_status st = AC_OK;
+    if (!x.keys || !x.allowed || !x.qd || !x.qh || !cand || !best) {
+        st = ac_fail(err, AC_ERR_NOMEM, "needle: out of memory for %d keys", maxk);
+        goto done;
+    }
+    ac_rng r;
+    ac_rng_init(&r, c->seed, AC_STREAM_NEEDLE);
+    int32_t group = c->heads_q / c->heads_kv;
+    for (int32_t b = 0; b < c->batch; b++) {
+        x.b = b;
+        x.lq = c->seqlen_q[b];
+        x.lk = c->seqlen_k[b];
+        for (int32_t kh = 0; kh < c->heads_kv; kh++) {
+            x.kh = kh;
+            for (int32_t j = 0; j < x.lk; j++) {
+                const uint16_t *kp = key_ptr(c, t, t->k, b, j, kh);
+                for (int32_t d = 0; d < dim; d++) x.keys[(int64_t)j * dim + d] = ac_half_to_f32(c->dtype, kp[d]);
+            }
+            for (int32_t h = kh * group; h < (kh + 1) * group; h++) {
+                x.h = h;
+                for (int32_t i = 0; i < x.lq; i++) {
+                    x.i = i;
+                    int32_t end = ac_causal_end((int)c->causal, i, x.lq, x.lk);
+                    x.n_allowed = 0;
+                    for (int32_t j = 0; j < end; j++)
+                        if (allowed_by_mask(&x, j)) x.allowed[x.n_allowed++] = j;
+                    if (x.n_allowed < 2) continue;
+                    int32_t nc = edge_candidates(&x, cand);
+                    /* Attempt 0: the diagonal (last allowed key) half the time;
+                       then edge keys; the last attempt any allowed key. */
+                    double best_gap = -1.0;
+                    for (int attempt = 0; attempt < 4; attempt++) {
+                        int32_t js;
+                        uint64_t pick = ac_rng_next(&r);
+                        if (attempt == 0 && (pick & 1))
+                            js = x.allowed[x.n_allowed - 1];
+                        else if (attempt < 3 && nc > 0)
+                            js = cand[ac_rng_below(&r, (uint64_t)nc)];
+                        else
+                            js = x.allowed[ac_rng_below(&r, (uint64_t)x.n_allowed)];
+                        double gap = try_needle(&x, js);
+                        if (gap > best_gap) {
+                            best_gap = gap;
+                            memcpy(best, x.qh, sizeof(uint16_t) * (size_t)dim);
+                        }
+                        if (gap >= NEEDLE_GAP_MIN) break;
+                    }
+                    if (best_gap > 0.0) {
+                        int64_t tok = (int64_t)t->cu_seqlens_q[b] + i;
+                        memcpy(t->q + ac_thd_offset(tok, h, c->heads_q, dim), best, sizeof(uint16_t) * (size_t)dim);
+                    }
+                }
+            }
+        }
+    }
+done:
+    free(x.keys);
+    free(x.allowed);
+    free(x.qd);
+    free(x.qh);
+    free(cand);
+    free(best);
+    return st;
+}
+
+/* --- combine partials -------------------------------------------------------------- */
+
+/* LSE_s per (row, head): one row in 16 has every split empty; otherwise each
+   split is empty (-inf) with probability 1/4, or drawn from 0, 100 + N,
+   -100 + N, -1e4 + N, 4N: spreads far beyond fp32 exp's range in one row. */
+static ac_status gen_combine(const ac_case *c, ac_tensors *t, ac_error *err)
+{
+    int64_t rows = t->total_q * c->heads_q, s_n = c->num_splits;
+    int64_t n_o = rows * s_n * c->head_dim;
+    t->o_part = alloc_n(n_o, sizeof(float));
+    t->lse_part = alloc_n(rows * s_n, sizeof(float));
+    if (!t->o_part || !t->lse_part)
+        return ac_fail(err, AC_ERR_NOMEM, "o_part: out of memory for %lld elements", (long long)n_o);
+    ac_rng ro, rl;
+    ac_rng_init(&ro, c->seed, AC_STREAM_O_PART);
+    ac_rng_init(&rl, c->seed, AC_STREAM_LSE_PART);
+    for (int64_t i = 0; i < n_o; i++) t->o_part[i] = (float)draw(&ro, c->dist, ROLE_V);
+    for (int64_t row = 0; row < rows; row++) {
+        int all_empty = ac_rng_below(&rl, 16) == 0;
+        for (int64_t s = 0; s < s_n; s++) {
+            double lse;
+            uint64_t kind = all_empty ? 0 : ac_rng_below(&rl, 8);
+            switch (kind) {
+            case 0: case 1: lse = -INFINITY; break;
+            case 2: lse = 0.0; break;
+            case 3: lse = 100.0 + ac_rng_normal(&rl); break;
+            case 4: lse = -100.0 + ac_rng_normal(&rl); break;
+            case 5: lse = -1e4 + ac_rng_normal(&rl); break;
+            default: lse = 4.0 * ac_rng_normal(&rl); break;
+            }
+            t->lse_part[row * s_n + s] = (float)lse;
+            if (lse == -INFINITY && (c->special & AC_SPECIAL_NAN_PARTIALS)) {
+                float *o = t->o_part + (row * s_n + s) * c->head_dim;
+                for (int32_t d = 0; d < c->head_dim; d++) o[d] = NAN;
+            }
+        }
+    }
+    return AC_OK;
+}
+
+/* --- entry point --------------------------------------------------------------------- */
+
+ac_status ac_gen(const ac_case *c, ac_tensors *t, ac_error *err)
+{
+    if (!c || !t) return ac_fail(err, AC_ERR_NULL, "ac_gen: %s is NULL", c ? "tensors" : "case");
+    memset(t, 0, sizeof *t);
+    ac_status st = ac_case_validate(c, err);
+    if (st) return st;
+
+    t->cu_seqlens_q = alloc_n(c->batch + 1, sizeof(int32_t));
+    t->cu_seqlens_k = alloc_n(c->batch + 1, sizeof(int32_t));
+    if (!t->cu_seqlens_q || !t->cu_seqlens_k) {
+        st = ac_fail(err, AC_ERR_NOMEM, "cu_seqlens: out of memory for batch %d", c->batch);
+        goto fail;
+    }
+    t->cu_seqlens_q[0] = t->cu_seqlens_k[0] = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        t->cu_seqlens_q[b + 1] = t->cu_seqlens_q[b] + c->seqlen_q[b];
+        t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + c->seqlen_k[b];
+    }
+    t->total_q = t->cu_seqlens_q[c->batch];
+    t->total_k = t->cu_seqlens_k[c->batch];
+
+    if (c->op == AC_OP_COMBINE) {
+        st = gen_combine(c, t, err);
+        if (st) goto fail;
+        return AC_OK;
+    }
+    st = gen_kv(c, t, err);
+    if (st) goto fail;
+    if (c->op == AC_OP_STORE) {
+        int64_t n = (int64_t)c->num_tokens * c->heads_kv * c->head_dim;
+        t->k_new = alloc_n(n, sizeof(uint16_t));
+        t->v_new = alloc_n(n, sizeof(uint16_t));
+        if (!t->k_new || !t->v_new) {
+            st = ac_fail(err, AC_ERR_NOMEM, "k_new/v_new: out of memory for %lld elements", (long long)n);
+            goto fail;
+        }
+        fill_half(t->k_new, n, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K_NEW);
+        fill_half(t->v_new, n, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V_NEW);
+        return AC_OK;
+    }
+    if (c->mask != AC_MASK_NONE) {
+        st = gen_mask(c, t, err);
+        if (st) goto fail;
+    }
+    int64_t nq = t->total_q * c->heads_q * c->head_dim;
+    t->q = alloc_n(nq, sizeof(uint16_t));
+    if (!t->q) {
+        st = ac_fail(err, AC_ERR_NOMEM, "q: out of memory for %lld elements", (long long)nq);
+        goto fail;
+    }
+    fill_half(t->q, nq, c->dtype, c->dist, ROLE_Q, c->seed, AC_STREAM_Q);
+    if (c->dist == AC_DIST_NEEDLE) {
+        st = gen_needles(c, t, err);
+        if (st) goto fail;
+    }
+    return AC_OK;
+fail:
+    ac_tensors_free(t);
+    return st;
+}

@@ -1,0 +1,172 @@
+/* bf16 / fp16 <-> fp32 / fp64 in integer code.
+ *
+ * Every conversion goes through one routine, round_bits(): a nonzero finite
+ * value m * 2^E (m an integer) is rounded once, to nearest with ties to even,
+ * onto the grid of a binary format with t stored significand bits and the
+ * given exponent bias; the result is that format's bit pattern. Subnormals,
+ * overflow to Inf and the carry into the next binade all fall out of the
+ * integer arithmetic. No FPU rounding mode and no libm is involved, so the
+ * result is the same on every host and in device code. */
+#include "ac_numfmt.h"
+
+#include <string.h>
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Index of the most significant set bit of m (m != 0). */
+static int msb64(uint64_t m)
+{
+    int r = 0;
+    if (m >> 32) { m >>= 32; r += 32; }
+    if (m >> 16) { m >>= 16; r += 16; }
+    if (m >> 8) { m >>= 8; r += 8; }
+    if (m >> 4) { m >>= 4; r += 4; }
+    if (m >> 2) { m >>= 2; r += 2; }
+    if (m >> 1) r += 1;
+    return r;
+}
+
+/* Round m * 2^E (m > 0) to the format with t fraction bits and exponent bias
+   `bias` (max biased exponent 2*bias+1 is Inf/NaN). Returns the magnitude bits. */
+static uint32_t round_bits(uint64_t m, int E, int t, int bias)
+{
+    int e = msb64(m) + E;                 /* value in [2^e, 2^(e+1)) */
+    int emin = 1 - bias, emax = bias;
+    uint32_t inf = (uint32_t)(2 * bias + 1) << t;
+    if (e > emax) return inf;
+    int q = (e >= emin ? e : emin) - t;   /* exponent of the target's ulp at this value */
+    int shift = q - E;
+    uint64_t r;
+    if (shift <= 0) {
+        r = m << -shift;                  /* exact: fewer bits than the target holds */
+    } else if (shift > 64) {
+        r = 0;                            /* m < 2^64 <= 2^(shift-1): below half an ulp */
+    } else {
+        uint64_t rem, half;
+        if (shift == 64) {
+            r = 0;
+            rem = m;
+            half = (uint64_t)1 << 63;
+        } else {
+            r = m >> shift;
+            rem = m & (((uint64_t)1 << shift) - 1);
+            half = (uint64_t)1 << (shift - 1);
+        }
+        if (rem > half || (rem == half && (r & 1))) r++;
+    }
+    /* r counts ulps of 2^q. For a normal value r includes the hidden bit 2^t,
+       which adds one to the exponent field: hence the (bias - 1). A carry to
+       r == 2^(t+1) moves to the next binade, and past the largest finite
+       value that is exactly the Inf pattern. Subnormals: the field is 0 and r
+       is the pattern itself (r == 2^t is the smallest normal). */
+    uint64_t bits = (e >= emin ? ((uint64_t)(e + bias - 1) << t) : 0) + r;
+    return bits >= inf ? inf : (uint32_t)bits;
+}
+
+/* Format parameters: stored fraction bits, bias. */
+#define T_BF16 7
+#define B_BF16 127
+#define T_FP16 10
+#define B_FP16 15
+#define T_F32 23
+#define B_F32 127
+
+/* fp32 -> half format (t, bias); NaN keeps its sign and top payload, made quiet. */
+static uint16_t f32_to_fmt(float f, int t, int bias)
+{
+    uint32_t u = f32_bits(f);
+    uint16_t sign = (uint16_t)((u >> 31) << 15);
+    uint32_t ef = (u >> 23) & 0xff, mf = u & 0x7fffff;
+    uint16_t inf = (uint16_t)((2 * bias + 1) << t);
+    if (ef == 0xff) {
+        if (mf == 0) return sign | inf;
+        return (uint16_t)(sign | inf | (1u << (t - 1)) | (mf >> (23 - t)));
+    }
+    if (ef == 0 && mf == 0) return sign;
+    uint64_t m = ef ? (mf | (1u << 23)) : mf;
+    int E = ef ? (int)ef - 150 : -149;
+    return (uint16_t)(sign | round_bits(m, E, t, bias));
+}
+
+static uint16_t f64_to_fmt(double x, int t, int bias)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 63) << 15);
+    uint64_t ef = (u >> 52) & 0x7ff, mf = u & 0xfffffffffffffull;
+    uint16_t inf = (uint16_t)((2 * bias + 1) << t);
+    if (ef == 0x7ff) {
+        if (mf == 0) return sign | inf;
+        return (uint16_t)(sign | inf | (1u << (t - 1)) | (uint16_t)(mf >> (52 - t)));
+    }
+    if (ef == 0 && mf == 0) return sign;
+    uint64_t m = ef ? (mf | ((uint64_t)1 << 52)) : mf;
+    int E = ef ? (int)ef - 1075 : -1074;
+    return (uint16_t)(sign | round_bits(m, E, t, bias));
+}
+
+float ac_bf16_to_f32(uint16_t h)
+{
+    /* bf16 is the top half of an fp32 pattern: exact, NaN payload kept. */
+    return bits_f32((uint32_t)h << 16);
+}
+
+float ac_fp16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t e = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    if (e == 0x1f) return bits_f32(sign | 0x7f800000u | (mant << 13));
+    if (e == 0 && mant == 0) return bits_f32(sign);
+    /* Every fp16 value is exact in fp32, so round_bits only re-encodes. */
+    uint64_t m = e ? (mant | 0x400u) : mant;
+    int E = e ? (int)e - 25 : -24;
+    return bits_f32(sign | round_bits(m, E, T_F32, B_F32));
+}
+
+uint16_t ac_f32_to_bf16(float f) { return f32_to_fmt(f, T_BF16, B_BF16); }
+uint16_t ac_f32_to_fp16(float f) { return f32_to_fmt(f, T_FP16, B_FP16); }
+uint16_t ac_f64_to_bf16(double x) { return f64_to_fmt(x, T_BF16, B_BF16); }
+uint16_t ac_f64_to_fp16(double x) { return f64_to_fmt(x, T_FP16, B_FP16); }
+
+float ac_half_to_f32(ac_dtype t, uint16_t h) { return t == AC_FP16 ? ac_fp16_to_f32(h) : ac_bf16_to_f32(h); }
+uint16_t ac_f32_to_half(ac_dtype t, float f) { return t == AC_FP16 ? ac_f32_to_fp16(f) : ac_f32_to_bf16(f); }
+uint16_t ac_f64_to_half(ac_dtype t, double x) { return t == AC_FP16 ? ac_f64_to_fp16(x) : ac_f64_to_bf16(x); }
+double ac_unit_roundoff(ac_dtype t) { return t == AC_FP16 ? AC_U_FP16 : AC_U_BF16; }
+
+int ac_half_isnan(ac_dtype t, uint16_t h)
+{
+    return (h & 0x7fffu) > (t == AC_FP16 ? 0x7c00u : 0x7f80u);
+}
+
+/* Ordinal: consecutive finite values of a format have consecutive ordinals,
+   with +0 and -0 both at 0 (sign-magnitude to two's-complement order). */
+static int64_t ordinal(uint64_t magnitude, int negative)
+{
+    return negative ? -(int64_t)magnitude : (int64_t)magnitude;
+}
+
+int64_t ac_half_ulp_diff(ac_dtype t, uint16_t a, uint16_t b)
+{
+    (void)t; /* both formats are sign-magnitude with the sign in bit 15 */
+    int64_t d = ordinal(a & 0x7fffu, a >> 15) - ordinal(b & 0x7fffu, b >> 15);
+    return d < 0 ? -d : d;
+}
+
+int64_t ac_f32_ulp_diff(float a, float b)
+{
+    uint32_t ua = f32_bits(a), ub = f32_bits(b);
+    int64_t d = ordinal(ua & 0x7fffffffu, ua >> 31) - ordinal(ub & 0x7fffffffu, ub >> 31);
+    return d < 0 ? -d : d;
+}

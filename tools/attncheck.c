@@ -1,0 +1,200 @@
+/* attncheck: the command line.
+ *   attncheck run   [options] [FAMILY...]   the default check sweep (all families)
+ *   attncheck sweep FAMILY [options]        one family's matrix (what ctest runs)
+ *   attncheck describe FILE...              print case files readably
+ * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose
+ * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
+ *       77 (skipped) when --backend gpu finds no CUDA device. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ac_casefile.h"
+#include "ac_check.h"
+#include "ac_gen.h"
+#include "ac_sweep.h"
+
+#define EXIT_SKIP 77
+
+typedef struct cli_opts {
+    ac_backend backend;
+    int backend_auto;
+    int quick, verbose;
+    uint64_t seed;
+    const char *tsv;
+} cli_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [FAMILY...]\n"
+            "       attncheck sweep FAMILY [same options]\n"
+            "       attncheck describe FILE...\n"
+            "FAMILY: prefill decode combine store\n");
+}
+
+/* Parses options in argv[from..]; leaves positional arguments in pos[]. */
+static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char **pos, int *npos)
+{
+    o->backend = AC_BACKEND_MODEL;
+    o->backend_auto = 1;
+    o->quick = o->verbose = 0;
+    o->seed = 1;
+    o->tsv = NULL;
+    *npos = 0;
+    for (int i = from; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--backend") && i + 1 < argc) {
+            const char *b = argv[++i];
+            o->backend_auto = !strcmp(b, "auto");
+            if (!strcmp(b, "gpu")) o->backend = AC_BACKEND_GPU;
+            else if (!strcmp(b, "cpu")) o->backend = AC_BACKEND_MODEL;
+            else if (!o->backend_auto) { fprintf(stderr, "attncheck: --backend %s: expected auto, gpu or cpu\n", b); return -1; }
+        } else if (!strcmp(a, "--quick")) o->quick = 1;
+        else if (!strcmp(a, "--verbose")) o->verbose = 1;
+        else if (!strcmp(a, "--seed") && i + 1 < argc) o->seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(a, "--tsv") && i + 1 < argc) o->tsv = argv[++i];
+        else if (a[0] == '-') { fprintf(stderr, "attncheck: unknown option %s\n", a); return -1; }
+        else pos[(*npos)++] = a;
+    }
+    if (o->backend_auto) o->backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
+    return 0;
+}
+
+/* ---- per-group statistics for the summary table ---- */
+typedef struct group_stat {
+    char name[64];
+    int cases, passed, errors;
+    double r_max, lse_max, ratio_max, oracle_s, kernel_s;
+    int64_t ulp_max;
+} group_stat;
+
+static group_stat *stat_for(group_stat *g, int *ng, const char *name)
+{
+    for (int i = 0; i < *ng; i++)
+        if (!strcmp(g[i].name, name)) return &g[i];
+    group_stat *s = &g[(*ng)++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return s;
+}
+
+static void print_table(const group_stat *g, int ng, FILE *f)
+{
+    fprintf(f, "\n%-34s %6s %6s %9s %9s %6s %8s %8s\n", "group", "cases", "pass", "worst r", "worst lse", "ulp",
+            "ratio", "oracle s");
+    for (int i = 0; i < ng; i++)
+        fprintf(f, "%-34s %6d %6d %9.3g %9.3g %6lld %8.3g %8.1f\n", g[i].name, g[i].cases, g[i].passed, g[i].r_max,
+                g[i].lse_max, (long long)g[i].ulp_max, g[i].ratio_max, g[i].oracle_s);
+}
+
+/* Runs every case of the listed families; returns the process exit code. */
+static int run_families(const char **fam, int nfam, const cli_opts *o)
+{
+    if (o->backend == AC_BACKEND_GPU && !ac_gpu_available()) {
+        printf("attncheck: no CUDA device: GPU checks skipped\n");
+        return EXIT_SKIP;
+    }
+    ac_case_list list;
+    memset(&list, 0, sizeof list);
+    ac_error err;
+    for (int i = 0; i < nfam; i++)
+        if (ac_sweep_build(fam[i], o->quick, o->seed, &list, &err)) {
+            fprintf(stderr, "attncheck: %s\n", err.msg);
+            ac_case_list_free(&list);
+            return 2;
+        }
+    FILE *tsv = o->tsv ? fopen(o->tsv, "w") : NULL;
+    if (o->tsv && !tsv) fprintf(stderr, "attncheck: cannot write %s\n", o->tsv);
+    if (tsv) fprintf(tsv, "group\tpass\tr\tlse_r\tulp\tratio\tcase\n");
+    printf("attncheck: %d cases on the %s%s\n", list.n, ac_backend_name(o->backend),
+           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)");
+    group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
+    int ng = 0, failed = 0, tty = isatty(2);
+    double t0 = ac_now(), last = t0;
+    for (int32_t i = 0; i < list.n; i++) {
+        const ac_case *c = &list.cases[i];
+        char line[512];
+        ac_case_line(c, line, sizeof line);
+        ac_check_opts co = {o->backend, AC_BUG_NONE, 0, 1, 0};
+        ac_check_result r;
+        ac_status st = ac_check_case(c, &co, &r);
+        group_stat *g = stat_for(groups, &ng, list.group[i]);
+        g->cases++;
+        int ok = st == AC_OK && r.verdict.pass;
+        if (st) g->errors++;
+        if (ok) g->passed++;
+        else failed++;
+        if (st == AC_OK) {
+            const ac_verdict *v = &r.verdict;
+            g->r_max = fmax(g->r_max, v->r_max);
+            g->lse_max = fmax(g->lse_max, v->r_lse_max);
+            g->ratio_max = fmax(g->ratio_max, v->ratio_vs_ref);
+            if (v->max_ulp > g->ulp_max) g->ulp_max = v->max_ulp;
+        }
+        g->oracle_s += r.seconds_oracle;
+        g->kernel_s += r.seconds_kernel;
+        if (!ok || o->verbose)
+            printf("%s %s\n  %s\n", ok ? "ok  " : "FAIL", line,
+                   st ? r.error.msg : r.verdict.summary);
+        if (tsv)
+            fprintf(tsv, "%s\t%d\t%.6g\t%.6g\t%lld\t%.4g\t%s\n", list.group[i], ok, st ? INFINITY : r.verdict.r_max,
+                    st ? INFINITY : r.verdict.r_lse_max, (long long)r.verdict.max_ulp, r.verdict.ratio_vs_ref, line);
+        double now = ac_now();
+        if (tty) fprintf(stderr, "\r[%4d/%4d] %d failed, %.0f s  ", i + 1, list.n, failed, now - t0);
+        else if (now - last > 10.0 || i + 1 == list.n) {
+            fprintf(stderr, "[%4d/%4d] %d failed, %.0f s\n", i + 1, list.n, failed, now - t0);
+            last = now;
+        }
+        ac_check_result_free(&r);
+    }
+    if (tty) fprintf(stderr, "\n");
+    print_table(groups, ng, stdout);
+    printf("\n%d passed, %d failed\n", list.n - failed, failed);
+    if (tsv) fclose(tsv);
+    free(groups);
+    ac_case_list_free(&list);
+    return failed ? 1 : 0;
+}
+
+static int cmd_describe(int argc, char **argv)
+{
+    if (argc < 3) { usage(stderr); return 2; }
+    int bad = 0;
+    for (int i = 2; i < argc; i++) {
+        ac_casefile f;
+        ac_error err;
+        if (ac_casefile_load(argv[i], &f, &err)) {
+            fprintf(stderr, "%s: %s: %s\n", argv[i], ac_status_name(err.code), err.msg);
+            bad = 1;
+            continue;
+        }
+        printf("== %s\n", argv[i]);
+        ac_casefile_describe(&f, stdout);
+        ac_casefile_free(&f);
+    }
+    return bad ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "describe")) return cmd_describe(argc, argv);
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "sweep")) {
+        cli_opts o;
+        const char *pos[64];
+        int npos;
+        if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos)) { usage(stderr); return 2; }
+        static const char *all[] = {"prefill", "decode", "combine", "store"};
+        if (!strcmp(cmd, "sweep") && npos != 1) { usage(stderr); return 2; }
+        if (npos == 0) return run_families(all, 4, &o);
+        return run_families(pos, npos, &o);
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    fprintf(stderr, "attncheck: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}
