@@ -111,6 +111,11 @@ typedef struct ac_prop_report {
 void ac_prop_run_grid(const ac_prop *p, ac_backend be, ac_bug bug, uint64_t base_seed, int max_cases,
                       int stop_at_first, FILE *log, ac_prop_report *rep);
 
+/* The largest |difference| / tolerance among the within-the-bound
+   comparisons that held in this process since the last reset: how much of
+   the bound correct runs use. reset != 0 zeroes it after reading. */
+double ac_prop_worst_ratio(int reset);
+
 #ifdef __cplusplus
 }
 #endif

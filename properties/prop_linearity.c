@@ -82,6 +82,7 @@ int prop_linearity(const ac_prop_ctx *ctx, char *why, size_t n)
                                          fabs(a) * prop_elem_bound(&x1.c, &x1.m, row, d) +
                                          fabs(b) * prop_elem_bound(&x2.c, &x2.m, row, d));
             double diff = fabs(o3 - (a * o1 + b * o2));
+            if (diff <= tol) prop_note_ratio(diff / tol);
             if (!(diff <= tol)) {
                 char where[96];
                 prop_row_name(&x1.c, row, where, sizeof where);

@@ -154,7 +154,7 @@ void ac_prop_run_grid(const ac_prop *p, ac_backend be, ac_bug bug, uint64_t base
                 rep->first_ctx = grid[i];
                 snprintf(rep->first_why, sizeof rep->first_why, "%s", why);
             }
-            if (log) {
+            if (log && rep->failed <= 3) { /* the first three in full; the count says the rest */
                 char line[256];
                 ac_prop_ctx_line(&grid[i], line, sizeof line);
                 fprintf(log, "property %s FAILED (ATTNCHECK_SEED=%" PRIu64 ", grid point %d of %d): %s\n  %s\n",
@@ -163,5 +163,8 @@ void ac_prop_run_grid(const ac_prop *p, ac_backend be, ac_bug bug, uint64_t base
             if (stop_at_first) break;
         }
     }
+    if (log && rep->failed > 3)
+        fprintf(log, "property %s: %d more grid points failed (ATTNCHECK_SEED=%" PRIu64 ")\n", p->name,
+                rep->failed - 3, base_seed);
     free(grid);
 }

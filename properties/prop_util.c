@@ -387,13 +387,35 @@ static int tally_report(const ac_case *c, const tally *t, int32_t D, const char 
     return 1;
 }
 
+/* Worst |diff| / tolerance over the comparisons that held: how close
+   correct runs come to the bound (reported by run_properties). */
+static double g_worst_held;
+
+double ac_prop_worst_ratio(int reset)
+{
+    double w = g_worst_held;
+    if (reset) g_worst_held = 0.0;
+    return w;
+}
+
+void prop_note_ratio(double r)
+{
+    if (r > g_worst_held) g_worst_held = r;
+}
+
+static int held(const tally *t, int broken)
+{
+    if (!broken && t->have && t->worst > g_worst_held) g_worst_held = t->worst;
+    return broken;
+}
+
 int prop_within(const ac_case *c, const ac_oracle_result *ma, const ac_oracle_result *mb, const ac_outputs *a,
                 const ac_outputs *b, const double *lse_shift, const char *what, char *why, size_t n)
 {
     side sb = {b, mb ? mb : ma, 1.0};
     tally t;
     compare(c, ma, a, &sb, lse_shift, &t);
-    return tally_report(c, &t, ma->head_dim, what, "other run", why, n);
+    return held(&t, tally_report(c, &t, ma->head_dim, what, "other run", why, n));
 }
 
 int prop_vs_model(const ac_case *c, const ac_oracle_result *m, const ac_outputs *a, const char *what, char *why,
@@ -402,7 +424,7 @@ int prop_vs_model(const ac_case *c, const ac_oracle_result *m, const ac_outputs 
     side sb = {NULL, m, 0.0};
     tally t;
     compare(c, m, a, &sb, NULL, &t);
-    return tally_report(c, &t, m->head_dim, what, "exact", why, n);
+    return held(&t, tally_report(c, &t, m->head_dim, what, "exact", why, n));
 }
 
 int prop_models_apart(const ac_case *c, const ac_oracle_result *ma, const ac_oracle_result *mb)

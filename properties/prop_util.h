@@ -153,6 +153,10 @@ int prop_within(const ac_case *c, const ac_oracle_result *ma, const ac_oracle_re
 int prop_vs_model(const ac_case *c, const ac_oracle_result *m, const ac_outputs *a, const char *what, char *why,
                   size_t n);
 
+/* Record |diff| / tolerance of a custom comparison that held (for
+   ac_prop_worst_ratio). */
+void prop_note_ratio(double r);
+
 /* 1 if the exact answers of two models lie so far apart that the
    within-the-bound comparison of two correct runs of them must flag it:
    |O_a - O_b| > 2 C (bound_a + bound_b) for some element, or the LSE

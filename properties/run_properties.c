@@ -44,16 +44,20 @@ int main(int argc, char **argv)
     }
     printf("properties on %s, ATTNCHECK_SEED=%" PRIu64 "\n", ac_backend_name(be), seed);
     int failed = 0, ran = 0;
-    printf("%-12s %6s %6s %6s %6s %8s  %s\n", "property", "points", "pass", "fail", "skip", "seconds", "first failure");
+    printf("%-12s %6s %6s %6s %6s %8s %9s  %s\n", "property", "points", "pass", "fail", "skip", "seconds", "worst r",
+           "first failure");
     for (int i = 0; i < ac_prop_count; i++) {
         const ac_prop *p = &ac_props[i];
         if (only && strcmp(only, p->name)) continue;
         ran++;
         ac_prop_report rep;
         double t0 = now_s();
+        ac_prop_worst_ratio(1);
         ac_prop_run_grid(p, be, AC_BUG_NONE, seed, max_cases, 0, stderr, &rep);
-        printf("%-12s %6d %6d %6d %6d %8.2f  %.160s\n", p->name, rep.cases, rep.passed, rep.failed, rep.skipped,
-               now_s() - t0, rep.failed ? rep.first_why : "");
+        /* worst r: the largest |diff| / tolerance among the within-the-bound
+           comparisons that held (bitwise laws have none) */
+        printf("%-12s %6d %6d %6d %6d %8.2f %9.3g  %.160s\n", p->name, rep.cases, rep.passed, rep.failed,
+               rep.skipped, now_s() - t0, ac_prop_worst_ratio(1), rep.failed ? rep.first_why : "");
         fflush(stdout);
         failed += rep.failed > 0;
     }

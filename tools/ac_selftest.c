@@ -17,6 +17,8 @@
 #define ORACLE_ROWS 64                /* sampled oracle rows per case: the bugs move every row */
 #define ORACLE_TEMPLATES 6
 
+static int g_verbose; /* --verbose: one line per case run */
+
 typedef struct check_result {
     int caught_at; /* 1-based case of the first failure; 0: none */
     int ran;       /* cases run (skips excluded) */
@@ -85,6 +87,12 @@ static void run_property(const ac_prop *p, ac_bug bug, uint64_t seed, int cases,
     for (int i = 0; i < np; i++) {
         char why[1024] = "";
         int rc = p->fn(&pts[i], why, sizeof why);
+        if (g_verbose) {
+            char line[256];
+            ac_prop_ctx_line(&pts[i], line, sizeof line);
+            printf("    %-11s %s | %s\n", p->name, rc == AC_PROP_PASS ? "pass" : rc == AC_PROP_SKIP ? "skip" : "FAIL",
+                   line);
+        }
         if (rc == AC_PROP_SKIP) continue;
         res->ran++;
         if (rc != AC_PROP_PASS) {
@@ -125,12 +133,14 @@ static ac_status oracle_case(int k, uint64_t seed, ac_case *c, ac_error *err)
             c->seqlen_k[b] = c->seqlen_q[b] + PICK(1, 30);
         }
         return AC_OK;
-    case 1: /* decode, permuted pool, 3 splits, poscode, NaN in unread slots */
+    case 1: /* decode, permuted pool, 3 splits, poscode; the unread tail of
+               the last block holds ordinary data, so reading it shows as
+               extra keys (NaN there can vanish in a lane that has no finite
+               logit: fmax ignores NaN) */
         c->op = AC_OP_DECODE;
         c->causal = AC_CAUSAL_BOTTOM_RIGHT;
         c->dist = AC_DIST_POSCODE;
         c->num_splits = 3;
-        c->special = AC_SPECIAL_NAN_SLOTS;
         for (int b = 0; b < 2; b++) {
             c->seqlen_q[b] = PICK(1, 2);
             c->seqlen_k[b] = PICK(20, 100);
@@ -161,9 +171,11 @@ static ac_status oracle_case(int k, uint64_t seed, ac_case *c, ac_error *err)
         }
         c->block_size = 16;
         return ac_case_make_layout(c, AC_LAYOUT_SHARED_PREFIX, 0, err);
-    default: /* paged prefill, BOTTOM_RIGHT, needles, NaN slots and garbage table entries */
+    default: /* paged prefill, no causal mode (every key up to Lk, so the
+                unread tail is next to read keys), needles, NaN slots and
+                garbage table entries */
         c->op = AC_OP_PREFILL;
-        c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+        c->causal = AC_CAUSAL_NONE;
         c->dist = AC_DIST_NEEDLE;
         c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
         for (int b = 0; b < 2; b++) {
@@ -201,6 +213,8 @@ static void run_oracle(ac_bug bug, uint64_t seed, int cases, check_result *res)
         memset(&cr, 0, sizeof cr);
         st = ac_check_case(&c, &opts, &cr);
         res->ran++;
+        if (g_verbose)
+            printf("    oracle %-20s %s | %s\n", ac_bug_name(bug), st ? ac_status_name(st) : cr.verdict.summary, line);
         if (st || !cr.verdict.pass) {
             res->caught_at = res->ran;
             if (st)
@@ -228,8 +242,9 @@ int ac_selftest_main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--bug") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
+        else if (!strcmp(argv[i], "--verbose")) g_verbose = 1;
         else {
-            fprintf(stderr, "usage: attncheck selftest [--cases N] [--seed S] [--bug NAME] [--quiet]\n");
+            fprintf(stderr, "usage: attncheck selftest [--cases N] [--seed S] [--bug NAME] [--quiet] [--verbose]\n");
             return 2;
         }
     }
