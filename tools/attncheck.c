@@ -1,5 +1,6 @@
 /* attncheck: the command line.
- *   attncheck run   [options] [FAMILY...]   the default check sweep (all families)
+ *   attncheck run   [options] [FAMILY...]   the oracle's self-check, then the default
+ *                                           check sweep (all families)
  *   attncheck sweep FAMILY [options]        one family's matrix (what ctest runs)
  *   attncheck describe FILE...              print case files readably
  * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose
@@ -159,6 +160,62 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
     return failed ? 1 : 0;
 }
 
+/* The oracle checks itself: its fast path (double-double sums) against its
+   MPFR path on a slice of the sweep. Both must round to the same outputs. */
+static int oracle_selfcheck(int quick, uint64_t seed)
+{
+    static const char *fams[] = {"prefill", "decode", "combine"};
+    ac_case_list list;
+    memset(&list, 0, sizeof list);
+    ac_error err;
+    for (int i = 0; i < 3; i++)
+        if (ac_sweep_build(fams[i], 1, seed, &list, &err)) {
+            fprintf(stderr, "attncheck: %s\n", err.msg);
+            ac_case_list_free(&list);
+            return 2;
+        }
+    int stride = quick ? 6 : 2, n = 0, bad = 0;
+    int64_t elems = 0;
+    double t0 = ac_now();
+    for (int32_t i = 0; i < list.n; i += stride, n++) {
+        const ac_case *c = &list.cases[i];
+        ac_tensors t;
+        ac_oracle_result a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        ac_oracle_opts oo;
+        memset(&oo, 0, sizeof oo);
+        int ok = ac_gen(c, &t, &err) == AC_OK;
+        ok = ok && ac_oracle_run(c, &t, &oo, &a, &err) == AC_OK;
+        oo.mode = AC_ORACLE_MPFR;
+        ok = ok && ac_oracle_run(c, &t, &oo, &b, &err) == AC_OK;
+        for (int64_t e = 0; ok && e < a.rows * c->head_dim; e++) {
+            elems++;
+            /* zeros compare by value: the fast path's weights may underflow to +0 */
+            if (a.o_f32[e] != b.o_f32[e] && !(isnan(a.o_f32[e]) && isnan(b.o_f32[e]))) ok = 0;
+            if (a.o_half[e] != b.o_half[e] && ((a.o_half[e] | b.o_half[e]) & 0x7fff)) ok = 0;
+        }
+        for (int64_t r = 0; ok && r < a.rows; r++)
+            if (!(a.lse[r] == b.lse[r] || fabs(a.lse[r] - b.lse[r]) <= 1e-15 * fabs(b.lse[r]))) ok = 0;
+        if (!ok) {
+            char line[512];
+            ac_case_line(c, line, sizeof line);
+            printf("FAIL oracle self-check: %s\n", line);
+            bad++;
+        }
+        fprintf(stderr, "\r[oracle self-check %3d] fast == mpfr on %lld elements, %d disagree  ", n + 1,
+                (long long)elems, bad);
+        ac_tensors_free(&t);
+        ac_oracle_result_free(&a);
+        ac_oracle_result_free(&b);
+    }
+    fprintf(stderr, "\n");
+    printf("oracle self-check: %d cases, %lld elements: fast and MPFR paths %s (%.1f s)\n", n, (long long)elems,
+           bad ? "DISAGREE" : "agree bit for bit", ac_now() - t0);
+    ac_case_list_free(&list);
+    return bad ? 1 : 0;
+}
+
 static int cmd_describe(int argc, char **argv)
 {
     if (argc < 3) { usage(stderr); return 2; }
@@ -190,8 +247,10 @@ int main(int argc, char **argv)
         if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos)) { usage(stderr); return 2; }
         static const char *all[] = {"prefill", "decode", "combine", "store"};
         if (!strcmp(cmd, "sweep") && npos != 1) { usage(stderr); return 2; }
-        if (npos == 0) return run_families(all, 4, &o);
-        return run_families(pos, npos, &o);
+        int rc_self = 0;
+        if (!strcmp(cmd, "run")) rc_self = oracle_selfcheck(o.quick, o.seed);
+        int rc = npos == 0 ? run_families(all, 4, &o) : run_families(pos, npos, &o);
+        return rc ? rc : rc_self;
     }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     fprintf(stderr, "attncheck: unknown command \"%s\"\n", cmd);

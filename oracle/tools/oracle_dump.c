@@ -1,0 +1,112 @@
+/* oracle_dump: writes random small cases (every op, causal mode, mask kind,
+ * GQA ratio, paging, dtype and scale kind) with their exact inputs as bit
+ * patterns and the oracle's answers, one block per case, for the independent
+ * recomputation by tests/mpmath_check.py. Usage: oracle_dump [cases] [mode] [seed]
+ * (mode: fast | mpfr). The format is line-oriented, "key value..." per line. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oracle.h"
+#include "tools/oracle_testgen.h"
+
+static void put_u16(FILE *f, const char *key, const uint16_t *x, int64_t n)
+{
+    fprintf(f, "%s", key);
+    for (int64_t i = 0; i < n; i++) fprintf(f, " %04x", x[i]);
+    fputc('\n', f);
+}
+
+static void put_f32(FILE *f, const char *key, const float *x, int64_t n)
+{
+    fprintf(f, "%s", key);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        fprintf(f, " %08" PRIx32, b);
+    }
+    fputc('\n', f);
+}
+
+static void put_i32(FILE *f, const char *key, const int32_t *x, int64_t n)
+{
+    fprintf(f, "%s", key);
+    for (int64_t i = 0; i < n; i++) fprintf(f, " %" PRId32, x[i]);
+    fputc('\n', f);
+}
+
+static int dump_case(FILE *f, const ac_case *c, const ac_tensors *t, ac_oracle_mode mode, int base2)
+{
+    ac_oracle_opts o = {.mode = mode, .lse_base2 = base2, .threads = 1};
+    ac_oracle_result res;
+    ac_error err = {0};
+    char line[512];
+    ac_case_line(c, line, sizeof line);
+    if (ac_oracle_run(c, t, &o, &res, &err) != AC_OK) {
+        fprintf(stderr, "oracle_dump: %s: %s\n", line, err.msg);
+        return -1;
+    }
+    int64_t tq = ac_case_total_q(c), D = c->head_dim;
+    fprintf(f, "case %s\n", line);
+    fprintf(f, "op %s\ndtype %s\ndims %d %d %d %d\n", ac_op_name(c->op), ac_dtype_name(c->dtype), c->batch,
+            c->heads_q, c->heads_kv, c->head_dim);
+    put_f32(f, "scale", &c->scale, 1);
+    fprintf(f, "scale_given %d\ncausal %d\nmask %d %d\nbase2 %d\n", c->scale_given, (int)c->causal, (int)c->mask,
+            c->mask_per_head, base2);
+    put_i32(f, "lq", c->seqlen_q, c->batch);
+    put_i32(f, "lk", c->seqlen_k, c->batch);
+    if (c->op == AC_OP_COMBINE) {
+        fprintf(f, "splits %d\n", c->num_splits);
+        put_f32(f, "lse_part", t->lse_part, tq * c->heads_q * c->num_splits);
+        put_f32(f, "o_part", t->o_part, tq * c->heads_q * c->num_splits * D);
+    } else {
+        fprintf(f, "paged %d %d %d %d\n", c->paged, c->block_size, c->num_blocks, c->max_blocks_per_seq);
+        if (c->paged) put_i32(f, "table", c->block_table, (int64_t)c->batch * c->max_blocks_per_seq);
+        put_u16(f, "q", t->q, tq * c->heads_q * D);
+        put_u16(f, "k", t->k, t->kv_elems);
+        put_u16(f, "v", t->v, t->kv_elems);
+        int64_t hm = c->mask_per_head ? c->heads_q : 1, nm = 0;
+        for (int32_t b = 0; b < c->batch; b++) nm += hm * c->seqlen_q[b] * c->seqlen_k[b];
+        if (c->mask == AC_MASK_BOOL) {
+            fprintf(f, "mask_bool");
+            for (int64_t i = 0; i < nm; i++) fprintf(f, " %d", t->mask_bool[i]);
+            fputc('\n', f);
+        } else if (c->mask == AC_MASK_ADDITIVE) {
+            put_f32(f, "mask_bias", t->mask_bias, nm);
+        }
+    }
+    for (int64_t r = 0; r < res.rows; r++) {
+        fprintf(f, "row %" PRId64 " %" PRId32 " %a\n", r, res.n_allowed[r], res.lse[r]);
+        put_f32(f, "of", res.o_f32 + r * D, D);
+        put_u16(f, "oh", res.o_half + r * D, D);
+        fprintf(f, "spv");
+        for (int64_t d = 0; d < D; d++) fprintf(f, " %a", res.spv[r * D + d]);
+        fputc('\n', f);
+    }
+    fprintf(f, "end\n");
+    ac_oracle_result_free(&res);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int cases = argc > 1 ? atoi(argv[1]) : 240;
+    ac_oracle_mode mode = argc > 2 && strcmp(argv[2], "mpfr") == 0 ? AC_ORACLE_MPFR : AC_ORACLE_FAST;
+    uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 20240601;
+    static const ac_op ops[4] = {AC_OP_PREFILL, AC_OP_PREFILL, AC_OP_DECODE, AC_OP_COMBINE};
+    for (int i = 0; i < cases; i++) {
+        ac_case c;
+        ac_tensors t;
+        uint64_t s = seed + (uint64_t)i * 104729u;
+        if (tg_random_case(ops[i % 4], s, &c, &t)) {
+            fprintf(stderr, "oracle_dump: out of memory\n");
+            return 1;
+        }
+        int rc = dump_case(stdout, &c, &t, mode, (int)(s % 5 == 0));
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+        if (rc) return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,475 @@
+/* The oracle against answers known in closed form (SEMANTICS.md), in both
+ * modes: uniform attention at scale 0, a single key, equal logits, a dominant
+ * key, empty rows, causal bounds, GQA, paging, NaN in unread slots, combine
+ * identities, base-2 LSE and the store. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <mpfr.h>
+#include <string.h>
+
+#include "../oracle/tools/oracle_testgen.h"
+#include "oracle.h"
+#include "oracle_internal.h"
+
+static const ac_oracle_mode modes[2] = {AC_ORACLE_FAST, AC_ORACLE_MPFR};
+
+static void run_ok(const ac_case *c, const ac_tensors *t, ac_oracle_mode mode, int base2, ac_oracle_result *res)
+{
+    ac_oracle_opts o = {.mode = mode, .lse_base2 = base2, .threads = 2};
+    ac_error err = {0};
+    ac_status st = ac_oracle_run(c, t, &o, res, &err);
+    cr_assert_eq(st, AC_OK, "oracle failed: %s %s", ac_status_name(st), err.msg);
+}
+
+/* One sequence, contiguous, Hq = Hkv = 1. */
+static void simple_case(ac_case *c, ac_dtype dt, int32_t lq, int32_t lk, int32_t D)
+{
+    ac_case_init(c);
+    c->dtype = dt;
+    cr_assert_eq(ac_case_set_batch(c, 1, NULL), AC_OK);
+    c->seqlen_q[0] = lq;
+    c->seqlen_k[0] = lk;
+    c->head_dim = D;
+}
+
+static double hv(const ac_case *c, uint16_t h) { return ac_half_bits_to_double(c->dtype, h); }
+static int ac_half_isnan_local(ac_dtype dt, uint16_t h) { return isnan(ac_half_bits_to_double(dt, h)); }
+
+Test(oracle_analytic, scale_zero_gives_mean_of_allowed_v)
+{
+    for (int dt = 0; dt < 2; dt++)
+        for (int m = 0; m < 2; m++) {
+            ac_case c;
+            ac_tensors t;
+            simple_case(&c, (ac_dtype)dt, 3, 13, 8);
+            c.scale_given = 1;
+            c.scale = 0.0f;
+            c.causal = AC_CAUSAL_BOTTOM_RIGHT;
+            cr_assert_eq(tg_fill(&c, &t, 7 + dt, (tg_range){-3, 2}, 0), 0);
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], 0, &res);
+            mpfr_t sum;
+            mpfr_init2(sum, 200);
+            for (int32_t i = 0; i < 3; i++) {
+                int32_t n = ac_causal_end(AC_CAUSAL_BOTTOM_RIGHT, i, 3, 13);
+                cr_assert_eq(res.n_allowed[i], n);
+                cr_assert_float_eq(res.lse[i], log((double)n), 1e-15, "lse = ln n");
+                for (int32_t d = 0; d < 8; d++) {
+                    mpfr_set_zero(sum, 1);
+                    for (int32_t j = 0; j < n; j++) mpfr_add_d(sum, sum, hv(&c, t.v[j * 8 + d]), MPFR_RNDN);
+                    mpfr_div_ui(sum, sum, (unsigned long)n, MPFR_RNDN);
+                    float want = mpfr_get_flt(sum, MPFR_RNDN);
+                    cr_assert(res.o_f32[i * 8 + d] == want, "row %d d %d: %a vs mean %a", i, d,
+                              (double)res.o_f32[i * 8 + d], (double)want);
+                }
+            }
+            mpfr_clear(sum);
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
+}
+
+Test(oracle_analytic, single_key_gives_its_v_and_lse_is_the_logit)
+{
+    for (int dt = 0; dt < 2; dt++)
+        for (int m = 0; m < 2; m++) {
+            ac_case c;
+            ac_tensors t;
+            simple_case(&c, (ac_dtype)dt, 1, 1, 16);
+            cr_assert_eq(tg_fill(&c, &t, 11, (tg_range){-2, 2}, 0), 0);
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], 0, &res);
+            mpfr_t s;
+            mpfr_init2(s, 200);
+            mpfr_set_zero(s, 1);
+            for (int d = 0; d < 16; d++) {
+                cr_assert(res.o_f32[d] == (float)hv(&c, t.v[d]), "O = v exactly");
+                cr_assert(res.o_half[d] == t.v[d] || (hv(&c, t.v[d]) == 0 && hv(&c, res.o_half[d]) == 0));
+                mpfr_add_d(s, s, hv(&c, t.q[d]) * hv(&c, t.k[d]), MPFR_RNDN);
+            }
+            mpfr_mul_d(s, s, (double)ac_case_scale(&c), MPFR_RNDN);
+            cr_assert(res.lse[0] == mpfr_get_d(s, MPFR_RNDN), "lse %a vs s %a", res.lse[0], mpfr_get_d(s, MPFR_RNDN));
+            mpfr_clear(s);
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
+}
+
+Test(oracle_analytic, equal_logits_give_ln_n_plus_s)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_BF16, 1, 29, 8);
+        cr_assert_eq(tg_fill(&c, &t, 5, (tg_range){-2, 2}, 0), 0);
+        for (int32_t j = 1; j < 29; j++) memcpy(t.k + j * 8, t.k, 8 * sizeof(uint16_t)); /* same key everywhere */
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        mpfr_t s;
+        mpfr_init2(s, 200);
+        mpfr_set_zero(s, 1);
+        for (int d = 0; d < 8; d++) mpfr_add_d(s, s, hv(&c, t.q[d]) * hv(&c, t.k[d]), MPFR_RNDN);
+        mpfr_mul_d(s, s, (double)ac_case_scale(&c), MPFR_RNDN);
+        double want = mpfr_get_d(s, MPFR_RNDN) + log(29.0);
+        cr_assert(fabs(res.lse[0] - want) <= 4e-16 * fabs(want) + 1e-300, "lse %a vs %a", res.lse[0], want);
+        mpfr_clear(s);
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, dominant_key_gives_its_v)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_FP16, 1, 17, 4);
+        c.scale_given = 1;
+        c.scale = 1.0f;
+        cr_assert_eq(tg_fill(&c, &t, 3, (tg_range){-2, 2}, 0), 0);
+        /* q = (64, 0, 0, 0); key 9 has k0 = 64 (logit 4096), the others k0 = 0 (logit 0):
+           their weight e^-4096 is far below half an fp32 ulp. */
+        for (int d = 0; d < 4; d++) t.q[d] = d == 0 ? 0x5400u : 0; /* 64 in fp16 */
+        for (int32_t j = 0; j < 17; j++) t.k[j * 4] = j == 9 ? 0x5400u : 0;
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        for (int d = 0; d < 4; d++) cr_assert(res.o_f32[d] == (float)hv(&c, t.v[9 * 4 + d]));
+        cr_assert(res.lse[0] == 4096.0, "lse %a", res.lse[0]);
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, empty_rows_give_zero_and_minus_inf)
+{
+    for (int m = 0; m < 2; m++)
+        for (int kind = 0; kind < 2; kind++) {
+            ac_case c;
+            ac_tensors t;
+            simple_case(&c, AC_BF16, 4, 6, 8);
+            c.mask = kind ? AC_MASK_ADDITIVE : AC_MASK_BOOL;
+            c.mask_density = 0.0f; /* every entry false / -inf */
+            cr_assert_eq(tg_fill(&c, &t, 9, (tg_range){-2, 2}, 0), 0);
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], 0, &res);
+            for (int i = 0; i < 4; i++) {
+                cr_assert_eq(res.n_allowed[i], 0);
+                cr_assert(res.lse[i] == -INFINITY);
+                for (int d = 0; d < 8; d++) cr_assert(res.o_f32[i * 8 + d] == 0.0f && res.o_half[i * 8 + d] == 0);
+            }
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
+}
+
+Test(oracle_analytic, causal_bounds_and_fully_masked_leading_rows)
+{
+    for (int cm = 0; cm < 3; cm++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_FP16, 9, 5, 3); /* Lq > Lk: BR masks the leading 4 rows */
+        c.causal = (ac_causal)cm;
+        cr_assert_eq(tg_fill(&c, &t, 21, (tg_range){-2, 2}, 0), 0);
+        ac_oracle_result res;
+        run_ok(&c, &t, AC_ORACLE_FAST, 0, &res);
+        for (int i = 0; i < 9; i++) {
+            int want = cm == 0 ? 5 : cm == 1 ? (i + 1 < 5 ? i + 1 : 5) : (i - 4 < 0 ? 0 : i - 4 + 1);
+            if (want > 5) want = 5;
+            cr_assert_eq(res.n_allowed[i], want, "causal %d row %d", cm, i);
+            if (want == 0) cr_assert(res.lse[i] == -INFINITY && res.o_f32[i * 3] == 0.0f);
+            else cr_assert(isfinite(res.lse[i]));
+        }
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+/* Result of the case restricted to query head h against KV head kvh, as a
+   one-head case built from the same data. */
+static void one_head(const ac_case *c, const ac_tensors *t, int32_t h, int32_t kvh, ac_oracle_result *res)
+{
+    ac_case c1;
+    ac_tensors t1;
+    cr_assert_eq(ac_case_copy(&c1, c, NULL), AC_OK);
+    c1.heads_q = c1.heads_kv = 1;
+    memset(&t1, 0, sizeof t1);
+    int32_t D = c->head_dim;
+    int64_t tq = ac_case_total_q(c), tk = ac_case_total_k(c);
+    t1.q = malloc(sizeof(uint16_t) * (size_t)(tq * D));
+    t1.k = malloc(sizeof(uint16_t) * (size_t)(tk * D));
+    t1.v = malloc(sizeof(uint16_t) * (size_t)(tk * D));
+    t1.kv_elems = tk * D;
+    for (int64_t i = 0; i < tq; i++) memcpy(t1.q + i * D, t->q + ac_thd_offset(i, h, c->heads_q, D), 2 * (size_t)D);
+    for (int64_t p = 0; p < tk; p++) {
+        memcpy(t1.k + p * D, t->k + ac_thd_offset(p, kvh, c->heads_kv, D), 2 * (size_t)D);
+        memcpy(t1.v + p * D, t->v + ac_thd_offset(p, kvh, c->heads_kv, D), 2 * (size_t)D);
+    }
+    run_ok(&c1, &t1, AC_ORACLE_FAST, 0, res);
+    ac_tensors_free(&t1);
+    ac_case_free(&c1);
+}
+
+Test(oracle_analytic, gqa_reads_kv_head_h_over_group)
+{
+    ac_case c;
+    ac_tensors t;
+    simple_case(&c, AC_BF16, 5, 7, 8);
+    c.heads_q = 4;
+    c.heads_kv = 2;
+    c.causal = AC_CAUSAL_TOP_LEFT;
+    cr_assert_eq(tg_fill(&c, &t, 33, (tg_range){-2, 2}, 0), 0); /* KV heads hold distinct data */
+    ac_oracle_result res;
+    run_ok(&c, &t, AC_ORACLE_FAST, 0, &res);
+    for (int32_t h = 0; h < 4; h++) {
+        ac_oracle_result right, wrong;
+        one_head(&c, &t, h, h / 2, &right);
+        one_head(&c, &t, h, h % 2, &wrong);
+        int differs = 0;
+        for (int32_t i = 0; i < 5; i++) {
+            cr_assert(res.lse[i * 4 + h] == right.lse[i] || (isinf(res.lse[i * 4 + h]) && isinf(right.lse[i])));
+            cr_assert(memcmp(res.o_f32 + (i * 4 + h) * 8, right.o_f32 + i * 8, 8 * sizeof(float)) == 0,
+                      "head %d row %d uses the wrong KV head", h, i);
+            differs |= memcmp(right.o_f32 + i * 8, wrong.o_f32 + i * 8, 8 * sizeof(float)) != 0;
+        }
+        if (h / 2 != h % 2) cr_assert(differs, "the data cannot tell h/2 from h%%2 for head %d", h);
+        ac_oracle_result_free(&right);
+        ac_oracle_result_free(&wrong);
+    }
+    ac_oracle_result_free(&res);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}
+
+static void assert_same(const ac_oracle_result *a, const ac_oracle_result *b, const char *what)
+{
+    cr_assert_eq(a->rows, b->rows);
+    int64_t n = a->rows * a->head_dim;
+    cr_assert(memcmp(a->o_f32, b->o_f32, sizeof(float) * (size_t)n) == 0, "%s: o_f32 differs", what);
+    cr_assert(memcmp(a->o_half, b->o_half, sizeof(uint16_t) * (size_t)n) == 0, "%s: o_half differs", what);
+    cr_assert(memcmp(a->lse, b->lse, sizeof(double) * (size_t)a->rows) == 0, "%s: lse differs", what);
+    cr_assert(memcmp(a->n_allowed, b->n_allowed, sizeof(int32_t) * (size_t)a->rows) == 0, "%s: n differs", what);
+}
+
+Test(oracle_analytic, paged_equals_contiguous_and_unread_nan_is_harmless)
+{
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        ac_case c;
+        ac_tensors t;
+        cr_assert_eq(tg_random_case(AC_OP_PREFILL, seed * 977, &c, &t), 0);
+        if (!c.paged) cr_assert_eq(tg_page(&c, 1 + (int32_t)(seed % 5), 2, seed, 1), 0);
+        ac_tensors_free(&t);
+        cr_assert_eq(tg_fill(&c, &t, seed, (tg_range){-4, 2}, 1), 0); /* NaN in every unread slot */
+        /* Contiguous copy of the same logical data. */
+        ac_case cc;
+        ac_tensors tc;
+        cr_assert_eq(ac_case_copy(&cc, &c, NULL), AC_OK);
+        cc.paged = 0;
+        tc = t;
+        int64_t row = (int64_t)c.heads_kv * c.head_dim, tk = ac_case_total_k(&c);
+        tc.k = malloc(sizeof(uint16_t) * (size_t)(tk * row + 1));
+        tc.v = malloc(sizeof(uint16_t) * (size_t)(tk * row + 1));
+        tc.kv_elems = tk * row;
+        for (int32_t b = 0, k0 = 0; b < c.batch; k0 += c.seqlen_k[b], b++)
+            for (int32_t p = 0; p < c.seqlen_k[b]; p++) {
+                int64_t s = ac_pos_slot(c.block_table + (int64_t)b * c.max_blocks_per_seq, p, c.block_size);
+                memcpy(tc.k + (k0 + p) * row, t.k + s * row, 2 * (size_t)row);
+                memcpy(tc.v + (k0 + p) * row, t.v + s * row, 2 * (size_t)row);
+            }
+        for (int m = 0; m < 2; m++) {
+            ac_oracle_result rp, rc;
+            run_ok(&c, &t, modes[m], 0, &rp);
+            run_ok(&cc, &tc, modes[m], 0, &rc);
+            assert_same(&rp, &rc, "paged vs contiguous");
+            ac_oracle_result_free(&rc);
+            /* Finite garbage instead of NaN in the unread slots: same bits. */
+            uint16_t *k2 = malloc(2 * (size_t)t.kv_elems), *v2 = malloc(2 * (size_t)t.kv_elems);
+            for (int64_t i = 0; i < t.kv_elems; i++) {
+                k2[i] = ac_half_isnan_local(c.dtype, t.k[i]) ? 0x3f80u : t.k[i];
+                v2[i] = ac_half_isnan_local(c.dtype, t.v[i]) ? 0x3f80u : t.v[i];
+            }
+            ac_tensors t2 = t;
+            t2.k = k2;
+            t2.v = v2;
+            run_ok(&c, &t2, modes[m], 0, &rc);
+            assert_same(&rp, &rc, "NaN vs finite in unread slots");
+            free(k2);
+            free(v2);
+            ac_oracle_result_free(&rp);
+            ac_oracle_result_free(&rc);
+        }
+        free(tc.k);
+        free(tc.v);
+        ac_case_free(&cc);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, nan_in_a_read_value_is_a_numeric_error)
+{
+    ac_case c;
+    ac_tensors t;
+    simple_case(&c, AC_BF16, 2, 4, 8);
+    cr_assert_eq(tg_fill(&c, &t, 1, (tg_range){-2, 2}, 0), 0);
+    for (int m = 0; m < 2; m++)
+        for (int which = 0; which < 3; which++) {
+            uint16_t *p = which == 0 ? &t.q[8 + 3] : which == 1 ? &t.k[2 * 8 + 5] : &t.v[3 * 8];
+            uint16_t keep = *p;
+            *p = 0x7fc1u;
+            ac_oracle_opts o = {.mode = modes[m]};
+            ac_oracle_result res;
+            ac_error err = {0};
+            cr_assert_eq(ac_oracle_run(&c, &t, &o, &res, &err), AC_ERR_NUMERIC, "case %d: %s", which, err.msg);
+            cr_assert(strstr(err.msg, which == 0 ? "q[token 1, head 0, dim 3]" : "position"), "%s", err.msg);
+            *p = keep;
+        }
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}
+
+Test(oracle_analytic, combine_of_one_split_is_the_identity)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_BF16, 6, 0, 16);
+        c.op = AC_OP_COMBINE;
+        c.heads_q = c.heads_kv = 2;
+        c.num_splits = 1;
+        cr_assert_eq(tg_fill(&c, &t, 4, (tg_range){-8, 3}, 1), 0);
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        for (int64_t r = 0; r < 12; r++) {
+            if (t.lse_part[r] == -INFINITY) {
+                cr_assert(res.lse[r] == -INFINITY && res.n_allowed[r] == 0);
+                for (int d = 0; d < 16; d++) cr_assert(res.o_f32[r * 16 + d] == 0.0f);
+                continue;
+            }
+            cr_assert(res.lse[r] == (double)t.lse_part[r]);
+            cr_assert(memcmp(res.o_f32 + r * 16, t.o_part + r * 16, 16 * sizeof(float)) == 0, "row %lld",
+                      (long long)r);
+        }
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, combine_of_empty_splits_gives_zero_and_minus_inf)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_FP16, 3, 0, 8);
+        c.op = AC_OP_COMBINE;
+        c.num_splits = 4;
+        cr_assert_eq(tg_fill(&c, &t, 4, (tg_range){-8, 3}, 1), 0);
+        for (int i = 0; i < 12; i++) t.lse_part[i] = -INFINITY;
+        for (int i = 0; i < 12 * 8; i++) t.o_part[i] = NAN;
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        for (int r = 0; r < 3; r++) {
+            cr_assert(res.lse[r] == -INFINITY && res.n_allowed[r] == 0);
+            for (int d = 0; d < 8; d++) cr_assert(res.o_f32[r * 8 + d] == 0.0f && res.o_half[r * 8 + d] == 0);
+        }
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, base2_lse_is_natural_over_ln2)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        cr_assert_eq(tg_random_case(AC_OP_PREFILL, 4242, &c, &t), 0);
+        ac_oracle_result rn, r2;
+        run_ok(&c, &t, modes[m], 0, &rn);
+        run_ok(&c, &t, modes[m], 1, &r2);
+        for (int64_t r = 0; r < rn.rows; r++) {
+            if (isinf(rn.lse[r])) {
+                cr_assert(r2.lse[r] == -INFINITY);
+                continue;
+            }
+            double want = rn.lse[r] / log(2.0);
+            cr_assert(fabs(r2.lse[r] - want) <= 4e-16 * fabs(want), "%a vs %a", r2.lse[r], want);
+        }
+        ac_oracle_result_free(&rn);
+        ac_oracle_result_free(&r2);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, store_writes_the_mapped_slots_and_skips_padding)
+{
+    ac_case c;
+    ac_tensors t;
+    simple_case(&c, AC_BF16, 0, 0, 4);
+    c.op = AC_OP_STORE;
+    c.heads_kv = c.heads_q = 2;
+    c.paged = 1;
+    c.block_size = 4;
+    c.num_blocks = 3;
+    cr_assert_eq(ac_case_alloc_table(&c, 1, NULL), AC_OK);
+    cr_assert_eq(ac_case_alloc_slots(&c, 5, NULL), AC_OK);
+    int64_t slots[5] = {7, -1, 0, 11, -1};
+    memcpy(c.slot_mapping, slots, sizeof slots);
+    cr_assert_eq(tg_fill(&c, &t, 8, (tg_range){-2, 2}, 0), 0);
+    ac_oracle_opts o = {0};
+    ac_oracle_result res;
+    ac_error err = {0};
+    cr_assert_eq(ac_oracle_run(&c, &t, &o, &res, &err), AC_OK, "%s", err.msg);
+    int64_t row = 8; /* Hkv * D */
+    for (int64_t s = 0; s < 12; s++) {
+        int tok = -1;
+        for (int i = 0; i < 5; i++)
+            if (slots[i] == s) tok = i;
+        const uint16_t *wk = tok >= 0 ? t.k_new + tok * row : t.k + s * row;
+        const uint16_t *wv = tok >= 0 ? t.v_new + tok * row : t.v + s * row;
+        cr_assert(memcmp(res.k_cache + s * row, wk, 2 * row) == 0, "k slot %lld", (long long)s);
+        cr_assert(memcmp(res.v_cache + s * row, wv, 2 * row) == 0, "v slot %lld", (long long)s);
+    }
+    ac_oracle_result_free(&res);
+    /* A collision is the validator's error, reported before anything. */
+    c.slot_mapping[1] = 7;
+    cr_assert_eq(ac_oracle_run(&c, &t, &o, &res, &err), AC_ERR_SLOT);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}
+
+Test(oracle_analytic, sampling_and_threads_change_nothing_but_coverage)
+{
+    ac_case c;
+    ac_tensors t;
+    cr_assert_eq(tg_random_case(AC_OP_DECODE, 99, &c, &t), 0);
+    ac_oracle_opts o1 = {.threads = 1}, o2 = {.threads = 2, .max_rows = 3, .sample_seed = 5};
+    ac_oracle_result full, part;
+    ac_error err = {0};
+    cr_assert_eq(ac_oracle_run(&c, &t, &o1, &full, &err), AC_OK, "%s", err.msg);
+    cr_assert_eq(ac_oracle_run(&c, &t, &o2, &part, &err), AC_OK, "%s", err.msg);
+    cr_assert_eq(full.rows_checked, full.rows);
+    cr_assert_eq(part.rows_checked, full.rows < 3 ? full.rows : 3);
+    int64_t marked = 0, D = c.head_dim;
+    for (int64_t r = 0; r < full.rows; r++) {
+        if (!part.checked[r]) {
+            cr_assert(isnan(part.lse[r]) && isnan(part.o_f32[r * D]) && part.n_allowed[r] == -1);
+            continue;
+        }
+        marked++;
+        cr_assert(memcmp(part.o_f32 + r * D, full.o_f32 + r * D, sizeof(float) * (size_t)D) == 0);
+        cr_assert(part.lse[r] == full.lse[r] || (isinf(part.lse[r]) && isinf(full.lse[r])));
+    }
+    cr_assert_eq(marked, part.rows_checked);
+    ac_oracle_result_free(&full);
+    ac_oracle_result_free(&part);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}
