@@ -111,6 +111,13 @@ typedef struct ac_prop_report {
 void ac_prop_run_grid(const ac_prop *p, ac_backend be, ac_bug bug, uint64_t base_seed, int max_cases,
                       int stop_at_first, FILE *log, ac_prop_report *rep);
 
+/* Sequence lengths of the laws' cases are multiplied by this (prefill query
+   counts and every key excess; decode keeps 1..8 queries): 1 by default (CI
+   sizes: short sequences, a few tiles), ATTNCHECK_PROP_SCALE or the setter
+   for longer ones (more key tiles, splits and blocks per sequence). */
+void ac_prop_set_length_scale(int scale);
+int ac_prop_length_scale(void);
+
 /* The largest |difference| / tolerance among the within-the-bound
    comparisons that held in this process since the last reset: how much of
    the bound correct runs use. reset != 0 zeroes it after reading. */

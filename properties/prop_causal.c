@@ -62,7 +62,7 @@ int prop_causal(const ac_prop_ctx *ctx, char *why, size_t n)
         /* Lk - Lq from -12 to +24: both Lq > Lk (leading rows see nothing
            under BOTTOM_RIGHT) and Lq < Lk. */
         prop_case_base(ctx, AC_OP_PREFILL, &a.c);
-        PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 24, -12, 24, &err));
+        PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 24, -12, 48, &err));
         if (a.c.seqlen_q[0] < 2) a.c.seqlen_q[0] = 2; /* sequence 0 always has Lq > Lk */
         if (a.c.seqlen_k[0] >= a.c.seqlen_q[0]) a.c.seqlen_k[0] = prop_pick(&r, 0, a.c.seqlen_q[0] - 1);
         PROP_TRY(prop_case_place(ctx, &a.c, &r, &err));

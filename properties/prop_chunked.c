@@ -181,7 +181,7 @@ int prop_chunked(const ac_prop_ctx *ctx, char *why, size_t n)
     /* The full prefill: contiguous, Lq == Lk, causal. */
     prop_case_base(ctx, AC_OP_PREFILL, &full.c);
     full.c.causal = AC_CAUSAL_BOTTOM_RIGHT;
-    PROP_TRY(prop_case_lengths(&full.c, &r, prop_pick(&r, 1, 2), 8, 64, 0, 0, &err));
+    PROP_TRY(prop_case_lengths(&full.c, &r, prop_pick(&r, 1, 2), 8, 96, 0, 0, &err));
     PROP_TRY(prop_gen(&full, &err));
     PROP_RUN(prop_exec(ctx, &full, "chunked/full-prefill", why, n));
     PROP_TRY(prop_inst_model(&full, &err));

@@ -50,7 +50,7 @@ int prop_masks(const ac_prop_ctx *ctx, char *why, size_t n)
     const int per_head = (int)ac_rng_below(&r, 2);
 
     prop_case_base(ctx, AC_OP_PREFILL, &a.c);
-    PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 20, 0, 30, &err));
+    PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 24, 0, 48, &err));
     PROP_TRY(prop_case_place(ctx, &a.c, &r, &err));
     PROP_TRY(prop_gen(&a, &err));
     PROP_RUN(prop_exec(ctx, &a, "masks/no-mask", why, n));

@@ -26,7 +26,7 @@ int prop_permutation(const ac_prop_ctx *ctx, char *why, size_t n)
     if (ctx->op == AC_OP_DECODE)
         PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 4, 1, 70, &err));
     else
-        PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 20, 1, 40, &err));
+        PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 20, 1, 60, &err));
     PROP_TRY(prop_case_place(ctx, &a.c, &r, &err));
     PROP_TRY(prop_gen(&a, &err));
     PROP_RUN(prop_exec(ctx, &a, "permutation", why, n));

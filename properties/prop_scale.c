@@ -15,7 +15,7 @@ ac_status prop_case_attention(const ac_prop_ctx *ctx, ac_rng *r, ac_case *c, ac_
     if (ctx->op == AC_OP_DECODE)
         st = prop_case_lengths(c, r, prop_pick(r, 1, 3), 1, 4, 0, 70, err);
     else {
-        st = prop_case_lengths(c, r, prop_pick(r, 1, 3), 1, 24, 0, 40, err);
+        st = prop_case_lengths(c, r, prop_pick(r, 1, 3), 1, 32, 0, 64, err);
         c->causal = (ac_causal)prop_pick(r, 0, AC_CAUSAL_COUNT - 1);
     }
     if (st) return st;

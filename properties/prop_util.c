@@ -54,9 +54,29 @@ void prop_case_base(const ac_prop_ctx *ctx, ac_op op, ac_case *c)
     }
 }
 
+/* Length scale: ATTNCHECK_PROP_SCALE or ac_prop_set_length_scale; 0 = not read yet. */
+static int g_length_scale;
+
+void ac_prop_set_length_scale(int s) { g_length_scale = s < 1 ? 1 : s; }
+
+int ac_prop_length_scale(void)
+{
+    if (!g_length_scale) {
+        const char *e = getenv("ATTNCHECK_PROP_SCALE");
+        int s = e ? atoi(e) : 1;
+        g_length_scale = s < 1 ? 1 : s;
+    }
+    return g_length_scale;
+}
+
 ac_status prop_case_lengths(ac_case *c, ac_rng *r, int32_t batch, int32_t lq_lo, int32_t lq_hi, int32_t dk_lo,
                             int32_t dk_hi, ac_error *err)
 {
+    /* Longer sequences on request: prefill query ranges and every key
+       excess grow; decode keeps its 1..8 queries. */
+    int32_t s = ac_prop_length_scale();
+    if (c->op == AC_OP_PREFILL && lq_hi > lq_lo) lq_hi *= s;
+    if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && dk_hi > 0) dk_hi *= s;
     ac_status st = ac_case_set_batch(c, batch, err);
     if (st) return st;
     for (int32_t b = 0; b < batch; b++) {

@@ -1,7 +1,8 @@
 /* Plain driver: every property over its grid on one backend, a table of the
  * results. For the GPU host (no Criterion there): exits 77 without a CUDA
  * device, so ctest reports the `gpu` test skipped.
- *   run_properties [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] */
+ *   run_properties [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] [--scale K]
+ * --scale K multiplies the sequence lengths (ac_prop_set_length_scale). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +32,12 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else if (!strcmp(argv[i], "--max") && i + 1 < argc) {
             max_cases = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
+            ac_prop_set_length_scale(atoi(argv[++i]));
         } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
             seed = strtoull(argv[++i], NULL, 0);
         } else {
-            fprintf(stderr, "usage: %s [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] [--scale K]\n", argv[0]);
             return 2;
         }
     }
@@ -42,7 +45,8 @@ int main(int argc, char **argv)
         printf("run_properties: no CUDA device: skipped\n");
         return 77;
     }
-    printf("properties on %s, ATTNCHECK_SEED=%" PRIu64 "\n", ac_backend_name(be), seed);
+    printf("properties on %s, ATTNCHECK_SEED=%" PRIu64 ", length scale %d\n", ac_backend_name(be), seed,
+           ac_prop_length_scale());
     int failed = 0, ran = 0;
     printf("%-12s %6s %6s %6s %6s %8s %9s  %s\n", "property", "points", "pass", "fail", "skip", "seconds", "worst r",
            "first failure");

@@ -269,12 +269,14 @@ int ac_selftest_main(int argc, char **argv)
     }
     bad |= clean_fail > 0;
 
-    printf("\n%-22s | %-70s | %s\n", "bug", "caught by (cases until caught)", "first");
-    printf("%.22s-+-%.70s-+-%s\n", "------------------------------------------------------------",
-           "------------------------------------------------------------------------------------------", "-----");
+    printf("\n%-22s | %-100s | %s\n", "bug", "caught by (case on which the check first failed)", "first");
+    printf("%.22s-+-%.100s-+-%s\n", "----------------------------------------------------------------------",
+           "--------------------------------------------------------------------------------------------------------"
+           "----------------------------------------------------------------------",
+           "-----");
     for (int b = 1; b < AC_BUG_COUNT; b++) {
         if (only && strcmp(only, ac_bug_name((ac_bug)b))) continue;
-        char caught[512] = "";
+        char caught[1024] = "";
         size_t len = 0;
         int first = 0;
         char first_why[1024] = "";
@@ -298,7 +300,7 @@ int ac_selftest_main(int argc, char **argv)
         }
         char first_s[16] = "-";
         if (first) snprintf(first_s, sizeof first_s, "%d", first);
-        printf("%-22s | %-70s | %s\n", ac_bug_name((ac_bug)b), first ? caught : "NOT CAUGHT", first_s);
+        printf("%-22s | %-100s | %s\n", ac_bug_name((ac_bug)b), first ? caught : "NOT CAUGHT", first_s);
         if (first && !quiet) printf("%-22s   e.g. %.300s\n", "", first_why);
         fflush(stdout);
         if (!first) bad = 1;
