@@ -94,7 +94,15 @@ int prop_batch(const ac_prop_ctx *ctx, char *why, size_t n)
         memcpy(a.c.seqlen_k, lk, sizeof lk);
         PROP_TRY(prop_case_place(ctx, &a.c, &r, &err));
     }
-    if (ctx->op == AC_OP_DECODE) a.c.num_splits = prop_pick(&r, 1, 3);
+    if (ctx->op == AC_OP_DECODE) {
+        a.c.num_splits = prop_pick(&r, 1, 3);
+        /* Mixed query counts (speculative decoding): one sequence with more
+           queries than its neighbours, so a tiling chosen from the batch's
+           largest query count would differ from the tiling of a sequence
+           run alone. */
+        a.c.seqlen_q[0] = 1;
+        a.c.seqlen_q[1] = prop_pick(&r, 2, 4);
+    }
     PROP_TRY(prop_gen(&a, &err));
     PROP_RUN(prop_exec(ctx, &a, "batch", why, n));
 
