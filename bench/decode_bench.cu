@@ -1,0 +1,738 @@
+// Decode, combine and store on the GPU: correctness driver and benchmark.
+//
+//   decode_bench --check [--quick]   kernels vs the double reference (bound of
+//                                    tests/decode_ref.h) and vs the CPU models,
+//                                    over a sweep; then an end-to-end loop
+//                                    (store a prompt, N steps of store + decode)
+//                                    against full attention on a contiguous copy.
+//   decode_bench --bench [--peers F] KV-read bandwidth (GB/s) of the decode for
+//                                    Hq=32 Hkv=8 D=128 bf16, block 16, random
+//                                    block permutation; with F (the output of
+//                                    bench/sdpa_decode_peers.py), ratios to SDPA.
+// Exit status 0 only if every check passed.
+#include <algorithm>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include "ac_backend.h"
+#include "ac_gen.h"
+#include "ac_numfmt.h"
+#include "attn_decode.h"
+#include "../tests/decode_ref.h"
+
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));  \
+            exit(2);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define OK(expr)                                                                                   \
+    do {                                                                                           \
+        ac_status s_ = (expr);                                                                     \
+        if (s_ != AC_OK) {                                                                         \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, ac_status_name(s_));      \
+            exit(2);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static int g_fail = 0;
+static int g_with_model = 1; // compare with the CPU model too (first load path only: it is the slow part)
+
+// ---- per-group statistics ----------------------------------------------------
+struct group_stat {
+    const char *name;
+    int cases = 0, failed = 0;
+    double worst_gpu = 0, worst_model = 0; // error / bound vs the double reference
+    double max_o_diff = 0;                 // max |o_f32 gpu - model|
+    int64_t max_ulp = 0;                   // max dtype-ulp distance gpu vs model
+    double max_lse_diff = 0;
+};
+
+static void stat_line(const group_stat &g)
+{
+    printf("%-28s %6d %6d %12.3g %12.3g %12.3g %8lld %12.3g\n", g.name, g.cases, g.failed, g.worst_gpu,
+           g.worst_model, g.max_o_diff, (long long)g.max_ulp, g.max_lse_diff);
+}
+
+// ---- decode sweep ------------------------------------------------------------
+static int make_decode_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t hq, int32_t hkv, int32_t d,
+                            int32_t bs, int lq_max, int32_t splits, int dist, int layout, uint64_t seed)
+{
+    ac_error err = {};
+    ac_case_init(c);
+    c->op = AC_OP_DECODE;
+    c->dtype = dt;
+    const int32_t lks[] = {1, bs - 1 > 0 ? bs - 1 : 2, bs, bs + 1, 700, 0};
+    const int B = 6;
+    if (ac_case_set_batch(c, B, &err)) return -1;
+    for (int b = 0; b < B; b++) {
+        c->seqlen_k[b] = lks[b];
+        c->seqlen_q[b] = 1 + (int)((seed + b) % lq_max);
+    }
+    c->heads_q = hq;
+    c->heads_kv = hkv;
+    c->head_dim = d;
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->block_size = bs;
+    c->num_splits = splits;
+    c->dist = (ac_dist)dist;
+    c->special = AC_SPECIAL_GARBAGE_TABLE | (seed % 2 ? AC_SPECIAL_NAN_SLOTS : AC_SPECIAL_INF_SLOTS);
+    c->seed = seed;
+    if (ac_case_make_layout(c, (ac_layout)layout, 3, &err)) {
+        fprintf(stderr, "layout: %s\n", err.msg);
+        return -1;
+    }
+    if (ac_gen(c, t, &err)) {
+        fprintf(stderr, "gen: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const int32_t *splits, int ns,
+                              int with_model)
+{
+    dref r;
+    dref_run_case(c, t->q, t->k, t->v, &r);
+    for (int k = 0; k < ns; k++) {
+        c->num_splits = splits[k];
+        char line[512], why[512];
+        ac_case_line(c, line, sizeof line);
+        ac_outputs og = {}, om = {};
+        ac_error err = {};
+        ac_run_opts opts = {AC_BUG_NONE, 1};
+        g.cases++;
+        OK(ac_outputs_alloc(c, &og, &err));
+        ac_status st = ac_gpu_decode(c, t, &opts, &og, &err);
+        if (st) {
+            printf("FAIL gpu %s: %s %s\n", line, ac_status_name(st), err.msg);
+            g.failed++;
+            g_fail = 1;
+            ac_outputs_free(&og);
+            continue;
+        }
+        // The split count actually used, for the bound.
+        int32_t *cu = (int32_t *)malloc(sizeof(int32_t) * (c->batch + 1));
+        cu[0] = 0;
+        for (int b = 0; b < c->batch; b++) cu[b + 1] = cu[b] + c->seqlen_q[b];
+        ac_decode_params p = {};
+        p.batch = c->batch;
+        p.heads_q = c->heads_q;
+        p.heads_kv = c->heads_kv;
+        p.block_size = c->block_size;
+        p.num_splits = c->num_splits;
+        p.cu_seqlens_q_host = cu;
+        p.seqlens_k_host = c->seqlen_k;
+        int sms = 0;
+        CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+        int32_t used = ac_attn_decode_splits(&p, sms);
+        free(cu);
+        double w = dref_compare(&r, c->dtype, og.o, og.o_f32, og.lse, used, why, sizeof why);
+        if (!(w <= 1.0)) {
+            printf("FAIL gpu vs reference: %s: %s\n", line, why);
+            g.failed++;
+            g_fail = 1;
+        } else if (w > g.worst_gpu)
+            g.worst_gpu = w;
+        if (with_model) {
+            OK(ac_outputs_alloc(c, &om, &err));
+            OK(ac_model_decode(c, t, &opts, &om, &err));
+            double wm = dref_compare(&r, c->dtype, om.o, om.o_f32, om.lse, used, why, sizeof why);
+            if (!(wm <= 1.0)) {
+                printf("FAIL model vs reference: %s: %s\n", line, why);
+                g.failed++;
+                g_fail = 1;
+            } else if (wm > g.worst_model)
+                g.worst_model = wm;
+            for (int64_t i = 0; i < r.rows * r.d; i++) {
+                g.max_o_diff = std::max(g.max_o_diff, (double)fabsf(og.o_f32[i] - om.o_f32[i]));
+                if (!ac_half_isnan(c->dtype, og.o[i]) && !ac_half_isnan(c->dtype, om.o[i]))
+                    g.max_ulp = std::max(g.max_ulp, ac_half_ulp_diff(c->dtype, og.o[i], om.o[i]));
+            }
+            for (int64_t i = 0; i < r.rows; i++)
+                if (isfinite(og.lse[i]) || isfinite(om.lse[i]))
+                    g.max_lse_diff = std::max(g.max_lse_diff, (double)fabsf(og.lse[i] - om.lse[i]));
+            ac_outputs_free(&om);
+        }
+        ac_outputs_free(&og);
+    }
+    dref_free(&r);
+}
+
+static void decode_sweep(int quick)
+{
+    struct { const char *name; int32_t hq, hkv; } gqa[] = {
+        {"GQA1 (Hq=Hkv=8)", 8, 8}, {"GQA4 (32/8)", 32, 8}, {"GQA8 (32/4)", 32, 4}, {"MQA (8/1)", 8, 1},
+        {"GQA32 (32/1, 4 row chunks)", 32, 1},
+    };
+    const int32_t dims[] = {64, 128, 256, 96};
+    const int32_t bss[] = {16, 32, 256, 7};
+    const int32_t splits_all[] = {1, 2, 7, 64, 0};
+    const int32_t splits_quick[] = {1, 5};
+    printf("\n%-28s %6s %6s %12s %12s %12s %8s %12s\n", "decode group", "runs", "fail", "gpu err/bnd",
+           "model err/bnd", "|gpu-model|", "ulp", "lse diff");
+    uint64_t seed = 1;
+    for (int gi = 0; gi < 5; gi++) {
+        group_stat g;
+        g.name = gqa[gi].name;
+        for (int dt = 0; dt < 2; dt++)
+            for (int di = 0; di < 4; di++)
+                for (int bi = 0; bi < 4; bi++) {
+                    if (quick && (di > 1 || bi > 1 || dt > 0)) continue;
+                    ac_case c;
+                    ac_tensors t = {};
+                    seed++;
+                    if (make_decode_case(&c, &t, (ac_dtype)dt, gqa[gi].hq, gqa[gi].hkv, dims[di], bss[bi],
+                                         (seed % 3 == 0) ? 8 : (seed % 3 == 1 ? 1 : 3), 1, (int)(seed % AC_DIST_COUNT),
+                                         1 + (int)(seed % 2), seed)) {
+                        g_fail = 1;
+                        continue;
+                    }
+                    decode_case_check(g, &c, &t, quick ? splits_quick : splits_all, quick ? 2 : 5,
+                                      g_with_model && !quick && (bi == 0 || di == 1));
+                    ac_case_free(&c);
+                    ac_tensors_free(&t);
+                }
+        stat_line(g);
+    }
+}
+
+// ---- combine -----------------------------------------------------------------
+static void combine_sweep(int quick)
+{
+    group_stat g;
+    g.name = "combine (NaN in empty O_s)";
+    const int32_t Ss[] = {1, 2, 5, 64, 1000};
+    for (int si = 0; si < (quick ? 2 : 5); si++)
+        for (int dt = 0; dt < 2; dt++) {
+            ac_case c;
+            ac_tensors t = {};
+            ac_error err = {};
+            ac_case_init(&c);
+            c.op = AC_OP_COMBINE;
+            c.dtype = (ac_dtype)dt;
+            OK(ac_case_set_batch(&c, 37, &err));
+            for (int b = 0; b < 37; b++) c.seqlen_q[b] = 1 + b % 2;
+            c.heads_q = c.heads_kv = 4;
+            c.head_dim = dt ? 128 : 80;
+            c.num_splits = Ss[si];
+            c.special = AC_SPECIAL_NAN_PARTIALS;
+            c.seed = 77 + si;
+            OK(ac_gen(&c, &t, &err));
+            ac_outputs og = {}, om = {};
+            ac_run_opts opts = {AC_BUG_NONE, 1};
+            OK(ac_outputs_alloc(&c, &og, &err));
+            OK(ac_outputs_alloc(&c, &om, &err));
+            ac_status st = ac_gpu_combine(&c, &t, &opts, &og, &err);
+            g.cases++;
+            if (st) {
+                printf("FAIL combine gpu: %s\n", err.msg);
+                g.failed++;
+                g_fail = 1;
+                continue;
+            }
+            OK(ac_model_combine(&c, &t, &opts, &om, &err));
+            // Both within (2S + 8) u sum_s w_s |O_s| of the exact value
+            // (tests/test_model_decode.c), so of each other within twice that.
+            const int64_t rows = t.total_q * c.heads_q;
+            const int32_t S = c.num_splits, d = c.head_dim;
+            for (int64_t r = 0; r < rows; r++) {
+                const float *ls = t.lse_part + r * S;
+                double m = -INFINITY, sum = 0.0;
+                for (int s = 0; s < S; s++) m = std::max(m, (double)ls[s]);
+                bool empty = m == -INFINITY;
+                for (int s = 0; s < S && !empty; s++)
+                    if (ls[s] != -INFINITY) sum += exp(ls[s] - m);
+                double lse = empty ? -INFINITY : m + log(sum);
+                bool bad = empty ? !(og.lse[r] == -INFINITY) : !(fabs(og.lse[r] - om.lse[r]) <= 2 * ((S + 8) * DREF_U32 + DREF_U32 * fabs(lse)));
+                if (!empty) g.max_lse_diff = std::max(g.max_lse_diff, (double)fabsf(og.lse[r] - om.lse[r]));
+                for (int e = 0; e < d && !bad; e++) {
+                    double a = 0.0;
+                    for (int s = 0; s < S && !empty; s++)
+                        if (ls[s] != -INFINITY) a += exp(ls[s] - lse) * fabs(t.o_part[(r * S + s) * d + e]);
+                    double diff = fabs((double)og.o_f32[r * d + e] - om.o_f32[r * d + e]);
+                    double tol = 2 * (2.0 * S + 8) * DREF_U32 * a;
+                    if (empty) bad = og.o_f32[r * d + e] != 0.0f;
+                    else bad = !(diff <= tol);
+                    if (!bad && tol > 0) g.worst_gpu = std::max(g.worst_gpu, diff / tol);
+                    g.max_o_diff = std::max(g.max_o_diff, diff);
+                    g.max_ulp = std::max(g.max_ulp, ac_half_ulp_diff(c.dtype, og.o[r * d + e], om.o[r * d + e]));
+                }
+                if (bad) {
+                    printf("FAIL combine S=%d row %lld: gpu lse %g o0 %g / model lse %g o0 %g\n", S, (long long)r,
+                           og.lse[r], og.o_f32[r * d], om.lse[r], om.o_f32[r * d]);
+                    g.failed++;
+                    g_fail = 1;
+                    break;
+                }
+            }
+            ac_outputs_free(&og);
+            ac_outputs_free(&om);
+            ac_case_free(&c);
+            ac_tensors_free(&t);
+        }
+    stat_line(g);
+}
+
+// ---- store -------------------------------------------------------------------
+static void store_sweep(void)
+{
+    group_stat g;
+    g.name = "store (bit-exact vs model)";
+    const int32_t dims[] = {128, 64, 6}; // 6 * Hkv = 12: not a multiple of 8, element-wise path
+    for (int i64 = 0; i64 < 2; i64++)
+        for (int di = 0; di < 3; di++)
+            for (int bad = 0; bad < 3; bad++) {
+                ac_case c;
+                ac_tensors t = {};
+                ac_error err = {};
+                ac_case_init(&c);
+                c.op = AC_OP_STORE;
+                c.dtype = AC_BF16;
+                OK(ac_case_set_batch(&c, 3, &err));
+                c.seqlen_k[0] = 40;
+                c.seqlen_k[1] = 17;
+                c.seqlen_k[2] = 300;
+                for (int b = 0; b < 3; b++) c.seqlen_q[b] = 1;
+                c.heads_q = c.heads_kv = 2;
+                c.head_dim = dims[di];
+                c.block_size = 16;
+                c.slot_mapping_i64 = i64;
+                c.seed = 500 + i64 * 10 + di;
+                OK(ac_case_make_layout(&c, AC_LAYOUT_PERMUTED, 2, &err));
+                OK(ac_case_make_store_slots(&c, 9, 4, &err));
+                OK(ac_gen(&c, &t, &err));
+                // Rejected mappings are made after ac_gen (which validates the case).
+                int64_t first = -1;
+                for (int i = 0; i < c.num_tokens - 1 && first < 0; i++) first = c.slot_mapping[i];
+                if (bad == 1) c.slot_mapping[c.num_tokens - 1] = first; // collision with an earlier token
+                if (bad == 2) c.slot_mapping[c.num_tokens - 1] = (int64_t)c.num_blocks * c.block_size;
+                ac_outputs og = {}, om = {};
+                ac_run_opts opts = {AC_BUG_NONE, 1};
+                OK(ac_outputs_alloc(&c, &og, &err));
+                OK(ac_outputs_alloc(&c, &om, &err));
+                ac_status sg = ac_gpu_store(&c, &t, &opts, &og, &err);
+                ac_status sm = ac_model_store(&c, &t, &opts, &om, &err);
+                g.cases++;
+                bool fail;
+                if (bad) // rejected by both, nothing written (outputs still poisoned alike)
+                    fail = sg != AC_ERR_SLOT || sm != AC_ERR_SLOT ||
+                           memcmp(og.k_cache, om.k_cache, 2 * og.kv_elems) != 0;
+                else
+                    fail = sg || sm || memcmp(og.k_cache, om.k_cache, 2 * og.kv_elems) != 0 ||
+                           memcmp(og.v_cache, om.v_cache, 2 * og.kv_elems) != 0;
+                if (fail) {
+                    printf("FAIL store i64=%d D=%d bad=%d: gpu %s model %s\n", i64, dims[di], bad,
+                           ac_status_name(sg), ac_status_name(sm));
+                    g.failed++;
+                    g_fail = 1;
+                }
+                ac_outputs_free(&og);
+                ac_outputs_free(&om);
+                ac_case_free(&c);
+                ac_tensors_free(&t);
+            }
+    stat_line(g);
+}
+
+// ---- end to end: store a prompt, then N steps of (store one token, decode) ----
+struct e2e_ctx {
+    int32_t hkv, d;
+    std::vector<std::vector<uint16_t>> k, v; // per sequence, contiguous [pos][Hkv][D]
+};
+static const uint16_t *e2e_k(const void *ctx, int32_t b, int32_t pos, int32_t kvh)
+{
+    const e2e_ctx *x = (const e2e_ctx *)ctx;
+    return x->k[b].data() + ((size_t)pos * x->hkv + kvh) * x->d;
+}
+static const uint16_t *e2e_v(const void *ctx, int32_t b, int32_t pos, int32_t kvh)
+{
+    const e2e_ctx *x = (const e2e_ctx *)ctx;
+    return x->v[b].data() + ((size_t)pos * x->hkv + kvh) * x->d;
+}
+
+// big_pool: the pool has more than 2^31 elements and the sequences' blocks sit
+// at its top, so every cache offset of the store and the decode needs 64 bits.
+static void end_to_end(int steps, int big_pool)
+{
+    group_stat g;
+    g.name = big_pool ? "e2e, pool > 2^31 elements" : "end-to-end store+decode";
+    const ac_dtype dt = AC_BF16;
+    const int32_t B = 3, hq = 32, hkv = 8, d = 128, bs = 16;
+    const int32_t prompt[B] = {37, 100, 1};
+    const int32_t cap = 100 + steps + 1, max_blocks = ac_num_tiles(cap, bs), used_blocks = B * max_blocks + 5;
+    const int32_t num_blocks = big_pool ? 140000 : used_blocks; // 140000 * 16 * 8 * 128 = 2.29e9 elements
+    const int64_t row = (int64_t)hkv * d, pool = (int64_t)num_blocks * bs * row;
+    ac_rng rng;
+    ac_rng_init(&rng, 4242, 1);
+    // Random block permutation; unused table entries hold garbage.
+    std::vector<int32_t> perm(used_blocks), table((size_t)B * max_blocks);
+    for (int i = 0; i < used_blocks; i++) perm[i] = i;
+    for (int i = used_blocks - 1; i > 0; i--) std::swap(perm[i], perm[ac_rng_below(&rng, i + 1)]);
+    for (int i = 0; i < B * max_blocks; i++) table[i] = big_pool ? num_blocks - 1 - perm[i] : perm[i];
+    e2e_ctx ctx;
+    ctx.hkv = hkv;
+    ctx.d = d;
+    ctx.k.resize(B);
+    ctx.v.resize(B);
+    std::vector<int32_t> len(prompt, prompt + B);
+    auto rnd = [&]() { return ac_f32_to_half(dt, (float)ac_rng_normal(&rng)); };
+
+    uint16_t *dk, *dv, *dnew_k, *dnew_v, *dq, *dout;
+    float *dof, *dlse, *dws;
+    int32_t *dtbl, *dsk, *dcu;
+    void *dslots;
+    const int max_tokens = 37 + 100 + 1 + B + 8; // the prompt store, with one padding token per sequence
+    const size_t ws_bytes = (size_t)B * hq * 64 * (d + 1) * 4;
+    CK(cudaMalloc(&dk, pool * 2));
+    CK(cudaMalloc(&dv, pool * 2));
+    CK(cudaMemset(dk, 0xFF, pool * 2)); // NaN everywhere nobody stored
+    CK(cudaMemset(dv, 0xFF, pool * 2));
+    CK(cudaMalloc(&dnew_k, max_tokens * row * 2));
+    CK(cudaMalloc(&dnew_v, max_tokens * row * 2));
+    CK(cudaMalloc(&dq, (size_t)B * hq * d * 2));
+    CK(cudaMalloc(&dout, (size_t)B * hq * d * 2));
+    CK(cudaMalloc(&dof, (size_t)B * hq * d * 4));
+    CK(cudaMalloc(&dlse, (size_t)B * hq * 4));
+    CK(cudaMalloc(&dws, ws_bytes));
+    CK(cudaMalloc(&dtbl, table.size() * 4));
+    CK(cudaMalloc(&dsk, B * 4));
+    CK(cudaMalloc(&dcu, (B + 1) * 4));
+    CK(cudaMalloc(&dslots, max_tokens * 8));
+    CK(cudaMemcpy(dtbl, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+    std::vector<int32_t> cu(B + 1);
+    for (int b = 0; b <= B; b++) cu[b] = b;
+    CK(cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
+
+    // One store: tokens of positions [from_b, to_b) of each sequence, a padding token between sequences.
+    auto store = [&](const std::vector<int32_t> &from, const std::vector<int32_t> &to, int i64) {
+        std::vector<int64_t> s64;
+        std::vector<int32_t> s32;
+        std::vector<uint16_t> kn, vn;
+        for (int b = 0; b < B; b++) {
+            for (int p = from[b]; p < to[b]; p++) {
+                int64_t slot = (int64_t)table[b * max_blocks + p / bs] * bs + p % bs;
+                s64.push_back(slot);
+                for (int64_t e = 0; e < row; e++) {
+                    uint16_t kk = rnd(), vv = rnd();
+                    kn.push_back(kk);
+                    vn.push_back(vv);
+                    ctx.k[b].push_back(kk);
+                    ctx.v[b].push_back(vv);
+                }
+            }
+            s64.push_back(-1); // padding: skipped
+            for (int64_t e = 0; e < row; e++) {
+                kn.push_back(0x7fc0); // NaN: must never land anywhere
+                vn.push_back(0x7fc0);
+            }
+        }
+        for (int64_t s : s64) s32.push_back((int32_t)s);
+        const int n = (int)s64.size();
+        CK(cudaMemcpy(dnew_k, kn.data(), kn.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dnew_v, vn.data(), vn.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dslots, i64 ? (const void *)s64.data() : (const void *)s32.data(), (size_t)n * (i64 ? 8 : 4),
+                      cudaMemcpyHostToDevice));
+        ac_kv_store_params sp = {};
+        sp.dtype = dt;
+        sp.num_tokens = n;
+        sp.heads_kv = hkv;
+        sp.head_dim = d;
+        sp.num_blocks = num_blocks;
+        sp.block_size = bs;
+        sp.k_new = dnew_k;
+        sp.v_new = dnew_v;
+        sp.k_cache = dk;
+        sp.v_cache = dv;
+        sp.slot_mapping = dslots;
+        sp.slot_mapping_i64 = i64;
+        sp.slot_mapping_host = i64 ? (const void *)s64.data() : (const void *)s32.data();
+        ac_error err = {};
+        if (ac_kv_store(&sp, NULL, &err)) {
+            printf("FAIL e2e store: %s\n", err.msg);
+            g_fail = 1;
+        }
+    };
+    store(std::vector<int32_t>(B, 0), len, 1);
+    const int32_t splits_cycle[] = {0, 1, 3, 64};
+    for (int step = 0; step < steps; step++) {
+        std::vector<int32_t> to(len);
+        for (int b = 0; b < B; b++) to[b]++;
+        store(len, to, step % 2);
+        len = to;
+        std::vector<uint16_t> q((size_t)B * hq * d);
+        for (auto &x : q) x = rnd();
+        CK(cudaMemcpy(dq, q.data(), q.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dsk, len.data(), B * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemset(dout, 0xFF, (size_t)B * hq * d * 2));
+        CK(cudaMemset(dof, 0xFF, (size_t)B * hq * d * 4));
+        CK(cudaMemset(dlse, 0xFF, (size_t)B * hq * 4));
+        ac_decode_params p = {};
+        p.dtype = dt;
+        p.batch = B;
+        p.heads_q = hq;
+        p.heads_kv = hkv;
+        p.head_dim = d;
+        p.causal = AC_CAUSAL_BOTTOM_RIGHT;
+        p.num_splits = splits_cycle[step % 4];
+        p.num_blocks = num_blocks;
+        p.block_size = bs;
+        p.max_blocks_per_seq = max_blocks;
+        p.total_q = B;
+        p.q = dq;
+        p.k_cache = dk;
+        p.v_cache = dv;
+        p.cu_seqlens_q = dcu;
+        p.seqlens_k = dsk;
+        p.block_table = dtbl;
+        p.o = dout;
+        p.o_f32 = dof;
+        p.lse = dlse;
+        p.cu_seqlens_q_host = cu.data();
+        p.seqlens_k_host = len.data();
+        p.block_table_host = table.data();
+        ac_error err = {};
+        int32_t used = 0;
+        g.cases++;
+        if (ac_attn_decode(&p, dws, ws_bytes, NULL, &used, &err)) {
+            printf("FAIL e2e decode step %d: %s\n", step, err.msg);
+            g.failed++;
+            g_fail = 1;
+            continue;
+        }
+        CK(cudaDeviceSynchronize());
+        std::vector<uint16_t> o((size_t)B * hq * d);
+        std::vector<float> of((size_t)B * hq * d), lse((size_t)B * hq);
+        CK(cudaMemcpy(o.data(), dout, o.size() * 2, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(of.data(), dof, of.size() * 4, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(lse.data(), dlse, lse.size() * 4, cudaMemcpyDeviceToHost));
+        std::vector<int32_t> ones(B, 1);
+        dref_input in;
+        in.dtype = dt;
+        in.batch = B;
+        in.hq = hq;
+        in.hkv = hkv;
+        in.d = d;
+        in.seqlen_q = ones.data();
+        in.seqlen_k = len.data();
+        in.scale_given = 0;
+        in.scale = 0;
+        in.q = q.data();
+        in.k_row = e2e_k;
+        in.v_row = e2e_v;
+        in.ctx = &ctx;
+        dref r;
+        dref_run(&in, &r);
+        char why[512];
+        double w = dref_compare(&r, dt, o.data(), of.data(), lse.data(), used, why, sizeof why);
+        if (!(w <= 1.0)) {
+            printf("FAIL e2e step %d (splits %d): %s\n", step, used, why);
+            g.failed++;
+            g_fail = 1;
+        } else
+            g.worst_gpu = std::max(g.worst_gpu, w);
+        dref_free(&r);
+    }
+    void *bufs[] = {dk, dv, dnew_k, dnew_v, dq, dout, dof, dlse, dws, dtbl, dsk, dcu, dslots};
+    for (void *b : bufs) CK(cudaFree(b));
+    stat_line(g);
+}
+
+// ---- benchmark ---------------------------------------------------------------
+struct peer {
+    char name[32];
+    int B, S;
+    double gbps;
+    char mode[32];
+};
+
+static std::vector<peer> read_peers(const char *path)
+{
+    std::vector<peer> v;
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return v;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        peer p = {};
+        if (sscanf(line, "PEER %31s B=%d S=%d gbps=%lf mode=%31s", p.name, &p.B, &p.S, &p.gbps, p.mode) == 5)
+            v.push_back(p);
+    }
+    fclose(f);
+    return v;
+}
+
+static void bench(const char *peers_path)
+{
+    const int32_t hq = 32, hkv = 8, d = 128, bs = 16;
+    const int shapes[][2] = {{1, 32768}, {64, 4096}};
+    int dev = 0, l2 = 0, sms = 0;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, dev));
+    std::vector<peer> peers = read_peers(peers_path);
+    printf("\ndevice %s, %d SMs, L2 %d MB\n", prop.name, sms, l2 >> 20);
+    printf("%-16s %6s %8s %10s %10s %10s %10s %10s %10s\n", "shape", "loads", "splits", "us", "GB/s", "FLASH",
+           "CUDNN", "x FLASH", "x CUDNN");
+    for (auto &sh : shapes) {
+        const int B = sh[0], S = sh[1];
+        const int32_t blocks_per_seq = S / bs, num_blocks = B * blocks_per_seq;
+        const int64_t pool = (int64_t)num_blocks * bs * hkv * d;
+        const double bytes = 2.0 * B * S * hkv * d * 2; // K and V actually needed
+        // Copies rotated so that the data of one call is not in L2 from the previous one.
+        const int copies = std::max(1, (int)ceil(3.0 * l2 / bytes));
+        ac_rng rng;
+        ac_rng_init(&rng, 99, 1);
+        std::vector<int32_t> perm(num_blocks), seqk(B, S), cu(B + 1);
+        for (int i = 0; i < num_blocks; i++) perm[i] = i;
+        for (int i = num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[ac_rng_below(&rng, i + 1)]);
+        for (int b = 0; b <= B; b++) cu[b] = b;
+        std::vector<uint16_t> hostv(1 << 20), hostw(1 << 20);
+        for (auto &x : hostv) x = ac_f32_to_half(AC_BF16, (float)ac_rng_normal(&rng));
+        for (auto &x : hostw) x = ac_f32_to_half(AC_BF16, (float)ac_rng_normal(&rng));
+        std::vector<uint16_t *> ks(copies), vs(copies);
+        for (int c = 0; c < copies; c++) {
+            CK(cudaMalloc(&ks[c], pool * 2));
+            CK(cudaMalloc(&vs[c], pool * 2));
+            for (int64_t off = 0; off < pool; off += (int64_t)hostv.size()) {
+                size_t n = (size_t)std::min<int64_t>(hostv.size(), pool - off);
+                CK(cudaMemcpy(ks[c] + off, hostv.data(), n * 2, cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(vs[c] + off, hostw.data(), n * 2, cudaMemcpyHostToDevice));
+            }
+        }
+        uint16_t *dq, *dout;
+        int32_t *dtbl, *dsk, *dcu;
+        float *dws, *dlse;
+        const size_t ws_bytes = (size_t)B * hq * 128 * (d + 1) * 4;
+        CK(cudaMalloc(&dq, (size_t)B * hq * d * 2));
+        CK(cudaMemcpy(dq, hostv.data(), (size_t)B * hq * d * 2, cudaMemcpyHostToDevice));
+        CK(cudaMalloc(&dout, (size_t)B * hq * d * 2));
+        CK(cudaMalloc(&dlse, (size_t)B * hq * 4));
+        CK(cudaMalloc(&dws, ws_bytes));
+        CK(cudaMalloc(&dtbl, (size_t)num_blocks * 4));
+        CK(cudaMalloc(&dsk, B * 4));
+        CK(cudaMalloc(&dcu, (B + 1) * 4));
+        CK(cudaMemcpy(dtbl, perm.data(), (size_t)num_blocks * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dsk, seqk.data(), B * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
+        ac_decode_params p = {};
+        p.dtype = AC_BF16;
+        p.batch = B;
+        p.heads_q = hq;
+        p.heads_kv = hkv;
+        p.head_dim = d;
+        p.causal = AC_CAUSAL_BOTTOM_RIGHT;
+        p.num_blocks = num_blocks;
+        p.block_size = bs;
+        p.max_blocks_per_seq = blocks_per_seq;
+        p.total_q = B;
+        p.q = dq;
+        p.cu_seqlens_q = dcu;
+        p.seqlens_k = dsk;
+        p.block_table = dtbl;
+        p.o = dout;
+        p.lse = dlse;
+        p.cu_seqlens_q_host = cu.data();
+        p.seqlens_k_host = seqk.data();
+        p.block_table_host = perm.data();
+        double fl = 0, cd = 0;
+        for (auto &pe : peers)
+            if (pe.B == B && pe.S == S) {
+                if (!strcmp(pe.name, "FLASH_ATTENTION")) fl = pe.gbps;
+                if (!strcmp(pe.name, "CUDNN_ATTENTION")) cd = pe.gbps;
+            }
+        const int32_t split_opts[] = {0, 1, 2, 4, 8, 16, 32, 64, 128};
+        for (int variant = 0; variant < 2; variant++)
+        for (int32_t so : split_opts) {
+            if (variant) setenv("AC_DECODE_LOADS", "regs", 1);
+            else unsetenv("AC_DECODE_LOADS");
+            p.num_splits = so;
+            int32_t used = 0;
+            ac_error err = {};
+            cudaEvent_t e0, e1;
+            CK(cudaEventCreate(&e0));
+            CK(cudaEventCreate(&e1));
+            std::vector<float> ms;
+            for (int it = 0; it < 5 + 30; it++) {
+                p.k_cache = ks[it % copies];
+                p.v_cache = vs[it % copies];
+                CK(cudaEventRecord(e0));
+                if (ac_attn_decode(&p, dws, ws_bytes, NULL, &used, &err)) {
+                    printf("bench decode failed: %s\n", err.msg);
+                    g_fail = 1;
+                    break;
+                }
+                CK(cudaEventRecord(e1));
+                CK(cudaEventSynchronize(e1));
+                float t = 0;
+                CK(cudaEventElapsedTime(&t, e0, e1));
+                if (it >= 5) ms.push_back(t);
+            }
+            CK(cudaEventDestroy(e0));
+            CK(cudaEventDestroy(e1));
+            if (ms.empty()) continue;
+            std::sort(ms.begin(), ms.end());
+            const double med = ms[ms.size() / 2];
+            const double gbps = bytes / (med * 1e-3) / 1e9;
+            char shape[32], spl[16];
+            snprintf(shape, sizeof shape, "B=%d S=%d", B, S);
+            snprintf(spl, sizeof spl, so ? "%d" : "auto=%d", used);
+            printf("%-16s %6s %8s %10.1f %10.0f %10.0f %10.0f %10.2f %10.2f\n", shape, variant ? "regs" : "async", spl,
+                   med * 1e3, gbps, fl, cd,
+                   fl > 0 ? gbps / fl : 0.0, cd > 0 ? gbps / cd : 0.0);
+        }
+        for (int c = 0; c < copies; c++) {
+            CK(cudaFree(ks[c]));
+            CK(cudaFree(vs[c]));
+        }
+        void *bufs[] = {dq, dout, dlse, dws, dtbl, dsk, dcu};
+        for (void *b : bufs) CK(cudaFree(b));
+    }
+    for (auto &pe : peers) printf("peer %s B=%d S=%d: %.0f GB/s (%s)\n", pe.name, pe.B, pe.S, pe.gbps, pe.mode);
+}
+
+int main(int argc, char **argv)
+{
+    int check = 0, do_bench = 0, quick = 0;
+    const char *peers = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--check")) check = 1;
+        else if (!strcmp(argv[i], "--bench")) do_bench = 1;
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--peers") && i + 1 < argc) peers = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--check [--quick]] [--bench [--peers FILE]]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!check && !do_bench) check = 1;
+    if (!ac_gpu_available()) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    if (check) {
+        // Both load paths of the decode kernel (kernels/decode.cu): cp.async (default) and registers.
+        for (int v = 0; v < 2; v++) {
+            if (v) setenv("AC_DECODE_LOADS", "regs", 1);
+            else unsetenv("AC_DECODE_LOADS");
+            printf("\n== decode load path: %s\n", v ? "registers" : "cp.async");
+            g_with_model = v == 0;
+            decode_sweep(quick);
+            end_to_end(quick ? 6 : 40, 0);
+            if (!quick) end_to_end(8, 1);
+        }
+        unsetenv("AC_DECODE_LOADS");
+        combine_sweep(quick);
+        if (!quick) store_sweep();
+        printf("check: %s\n", g_fail ? "FAILED" : "all passed");
+    }
+    if (do_bench) bench(peers);
+    return g_fail ? 1 : 0;
+}

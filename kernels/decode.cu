@@ -1,0 +1,543 @@
+// Paged decode attention with split-KV (CPU model: decode_model.c; algorithm
+// and heuristics: docs/DECODE.md).
+//
+// One CTA (4 warps) per (sequence, kv head, split, row chunk). Its rows are
+// the (query, head) pairs of the KV head's whole query group (up to
+// AC_DECODE_MAX_ROWS; larger groups * queries use several row chunks), so a
+// K/V row is loaded once for all the heads that read it. TPK lanes share one
+// key, each holding 8 elements of D (one 16-byte load); a warp holds 32/TPK
+// keys. Every key lane keeps its own online softmax (base 2, fp32) over keys
+// (p - begin) % lanes, kpt keys per step with all their K and V loads issued
+// before any math, so many 16-byte loads are in flight; the lanes merge once
+// at the end (warp butterfly, then warps through shared memory). Masked keys
+// (past the row's causal end, the split or seqlen_k) are never loaded or
+// accumulated, so NaN in unused cache slots cannot reach the output.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_backend.h"
+#include "ac_validate.h"
+#include "attn_decode.h"
+#include "decode_cuda.cuh"
+
+namespace {
+
+struct decode_args {
+    const uint16_t *q, *k, *v;
+    const int32_t *cu_q, *seqlens_k, *block_table;
+    uint16_t *o;
+    float *o_f32, *lse;          // lse may be NULL
+    float *o_part, *lse_part;    // splits > 1: [rows, S, D], [rows, S]
+    int32_t hq, hkv, d, group, causal;
+    int32_t block_size, block_shift; // block_shift >= 0 when block_size is a power of two
+    int32_t max_blocks, num_splits, row_chunks;
+    float scale2;                // scale * log2(e)
+};
+
+// Keys a step loads per key lane (the model uses the same: ac_decode_kpt).
+template <int ROWS> struct kpt_of { static constexpr int v = ROWS <= 2 ? 8 : ROWS == 4 ? 4 : 2; };
+
+// Pipeline depth of the cp.async variant: steps in flight while one computes.
+constexpr int ASYNC_STAGES = 3;
+
+template <int TPK, int ROWS, bool ASYNC>
+constexpr size_t decode_smem_bytes()
+{
+    constexpr int NS = (32 / TPK) * AC_DECODE_WARPS, KPT = kpt_of<ROWS>::v;
+    constexpr size_t merge = sizeof(float) * AC_DECODE_WARPS * ROWS * (TPK * 8 + 2);
+    constexpr size_t pipe = ASYNC ? 2 * sizeof(uint4) * ASYNC_STAGES * KPT * NS * TPK : 0;
+    return merge > pipe ? merge : pipe;
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+#else // no cp.async before sm_80: a synchronous copy with the same zero fill
+    *reinterpret_cast<uint4 *>(smem) = src_bytes ? *reinterpret_cast<const uint4 *>(gmem) : make_uint4(0, 0, 0, 0);
+#endif
+}
+__device__ __forceinline__ void cp_async_commit()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// One step of a key lane: logits of its KPT keys for all rows, one rescale
+// per row, then P.V for the keys each row may see. kr/vr hold the keys'
+// 8-element chunks (zero where the key or the chunk is not there).
+template <typename T, int TPK, int ROWS, int KPT, int NS>
+__device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 (&vr)[KPT], int32_t base,
+                                            int key_lane, const float (&qf)[ROWS][8],
+                                            const int32_t (&row_end)[ROWS], float scale2, float (&m)[ROWS],
+                                            float (&l)[ROWS], float (&acc)[ROWS][8])
+{
+    float sc[KPT][ROWS];
+#pragma unroll
+    for (int kk = 0; kk < KPT; kk++) {
+        const int32_t p = base + kk * NS + key_lane;
+        float kf[8];
+        ac_to_f32x8(T(), kr[kk], kf);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            float dot = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) dot += qf[r][e] * kf[e];
+#pragma unroll
+            for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            sc[kk][r] = p < row_end[r] ? dot * scale2 : -INFINITY; // a select: a masked dot never counts
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        float mt = -INFINITY;
+#pragma unroll
+        for (int kk = 0; kk < KPT; kk++) mt = fmaxf(mt, sc[kk][r]);
+        const float mn = fmaxf(m[r], mt);
+        if (mn != -INFINITY) {
+            const float alpha = exp2f(m[r] - mn);
+            l[r] *= alpha;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[r][e] *= alpha;
+            m[r] = mn;
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < KPT; kk++) {
+        float vf[8];
+        ac_to_f32x8(T(), vr[kk], vf);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
+            const float pr = exp2f(sc[kk][r] - m[r]);
+            l[r] += pr;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[r][e] += pr * vf[e];
+        }
+    }
+}
+
+// ASYNC = false: each step's 2 * KPT 16-byte loads go to registers, all
+// issued before the step's math; latency is hidden by the other resident CTAs.
+// ASYNC = true: cp.async copies each thread's chunks into its own slots of
+// shared memory, ASYNC_STAGES - 1 steps ahead of the math (no barrier: a
+// thread only reads what it copied), so loads stay in flight during the math.
+template <typename T, int TPK, int ROWS, bool ASYNC>
+__global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CTAS_PER_SM : 2)
+    decode_kernel(const decode_args a)
+{
+    constexpr int KSW = 32 / TPK;                 // keys a warp holds at once
+    constexpr int NS = KSW * AC_DECODE_WARPS;     // key lanes of the CTA
+    constexpr int KPT = kpt_of<ROWS>::v;
+    constexpr int DP = TPK * 8;
+    extern __shared__ uint4 smem[];
+    // Merge buffers (reuse the pipeline's space once the loop is done).
+    float(*sm_acc)[ROWS][DP] = reinterpret_cast<float(*)[ROWS][DP]>(smem);
+    float(*sm_m)[ROWS] = reinterpret_cast<float(*)[ROWS]>(reinterpret_cast<float *>(smem) + AC_DECODE_WARPS * ROWS * DP);
+    float(*sm_l)[ROWS] = sm_m + AC_DECODE_WARPS;
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int c = lane % TPK;                     // which 8 elements of D
+    const int key_lane = warp * KSW + lane / TPK;
+    const bool dim_on = c * 8 < a.d;
+
+    int64_t x = blockIdx.x;
+    const int rc = (int)(x % a.row_chunks); x /= a.row_chunks;
+    const int s = (int)(x % a.num_splits); x /= a.num_splits;
+    const int kvh = (int)(x % a.hkv);
+    const int b = (int)(x / a.hkv);
+
+    const int32_t q0 = a.cu_q[b], lq = a.cu_q[b + 1] - q0, lk = a.seqlens_k[b];
+    int32_t kb, ke;
+    ac_split_range(lk, a.num_splits, s, a.block_size, &kb, &ke);
+
+    float qf[ROWS][8];
+    int32_t row_end[ROWS];
+    int32_t hi = kb;
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        const int rg = rc * ROWS + r, i = rg / a.group, g = rg % a.group;
+        row_end[r] = kb; // inactive row: no key
+#pragma unroll
+        for (int e = 0; e < 8; e++) qf[r][e] = 0.0f;
+        if (i < lq) {
+            int32_t end = ac_causal_end(a.causal, i, lq, lk);
+            row_end[r] = end < ke ? end : ke;
+            hi = row_end[r] > hi ? row_end[r] : hi;
+            if (dim_on) {
+                const int64_t off = ac_thd_offset(q0 + i, kvh * a.group + g, a.hq, a.d) + c * 8;
+                ac_to_f32x8(T(), __ldg(reinterpret_cast<const uint4 *>(a.q + off)), qf[r]);
+            }
+        }
+    }
+
+    float m[ROWS], l[ROWS], acc[ROWS][8];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[r][e] = 0.0f;
+    }
+    const int32_t *tbl = a.block_table + (int64_t)b * a.max_blocks;
+    const int64_t head_off = (int64_t)kvh * a.d + c * 8;
+    // Element offset of this thread's chunk of key p (ac_cache_offset + c * 8); p < hi.
+    auto chunk_off = [&](int32_t p) -> int64_t {
+        const int32_t blk = a.block_shift >= 0 ? p >> a.block_shift : p / a.block_size;
+        const int64_t slot = (int64_t)tbl[blk] * a.block_size + (p - blk * a.block_size);
+        return slot * a.hkv * a.d + head_off;
+    };
+
+    if (!ASYNC) {
+        for (int32_t base = kb; base < hi; base += NS * KPT) {
+            uint4 kr[KPT], vr[KPT];
+            // All loads of the step first: 2 * KPT 16-byte loads in flight per thread.
+#pragma unroll
+            for (int kk = 0; kk < KPT; kk++) {
+                const int32_t p = base + kk * NS + key_lane;
+                kr[kk] = vr[kk] = make_uint4(0, 0, 0, 0);
+                if (p < hi && dim_on) {
+                    const int64_t off = chunk_off(p);
+                    kr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.k + off));
+                    vr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.v + off));
+                }
+            }
+            decode_step<T, TPK, ROWS, KPT, NS>(kr, vr, base, key_lane, qf, row_end, a.scale2, m, l, acc);
+        }
+    } else {
+        // Slot of (stage, kk) for this thread: [stage][kk][key_lane][c] uint4s, K then V.
+        uint4 *sk = smem, *sv = smem + ASYNC_STAGES * KPT * NS * TPK;
+        auto slot_of = [&](int st, int kk) { return ((st * KPT + kk) * NS + key_lane) * TPK + c; };
+        const int32_t step = NS * KPT, steps = hi > kb ? (hi - kb + step - 1) / step : 0;
+        // Chunks not there (key past hi, or past D) are zero-filled (src size 0): never stale.
+        auto issue = [&](int it) {
+            if (it < steps) {
+                const int st = it % ASYNC_STAGES;
+#pragma unroll
+                for (int kk = 0; kk < KPT; kk++) {
+                    const int32_t p = kb + it * step + kk * NS + key_lane;
+                    const bool ok = p < hi && dim_on;
+                    const int64_t off = ok ? chunk_off(p) : 0;
+                    cp_async16(sk + slot_of(st, kk), a.k + off, ok ? 16 : 0);
+                    cp_async16(sv + slot_of(st, kk), a.v + off, ok ? 16 : 0);
+                }
+            }
+            cp_async_commit(); // possibly empty: keeps one group per step for the wait count
+        };
+#pragma unroll
+        for (int it = 0; it < ASYNC_STAGES - 1; it++) issue(it);
+        for (int it = 0; it < steps; it++) {
+            issue(it + ASYNC_STAGES - 1);
+            cp_async_wait<ASYNC_STAGES - 1>(); // this thread's copies of step `it` have landed
+            uint4 kr[KPT], vr[KPT];
+            const int st = it % ASYNC_STAGES;
+#pragma unroll
+            for (int kk = 0; kk < KPT; kk++) {
+                kr[kk] = sk[slot_of(st, kk)];
+                vr[kk] = sv[slot_of(st, kk)];
+            }
+            decode_step<T, TPK, ROWS, KPT, NS>(kr, vr, kb + it * step, key_lane, qf, row_end, a.scale2, m, l, acc);
+        }
+        cp_async_wait<0>();
+        __syncthreads(); // every thread is done with the pipeline before the merge reuses it
+    }
+
+    // Merge the key lanes of the warp: butterfly over lane groups TPK apart.
+#pragma unroll
+    for (int o = TPK; o < 32; o <<= 1) {
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            const float mo = __shfl_xor_sync(0xffffffffu, m[r], o);
+            const float lo = __shfl_xor_sync(0xffffffffu, l[r], o);
+            float ao[8];
+#pragma unroll
+            for (int e = 0; e < 8; e++) ao[e] = __shfl_xor_sync(0xffffffffu, acc[r][e], o);
+            const float mn = fmaxf(m[r], mo);
+            if (mn != -INFINITY) {
+                const float sa = exp2f(m[r] - mn), sb = exp2f(mo - mn);
+                l[r] = l[r] * sa + lo * sb;
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[r][e] = acc[r][e] * sa + ao[e] * sb;
+                m[r] = mn;
+            }
+        }
+    }
+    if (lane < TPK) {
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) sm_acc[warp][r][c * 8 + e] = acc[r][e];
+            if (c == 0) {
+                sm_m[warp][r] = m[r];
+                sm_l[warp][r] = l[r];
+            }
+        }
+    }
+    __syncthreads();
+
+    // Warps merged in order; one thread per (row, 8 elements of D).
+    for (int idx = threadIdx.x; idx < ROWS * TPK; idx += blockDim.x) {
+        const int r = idx / TPK, cc = idx % TPK;
+        const int rg = rc * ROWS + r, i = rg / a.group, g = rg % a.group;
+        if (i >= lq || cc * 8 >= a.d) continue;
+        float tm = sm_m[0][r], tl = sm_l[0][r], ta[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) ta[e] = sm_acc[0][r][cc * 8 + e];
+#pragma unroll
+        for (int w = 1; w < AC_DECODE_WARPS; w++) {
+            const float mo = sm_m[w][r];
+            const float mn = fmaxf(tm, mo);
+            if (mn == -INFINITY) continue;
+            const float sa = exp2f(tm - mn), sb = exp2f(mo - mn);
+            tl = tl * sa + sm_l[w][r] * sb;
+#pragma unroll
+            for (int e = 0; e < 8; e++) ta[e] = ta[e] * sa + sm_acc[w][r][cc * 8 + e] * sb;
+            tm = mn;
+        }
+        const bool empty = tm == -INFINITY;
+        const float lse = empty ? -INFINITY : (tm + log2f(tl)) * 0.69314718055994530942f;
+        const int64_t row = (int64_t)(q0 + i) * a.hq + kvh * a.group + g;
+        float ov[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) ov[e] = empty ? 0.0f : ta[e] / tl;
+        if (a.num_splits == 1) {
+            const int64_t off = row * a.d + cc * 8;
+            *reinterpret_cast<uint4 *>(a.o + off) = ac_from_f32x8(T(), ov);
+            if (a.o_f32) {
+                *reinterpret_cast<float4 *>(a.o_f32 + off) = make_float4(ov[0], ov[1], ov[2], ov[3]);
+                *reinterpret_cast<float4 *>(a.o_f32 + off + 4) = make_float4(ov[4], ov[5], ov[6], ov[7]);
+            }
+            if (cc == 0 && a.lse) a.lse[row] = lse;
+        } else {
+            const int64_t ps = row * a.num_splits + s;
+            if (cc == 0) a.lse_part[ps] = lse;
+            if (!empty) { // an empty split's O_s stays as it was: the combine never reads it
+                float *dst = a.o_part + ps * a.d + cc * 8;
+                *reinterpret_cast<float4 *>(dst) = make_float4(ov[0], ov[1], ov[2], ov[3]);
+                *reinterpret_cast<float4 *>(dst + 4) = make_float4(ov[4], ov[5], ov[6], ov[7]);
+            }
+        }
+    }
+}
+
+template <typename T, int TPK, int ROWS, bool ASYNC>
+ac_status launch_one(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+{
+    constexpr size_t smem = decode_smem_bytes<TPK, ROWS, ASYNC>();
+    if (smem > 48 * 1024)
+        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, TPK, ROWS, ASYNC>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    decode_kernel<T, TPK, ROWS, ASYNC><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
+    AC_CUDA_LAUNCHED("decode_kernel");
+    return AC_OK;
+}
+
+template <typename T, int TPK>
+ac_status launch_rows(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
+                      ac_error *err)
+{
+    switch (cta_rows) {
+    case 1: return async ? launch_one<T, TPK, 1, true>(grid, a, stream, err) : launch_one<T, TPK, 1, false>(grid, a, stream, err);
+    case 2: return async ? launch_one<T, TPK, 2, true>(grid, a, stream, err) : launch_one<T, TPK, 2, false>(grid, a, stream, err);
+    case 4: return async ? launch_one<T, TPK, 4, true>(grid, a, stream, err) : launch_one<T, TPK, 4, false>(grid, a, stream, err);
+    default: return async ? launch_one<T, TPK, 8, true>(grid, a, stream, err) : launch_one<T, TPK, 8, false>(grid, a, stream, err);
+    }
+}
+
+template <typename T>
+ac_status launch_dim(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
+                     ac_error *err)
+{
+    switch (ac_decode_tpk(a.d)) {
+    case 8: return launch_rows<T, 8>(cta_rows, async, grid, a, stream, err);
+    case 16: return launch_rows<T, 16>(cta_rows, async, grid, a, stream, err);
+    default: return launch_rows<T, 32>(cta_rows, async, grid, a, stream, err);
+    }
+}
+
+// Load path: cp.async pipeline (default) or plain register loads; the
+// environment variable AC_DECODE_LOADS=regs selects the latter (the GPU check
+// runs both, the benchmark times both).
+static bool use_async_loads(void)
+{
+    const char *v = getenv("AC_DECODE_LOADS");
+    return !(v && strcmp(v, "regs") == 0);
+}
+
+} // namespace
+
+extern "C" ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
+                                    void *stream_ptr, int32_t *num_splits_used, ac_error *err)
+{
+    ac_status st = ac_attn_decode_validate(p, err);
+    if (st) return st;
+    cudaStream_t stream = (cudaStream_t)stream_ptr;
+    int32_t sms = p->num_sms;
+    if (sms == 0) {
+        int dev = 0;
+        AC_CUDA_TRY(cudaGetDevice(&dev));
+        AC_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    }
+    const int32_t splits = ac_attn_decode_splits(p, sms);
+    if (num_splits_used) *num_splits_used = splits;
+    const size_t need = ac_attn_decode_workspace_bytes(p, splits);
+    if (need && !workspace)
+        return ac_fail(err, AC_ERR_NULL, "workspace is NULL: %d splits need %zu bytes", splits, need);
+    if (need > workspace_bytes)
+        return ac_fail(err, AC_ERR_SHAPE, "workspace_bytes = %zu: %d splits need %zu", workspace_bytes, splits, need);
+    if (need && (uintptr_t)workspace % 16 != 0)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "workspace = %p: must be 16-byte aligned", workspace);
+    if (p->batch == 0) return AC_OK;
+
+    int32_t max_lq = 1;
+    for (int32_t b = 0; b < p->batch; b++) {
+        int32_t lq = p->cu_seqlens_q_host[b + 1] - p->cu_seqlens_q_host[b];
+        if (lq > max_lq) max_lq = lq;
+    }
+    const int32_t group = p->heads_q / p->heads_kv;
+    const int32_t rows_needed = max_lq * group;
+    const int32_t cta_rows = ac_decode_cta_rows(rows_needed);
+    const int32_t row_chunks = ac_num_tiles(rows_needed, cta_rows);
+    const int64_t rows = p->total_q * p->heads_q;
+
+    decode_args a;
+    a.q = (const uint16_t *)p->q;
+    a.k = (const uint16_t *)p->k_cache;
+    a.v = (const uint16_t *)p->v_cache;
+    a.cu_q = p->cu_seqlens_q;
+    a.seqlens_k = p->seqlens_k;
+    a.block_table = p->block_table;
+    a.o = (uint16_t *)p->o;
+    a.o_f32 = p->o_f32;
+    a.lse = p->lse;
+    a.o_part = splits > 1 ? (float *)workspace : NULL;
+    a.lse_part = splits > 1 ? (float *)workspace + (size_t)rows * splits * p->head_dim : NULL;
+    a.hq = p->heads_q;
+    a.hkv = p->heads_kv;
+    a.d = p->head_dim;
+    a.group = group;
+    a.causal = p->causal;
+    a.block_size = p->block_size;
+    a.block_shift = -1;
+    for (int sh = 0; sh < 31; sh++)
+        if ((1 << sh) == p->block_size) a.block_shift = sh;
+    a.max_blocks = p->max_blocks_per_seq;
+    a.num_splits = splits;
+    a.row_chunks = row_chunks;
+    const float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)p->head_dim);
+    a.scale2 = scale * 1.44269504088896340736f;
+
+    const int64_t grid = (int64_t)p->batch * p->heads_kv * splits * row_chunks;
+    const bool async = use_async_loads();
+    st = p->dtype == AC_BF16 ? launch_dim<ac_bf16_t>(cta_rows, async, grid, a, stream, err)
+                             : launch_dim<ac_fp16_t>(cta_rows, async, grid, a, stream, err);
+    if (st || splits == 1) return st;
+    ac_combine_params cp = {p->dtype, rows, splits, p->head_dim, a.o_part, a.lse_part, p->o, p->o_f32, p->lse};
+    return ac_attn_combine(&cp, stream_ptr, err);
+}
+
+// Backend runner: upload, poison the outputs (0xFF bytes: NaN in bf16, fp16
+// and fp32), run, download, free.
+extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
+                                   ac_error *err)
+{
+    (void)o;
+    if (c->mask != AC_MASK_NONE)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "mask = %s: decode takes no explicit mask", ac_mask_name(c->mask));
+    if (!c->paged) return ac_fail(err, AC_ERR_UNSUPPORTED, "paged = 0: decode needs a paged cache");
+    if (!t->q || !t->k || !t->v) return ac_fail(err, AC_ERR_NULL, "tensors q / k / v missing");
+    const int64_t kv = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
+    if (t->kv_elems < kv)
+        return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged pool needs %lld", (long long)t->kv_elems,
+                       (long long)kv);
+    int32_t *cu = (int32_t *)malloc(sizeof(int32_t) * ((size_t)c->batch + 1));
+    if (!cu) return ac_fail(err, AC_ERR_NOMEM, "cu_seqlens_q: out of memory");
+    cu[0] = 0;
+    for (int32_t b = 0; b < c->batch; b++) cu[b + 1] = cu[b] + c->seqlen_q[b];
+    ac_decode_params p = {};
+    p.dtype = c->dtype;
+    p.batch = c->batch;
+    p.heads_q = c->heads_q;
+    p.heads_kv = c->heads_kv;
+    p.head_dim = c->head_dim;
+    p.causal = c->causal;
+    p.scale_given = c->scale_given;
+    p.scale = c->scale;
+    p.num_splits = c->num_splits;
+    p.num_blocks = c->num_blocks;
+    p.block_size = c->block_size;
+    p.max_blocks_per_seq = c->max_blocks_per_seq;
+    p.total_q = cu[c->batch];
+    p.cu_seqlens_q_host = cu;
+    p.seqlens_k_host = c->seqlen_k;
+    p.block_table_host = c->block_table;
+    // Validate on the host copies before touching the device.
+    p.q = p.k_cache = p.v_cache = p.o = (void *)16;
+    p.cu_seqlens_q = p.seqlens_k = p.block_table = (const int32_t *)16;
+    ac_status st = ac_attn_decode_validate(&p, err);
+    if (st) {
+        free(cu);
+        return st;
+    }
+    const int64_t rows = p.total_q * c->heads_q;
+    const size_t qn = (size_t)rows * c->head_dim;
+    ac_dev_bufs bufs = {};
+    void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof, *dlse, *dws = NULL;
+    int32_t splits = 0;
+    size_t ws_bytes = 0;
+    int dev = 0, sms = 0;
+#define STEP(x) do { st = (x); if (st) goto done; } while (0)
+#define CUDA_STEP(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
+        st = ac_fail(err, AC_ERR_CUDA, "%s: %s", #call, cudaGetErrorString(e_)); goto done; } } while (0)
+    STEP(ac_dev_upload(&bufs, &dq, t->q, qn * 2, "q", err));
+    STEP(ac_dev_upload(&bufs, &dk, t->k, (size_t)kv * 2, "k_cache", err));
+    STEP(ac_dev_upload(&bufs, &dv, t->v, (size_t)kv * 2, "v_cache", err));
+    STEP(ac_dev_upload(&bufs, &dcu, cu, sizeof(int32_t) * ((size_t)c->batch + 1), "cu_seqlens_q", err));
+    STEP(ac_dev_upload(&bufs, &dsk, c->seqlen_k, sizeof(int32_t) * (size_t)c->batch, "seqlens_k", err));
+    STEP(ac_dev_upload(&bufs, &dtbl, c->block_table,
+                       sizeof(int32_t) * (size_t)c->batch * (size_t)c->max_blocks_per_seq, "block_table", err));
+    STEP(ac_dev_alloc(&bufs, &dout, qn * 2, "o", err));
+    STEP(ac_dev_alloc(&bufs, &dof, qn * 4, "o_f32", err));
+    STEP(ac_dev_alloc(&bufs, &dlse, (size_t)rows * 4, "lse", err));
+    CUDA_STEP(cudaGetDevice(&dev));
+    CUDA_STEP(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    splits = ac_attn_decode_splits(&p, sms);
+    ws_bytes = ac_attn_decode_workspace_bytes(&p, splits);
+    if (ws_bytes) {
+        STEP(ac_dev_alloc(&bufs, &dws, ws_bytes, "workspace", err));
+        CUDA_STEP(cudaMemset(dws, 0xFF, ws_bytes));
+    }
+    CUDA_STEP(cudaMemset(dout, 0xFF, qn * 2));
+    CUDA_STEP(cudaMemset(dof, 0xFF, qn * 4));
+    CUDA_STEP(cudaMemset(dlse, 0xFF, (size_t)rows * 4));
+    p.q = dq;
+    p.k_cache = dk;
+    p.v_cache = dv;
+    p.cu_seqlens_q = (const int32_t *)dcu;
+    p.seqlens_k = (const int32_t *)dsk;
+    p.block_table = (const int32_t *)dtbl;
+    p.o = dout;
+    p.o_f32 = (float *)dof;
+    p.lse = (float *)dlse;
+    p.num_sms = sms;
+    STEP(ac_attn_decode(&p, dws, ws_bytes, NULL, NULL, err));
+    CUDA_STEP(cudaDeviceSynchronize());
+    CUDA_STEP(cudaMemcpy(out->o, dout, qn * 2, cudaMemcpyDeviceToHost));
+    CUDA_STEP(cudaMemcpy(out->o_f32, dof, qn * 4, cudaMemcpyDeviceToHost));
+    CUDA_STEP(cudaMemcpy(out->lse, dlse, (size_t)rows * 4, cudaMemcpyDeviceToHost));
+#undef STEP
+#undef CUDA_STEP
+done:
+    ac_dev_free_all(&bufs);
+    free(cu);
+    return st;
+}

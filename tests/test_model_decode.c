@@ -1,0 +1,630 @@
+/* CPU models of the decode, combine and store kernels (kernels/{decode,combine,store}_model.c)
+ * against a plain double-precision reference written here, on small random
+ * cases: ragged context lengths around the block size, permuted block tables,
+ * shared prefix blocks, garbage in unused table entries, NaN in unused cache
+ * slots, 1..64 and automatic splits; combine with empty / all-empty splits and
+ * NaN partials; store with int32/int64 padding and rejected slot mappings.
+ * Every injected bug (kernels/ac_backend.h) that concerns these kernels must
+ * make a comparison fail: the checks are shown to be able to fail. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_backend.h"
+#include "ac_gen.h"
+#include "ac_numfmt.h"
+#include "attn_decode.h"
+#include "decode_ref.h"
+
+#define U32 DREF_U32
+
+/* ---- deterministic local data (SplitMix64) ------------------------------ */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
+static int64_t rng_below(uint64_t *s, int64_t n) { return (int64_t)(rng_next(s) % (uint64_t)n); }
+
+static uint16_t half_nan(ac_dtype t) { return t == AC_BF16 ? 0x7fc0 : 0x7e00; }
+
+/* ---- decode cases --------------------------------------------------------- */
+typedef struct dcase {
+    ac_case c;
+    ac_tensors t;
+} dcase;
+
+typedef struct dspec {
+    ac_dtype dtype;
+    int32_t batch, hq, hkv, d, bs, splits;
+    const int32_t *lk, *lq;   /* per sequence */
+    int share_prefix;         /* sequences share sequence 0's first block */
+    float scale;              /* < -1e30: default */
+    uint64_t seed;
+} dspec;
+
+static void dcase_build(dcase *dc, const dspec *sp)
+{
+    ac_error err;
+    ac_case *c = &dc->c;
+    memset(dc, 0, sizeof *dc);
+    ac_case_init(c);
+    c->op = AC_OP_DECODE;
+    c->dtype = sp->dtype;
+    cr_assert_eq(ac_case_set_batch(c, sp->batch, &err), AC_OK);
+    c->heads_q = sp->hq;
+    c->heads_kv = sp->hkv;
+    c->head_dim = sp->d;
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->scale_given = sp->scale > -1e30f;
+    c->scale = c->scale_given ? sp->scale : 0.0f;
+    c->paged = 1;
+    c->block_size = sp->bs;
+    c->num_splits = sp->splits;
+    c->seed = sp->seed;
+    c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+    uint64_t rs = sp->seed;
+    int32_t used_total = 0, max_used = 1;
+    for (int32_t b = 0; b < sp->batch; b++) {
+        c->seqlen_k[b] = sp->lk[b];
+        c->seqlen_q[b] = sp->lq[b];
+        int32_t u = ac_blocks_used(sp->lk[b], sp->bs);
+        used_total += u;
+        if (u > max_used) max_used = u;
+    }
+    c->num_blocks = used_total + 3; /* a few blocks nobody uses */
+    cr_assert_eq(ac_case_alloc_table(c, max_used + 2, &err), AC_OK);
+    /* A random permutation of the pool hands out blocks. */
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)c->num_blocks);
+    for (int32_t i = 0; i < c->num_blocks; i++) perm[i] = i;
+    for (int32_t i = c->num_blocks - 1; i > 0; i--) {
+        int32_t j = (int32_t)rng_below(&rs, i + 1), x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    int32_t next = 0;
+    const int32_t garbage[4] = {-1, INT32_MAX, -7, c->num_blocks + 5};
+    for (int32_t b = 0; b < sp->batch; b++) {
+        int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+        int32_t u = ac_blocks_used(sp->lk[b], sp->bs);
+        for (int32_t i = 0; i < c->max_blocks_per_seq; i++) row[i] = garbage[rng_below(&rs, 4)];
+        for (int32_t i = 0; i < u; i++) row[i] = perm[next++];
+        if (sp->share_prefix && b > 0 && u > 0 && sp->lk[0] > 0) row[0] = c->block_table[0];
+    }
+    free(perm);
+
+    /* Tensors: q, and caches with NaN wherever no sequence reads. */
+    ac_tensors *t = &dc->t;
+    t->total_q = ac_case_total_q(c);
+    int64_t qn = t->total_q * sp->hq * sp->d;
+    t->kv_elems = (int64_t)c->num_blocks * sp->bs * sp->hkv * sp->d;
+    t->q = malloc(sizeof(uint16_t) * (size_t)qn);
+    t->k = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+    t->v = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f32_to_half(sp->dtype, (float)(2.0 * rng_unit(&rs) - 1.0));
+    for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = half_nan(sp->dtype);
+    int64_t row_elems = (int64_t)sp->hkv * sp->d;
+    for (int32_t b = 0; b < sp->batch; b++) {
+        const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+        for (int32_t p = 0; p < sp->lk[b]; p++) {
+            int64_t slot = (int64_t)row[p / sp->bs] * sp->bs + p % sp->bs;
+            if (!ac_half_isnan(sp->dtype, t->k[slot * row_elems])) continue; /* shared block, filled */
+            for (int64_t e = 0; e < row_elems; e++) {
+                t->k[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * rng_unit(&rs) - 1.0));
+                t->v[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * rng_unit(&rs) - 1.0));
+            }
+        }
+    }
+}
+
+static void dcase_free(dcase *dc)
+{
+    ac_case_free(&dc->c);
+    ac_tensors_free(&dc->t);
+}
+
+static double dcompare(const dcase *dc, const dref *r, const ac_outputs *out, int32_t splits, char *why, size_t n)
+{
+    (void)dc;
+    return dref_compare(r, dc->c.dtype, out->o, out->o_f32, out->lse, splits, why, n);
+}
+
+static ac_status run_model(const dcase *dc, int bug, ac_outputs *out, ac_error *err)
+{
+    ac_run_opts o = {(ac_bug)bug, 1};
+    ac_status st = ac_outputs_alloc(&dc->c, out, err);
+    if (st) return st;
+    if (dc->c.op == AC_OP_DECODE) return ac_model_decode(&dc->c, &dc->t, &o, out, err);
+    if (dc->c.op == AC_OP_COMBINE) return ac_model_combine(&dc->c, &dc->t, &o, out, err);
+    return ac_model_store(&dc->c, &dc->t, &o, out, err);
+}
+
+/* Run the model with each split count and compare; returns the worst ratio. */
+static double check_splits(dcase *dc, const int32_t *splits, int ns)
+{
+    dref r;
+    dref_run_case(&dc->c, dc->t.q, dc->t.k, dc->t.v, &r);
+    double worst = 0.0;
+    for (int k = 0; k < ns; k++) {
+        dc->c.num_splits = splits[k];
+        ac_outputs out = {0};
+        ac_error err = {0};
+        ac_status st = run_model(dc, 0, &out, &err);
+        char line[512], why[512];
+        ac_case_line(&dc->c, line, sizeof line);
+        cr_assert_eq(st, AC_OK, "%s: %s", line, err.msg);
+        int32_t used = splits[k];
+        if (used == 0) {
+            /* What the automatic split resolved to, for the bound. */
+            int32_t *cu = malloc(sizeof(int32_t) * ((size_t)dc->c.batch + 1));
+            cu[0] = 0;
+            for (int32_t b = 0; b < dc->c.batch; b++) cu[b + 1] = cu[b] + dc->c.seqlen_q[b];
+            ac_decode_params p = {.batch = dc->c.batch, .heads_q = dc->c.heads_q, .heads_kv = dc->c.heads_kv,
+                                  .block_size = dc->c.block_size, .cu_seqlens_q_host = cu,
+                                  .seqlens_k_host = dc->c.seqlen_k};
+            used = ac_attn_decode_splits(&p, 0);
+            free(cu);
+        }
+        double w = dcompare(dc, &r, &out, used, why, sizeof why);
+        cr_assert(w <= 1.0, "%s: %s", line, why);
+        if (w > worst) worst = w;
+        ac_outputs_free(&out);
+    }
+    dref_free(&r);
+    return worst;
+}
+
+static const int32_t all_splits[] = {1, 2, 3, 5, 8, 64, 0};
+#define NSPLITS ((int)(sizeof all_splits / sizeof all_splits[0]))
+
+Test(decode_model, ragged_lengths_around_the_block_size)
+{
+    const int32_t bss[] = {16, 32, 256, 5};
+    for (int bi = 0; bi < 4; bi++) {
+        int32_t bs = bss[bi];
+        int32_t lk[] = {1, bs - 1 > 0 ? bs - 1 : 1, bs, bs + 1, 3 * bs + 7};
+        int32_t lq[] = {1, 1, 1, 1, 1};
+        for (int dt = 0; dt < 2; dt++) {
+            dspec sp = {(ac_dtype)dt, 5, 8, 2, 64, bs, 1, lk, lq, 0, -1e31f, 100 + bi * 2 + dt};
+            dcase dc;
+            dcase_build(&dc, &sp);
+            double w = check_splits(&dc, all_splits, NSPLITS);
+            cr_log_info("block=%d %s worst err/bound = %.3g", bs, ac_dtype_name((ac_dtype)dt), w);
+            dcase_free(&dc);
+        }
+    }
+}
+
+Test(decode_model, gqa_head_dims_and_scales)
+{
+    const int32_t ds[] = {64, 128, 96, 256, 8};
+    const int32_t hs[][2] = {{4, 4}, {8, 2}, {8, 1}, {6, 3}, {32, 4}};
+    for (int di = 0; di < 5; di++) {
+        int32_t lk[] = {45, 130, 16};
+        int32_t lq[] = {1, 1, 1};
+        float scales[] = {-1e31f, 0.0f, 0.3f};
+        dspec sp = {di % 2 ? AC_FP16 : AC_BF16, 3, hs[di][0], hs[di][1], ds[di], 16, 1, lk, lq, di == 1, scales[di % 3],
+                    200 + di};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        const int32_t splits[] = {1, 4, 0};
+        check_splits(&dc, splits, 3);
+        dcase_free(&dc);
+    }
+}
+
+Test(decode_model, speculative_queries_and_shared_prefix)
+{
+    int32_t lk[] = {40, 8, 3, 70};
+    int32_t lq[] = {4, 8, 2, 1}; /* 8 queries over 8 keys: the first sees one key */
+    dspec sp = {AC_BF16, 4, 8, 2, 128, 16, 1, lk, lq, 1, -1e31f, 300};
+    dcase dc;
+    dcase_build(&dc, &sp);
+    check_splits(&dc, all_splits, NSPLITS);
+    dcase_free(&dc);
+}
+
+Test(decode_model, empty_sequences_give_zero_and_minus_inf)
+{
+    int32_t lk[] = {0, 17, 0};
+    int32_t lq[] = {1, 2, 3};
+    dspec sp = {AC_FP16, 3, 4, 2, 64, 16, 1, lk, lq, 0, -1e31f, 400};
+    dcase dc;
+    dcase_build(&dc, &sp);
+    check_splits(&dc, all_splits, NSPLITS);
+    dcase_free(&dc);
+}
+
+Test(decode_model, long_context_auto_split)
+{
+    int32_t lk[] = {2000};
+    int32_t lq[] = {1};
+    dspec sp = {AC_BF16, 1, 8, 8, 64, 16, 0, lk, lq, 0, -1e31f, 500};
+    dcase dc;
+    dcase_build(&dc, &sp);
+    const int32_t splits[] = {0, 1, 64};
+    check_splits(&dc, splits, 3);
+    /* 8 CTAs for one split on 132 SMs: the heuristic must split. */
+    ac_decode_params p = {.batch = 1, .heads_q = 8, .heads_kv = 8, .block_size = 16,
+                          .cu_seqlens_q_host = (int32_t[]){0, 1}, .seqlens_k_host = lk};
+    int32_t s = ac_attn_decode_splits(&p, 132);
+    cr_assert(s > 1 && s <= 2000 / AC_DECODE_MIN_SPLIT_KEYS + 1, "auto splits = %d", s);
+    dcase_free(&dc);
+}
+
+/* The suite's data generator (common/ac_gen.c): every distribution, the
+   permuted and shared-prefix layouts, NaN/Inf in unused slots, garbage table. */
+Test(decode_model, generated_distributions_and_layouts)
+{
+    const int32_t lk[] = {1, 33, 200, 16};
+    const int32_t lq[] = {1, 1, 3, 8};
+    for (int dist = 0; dist < AC_DIST_COUNT; dist++)
+        for (int lay = AC_LAYOUT_PERMUTED; lay <= AC_LAYOUT_SHARED_PREFIX; lay++) {
+            dcase dc;
+            ac_error err = {0};
+            memset(&dc, 0, sizeof dc);
+            ac_case *c = &dc.c;
+            ac_case_init(c);
+            c->op = AC_OP_DECODE;
+            c->dtype = dist % 2 ? AC_FP16 : AC_BF16;
+            cr_assert_eq(ac_case_set_batch(c, 4, &err), AC_OK);
+            memcpy(c->seqlen_k, lk, sizeof lk);
+            memcpy(c->seqlen_q, lq, sizeof lq);
+            c->heads_q = 8;
+            c->heads_kv = 2;
+            c->head_dim = 128;
+            c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+            c->block_size = 16;
+            c->dist = (ac_dist)dist;
+            c->special = AC_SPECIAL_GARBAGE_TABLE | (lay == AC_LAYOUT_PERMUTED ? AC_SPECIAL_NAN_SLOTS : AC_SPECIAL_INF_SLOTS);
+            c->seed = 1300 + 10 * dist + lay;
+            cr_assert_eq(ac_case_make_layout(c, (ac_layout)lay, 2, &err), AC_OK, "%s", err.msg);
+            cr_assert_eq(ac_gen(c, &dc.t, &err), AC_OK, "%s", err.msg);
+            const int32_t splits[] = {1, 3, 64, 0};
+            double w = check_splits(&dc, splits, 4);
+            cr_log_info("dist=%s layout=%s worst err/bound = %.3g", ac_dist_name(c->dist), ac_layout_name((ac_layout)lay), w);
+            dcase_free(&dc);
+        }
+}
+
+/* ---- bad input ---------------------------------------------------------- */
+static void expect_reject(dcase *dc, ac_status want, const char *what)
+{
+    ac_outputs out = {0};
+    ac_error err = {0};
+    cr_assert_eq(ac_outputs_alloc(&dc->c, &out, &err), AC_OK);
+    ac_outputs ref = {0};
+    ac_outputs_alloc(&dc->c, &ref, &err);
+    ac_run_opts o = {AC_BUG_NONE, 1};
+    ac_status st = dc->c.op == AC_OP_DECODE ? ac_model_decode(&dc->c, &dc->t, &o, &out, &err)
+                                            : ac_model_store(&dc->c, &dc->t, &o, &out, &err);
+    cr_assert_eq(st, want, "%s: got %s (%s), want %s", what, ac_status_name(st), err.msg, ac_status_name(want));
+    cr_assert(strlen(err.msg) > 0, "%s: the error names nothing", what);
+    int64_t rows = ac_case_total_q(&dc->c) * dc->c.heads_q;
+    cr_assert(memcmp(out.o, ref.o, sizeof(uint16_t) * (size_t)(rows * dc->c.head_dim)) == 0, "%s: o written", what);
+    cr_assert(memcmp(out.lse, ref.lse, sizeof(float) * (size_t)rows) == 0, "%s: lse written", what);
+    if (out.k_cache)
+        cr_assert(memcmp(out.k_cache, ref.k_cache, sizeof(uint16_t) * (size_t)out.kv_elems) == 0 &&
+                  memcmp(out.v_cache, ref.v_cache, sizeof(uint16_t) * (size_t)out.kv_elems) == 0,
+                  "%s: cache written", what);
+    cr_log_info("%s -> %s: %s", what, ac_status_name(st), err.msg);
+    ac_outputs_free(&out);
+    ac_outputs_free(&ref);
+}
+
+Test(decode_model, bad_input_is_named_and_nothing_written)
+{
+    int32_t lk[] = {20, 33};
+    int32_t lq[] = {1, 2};
+    dspec sp = {AC_BF16, 2, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 600};
+    dcase dc;
+    dcase_build(&dc, &sp);
+    int32_t saved;
+
+    dc.c.heads_kv = 3;
+    expect_reject(&dc, AC_ERR_GQA, "Hq=8 Hkv=3");
+    dc.c.heads_kv = 2;
+    dc.c.head_dim = 60;
+    expect_reject(&dc, AC_ERR_UNSUPPORTED, "D=60");
+    dc.c.head_dim = 64;
+    saved = dc.c.block_table[dc.c.max_blocks_per_seq + 2]; /* sequence 1's third (last used) block */
+    dc.c.block_table[dc.c.max_blocks_per_seq + 2] = dc.c.num_blocks;
+    expect_reject(&dc, AC_ERR_BLOCK_TABLE, "used table entry = num_blocks");
+    dc.c.block_table[dc.c.max_blocks_per_seq + 2] = -1;
+    expect_reject(&dc, AC_ERR_BLOCK_TABLE, "used table entry = -1");
+    dc.c.block_table[dc.c.max_blocks_per_seq + 2] = saved;
+    dc.c.seqlen_k[1] = dc.c.max_blocks_per_seq * 16 + 1;
+    expect_reject(&dc, AC_ERR_CAPACITY, "seqlens_k beyond the table");
+    dc.c.seqlen_k[1] = 33;
+    dc.c.num_splits = -1;
+    expect_reject(&dc, AC_ERR_SHAPE, "num_splits = -1");
+    dc.c.num_splits = AC_MAX_SPLITS + 1;
+    expect_reject(&dc, AC_ERR_SHAPE, "num_splits too large");
+    dc.c.num_splits = 1;
+    dc.c.seqlen_q[1] = 9;
+    free(dc.t.q);
+    dc.t.q = calloc((size_t)(10 * 8 * 64), sizeof(uint16_t));
+    expect_reject(&dc, AC_ERR_SEQLENS, "9 queries");
+    dc.c.seqlen_q[1] = 2;
+    dc.c.block_size = 0;
+    expect_reject(&dc, AC_ERR_SHAPE, "block_size = 0");
+    dc.c.block_size = 16;
+    /* Garbage past the used entries is legal (the builder put some there). */
+    ac_outputs out = {0};
+    ac_error err = {0};
+    cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+    ac_outputs_free(&out);
+    dcase_free(&dc);
+}
+
+/* ---- combine ------------------------------------------------------------ */
+static void combine_case(dcase *dc, int32_t rows, int32_t S, int32_t d, uint64_t seed)
+{
+    ac_error err;
+    memset(dc, 0, sizeof *dc);
+    ac_case_init(&dc->c);
+    dc->c.op = AC_OP_COMBINE;
+    ac_case_set_batch(&dc->c, rows, &err);
+    for (int32_t b = 0; b < rows; b++) dc->c.seqlen_q[b] = 1;
+    dc->c.heads_q = dc->c.heads_kv = 1;
+    dc->c.head_dim = d;
+    dc->c.num_splits = S;
+    dc->c.special = AC_SPECIAL_NAN_PARTIALS;
+    dc->t.total_q = rows;
+    dc->t.o_part = malloc(sizeof(float) * (size_t)rows * S * d);
+    dc->t.lse_part = malloc(sizeof(float) * (size_t)rows * S);
+    uint64_t rs = seed;
+    for (int32_t r = 0; r < rows; r++) {
+        /* Row kinds: 0 all empty, 1 one split only, else random with ~1/3 empty. */
+        int kind = r % 4;
+        for (int32_t s = 0; s < S; s++) {
+            int empty = kind == 0 || (kind == 1 && s != S / 2) || (kind >= 2 && rng_below(&rs, 3) == 0);
+            dc->t.lse_part[(int64_t)r * S + s] = empty ? -INFINITY : (float)(20.0 * rng_unit(&rs) - 10.0);
+            for (int32_t e = 0; e < d; e++)
+                dc->t.o_part[((int64_t)r * S + s) * d + e] = empty ? NAN : (float)(2.0 * rng_unit(&rs) - 1.0);
+        }
+    }
+}
+
+/* Inputs are exact fp32 values; the model's error: exp and its argument
+   (2 u each relative), the S-term sum L and the S-term sum of O (S u each),
+   log (u + u|LSE|). Bound: |O - O*| <= (2S + 8) u sum_s w_s |O_s|,
+   |LSE - LSE*| <= (S + 8) u + u |LSE*|. */
+static double combine_check(const dcase *dc, const ac_outputs *out, char *why, size_t n)
+{
+    const int32_t S = dc->c.num_splits, d = dc->c.head_dim;
+    double worst = 0.0;
+    for (int64_t r = 0; r < dc->t.total_q; r++) {
+        const float *ls = dc->t.lse_part + r * S;
+        double m = -INFINITY;
+        for (int32_t s = 0; s < S; s++) if (ls[s] > m) m = ls[s];
+        if (m == -INFINITY) {
+            int ok = out->lse[r] == -INFINITY;
+            for (int32_t e = 0; e < d; e++) ok &= out->o_f32[r * d + e] == 0.0f;
+            if (!ok) { snprintf(why, n, "row %lld: all splits empty must give 0, -inf", (long long)r); return INFINITY; }
+            continue;
+        }
+        double sum = 0.0;
+        for (int32_t s = 0; s < S; s++) if (ls[s] != -INFINITY) sum += exp(ls[s] - m);
+        double lse = m + log(sum);
+        double tl = (S + 8) * U32 + U32 * fabs(lse);
+        if (!(fabs(out->lse[r] - lse) <= tl)) {
+            snprintf(why, n, "row %lld: LSE %.9g vs %.9g", (long long)r, (double)out->lse[r], lse);
+            return INFINITY;
+        }
+        for (int32_t e = 0; e < d; e++) {
+            double o = 0.0, a = 0.0;
+            for (int32_t s = 0; s < S; s++) {
+                if (ls[s] == -INFINITY) continue;
+                double w = exp(ls[s] - lse), v = dc->t.o_part[(r * S + s) * d + e];
+                o += w * v;
+                a += w * fabs(v);
+            }
+            double tf = (2.0 * S + 8) * U32 * a + 1e-300;
+            double ef = fabs(out->o_f32[r * d + e] - o);
+            if (!(ef <= tf)) {
+                snprintf(why, n, "row %lld d %d: O %.9g vs %.9g", (long long)r, e, (double)out->o_f32[r * d + e], o);
+                return INFINITY;
+            }
+            if (ef / tf > worst) worst = ef / tf;
+        }
+    }
+    return worst;
+}
+
+Test(combine_model, empty_splits_and_nan_partials)
+{
+    const int32_t Ss[] = {1, 2, 7, 64, 300};
+    for (int i = 0; i < 5; i++) {
+        dcase dc;
+        combine_case(&dc, 13, Ss[i], i % 2 ? 64 : 40, 700 + i);
+        ac_outputs out = {0};
+        ac_error err = {0};
+        cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+        char why[256];
+        double w = combine_check(&dc, &out, why, sizeof why);
+        cr_assert(w <= 1.0, "S=%d: %s", Ss[i], why);
+        ac_outputs_free(&out);
+        dcase_free(&dc);
+    }
+}
+
+/* ---- store -------------------------------------------------------------- */
+static void store_case(dcase *dc, int i64, uint64_t seed)
+{
+    ac_error err;
+    memset(dc, 0, sizeof *dc);
+    ac_case_init(&dc->c);
+    ac_case *c = &dc->c;
+    c->op = AC_OP_STORE;
+    c->dtype = AC_FP16;
+    c->paged = 1;
+    c->heads_kv = 2;
+    c->head_dim = 64;
+    c->block_size = 16;
+    c->num_blocks = 5;
+    c->slot_mapping_i64 = i64;
+    ac_case_set_batch(c, 0, &err);
+    ac_case_alloc_slots(c, 20, &err);
+    uint64_t rs = seed;
+    int64_t num_slots = (int64_t)c->num_blocks * c->block_size;
+    /* Distinct random slots, every third token padding. */
+    for (int32_t t = 0; t < c->num_tokens; t++) {
+        if (t % 3 == 1) continue;
+        int64_t s;
+        int dup;
+        do {
+            s = rng_below(&rs, num_slots - 1); /* the last slot stays free: a wrapped -1 must show */
+            dup = 0;
+            for (int32_t u = 0; u < t; u++) dup |= c->slot_mapping[u] == s;
+        } while (dup);
+        c->slot_mapping[t] = s;
+    }
+    int64_t row = (int64_t)c->heads_kv * c->head_dim;
+    dc->t.kv_elems = num_slots * row;
+    dc->t.k = malloc(sizeof(uint16_t) * (size_t)dc->t.kv_elems);
+    dc->t.v = malloc(sizeof(uint16_t) * (size_t)dc->t.kv_elems);
+    dc->t.k_new = malloc(sizeof(uint16_t) * (size_t)(c->num_tokens * row));
+    dc->t.v_new = malloc(sizeof(uint16_t) * (size_t)(c->num_tokens * row));
+    for (int64_t i = 0; i < dc->t.kv_elems; i++) {
+        dc->t.k[i] = (uint16_t)rng_next(&rs);
+        dc->t.v[i] = (uint16_t)rng_next(&rs);
+    }
+    for (int64_t i = 0; i < c->num_tokens * row; i++) {
+        dc->t.k_new[i] = (uint16_t)rng_next(&rs);
+        dc->t.v_new[i] = (uint16_t)rng_next(&rs);
+    }
+}
+
+/* Expected cache, built independently: old cache, then each non-padding token's row. */
+static int store_matches(const dcase *dc, const ac_outputs *out, char *why, size_t n)
+{
+    const ac_case *c = &dc->c;
+    int64_t row = (int64_t)c->heads_kv * c->head_dim;
+    uint16_t *ek = malloc(sizeof(uint16_t) * (size_t)dc->t.kv_elems), *ev = malloc(sizeof(uint16_t) * (size_t)dc->t.kv_elems);
+    memcpy(ek, dc->t.k, sizeof(uint16_t) * (size_t)dc->t.kv_elems);
+    memcpy(ev, dc->t.v, sizeof(uint16_t) * (size_t)dc->t.kv_elems);
+    for (int32_t t = 0; t < c->num_tokens; t++) {
+        int64_t s = c->slot_mapping[t];
+        if (s < 0) continue;
+        for (int64_t e = 0; e < row; e++) {
+            ek[s * row + e] = dc->t.k_new[t * row + e];
+            ev[s * row + e] = dc->t.v_new[t * row + e];
+        }
+    }
+    int ok = 1;
+    for (int64_t i = 0; i < dc->t.kv_elems && ok; i++)
+        if (ek[i] != out->k_cache[i] || ev[i] != out->v_cache[i]) {
+            snprintf(why, n, "cache element %lld (slot %lld) differs", (long long)i, (long long)(i / row));
+            ok = 0;
+        }
+    free(ek);
+    free(ev);
+    return ok;
+}
+
+Test(store_model, padding_int32_and_int64)
+{
+    for (int i64 = 0; i64 < 2; i64++) {
+        dcase dc;
+        store_case(&dc, i64, 800 + i64);
+        ac_outputs out = {0};
+        ac_error err = {0};
+        cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+        char why[256];
+        cr_assert(store_matches(&dc, &out, why, sizeof why), "i64=%d: %s", i64, why);
+        ac_outputs_free(&out);
+        dcase_free(&dc);
+    }
+}
+
+Test(store_model, collisions_and_out_of_range_rejected_before_any_write)
+{
+    for (int i64 = 0; i64 < 2; i64++) {
+        dcase dc;
+        store_case(&dc, i64, 900 + i64);
+        int64_t num_slots = (int64_t)dc.c.num_blocks * dc.c.block_size;
+        int64_t saved = dc.c.slot_mapping[19];
+        dc.c.slot_mapping[19] = dc.c.slot_mapping[0]; /* collision, found after 18 good tokens */
+        expect_reject(&dc, AC_ERR_SLOT, "two tokens, one slot");
+        dc.c.slot_mapping[19] = num_slots;
+        expect_reject(&dc, AC_ERR_SLOT, "slot = num_slots");
+        dc.c.slot_mapping[19] = -2;
+        expect_reject(&dc, AC_ERR_SLOT, "slot = -2");
+        dc.c.slot_mapping[19] = saved;
+        dcase_free(&dc);
+    }
+}
+
+/* ---- the checks can fail: every relevant injected bug is caught ----------- */
+static int decode_bug_caught(int bug)
+{
+    int32_t lk[] = {37, 1, 50, 16};
+    int32_t lq[] = {1, 4, 2, 1};
+    dspec sp = {AC_BF16, 4, 8, 2, 64, 16, 8, lk, lq, 1, -1e31f, 1000};
+    dcase dc;
+    dcase_build(&dc, &sp);
+    dref r;
+    dref_run_case(&dc.c, dc.t.q, dc.t.k, dc.t.v, &r);
+    ac_outputs out = {0};
+    ac_error err = {0};
+    ac_status st = run_model(&dc, bug, &out, &err);
+    char why[512] = "";
+    double w = st ? INFINITY : dcompare(&dc, &r, &out, 8, why, sizeof why);
+    cr_log_info("bug %s: %s", ac_bug_name((ac_bug)bug), w > 1.0 ? why : "NOT caught");
+    ac_outputs_free(&out);
+    dref_free(&r);
+    dcase_free(&dc);
+    return w > 1.0;
+}
+
+Test(decode_model, injected_bugs_are_caught)
+{
+    const ac_bug bugs[] = {AC_BUG_SCALE_ONE, AC_BUG_GQA_MOD, AC_BUG_TOP_LEFT, AC_BUG_CAUSAL_OFF_BY_ONE,
+                           AC_BUG_DROP_LAST_KEY, AC_BUG_TAIL_UNMASKED, AC_BUG_COMBINE_NO_INF_GUARD,
+                           AC_BUG_LSE_BASE2, AC_BUG_SKIP_BLOCK_FIRST};
+    cr_assert(!decode_bug_caught(AC_BUG_NONE), "the bug-free model fails the bug case");
+    for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++)
+        cr_expect(decode_bug_caught(bugs[i]), "bug %s not caught", ac_bug_name(bugs[i]));
+}
+
+Test(combine_model, injected_bugs_are_caught)
+{
+    const ac_bug bugs[] = {AC_BUG_COMBINE_NO_INF_GUARD, AC_BUG_LSE_BASE2};
+    for (size_t i = 0; i < 2; i++) {
+        dcase dc;
+        combine_case(&dc, 8, 5, 32, 1100);
+        ac_outputs out = {0};
+        ac_error err = {0};
+        cr_assert_eq(run_model(&dc, bugs[i], &out, &err), AC_OK);
+        char why[256];
+        cr_expect(combine_check(&dc, &out, why, sizeof why) > 1.0, "bug %s not caught", ac_bug_name(bugs[i]));
+        ac_outputs_free(&out);
+        dcase_free(&dc);
+    }
+}
+
+Test(store_model, injected_pad_write_is_caught)
+{
+    dcase dc;
+    store_case(&dc, 0, 1200);
+    ac_outputs out = {0};
+    ac_error err = {0};
+    cr_assert_eq(run_model(&dc, AC_BUG_STORE_PAD_WRITE, &out, &err), AC_OK);
+    char why[256];
+    cr_expect(!store_matches(&dc, &out, why, sizeof why), "store-pad-write not caught");
+    ac_outputs_free(&out);
+    dcase_free(&dc);
+}
+
+#define WEAK __attribute__((weak))
+/* TEMPORARY until the prefill branch lands: backend.c (ac_bug_name) refers to these. */
+WEAK ac_status ac_model_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, ac_error *err)
+{ (void)c; (void)t; (void)o; (void)out; return ac_fail(err, AC_ERR_UNSUPPORTED, "prefill not merged"); }
+WEAK ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, ac_error *err)
+{ (void)c; (void)t; (void)o; (void)out; return ac_fail(err, AC_ERR_UNSUPPORTED, "prefill not merged"); }
