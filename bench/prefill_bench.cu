@@ -1,0 +1,445 @@
+// Prefill kernel: correctness sweep against its CPU model, and TFLOP/s.
+//
+//   prefill_bench --check [--quick]  kernel vs CPU model on a sweep of configs
+//                                    (dtype x D x GQA x causal x mask x contiguous /
+//                                    paged 16/32/256/7 x ragged lengths); prints the
+//                                    worst normalised difference per group
+//   prefill_bench --bench [--reps N] TFLOP/s on bf16 D=128: causal BR B=2 H=32 S=8192
+//                                    and non-causal B=4 H=32 S=4096 (FLOPs 4*B*H*S*S*D,
+//                                    halved for causal); CUDA events after warm-up,
+//                                    median; fresh random data each shape
+// Exit status: 0 ok, 1 a check failed, 2 usage / CUDA error, 77 no device.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "ac_backend.h"
+#include "ac_index.h"
+#include "ac_numfmt.h"
+#include "attn_prefill.h"
+
+// --- data: SplitMix64, values uniform in [-1, 1) rounded to the dtype ------------------
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
+static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+
+struct Cfg {
+    ac_dtype dtype;
+    int batch, hq, hkv, d;
+    std::vector<int> lq, lk;
+    ac_causal causal;
+    ac_mask_kind mask;
+    int mask_per_head;
+    int paged, block_size;
+    uint64_t seed;
+};
+
+static const uint16_t kNanHalf = 0x7fc1; // NaN in bf16 and fp16
+
+// Case + tensors; paged pools are shuffled, unused slots NaN, unused table
+// entries garbage (-1 or 2^30).
+static int build(const Cfg &g, ac_case *c, ac_tensors *t)
+{
+    uint64_t s = g.seed;
+    ac_error err;
+    ac_case_init(c);
+    memset(t, 0, sizeof *t);
+    c->dtype = g.dtype;
+    if (ac_case_set_batch(c, g.batch, &err)) return -1;
+    c->heads_q = g.hq;
+    c->heads_kv = g.hkv;
+    c->head_dim = g.d;
+    c->causal = g.causal;
+    c->mask = g.mask;
+    c->mask_per_head = g.mask_per_head;
+    c->paged = g.paged;
+    c->seed = g.seed;
+    for (int b = 0; b < g.batch; b++) {
+        c->seqlen_q[b] = g.lq[b];
+        c->seqlen_k[b] = g.lk[b];
+    }
+    t->cu_seqlens_q = (int32_t *)calloc((size_t)g.batch + 1, 4);
+    t->cu_seqlens_k = (int32_t *)calloc((size_t)g.batch + 1, 4);
+    for (int b = 0; b < g.batch; b++) {
+        t->cu_seqlens_q[b + 1] = t->cu_seqlens_q[b] + g.lq[b];
+        t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + g.lk[b];
+    }
+    t->total_q = t->cu_seqlens_q[g.batch];
+    t->total_k = t->cu_seqlens_k[g.batch];
+    int64_t qn = t->total_q * g.hq * g.d;
+    t->q = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(qn + 1));
+    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+    int64_t row = (int64_t)g.hkv * g.d;
+    if (!g.paged) {
+        t->kv_elems = t->total_k * row;
+        t->k = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
+        t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
+        for (int64_t i = 0; i < t->kv_elems; i++) {
+            t->k[i] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+            t->v[i] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+        }
+    } else {
+        int bs = g.block_size, used = 0, maxb = 1;
+        for (int b = 0; b < g.batch; b++) {
+            int u = ac_blocks_used(g.lk[b], bs);
+            used += u;
+            maxb = std::max(maxb, u + 1);
+        }
+        c->block_size = bs;
+        c->num_blocks = used + 3;
+        if (ac_case_alloc_table(c, maxb, &err)) return -1;
+        std::vector<int> perm(c->num_blocks);
+        for (int i = 0; i < c->num_blocks; i++) perm[i] = i;
+        for (int i = c->num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[rng_int(&s, i + 1)]);
+        t->kv_elems = (int64_t)c->num_blocks * bs * row;
+        t->k = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+        t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+        for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = kNanHalf;
+        int next = 0;
+        for (int b = 0; b < g.batch; b++) {
+            int32_t *tr = c->block_table + (int64_t)b * maxb;
+            int u = ac_blocks_used(g.lk[b], bs);
+            for (int i = 0; i < maxb; i++) tr[i] = i < u ? perm[next++] : (i % 2 ? -1 : 1 << 30);
+            for (int p = 0; p < g.lk[b]; p++)
+                for (int64_t x = 0; x < row; x++) {
+                    int64_t o = ac_pos_slot(tr, p, bs) * row + x;
+                    t->k[o] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+                    t->v[o] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+                }
+        }
+    }
+    if (g.mask != AC_MASK_NONE) {
+        int hm = g.mask_per_head ? g.hq : 1;
+        t->mask_off = (int64_t *)calloc((size_t)g.batch + 1, sizeof(int64_t));
+        for (int b = 0; b < g.batch; b++) t->mask_off[b + 1] = t->mask_off[b] + (int64_t)hm * g.lq[b] * g.lk[b];
+        int64_t n = t->mask_off[g.batch];
+        if (g.mask == AC_MASK_BOOL) {
+            t->mask_bool = (uint8_t *)malloc((size_t)n + 1);
+            for (int64_t i = 0; i < n; i++) t->mask_bool[i] = rng_unit(&s) < 0.75;
+        } else {
+            t->mask_bias = (float *)malloc(sizeof(float) * (size_t)(n + 1));
+            for (int64_t i = 0; i < n; i++)
+                t->mask_bias[i] = rng_unit(&s) < 0.25 ? -INFINITY : (float)(4 * rng_unit(&s) - 2);
+        }
+    }
+    return 0;
+}
+
+// --- check: kernel vs CPU model -------------------------------------------------------
+struct Group {
+    char name[64];
+    int cases;
+    double worst_norm;    // max |O_gpu - O_model| / max |O_model|
+    double worst_lse;     // max |LSE_gpu - LSE_model| over non-empty rows
+    double exact_frac;    // fraction of O elements bit-identical (min over cases)
+    long empty_rows, empty_bad, nan_bad;
+};
+
+static int run_check(bool quick)
+{
+    static const int dims[] = {64, 128, 256, 96, 80};
+    static const int heads[][2] = {{4, 4}, {8, 2}, {4, 1}, {6, 3}};
+    static const int blocks[] = {0, 16, 32, 256, 7};
+    static const char *layout_names[] = {"contig", "paged16", "paged32", "paged256", "paged7"};
+    struct Lens { std::vector<int> lq, lk; };
+    const Lens lens[] = {
+        {{1, 300, 129, 64}, {513, 250, 129, 64}}, // Lq=1 decode-like, ragged, tile edges
+        {{200, 5}, {50, 0}},                       // Lq > Lk (BR: empty leading rows), Lk = 0
+        {{257}, {257}},
+        {{64, 128, 1}, {64, 200, 7}},
+    };
+    std::vector<Group> groups;
+    int ncases = 0, fails = 0;
+    for (int dt = 0; dt < 2; dt++)
+        for (int di = 0; di < 5; di++)
+            for (int li = 0; li < 5; li++)
+                for (int ci = 0; ci < 3; ci++) {
+                    if (quick && (di > 1 || ci != 2 || li > 2)) continue;
+                    if (!quick && di >= 3 && ci != (li % 3)) continue; // fewer odd dims
+                    Cfg g;
+                    g.dtype = (ac_dtype)dt;
+                    g.d = dims[di];
+                    int n = ncases;
+                    g.hq = heads[n % 4][0];
+                    g.hkv = heads[n % 4][1];
+                    g.causal = (ac_causal)ci;
+                    g.mask = (ac_mask_kind)((n / 3) % 3);
+                    g.mask_per_head = (n / 2) % 2;
+                    g.paged = li > 0;
+                    g.block_size = blocks[li];
+                    const Lens &L = lens[(n + li) % 4];
+                    g.lq = L.lq;
+                    g.lk = L.lk;
+                    g.batch = (int)L.lq.size();
+                    g.seed = 4242 + (uint64_t)n;
+                    ncases++;
+
+                    ac_case c;
+                    ac_tensors t;
+                    if (build(g, &c, &t)) { fprintf(stderr, "build failed\n"); return 2; }
+                    ac_outputs om = {}, og = {};
+                    ac_error err;
+                    ac_run_opts opts = {AC_BUG_NONE, 0};
+                    char line[256];
+                    ac_case_line(&c, line, sizeof line);
+                    if (ac_backend_run(AC_BACKEND_MODEL, &c, &t, &opts, &om, &err)) {
+                        fprintf(stderr, "model: %s: %s\n", line, err.msg);
+                        return 2;
+                    }
+                    if (ac_backend_run(AC_BACKEND_GPU, &c, &t, &opts, &og, &err)) {
+                        fprintf(stderr, "gpu: %s: %s\n", line, err.msg);
+                        return err.code == AC_ERR_NO_DEVICE ? 77 : 2;
+                    }
+                    char gname[64];
+                    snprintf(gname, sizeof gname, "%s D=%-3d %-8s", ac_dtype_name(g.dtype), g.d, layout_names[li]);
+                    Group *gr = nullptr;
+                    for (auto &x : groups)
+                        if (!strcmp(x.name, gname)) gr = &x;
+                    if (!gr) {
+                        groups.push_back(Group());
+                        gr = &groups.back();
+                        memset(gr, 0, sizeof *gr);
+                        snprintf(gr->name, sizeof gr->name, "%s", gname);
+                        gr->exact_frac = 1.0;
+                    }
+                    gr->cases++;
+                    const int64_t rows = t.total_q * g.hq;
+                    double maxd = 0, maxr = 0, maxl = 0;
+                    int64_t exact = 0, total = 0;
+                    long ebad = 0, nbad = 0, erows = 0;
+                    for (int64_t r = 0; r < rows; r++) {
+                        const bool empty = om.lse[r] == -INFINITY;
+                        if (isnan(og.lse[r])) nbad++;
+                        if (empty) {
+                            erows++;
+                            if (og.lse[r] != -INFINITY) ebad++;
+                        } else {
+                            maxl = std::max(maxl, (double)fabsf(og.lse[r] - om.lse[r]));
+                        }
+                        for (int d = 0; d < g.d; d++) {
+                            const uint16_t a = og.o[r * g.d + d], b = om.o[r * g.d + d];
+                            const float fa = ac_half_to_f32(g.dtype, a), fb = ac_half_to_f32(g.dtype, b);
+                            if (isnan(fa)) nbad++;
+                            if (empty && a != 0) ebad++;
+                            maxd = std::max(maxd, (double)fabsf(fa - fb));
+                            maxr = std::max(maxr, (double)fabsf(fb));
+                            exact += a == b;
+                            total++;
+                        }
+                    }
+                    const double norm = maxd / (maxr + 1e-30);
+                    // Kernel and model differ only by ex2.approx vs exp2f and the tensor
+                    // cores' internal summation order: a P or an output element may land
+                    // on the other side of a rounding boundary, i.e. a few u_in (bf16
+                    // 2^-8, fp16 2^-11) relative to max|O|. 4 u_in is the pass line.
+                    const double limit = 4 * ac_unit_roundoff(g.dtype);
+                    const bool bad = !(norm <= limit) || !(maxl <= 1e-4) || ebad || nbad;
+                    if (bad) {
+                        fails++;
+                        printf("FAIL %s: norm %.3g (limit %.3g) lse %.3g empty-bad %ld nan %ld\n", line, norm, limit,
+                               maxl, ebad, nbad);
+                    }
+                    gr->worst_norm = std::max(gr->worst_norm, norm);
+                    gr->worst_lse = std::max(gr->worst_lse, maxl);
+                    gr->exact_frac = std::min(gr->exact_frac, total ? (double)exact / total : 1.0);
+                    gr->empty_rows += erows;
+                    gr->empty_bad += ebad;
+                    gr->nan_bad += nbad;
+                    ac_outputs_free(&om);
+                    ac_outputs_free(&og);
+                    ac_tensors_free(&t);
+                    ac_case_free(&c);
+                }
+    printf("\n%-26s %5s %12s %12s %9s %10s %9s %6s\n", "group", "cases", "worst norm", "worst |dLSE|",
+           "min exact", "empty rows", "empty bad", "NaN");
+    for (auto &x : groups)
+        printf("%-26s %5d %12.3e %12.3e %9.4f %10ld %9ld %6ld\n", x.name, x.cases, x.worst_norm, x.worst_lse,
+               x.exact_frac, x.empty_rows, x.empty_bad, x.nan_bad);
+    printf("check: %d cases, %d failed\n", ncases, fails);
+    return fails ? 1 : 0;
+}
+
+// --- bench -----------------------------------------------------------------------------
+__global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint64_t z = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        const float u = (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f; // [-1, 1)
+        if (is_bf16) {
+            __nv_bfloat16 h = __float2bfloat16_rn(u);
+            x[i] = *reinterpret_cast<uint16_t *>(&h);
+        } else {
+            __half h = __float2half_rn(u);
+            x[i] = *reinterpret_cast<uint16_t *>(&h);
+        }
+    }
+}
+
+#define CK(call)                                                                               \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            return -1.0;                                                                       \
+        }                                                                                      \
+    } while (0)
+
+// Median time (ms) of `reps` runs of one shape; bf16, D=128, Hq=Hkv=H.
+static double bench_shape(int B, int H, int S, int D, ac_causal causal, int paged, int block_size, int reps,
+                          uint64_t seed)
+{
+    const int64_t rows = (int64_t)B * S, elems = rows * H * D;
+    uint16_t *q, *k, *v, *o;
+    float *lse;
+    int32_t *cu, *tab = nullptr, *sk = nullptr;
+    CK(cudaMalloc(&q, elems * 2));
+    CK(cudaMalloc(&k, elems * 2));
+    CK(cudaMalloc(&v, elems * 2));
+    CK(cudaMalloc(&o, elems * 2));
+    CK(cudaMalloc(&lse, rows * H * 4));
+    fill_random<<<1024, 256>>>(q, elems, seed * 3 + 1, 1);
+    fill_random<<<1024, 256>>>(k, elems, seed * 3 + 2, 1);
+    fill_random<<<1024, 256>>>(v, elems, seed * 3 + 3, 1);
+    CK(cudaGetLastError());
+    std::vector<int32_t> h_cu(B + 1), h_sk(B), h_tab;
+    for (int b = 0; b <= B; b++) h_cu[b] = b * S;
+    for (int b = 0; b < B; b++) h_sk[b] = S;
+    CK(cudaMalloc(&cu, (B + 1) * 4));
+    CK(cudaMemcpy(cu, h_cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
+    ac_prefill_params p;
+    memset(&p, 0, sizeof p);
+    p.dtype = AC_BF16;
+    p.batch = B;
+    p.heads_q = p.heads_kv = H;
+    p.head_dim = D;
+    p.total_q = rows;
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    p.out = o;
+    p.lse = lse;
+    p.d_cu_seqlens_q = cu;
+    p.h_cu_seqlens_q = h_cu.data();
+    p.causal = causal;
+    if (!paged) {
+        p.d_cu_seqlens_k = cu;
+        p.h_cu_seqlens_k = h_cu.data();
+        p.total_k = rows;
+    } else { // the same K/V viewed as a pool of blocks, table in order (block b*S/bs + i)
+        const int per = S / block_size;
+        h_tab.resize((size_t)B * per);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < per; i++) h_tab[(size_t)b * per + i] = b * per + i;
+        CK(cudaMalloc(&tab, h_tab.size() * 4));
+        CK(cudaMalloc(&sk, B * 4));
+        CK(cudaMemcpy(tab, h_tab.data(), h_tab.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(sk, h_sk.data(), B * 4, cudaMemcpyHostToDevice));
+        p.paged = 1;
+        p.block_size = block_size;
+        p.num_blocks = B * per;
+        p.max_blocks_per_seq = per;
+        p.h_block_table = h_tab.data();
+        p.h_seqlens_k = h_sk.data();
+        p.d_block_table = tab;
+        p.d_seqlens_k = sk;
+    }
+    ac_error err;
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::vector<float> ms;
+    for (int i = 0; i < reps + 3; i++) { // 3 warm-up runs
+        CK(cudaEventRecord(e0));
+        if (ac_attn_prefill(&p, nullptr, &err)) {
+            fprintf(stderr, "ac_attn_prefill: %s\n", err.msg);
+            return -1.0;
+        }
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 3) ms.push_back(t);
+    }
+    CK(cudaGetLastError());
+    // Sanity: the output is finite (no silent NaN from a broken kernel).
+    std::vector<uint16_t> h_o(std::min<int64_t>(elems, 1 << 20));
+    CK(cudaMemcpy(h_o.data(), o, h_o.size() * 2, cudaMemcpyDeviceToHost));
+    for (auto x : h_o)
+        if (ac_half_isnan(AC_BF16, x)) {
+            fprintf(stderr, "NaN in the benchmark output\n");
+            return -1.0;
+        }
+    std::sort(ms.begin(), ms.end());
+    cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(lse); cudaFree(cu);
+    if (tab) cudaFree(tab);
+    if (sk) cudaFree(sk);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return ms[ms.size() / 2];
+}
+
+static int run_bench(int reps)
+{
+    struct Shape { const char *name; int B, H, S; ac_causal causal; int paged, bs; };
+    const Shape shapes[] = {
+        {"causal BR B=2 H=32 S=8192", 2, 32, 8192, AC_CAUSAL_BOTTOM_RIGHT, 0, 0},
+        {"non-causal B=4 H=32 S=4096", 4, 32, 4096, AC_CAUSAL_NONE, 0, 0},
+        {"causal BR paged bs=256 B=2 H=32 S=8192", 2, 32, 8192, AC_CAUSAL_BOTTOM_RIGHT, 1, 256},
+        {"causal BR paged bs=16 B=2 H=32 S=8192", 2, 32, 8192, AC_CAUSAL_BOTTOM_RIGHT, 1, 16},
+    };
+    const int D = 128;
+    printf("%-40s %10s %10s\n", "shape (bf16, D=128)", "median ms", "TFLOP/s");
+    int i = 0;
+    for (const Shape &s : shapes) {
+        double ms = bench_shape(s.B, s.H, s.S, D, s.causal, s.paged, s.bs, reps, 1234 + i++);
+        if (ms < 0) return 2;
+        double flops = 4.0 * s.B * s.H * (double)s.S * s.S * D * (s.causal != AC_CAUSAL_NONE ? 0.5 : 1.0);
+        printf("%-40s %10.3f %10.1f\n", s.name, ms, flops / (ms * 1e-3) / 1e12);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bool check = false, bench = false, quick = false;
+    int reps = 20;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--check")) check = true;
+        else if (!strcmp(argv[i], "--bench")) bench = true;
+        else if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--check [--quick]] [--bench [--reps N]]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!check && !bench) check = bench = true;
+    if (!ac_gpu_available()) {
+        fprintf(stderr, "no CUDA device: skipped\n");
+        return 77;
+    }
+    int rc = 0;
+    if (check) rc = run_check(quick);
+    if (bench && rc != 2) {
+        int rb = run_bench(reps < 10 ? 10 : reps);
+        if (rb) rc = rb;
+    }
+    return rc;
+}

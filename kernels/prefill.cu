@@ -1,0 +1,557 @@
+// Prefill attention on Hopper with mma.sync (FlashAttention-2 style).
+//
+// One CTA = one tile of query rows of one (sequence, query head): 128 rows
+// in 8 warps (D <= 128, two CTAs per SM) or 64 rows in 4 warps (D = 256),
+// 16 rows per warp. K/V tiles of 64 keys stream through shared memory with
+// cp.async: V[j] loads while S = Q K[j]^T runs, K[j+1] is issued right after
+// S and loads under the softmax and O += P V[j]. Accumulators are fp32; P is
+// rounded to the input dtype before the P.V mma; exp2 with scale*log2(e)
+// folded into one multiply. Tiles that need no masking (below the causal
+// diagonal, inside seqlen_k, no explicit mask) skip the mask code.
+// The CPU model (prefill_model.c) repeats this order of arithmetic.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_index.h"
+#include "ac_numfmt.h"
+#include "attn_prefill.h"
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+// Build-time tuning knobs for D <= 128 (the defaults are the measured best,
+// docs/PREFILL.md). Query rows per CTA do not change any result: rows are
+// independent, and the CPU model's tile walk gives the same bits for any.
+#ifndef PREFILL_WARPS
+#define PREFILL_WARPS 8 // warps per CTA
+#endif
+#ifndef PREFILL_MINB
+#define PREFILL_MINB 2 // __launch_bounds__ minimum CTAs per SM (<= 128 registers)
+#endif
+#ifndef PREFILL_BM
+#define PREFILL_BM AC_PREFILL_TILE_M(128) // query rows per CTA
+#endif
+template <int DPAD> struct Cfg {
+    static constexpr int kWarps = DPAD <= 128 ? PREFILL_WARPS : 4;
+    static constexpr int kThreads = 32 * kWarps;
+    static constexpr int kMinBlocks = DPAD <= 128 ? PREFILL_MINB : 1;
+    static constexpr int BM = DPAD <= 128 ? PREFILL_BM : AC_PREFILL_TILE_M(DPAD);
+    static constexpr int BN = AC_PREFILL_TILE_N(DPAD);
+};
+
+struct KParams {
+    const uint16_t *q, *k, *v;
+    uint16_t *out;
+    float *lse;
+    const uint8_t *mask_bool;
+    const float *mask_bias;
+    const int64_t *mask_off;
+    const int32_t *cu_q, *cu_k, *block_table, *seqlens_k;
+    int32_t hq, hkv, d;
+    int32_t paged, block_size, max_blocks_per_seq;
+    int32_t causal, mask_kind, mask_per_head;
+    float scale_log2;
+};
+
+// --- number formats and PTX wrappers ------------------------------------------
+template <typename T> struct DType;
+template <> struct DType<__nv_bfloat16> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+template <> struct DType<__half> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi)
+    {
+        __half2 h = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// 16-byte async copy; src_bytes = 0 fills the destination with zeros
+// (rows past seqlen, padded head-dim columns): nothing is read then.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+// Shared-memory tiles are [rows, DPAD] with the 16-byte chunk index XORed by
+// row % 8: the 8 rows an ldmatrix reads hit 8 different bank groups.
+template <int DPAD>
+__device__ __forceinline__ uint32_t swz(uint32_t base, int row, int chunk)
+{
+    return base + (uint32_t)((row * DPAD + ((chunk ^ (row & 7)) << 3)) * 2);
+}
+// The same address split into a per-lane part, computed once, and a
+// compile-time part: a row offset that is a multiple of 8 rows keeps row % 8,
+// and an even chunk offset c XORs into the swizzled chunk as c ^ (lane bits),
+// so the loop needs one XOR with an immediate per ldmatrix (few registers).
+template <int DPAD>
+__device__ __forceinline__ uint32_t swz_at(uint32_t lane_addr, int row_const, int chunk_const)
+{
+    return (lane_addr ^ (uint32_t)(chunk_const << 4)) + (uint32_t)(row_const * DPAD * 2);
+}
+
+// Copy `ROWS` rows of head_dim elements into a swizzled tile. row_off(r)
+// gives the element offset of row r in `src`, or -1 for a zero row.
+template <int DPAD, int ROWS, typename RowOff>
+__device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, int d, RowOff row_off)
+{
+    constexpr int kChunks = DPAD / 8;
+    constexpr int kRowsPerPass = Cfg<DPAD>::kThreads / kChunks;
+    const int chunk = threadIdx.x % kChunks;
+    static_assert(ROWS % kRowsPerPass == 0, "whole passes");
+#pragma unroll
+    for (int it = 0; it < ROWS / kRowsPerPass; it++) {
+        const int r = threadIdx.x / kChunks + it * kRowsPerPass;
+        int64_t off = row_off(r);
+        bool ok = off >= 0 && chunk * 8 < d;
+        const uint16_t *g = ok ? src + off + chunk * 8 : src;
+        cp_async16(swz<DPAD>(smem, r, chunk), g, ok ? 16 : 0);
+    }
+}
+
+// kMask: an explicit (bool or additive) mask is present. A separate
+// instantiation keeps its register cost out of the common kernel.
+template <typename T, int DPAD, bool kMask>
+__global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) prefill_kernel(KParams p)
+{
+    constexpr int kWarps = Cfg<DPAD>::kWarps;
+    constexpr int BM = Cfg<DPAD>::BM;
+    constexpr int BN = Cfg<DPAD>::BN;
+    constexpr int MB = BM / (16 * kWarps); // 16-row m-blocks per warp
+    constexpr int KS = DPAD / 16;          // k-steps of S = Q K^T
+    constexpr int NB = BN / 8;             // 8-key blocks of a tile
+    constexpr int DB = DPAD / 8;           // 8-column blocks of O
+    static_assert(BM == 16 * MB * kWarps && MB >= 1, "whole 16-row m-blocks per warp");
+
+    const int b = blockIdx.z, h = blockIdx.y;
+    const int q0 = p.cu_q[b];
+    const int lq = p.cu_q[b + 1] - q0;
+    const int m_tile = gridDim.x - 1 - blockIdx.x; // heavy (late) causal tiles first
+    const int m0 = m_tile * BM;
+    if (m0 >= lq) return;
+    const int lk = p.paged ? p.seqlens_k[b] : p.cu_k[b + 1] - p.cu_k[b];
+    const int k0 = p.paged ? 0 : p.cu_k[b];
+    const int kvh = ac_kv_head(h, p.hq, p.hkv);
+    const int32_t *table = p.paged ? p.block_table + (int64_t)b * p.max_blocks_per_seq : nullptr;
+
+    extern __shared__ __align__(1024) uint8_t smem_raw[]; // swz_at needs 512-byte alignment
+    const uint32_t sQ = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sK = sQ + BM * DPAD * 2;
+    const uint32_t sV = sK + BN * DPAD * 2;
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, tig = lane % 4;
+
+    // Key tiles: up to the causal end of the CTA's last row (bounds grow with i).
+    const int last = min(m0 + BM, lq) - 1;
+    const int kv_end = ac_causal_end(p.causal, last, lq, lk);
+    const int ntiles = ac_num_tiles(kv_end, BN);
+    // Tiles from `first_masked` on need masking: the causal bound of the first
+    // row, the seqlen_k tail, or an explicit mask everywhere.
+    int first_masked = kMask ? 0 : lk / BN;
+    if (p.causal != AC_CAUSAL_NONE) first_masked = min(first_masked, ac_causal_end(p.causal, m0, lq, lk) / BN);
+
+    auto q_row = [&](int r) -> int64_t {
+        return m0 + r < lq ? ac_thd_offset((int64_t)q0 + m0 + r, h, p.hq, p.d) : -1;
+    };
+    auto kv_row = [&](int n0) {
+        return [=](int r) -> int64_t {
+            int pos = n0 + r;
+            if (pos >= lk) return -1; // never read past seqlen_k: zero rows instead
+            if (p.paged) return ac_cache_offset(ac_pos_slot(table, pos, p.block_size), kvh, p.hkv, p.d);
+            return ac_thd_offset((int64_t)k0 + pos, kvh, p.hkv, p.d);
+        };
+    };
+
+    load_tile<DPAD, BM>(sQ, p.q, p.d, q_row);
+    cp_async_commit();
+    if (ntiles > 0) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(0));
+    cp_async_commit();
+
+    // Per lane: rows g and g+8 of each of its MB m-blocks (index r = 2*mb + hr).
+    float o[MB][DB][4];
+#pragma unroll
+    for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+        for (int i = 0; i < DB; i++) o[mb][i][0] = o[mb][i][1] = o[mb][i][2] = o[mb][i][3] = 0.0f;
+    float row_m[2 * MB], row_l[2 * MB]; // running max (log2 units); this lane's share of the row sum
+#pragma unroll
+    for (int r = 0; r < 2 * MB; r++) { row_m[r] = -INFINITY; row_l[r] = 0.0f; }
+
+    const int wrow = warp * 16 * MB;
+    // Per-lane ldmatrix bases (see swz_at): Q as the A operand, K as B,
+    // V as B through the transposing load.
+    const uint32_t aQ = swz<DPAD>(sQ, wrow + (lane % 16), lane / 16);
+    const uint32_t aK = swz<DPAD>(sK, (lane % 8) + (lane / 16) * 8, (lane / 8) % 2);
+    const uint32_t aV = swz<DPAD>(sV, (lane % 8) + ((lane / 8) % 2) * 8, lane / 16);
+    for (int j = 0; j < ntiles; j++) {
+        const int n0 = j * BN;
+        cp_async_wait_all();
+        __syncthreads(); // K[j] (and Q) in shared memory; V[j-1] no longer read
+        load_tile<DPAD, BN>(sV, p.v, p.d, kv_row(n0));
+        cp_async_commit();
+
+        // S = Q K^T for this warp's rows.
+        float s[MB][NB][4];
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+            for (int i = 0; i < NB; i++) s[mb][i][0] = s[mb][i][1] = s[mb][i][2] = s[mb][i][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) {
+            uint32_t a[MB][4];
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++) ldmatrix_x4(a[mb], swz_at<DPAD>(aQ, mb * 16, ks * 2));
+#pragma unroll
+            for (int np = 0; np < NB / 2; np++) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, swz_at<DPAD>(aK, np * 16, ks * 2));
+#pragma unroll
+                for (int mb = 0; mb < MB; mb++) {
+                    DType<T>::mma(s[mb][2 * np], a[mb], kb[0], kb[1]);
+                    DType<T>::mma(s[mb][2 * np + 1], a[mb], kb[2], kb[3]);
+                }
+            }
+        }
+        // Issue K[j+1] as soon as every warp is done with K[j]: it then loads
+        // under the softmax and P.V. V[j] must be in by now as well.
+        cp_async_wait_all();
+        __syncthreads();
+        if (j + 1 < ntiles) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0 + BN));
+        cp_async_commit();
+
+        // Logits in log2 units; masked ones -inf (bias added).
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[mb][nb][e] = __fmul_rn(s[mb][nb][e], p.scale_log2);
+        if (j >= first_masked) {
+            int64_t moff = 0;
+            if (kMask)
+                moff = p.mask_off[b] + (p.mask_per_head ? (int64_t)h * lq * lk : 0);
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    const int i = m0 + wrow + mb * 16 + g + hr * 8;
+                    const int end = ac_causal_end(p.causal, i, lq, lk);
+#pragma unroll
+                    for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                        for (int c = 0; c < 2; c++) {
+                            const int col = n0 + nb * 8 + 2 * tig + c;
+                            float &x = s[mb][nb][hr * 2 + c];
+                            if (col >= end || i >= lq) {
+                                x = -INFINITY;
+                            } else if (kMask && p.mask_kind == AC_MASK_BOOL) {
+                                if (!p.mask_bool[moff + (int64_t)i * lk + col]) x = -INFINITY;
+                            } else if (kMask) {
+                                x = __fmaf_rn(p.mask_bias[moff + (int64_t)i * lk + col], kLog2e, x);
+                            }
+                        }
+                }
+        }
+
+        // Online softmax on rows g and g+8 (the 4 lanes of a quad share a row).
+        uint32_t pf[MB][NB][2];
+        bool rescale = false;
+        float alpha[2 * MB];
+#pragma unroll
+        for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int r = 2 * mb + hr;
+                float mx = -INFINITY;
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++) mx = fmaxf(mx, fmaxf(s[mb][nb][hr * 2], s[mb][nb][hr * 2 + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float m_new = fmaxf(row_m[r], mx);
+                const float m_use = m_new == -INFINITY ? 0.0f : m_new; // empty so far: no NaN from -inf - -inf
+                alpha[r] = fast_exp2(__fsub_rn(row_m[r], m_use));
+                rescale |= alpha[r] != 1.0f;
+                float rs = 0.0f;
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++) {
+                    const float p0 = fast_exp2(__fsub_rn(s[mb][nb][hr * 2], m_use));
+                    const float p1 = fast_exp2(__fsub_rn(s[mb][nb][hr * 2 + 1], m_use));
+                    rs = __fadd_rn(rs, p0);
+                    rs = __fadd_rn(rs, p1);
+                    pf[mb][nb][hr] = DType<T>::pack(p0, p1); // P in the input dtype for P.V
+                }
+                row_l[r] = __fmaf_rn(row_l[r], alpha[r], rs);
+                row_m[r] = m_new;
+            }
+        // Rescale O only when some row's max moved (alpha == 1 is exact identity),
+        // decided per warp so the branch stays uniform.
+        if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+                for (int db = 0; db < DB; db++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) o[mb][db][e] = __fmul_rn(o[mb][db][e], alpha[2 * mb + e / 2]);
+        }
+
+
+        // O += P V: the S accumulator layout is the A-fragment layout of P.
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+#pragma unroll
+            for (int dp = 0; dp < DPAD / 16; dp++) {
+                uint32_t vb[4];
+                ldmatrix_x4_trans(vb, swz_at<DPAD>(aV, kk * 16, dp * 2));
+#pragma unroll
+                for (int mb = 0; mb < MB; mb++) {
+                    const uint32_t a[4] = {pf[mb][2 * kk][0], pf[mb][2 * kk][1], pf[mb][2 * kk + 1][0],
+                                           pf[mb][2 * kk + 1][1]};
+                    DType<T>::mma(o[mb][2 * dp], a, vb[0], vb[1]);
+                    DType<T>::mma(o[mb][2 * dp + 1], a, vb[2], vb[3]);
+                }
+            }
+        }
+    }
+    cp_async_wait_all();
+
+    // Epilogue: O / l in the input dtype, LSE in natural log; empty rows 0 / -inf.
+#pragma unroll
+    for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const int r = 2 * mb + hr;
+            float l = row_l[r];
+            l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, 1));
+            l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, 2));
+            const int i = m0 + wrow + mb * 16 + g + hr * 8;
+            if (i >= lq) continue;
+            const bool empty = row_m[r] == -INFINITY;
+            const float inv = empty ? 0.0f : 1.0f / l;
+            uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, p.d);
+#pragma unroll
+            for (int db = 0; db < DB; db++) {
+                const int col = db * 8 + 2 * tig;
+                if (col < p.d) {
+                    const float x0 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2], inv);
+                    const float x1 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2 + 1], inv);
+                    *reinterpret_cast<uint32_t *>(orow + col) = DType<T>::pack(x0, x1);
+                }
+            }
+            if (p.lse && tig == 0)
+                p.lse[((int64_t)q0 + i) * p.hq + h] = empty ? -INFINITY : __fmaf_rn(row_m[r], kLn2, logf(l));
+        }
+}
+
+template <typename T, int DPAD, bool kMask>
+cudaError_t launch_one(const KParams &kp, int m_tiles, int batch, cudaStream_t stream)
+{
+    constexpr int BM = Cfg<DPAD>::BM, BN = Cfg<DPAD>::BN;
+    constexpr int smem = (BM + 2 * BN) * DPAD * 2;
+    cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, DPAD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    dim3 grid(m_tiles, kp.hq, batch);
+    prefill_kernel<T, DPAD, kMask><<<grid, Cfg<DPAD>::kThreads, smem, stream>>>(kp);
+    return cudaGetLastError();
+}
+
+template <typename T, int DPAD>
+cudaError_t launch(const KParams &kp, int m_tiles, int batch, cudaStream_t stream)
+{
+    return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true>(kp, m_tiles, batch, stream)
+                                        : launch_one<T, DPAD, false>(kp, m_tiles, batch, stream);
+}
+
+} // namespace
+
+extern "C" ac_status ac_attn_prefill(const ac_prefill_params *p, void *stream, ac_error *err)
+{
+    ac_status st = ac_prefill_validate(p, 1, err);
+    if (st) return st;
+    const int dpad = AC_PREFILL_DPAD(p->head_dim);
+    const int bm = dpad == 64 ? Cfg<64>::BM : dpad == 128 ? Cfg<128>::BM : Cfg<256>::BM;
+    int32_t max_lq = 0;
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int32_t lq = p->h_cu_seqlens_q[b + 1] - p->h_cu_seqlens_q[b];
+        if (lq > max_lq) max_lq = lq;
+    }
+    if (p->batch == 0 || max_lq == 0) return AC_OK; // nothing to compute, nothing launched
+    const int m_tiles = ac_num_tiles(max_lq, bm);
+
+    KParams kp;
+    memset(&kp, 0, sizeof kp);
+    kp.q = static_cast<const uint16_t *>(p->q);
+    kp.k = static_cast<const uint16_t *>(p->k);
+    kp.v = static_cast<const uint16_t *>(p->v);
+    kp.out = static_cast<uint16_t *>(p->out);
+    kp.lse = p->lse;
+    kp.mask_bool = p->mask_bool;
+    kp.mask_bias = p->mask_bias;
+    kp.mask_off = p->d_mask_off;
+    kp.cu_q = p->d_cu_seqlens_q;
+    kp.cu_k = p->d_cu_seqlens_k;
+    kp.block_table = p->d_block_table;
+    kp.seqlens_k = p->d_seqlens_k;
+    kp.hq = p->heads_q;
+    kp.hkv = p->heads_kv;
+    kp.d = p->head_dim;
+    kp.paged = p->paged;
+    kp.block_size = p->block_size;
+    kp.max_blocks_per_seq = p->max_blocks_per_seq;
+    kp.causal = p->causal;
+    kp.mask_kind = p->mask_kind;
+    kp.mask_per_head = p->mask_per_head;
+    kp.scale_log2 = ac_prefill_scale(p) * kLog2e;
+
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    cudaError_t e;
+    const bool bf = p->dtype == AC_BF16;
+    if (dpad == 64) e = bf ? launch<__nv_bfloat16, 64>(kp, m_tiles, p->batch, s) : launch<__half, 64>(kp, m_tiles, p->batch, s);
+    else if (dpad == 128) e = bf ? launch<__nv_bfloat16, 128>(kp, m_tiles, p->batch, s) : launch<__half, 128>(kp, m_tiles, p->batch, s);
+    else e = bf ? launch<__nv_bfloat16, 256>(kp, m_tiles, p->batch, s) : launch<__half, 256>(kp, m_tiles, p->batch, s);
+    if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "prefill launch (D=%d): %s", p->head_dim, cudaGetErrorString(e));
+    return AC_OK;
+}
+
+// --- the GPU backend runner -------------------------------------------------------
+namespace {
+struct DevBufs {
+    void *ptr[12];
+    int n;
+};
+ac_status dev_upload(DevBufs *bufs, void **dst, const void *src, size_t bytes, const char *what, ac_error *err)
+{
+    // At least 16 bytes: a zero-size tensor still gets a valid, aligned pointer.
+    cudaError_t e = cudaMalloc(dst, bytes < 16 ? 16 : bytes);
+    if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMalloc(%s, %zu): %s", what, bytes, cudaGetErrorString(e));
+    bufs->ptr[bufs->n++] = *dst;
+    if (src && bytes) {
+        e = cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice);
+        if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(%s): %s", what, cudaGetErrorString(e));
+    }
+    return AC_OK;
+}
+} // namespace
+
+extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
+                                    ac_error *err)
+{
+    if (!out) return ac_fail(err, AC_ERR_NULL, "outputs is NULL");
+    if (o && o->bug != AC_BUG_NONE)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "bug = %s: not injectable into the prefill kernel (CPU model only)",
+                       ac_bug_name(o->bug));
+    ac_prefill_params hp;
+    ac_status st = ac_prefill_params_from_case(c, t, out, &hp, err);
+    if (st) return st;
+    if ((st = ac_prefill_validate(&hp, 0, err))) return st; // bad input: no device work at all
+
+    const size_t qo_bytes = (size_t)hp.total_q * hp.heads_q * hp.head_dim * 2;
+    const size_t lse_bytes = (size_t)hp.total_q * hp.heads_q * sizeof(float);
+    const size_t kv_bytes = (size_t)(hp.paged ? (int64_t)hp.num_blocks * hp.block_size : hp.total_k) * hp.heads_kv *
+                            hp.head_dim * 2;
+    const size_t b1 = (size_t)hp.batch + 1;
+    DevBufs bufs = {{0}, 0};
+    ac_prefill_params dp = hp; // same sizes and host metadata, device data
+    void *d_q = 0, *d_k = 0, *d_v = 0, *d_o = 0, *d_lse = 0, *d_cuq = 0, *d_cuk = 0, *d_tab = 0, *d_sk = 0,
+         *d_mask = 0, *d_moff = 0;
+    cudaError_t e;
+    if ((st = dev_upload(&bufs, &d_q, hp.q, qo_bytes, "q", err))) goto done;
+    if ((st = dev_upload(&bufs, &d_k, hp.k, kv_bytes, "k", err))) goto done;
+    if ((st = dev_upload(&bufs, &d_v, hp.v, kv_bytes, "v", err))) goto done;
+    if ((st = dev_upload(&bufs, &d_o, NULL, qo_bytes, "out", err))) goto done;
+    if ((st = dev_upload(&bufs, &d_lse, NULL, lse_bytes, "lse", err))) goto done;
+    if ((st = dev_upload(&bufs, &d_cuq, hp.h_cu_seqlens_q, b1 * 4, "cu_seqlens_q", err))) goto done;
+    if (hp.paged) {
+        if ((st = dev_upload(&bufs, &d_tab, hp.h_block_table, (size_t)hp.batch * hp.max_blocks_per_seq * 4,
+                             "block_table", err)))
+            goto done;
+        if ((st = dev_upload(&bufs, &d_sk, hp.h_seqlens_k, (size_t)hp.batch * 4, "seqlens_k", err))) goto done;
+    } else if ((st = dev_upload(&bufs, &d_cuk, hp.h_cu_seqlens_k, b1 * 4, "cu_seqlens_k", err))) {
+        goto done;
+    }
+    if (hp.mask_kind != AC_MASK_NONE) {
+        const bool is_bool = hp.mask_kind == AC_MASK_BOOL;
+        const size_t mbytes = (size_t)hp.mask_elems * (is_bool ? 1 : sizeof(float));
+        if ((st = dev_upload(&bufs, &d_mask, is_bool ? (const void *)hp.mask_bool : (const void *)hp.mask_bias, mbytes,
+                             "mask", err)))
+            goto done;
+        if ((st = dev_upload(&bufs, &d_moff, hp.h_mask_off, (size_t)hp.batch * 8, "mask_off", err))) goto done;
+        dp.mask_bool = is_bool ? (const uint8_t *)d_mask : NULL;
+        dp.mask_bias = is_bool ? NULL : (const float *)d_mask;
+    }
+    // Poison the outputs (0xFF.. is NaN in every format): an element the kernel
+    // does not write cannot pass as a result.
+    if ((e = cudaMemset(d_o, 0xFF, qo_bytes < 16 ? 16 : qo_bytes)) != cudaSuccess ||
+        (e = cudaMemset(d_lse, 0xFF, lse_bytes < 16 ? 16 : lse_bytes)) != cudaSuccess) {
+        st = ac_fail(err, AC_ERR_CUDA, "cudaMemset(poison): %s", cudaGetErrorString(e));
+        goto done;
+    }
+    dp.q = d_q;
+    dp.k = d_k;
+    dp.v = d_v;
+    dp.out = d_o;
+    dp.lse = (float *)d_lse;
+    dp.d_cu_seqlens_q = (const int32_t *)d_cuq;
+    dp.d_cu_seqlens_k = (const int32_t *)d_cuk;
+    dp.d_block_table = (const int32_t *)d_tab;
+    dp.d_seqlens_k = (const int32_t *)d_sk;
+    dp.d_mask_off = (const int64_t *)d_moff;
+    if ((st = ac_attn_prefill(&dp, NULL, err))) goto done;
+    if ((e = cudaDeviceSynchronize()) != cudaSuccess) {
+        st = ac_fail(err, AC_ERR_CUDA, "prefill kernel: %s", cudaGetErrorString(e));
+        goto done;
+    }
+    if ((qo_bytes && (e = cudaMemcpy(out->o, d_o, qo_bytes, cudaMemcpyDeviceToHost)) != cudaSuccess) ||
+        (lse_bytes && (e = cudaMemcpy(out->lse, d_lse, lse_bytes, cudaMemcpyDeviceToHost)) != cudaSuccess)) {
+        st = ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(outputs): %s", cudaGetErrorString(e));
+        goto done;
+    }
+    if (o && o->out_f32 && out->o_f32) {
+        const int64_t n = hp.total_q * hp.heads_q * hp.head_dim;
+        for (int64_t i = 0; i < n; i++) out->o_f32[i] = ac_half_to_f32(c->dtype, out->o[i]);
+    }
+done:
+    for (int i = 0; i < bufs.n; i++) cudaFree(bufs.ptr[i]);
+    return st;
+}

@@ -1,0 +1,161 @@
+/* Host side of the prefill API shared by the GPU launch and the CPU model:
+ * argument validation (nothing runs on bad input) and params from a case. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ac_index.h"
+#include "ac_validate.h"
+#include "attn_prefill.h"
+
+float ac_prefill_scale(const ac_prefill_params *p)
+{
+    return p->scale_given ? p->scale : 1.0f / sqrtf((float)p->head_dim);
+}
+
+/* A data pointer may be NULL only when its tensor has no elements. */
+static ac_status need_ptr(const void *ptr, int64_t elems, const char *name, ac_error *err)
+{
+    if (!ptr && elems > 0) return ac_fail(err, AC_ERR_NULL, "%s is NULL (%lld elements)", name, (long long)elems);
+    return AC_OK;
+}
+
+static ac_status need_aligned(const void *ptr, const char *name, ac_error *err)
+{
+    if (ptr && ((uintptr_t)ptr & 15u))
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "%s = %p: must be 16-byte aligned (cp.async chunks)", name, ptr);
+    return AC_OK;
+}
+
+ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_error *err)
+{
+    ac_status st;
+    if (!p) return ac_fail(err, AC_ERR_NULL, "params is NULL");
+    if (p->dtype != AC_BF16 && p->dtype != AC_FP16)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "dtype = %d: must be bf16 or fp16", (int)p->dtype);
+    if ((st = ac_validate_heads(p->heads_q, p->heads_kv, p->head_dim, err))) return st;
+    if (!AC_PREFILL_HEAD_DIM_OK(p->head_dim))
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: must be a multiple of 8 in [8, %d]",
+                       p->head_dim, AC_PREFILL_MAX_HEAD_DIM);
+    if (p->batch < 0 || p->batch > AC_PREFILL_MAX_BATCH)
+        return ac_fail(err, p->batch < 0 ? AC_ERR_SHAPE : AC_ERR_UNSUPPORTED,
+                       "batch = %d: must be in [0, %d]", p->batch, AC_PREFILL_MAX_BATCH);
+    if ((int)p->causal < 0 || p->causal >= AC_CAUSAL_COUNT)
+        return ac_fail(err, AC_ERR_SHAPE, "causal = %d: unknown mode", (int)p->causal);
+    if ((int)p->mask_kind < 0 || p->mask_kind >= AC_MASK_COUNT)
+        return ac_fail(err, AC_ERR_SHAPE, "mask_kind = %d: unknown kind", (int)p->mask_kind);
+    if (p->scale_given && !isfinite(p->scale))
+        return ac_fail(err, AC_ERR_SHAPE, "scale = %g: must be finite", (double)p->scale);
+
+    /* Queries. */
+    if (p->total_q < 0 || p->total_q > INT32_MAX)
+        return ac_fail(err, AC_ERR_SHAPE, "total_q = %lld: must be in [0, 2^31)", (long long)p->total_q);
+    if ((st = ac_validate_cu_seqlens("h_cu_seqlens_q", p->h_cu_seqlens_q, p->batch, p->total_q, err))) return st;
+
+    /* Keys: contiguous or paged. */
+    int64_t kv_elems;
+    if (!p->paged) {
+        if (p->total_k < 0 || p->total_k > INT32_MAX)
+            return ac_fail(err, AC_ERR_SHAPE, "total_k = %lld: must be in [0, 2^31)", (long long)p->total_k);
+        if ((st = ac_validate_cu_seqlens("h_cu_seqlens_k", p->h_cu_seqlens_k, p->batch, p->total_k, err))) return st;
+        if (p->h_seqlens_k)
+            for (int32_t b = 0; b < p->batch; b++) {
+                int32_t lk = p->h_cu_seqlens_k[b + 1] - p->h_cu_seqlens_k[b];
+                if (p->h_seqlens_k[b] != lk)
+                    return ac_fail(err, AC_ERR_SEQLENS,
+                                   "h_seqlens_k[%d] = %d: must equal h_cu_seqlens_k[%d] - h_cu_seqlens_k[%d] = %d",
+                                   b, p->h_seqlens_k[b], b + 1, b, lk);
+            }
+        kv_elems = p->total_k * p->heads_kv * p->head_dim;
+    } else {
+        if ((st = ac_validate_paged(p->h_block_table, p->batch, p->max_blocks_per_seq, p->h_seqlens_k,
+                                    p->block_size, p->num_blocks, err)))
+            return st;
+        kv_elems = (int64_t)p->num_blocks * p->block_size * p->heads_kv * p->head_dim;
+    }
+
+    /* Explicit mask: [Hm, Lq_b, Lk_b] of every sequence inside the buffer. */
+    if (p->mask_kind != AC_MASK_NONE) {
+        const void *m = p->mask_kind == AC_MASK_BOOL ? (const void *)p->mask_bool : (const void *)p->mask_bias;
+        const char *mname = p->mask_kind == AC_MASK_BOOL ? "mask_bool" : "mask_bias";
+        if (p->mask_elems < 0)
+            return ac_fail(err, AC_ERR_SHAPE, "mask_elems = %lld: must be >= 0", (long long)p->mask_elems);
+        if ((st = need_ptr(m, p->mask_elems, mname, err))) return st;
+        if (p->batch > 0 && !p->h_mask_off) return ac_fail(err, AC_ERR_NULL, "h_mask_off is NULL");
+        int64_t hm = p->mask_per_head ? p->heads_q : 1;
+        for (int32_t b = 0; b < p->batch; b++) {
+            int64_t lq = p->h_cu_seqlens_q[b + 1] - p->h_cu_seqlens_q[b];
+            int64_t lk = p->paged ? p->h_seqlens_k[b] : p->h_cu_seqlens_k[b + 1] - p->h_cu_seqlens_k[b];
+            int64_t need = hm * lq * lk;
+            int64_t off = p->h_mask_off[b];
+            if (off < 0 || off > p->mask_elems || need > p->mask_elems - off)
+                return ac_fail(err, AC_ERR_SHAPE,
+                               "h_mask_off[%d] = %lld: the [%lld, %lld, %lld] mask must lie in [0, mask_elems = %lld)",
+                               b, (long long)off, (long long)hm, (long long)lq, (long long)lk,
+                               (long long)p->mask_elems);
+        }
+    }
+
+    /* Data pointers. */
+    int64_t qo_elems = p->total_q * p->heads_q * p->head_dim;
+    if ((st = need_ptr(p->q, qo_elems, "q", err))) return st;
+    if ((st = need_ptr(p->k, kv_elems, "k", err))) return st;
+    if ((st = need_ptr(p->v, kv_elems, "v", err))) return st;
+    if ((st = need_ptr(p->out, qo_elems, "out", err))) return st;
+
+    if (for_device && p->batch > 0) {
+        if (!p->d_cu_seqlens_q) return ac_fail(err, AC_ERR_NULL, "d_cu_seqlens_q is NULL");
+        if (!p->paged && !p->d_cu_seqlens_k) return ac_fail(err, AC_ERR_NULL, "d_cu_seqlens_k is NULL");
+        if (p->paged && !p->d_block_table) return ac_fail(err, AC_ERR_NULL, "d_block_table is NULL");
+        if (p->paged && !p->d_seqlens_k) return ac_fail(err, AC_ERR_NULL, "d_seqlens_k is NULL");
+        if (p->mask_kind != AC_MASK_NONE && !p->d_mask_off) return ac_fail(err, AC_ERR_NULL, "d_mask_off is NULL");
+        if ((st = need_aligned(p->q, "q", err)) || (st = need_aligned(p->k, "k", err)) ||
+            (st = need_aligned(p->v, "v", err)) || (st = need_aligned(p->out, "out", err)))
+            return st;
+    }
+    return AC_OK;
+}
+
+ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_outputs *o,
+                                      ac_prefill_params *p, ac_error *err)
+{
+    if (!c || !t || !p) return ac_fail(err, AC_ERR_NULL, "case, tensors or params is NULL");
+    if (c->op != AC_OP_PREFILL) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %s: not a prefill case", ac_op_name(c->op));
+    memset(p, 0, sizeof *p);
+    p->dtype = c->dtype;
+    p->batch = c->batch;
+    p->heads_q = c->heads_q;
+    p->heads_kv = c->heads_kv;
+    p->head_dim = c->head_dim;
+    p->total_q = t->total_q;
+    p->q = t->q;
+    p->k = t->k;
+    p->v = t->v;
+    p->out = o ? o->o : NULL;
+    p->lse = o ? o->lse : NULL;
+    p->h_cu_seqlens_q = t->cu_seqlens_q;
+    p->paged = c->paged;
+    if (c->paged) {
+        p->h_block_table = c->block_table;
+        p->h_seqlens_k = c->seqlen_k;
+        p->block_size = c->block_size;
+        p->num_blocks = c->num_blocks;
+        p->max_blocks_per_seq = c->max_blocks_per_seq;
+    } else {
+        p->h_cu_seqlens_k = t->cu_seqlens_k;
+        p->total_k = t->total_k;
+        p->h_seqlens_k = c->seqlen_k;
+    }
+    p->scale_given = c->scale_given;
+    p->scale = c->scale;
+    p->causal = c->causal;
+    p->mask_kind = c->mask;
+    p->mask_per_head = c->mask_per_head;
+    if (c->mask != AC_MASK_NONE) {
+        p->mask_bool = t->mask_bool;
+        p->mask_bias = t->mask_bias;
+        p->h_mask_off = t->mask_off;
+        p->mask_elems = t->mask_off ? t->mask_off[c->batch > 0 ? c->batch : 0] : 0;
+    }
+    return AC_OK;
+}

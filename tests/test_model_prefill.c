@@ -1,0 +1,488 @@
+/* The prefill CPU model (kernels/prefill_model.c) against a plain
+ * double-precision reference written here from SEMANTICS.md, on small random
+ * cases: causal modes, masks, GQA, paged / contiguous, ragged lengths with
+ * Lq = 1, Lq > Lk and Lk = 0, NaN in unused cache slots; plus the API's
+ * validation and the injected bugs (each must be seen by the same check).
+ *
+ * Data are made here (a local SplitMix64), so this test does not depend on
+ * the data generator. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_backend.h"
+#include "ac_index.h"
+#include "ac_numfmt.h"
+#include "attn_prefill.h"
+
+/* --- data ---------------------------------------------------------------- */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
+static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+
+typedef struct cfg {
+    ac_dtype dtype;
+    int batch, hq, hkv, d;
+    const int *lq, *lk;
+    ac_causal causal;
+    ac_mask_kind mask;
+    int mask_per_head;
+    int paged, block_size;
+    int scale_given;
+    float scale;
+    uint64_t seed;
+} cfg;
+
+static const uint16_t NAN_HALF = 0x7fc1; /* a NaN in both bf16 and fp16 */
+
+/* Build the case and its tensors. Paged: blocks are placed in a shuffled
+   pool with spare blocks; every slot that is not a valid position holds NaN,
+   unused table entries hold garbage. */
+static void build(const cfg *g, ac_case *c, ac_tensors *t)
+{
+    uint64_t s = g->seed;
+    ac_error err;
+    ac_case_init(c);
+    memset(t, 0, sizeof *t);
+    c->dtype = g->dtype;
+    cr_assert_eq(ac_case_set_batch(c, g->batch, &err), AC_OK);
+    c->heads_q = g->hq;
+    c->heads_kv = g->hkv;
+    c->head_dim = g->d;
+    c->causal = g->causal;
+    c->mask = g->mask;
+    c->mask_per_head = g->mask_per_head;
+    c->scale_given = g->scale_given;
+    c->scale = g->scale;
+    c->paged = g->paged;
+    c->seed = g->seed;
+    for (int b = 0; b < g->batch; b++) {
+        c->seqlen_q[b] = g->lq[b];
+        c->seqlen_k[b] = g->lk[b];
+    }
+    t->cu_seqlens_q = calloc((size_t)g->batch + 1, 4);
+    t->cu_seqlens_k = calloc((size_t)g->batch + 1, 4);
+    for (int b = 0; b < g->batch; b++) {
+        t->cu_seqlens_q[b + 1] = t->cu_seqlens_q[b] + g->lq[b];
+        t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + g->lk[b];
+    }
+    t->total_q = t->cu_seqlens_q[g->batch];
+    t->total_k = t->cu_seqlens_k[g->batch];
+    int64_t qn = t->total_q * g->hq * g->d;
+    t->q = malloc(sizeof(uint16_t) * (size_t)(qn + 1));
+    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+    int64_t row = (int64_t)g->hkv * g->d;
+    if (!g->paged) {
+        t->kv_elems = t->total_k * row;
+        t->k = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
+        t->v = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
+        for (int64_t i = 0; i < t->kv_elems; i++) {
+            t->k[i] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+            t->v[i] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+        }
+    } else {
+        int bs = g->block_size, used = 0, maxb = 1;
+        for (int b = 0; b < g->batch; b++) {
+            int u = ac_blocks_used(g->lk[b], bs);
+            used += u;
+            if (u + 1 > maxb) maxb = u + 1; /* one spare column of garbage */
+        }
+        c->block_size = bs;
+        c->num_blocks = used + 3;
+        cr_assert_eq(ac_case_alloc_table(c, maxb, &err), AC_OK);
+        int *perm = malloc(sizeof(int) * (size_t)c->num_blocks);
+        for (int i = 0; i < c->num_blocks; i++) perm[i] = i;
+        for (int i = c->num_blocks - 1; i > 0; i--) {
+            int j = rng_int(&s, i + 1), x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
+        t->kv_elems = (int64_t)c->num_blocks * bs * row;
+        t->k = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+        t->v = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+        for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = NAN_HALF;
+        int next = 0;
+        for (int b = 0; b < g->batch; b++) {
+            int32_t *tr = c->block_table + (int64_t)b * maxb;
+            int u = ac_blocks_used(g->lk[b], bs);
+            for (int i = 0; i < maxb; i++) tr[i] = i < u ? perm[next++] : (i % 2 ? -1 : 1 << 30);
+            for (int p = 0; p < g->lk[b]; p++)
+                for (int x = 0; x < row; x++) {
+                    int64_t o = ac_pos_slot(tr, p, bs) * row + x;
+                    t->k[o] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+                    t->v[o] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+                }
+        }
+        free(perm);
+    }
+    if (g->mask != AC_MASK_NONE) {
+        int hm = g->mask_per_head ? g->hq : 1;
+        t->mask_off = calloc((size_t)g->batch + 1, sizeof(int64_t));
+        for (int b = 0; b < g->batch; b++) t->mask_off[b + 1] = t->mask_off[b] + (int64_t)hm * g->lq[b] * g->lk[b];
+        int64_t n = t->mask_off[g->batch];
+        if (g->mask == AC_MASK_BOOL) {
+            t->mask_bool = malloc((size_t)n + 1);
+            for (int64_t i = 0; i < n; i++) t->mask_bool[i] = rng_unit(&s) < 0.75;
+        } else {
+            t->mask_bias = malloc(sizeof(float) * (size_t)(n + 1));
+            for (int64_t i = 0; i < n; i++)
+                t->mask_bias[i] = rng_unit(&s) < 0.25 ? -INFINITY : (float)(4 * rng_unit(&s) - 2);
+        }
+    }
+}
+
+/* --- the reference, in double, straight from SEMANTICS.md ------------------ */
+typedef struct ref_out {
+    double *o, *lse;
+    double *spv;    /* per element: sum_j P_j |v_jd|, the scale of P-rounding errors */
+    double *abs_s;  /* per row: max_j (|scale| sum_d |q_d k_d| + |bias|), the scale of logit errors */
+} ref_out;
+
+static float key_val(const ac_case *c, const ac_tensors *t, const uint16_t *base, int b, int kvh, int j, int d)
+{
+    int64_t off;
+    if (c->paged) {
+        const int32_t *tr = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+        off = ac_cache_offset(ac_pos_slot(tr, j, c->block_size), kvh, c->heads_kv, c->head_dim);
+    } else {
+        off = ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kvh, c->heads_kv, c->head_dim);
+    }
+    return ac_half_to_f32(c->dtype, base[off + d]);
+}
+
+static void reference(const ac_case *c, const ac_tensors *t, ref_out *r)
+{
+    int D = c->head_dim, Hq = c->heads_q;
+    int64_t rows = t->total_q * Hq;
+    r->o = calloc((size_t)(rows * D + 1), sizeof(double));
+    r->lse = calloc((size_t)rows + 1, sizeof(double));
+    r->spv = calloc((size_t)(rows * D + 1), sizeof(double));
+    r->abs_s = calloc((size_t)rows + 1, sizeof(double));
+    double scale = ac_case_scale(c);
+    for (int b = 0; b < c->batch; b++) {
+        int lq = c->seqlen_q[b], lk = c->seqlen_k[b], q0 = t->cu_seqlens_q[b];
+        double *sv = malloc(sizeof(double) * (size_t)(lk + 1));
+        for (int h = 0; h < Hq; h++) {
+            int kvh = h / (Hq / c->heads_kv);
+            for (int i = 0; i < lq; i++) {
+                int64_t rr = (int64_t)(q0 + i) * Hq + h;
+                int64_t qoff = rr * D;
+                double mx = -INFINITY;
+                int end = c->causal == AC_CAUSAL_NONE ? lk
+                        : c->causal == AC_CAUSAL_TOP_LEFT ? i + 1 : i + 1 + lk - lq;
+                for (int j = 0; j < lk; j++) {
+                    sv[j] = -INFINITY;
+                    if (j >= end) continue;
+                    double bias = 0;
+                    if (c->mask != AC_MASK_NONE) {
+                        int64_t mo = t->mask_off[b] + (c->mask_per_head ? (int64_t)h * lq * lk : 0) + (int64_t)i * lk + j;
+                        if (c->mask == AC_MASK_BOOL && !t->mask_bool[mo]) continue;
+                        if (c->mask == AC_MASK_ADDITIVE) bias = t->mask_bias[mo];
+                        if (bias == -INFINITY) continue;
+                    }
+                    double dot = 0, adot = 0;
+                    for (int d = 0; d < D; d++) {
+                        double x = (double)ac_half_to_f32(c->dtype, t->q[qoff + d]) * key_val(c, t, t->k, b, kvh, j, d);
+                        dot += x;
+                        adot += fabs(x);
+                    }
+                    sv[j] = scale * dot + bias;
+                    if (fabs(scale) * adot + fabs(bias) > r->abs_s[rr]) r->abs_s[rr] = fabs(scale) * adot + fabs(bias);
+                    if (sv[j] > mx) mx = sv[j];
+                }
+                if (mx == -INFINITY) { r->lse[rr] = -INFINITY; continue; } /* O stays 0 */
+                double sum = 0;
+                for (int j = 0; j < lk; j++) sum += exp(sv[j] - mx);
+                double lse = mx + log(sum);
+                r->lse[rr] = lse;
+                for (int j = 0; j < lk; j++) {
+                    if (sv[j] == -INFINITY) continue;
+                    double pj = exp(sv[j] - lse);
+                    for (int d = 0; d < D; d++) {
+                        double vv = key_val(c, t, t->v, b, kvh, j, d);
+                        r->o[qoff + d] += pj * vv;
+                        r->spv[qoff + d] += pj * fabs(vv);
+                    }
+                }
+            }
+        }
+        free(sv);
+    }
+}
+
+static void ref_free(ref_out *r)
+{
+    free(r->o);
+    free(r->lse);
+    free(r->spv);
+    free(r->abs_s);
+}
+
+/* --- the comparison ---------------------------------------------------------
+ * Tolerances (per row; u_in = unit roundoff of the input dtype, u = 2^-24):
+ *  O:   |O - O*| <= 3 u_in * (sum_j P_j |v_jd| + |O*|) + 64 u
+ *       P rounded to the input dtype costs u_in * sum_j P_j |v_jd| (spv); the
+ *       l sum of unrounded p against rounded P at most the same again; the
+ *       output rounding u_in |O*|. fp32 logits and accumulation, exp2f and the
+ *       1/l multiply add O(D u) relative, far below u_in: one more u_in of
+ *       slack and 64 u absolute cover them.
+ *  LSE: |LSE - LSE*| <= (D + 4) u * max_j |s_j| + 16 u (|LSE*| + 1)
+ *       fp32 dot products of D terms (error <= D u sum |q_d k_d|, times the
+ *       scale), the scale and log2 e multiplies and the bias fmaf (4 u), exp2f
+ *       and logf (a few ulp of l, i.e. a few u absolute in ln l).
+ * The normalised figure max|O - O*| / max|O*| is reported beside it: with
+ * values in [-1, 1] it stays below about 3 u_in (bf16 1.2e-2, fp16 1.5e-3). */
+typedef struct verdict {
+    double worst_o_ratio;   /* max over elements of |diff| / tol */
+    double worst_lse_ratio;
+    double norm;            /* max|diff| / (max|ref| + 1e-30) */
+    int empty_bad;          /* empty rows not exactly 0 / -inf */
+    int nan_seen;
+} verdict;
+
+static verdict compare(const ac_case *c, const ac_tensors *t, const ac_outputs *out, const ref_out *r)
+{
+    verdict v = {0, 0, 0, 0, 0};
+    int D = c->head_dim;
+    double uin = ac_unit_roundoff(c->dtype), u = 0x1p-24, maxd = 0, maxr = 0;
+    int64_t rows = t->total_q * c->heads_q;
+    for (int64_t rr = 0; rr < rows; rr++) {
+        float lse = out->lse[rr];
+        if (isnan(lse)) v.nan_seen = 1;
+        if (r->lse[rr] == -INFINITY) {
+            if (lse != -INFINITY) v.empty_bad++;
+            for (int d = 0; d < D; d++)
+                if (out->o[rr * D + d] != 0) v.empty_bad++; /* +0 exactly */
+            continue;
+        }
+        double lt = (D + 4) * u * r->abs_s[rr] + 16 * u * (fabs(r->lse[rr]) + 1);
+        double le = fabs((double)lse - r->lse[rr]) / lt;
+        if (!(le <= v.worst_lse_ratio)) v.worst_lse_ratio = isnan(le) ? INFINITY : le;
+        for (int d = 0; d < D; d++) {
+            double o = ac_half_to_f32(c->dtype, out->o[rr * D + d]), ref = r->o[rr * D + d];
+            if (isnan(o)) v.nan_seen = 1;
+            double diff = fabs(o - ref);
+            double tol = 3 * uin * (r->spv[rr * D + d] + fabs(ref)) + 64 * u;
+            if (!(diff / tol <= v.worst_o_ratio)) v.worst_o_ratio = isnan(diff) ? INFINITY : diff / tol;
+            if (!(diff <= maxd)) maxd = isnan(diff) ? INFINITY : diff;
+            if (fabs(ref) > maxr) maxr = fabs(ref);
+        }
+    }
+    v.norm = maxd / (maxr + 1e-30);
+    return v;
+}
+
+static verdict run_and_compare(const cfg *g, ac_bug bug, int expect_ok)
+{
+    ac_case c;
+    ac_tensors t;
+    build(g, &c, &t);
+    ac_outputs out = {0};
+    ac_error err;
+    ac_run_opts opts = {bug, 0};
+    cr_assert_eq(ac_outputs_alloc(&c, &out, &err), AC_OK);
+    ac_status st = ac_model_prefill(&c, &t, &opts, &out, &err);
+    cr_assert_eq(st, AC_OK, "model: %s", err.msg);
+    ref_out r;
+    reference(&c, &t, &r);
+    verdict v = compare(&c, &t, &out, &r);
+    if (expect_ok) {
+        char line[256];
+        ac_case_line(&c, line, sizeof line);
+        cr_expect(v.worst_o_ratio <= 1.0 && v.worst_lse_ratio <= 1.0 && !v.empty_bad && !v.nan_seen,
+                  "%s: O err/tol %.3g, LSE err/tol %.3g, empty-row faults %d, NaN %d (normalised %.3g)", line,
+                  v.worst_o_ratio, v.worst_lse_ratio, v.empty_bad, v.nan_seen, v.norm);
+        double limit = c.dtype == AC_BF16 ? 1e-2 : 2e-3;
+        cr_expect(v.norm < limit, "%s: normalised max diff %.3g >= %.3g", line, v.norm, limit);
+    }
+    ref_free(&r);
+    ac_outputs_free(&out);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+    return v;
+}
+
+/* --- tests ---------------------------------------------------------------- */
+static const int LQ_A[] = {1, 130, 37, 0}, LK_A[] = {200, 70, 37, 5};
+static const int LQ_B[] = {70, 3}, LK_B[] = {20, 0};          /* Lq > Lk (BR: leading rows empty), Lk = 0 */
+static const int LQ_C[] = {129}, LK_C[] = {257};
+static const int LQ_D[] = {5, 64, 1}, LK_D[] = {64, 64, 1};
+
+Test(model_prefill, sweep_against_double_reference)
+{
+    static const int dims[] = {64, 128, 80, 256, 8};
+    static const int heads[][2] = {{1, 1}, {4, 2}, {4, 1}, {6, 3}};
+    static const int blocks[] = {16, 32, 256, 7};
+    int n = 0;
+    for (int dt = 0; dt < 2; dt++)
+        for (int causal = 0; causal < 3; causal++)
+            for (int layout = 0; layout < 5; layout++) {
+                cfg g = {0};
+                g.dtype = (ac_dtype)dt;
+                g.causal = (ac_causal)causal;
+                g.d = dims[(n + causal) % 5];
+                g.hq = heads[n % 4][0];
+                g.hkv = heads[n % 4][1];
+                g.paged = layout > 0;
+                g.block_size = blocks[layout > 0 ? layout - 1 : 0];
+                g.mask = (ac_mask_kind)(n % 3);
+                g.mask_per_head = n % 2;
+                g.seed = 1000 + (uint64_t)n;
+                switch (n % 4) {
+                case 0: g.batch = 4; g.lq = LQ_A; g.lk = LK_A; break;
+                case 1: g.batch = 2; g.lq = LQ_B; g.lk = LK_B; break;
+                case 2: g.batch = 1; g.lq = LQ_C; g.lk = LK_C; break;
+                default: g.batch = 3; g.lq = LQ_D; g.lk = LK_D; break;
+                }
+                if (g.d == 256 && g.lq == LQ_C) g.d = 64; /* keep the double reference quick */
+                run_and_compare(&g, AC_BUG_NONE, 1);
+                n++;
+            }
+}
+
+Test(model_prefill, explicit_scales)
+{
+    static const float scales[] = {0.0f, 1.0f, -0.3f, 0.01f};
+    for (int i = 0; i < 4; i++) {
+        cfg g = {AC_BF16, 2, 4, 2, 64, LQ_D, LK_D, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 1, scales[i], 77};
+        g.batch = 3;
+        run_and_compare(&g, AC_BUG_NONE, 1);
+    }
+}
+
+/* NaN in every unused slot (build() puts it there) must not change one bit:
+   the same case with those slots zero gives identical outputs. */
+Test(model_prefill, nan_slots_change_nothing)
+{
+    cfg g = {AC_FP16, 4, 4, 2, 64, LQ_A, LK_A, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 1, 32, 0, 0, 5};
+    ac_case c;
+    ac_tensors t;
+    build(&g, &c, &t);
+    ac_outputs a = {0}, z = {0};
+    ac_error err;
+    cr_assert_eq(ac_outputs_alloc(&c, &a, &err), AC_OK);
+    cr_assert_eq(ac_outputs_alloc(&c, &z, &err), AC_OK);
+    cr_assert_eq(ac_model_prefill(&c, &t, NULL, &a, &err), AC_OK, "%s", err.msg);
+    int nans = 0;
+    for (int64_t i = 0; i < t.kv_elems; i++)
+        if (t.k[i] == NAN_HALF) { t.k[i] = t.v[i] = 0; nans++; }
+    cr_assert_gt(nans, 0, "the case must have unused slots");
+    cr_assert_eq(ac_model_prefill(&c, &t, NULL, &z, &err), AC_OK, "%s", err.msg);
+    int64_t rows = t.total_q * c.heads_q;
+    cr_expect_eq(memcmp(a.o, z.o, sizeof(uint16_t) * (size_t)(rows * c.head_dim)), 0);
+    cr_expect_eq(memcmp(a.lse, z.lse, sizeof(float) * (size_t)rows), 0);
+    ac_outputs_free(&a);
+    ac_outputs_free(&z);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}
+
+/* Every prefill bug the model can inject must fail the same comparison. */
+Test(model_prefill, injected_bugs_are_caught)
+{
+    static const int lq[] = {40, 1, 90}, lk[] = {100, 77, 90};
+    struct { ac_bug bug; ac_causal causal; int scale_given; int hkv; } t[] = {
+        {AC_BUG_SCALE_ONE, AC_CAUSAL_NONE, 0, 2},
+        {AC_BUG_GQA_MOD, AC_CAUSAL_NONE, 0, 2},
+        {AC_BUG_TOP_LEFT, AC_CAUSAL_BOTTOM_RIGHT, 0, 2},
+        {AC_BUG_CAUSAL_OFF_BY_ONE, AC_CAUSAL_BOTTOM_RIGHT, 0, 2},
+        {AC_BUG_DROP_LAST_KEY, AC_CAUSAL_NONE, 0, 2},
+        {AC_BUG_TAIL_UNMASKED, AC_CAUSAL_NONE, 0, 2},
+        {AC_BUG_LSE_BASE2, AC_CAUSAL_NONE, 0, 2},
+        {AC_BUG_SKIP_BLOCK_FIRST, AC_CAUSAL_BOTTOM_RIGHT, 0, 2},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        cfg g = {AC_BF16, 3, 4, t[i].hkv, 64, lq, lk, t[i].causal, AC_MASK_NONE, 0, 1, 16, t[i].scale_given, 0, 9};
+        /* The tail bug reads NaN slots of the last block: NaN is the finding. */
+        verdict v = run_and_compare(&g, t[i].bug, 0);
+        int caught = v.worst_o_ratio > 1.0 || v.worst_lse_ratio > 1.0 || v.nan_seen || v.empty_bad;
+        cr_expect(caught, "bug %s not caught: O %.3g LSE %.3g", ac_bug_name(t[i].bug), v.worst_o_ratio,
+                  v.worst_lse_ratio);
+    }
+}
+
+/* Bad input: a named error, and nothing written. */
+Test(model_prefill, validation_names_the_argument)
+{
+    cfg g = {AC_BF16, 4, 4, 2, 64, LQ_A, LK_A, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 1, 16, 0, 0, 3};
+    ac_case c;
+    ac_tensors t;
+    build(&g, &c, &t);
+    ac_outputs out = {0};
+    ac_error err;
+    cr_assert_eq(ac_outputs_alloc(&c, &out, &err), AC_OK);
+    uint16_t first = out.o[0];
+    ac_prefill_params p;
+    cr_assert_eq(ac_prefill_params_from_case(&c, &t, &out, &p, &err), AC_OK);
+    cr_assert_eq(ac_attn_prefill_cpu(&p, AC_BUG_NONE, &err), AC_OK, "%s", err.msg);
+
+    ac_prefill_params bad = p;
+    bad.heads_kv = 3; /* 4 % 3 != 0 */
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_GQA, "%s", err.msg);
+
+    int32_t cu[5];
+    memcpy(cu, t.cu_seqlens_q, sizeof cu);
+    cu[2] = cu[1] - 1;
+    bad = p;
+    bad.h_cu_seqlens_q = cu;
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SEQLENS);
+    cr_expect(strstr(err.msg, "h_cu_seqlens_q[2]") != NULL, "%s", err.msg);
+
+    int32_t saved = c.block_table[0];
+    c.block_table[0] = c.num_blocks; /* a used entry out of range */
+    cr_expect_eq(ac_attn_prefill_cpu(&p, AC_BUG_NONE, &err), AC_ERR_BLOCK_TABLE);
+    cr_expect(strstr(err.msg, "block_table[0][0]") != NULL, "%s", err.msg);
+    c.block_table[0] = saved;
+
+    int32_t sk[4];
+    memcpy(sk, c.seqlen_k, sizeof sk);
+    sk[1] = c.max_blocks_per_seq * c.block_size + 1;
+    bad = p;
+    bad.h_seqlens_k = sk;
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_CAPACITY);
+
+    bad = p;
+    bad.head_dim = 100;
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
+    bad = p;
+    bad.q = NULL;
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_NULL);
+    cr_expect(strstr(err.msg, "q is NULL") != NULL, "%s", err.msg);
+    bad = p;
+    bad.dtype = (ac_dtype)7;
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
+
+    /* None of the failures above wrote anything: rerun from poison. */
+    ac_outputs out2 = {0};
+    cr_assert_eq(ac_outputs_alloc(&c, &out2, &err), AC_OK);
+    bad = p;
+    bad.out = out2.o;
+    bad.lse = out2.lse;
+    bad.h_cu_seqlens_q = cu;
+    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SEQLENS);
+    cr_expect_eq(out2.o[0], first, "nothing may be written on bad input");
+    ac_outputs_free(&out2);
+    ac_outputs_free(&out);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}
+
+/* Zero sizes: no sequences, no queries, no keys anywhere. */
+Test(model_prefill, zero_sizes)
+{
+    static const int z[] = {0, 0}, one[] = {3, 2};
+    cfg g0 = {AC_BF16, 0, 2, 1, 64, z, z, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 0, 16, 0, 0, 1};
+    run_and_compare(&g0, AC_BUG_NONE, 1);
+    cfg g1 = {AC_FP16, 2, 2, 1, 64, z, one, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 0, 0, 2};
+    run_and_compare(&g1, AC_BUG_NONE, 1);
+    cfg g2 = {AC_FP16, 2, 2, 1, 128, one, z, AC_CAUSAL_NONE, AC_MASK_BOOL, 1, 0, 16, 0, 0, 3};
+    run_and_compare(&g2, AC_BUG_NONE, 1);
+}
