@@ -408,7 +408,7 @@ static int tally_report(const ac_case *c, const tally *t, int32_t D, const char 
 }
 
 /* Worst |diff| / tolerance over the comparisons that held: how close
-   correct runs come to the bound (reported by run_properties). */
+   correct runs come to the bound (reported by property_gpu). */
 static double g_worst_held;
 
 double ac_prop_worst_ratio(int reset)

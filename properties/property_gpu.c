@@ -1,7 +1,7 @@
 /* Plain driver: every property over its grid on one backend, a table of the
  * results. For the GPU host (no Criterion there): exits 77 without a CUDA
  * device, so ctest reports the `gpu` test skipped.
- *   run_properties [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] [--scale K]
+ *   property_gpu [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] [--scale K]
  *                  [--bug NAME]
  * --scale K multiplies the sequence lengths (ac_prop_set_length_scale);
  * --bug injects one of ac_backend.h's bugs (then failures are the point). */
@@ -44,7 +44,7 @@ int main(int argc, char **argv)
                     found = 1;
                 }
             if (!found) {
-                fprintf(stderr, "run_properties: unknown bug %s\n", argv[i]);
+                fprintf(stderr, "property_gpu: unknown bug %s\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
         }
     }
     if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("run_properties: no CUDA device: skipped\n");
+        printf("property_gpu: no CUDA device: skipped\n");
         return 77;
     }
     printf("properties on %s, bug %s, ATTNCHECK_SEED=%" PRIu64 ", length scale %d\n", ac_backend_name(be),
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
         failed += rep.failed > 0;
     }
     if (!ran) {
-        fprintf(stderr, "run_properties: no property named %s\n", only ? only : "?");
+        fprintf(stderr, "property_gpu: no property named %s\n", only ? only : "?");
         return 2;
     }
     printf("%s: %d of %d properties failed\n", failed ? "FAIL" : "PASS", failed, ran);
