@@ -80,7 +80,9 @@ ac_status ac_attn_decode_validate(const ac_decode_params *p, ac_error *err)
     }
     int32_t rows = max_lq * (p->heads_q / p->heads_kv);
     int64_t chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
-    int64_t splits = p->num_splits ? p->num_splits : AC_MAX_SPLITS;
+    /* Automatic splits resolve to ~2 waves of CTAs, or to 1 when the batch
+       alone fills the device: bound the grid with the count that will run. */
+    int64_t splits = p->num_splits ? p->num_splits : ac_attn_decode_splits(p, p->num_sms);
     if ((int64_t)p->batch * p->heads_kv * chunks * splits > INT32_MAX)
         return ac_fail(err, AC_ERR_SHAPE, "batch * heads_kv * row chunks * num_splits = %d * %d * %lld * %lld: "
                        "must be < 2^31 (one CTA each)", p->batch, p->heads_kv, (long long)chunks,

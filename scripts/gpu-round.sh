@@ -31,8 +31,11 @@ build)
   ;;
 remote)
   what=${2:-all}
-  out=${OUT:-$PWD/gpu-results}
-  mkdir -p "$out"
+  # Logs gather in a scratch folder and travel back as one archive plus the
+  # summary (the device tool returns at most 8 files).
+  dest=${OUT:-$PWD/gpu-results}
+  out=$(mktemp -d /tmp/gpu-round.XXXXXX)
+  mkdir -p "$dest"
   # CTestTestfile.cmake holds the build machine's absolute paths: recreate them.
   src=$(sed -n 's/^# Source directory: //p' $B/CTestTestfile.cmake)
   if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
@@ -77,6 +80,8 @@ remote)
       cat "$out/decode-bench.txt" >>"$summary"
     fi
   fi
+  tar czf "$dest/gpu-round-logs.tgz" -C "$out" .
+  cp "$summary" "$dest/summary.txt"
   echo "=================== summary"
   cat "$summary"
   ;;

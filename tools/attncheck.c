@@ -2,6 +2,7 @@
  *   attncheck run   [options] [FAMILY...]   the oracle's self-check, then the default
  *                                           check sweep (all families)
  *   attncheck sweep FAMILY [options]        one family's matrix (what ctest runs)
+ *   attncheck e2e [options]                 store a prompt, then store + decode steps
  *   attncheck describe FILE...              print case files readably
  * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose
  * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
@@ -14,6 +15,7 @@
 
 #include "ac_casefile.h"
 #include "ac_check.h"
+#include "ac_e2e.h"
 #include "ac_gen.h"
 #include "ac_sweep.h"
 
@@ -32,6 +34,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options]\n"
+            "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N]\n"
             "       attncheck describe FILE...\n"
             "FAMILY: prefill decode combine store\n");
 }
@@ -251,6 +254,13 @@ int main(int argc, char **argv)
         if (!strcmp(cmd, "run")) rc_self = oracle_selfcheck(o.quick, o.seed);
         int rc = npos == 0 ? run_families(all, 4, &o) : run_families(pos, npos, &o);
         return rc ? rc : rc_self;
+    }
+    if (!strcmp(cmd, "e2e")) {
+        cli_opts o;
+        const char *pos[64];
+        int npos;
+        if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos) || npos) { usage(stderr); return 2; }
+        return ac_e2e_main(o.backend, o.quick, o.seed, stdout);
     }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     fprintf(stderr, "attncheck: unknown command \"%s\"\n", cmd);
