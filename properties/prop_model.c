@@ -23,6 +23,8 @@ void prop_model_free(ac_oracle_result *m)
     free(m->lse);
     free(m->spv);
     free(m->spvo);
+    free(m->sv);
+    free(m->sv_tiny);
     free(m->qk_abs);
     free(m->logit_abs);
     free(m->n_allowed);
@@ -43,10 +45,12 @@ static ac_status model_alloc(ac_oracle_result *m, int64_t rows, int32_t D, ac_er
     m->lse = malloc(sizeof(double) * r);
     m->spv = malloc(sizeof(double) * e);
     m->spvo = malloc(sizeof(double) * e);
+    m->sv = malloc(sizeof(double) * e);
+    m->sv_tiny = malloc(sizeof(double) * e);
     m->qk_abs = malloc(sizeof(double) * r);
     m->logit_abs = malloc(sizeof(double) * r);
     m->n_allowed = malloc(sizeof(int32_t) * r);
-    if (!m->checked || !m->o || !m->o_f32 || !m->o_half || !m->lse || !m->spv || !m->spvo || !m->qk_abs ||
+    if (!m->checked || !m->o || !m->o_f32 || !m->o_half || !m->lse || !m->spv || !m->spvo || !m->sv || !m->sv_tiny || !m->qk_abs ||
         !m->logit_abs || !m->n_allowed) {
         prop_model_free(m);
         return ac_fail(err, AC_ERR_NOMEM, "bound model: out of memory for %lld rows", (long long)rows);
@@ -56,7 +60,7 @@ static ac_status model_alloc(ac_oracle_result *m, int64_t rows, int32_t D, ac_er
 }
 
 /* One row from its n allowed logits s[] and value rows vrow(j): O, LSE,
-   SPV, SPVO, |s| max. */
+   SPV, SPVO, SV, SV_tiny, |s| max (the oracle's definitions, oracle.h). */
 typedef struct row_work {
     double *s, *p;
     const uint16_t **vrow;  /* attention: V rows in the dtype */
@@ -67,8 +71,9 @@ static void finish_row(const ac_case *c, ac_oracle_result *m, int64_t r, int32_t
 {
     const int32_t D = m->head_dim;
     double *o = m->o + r * D, *spv = m->spv + r * D, *spvo = m->spvo + r * D;
+    double *sv = m->sv + r * D, *svt = m->sv_tiny + r * D;
     m->n_allowed[r] = n;
-    for (int32_t d = 0; d < D; d++) o[d] = spv[d] = spvo[d] = 0.0;
+    for (int32_t d = 0; d < D; d++) o[d] = spv[d] = spvo[d] = sv[d] = svt[d] = 0.0;
     double mx = -INFINITY, L = 0.0;
     for (int32_t j = 0; j < n; j++) {
         if (w->s[j] > mx) mx = w->s[j];
@@ -87,12 +92,18 @@ static void finish_row(const ac_case *c, ac_oracle_result *m, int64_t r, int32_t
                 double v = w->vrow ? (double)ac_half_to_f32(c->dtype, w->vrow[j][d]) : (double)w->vrow32[j][d];
                 o[d] += w->p[j] * v;
             }
-        for (int32_t j = 0; j < n; j++)
+        for (int32_t j = 0; j < n; j++) {
+            /* The unnormalised weight exp(s_j - max) = P_j * l: below 2^-14 it
+               is subnormal in fp16 (sv_tiny, oracle.h). */
+            int tiny = w->p[j] * l < 0x1p-14;
             for (int32_t d = 0; d < D; d++) {
                 double v = w->vrow ? (double)ac_half_to_f32(c->dtype, w->vrow[j][d]) : (double)w->vrow32[j][d];
                 spv[d] += w->p[j] * fabs(v);
                 spvo[d] += w->p[j] * fabs(v - o[d]);
+                sv[d] += fabs(v);
+                if (tiny) svt[d] += fabs(v) / l;
             }
+        }
     }
     for (int32_t d = 0; d < D; d++) {
         m->o_f32[r * D + d] = (float)o[d];

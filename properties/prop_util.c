@@ -228,12 +228,14 @@ double prop_out_val(const ac_case *c, const ac_outputs *o, int64_t e)
 
 double prop_elem_bound(const ac_case *c, const ac_oracle_result *m, int64_t r, int32_t d)
 {
-    /* docs/VERDICT.md: u_in SPV + u_out |O*| + eta_out + delta_s SPVO + gamma_n SPV. */
+    /* docs/VERDICT.md, as ac_verdict_judge computes it: u_in SPV + eta_in SVT
+       + ftz (SV + n) + (u_out + nu) |O*| + eta_out + delta_s SPVO + gamma_n SPV.
+       test_properties checks this copy against the verdict's own. */
     ac_bound_terms tm;
     ac_verdict_terms(c, m, r, c->op == AC_OP_COMBINE, &tm);
     int64_t e = r * m->head_dim + d;
-    return tm.u_in * m->spv[e] + tm.u_out * fabs(m->o[e]) + tm.eta_out + tm.delta_s * m->spvo[e] +
-           tm.gamma_n * m->spv[e];
+    return tm.u_in * m->spv[e] + tm.eta_in * m->sv_tiny[e] + tm.ftz * (m->sv[e] + m->n_allowed[r]) +
+           (tm.u_out + tm.nu) * fabs(m->o[e]) + tm.eta_out + tm.delta_s * m->spvo[e] + tm.gamma_n * m->spv[e];
 }
 
 double prop_lse_bound(const ac_case *c, const ac_oracle_result *m, int64_t r)
