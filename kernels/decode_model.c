@@ -213,7 +213,6 @@ ac_status ac_attn_decode_model(const ac_decode_params *p, int bug, ac_error *err
                     for (int64_t base = kb; base < hi; base += (int64_t)lanes * kpt) {
                         for (int32_t l = 0; l < lanes; l++) {
                             lane_state *ls = &st_l[l];
-                            float mt = -INFINITY;
                             for (int32_t kk = 0; kk < kpt; kk++) {
                                 int64_t pos = base + (int64_t)kk * lanes + l;
                                 sv[kk] = -INFINITY;
@@ -223,22 +222,26 @@ ac_status ac_attn_decode_model(const ac_decode_params *p, int bug, ac_error *err
                                 float dot = 0.0f;
                                 for (int32_t e = 0; e < d; e++) dot += qf[e] * load_elem(p->dtype, p->k_cache, koff + e);
                                 sv[kk] = dot * scale2;
-                                mt = fmaxf(mt, sv[kk]);
                             }
-                            float mn = fmaxf(ls->m, mt);
-                            if (mn == -INFINITY) continue;
-                            float alpha = exp2f(ls->m - mn);
-                            ls->l *= alpha;
-                            for (int32_t e = 0; e < d; e++) ls->acc[e] *= alpha;
-                            ls->m = mn;
-                            for (int32_t kk = 0; kk < kpt; kk++) {
-                                if (sv[kk] == -INFINITY) continue; /* masked: V never touched */
-                                int64_t pos = base + (int64_t)kk * lanes + l;
-                                int64_t voff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, d);
-                                float pr = exp2f(sv[kk] - mn);
-                                ls->l += pr;
-                                for (int32_t e = 0; e < d; e++)
-                                    ls->acc[e] += pr * load_elem(p->dtype, p->v_cache, voff + e);
+                            /* The running max moves AC_DECODE_SOFTMAX_KEYS keys at a time, as in the kernel. */
+                            for (int32_t g = 0; g < kpt; g += AC_DECODE_SOFTMAX_KEYS) {
+                                float mt = -INFINITY;
+                                for (int32_t kk = g; kk < g + AC_DECODE_SOFTMAX_KEYS; kk++) mt = fmaxf(mt, sv[kk]);
+                                float mn = fmaxf(ls->m, mt);
+                                if (mn == -INFINITY) continue;
+                                float alpha = exp2f(ls->m - mn);
+                                ls->l *= alpha;
+                                for (int32_t e = 0; e < d; e++) ls->acc[e] *= alpha;
+                                ls->m = mn;
+                                for (int32_t kk = g; kk < g + AC_DECODE_SOFTMAX_KEYS; kk++) {
+                                    if (sv[kk] == -INFINITY) continue; /* masked: V never touched */
+                                    int64_t pos = base + (int64_t)kk * lanes + l;
+                                    int64_t voff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, d);
+                                    float pr = exp2f(sv[kk] - mn);
+                                    ls->l += pr;
+                                    for (int32_t e = 0; e < d; e++)
+                                        ls->acc[e] += pr * load_elem(p->dtype, p->v_cache, voff + e);
+                                }
                             }
                         }
                     }
