@@ -3,6 +3,8 @@
  *                                           check sweep (all families)
  *   attncheck sweep FAMILY [options]        one family's matrix (what ctest runs)
  *   attncheck e2e [options]                 store a prompt, then store + decode steps
+ *   attncheck selftest [options]            inject classic bugs into the CPU models and
+ *                                           show which checks catch them
  *   attncheck describe FILE...              print case files readably
  * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose
  * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
@@ -16,6 +18,7 @@
 #include "ac_casefile.h"
 #include "ac_check.h"
 #include "ac_e2e.h"
+#include "ac_selftest.h"
 #include "ac_gen.h"
 #include "ac_sweep.h"
 
@@ -35,6 +38,7 @@ static void usage(FILE *f)
             "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N]\n"
+            "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--verbose]\n"
             "       attncheck describe FILE...\n"
             "FAMILY: prefill decode combine store\n");
 }
@@ -255,6 +259,7 @@ int main(int argc, char **argv)
         int rc = npos == 0 ? run_families(all, 4, &o) : run_families(pos, npos, &o);
         return rc ? rc : rc_self;
     }
+    if (!strcmp(cmd, "selftest")) return ac_selftest_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "e2e")) {
         cli_opts o;
         const char *pos[64];
