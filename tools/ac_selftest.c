@@ -279,7 +279,7 @@ int ac_selftest_main(int argc, char **argv)
         char caught[1024] = "";
         size_t len = 0;
         int first = 0;
-        char first_why[1024] = "";
+        char first_why[1024 + 64] = ""; /* a property name, ": ", and its message */
         uint64_t bseed = mix(seed ^ mix(0x1000 + (uint64_t)b));
         for (int k = 0; k < nchecks; k++) {
             const char *name = k < ac_prop_count ? ac_props[k].name : "oracle";

@@ -30,12 +30,13 @@ typedef struct cli_opts {
     int quick, verbose;
     uint64_t seed;
     const char *tsv;
+    ac_bug bug;          /* --bug NAME: inject a classic bug into the CPU models */
 } cli_opts;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [FAMILY...]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N]\n"
             "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--verbose]\n"
@@ -51,6 +52,7 @@ static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char *
     o->quick = o->verbose = 0;
     o->seed = 1;
     o->tsv = NULL;
+    o->bug = AC_BUG_NONE;
     *npos = 0;
     for (int i = from; i < argc; i++) {
         const char *a = argv[i];
@@ -64,6 +66,18 @@ static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char *
         else if (!strcmp(a, "--verbose")) o->verbose = 1;
         else if (!strcmp(a, "--seed") && i + 1 < argc) o->seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(a, "--tsv") && i + 1 < argc) o->tsv = argv[++i];
+        else if (!strcmp(a, "--bug") && i + 1 < argc) {
+            const char *name = argv[++i];
+            int found = 0;
+            for (int b = 1; b < AC_BUG_COUNT; b++)
+                if (!strcmp(name, ac_bug_name((ac_bug)b))) { o->bug = (ac_bug)b; found = 1; }
+            if (!found) {
+                fprintf(stderr, "attncheck: --bug %s: unknown; one of:", name);
+                for (int b = 1; b < AC_BUG_COUNT; b++) fprintf(stderr, " %s", ac_bug_name((ac_bug)b));
+                fprintf(stderr, "\n");
+                return -1;
+            }
+        }
         else if (a[0] == '-') { fprintf(stderr, "attncheck: unknown option %s\n", a); return -1; }
         else pos[(*npos)++] = a;
     }
@@ -117,8 +131,9 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
     FILE *tsv = o->tsv ? fopen(o->tsv, "w") : NULL;
     if (o->tsv && !tsv) fprintf(stderr, "attncheck: cannot write %s\n", o->tsv);
     if (tsv) fprintf(tsv, "group\tpass\tr\tlse_r\tulp\tratio\tcase\n");
-    printf("attncheck: %d cases on the %s%s\n", list.n, ac_backend_name(o->backend),
-           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)");
+    printf("attncheck: %d cases on the %s%s%s%s\n", list.n, ac_backend_name(o->backend),
+           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)",
+           o->bug ? ", injected bug: " : "", o->bug ? ac_bug_name(o->bug) : "");
     group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
     int ng = 0, failed = 0, tty = isatty(2);
     double t0 = ac_now(), last = t0;
@@ -126,7 +141,7 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
         const ac_case *c = &list.cases[i];
         char line[512];
         ac_case_line(c, line, sizeof line);
-        ac_check_opts co = {o->backend, AC_BUG_NONE, 0, 1, 0};
+        ac_check_opts co = {o->backend, o->bug, 0, 1, 0};
         ac_check_result r;
         ac_status st = ac_check_case(c, &co, &r);
         group_stat *g = stat_for(groups, &ng, list.group[i]);
