@@ -204,7 +204,7 @@ static ac_status build_combine(int quick, uint64_t seed, ac_case_list *l, ac_err
     for (int dt = 0; dt < 2; dt++)
         for (int di = 0; di < 2; di++)
             for (int si = 0; si < 4; si++, idx++) {
-                if (quick && idx % 4 != 0) continue;
+                if (quick && idx % 3 != 0) continue; /* every split count appears */
                 ac_case *c = push(l, "combine", err);
                 if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
                 c->op = AC_OP_COMBINE;
