@@ -287,7 +287,10 @@ static double try_needle(needle_ctx *x, int32_t js)
     for (int32_t d = 0; d < dim; d++) kmax = mag(ks[d]) > kmax ? mag(ks[d]) : kmax;
     double alpha = (NEEDLE_GAP_AIM + spread) / (mag(x->scale) * dmin);
     if (alpha * mag(x->scale) * kk > NEEDLE_LOGIT_MAX) return -1.0;
-    if (x->c->dtype == AC_FP16 && alpha * kmax > 16384.0) return -1.0; /* fp16 max is 65504 */
+    /* q must stay finite in the dtype (fp16 max is 65504) and the raw fp32 dot
+       product q.k, taken before the scale, must stay far from overflow: with a
+       tiny scale (2^-126) alpha would otherwise reach 1e38 and beyond. */
+    if (alpha * kmax > 16384.0) return -1.0;
     if (x->scale < 0.0) alpha = -alpha;
     for (int32_t d = 0; d < dim; d++) {
         x->qh[d] = ac_f64_to_half(x->c->dtype, alpha * ks[d]);

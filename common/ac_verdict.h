@@ -2,7 +2,8 @@
  * bound derived from what a correct kernel legitimately does (docs/VERDICT.md).
  *
  * Per output element (row r = query t * Hq + h, dim d), with n = |A_r|:
- *   bound = u_in * SPV + u_out * |O*| + eta_out + delta_s * SPVO + gamma_n * SPV
+ *   bound = u_in * SPV + eta_in * SVT + ftz * (SV + n) + u_out * |O*| + eta_out
+ *           + delta_s * SPVO + gamma_n * SPV + nu * |O*|
  *   r_elem = |O - O*| / (AC_VERDICT_C * bound)          pass iff r_elem <= 1
  * and per row, separately and tightly, for the LSE:
  *   bound_lse = delta_s + gamma_n + eps_log + 2 u32 (|LSE*| + L)
@@ -67,7 +68,7 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
 
 /* The per-element bound's terms, exposed for the docs' calibration tables. */
 typedef struct ac_bound_terms {
-    double u_in, u_out, eta_out, delta_s, gamma_n, eps_log;
+    double u_in, eta_in, ftz, u_out, eta_out, delta_s, gamma_n, eps_log, nu;
 } ac_bound_terms;
 void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row, int judge_f32,
                       ac_bound_terms *terms);

@@ -135,7 +135,13 @@ AC_HD int32_t ac_decode_cta_rows(int32_t rows_needed)
     while (r < rows_needed && r < AC_DECODE_MAX_ROWS) r *= 2;
     return r;
 }
-/* Keys per lane per step: fewer when more rows need registers. */
+/* The online softmax of a key lane takes its running max over this many keys
+   at a time, however many keys a step loads (kpt): the summation order then
+   depends neither on the rows per CTA nor, through them, on the other
+   sequences of the batch (batch invariance; the property suite checks it). */
+#define AC_DECODE_SOFTMAX_KEYS 2
+/* Keys per lane per step (a multiple of AC_DECODE_SOFTMAX_KEYS): fewer when
+   more rows need registers. */
 AC_HD int32_t ac_decode_kpt(int32_t cta_rows)
 {
     return cta_rows <= 2 ? 8 : cta_rows == 4 ? 4 : 2;

@@ -72,8 +72,9 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
 #endif
 }
 
-// One step of a key lane: logits of its KPT keys for all rows, one rescale
-// per row, then P.V for the keys each row may see. kr/vr hold the keys'
+// One step of a key lane: logits of its KPT keys for all rows, then per group
+// of AC_DECODE_SOFTMAX_KEYS keys one rescale per row and P.V for the keys
+// each row may see. kr/vr hold the keys'
 // 8-element chunks (zero where the key or the chunk is not there).
 template <typename T, int TPK, int ROWS, int KPT, int NS>
 __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 (&vr)[KPT], int32_t base,
@@ -97,31 +98,38 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
             sc[kk][r] = p < row_end[r] ? dot * scale2 : -INFINITY; // a select: a masked dot never counts
         }
     }
+    // The running max moves AC_DECODE_SOFTMAX_KEYS keys at a time, whatever
+    // KPT is, so the result does not depend on ROWS (batch invariance).
+    constexpr int G = AC_DECODE_SOFTMAX_KEYS;
+    static_assert(KPT % G == 0, "a step holds whole softmax groups");
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        float mt = -INFINITY;
-#pragma unroll
-        for (int kk = 0; kk < KPT; kk++) mt = fmaxf(mt, sc[kk][r]);
-        const float mn = fmaxf(m[r], mt);
-        if (mn != -INFINITY) {
-            const float alpha = exp2f(m[r] - mn);
-            l[r] *= alpha;
-#pragma unroll
-            for (int e = 0; e < 8; e++) acc[r][e] *= alpha;
-            m[r] = mn;
-        }
-    }
-#pragma unroll
-    for (int kk = 0; kk < KPT; kk++) {
-        float vf[8];
-        ac_to_f32x8(T(), vr[kk], vf);
+    for (int g = 0; g < KPT; g += G) {
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
-            if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
-            const float pr = exp2f(sc[kk][r] - m[r]);
-            l[r] += pr;
+            float mt = -INFINITY;
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[r][e] += pr * vf[e];
+            for (int kk = g; kk < g + G; kk++) mt = fmaxf(mt, sc[kk][r]);
+            const float mn = fmaxf(m[r], mt);
+            if (mn != -INFINITY) {
+                const float alpha = exp2f(m[r] - mn);
+                l[r] *= alpha;
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[r][e] *= alpha;
+                m[r] = mn;
+            }
+        }
+#pragma unroll
+        for (int kk = g; kk < g + G; kk++) {
+            float vf[8];
+            ac_to_f32x8(T(), vr[kk], vf);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
+                const float pr = exp2f(sc[kk][r] - m[r]);
+                l[r] += pr;
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[r][e] += pr * vf[e];
+            }
         }
     }
 }

@@ -80,7 +80,9 @@ ac_status ac_attn_decode_validate(const ac_decode_params *p, ac_error *err)
     }
     int32_t rows = max_lq * (p->heads_q / p->heads_kv);
     int64_t chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
-    int64_t splits = p->num_splits ? p->num_splits : AC_MAX_SPLITS;
+    /* Automatic splits resolve to ~2 waves of CTAs, or to 1 when the batch
+       alone fills the device: bound the grid with the count that will run. */
+    int64_t splits = p->num_splits ? p->num_splits : ac_attn_decode_splits(p, p->num_sms);
     if ((int64_t)p->batch * p->heads_kv * chunks * splits > INT32_MAX)
         return ac_fail(err, AC_ERR_SHAPE, "batch * heads_kv * row chunks * num_splits = %d * %d * %lld * %lld: "
                        "must be < 2^31 (one CTA each)", p->batch, p->heads_kv, (long long)chunks,
@@ -211,7 +213,6 @@ ac_status ac_attn_decode_model(const ac_decode_params *p, int bug, ac_error *err
                     for (int64_t base = kb; base < hi; base += (int64_t)lanes * kpt) {
                         for (int32_t l = 0; l < lanes; l++) {
                             lane_state *ls = &st_l[l];
-                            float mt = -INFINITY;
                             for (int32_t kk = 0; kk < kpt; kk++) {
                                 int64_t pos = base + (int64_t)kk * lanes + l;
                                 sv[kk] = -INFINITY;
@@ -221,22 +222,26 @@ ac_status ac_attn_decode_model(const ac_decode_params *p, int bug, ac_error *err
                                 float dot = 0.0f;
                                 for (int32_t e = 0; e < d; e++) dot += qf[e] * load_elem(p->dtype, p->k_cache, koff + e);
                                 sv[kk] = dot * scale2;
-                                mt = fmaxf(mt, sv[kk]);
                             }
-                            float mn = fmaxf(ls->m, mt);
-                            if (mn == -INFINITY) continue;
-                            float alpha = exp2f(ls->m - mn);
-                            ls->l *= alpha;
-                            for (int32_t e = 0; e < d; e++) ls->acc[e] *= alpha;
-                            ls->m = mn;
-                            for (int32_t kk = 0; kk < kpt; kk++) {
-                                if (sv[kk] == -INFINITY) continue; /* masked: V never touched */
-                                int64_t pos = base + (int64_t)kk * lanes + l;
-                                int64_t voff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, d);
-                                float pr = exp2f(sv[kk] - mn);
-                                ls->l += pr;
-                                for (int32_t e = 0; e < d; e++)
-                                    ls->acc[e] += pr * load_elem(p->dtype, p->v_cache, voff + e);
+                            /* The running max moves AC_DECODE_SOFTMAX_KEYS keys at a time, as in the kernel. */
+                            for (int32_t g = 0; g < kpt; g += AC_DECODE_SOFTMAX_KEYS) {
+                                float mt = -INFINITY;
+                                for (int32_t kk = g; kk < g + AC_DECODE_SOFTMAX_KEYS; kk++) mt = fmaxf(mt, sv[kk]);
+                                float mn = fmaxf(ls->m, mt);
+                                if (mn == -INFINITY) continue;
+                                float alpha = exp2f(ls->m - mn);
+                                ls->l *= alpha;
+                                for (int32_t e = 0; e < d; e++) ls->acc[e] *= alpha;
+                                ls->m = mn;
+                                for (int32_t kk = g; kk < g + AC_DECODE_SOFTMAX_KEYS; kk++) {
+                                    if (sv[kk] == -INFINITY) continue; /* masked: V never touched */
+                                    int64_t pos = base + (int64_t)kk * lanes + l;
+                                    int64_t voff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, d);
+                                    float pr = exp2f(sv[kk] - mn);
+                                    ls->l += pr;
+                                    for (int32_t e = 0; e < d; e++)
+                                        ls->acc[e] += pr * load_elem(p->dtype, p->v_cache, voff + e);
+                                }
                             }
                         }
                     }

@@ -189,7 +189,8 @@ ac_status ac_attn_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *
                     Vf[(int64_t)j * D + d] = ac_half_to_f32(dt, v[off + d]);
                 }
             }
-            if (p->mask_kind != AC_MASK_NONE) {
+            /* A mask of zero elements may be NULL: form no pointer from it. */
+            if (p->mask_kind != AC_MASK_NONE && (int64_t)lq * lk > 0) {
                 int64_t moff = p->h_mask_off[b] + (p->mask_per_head ? (int64_t)h * lq * lk : 0);
                 r.mbool = p->mask_kind == AC_MASK_BOOL ? p->mask_bool + moff : NULL;
                 r.mbias = p->mask_kind == AC_MASK_ADDITIVE ? p->mask_bias + moff : NULL;

@@ -115,6 +115,8 @@ void ac_oracle_result_free(ac_oracle_result *res)
     free(res->lse);
     free(res->spv);
     free(res->spvo);
+    free(res->sv);
+    free(res->sv_tiny);
     free(res->qk_abs);
     free(res->logit_abs);
     free(res->n_allowed);
@@ -134,17 +136,19 @@ static ac_status alloc_rows(ac_oracle_result *res, int64_t rows, int32_t D, ac_d
     res->o_half = malloc(sizeof(uint16_t) * (n ? n : 1));
     res->spv = malloc(sizeof(double) * (n ? n : 1));
     res->spvo = malloc(sizeof(double) * (n ? n : 1));
+    res->sv = malloc(sizeof(double) * (n ? n : 1));
+    res->sv_tiny = malloc(sizeof(double) * (n ? n : 1));
     res->lse = malloc(sizeof(double) * (r ? r : 1));
     res->qk_abs = malloc(sizeof(double) * (r ? r : 1));
     res->logit_abs = malloc(sizeof(double) * (r ? r : 1));
     res->n_allowed = malloc(sizeof(int32_t) * (r ? r : 1));
-    if (!res->checked || !res->o || !res->o_f32 || !res->o_half || !res->spv || !res->spvo || !res->lse ||
+    if (!res->checked || !res->o || !res->o_f32 || !res->o_half || !res->spv || !res->spvo || !res->sv || !res->sv_tiny || !res->lse ||
         !res->qk_abs || !res->logit_abs || !res->n_allowed)
         return ac_fail(err, AC_ERR_NOMEM, "oracle result: out of memory for %lld rows x %d", (long long)rows, D);
     /* Rows not evaluated (sampling) stay NaN / -1, never mistaken for results. */
     uint16_t half_nan = dtype == AC_FP16 ? 0x7e00u : 0x7fc0u;
     for (size_t i = 0; i < n; i++) {
-        res->o[i] = res->spv[i] = res->spvo[i] = NAN;
+        res->o[i] = res->spv[i] = res->spvo[i] = res->sv[i] = res->sv_tiny[i] = NAN;
         res->o_f32[i] = NAN;
         res->o_half[i] = half_nan;
     }
@@ -286,16 +290,24 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
     res->lse[r] = jb->opts->lse_base2 ? out.lse2 : out.lse;
     res->n_allowed[r] = in->n;
     /* Scales for the verdict (double is ample: they size a tolerance). */
-    double *spv = res->spv + e0, *spvo = res->spvo + e0;
+    double *spv = res->spv + e0, *spvo = res->spvo + e0, *sv = res->sv + e0, *svt = res->sv_tiny + e0;
     const double *o = res->o + e0;
-    for (int32_t d = 0; d < D; d++) spv[d] = spvo[d] = 0.0;
+    for (int32_t d = 0; d < D; d++) spv[d] = spvo[d] = sv[d] = svt[d] = 0.0;
     double logit_abs = 0.0, qk_abs = 0.0;
+    /* A kernel's unnormalised weight is p_j = exp(s_j - max s) = P_j * L with
+       L = exp(LSE - max s) >= 1; those below 2^-14 are subnormal in fp16. */
+    double smax = -INFINITY;
+    for (int32_t j = 0; j < in->n; j++) smax = w->s[j] > smax ? w->s[j] : smax;
+    double L = in->n ? exp(out.lse - smax) : 1.0;
     for (int32_t j = 0; j < in->n; j++) {
         const double *v = in->vr + (int64_t)in->idx[j] * D;
         double pj = w->p[j];
+        int tiny = pj * L < 0x1p-14;
         for (int32_t d = 0; d < D; d++) {
             spv[d] += pj * fabs(v[d]);
             spvo[d] += pj * fabs(v[d] - o[d]);
+            sv[d] += fabs(v[d]);
+            if (tiny) svt[d] += fabs(v[d]) / L;
         }
         if (fabs(w->s[j]) > logit_abs) logit_abs = fabs(w->s[j]);
         if (!in->logits) {

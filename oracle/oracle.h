@@ -47,6 +47,9 @@ typedef struct ac_oracle_result {
     /* What the verdict's error bound needs (docs/VERDICT.md): */
     double *spv;           /* [rows*D] sum_j P_j |v_jd| */
     double *spvo;          /* [rows*D] sum_j P_j |v_jd - O*_d| */
+    double *sv;            /* [rows*D] sum_j |v_jd| (unweighted: what underflowed weights may drop) */
+    double *sv_tiny;       /* [rows*D] sum over j with p_j = exp(s_j - max s) < 2^-14 of |v_jd| / L,
+                              L = sum_j p_j: the keys whose weight is subnormal in fp16 */
     double *qk_abs;        /* [rows] max over allowed j of |scale| * sum_d |q_d k_jd| */
     double *logit_abs;     /* [rows] max over allowed j of |s_j| (bias included) */
     int32_t *n_allowed;    /* [rows] size of the allowed set */

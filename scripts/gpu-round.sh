@@ -1,56 +1,92 @@
 #!/usr/bin/env bash
 # One GPU round of attncheck.
 #   scripts/gpu-round.sh build    here (nvcc, no GPU): builds build-gpu/ with the
-#                                 kernels for sm_90 and static MPFR/GMP/cudart
-#   scripts/gpu-round.sh remote   on the Hopper host (device tool, carry build-gpu):
-#                                 ctest -L gpu, compute-sanitizer on a subset,
-#                                 benchmarks against SDPA peers; logs and a table
-#                                 go to $OUT (or ./gpu-results)
+#                                 kernels for sm_90 and static MPFR/GMP/cudart,
+#                                 and drops object files so only binaries travel
+#   scripts/gpu-round.sh remote [check|bench|all]
+#                                 on the Hopper host (device tool, carry build-gpu):
+#                                 check: ctest -L gpu (oracle verdicts), kernel vs
+#                                 CPU-model sweeps, compute-sanitizer on subsets;
+#                                 bench: prefill and decode against SDPA peers
+#                                 measured in the same run. Logs and tables go to
+#                                 $OUT (or ./gpu-results); a short table prints last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
+B=build-gpu
 case "$mode" in
 build)
   set -e
-  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-  targets=(attncheck)
-  for t in prefill_bench decode_bench property_gpu; do
-    grep -q "^$t:" <(cmake --build build-gpu --target help | sed 's/^\.\.\. //; s/ .*//; s/$/:/') && targets+=("$t")
+  cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+  avail=$(cmake --build $B --target help | sed 's/^\.\.\. //; s/[: ].*//')
+  targets=()
+  for t in attncheck prefill_bench decode_bench property_gpu layout_gpu_walk; do
+    grep -qx "$t" <<<"$avail" && targets+=("$t")
   done
-  cmake --build build-gpu -j"$(nproc)" --target "${targets[@]}"
-  # Only what the host needs travels: binaries, ctest files, python peers.
-  find build-gpu -name '*.o' -delete
-  du -sh build-gpu
+  cmake --build $B -j"$(nproc)" --target "${targets[@]}"
+  # Objects, archives and CMake's scratch stay here: only binaries and ctest files travel.
+  find $B \( -name '*.o' -o -name '*.a' \) -delete
+  find $B -type d -name CMakeFiles -prune -exec rm -rf {} +
+  du -sh $B
   ;;
 remote)
-  out=${OUT:-$PWD/gpu-results}
-  mkdir -p "$out"
-  # CTestTestfile.cmake holds this build machine's absolute paths: recreate them.
-  src=$(sed -n 's/^# Source directory: //p' build-gpu/CTestTestfile.cmake)
+  what=${2:-all}
+  # Logs gather in a scratch folder and travel back as one archive plus the
+  # summary (the device tool returns at most 8 files).
+  dest=${OUT:-$PWD/gpu-results}
+  out=$(mktemp -d /tmp/gpu-round.XXXXXX)
+  mkdir -p "$dest"
+  # CTestTestfile.cmake holds the build machine's absolute paths: recreate them.
+  src=$(sed -n 's/^# Source directory: //p' $B/CTestTestfile.cmake)
   if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
-  {
-    echo "== ctest -L gpu"
-    ctest --test-dir build-gpu -L gpu --output-on-failure 2>&1 | tee "$out/ctest-gpu.log" | tail -n 40
-    echo "== per-group tables"
+  summary="$out/summary.txt"
+  : >"$summary"
+  if [ "$what" = check ] || [ "$what" = all ]; then
+    ctest --test-dir $B -L gpu --output-on-failure >"$out/ctest-gpu.log" 2>&1
+    echo "ctest -L gpu: rc=$? $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log")" | tee -a "$summary"
+    grep -E "Test +#" "$out/ctest-gpu.log" | tee -a "$summary"
     for fam in prefill decode combine store; do
-      build-gpu/tools/attncheck sweep $fam --backend gpu --tsv "$out/sweep-$fam.tsv" 2>/dev/null | sed -n '/^group/,$p'
-    done
-    echo "== compute-sanitizer memcheck (quick subsets)"
+      log=$(ls $B/Testing/Temporary/LastTest.log 2>/dev/null)
+      $B/tools/attncheck sweep $fam --backend gpu --tsv "$out/sweep-$fam.tsv" >"$out/sweep-$fam.log" 2>&1
+      sed -n '/^group/,$p' "$out/sweep-$fam.log" >>"$summary"
+    done &
+    sweeps=$!
+    [ -x $B/bench/prefill_bench ] && { $B/bench/prefill_bench --check >"$out/prefill-check.log" 2>&1;
+      echo "prefill kernel vs model: rc=$? $(grep -cE '^FAIL' "$out/prefill-check.log") FAIL lines" >>"$summary"; }
+    [ -x $B/bench/decode_bench ] && { $B/bench/decode_bench --check >"$out/decode-check.log" 2>&1;
+      echo "decode kernels vs models: rc=$? $(grep -cE '^FAIL' "$out/decode-check.log") FAIL lines" >>"$summary"; }
     for fam in prefill decode combine store; do
-      compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tools/attncheck sweep $fam --backend gpu --quick \
-        > "$out/memcheck-$fam.log" 2>&1
-      echo "memcheck $fam: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$out/memcheck-$fam.log") clean summaries)"
+      compute-sanitizer --tool memcheck --error-exitcode 9 $B/tools/attncheck sweep $fam --backend gpu --quick \
+        >"$out/memcheck-$fam.log" 2>&1
+      echo "memcheck $fam (quick sweep): rc=$? $(grep -h 'ERROR SUMMARY' "$out/memcheck-$fam.log" | tail -1)" >>"$summary"
     done
-    echo "== benchmarks"
-    [ -x build-gpu/bench/prefill_bench ] && build-gpu/bench/prefill_bench 2>&1
-    [ -f bench/sdpa_peers.py ] && PYTHONUNBUFFERED=1 python3 bench/sdpa_peers.py 2>&1
-    [ -x build-gpu/bench/decode_bench ] && build-gpu/bench/decode_bench 2>&1
-    [ -f bench/sdpa_decode_peers.py ] && PYTHONUNBUFFERED=1 python3 bench/sdpa_decode_peers.py 2>&1
-  } 2>&1 | tee "$out/round.log"
+    compute-sanitizer --tool racecheck --error-exitcode 9 $B/tools/attncheck sweep prefill --backend gpu --quick \
+      >"$out/racecheck-prefill.log" 2>&1
+    echo "racecheck prefill (quick sweep): rc=$? $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$out/racecheck-prefill.log" | tail -1)" >>"$summary"
+    [ -x $B/properties/property_gpu ] && { $B/properties/property_gpu >"$out/properties-gpu.log" 2>&1;
+      echo "properties on the kernels: rc=$? $(tail -1 "$out/properties-gpu.log")" >>"$summary"; }
+    wait $sweeps
+  fi
+  if [ "$what" = bench ] || [ "$what" = all ]; then
+    if [ -x $B/bench/prefill_bench ]; then
+      $B/bench/prefill_bench --bench --reps 20 >"$out/prefill-ours.txt" 2>&1
+      python3 bench/sdpa_peers.py --reps 20 --ours "$out/prefill-ours.txt" >"$out/prefill-peers.txt" 2>&1
+      cat "$out/prefill-peers.txt" >>"$summary"
+    fi
+    if [ -x $B/bench/decode_bench ]; then
+      python3 bench/sdpa_decode_peers.py >"$out/decode-peers.txt" 2>&1
+      $B/bench/decode_bench --bench --peers "$out/decode-peers.txt" >"$out/decode-bench.txt" 2>&1
+      cat "$out/decode-bench.txt" >>"$summary"
+    fi
+  fi
+  tar czf "$dest/gpu-round-logs.tgz" -C "$out" .
+  cp "$summary" "$dest/summary.txt"
+  echo "=================== summary"
+  cat "$summary"
   ;;
 *)
-  echo "usage: scripts/gpu-round.sh build|remote" >&2
+  echo "usage: scripts/gpu-round.sh build | remote [check|bench|all]" >&2
   exit 2
   ;;
 esac

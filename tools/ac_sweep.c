@@ -97,6 +97,34 @@ static ac_status build_prefill(int quick, uint64_t seed, ac_case_list *l, ac_err
                             if (st) return st;
                         }
                     }
+    /* Head dims beyond 64/128 and a block size that divides nothing. */
+    static const int32_t odd_dims[] = {80, 96, 256};
+    static const int32_t odd_blocks[] = {0, 7, 16};
+    for (int dt = 0; dt < 2; dt++)
+        for (int di = 0; di < 3; di++)
+            for (int bi = 0; bi < 3; bi++, idx++) {
+                if (quick && idx % 4 != 0) continue;
+                ac_case *c = push(l, "prefill odd D / block", err);
+                if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
+                c->op = AC_OP_PREFILL;
+                c->dtype = dt ? AC_FP16 : AC_BF16;
+                c->head_dim = odd_dims[di];
+                c->heads_q = 6;
+                c->heads_kv = 2;
+                c->causal = (ac_causal)(idx % 3);
+                int pat = idx % 4;
+                ac_status st = set_lengths(c, 3, pre_lq[pat], pre_lk[pat], err);
+                if (st) return st;
+                c->mask = idx % 3 == 1 ? AC_MASK_BOOL : AC_MASK_NONE;
+                c->dist = dist_cycle[idx % 5];
+                c->seed = seed + (uint64_t)idx;
+                if (odd_blocks[bi]) {
+                    c->block_size = odd_blocks[bi];
+                    c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+                    st = ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 1, err);
+                    if (st) return st;
+                }
+            }
     return AC_OK;
 }
 
@@ -139,6 +167,32 @@ static ac_status build_decode(int quick, uint64_t seed, ac_case_list *l, ac_erro
                         st = ac_case_make_layout(c, idx % 2 ? AC_LAYOUT_SHARED_PREFIX : AC_LAYOUT_PERMUTED, 3, err);
                         if (st) return st;
                     }
+    /* Head dims beyond 64/128, a block size of 7, 8 speculative queries. */
+    static const int32_t odd_dims[] = {96, 256};
+    for (int dt = 0; dt < 2; dt++)
+        for (int di = 0; di < 2; di++)
+            for (int si = 0; si < 4; si++, idx++) {
+                if (quick && idx % 4 != 0) continue;
+                ac_case *c = push(l, "decode odd D / block=7", err);
+                if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
+                c->op = AC_OP_DECODE;
+                c->dtype = dt ? AC_FP16 : AC_BF16;
+                c->head_dim = odd_dims[di];
+                c->heads_q = 12;
+                c->heads_kv = 4;
+                c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+                int32_t q = si == 3 ? 8 : 1;
+                int32_t lq[4] = {q, q, q, 1}, lk[4] = {q > 6 ? q : 6, 7, 8, 150};
+                ac_status st = set_lengths(c, 4, lq, lk, err);
+                if (st) return st;
+                c->num_splits = splits[si];
+                c->dist = dist_cycle[idx % 5];
+                c->seed = seed + (uint64_t)idx;
+                c->block_size = 7;
+                c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+                st = ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 2, err);
+                if (st) return st;
+            }
     return AC_OK;
 }
 
@@ -150,7 +204,7 @@ static ac_status build_combine(int quick, uint64_t seed, ac_case_list *l, ac_err
     for (int dt = 0; dt < 2; dt++)
         for (int di = 0; di < 2; di++)
             for (int si = 0; si < 4; si++, idx++) {
-                if (quick && idx % 4 != 0) continue;
+                if (quick && idx % 3 != 0) continue; /* every split count appears */
                 ac_case *c = push(l, "combine", err);
                 if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
                 c->op = AC_OP_COMBINE;

@@ -2,6 +2,9 @@
  *   attncheck run   [options] [FAMILY...]   the oracle's self-check, then the default
  *                                           check sweep (all families)
  *   attncheck sweep FAMILY [options]        one family's matrix (what ctest runs)
+ *   attncheck e2e [options]                 store a prompt, then store + decode steps
+ *   attncheck selftest [options]            inject classic bugs into the CPU models and
+ *                                           show which checks catch them
  *   attncheck describe FILE...              print case files readably
  * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose
  * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
@@ -14,7 +17,9 @@
 
 #include "ac_casefile.h"
 #include "ac_check.h"
+#include "ac_e2e.h"
 #include "ac_fuzzcli.h"
+#include "ac_selftest.h"
 #include "ac_gen.h"
 #include "ac_sweep.h"
 
@@ -26,13 +31,16 @@ typedef struct cli_opts {
     int quick, verbose;
     uint64_t seed;
     const char *tsv;
+    ac_bug bug;          /* --bug NAME: inject a classic bug into the CPU models */
 } cli_opts;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [FAMILY...]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options]\n"
+            "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N]\n"
+            "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--verbose]\n"
             "       attncheck describe FILE...\n"
             "FAMILY: prefill decode combine store\n");
 }
@@ -45,6 +53,7 @@ static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char *
     o->quick = o->verbose = 0;
     o->seed = 1;
     o->tsv = NULL;
+    o->bug = AC_BUG_NONE;
     *npos = 0;
     for (int i = from; i < argc; i++) {
         const char *a = argv[i];
@@ -58,6 +67,18 @@ static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char *
         else if (!strcmp(a, "--verbose")) o->verbose = 1;
         else if (!strcmp(a, "--seed") && i + 1 < argc) o->seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(a, "--tsv") && i + 1 < argc) o->tsv = argv[++i];
+        else if (!strcmp(a, "--bug") && i + 1 < argc) {
+            const char *name = argv[++i];
+            int found = 0;
+            for (int b = 1; b < AC_BUG_COUNT; b++)
+                if (!strcmp(name, ac_bug_name((ac_bug)b))) { o->bug = (ac_bug)b; found = 1; }
+            if (!found) {
+                fprintf(stderr, "attncheck: --bug %s: unknown; one of:", name);
+                for (int b = 1; b < AC_BUG_COUNT; b++) fprintf(stderr, " %s", ac_bug_name((ac_bug)b));
+                fprintf(stderr, "\n");
+                return -1;
+            }
+        }
         else if (a[0] == '-') { fprintf(stderr, "attncheck: unknown option %s\n", a); return -1; }
         else pos[(*npos)++] = a;
     }
@@ -111,8 +132,9 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
     FILE *tsv = o->tsv ? fopen(o->tsv, "w") : NULL;
     if (o->tsv && !tsv) fprintf(stderr, "attncheck: cannot write %s\n", o->tsv);
     if (tsv) fprintf(tsv, "group\tpass\tr\tlse_r\tulp\tratio\tcase\n");
-    printf("attncheck: %d cases on the %s%s\n", list.n, ac_backend_name(o->backend),
-           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)");
+    printf("attncheck: %d cases on the %s%s%s%s\n", list.n, ac_backend_name(o->backend),
+           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)",
+           o->bug ? ", injected bug: " : "", o->bug ? ac_bug_name(o->bug) : "");
     group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
     int ng = 0, failed = 0, tty = isatty(2);
     double t0 = ac_now(), last = t0;
@@ -120,7 +142,7 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
         const ac_case *c = &list.cases[i];
         char line[512];
         ac_case_line(c, line, sizeof line);
-        ac_check_opts co = {o->backend, AC_BUG_NONE, 0, 1, 0};
+        ac_check_opts co = {o->backend, o->bug, 0, 1, 0};
         ac_check_result r;
         ac_status st = ac_check_case(c, &co, &r);
         group_stat *g = stat_for(groups, &ng, list.group[i]);
@@ -254,6 +276,14 @@ int main(int argc, char **argv)
         if (!strcmp(cmd, "run")) rc_self = oracle_selfcheck(o.quick, o.seed);
         int rc = npos == 0 ? run_families(all, 4, &o) : run_families(pos, npos, &o);
         return rc ? rc : rc_self;
+    }
+    if (!strcmp(cmd, "selftest")) return ac_selftest_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "e2e")) {
+        cli_opts o;
+        const char *pos[64];
+        int npos;
+        if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos) || npos) { usage(stderr); return 2; }
+        return ac_e2e_main(o.backend, o.quick, o.seed, stdout);
     }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     fprintf(stderr, "attncheck: unknown command \"%s\"\n", cmd);

@@ -1,0 +1,75 @@
+/* 2. GQA: query head h reads KV head h / (Hq/Hkv), i.e. GQA is multi-head
+ * attention with each K/V head repeated over a contiguous group of query
+ * heads (repeat_interleave). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "prop_props.h"
+#include "prop_util.h"
+
+/* Repeat each of the Hkv heads of an [N, Hkv, D] tensor g times: [N, Hkv*g, D]. */
+static uint16_t *repeat_heads(const uint16_t *src, int64_t rows, int32_t hkv, int32_t g, int32_t D)
+{
+    uint16_t *dst = malloc(sizeof(uint16_t) * (size_t)(rows * hkv * g * D + 1));
+    if (!dst) return NULL;
+    for (int64_t s = 0; s < rows; s++)
+        for (int32_t h = 0; h < hkv * g; h++)
+            memcpy(dst + (s * hkv * g + h) * D, src + (s * hkv + h / g) * D, sizeof(uint16_t) * (size_t)D);
+    return dst;
+}
+
+int prop_gqa(const ac_prop_ctx *ctx, char *why, size_t n)
+{
+    ac_rng r;
+    ac_rng_init(&r, ctx->seed, PROP_STREAM);
+    ac_error err;
+    ac_error_clear(&err);
+    prop_inst a, mha;
+    ac_oracle_result mod;
+    memset(&a, 0, sizeof a);
+    memset(&mha, 0, sizeof mha);
+    memset(&mod, 0, sizeof mod);
+    int have_mod = 0, rc = AC_PROP_PASS;
+
+    PROP_TRY(prop_case_attention(ctx, &r, &a.c, &err));
+    PROP_TRY(prop_gen(&a, &err));
+    PROP_RUN(prop_exec(ctx, &a, "gqa", why, n));
+    PROP_TRY(prop_inst_model(&a, &err));
+
+    /* The same problem as multi-head attention: Hkv' = Hq, K/V heads repeated. */
+    const int32_t g = a.c.heads_q / a.c.heads_kv, D = a.c.head_dim;
+    PROP_TRY(prop_inst_clone(&mha, &a, &err));
+    int64_t rows = a.t.kv_elems / ((int64_t)a.c.heads_kv * D);
+    uint16_t *k2 = repeat_heads(a.t.k, rows, a.c.heads_kv, g, D);
+    uint16_t *v2 = repeat_heads(a.t.v, rows, a.c.heads_kv, g, D);
+    free(mha.t.k);
+    free(mha.t.v);
+    mha.t.k = k2;
+    mha.t.v = v2;
+    if (!k2 || !v2) PROP_TRY(ac_fail(&err, AC_ERR_NOMEM, "gqa: out of memory"));
+    mha.c.heads_kv = a.c.heads_q;
+    mha.t.kv_elems = rows * a.c.heads_q * D;
+    PROP_RUN(prop_exec(ctx, &mha, "gqa/mha-twin", why, n));
+    PROP_TRY(prop_inst_model(&mha, &err));
+    PROP_CHECK(prop_within(&a.c, &a.m, &mha.m, &a.o, &mha.o, NULL, "gqa/equals-mha-with-repeated-kv", why, n));
+
+    /* Power: on this very data, a kernel mapping h to h % Hkv lands outside
+       what the comparison above allows (vacuous when g == 1: the maps agree). */
+    if (g > 1) {
+        PROP_TRY(prop_model(&a.c, &a.t, 1, &mod, &err));
+        have_mod = 1;
+        if (!prop_models_apart(&a.c, &a.m, &mod)) {
+            snprintf(why, n, "gqa/h%%Hkv-caught: on this data the h %% Hkv answer lies within the bound of the "
+                             "correct one, so the law cannot see the bug");
+            prop_why_case(why, n, &a.c);
+            rc = AC_PROP_FAIL;
+            goto done;
+        }
+    }
+
+done:
+    if (have_mod) prop_model_free(&mod);
+    prop_inst_free(&a);
+    prop_inst_free(&mha);
+    return rc;
+}

@@ -1,0 +1,217 @@
+/* 6. Paging invariance: where a block lives in the pool, whether it is
+ * shared, and what the pool holds outside the valid positions cannot change
+ * a single output bit; the paged cache gives the contiguous answer. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ac_index.h"
+#include "prop_props.h"
+#include "prop_util.h"
+
+static int64_t block_elems(const ac_case *c) { return (int64_t)c->block_size * c->heads_kv * c->head_dim; }
+
+/* A fresh KV pool of num_blocks blocks for x (k and v replaced). */
+static ac_status new_pool(prop_inst *x, int32_t num_blocks, ac_error *err)
+{
+    int64_t elems = (int64_t)num_blocks * block_elems(&x->c);
+    uint16_t *k = malloc(sizeof(uint16_t) * (size_t)(elems ? elems : 1));
+    uint16_t *v = malloc(sizeof(uint16_t) * (size_t)(elems ? elems : 1));
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return ac_fail(err, AC_ERR_NOMEM, "paging: out of memory for %d blocks", num_blocks);
+    }
+    free(x->t.k);
+    free(x->t.v);
+    x->t.k = k;
+    x->t.v = v;
+    x->t.kv_elems = elems;
+    x->c.num_blocks = num_blocks;
+    return AC_OK;
+}
+
+/* a. Relabel the physical blocks by a random permutation. */
+static ac_status relabel(prop_inst *dst, const prop_inst *src, ac_rng *r, ac_error *err)
+{
+    ac_status st = prop_inst_clone(dst, src, err);
+    if (st) return st;
+    int32_t nb = src->c.num_blocks;
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)nb);
+    if (!perm) return ac_fail(err, AC_ERR_NOMEM, "paging: out of memory");
+    prop_shuffle(r, perm, nb);
+    int64_t be = block_elems(&src->c);
+    for (int32_t p = 0; p < nb; p++) {
+        memcpy(dst->t.k + perm[p] * be, src->t.k + p * be, sizeof(uint16_t) * (size_t)be);
+        memcpy(dst->t.v + perm[p] * be, src->t.v + p * be, sizeof(uint16_t) * (size_t)be);
+    }
+    for (int32_t b = 0; b < src->c.batch; b++) {
+        int32_t used = ac_blocks_used(src->c.seqlen_k[b], src->c.block_size);
+        int32_t *row = dst->c.block_table + (int64_t)b * dst->c.max_blocks_per_seq;
+        for (int32_t i = 0; i < used; i++) row[i] = perm[row[i]];
+    }
+    free(perm);
+    return AC_OK;
+}
+
+/* c. Give every sequence its own copy of each block it shares. */
+static ac_status unshare(prop_inst *dst, const prop_inst *src, int *shared_count, ac_error *err)
+{
+    ac_status st = prop_inst_clone(dst, src, err);
+    if (st) return st;
+    const ac_case *c = &src->c;
+    int32_t nb = c->num_blocks;
+    uint8_t *seen = calloc((size_t)nb, 1);
+    if (!seen) return ac_fail(err, AC_ERR_NOMEM, "paging: out of memory");
+    int32_t extra = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+        for (int32_t i = 0; i < ac_blocks_used(c->seqlen_k[b], c->block_size); i++) {
+            if (seen[row[i]]) extra++;
+            seen[row[i]] = 1;
+        }
+    }
+    *shared_count = extra;
+    st = new_pool(dst, nb + extra, err);
+    if (st) {
+        free(seen);
+        return st;
+    }
+    int64_t be = block_elems(c);
+    memcpy(dst->t.k, src->t.k, sizeof(uint16_t) * (size_t)(nb * be));
+    memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)(nb * be));
+    memset(seen, 0, (size_t)nb);
+    int32_t next = nb;
+    for (int32_t b = 0; b < c->batch; b++) {
+        int32_t *row = dst->c.block_table + (int64_t)b * c->max_blocks_per_seq;
+        for (int32_t i = 0; i < ac_blocks_used(c->seqlen_k[b], c->block_size); i++) {
+            int32_t blk = row[i];
+            if (!seen[blk]) {
+                seen[blk] = 1;
+                continue;
+            }
+            memcpy(dst->t.k + next * be, src->t.k + blk * be, sizeof(uint16_t) * (size_t)be);
+            memcpy(dst->t.v + next * be, src->t.v + blk * be, sizeof(uint16_t) * (size_t)be);
+            row[i] = next++;
+        }
+    }
+    free(seen);
+    return AC_OK;
+}
+
+/* d. Poison every slot no sequence reads (variant 0: NaN; 1: +-Inf and
+   huge finite values) and every table entry past a sequence's used blocks. */
+static void poison(prop_inst *x, int variant, ac_rng *r)
+{
+    const ac_case *c = &x->c;
+    int64_t slots = (int64_t)c->num_blocks * c->block_size, row = (int64_t)c->heads_kv * c->head_dim;
+    uint8_t *read = calloc((size_t)(slots ? slots : 1), 1);
+    if (!read) return;
+    for (int32_t b = 0; b < c->batch; b++)
+        for (int32_t p = 0; p < c->seqlen_k[b]; p++)
+            read[ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size)] = 1;
+    const int fp16 = c->dtype == AC_FP16;
+    const uint16_t nan = fp16 ? 0x7e00u : 0x7fc0u, inf = fp16 ? 0x7c00u : 0x7f80u;
+    const uint16_t huge = fp16 ? 0x7bffu : 0x7f7fu; /* the largest finite value */
+    for (int64_t s = 0; s < slots; s++) {
+        if (read[s]) continue;
+        for (int64_t e = s * row; e < (s + 1) * row; e++) {
+            uint16_t val = variant == 0 ? nan : (e % 3 == 0 ? inf : e % 3 == 1 ? (uint16_t)(inf | 0x8000u) : huge);
+            x->t.k[e] = val;
+            x->t.v[e] = (uint16_t)(val ^ (variant ? 0x8000u : 0u));
+        }
+    }
+    free(read);
+    static const int32_t garbage[] = {-1, INT32_MIN, INT32_MAX, -7};
+    for (int32_t b = 0; b < c->batch; b++) {
+        int32_t *tab = x->c.block_table + (int64_t)b * c->max_blocks_per_seq;
+        for (int32_t i = ac_blocks_used(c->seqlen_k[b], c->block_size); i < c->max_blocks_per_seq; i++)
+            tab[i] = ac_rng_below(r, 5) == 0 ? c->num_blocks + 3 : garbage[ac_rng_below(r, 4)];
+    }
+}
+
+/* b. The same problem with contiguous K/V (a prefill; a decode case becomes
+   the prefill of the same queries). */
+static ac_status contiguous_twin(prop_inst *dst, const prop_inst *src, ac_error *err)
+{
+    memset(dst, 0, sizeof *dst);
+    ac_status st = ac_case_copy(&dst->c, &src->c, err);
+    if (st) return st;
+    dst->c.op = AC_OP_PREFILL;
+    dst->c.paged = 0;
+    dst->c.num_splits = 1;
+    st = prop_gen(dst, err);
+    if (st) return st;
+    const ac_case *c = &src->c;
+    memcpy(dst->t.q, src->t.q, sizeof(uint16_t) * (size_t)(src->t.total_q * c->heads_q * c->head_dim));
+    for (int32_t b = 0; b < c->batch; b++)
+        for (int32_t p = 0; p < c->seqlen_k[b]; p++)
+            for (int32_t h = 0; h < c->heads_kv; h++) {
+                int64_t from = prop_kv_offset(c, &src->t, b, p, h), to = prop_kv_offset(&dst->c, &dst->t, b, p, h);
+                memcpy(dst->t.k + to, src->t.k + from, sizeof(uint16_t) * (size_t)c->head_dim);
+                memcpy(dst->t.v + to, src->t.v + from, sizeof(uint16_t) * (size_t)c->head_dim);
+            }
+    return AC_OK;
+}
+
+int prop_paging(const ac_prop_ctx *ctx, char *why, size_t n)
+{
+    ac_rng r;
+    ac_rng_init(&r, ctx->seed, PROP_STREAM);
+    ac_error err;
+    ac_error_clear(&err);
+    prop_inst a, x;
+    memset(&a, 0, sizeof a);
+    memset(&x, 0, sizeof x);
+    int rc = AC_PROP_PASS;
+
+    PROP_TRY(prop_case_attention(ctx, &r, &a.c, &err));
+    if (!a.c.paged) {
+        snprintf(why, n, "paging: skipped: the contiguous layout has no pages");
+        return AC_PROP_SKIP;
+    }
+    if (ctx->op == AC_OP_DECODE) a.c.num_splits = prop_pick(&r, 1, 3);
+    PROP_TRY(prop_gen(&a, &err));
+    PROP_RUN(prop_exec(ctx, &a, "paging", why, n));
+    const int64_t rows = a.t.total_q * a.c.heads_q;
+
+    /* a. Relabelled physical blocks: the same bits. */
+    PROP_TRY(relabel(&x, &a, &r, &err));
+    PROP_RUN(prop_exec(ctx, &x, "paging/relabel", why, n));
+    PROP_CHECK(prop_same_bits(&a.c, &a.o, 0, &x.o, 0, rows, "paging/relabelled-blocks-give-the-same-bits", why, n));
+    prop_inst_free(&x);
+
+    /* c. Shared prefix blocks, each copied per sequence: the same bits. */
+    if (ctx->layout == AC_PROP_PAGED_SHARED) {
+        int shared = 0;
+        PROP_TRY(unshare(&x, &a, &shared, &err));
+        PROP_RUN(prop_exec(ctx, &x, "paging/unshared", why, n));
+        PROP_CHECK(prop_same_bits(&a.c, &a.o, 0, &x.o, 0, rows, "paging/sharing-prefix-blocks-changes-nothing", why,
+                                  n));
+        prop_inst_free(&x);
+    }
+
+    /* d. NaN, Inf or huge values in every unread slot, garbage in every
+       unread table entry: not one output bit moves. */
+    for (int variant = 0; variant < 2; variant++) {
+        PROP_TRY(prop_inst_clone(&x, &a, &err));
+        poison(&x, variant, &r);
+        PROP_RUN(prop_exec(ctx, &x, "paging/poisoned", why, n));
+        PROP_CHECK(prop_same_bits(&a.c, &a.o, 0, &x.o, 0, rows,
+                                  variant ? "paging/inf-in-unread-slots-and-garbage-table-changes-nothing"
+                                          : "paging/nan-in-unread-slots-and-garbage-table-changes-nothing",
+                                  why, n));
+        prop_inst_free(&x);
+    }
+
+    /* b. Paged equals contiguous within the bound. */
+    PROP_TRY(prop_inst_model(&a, &err));
+    PROP_TRY(contiguous_twin(&x, &a, &err));
+    PROP_RUN(prop_exec(ctx, &x, "paging/contiguous", why, n));
+    PROP_CHECK(prop_within(&a.c, &a.m, NULL, &a.o, &x.o, NULL, "paging/paged-equals-contiguous", why, n));
+
+done:
+    prop_inst_free(&a);
+    prop_inst_free(&x);
+    return rc;
+}

@@ -1,0 +1,168 @@
+/* Plumbing shared by the property functions (not a public interface):
+ * building cases from a grid point, running them, the double-precision
+ * bound model, and the two kinds of comparison (bitwise, within the bound). */
+#ifndef AC_PROP_UTIL_H
+#define AC_PROP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ac_backend.h"
+#include "ac_case.h"
+#include "ac_gen.h"
+#include "ac_prop.h"
+#include "ac_tensors.h"
+#include "ac_verdict.h"
+#include "oracle.h"
+
+/* Stream of the property's own random choices (lengths, chunks,
+   permutations): apart from ac_gen's streams, so the data do not move when a
+   property draws one more number. */
+#define PROP_STREAM 0x70726f70ULL /* "prop" */
+
+/* One instance: a case, its tensors, a run's outputs and, when asked for,
+   the bound model of the case. */
+typedef struct prop_inst {
+    ac_case c;
+    ac_tensors t;
+    ac_outputs o;
+    ac_oracle_result m; /* bound model (prop_model), valid when have_model */
+    int have_model;
+} prop_inst;
+
+void prop_inst_free(prop_inst *x);
+
+/* Uniform integer in [lo, hi]. */
+int32_t prop_pick(ac_rng *r, int32_t lo, int32_t hi);
+/* Fisher-Yates permutation of [0, n). */
+void prop_shuffle(ac_rng *r, int32_t *perm, int32_t n);
+
+/* A case for op at the grid point: dtype, D, Hkv = 2, Hq = 2 * gqa, default
+   scale, dist normal, seed from ctx; decode is BOTTOM_RIGHT with one split. */
+void prop_case_base(const ac_prop_ctx *ctx, ac_op op, ac_case *c);
+/* batch sequences with Lq in [lq_lo, lq_hi] and Lk = Lq + [dk_lo, dk_hi]
+   (Lk clamped at 0). */
+ac_status prop_case_lengths(ac_case *c, ac_rng *r, int32_t batch, int32_t lq_lo, int32_t lq_hi,
+                            int32_t dk_lo, int32_t dk_hi, ac_error *err);
+/* Place the keys per the grid point's layout: contiguous, or paged with a
+   block size of 16 or 32 and 0..2 spare blocks (ac_case_make_layout). */
+ac_status prop_case_place(const ac_prop_ctx *ctx, ac_case *c, ac_rng *r, ac_error *err);
+
+/* Materialise x->t from x->c (ac_gen). */
+ac_status prop_gen(prop_inst *x, ac_error *err);
+/* A copy of src's case and tensors into dst (no outputs, no model). */
+ac_status prop_inst_clone(prop_inst *dst, const prop_inst *src, ac_error *err);
+
+/* Run x on ctx's backend with ctx's bug. Returns AC_PROP_PASS when it ran,
+   AC_PROP_SKIP (no device, unsupported by this backend) or AC_PROP_FAIL (a
+   valid case was rejected); why names the sub-check `what`. */
+int prop_exec(const ac_prop_ctx *ctx, prop_inst *x, const char *what, char *why, size_t n);
+/* The same with another bug (power checks inject one on the CPU models). */
+int prop_exec_bug(const ac_prop_ctx *ctx, ac_bug bug, prop_inst *x, const char *what, char *why, size_t n);
+
+/* dst: src's case with an explicit mask of `kind` (shared by all heads
+   unless per_head) and causal mode `causal`, tensors regenerated for it and
+   q, k, v copied from src, so only the mask is new (ac_gen's random mask). */
+ac_status prop_inst_with_mask(prop_inst *dst, const prop_inst *src, ac_mask_kind kind, int per_head,
+                              ac_causal causal, ac_error *err);
+
+/* Element offset of (position p, KV head h) of sequence b in x's k / v:
+   contiguous rows or the paged cache through the block table. */
+int64_t prop_kv_offset(const ac_case *c, const ac_tensors *t, int32_t b, int32_t p, int32_t h);
+
+/* Rows that the model says are empty are exactly O = 0 and LSE = -inf in
+   the run (0 holds, 1 broken). */
+int prop_empty_rows_exact(const ac_case *c, const ac_oracle_result *m, const ac_outputs *a, const char *what,
+                          char *why, size_t n);
+
+/* The oracle's verdict on a run (FAST mode, at most max_rows sampled rows):
+   fills v; returns the oracle's status. */
+ac_status prop_oracle_verdict(const ac_case *c, const ac_tensors *t, const ac_outputs *o, int64_t max_rows,
+                              ac_verdict *v, ac_error *err);
+
+/* Error plumbing of the property functions: a setup step that fails (out of
+   memory, a generator error) fails the property with the status; a run that
+   skips or fails ends it with its code. All jump to `done`. */
+#define PROP_TRY(expr)                                                                           \
+    do {                                                                                         \
+        ac_status st_ = (expr);                                                                  \
+        if (st_) {                                                                               \
+            snprintf(why, n, "setup failed at %s:%d: %s: %s", __FILE__, __LINE__, ac_status_name(st_), \
+                     err.msg);                                                                   \
+            rc = AC_PROP_FAIL;                                                                   \
+            goto done;                                                                           \
+        }                                                                                        \
+    } while (0)
+#define PROP_RUN(expr)                      \
+    do {                                    \
+        rc = (expr);                        \
+        if (rc != AC_PROP_PASS) goto done;  \
+    } while (0)
+/* A comparison returning 1 (broken, why filled) fails the property. */
+#define PROP_CHECK(expr)          \
+    do {                          \
+        if (expr) {               \
+            rc = AC_PROP_FAIL;    \
+            goto done;            \
+        }                         \
+    } while (0)
+
+/* ---- the bound model --------------------------------------------------------
+   The answer and the bound's magnitudes (SPV, SPVO, |scale| q.k, |s|, n;
+   docs/VERDICT.md), computed in double from the tensors: errors near 1e-16
+   relative, far below what they size. It fills an ac_oracle_result (every
+   row checked) so that ac_verdict_terms applies unchanged. kv_mod: map query
+   head h to KV head h % Hkv (the GQA bug) instead of h / (Hq/Hkv). */
+ac_status prop_model(const ac_case *c, const ac_tensors *t, int kv_mod, ac_oracle_result *m, ac_error *err);
+void prop_model_free(ac_oracle_result *m);
+/* (Re)compute x->m from x's current case and tensors. */
+ac_status prop_inst_model(prop_inst *x, ac_error *err);
+
+/* The verdict's per-element bound (docs/VERDICT.md, without the factor C)
+   and the per-row LSE bound, for row r, dim d of model m of case c. */
+double prop_elem_bound(const ac_case *c, const ac_oracle_result *m, int64_t r, int32_t d);
+double prop_lse_bound(const ac_case *c, const ac_oracle_result *m, int64_t r);
+
+/* Output element e (row * D + d) of a run as a double: o_f32 for the
+   combine, the dtype value otherwise. */
+double prop_out_val(const ac_case *c, const ac_outputs *o, int64_t e);
+
+/* "(seq 1, query 3, head 2)" for flat row r = token * Hq + h of case c. */
+void prop_row_name(const ac_case *c, int64_t r, char *buf, size_t n);
+
+/* Append " | case: <ac_case_line>" to why. */
+void prop_why_case(char *why, size_t n, const ac_case *c);
+
+/* ---- comparisons (0: holds, 1: broken, why filled) ----------------------------- */
+
+/* Rows [ra, ra + rows) of a and [rb, rb + rows) of b have the same bits:
+   o (and o_f32 for the combine) and lse, NaN patterns included. */
+int prop_same_bits(const ac_case *c, const ac_outputs *a, int64_t ra, const ac_outputs *b, int64_t rb,
+                   int64_t rows, const char *what, char *why, size_t n);
+
+/* Two runs whose exact answers are equal: |a - b| <= C (bound_a + bound_b)
+   per element, |lse_a - (lse_b - lse_shift[r])| <= C (lbound_a + lbound_b)
+   per row (lse_shift may be NULL); ma / mb are the bound models of a's and
+   b's problems (mb NULL: the same as ma). A row empty in the model must be
+   exactly 0 / -inf in both. Rows are aligned (row r of a is row r of b). */
+int prop_within(const ac_case *c, const ac_oracle_result *ma, const ac_oracle_result *mb, const ac_outputs *a,
+                const ac_outputs *b, const double *lse_shift, const char *what, char *why, size_t n);
+
+/* A run against the bound model's own answer (which is exact to ~1e-16):
+   |a - O_m| <= C bound_m, |lse_a - LSE_m| <= C lbound_m. */
+int prop_vs_model(const ac_case *c, const ac_oracle_result *m, const ac_outputs *a, const char *what, char *why,
+                  size_t n);
+
+/* Record |diff| / tolerance of a custom comparison that held (for
+   ac_prop_worst_ratio). */
+void prop_note_ratio(double r);
+
+/* 1 if the exact answers of two models lie so far apart that the
+   within-the-bound comparison of two correct runs of them must flag it:
+   |O_a - O_b| > 2 C (bound_a + bound_b) for some element, or the LSE
+   likewise (each run may sit C * bound away from its answer, and the check
+   allows C (bound_a + bound_b) between the runs). A power check: it proves
+   a law's comparison can see a bug on this very data. */
+int prop_models_apart(const ac_case *c, const ac_oracle_result *ma, const ac_oracle_result *mb);
+
+#endif
