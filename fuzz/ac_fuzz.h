@@ -43,9 +43,6 @@ typedef struct ac_fuzz_env {
     int limits;             /* 1: skip cases over the speed budget (fuzzing); 0: run all (replay) */
     int64_t oracle_rows;    /* oracle row sampling per exec (0 = every row) */
     int oracle_threads;     /* 1 when fuzzing (processes give the parallelism); 0 = one per core */
-    int known_open;         /* 1 (fuzzing): pass over the open findings of corpus/open/ (failures
-                               whose fix is outside fuzz/), so a campaign keeps looking for new
-                               ones; 0 (replay): judge everything strictly. docs/FUZZING.md */
     int verbose;            /* 1: print the verdict and diagnostics to `log` */
     FILE *log;              /* NULL: stderr */
 } ac_fuzz_env;

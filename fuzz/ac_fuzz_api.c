@@ -224,10 +224,6 @@ static int32_t batch_of(const call *k)
     }
 }
 
-/* env.known_open of the running call (corrupt() leaves out the open
-   findings' triggers while fuzzing). */
-static int skip_known_open;
-
 static uint32_t corrupt(call *k, uint32_t kind, uint32_t a, uint32_t b, char *what, size_t wn)
 {
     ac_prefill_params *pp = &k->pp;
@@ -398,10 +394,7 @@ static uint32_t corrupt(call *k, uint32_t kind, uint32_t a, uint32_t b, char *wh
                 case 1: SAY("mask_elems = %lld", (long long)pp->mask_elems - 1);
                     pp->mask_elems -= 1; return shape | (pp->mask_elems < 0 ? 0 : OKBIT);
                 default:
-                    /* corpus/open/api/1001: with no mask element the model
-                       offsets the NULL pointer (UB); passed over while fuzzing. */
-                    if (skip_known_open && pp->mask_elems == 0) return 0;
-                    SAY("mask = NULL");
+                    SAY("mask = NULL"); /* with no mask element: legal (corpus/api/1000) */
                     pp->mask_bool = NULL, pp->mask_bias = NULL; return null_ | (pp->mask_elems == 0 ? OKBIT : 0);
                 }
             }
@@ -597,12 +590,6 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
                 if ((int64_t)batch * hkv * chunks * splits > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_UNSUPPORTED);
             }
             got = ac_attn_decode_validate(&p, &e);
-            if (env->known_open && !want && got == AC_ERR_SHAPE && p.num_splits == 0) {
-                /* corpus/open/api/1000: automatic splits counted as
-                   AC_MAX_SPLITS in the grid bound. Passed over while fuzzing. */
-                int64_t rows = (int64_t)lq * (hq / hkv), chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
-                if ((int64_t)batch * hkv * chunks * AC_MAX_SPLITS > INT32_MAX) want = BIT(AC_ERR_SHAPE);
-            }
             snprintf(out->line, sizeof out->line, "api-large decode B=%d Hq=%d Hkv=%d D=%d Lq=%d Lk=%d block=%d splits=%d",
                      batch, hq, hkv, d, lq, lk, bs, p.num_splits);
         }
@@ -657,7 +644,6 @@ void ac_fuzz_api_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, a
     FILE *log = env->log ? env->log : stderr;
     static const ac_op ops[] = {AC_OP_PREFILL, AC_OP_DECODE, AC_OP_COMBINE, AC_OP_STORE};
     breader br = {data, size, 0};
-    skip_known_open = env->known_open;
     uint32_t op_byte = rb(&br);
     ac_op op = ops[op_byte % 4];
     if (op_byte & 0x80) { /* a quarter of the op byte's values: large shapes, validation only */

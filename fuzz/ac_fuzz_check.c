@@ -28,7 +28,6 @@ void ac_fuzz_env_default(ac_fuzz_env *env)
        then judges every row (docs/FUZZING.md). */
     env->oracle_rows = 16;
     env->oracle_threads = 1;
-    env->known_open = 1;
 }
 
 void ac_fuzz_outcome_init(ac_fuzz_outcome *o)

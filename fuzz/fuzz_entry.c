@@ -5,9 +5,7 @@
  * crash artifact too. Only here, never in library code.
  *
  * Environment: AC_FUZZ_BACKEND=cpu|gpu, AC_FUZZ_ORACLE_ROWS=N (row sampling,
- * default 16; 0 = all), AC_FUZZ_FINDINGS=DIR, AC_FUZZ_VERBOSE=1,
- * AC_FUZZ_STRICT=1 (do not pass over the open findings of corpus/open/: how
- * to reproduce one of them under the sanitizers). */
+ * default 16; 0 = all), AC_FUZZ_FINDINGS=DIR, AC_FUZZ_VERBOSE=1. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +40,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (rows) env.oracle_rows = strtoll(rows, NULL, 10);
     const char *v = getenv("AC_FUZZ_VERBOSE");
     env.verbose = v && v[0] == '1';
-    const char *strict = getenv("AC_FUZZ_STRICT");
-    if (strict && strict[0] == '1') env.known_open = 0;
     env.log = stderr;
     findings_dir = getenv("AC_FUZZ_FINDINGS");
     ac_fuzz_outcome_init(&outcome);
