@@ -125,6 +125,37 @@ static ac_status build_prefill(int quick, uint64_t seed, ac_case_list *l, ac_err
                     if (st) return st;
                 }
             }
+    /* Small head dims (one or two mma k-steps) with sharp softmaxes (scale up
+       to 64) and block size 1: where the layout fuzzer's open finding lives. */
+    static const int32_t small_dims[] = {8, 16, 32};
+    static const float sharp_scales[] = {64.0f, 8.0f};
+    for (int dt = 0; dt < 2; dt++)
+        for (int di = 0; di < 3; di++)
+            for (int sc = 0; sc < 2; sc++)
+                for (int pg = 0; pg < 2; pg++, idx++) {
+                    if (quick && idx % 4 != 0) continue;
+                    ac_case *c = push(l, "prefill small D, sharp", err);
+                    if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
+                    c->op = AC_OP_PREFILL;
+                    c->dtype = dt ? AC_FP16 : AC_BF16;
+                    c->head_dim = small_dims[di];
+                    c->heads_q = 2;
+                    c->heads_kv = 2;
+                    c->causal = (ac_causal)(idx % 3);
+                    static const int32_t lq[2] = {3, 17}, lk[2] = {12, 40};
+                    ac_status st = set_lengths(c, 2, lq, lk, err);
+                    if (st) return st;
+                    c->scale_given = 1;
+                    c->scale = sharp_scales[sc];
+                    c->dist = idx % 2 ? AC_DIST_POSCODE : AC_DIST_NORMAL;
+                    c->seed = seed + (uint64_t)idx;
+                    if (pg) {
+                        c->block_size = 1;
+                        c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+                        st = ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 3, err);
+                        if (st) return st;
+                    }
+                }
     return AC_OK;
 }
 
