@@ -20,7 +20,7 @@ build)
   cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
   avail=$(cmake --build $B --target help | sed 's/^\.\.\. //; s/[: ].*//')
   targets=()
-  for t in attncheck prefill_bench decode_bench property_gpu layout_gpu_walk; do
+  for t in attncheck attncheck-fuzz prefill_bench decode_bench property_gpu; do
     grep -qx "$t" <<<"$avail" && targets+=("$t")
   done
   cmake --build $B -j"$(nproc)" --target "${targets[@]}"
@@ -64,8 +64,19 @@ remote)
     compute-sanitizer --tool racecheck --error-exitcode 9 $B/tools/attncheck sweep prefill --backend gpu --quick \
       >"$out/racecheck-prefill.log" 2>&1
     echo "racecheck prefill (quick sweep): rc=$? $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$out/racecheck-prefill.log" | tail -1)" >>"$summary"
-    [ -x $B/properties/property_gpu ] && { $B/properties/property_gpu >"$out/properties-gpu.log" 2>&1;
-      echo "properties on the kernels: rc=$? $(tail -1 "$out/properties-gpu.log")" >>"$summary"; }
+    compute-sanitizer --tool racecheck --error-exitcode 9 $B/tools/attncheck sweep decode --backend gpu --quick \
+      >"$out/racecheck-decode.log" 2>&1
+    echo "racecheck decode (quick sweep): rc=$? $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$out/racecheck-decode.log" | tail -1)" >>"$summary"
+    # ctest ran the properties at the default size; once more with 4x longer sequences.
+    [ -x $B/properties/property_gpu ] && { $B/properties/property_gpu --backend gpu --scale 4 >"$out/properties-gpu-x4.log" 2>&1;
+      echo "properties on the kernels, --scale 4: rc=$? $(tail -1 "$out/properties-gpu-x4.log")" >>"$summary"; }
+    # Cases a GPU fuzz campaign left to re-check (fuzz/gpu-fuzz.sh), when carried.
+    for d in .gpu/fuzz/gpu-finding-*; do
+      [ -d "$d" ] || continue
+      $B/tools/attncheck replay --backend gpu --quiet "$d" >"$out/replay-$(basename "$d").log" 2>&1
+      echo "replay $d on the kernels: rc=$? $(tail -1 "$out/replay-$(basename "$d").log")" >>"$summary"
+      grep -A2 "^FAIL" "$out/replay-$(basename "$d").log" | head -n 12 >>"$summary"
+    done
     wait $sweeps
   fi
   if [ "$what" = bench ] || [ "$what" = all ]; then
