@@ -20,7 +20,7 @@ build)
   cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
   avail=$(cmake --build $B --target help | sed 's/^\.\.\. //; s/[: ].*//')
   targets=()
-  for t in attncheck attncheck-fuzz prefill_bench decode_bench property_gpu; do
+  for t in attncheck prefill_bench decode_bench property_gpu; do
     grep -qx "$t" <<<"$avail" && targets+=("$t")
   done
   cmake --build $B -j"$(nproc)" --target "${targets[@]}"
