@@ -72,6 +72,8 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
 #endif
 }
 
+// Built with -fmad=false (kernels/CMakeLists.txt): every fused multiply-add is
+// written out, so ROWS changes no rounding.
 // One step of a key lane: logits of its KPT keys for all rows, then per group
 // of AC_DECODE_SOFTMAX_KEYS keys one rescale per row and P.V for the keys
 // each row may see. kr/vr hold the keys'
@@ -92,7 +94,7 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
         for (int r = 0; r < ROWS; r++) {
             float dot = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) dot += qf[r][e] * kf[e];
+            for (int e = 0; e < 8; e++) dot = __fmaf_rn(qf[r][e], kf[e], dot);
 #pragma unroll
             for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
             sc[kk][r] = p < row_end[r] ? dot * scale2 : -INFINITY; // a select: a masked dot never counts
@@ -128,7 +130,7 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
                 const float pr = exp2f(sc[kk][r] - m[r]);
                 l[r] += pr;
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[r][e] += pr * vf[e];
+                for (int e = 0; e < 8; e++) acc[r][e] = __fmaf_rn(pr, vf[e], acc[r][e]);
             }
         }
     }
