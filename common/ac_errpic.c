@@ -291,7 +291,7 @@ ac_status ac_errpic_heatmap(const ac_errpic_src *s, const char *path, ac_error *
     if (s->title && text_w(s->title, 1) + 2 * margin > min_w) min_w = text_w(s->title, 1) + 2 * margin;
     if (min_w > 1400) min_w = 1400;
     if (w < min_w) w = min_w;
-    int32_t h = top + ay.px + 12 + 60 + 2 * 12 + margin;
+    int32_t h = top + ay.px + 12 + 48 + margin; /* legend: 45 px */
     canvas cv;
     if ((st = canvas_new(&cv, w, h, err))) return st;
 
