@@ -45,6 +45,8 @@ typedef struct ac_fuzz_env {
     int oracle_threads;     /* 1 when fuzzing (processes give the parallelism); 0 = one per core */
     int verbose;            /* 1: print the verdict and diagnostics to `log` */
     FILE *log;              /* NULL: stderr */
+    const char *png_stem;   /* non-NULL: write <png_stem>-heat.png and -rows.png of
+                               each check's error map (attncheck replay --png) */
 } ac_fuzz_env;
 
 typedef struct ac_fuzz_outcome {
@@ -150,6 +152,10 @@ void ac_fuzz_check_free(ac_fuzz_check *r);
 /* Print the worst elements (up to `top`) with their coordinates and an error
    map of r (rows x dims, downsampled to at most 64 x 32 characters). */
 void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, FILE *f);
+
+/* The pictures of a kept check (keep = 1) when env->png_stem is set; an
+   error is reported to the log, never turned into a finding. */
+void ac_fuzz_write_pictures(const ac_case *c, const ac_fuzz_check *r, const ac_fuzz_env *env, FILE *log);
 
 /* --- the combine target's record (fuzz/ac_fuzz_combine.c) ----------------- */
 #define AC_FUZZ_COMBINE_MAX_ROWS 8

@@ -3,6 +3,7 @@
  * thread: parallelism comes from fuzzing processes; row sampling), a hook
  * between generation and the kernel, and a readable diagnosis. */
 #include "ac_fuzz.h"
+#include "ac_errpic.h"
 #include "ac_numfmt.h"
 
 #include <math.h>
@@ -199,4 +200,12 @@ void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, 
         line[md] = '\0';
         fprintf(f, "    |%s|\n", line);
     }
+}
+
+void ac_fuzz_write_pictures(const ac_case *c, const ac_fuzz_check *r, const ac_fuzz_env *env, FILE *log)
+{
+    if (!env->png_stem || r->status || !r->err_map) return;
+    ac_error e;
+    if (ac_errpic_write_case(c, r->tensors.cu_seqlens_q, r->oracle.rows, r->err_map, env->png_stem, &e))
+        fprintf(log, "pictures: %s: %s\n", ac_status_name(e.code), e.msg);
 }

@@ -188,7 +188,7 @@ void ac_fuzz_combine_run(const uint8_t *data, size_t size, const ac_fuzz_env *en
     ac_fuzz_env local = *env;
     local.oracle_rows = 0; /* at most 8 rows: judge them all */
     ac_fuzz_check r;
-    ac_status st = ac_fuzz_check_case(&c, &local, overwrite_partials, p, env->verbose, &r);
+    ac_status st = ac_fuzz_check_case(&c, &local, overwrite_partials, p, env->verbose || env->png_stem, &r);
     out->code = st;
     if (st == AC_ERR_NO_DEVICE) {
         out->kind = AC_FUZZ_SKIPPED;
@@ -210,6 +210,7 @@ void ac_fuzz_combine_run(const uint8_t *data, size_t size, const ac_fuzz_env *en
         fprintf(log, "%s: %s\n", out->kind == AC_FUZZ_FINDING ? "FINDING" : out->kind == AC_FUZZ_PASS ? "pass" : "skipped",
                 out->why);
     }
+    ac_fuzz_write_pictures(&c, &r, env, log);
     ac_fuzz_check_free(&r);
     ac_case_free(&c);
     free(p);

@@ -194,7 +194,7 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
         snprintf(out->why, sizeof out->why, "over the fuzzing budget");
     } else {
         ac_fuzz_check r;
-        ac_status st = ac_fuzz_check_case(c, env, NULL, NULL, env->verbose, &r);
+        ac_status st = ac_fuzz_check_case(c, env, NULL, NULL, env->verbose || env->png_stem, &r);
         uint32_t kwant = ac_fuzz_expected_errors(c, 1);
         out->code = st;
         if (st == AC_ERR_NO_DEVICE) {
@@ -214,6 +214,7 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
             snprintf(out->why, sizeof out->why, "%s", r.verdict.summary);
         }
         if (env->verbose) ac_fuzz_print_diagnosis(c, &r, 8, log);
+        ac_fuzz_write_pictures(c, &r, env, log);
         ac_fuzz_check_free(&r);
     }
     if (env->verbose)

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ac_errpic.h"
 #include "ac_fuzz.h"
 
 #define EXIT_SKIP 77
@@ -85,6 +86,7 @@ typedef struct replay_opts {
     const ac_fuzz_target *target;
     int64_t rows;
     int quiet;
+    const char *png_dir;    /* --png DIR: pictures of each case's error map */
 } replay_opts;
 
 typedef struct replay_count { int files, passed, rejected, failed, skipped, errors; } replay_count;
@@ -153,6 +155,22 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
     env.oracle_threads = 0;
     env.verbose = !o->quiet;
     env.log = stdout;
+    /* Pictures: DIR/<file name without its extension>-heat.png and -rows.png;
+       old ones are removed first so that only this run's are reported. */
+    char stem[PATH_MAX], pics[2][PATH_MAX + 16];
+    if (o->png_dir) {
+        const char *slash = strrchr(path, '/');
+        char name[PATH_MAX];
+        snprintf(name, sizeof name, "%s", slash ? slash + 1 : path);
+        char *dot = strrchr(name, '.');
+        if (dot && dot != name) *dot = '\0';
+        snprintf(stem, sizeof stem, "%s/%s", o->png_dir, name);
+        snprintf(pics[0], sizeof pics[0], "%s-heat.png", stem);
+        snprintf(pics[1], sizeof pics[1], "%s-rows.png", stem);
+        unlink(pics[0]);
+        unlink(pics[1]);
+        env.png_stem = stem;
+    }
     if (!o->quiet) {
         printf("== %s  (target %s)\n", path, t->name);
         if (have_file && file.title[0]) printf("title: %s\n", file.title);
@@ -202,7 +220,10 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
         printf("%-8s %s  %s%s%s\n", verdict, path, out.line, !strcmp(verdict, "FAIL") ? "\n         " : "",
                !strcmp(verdict, "FAIL") ? why : "");
     else
-        printf("result: %s  %s\n\n", verdict, why);
+        printf("result: %s  %s\n", verdict, why);
+    for (int k = 0; o->png_dir && k < 2; k++)
+        if (is_file(pics[k])) printf("%spicture: %s\n", o->quiet ? "         " : "", pics[k]);
+    if (!o->quiet) printf("\n");
     fflush(stdout);
     ac_fuzz_outcome_free(&out);
     if (have_file) ac_casefile_free(&file);
@@ -282,6 +303,8 @@ int ac_replay_main(int argc, char **argv)
             o.rows = strtoll(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--quiet")) {
             o.quiet = 1;
+        } else if (!strcmp(a, "--png") && i + 1 < argc) {
+            o.png_dir = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "replay: unknown option %s\n", a);
             free(paths);
@@ -291,9 +314,17 @@ int ac_replay_main(int argc, char **argv)
         }
     }
     if (!np) {
-        fprintf(stderr, "usage: attncheck replay [--backend auto|cpu|gpu] [--target T] [--rows N] [--quiet] FILE|DIR...\n");
+        fprintf(stderr, "usage: attncheck replay [--backend auto|cpu|gpu] [--target T] [--rows N] [--quiet] [--png DIR] FILE|DIR...\n");
         free(paths);
         return 2;
+    }
+    if (o.png_dir) {
+        ac_error e;
+        if (ac_errpic_mkdirs(o.png_dir, &e)) {
+            fprintf(stderr, "replay: --png: %s\n", e.msg);
+            free(paths);
+            return 2;
+        }
     }
     if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     else if (o.backend == AC_BACKEND_GPU && !ac_gpu_available()) {

@@ -6,7 +6,7 @@
  *   attncheck selftest [options]            inject classic bugs into the CPU models and
  *                                           show which checks catch them
  *   attncheck describe FILE...              print case files readably
- * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose
+ * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose  --png DIR
  * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
  *       77 (skipped) when --backend gpu finds no CUDA device. */
 #include <math.h>
@@ -18,6 +18,7 @@
 #include "ac_casefile.h"
 #include "ac_check.h"
 #include "ac_e2e.h"
+#include "ac_errpic.h"
 #include "ac_fuzzcli.h"
 #include "ac_selftest.h"
 #include "ac_gen.h"
@@ -32,12 +33,13 @@ typedef struct cli_opts {
     uint64_t seed;
     const char *tsv;
     ac_bug bug;          /* --bug NAME: inject a classic bug into the CPU models */
+    const char *png;     /* --png DIR: pictures of failing cases' error maps */
 } cli_opts;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [FAMILY...]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N]\n"
             "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--verbose]\n"
@@ -54,6 +56,7 @@ static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char *
     o->seed = 1;
     o->tsv = NULL;
     o->bug = AC_BUG_NONE;
+    o->png = NULL;
     *npos = 0;
     for (int i = from; i < argc; i++) {
         const char *a = argv[i];
@@ -67,6 +70,7 @@ static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char *
         else if (!strcmp(a, "--verbose")) o->verbose = 1;
         else if (!strcmp(a, "--seed") && i + 1 < argc) o->seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(a, "--tsv") && i + 1 < argc) o->tsv = argv[++i];
+        else if (!strcmp(a, "--png") && i + 1 < argc) o->png = argv[++i];
         else if (!strcmp(a, "--bug") && i + 1 < argc) {
             const char *name = argv[++i];
             int found = 0;
@@ -142,7 +146,7 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
         const ac_case *c = &list.cases[i];
         char line[512];
         ac_case_line(c, line, sizeof line);
-        ac_check_opts co = {o->backend, o->bug, 0, 1, 0};
+        ac_check_opts co = {o->backend, o->bug, 0, 1, o->png != NULL};
         ac_check_result r;
         ac_status st = ac_check_case(c, &co, &r);
         group_stat *g = stat_for(groups, &ng, list.group[i]);
@@ -163,6 +167,15 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
         if (!ok || o->verbose)
             printf("%s %s\n  %s\n", ok ? "ok  " : "FAIL", line,
                    st ? r.error.msg : r.verdict.summary);
+        if (o->png && !ok && st == AC_OK) { /* DIR/case0042-prefill-heat.png and -rows.png */
+            char stem[4096];
+            ac_error pe;
+            snprintf(stem, sizeof stem, "%s/case%04d-%s", o->png, (int)i, ac_op_name(c->op));
+            if (ac_errpic_mkdirs(o->png, &pe) || ac_errpic_write_case(c, r.tensors.cu_seqlens_q, r.oracle.rows, r.err_map, stem, &pe))
+                printf("  pictures: %s\n", pe.msg);
+            else
+                printf("  pictures: %s-heat.png %s-rows.png\n", stem, stem);
+        }
         if (tsv)
             fprintf(tsv, "%s\t%d\t%.6g\t%.6g\t%lld\t%.4g\t%s\n", list.group[i], ok, st ? INFINITY : r.verdict.r_max,
                     st ? INFINITY : r.verdict.r_lse_max, (long long)r.verdict.max_ulp, r.verdict.ratio_vs_ref, line);
