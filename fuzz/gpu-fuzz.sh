@@ -30,7 +30,9 @@ remote)
   mkdir -p "$O"
   T=$D/attncheck-fuzz
   cores=$(nproc)
-  workers=$((cores > 3 ? cores - 2 : 1))
+  # Several host processes share one GPU badly (14 workers ran slower in total
+  # than one on an H100): AC_GPU_FUZZ_WORKERS, default 2.
+  workers=${AC_GPU_FUZZ_WORKERS:-2}
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$O/device.txt"
   echo "cores $cores, campaign workers $workers" | tee -a "$O/device.txt"
   speed() { # target backend seconds
