@@ -20,6 +20,7 @@
 
 #include "ac_backend.h"
 #include "ac_case.h"
+#include "ac_check.h"
 #include "ac_casefile.h"
 #include "ac_gen.h"
 #include "ac_status.h"
@@ -126,28 +127,15 @@ void ac_fuzz_mask_str(uint32_t mask, char *buf, size_t n);
 
 /* --- checking one case (fuzz/ac_fuzz_check.c) ----------------------------- */
 
-/* Optional hook between data generation and the kernel (the combine target
-   overwrites the partials there). */
-typedef ac_status (*ac_fuzz_tensor_hook)(const ac_case *c, ac_tensors *t, void *ctx, ac_error *err);
-
-typedef struct ac_fuzz_check {
-    ac_status status;       /* AC_OK: verdict valid; else the error met and where (stage) */
-    const char *stage;      /* "validate", "gen", "kernel", "oracle", "verdict" */
-    ac_error error;
-    ac_verdict verdict;
-    double seconds_kernel, seconds_oracle;
-    ac_tensors tensors;     /* kept when keep = 1 */
-    ac_outputs outputs;
-    ac_oracle_result oracle;
-    double *err_map;
-} ac_fuzz_check;
-
-/* validate -> gen -> hook -> backend -> oracle (one thread, row sampling
-   env->oracle_rows) -> verdict. The stages are the lead's ac_check_case's,
-   run here with the fuzzers' oracle options and the tensor hook. */
+/* One case through tools/ac_check.c's ac_check_case with the fuzzers'
+   options: env's backend, one oracle thread (parallelism comes from fuzzing
+   processes), env->oracle_rows sampled rows, no same-precision reference, and
+   an optional hook between generation and the kernel (the combine target
+   overwrites the partials there). Free the result with ac_check_result_free. */
+typedef ac_check_hook ac_fuzz_tensor_hook;
+typedef ac_check_result ac_fuzz_check;
 ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_tensor_hook hook, void *ctx,
                              int keep, ac_fuzz_check *r);
-void ac_fuzz_check_free(ac_fuzz_check *r);
 
 /* Print the worst elements (up to `top`) with their coordinates and an error
    map of r (rows x dims, downsampled to at most 64 x 32 characters). */

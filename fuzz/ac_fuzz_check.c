@@ -1,7 +1,6 @@
-/* One case end to end for the fuzzers: the stages of the lead's
- * ac_check_case (tools/ac_check.c) with the fuzzers' own oracle options (one
- * thread: parallelism comes from fuzzing processes; row sampling), a hook
- * between generation and the kernel, and a readable diagnosis. */
+/* One case end to end for the fuzzers: ac_check_case (tools/ac_check.c) with
+ * the fuzzers' oracle options (one thread: parallelism comes from fuzzing
+ * processes; row sampling) and a tensor hook, and a readable diagnosis. */
 #include "ac_fuzz.h"
 #include "ac_errpic.h"
 #include "ac_numfmt.h"
@@ -9,14 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void ac_fuzz_env_default(ac_fuzz_env *env)
 {
@@ -44,78 +35,18 @@ void ac_fuzz_outcome_free(ac_fuzz_outcome *o)
     ac_casefile_init(&o->file);
 }
 
-void ac_fuzz_check_free(ac_fuzz_check *r)
-{
-    ac_tensors_free(&r->tensors);
-    ac_outputs_free(&r->outputs);
-    ac_oracle_result_free(&r->oracle);
-    free(r->err_map);
-    memset(r, 0, sizeof *r);
-}
-
 ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_tensor_hook hook, void *ctx,
                              int keep, ac_fuzz_check *r)
 {
-    memset(r, 0, sizeof *r);
-    ac_error *err = &r->error;
-    ac_tensors t;
-    ac_outputs out;
-    ac_oracle_result res;
-    memset(&t, 0, sizeof t);
-    memset(&out, 0, sizeof out);
-    memset(&res, 0, sizeof res);
-    double *map = NULL;
-
-    r->stage = "validate";
-    ac_status st = ac_case_validate(c, err);
-    if (!st) {
-        r->stage = "gen";
-        st = ac_gen(c, &t, err);
-    }
-    if (!st && hook) st = hook(c, &t, ctx, err);
-    if (!st) {
-        r->stage = "kernel";
-        ac_run_opts ro = {AC_BUG_NONE, c->op == AC_OP_COMBINE};
-        double t0 = now_s();
-        st = ac_backend_run(env->backend, c, &t, &ro, &out, err);
-        r->seconds_kernel = now_s() - t0;
-    }
-    if (!st) {
-        r->stage = "oracle";
-        ac_oracle_opts oo;
-        memset(&oo, 0, sizeof oo);
-        oo.mode = AC_ORACLE_FAST;
-        oo.max_rows = env->oracle_rows;
-        oo.sample_seed = c->seed ^ 0x6a09e667f3bcc909ull;
-        oo.threads = env->oracle_threads;
-        double t0 = now_s();
-        st = ac_oracle_run(c, &t, &oo, &res, err);
-        r->seconds_oracle = now_s() - t0;
-    }
-    if (!st && c->op != AC_OP_STORE) {
-        size_t n = (size_t)res.rows * (size_t)c->head_dim;
-        map = malloc(sizeof(double) * (n ? n : 1));
-        if (!map) st = ac_fail(err, AC_ERR_NOMEM, "error map: out of memory");
-    }
-    if (!st) {
-        r->stage = "verdict";
-        ac_verdict_opts vo;
-        memset(&vo, 0, sizeof vo);
-        st = ac_verdict_judge(c, &t, &res, &out, NULL, &vo, &r->verdict, map, err);
-    }
-    r->status = st;
-    if (keep) {
-        r->tensors = t;
-        r->outputs = out;
-        r->oracle = res;
-        r->err_map = map;
-    } else {
-        ac_tensors_free(&t);
-        ac_outputs_free(&out);
-        ac_oracle_result_free(&res);
-        free(map);
-    }
-    return st;
+    ac_check_opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = env->backend;
+    o.max_rows = env->oracle_rows;
+    o.oracle_threads = env->oracle_threads;
+    o.keep = keep;
+    o.hook = hook;
+    o.hook_ctx = ctx;
+    return ac_check_case(c, &o, r);
 }
 
 /* (sequence, row within it) of query token t, from cu_seqlens_q. */

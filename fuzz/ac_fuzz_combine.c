@@ -211,7 +211,7 @@ void ac_fuzz_combine_run(const uint8_t *data, size_t size, const ac_fuzz_env *en
                 out->why);
     }
     ac_fuzz_write_pictures(&c, &r, env, log);
-    ac_fuzz_check_free(&r);
+    ac_check_result_free(&r);
     ac_case_free(&c);
     free(p);
 }

@@ -215,7 +215,7 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
         }
         if (env->verbose) ac_fuzz_print_diagnosis(c, &r, 8, log);
         ac_fuzz_write_pictures(c, &r, env, log);
-        ac_fuzz_check_free(&r);
+        ac_check_result_free(&r);
     }
     if (env->verbose)
         fprintf(log, "%s: %s\n",

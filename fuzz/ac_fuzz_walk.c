@@ -215,13 +215,6 @@ typedef struct shared_stats {
     volatile int64_t execs, passes, rejected, skipped, findings, unique, pool;
 } shared_stats;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress(const ac_fuzz_walk_opts *o, const shared_stats *st, double t0, FILE *log);
 
 /* One worker: returns when the deadline or the exec budget is reached. With
@@ -246,7 +239,7 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
     int64_t execs = 0;
     while (buf && seen) {
         if ((execs & 7) == 0) {
-            double t = now_s();
+            double t = ac_now();
             if (t >= deadline) break;
             if (t0 > 0 && t >= next) {
                 progress(o, st, t0, log);
@@ -316,7 +309,7 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
 
 static void progress(const ac_fuzz_walk_opts *o, const shared_stats *st, double t0, FILE *log)
 {
-    double el = now_s() - t0;
+    double el = ac_now() - t0;
     fprintf(log,
             "[fuzz %s walk] %6.0f s  execs %lld (%.0f/s)  pass %lld  rejected %lld  skipped %lld  findings %lld"
             " (%lld kinds)\n",
@@ -331,7 +324,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
     shared_stats *st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (st == MAP_FAILED) return ac_fail(err, AC_ERR_NOMEM, "walk: cannot map shared counters");
     memset((void *)st, 0, sizeof *st);
-    double t0 = now_s(), deadline = t0 + o->seconds, every = o->progress_every > 0 ? o->progress_every : 5.0;
+    double t0 = ac_now(), deadline = t0 + o->seconds, every = o->progress_every > 0 ? o->progress_every : 5.0;
     int workers = o->workers > 0 ? o->workers : 1;
     if (workers == 1 && o->gpus <= 0) {
         walk_worker(o, 0, deadline, st, log, t0);
@@ -368,8 +361,8 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         }
         int alive = workers;
         while (alive > 0) {
-            double wake = now_s() + every;
-            while (alive > 0 && now_s() < wake) {
+            double wake = ac_now() + every;
+            while (alive > 0 && ac_now() < wake) {
                 int status;
                 pid_t p = waitpid(-1, &status, WNOHANG);
                 if (p > 0) {
@@ -397,7 +390,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         out->findings = st->findings;
         out->unique = st->unique;
         out->pool = st->pool;
-        out->seconds = now_s() - t0;
+        out->seconds = ac_now() - t0;
     }
     munmap((void *)st, sizeof *st);
     return AC_OK;

@@ -35,20 +35,31 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
     memset(&ref, 0, sizeof ref);
     memset(&res, 0, sizeof res);
     double *map = NULL;
+    r->stage = "validate";
     ac_status st = ac_case_validate(c, err);
-    if (!st) st = ac_gen(c, &t, err);
     if (!st) {
+        r->stage = "gen";
+        st = ac_gen(c, &t, err);
+    }
+    if (!st && opts->hook) {
+        r->stage = "hook";
+        st = opts->hook(c, &t, opts->hook_ctx, err);
+    }
+    if (!st) {
+        r->stage = "kernel";
         ac_run_opts ro = {opts->bug, c->op == AC_OP_COMBINE};
         double t0 = ac_now();
         st = ac_backend_run(opts->backend, c, &t, &ro, &out, err);
         r->seconds_kernel = ac_now() - t0;
     }
     if (!st) {
+        r->stage = "oracle";
         ac_oracle_opts oo;
         memset(&oo, 0, sizeof oo);
         oo.mode = AC_ORACLE_FAST;
         oo.max_rows = opts->max_rows;
         oo.sample_seed = c->seed ^ 0x9e3779b97f4a7c15ull;
+        oo.threads = opts->oracle_threads;
         double t0 = ac_now();
         st = ac_oracle_run(c, &t, &oo, &res, err);
         r->seconds_oracle = ac_now() - t0;
@@ -62,7 +73,10 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
         map = malloc(sizeof(double) * (size_t)(res.rows * c->head_dim + 1));
         if (!map) st = ac_fail(err, AC_ERR_NOMEM, "error map: out of memory");
     }
-    if (!st) st = ac_verdict_judge(c, &t, &res, &out, have_ref ? &ref : NULL, NULL, &r->verdict, map, err);
+    if (!st) {
+        r->stage = "verdict";
+        st = ac_verdict_judge(c, &t, &res, &out, have_ref ? &ref : NULL, NULL, &r->verdict, map, err);
+    }
     r->status = st;
     ac_outputs_free(&ref);
     if (opts->keep) {

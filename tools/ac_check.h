@@ -16,16 +16,24 @@
 extern "C" {
 #endif
 
+/* Optional step between data generation and the kernel: edits the tensors
+   (the combine fuzzer writes its partials there). */
+typedef ac_status (*ac_check_hook)(const ac_case *c, ac_tensors *t, void *ctx, ac_error *err);
+
 typedef struct ac_check_opts {
     ac_backend backend;
     ac_bug bug;               /* injected bug (selftest) */
     int64_t max_rows;         /* oracle row sampling (0 = all rows) */
     int with_ref;             /* also run the same-precision reference for the ratio */
     int keep;                 /* keep tensors/outputs/oracle in the result for inspection */
+    int oracle_threads;       /* 0: one per core (fuzzers pass 1: they run in parallel) */
+    ac_check_hook hook;       /* may be NULL */
+    void *hook_ctx;
 } ac_check_opts;
 
 typedef struct ac_check_result {
     ac_status status;         /* AC_OK: the verdict below is valid; else the run's error */
+    const char *stage;        /* where it stopped: "validate", "gen", "hook", "kernel", "oracle", "verdict" */
     ac_error error;
     ac_verdict verdict;
     double seconds_kernel, seconds_oracle;

@@ -146,7 +146,12 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
         const ac_case *c = &list.cases[i];
         char line[512];
         ac_case_line(c, line, sizeof line);
-        ac_check_opts co = {o->backend, o->bug, 0, 1, o->png != NULL};
+        ac_check_opts co;
+        memset(&co, 0, sizeof co);
+        co.backend = o->backend;
+        co.bug = o->bug;
+        co.with_ref = 1;
+        co.keep = o->png != NULL;
         ac_check_result r;
         ac_status st = ac_check_case(c, &co, &r);
         group_stat *g = stat_for(groups, &ng, list.group[i]);
