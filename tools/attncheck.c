@@ -244,13 +244,14 @@ static int oracle_selfcheck(int quick, uint64_t seed)
             printf("FAIL oracle self-check: %s\n", line);
             bad++;
         }
-        fprintf(stderr, "\r[oracle self-check %3d] fast == mpfr on %lld elements, %d disagree  ", n + 1,
-                (long long)elems, bad);
+        if (isatty(2)) /* a log gets the summary line only */
+            fprintf(stderr, "\r[oracle self-check %3d] fast == mpfr on %lld elements, %d disagree  ", n + 1,
+                    (long long)elems, bad);
         ac_tensors_free(&t);
         ac_oracle_result_free(&a);
         ac_oracle_result_free(&b);
     }
-    fprintf(stderr, "\n");
+    if (isatty(2)) fprintf(stderr, "\n");
     printf("oracle self-check: %d cases, %lld elements: fast and MPFR paths %s (%.1f s)\n", n, (long long)elems,
            bad ? "DISAGREE" : "agree bit for bit", ac_now() - t0);
     ac_case_list_free(&list);
