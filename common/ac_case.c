@@ -146,7 +146,7 @@ float ac_case_scale(const ac_case *c)
     return c->scale_given ? c->scale : 1.0f / sqrtf((float)c->head_dim);
 }
 
-ac_status ac_case_validate(const ac_case *c, ac_error *err)
+ac_status ac_case_check_enums(const ac_case *c, ac_error *err)
 {
     if ((int)c->op < 0 || c->op >= AC_OP_COUNT) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %d: unknown", (int)c->op);
     if ((int)c->dtype < 0 || c->dtype >= AC_DTYPE_COUNT)
@@ -157,11 +157,18 @@ ac_status ac_case_validate(const ac_case *c, ac_error *err)
         return ac_fail(err, AC_ERR_UNSUPPORTED, "mask = %d: unknown", (int)c->mask);
     if ((int)c->dist < 0 || c->dist >= AC_DIST_COUNT)
         return ac_fail(err, AC_ERR_UNSUPPORTED, "dist = %d: unknown", (int)c->dist);
+    return AC_OK;
+}
+
+ac_status ac_case_validate(const ac_case *c, ac_error *err)
+{
+    ac_status st = ac_case_check_enums(c, err);
+    if (st) return st;
     if (c->batch < 0 || c->batch > AC_MAX_BATCH)
         return ac_fail(err, AC_ERR_SHAPE, "batch = %d: must be in [0, %d]", c->batch, AC_MAX_BATCH);
     if (c->batch > 0 && (!c->seqlen_q || !c->seqlen_k))
         return ac_fail(err, AC_ERR_NULL, "seqlen_q / seqlen_k arrays missing for batch = %d", c->batch);
-    ac_status st = ac_validate_heads(c->heads_q, c->heads_kv, c->head_dim, err);
+    st = ac_validate_heads(c->heads_q, c->heads_kv, c->head_dim, err);
     if (st) return st;
     if (!isfinite(c->scale) && c->scale_given)
         return ac_fail(err, AC_ERR_SHAPE, "scale = %g: must be finite", (double)c->scale);

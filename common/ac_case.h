@@ -125,6 +125,11 @@ int64_t ac_case_total_k(const ac_case *c);
 /* Effective scale: the given one, or 1/sqrt(D) evaluated in fp32. */
 float ac_case_scale(const ac_case *c);
 
+/* Every enum field (op, dtype, causal, mask, dist) is a known value; the
+   message names the field. Part of ac_case_validate; the case-file writer
+   runs it alone. */
+ac_status ac_case_check_enums(const ac_case *c, ac_error *err);
+
 /* Check the case against the contract (sizes, Hq % Hkv, table entries in
    range for used blocks, seqlen_k within table capacity, slot collisions ...).
    The message names the field and the index. */

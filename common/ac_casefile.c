@@ -771,22 +771,14 @@ static ac_status check_flag(const char *name, int v, ac_error *err)
 static ac_status check_writable(const ac_casefile *f, ac_error *err)
 {
     const ac_case *c = &f->c;
-    if ((int)c->op < 0 || c->op >= AC_OP_COUNT) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %d: unknown", (int)c->op);
-    if ((int)c->dtype < 0 || c->dtype >= AC_DTYPE_COUNT)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "dtype = %d: unknown", (int)c->dtype);
-    if ((int)c->causal < 0 || c->causal >= AC_CAUSAL_COUNT)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "causal = %d: unknown", (int)c->causal);
-    if ((int)c->mask < 0 || c->mask >= AC_MASK_COUNT)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "mask = %d: unknown", (int)c->mask);
-    if ((int)c->dist < 0 || c->dist >= AC_DIST_COUNT)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "dist = %d: unknown", (int)c->dist);
+    ac_status st = ac_case_check_enums(c, err);
+    if (st) return st;
     if (c->special & ~special_known_bits())
         return ac_fail(err, AC_ERR_UNSUPPORTED, "special = 0x%x: unknown flag bits 0x%x", c->special,
                        c->special & ~special_known_bits());
     if (f->expect_error ? (f->expect_code <= AC_OK || f->expect_code >= AC_STATUS_COUNT) : f->expect_code != AC_OK)
         return ac_fail(err, AC_ERR_SHAPE, "expect_error = %d with expect_code = %d: inconsistent", f->expect_error,
                        (int)f->expect_code);
-    ac_status st;
     if ((st = check_flag("expect_error", f->expect_error, err)) || (st = check_flag("scale_given", c->scale_given, err)) ||
         (st = check_flag("mask_per_head", c->mask_per_head, err)) || (st = check_flag("paged", c->paged, err)) ||
         (st = check_flag("slot_mapping_i64", c->slot_mapping_i64, err)))
