@@ -23,19 +23,11 @@
 
 #include "ac_backend.h"
 #include "ac_index.h"
+#include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "attn_prefill.h"
 
-// --- data: SplitMix64, values uniform in [-1, 1) rounded to the dtype ------------------
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
-static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+// --- data: ac_rng (common/ac_gen.h), values uniform in [-1, 1) rounded to the dtype ----
 
 struct Cfg {
     ac_dtype dtype;
@@ -54,7 +46,8 @@ static const uint16_t kNanHalf = 0x7fc1; // NaN in bf16 and fp16
 // entries garbage (-1 or 2^30).
 static int build(const Cfg &g, ac_case *c, ac_tensors *t)
 {
-    uint64_t s = g.seed;
+    ac_rng s;
+    ac_rng_init(&s, g.seed, 0);
     ac_error err;
     ac_case_init(c);
     memset(t, 0, sizeof *t);
@@ -82,15 +75,15 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
     t->total_k = t->cu_seqlens_k[g.batch];
     int64_t qn = t->total_q * g.hq * g.d;
     t->q = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(qn + 1));
-    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
     int64_t row = (int64_t)g.hkv * g.d;
     if (!g.paged) {
         t->kv_elems = t->total_k * row;
         t->k = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
         t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
         for (int64_t i = 0; i < t->kv_elems; i++) {
-            t->k[i] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
-            t->v[i] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+            t->k[i] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
+            t->v[i] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
         }
     } else {
         int bs = g.block_size, used = 0, maxb = 1;
@@ -104,7 +97,7 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
         if (ac_case_alloc_table(c, maxb, &err)) return -1;
         std::vector<int> perm(c->num_blocks);
         for (int i = 0; i < c->num_blocks; i++) perm[i] = i;
-        for (int i = c->num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[rng_int(&s, i + 1)]);
+        for (int i = c->num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[(int)ac_rng_below(&s, (uint64_t)(i + 1))]);
         t->kv_elems = (int64_t)c->num_blocks * bs * row;
         t->k = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
         t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
@@ -117,8 +110,8 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
             for (int p = 0; p < g.lk[b]; p++)
                 for (int64_t x = 0; x < row; x++) {
                     int64_t o = ac_pos_slot(tr, p, bs) * row + x;
-                    t->k[o] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
-                    t->v[o] = ac_f64_to_half(g.dtype, 2 * rng_unit(&s) - 1);
+                    t->k[o] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
+                    t->v[o] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
                 }
         }
     }
@@ -129,11 +122,11 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
         int64_t n = t->mask_off[g.batch];
         if (g.mask == AC_MASK_BOOL) {
             t->mask_bool = (uint8_t *)malloc((size_t)n + 1);
-            for (int64_t i = 0; i < n; i++) t->mask_bool[i] = rng_unit(&s) < 0.75;
+            for (int64_t i = 0; i < n; i++) t->mask_bool[i] = ac_rng_unit(&s) < 0.75;
         } else {
             t->mask_bias = (float *)malloc(sizeof(float) * (size_t)(n + 1));
             for (int64_t i = 0; i < n; i++)
-                t->mask_bias[i] = rng_unit(&s) < 0.25 ? -INFINITY : (float)(4 * rng_unit(&s) - 2);
+                t->mask_bias[i] = ac_rng_unit(&s) < 0.25 ? -INFINITY : (float)(4 * ac_rng_unit(&s) - 2);
         }
     }
     return 0;

@@ -20,16 +20,7 @@
 
 #define U32 DREF_U32
 
-/* ---- deterministic local data (SplitMix64) ------------------------------ */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
-static int64_t rng_below(uint64_t *s, int64_t n) { return (int64_t)(rng_next(s) % (uint64_t)n); }
+/* ---- deterministic local data: ac_rng (common/ac_gen.h) ----------------- */
 
 static uint16_t half_nan(ac_dtype t) { return t == AC_BF16 ? 0x7fc0 : 0x7e00; }
 
@@ -68,7 +59,8 @@ static void dcase_build(dcase *dc, const dspec *sp)
     c->num_splits = sp->splits;
     c->seed = sp->seed;
     c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
-    uint64_t rs = sp->seed;
+    ac_rng rs;
+    ac_rng_init(&rs, sp->seed, 0);
     int32_t used_total = 0, max_used = 1;
     for (int32_t b = 0; b < sp->batch; b++) {
         c->seqlen_k[b] = sp->lk[b];
@@ -83,7 +75,7 @@ static void dcase_build(dcase *dc, const dspec *sp)
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)c->num_blocks);
     for (int32_t i = 0; i < c->num_blocks; i++) perm[i] = i;
     for (int32_t i = c->num_blocks - 1; i > 0; i--) {
-        int32_t j = (int32_t)rng_below(&rs, i + 1), x = perm[i];
+        int32_t j = (int32_t)(int64_t)ac_rng_below(&rs, (uint64_t)(i + 1)), x = perm[i];
         perm[i] = perm[j];
         perm[j] = x;
     }
@@ -92,7 +84,7 @@ static void dcase_build(dcase *dc, const dspec *sp)
     for (int32_t b = 0; b < sp->batch; b++) {
         int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
         int32_t u = ac_blocks_used(sp->lk[b], sp->bs);
-        for (int32_t i = 0; i < c->max_blocks_per_seq; i++) row[i] = garbage[rng_below(&rs, 4)];
+        for (int32_t i = 0; i < c->max_blocks_per_seq; i++) row[i] = garbage[(int64_t)ac_rng_below(&rs, (uint64_t)(4))];
         for (int32_t i = 0; i < u; i++) row[i] = perm[next++];
         if (sp->share_prefix && b > 0 && u > 0 && sp->lk[0] > 0) row[0] = c->block_table[0];
     }
@@ -106,7 +98,7 @@ static void dcase_build(dcase *dc, const dspec *sp)
     t->q = malloc(sizeof(uint16_t) * (size_t)qn);
     t->k = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
     t->v = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
-    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f32_to_half(sp->dtype, (float)(2.0 * rng_unit(&rs) - 1.0));
+    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f32_to_half(sp->dtype, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
     for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = half_nan(sp->dtype);
     int64_t row_elems = (int64_t)sp->hkv * sp->d;
     for (int32_t b = 0; b < sp->batch; b++) {
@@ -115,8 +107,8 @@ static void dcase_build(dcase *dc, const dspec *sp)
             int64_t slot = (int64_t)row[p / sp->bs] * sp->bs + p % sp->bs;
             if (!ac_half_isnan(sp->dtype, t->k[slot * row_elems])) continue; /* shared block, filled */
             for (int64_t e = 0; e < row_elems; e++) {
-                t->k[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * rng_unit(&rs) - 1.0));
-                t->v[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * rng_unit(&rs) - 1.0));
+                t->k[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
+                t->v[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
             }
         }
     }
@@ -378,15 +370,16 @@ static void combine_case(dcase *dc, int32_t rows, int32_t S, int32_t d, uint64_t
     dc->t.total_q = rows;
     dc->t.o_part = malloc(sizeof(float) * (size_t)rows * S * d);
     dc->t.lse_part = malloc(sizeof(float) * (size_t)rows * S);
-    uint64_t rs = seed;
+    ac_rng rs;
+    ac_rng_init(&rs, seed, 0);
     for (int32_t r = 0; r < rows; r++) {
         /* Row kinds: 0 all empty, 1 one split only, else random with ~1/3 empty. */
         int kind = r % 4;
         for (int32_t s = 0; s < S; s++) {
-            int empty = kind == 0 || (kind == 1 && s != S / 2) || (kind >= 2 && rng_below(&rs, 3) == 0);
-            dc->t.lse_part[(int64_t)r * S + s] = empty ? -INFINITY : (float)(20.0 * rng_unit(&rs) - 10.0);
+            int empty = kind == 0 || (kind == 1 && s != S / 2) || (kind >= 2 && (int64_t)ac_rng_below(&rs, (uint64_t)(3)) == 0);
+            dc->t.lse_part[(int64_t)r * S + s] = empty ? -INFINITY : (float)(20.0 * ac_rng_unit(&rs) - 10.0);
             for (int32_t e = 0; e < d; e++)
-                dc->t.o_part[((int64_t)r * S + s) * d + e] = empty ? NAN : (float)(2.0 * rng_unit(&rs) - 1.0);
+                dc->t.o_part[((int64_t)r * S + s) * d + e] = empty ? NAN : (float)(2.0 * ac_rng_unit(&rs) - 1.0);
         }
     }
 }
@@ -471,7 +464,8 @@ static void store_case(dcase *dc, int i64, uint64_t seed)
     c->slot_mapping_i64 = i64;
     ac_case_set_batch(c, 0, &err);
     ac_case_alloc_slots(c, 20, &err);
-    uint64_t rs = seed;
+    ac_rng rs;
+    ac_rng_init(&rs, seed, 0);
     int64_t num_slots = (int64_t)c->num_blocks * c->block_size;
     /* Distinct random slots, every third token padding. */
     for (int32_t t = 0; t < c->num_tokens; t++) {
@@ -479,7 +473,7 @@ static void store_case(dcase *dc, int i64, uint64_t seed)
         int64_t s;
         int dup;
         do {
-            s = rng_below(&rs, num_slots - 1); /* the last slot stays free: a wrapped -1 must show */
+            s = (int64_t)ac_rng_below(&rs, (uint64_t)(num_slots - 1)); /* the last slot stays free: a wrapped -1 must show */
             dup = 0;
             for (int32_t u = 0; u < t; u++) dup |= c->slot_mapping[u] == s;
         } while (dup);
@@ -492,12 +486,12 @@ static void store_case(dcase *dc, int i64, uint64_t seed)
     dc->t.k_new = malloc(sizeof(uint16_t) * (size_t)(c->num_tokens * row));
     dc->t.v_new = malloc(sizeof(uint16_t) * (size_t)(c->num_tokens * row));
     for (int64_t i = 0; i < dc->t.kv_elems; i++) {
-        dc->t.k[i] = (uint16_t)rng_next(&rs);
-        dc->t.v[i] = (uint16_t)rng_next(&rs);
+        dc->t.k[i] = (uint16_t)ac_rng_next(&rs);
+        dc->t.v[i] = (uint16_t)ac_rng_next(&rs);
     }
     for (int64_t i = 0; i < c->num_tokens * row; i++) {
-        dc->t.k_new[i] = (uint16_t)rng_next(&rs);
-        dc->t.v_new[i] = (uint16_t)rng_next(&rs);
+        dc->t.k_new[i] = (uint16_t)ac_rng_next(&rs);
+        dc->t.v_new[i] = (uint16_t)ac_rng_next(&rs);
     }
 }
 

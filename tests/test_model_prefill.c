@@ -14,19 +14,11 @@
 
 #include "ac_backend.h"
 #include "ac_index.h"
+#include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "attn_prefill.h"
 
-/* --- data ---------------------------------------------------------------- */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
-static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+/* --- data: ac_rng (common/ac_gen.h) ------------------------------------- */
 
 typedef struct cfg {
     ac_dtype dtype;
@@ -48,7 +40,8 @@ static const uint16_t NAN_HALF = 0x7fc1; /* a NaN in both bf16 and fp16 */
    unused table entries hold garbage. */
 static void build(const cfg *g, ac_case *c, ac_tensors *t)
 {
-    uint64_t s = g->seed;
+    ac_rng s;
+    ac_rng_init(&s, g->seed, 0);
     ac_error err;
     ac_case_init(c);
     memset(t, 0, sizeof *t);
@@ -78,15 +71,15 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
     t->total_k = t->cu_seqlens_k[g->batch];
     int64_t qn = t->total_q * g->hq * g->d;
     t->q = malloc(sizeof(uint16_t) * (size_t)(qn + 1));
-    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+    for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
     int64_t row = (int64_t)g->hkv * g->d;
     if (!g->paged) {
         t->kv_elems = t->total_k * row;
         t->k = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
         t->v = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
         for (int64_t i = 0; i < t->kv_elems; i++) {
-            t->k[i] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
-            t->v[i] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+            t->k[i] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
+            t->v[i] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
         }
     } else {
         int bs = g->block_size, used = 0, maxb = 1;
@@ -101,7 +94,7 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
         int *perm = malloc(sizeof(int) * (size_t)c->num_blocks);
         for (int i = 0; i < c->num_blocks; i++) perm[i] = i;
         for (int i = c->num_blocks - 1; i > 0; i--) {
-            int j = rng_int(&s, i + 1), x = perm[i];
+            int j = (int)ac_rng_below(&s, (uint64_t)(i + 1)), x = perm[i];
             perm[i] = perm[j];
             perm[j] = x;
         }
@@ -117,8 +110,8 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
             for (int p = 0; p < g->lk[b]; p++)
                 for (int x = 0; x < row; x++) {
                     int64_t o = ac_pos_slot(tr, p, bs) * row + x;
-                    t->k[o] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
-                    t->v[o] = ac_f64_to_half(g->dtype, 2 * rng_unit(&s) - 1);
+                    t->k[o] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
+                    t->v[o] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
                 }
         }
         free(perm);
@@ -130,11 +123,11 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
         int64_t n = t->mask_off[g->batch];
         if (g->mask == AC_MASK_BOOL) {
             t->mask_bool = malloc((size_t)n + 1);
-            for (int64_t i = 0; i < n; i++) t->mask_bool[i] = rng_unit(&s) < 0.75;
+            for (int64_t i = 0; i < n; i++) t->mask_bool[i] = ac_rng_unit(&s) < 0.75;
         } else {
             t->mask_bias = malloc(sizeof(float) * (size_t)(n + 1));
             for (int64_t i = 0; i < n; i++)
-                t->mask_bias[i] = rng_unit(&s) < 0.25 ? -INFINITY : (float)(4 * rng_unit(&s) - 2);
+                t->mask_bias[i] = ac_rng_unit(&s) < 0.25 ? -INFINITY : (float)(4 * ac_rng_unit(&s) - 2);
         }
     }
 }
