@@ -3,6 +3,7 @@
  * and gathers every value into bounded temporary vectors before building the
  * case, so a failure at any point frees everything and leaves `out` empty. */
 #include "ac_casefile.h"
+#include "ac_numfmt.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -68,19 +69,6 @@ static const char *excerpt(const char *s, size_t n, char buf[32])
     return buf;
 }
 
-/* float <-> bit pattern without aliasing games. */
-static uint32_t float_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-static float bits_float(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* Canonical, exact text of a float: C99 hex float with a normalised leading 1
    and no trailing zero digits ("0x1.8p-1"), "0x0p+0" / "-0x0p+0", "inf" /
@@ -88,7 +76,7 @@ static float bits_float(uint32_t u)
    hand rather than with "%a" so the text does not depend on the C library. */
 static void format_float(float f, char buf[32])
 {
-    uint32_t u = float_bits(f);
+    uint32_t u = ac_f32_bits(f);
     const char *sign = (u >> 31) ? "-" : "";
     uint32_t exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
     if (exp == 0xffu) {
@@ -239,11 +227,11 @@ static num_res parse_float(const char *s, size_t n, float *out)
     if (n == 0) return NUM_SYNTAX;
     if (n >= sizeof buf) return NUM_SYNTAX; /* no float needs 71 characters */
     if (n == 3 && memcmp(s, "inf", 3) == 0) {
-        *out = bits_float(0x7f800000u);
+        *out = ac_f32_from_bits(0x7f800000u);
         return NUM_OK;
     }
     if (n == 4 && memcmp(s, "-inf", 4) == 0) {
-        *out = bits_float(0xff800000u);
+        *out = ac_f32_from_bits(0xff800000u);
         return NUM_OK;
     }
     if (n == 14 && memcmp(s, "nan:0x", 6) == 0) {
@@ -257,7 +245,7 @@ static num_res parse_float(const char *s, size_t n, float *out)
             u = (u << 4) | d;
         }
         if ((u & 0x7f800000u) != 0x7f800000u || (u & 0x7fffffu) == 0) return NUM_RANGE; /* not a NaN */
-        *out = bits_float(u);
+        *out = ac_f32_from_bits(u);
         return NUM_OK;
     }
     /* Check the grammar ourselves: strtof alone would accept spaces,
@@ -1037,13 +1025,13 @@ int ac_casefile_equal(const ac_casefile *fa, const ac_casefile *fb)
     if (a->op != b->op || a->dtype != b->dtype || a->batch != b->batch || a->heads_q != b->heads_q ||
         a->heads_kv != b->heads_kv || a->head_dim != b->head_dim || a->scale_given != b->scale_given ||
         a->causal != b->causal || a->mask != b->mask || a->mask_per_head != b->mask_per_head ||
-        float_bits(a->mask_density) != float_bits(b->mask_density) || a->paged != b->paged ||
+        ac_f32_bits(a->mask_density) != ac_f32_bits(b->mask_density) || a->paged != b->paged ||
         a->block_size != b->block_size || a->num_blocks != b->num_blocks ||
         a->max_blocks_per_seq != b->max_blocks_per_seq || a->num_tokens != b->num_tokens ||
         a->slot_mapping_i64 != b->slot_mapping_i64 || a->num_splits != b->num_splits || a->dist != b->dist ||
         a->special != b->special || a->seed != b->seed)
         return 0;
-    if (a->scale_given && float_bits(a->scale) != float_bits(b->scale)) return 0;
+    if (a->scale_given && ac_f32_bits(a->scale) != ac_f32_bits(b->scale)) return 0;
     if (!same_i32(a->seqlen_q, b->seqlen_q, a->batch) || !same_i32(a->seqlen_k, b->seqlen_k, a->batch)) return 0;
     if (!same_i32(a->block_table, b->block_table, (int64_t)a->batch * a->max_blocks_per_seq)) return 0;
     if (a->num_tokens > 0) {

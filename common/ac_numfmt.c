@@ -11,19 +11,7 @@
 
 #include <string.h>
 
-static uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
-static float bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* Index of the most significant set bit of m (m != 0). */
 static int msb64(uint64_t m)
@@ -86,7 +74,7 @@ static uint32_t round_bits(uint64_t m, int E, int t, int bias)
 /* fp32 -> half format (t, bias); NaN keeps its sign and top payload, made quiet. */
 static uint16_t f32_to_fmt(float f, int t, int bias)
 {
-    uint32_t u = f32_bits(f);
+    uint32_t u = ac_f32_bits(f);
     uint16_t sign = (uint16_t)((u >> 31) << 15);
     uint32_t ef = (u >> 23) & 0xff, mf = u & 0x7fffff;
     uint16_t inf = (uint16_t)((2 * bias + 1) << t);
@@ -120,19 +108,19 @@ static uint16_t f64_to_fmt(double x, int t, int bias)
 float ac_bf16_to_f32(uint16_t h)
 {
     /* bf16 is the top half of an fp32 pattern: exact, NaN payload kept. */
-    return bits_f32((uint32_t)h << 16);
+    return ac_f32_from_bits((uint32_t)h << 16);
 }
 
 float ac_fp16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
     uint32_t e = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    if (e == 0x1f) return bits_f32(sign | 0x7f800000u | (mant << 13));
-    if (e == 0 && mant == 0) return bits_f32(sign);
+    if (e == 0x1f) return ac_f32_from_bits(sign | 0x7f800000u | (mant << 13));
+    if (e == 0 && mant == 0) return ac_f32_from_bits(sign);
     /* Every fp16 value is exact in fp32, so round_bits only re-encodes. */
     uint64_t m = e ? (mant | 0x400u) : mant;
     int E = e ? (int)e - 25 : -24;
-    return bits_f32(sign | round_bits(m, E, T_F32, B_F32));
+    return ac_f32_from_bits(sign | round_bits(m, E, T_F32, B_F32));
 }
 
 uint16_t ac_f32_to_bf16(float f) { return f32_to_fmt(f, T_BF16, B_BF16); }
@@ -166,7 +154,7 @@ int64_t ac_half_ulp_diff(ac_dtype t, uint16_t a, uint16_t b)
 
 int64_t ac_f32_ulp_diff(float a, float b)
 {
-    uint32_t ua = f32_bits(a), ub = f32_bits(b);
+    uint32_t ua = ac_f32_bits(a), ub = ac_f32_bits(b);
     int64_t d = ordinal(ua & 0x7fffffffu, ua >> 31) - ordinal(ub & 0x7fffffffu, ub >> 31);
     return d < 0 ? -d : d;
 }

@@ -5,6 +5,7 @@
 #define AC_NUMFMT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "ac_case.h"
 #include "ac_index.h" /* AC_HD */
@@ -12,6 +13,20 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* An fp32 value's bit pattern and back, without aliasing games. */
+static inline uint32_t ac_f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+static inline float ac_f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 /* Unit roundoff u = 2^-p of each format (p = significand bits incl. hidden). */
 #define AC_U_BF16 0x1p-8

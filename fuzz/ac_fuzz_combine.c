@@ -11,6 +11,7 @@
  *   [4..11] seed of the O values not set explicitly
  *   then per (row, split): LSE as fp32 bits (4 bytes), O kind (1 byte). */
 #include "ac_fuzz.h"
+#include "ac_numfmt.h"
 
 #include <float.h>
 #include <math.h>
@@ -32,18 +33,6 @@ enum o_kind {
 static const int32_t dims[] = {1, 2, 3, 4, 7, 8, 16, 32, 64};
 #define NDIMS ((int)(sizeof dims / sizeof dims[0]))
 
-static float bits_f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static uint32_t f_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 /* An LSE the contract allows: finite or -inf. NaN becomes -inf and +inf the
    largest float: the record can say anything, the kernel gets legal input. */
@@ -69,7 +58,7 @@ void ac_fuzz_partials_decode(const uint8_t *data, size_t size, ac_fuzz_partials 
     for (int32_t i = 0; i < p->rows * p->splits; i++, pos += 5) {
         uint8_t e[5] = {0};
         if (pos < size) memcpy(e, data + pos, size - pos < 5 ? size - pos : 5);
-        p->lse[i] = legal_lse(bits_f((uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24));
+        p->lse[i] = legal_lse(ac_f32_from_bits((uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24));
         p->o_kind[i] = (uint8_t)(e[4] % O_KINDS);
     }
 }
@@ -88,7 +77,7 @@ size_t ac_fuzz_partials_encode(const ac_fuzz_partials *p, uint8_t *out, size_t m
     for (int i = 0; i < 8; i++) out[4 + i] = (uint8_t)(p->seed >> (8 * i));
     size_t pos = 12;
     for (int32_t i = 0; i < p->rows * p->splits; i++, pos += 5) {
-        uint32_t u = f_bits(p->lse[i]);
+        uint32_t u = ac_f32_bits(p->lse[i]);
         for (int k = 0; k < 4; k++) out[pos + k] = (uint8_t)(u >> (8 * k));
         out[pos + 4] = p->o_kind[i];
     }

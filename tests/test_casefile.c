@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ac_casefile.h"
+#include "ac_numfmt.h"
 
 #ifndef AC_SOURCE_DIR
 #define AC_SOURCE_DIR "."
@@ -27,18 +28,6 @@ static uint64_t rnd(void)
 }
 static int64_t rnd_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
 
-static float bits_f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static uint32_t f_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 /* A float drawn to hit every form of the writer: zeros of both signs,
    subnormals, infinities, NaN payloads, ordinary values, random patterns. */
@@ -47,12 +36,12 @@ static float rnd_float(void)
     switch (rnd() % 9) {
     case 0: return 0.0f;
     case 1: return -0.0f;
-    case 2: return bits_f((uint32_t)rnd_in(1, 0x7fffff) | (uint32_t)(rnd() & 1) << 31); /* subnormal */
+    case 2: return ac_f32_from_bits((uint32_t)rnd_in(1, 0x7fffff) | (uint32_t)(rnd() & 1) << 31); /* subnormal */
     case 3: return (rnd() & 1) ? INFINITY : -INFINITY;
-    case 4: return bits_f(0x7f800000u | (uint32_t)rnd_in(1, 0x7fffff) | (uint32_t)(rnd() & 1) << 31); /* NaN */
+    case 4: return ac_f32_from_bits(0x7f800000u | (uint32_t)rnd_in(1, 0x7fffff) | (uint32_t)(rnd() & 1) << 31); /* NaN */
     case 5: return 0.125f;
     case 6: return 1.0f / sqrtf((float)rnd_in(1, 1024));
-    default: return bits_f((uint32_t)rnd());
+    default: return ac_f32_from_bits((uint32_t)rnd());
     }
 }
 
@@ -192,14 +181,14 @@ Test(casefile, floats_exact_for_all_patterns)
     for (int it = 0; it < 60000; it++) {
         uint32_t a = it < 14 ? edges[it] : (uint32_t)rnd();
         uint32_t b = it < 14 ? edges[13 - it] : (uint32_t)rnd();
-        f.c.scale = bits_f(a);
-        f.c.mask_density = bits_f(b);
+        f.c.scale = ac_f32_from_bits(a);
+        f.c.mask_density = ac_f32_from_bits(b);
         size_t n;
         char *t = write_ok(&f, &n);
         ac_error e = {0};
         cr_assert_eq(ac_casefile_parse(t, n, &g, &e), AC_OK, "%s\n%s", e.msg, t);
-        cr_assert_eq(f_bits(g.c.scale), a, "scale 0x%08x came back as 0x%08x\n%s", a, f_bits(g.c.scale), t);
-        cr_assert_eq(f_bits(g.c.mask_density), b);
+        cr_assert_eq(ac_f32_bits(g.c.scale), a, "scale 0x%08x came back as 0x%08x\n%s", a, ac_f32_bits(g.c.scale), t);
+        cr_assert_eq(ac_f32_bits(g.c.mask_density), b);
         free(t);
         ac_casefile_free(&g);
     }
@@ -220,7 +209,7 @@ Test(casefile, scale_default_zero_and_negative_zero_are_distinct)
         cr_assert(strstr(t, want), "want %s in\n%s", want, t);
         cr_assert_eq(ac_casefile_parse(t, n, &g, NULL), AC_OK);
         cr_assert_eq(g.c.scale_given, f.c.scale_given);
-        cr_assert_eq(f_bits(g.c.scale), f_bits(f.c.scale));
+        cr_assert_eq(ac_f32_bits(g.c.scale), ac_f32_bits(f.c.scale));
         free(t);
         ac_casefile_free(&g);
     }
@@ -494,7 +483,7 @@ Test(casefile, noncanonical_accepted_and_normalised)
     cr_assert_eq(ac_casefile_parse(text, strlen(text), &f, &e), AC_OK, "%s", e.msg);
     cr_assert_str_eq(f.title, " two spaces keep a leading space");
     cr_assert_eq(f.c.scale_given, 1);
-    cr_assert_eq(f_bits(f.c.scale), f_bits(0.125f));
+    cr_assert_eq(ac_f32_bits(f.c.scale), ac_f32_bits(0.125f));
     cr_assert_eq(f.c.special, AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_INF_SLOTS);
     cr_assert_eq(f.expect_error, 1);
     cr_assert_eq(f.expect_code, AC_ERR_GQA);
