@@ -16,8 +16,8 @@ GPU=0
 [ "${2:-}" = "--gpu" ] && GPU=1
 B=${AC_BUILD:-build}
 FB=${AC_FUZZ_BUILD:-build-fuzz}
-TOOL=$B/fuzz/attncheck-fuzz
-[ -x "$TOOL" ] || TOOL=$(ls "$B"/attncheck-fuzz "$B"/*/attncheck-fuzz 2>/dev/null | head -n 1)
+TOOL=$B/tools/attncheck
+[ -x "$TOOL" ] || TOOL=$(ls "$B"/attncheck "$B"/*/attncheck 2>/dev/null | head -n 1)
 tmp=$(mktemp -d)
 rows=""
 row() { rows="$rows$(printf '%-9s %-10s %-10s %10s %7s %10s' "$1" "$2" "$3" "$4" "$5" "$6")

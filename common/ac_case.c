@@ -8,7 +8,11 @@
 #include "ac_index.h"
 #include "ac_validate.h"
 
-static const char *const op_names[AC_OP_COUNT] = {"prefill", "decode", "combine", "store"};
+static const char *const op_names[AC_OP_COUNT] = {
+#define AC_FAMILY(name, NAME) #name,
+#include "ac_families.def"
+#undef AC_FAMILY
+};
 static const char *const dtype_names[AC_DTYPE_COUNT] = {"bf16", "fp16"};
 static const char *const causal_names[AC_CAUSAL_COUNT] = {"none", "TL", "BR"};
 static const char *const mask_names[AC_MASK_COUNT] = {"none", "bool", "add"};

@@ -18,11 +18,15 @@
 extern "C" {
 #endif
 
+/* One value per kernel family (common/ac_families.def):
+ *   PREFILL  varlen queries against contiguous or paged K/V
+ *   DECODE   1..8 queries per sequence at its end, paged, split-KV
+ *   COMBINE  merge fp32 split partials (O_s, LSE_s)
+ *   STORE    write new K/V into the paged cache via slot_mapping */
 typedef enum ac_op {
-    AC_OP_PREFILL = 0, /* varlen queries against contiguous or paged K/V */
-    AC_OP_DECODE,      /* 1..8 queries per sequence at its end, paged, split-KV */
-    AC_OP_COMBINE,     /* merge fp32 split partials (O_s, LSE_s) */
-    AC_OP_STORE,       /* write new K/V into the paged cache via slot_mapping */
+#define AC_FAMILY(name, NAME) AC_OP_##NAME,
+#include "ac_families.def"
+#undef AC_FAMILY
     AC_OP_COUNT
 } ac_op;
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "ac_backend.h"
+#include "ac_backends.h"
 #include "ac_case.h"
 #include "ac_check.h"
 #include "ac_casefile.h"

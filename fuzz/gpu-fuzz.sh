@@ -16,19 +16,19 @@ build)
   set -e
   cd "$(dirname "$0")/.."   # the repository (remote mode runs from its root already)
   cmake -S . -B build-gpu-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-  cmake --build build-gpu-fuzz -j"$(nproc)" --target attncheck-fuzz
+  cmake --build build-gpu-fuzz -j"$(nproc)" --target attncheck
   mkdir -p "$D/seeds"
-  cp build-gpu-fuzz/fuzz/attncheck-fuzz fuzz/gpu-fuzz.sh "$D/"
+  cp build-gpu-fuzz/tools/attncheck fuzz/gpu-fuzz.sh "$D/"
   rm -rf "$D/seeds"/*
   for s in layout combine-fuzz prefill decode combine store; do cp -r "corpus/$s" "$D/seeds/"; done
-  ldd "$D/attncheck-fuzz" | grep -v -E "linux-vdso|libc.so|libm.so|ld-linux|libgcc_s|libstdc|libpthread|libdl|librt" || true
+  ldd "$D/attncheck" | grep -v -E "linux-vdso|libc.so|libm.so|ld-linux|libgcc_s|libstdc|libpthread|libdl|librt" || true
   du -sh "$D"
   ;;
 remote)
   SECS=${2:-300}
   O=${OUT:-$D/out}
   mkdir -p "$O"
-  T=$D/attncheck-fuzz
+  T=$D/attncheck
   cores=$(nproc)
   # Several host processes share one GPU badly (14 workers ran slower in total
   # than one on an H100): AC_GPU_FUZZ_WORKERS, default 2.

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ac_backend.h"
+#include "ac_backends.h"
 #include "ac_case.h"
 #include "ac_gen.h"
 #include "ac_prop.h"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ac_backend.h"
+#include "ac_backends.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "attn_decode.h"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "ac_backend.h"
+#include "ac_backends.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -22,6 +22,7 @@
 #include "ac_fuzzcli.h"
 #include "ac_selftest.h"
 #include "ac_gen.h"
+#include "ac_family.h"
 #include "ac_sweep.h"
 
 #define EXIT_SKIP 77
@@ -205,12 +206,11 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
    MPFR path on a slice of the sweep. Both must round to the same outputs. */
 static int oracle_selfcheck(int quick, uint64_t seed)
 {
-    static const char *fams[] = {"prefill", "decode", "combine"};
     ac_case_list list;
     memset(&list, 0, sizeof list);
     ac_error err;
-    for (int i = 0; i < 3; i++)
-        if (ac_sweep_build(fams[i], 1, seed, &list, &err)) {
+    for (int i = 0; i < AC_OP_COUNT; i++)
+        if (ac_families()[i]->oracle_arith && ac_families()[i]->sweep(1, seed, &list, &err)) {
             fprintf(stderr, "attncheck: %s\n", err.msg);
             ac_case_list_free(&list);
             return 2;
@@ -289,11 +289,12 @@ int main(int argc, char **argv)
         const char *pos[64];
         int npos;
         if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos)) { usage(stderr); return 2; }
-        static const char *all[] = {"prefill", "decode", "combine", "store"};
+        const char *all[AC_OP_COUNT];
+        for (int f = 0; f < AC_OP_COUNT; f++) all[f] = ac_families()[f]->name;
         if (!strcmp(cmd, "sweep") && npos != 1) { usage(stderr); return 2; }
         int rc_self = 0;
         if (!strcmp(cmd, "run")) rc_self = oracle_selfcheck(o.quick, o.seed);
-        int rc = npos == 0 ? run_families(all, 4, &o) : run_families(pos, npos, &o);
+        int rc = npos == 0 ? run_families(all, AC_OP_COUNT, &o) : run_families(pos, npos, &o);
         return rc ? rc : rc_self;
     }
     if (!strcmp(cmd, "selftest")) return ac_selftest_main(argc - 1, argv + 1);

@@ -4,14 +4,12 @@
 
 int ac_gpu_available(void) { return 0; }
 
-#define NO_GPU(fn)                                                                      \
-    ac_status fn(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, \
-                 ac_error *err)                                                          \
-    {                                                                                   \
-        (void)c; (void)t; (void)o; (void)out;                                           \
-        return ac_fail(err, AC_ERR_NO_DEVICE, "built without CUDA: no GPU backend");    \
+#define AC_FAMILY(name, NAME)                                                                            \
+    ac_status ac_gpu_##name(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, \
+                            ac_error *err)                                                              \
+    {                                                                                                   \
+        (void)c; (void)t; (void)o; (void)out;                                                           \
+        return ac_fail(err, AC_ERR_NO_DEVICE, "built without CUDA: no GPU backend");                    \
     }
-NO_GPU(ac_gpu_prefill)
-NO_GPU(ac_gpu_decode)
-NO_GPU(ac_gpu_combine)
-NO_GPU(ac_gpu_store)
+#include "ac_families.def"
+#undef AC_FAMILY

@@ -16,10 +16,17 @@ typedef struct ac_case_list {
     int32_t n, cap;
 } ac_case_list;
 
-/* Append the matrix of `family` ("prefill", "decode", "combine", "store").
+/* Append the matrix of `family` (a name of common/ac_families.def).
    quick != 0 gives a small representative subset. seed varies the data. */
 ac_status ac_sweep_build(const char *family, int quick, uint64_t seed, ac_case_list *list, ac_error *err);
 void ac_case_list_free(ac_case_list *list);
+
+/* For the families' matrix builders (harness/family_<name>.c): append a
+   default case to `group` (NULL when out of memory), set B sequences'
+   lengths, and the value distributions a matrix cycles through. */
+ac_case *ac_sweep_push(ac_case_list *list, const char *group, ac_error *err);
+ac_status ac_sweep_set_lengths(ac_case *c, int32_t batch, const int32_t *lq, const int32_t *lk, ac_error *err);
+extern const ac_dist ac_sweep_dist_cycle[5];
 
 #ifdef __cplusplus
 }

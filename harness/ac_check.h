@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ac_backend.h"
+#include "ac_backends.h"
 #include "ac_case.h"
 #include "ac_tensors.h"
 #include "ac_verdict.h"

@@ -1,0 +1,23 @@
+/* The CPU models' backend table: each family's model (kernels/<family>_model.c)
+ * by the names of common/ac_families.def. Always available. */
+#include "ac_backend.h"
+
+#include <stdio.h>
+
+static int model_available(char *why, size_t n)
+{
+    if (why && n) why[0] = '\0';
+    return 1;
+}
+
+const ac_backend_ops ac_backend_model_ops = {
+    .abi_version = AC_BACKEND_ABI_VERSION,
+    .name = "cpu-model",
+    .about = "the CPU models of the bundled kernels (same tiles and arithmetic order, no GPU used)",
+    .available = model_available,
+    .run = {
+#define AC_FAMILY(name, NAME) [AC_OP_##NAME] = ac_model_##name,
+#include "ac_families.def"
+#undef AC_FAMILY
+    },
+};
