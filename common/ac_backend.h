@@ -79,7 +79,7 @@ int ac_gpu_available(void);
 
 /* Each family's entry on each built-in backend, by the names of
    ac_families.def (implemented next to each kernel family in kernels/). */
-#define AC_FAMILY(name, NAME)                                                                        \
+#define AC_FAMILY(name, NAME, ...)                                                                        \
     ac_status ac_model_##name(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, \
                               ac_error *err);                                                        \
     ac_status ac_gpu_##name(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,   \

@@ -9,7 +9,7 @@
 #include "ac_validate.h"
 
 static const char *const op_names[AC_OP_COUNT] = {
-#define AC_FAMILY(name, NAME) #name,
+#define AC_FAMILY(name, NAME, ...) #name,
 #include "ac_families.def"
 #undef AC_FAMILY
 };
@@ -19,6 +19,15 @@ static const char *const mask_names[AC_MASK_COUNT] = {"none", "bool", "add"};
 static const char *const dist_names[AC_DIST_COUNT] = {"uniform", "normal", "large", "needle", "poscode"};
 
 #define NAME_OF(table, v, n) (((int)(v) >= 0 && (int)(v) < (n)) ? table[v] : "?")
+static const ac_op_traits op_traits[AC_OP_COUNT] = {
+#define AC_FAMILY(name, NAME, min_q, max_q, kv, splits, causal, slots, kmasks) \
+    [AC_OP_##NAME] = {min_q, max_q, kv, splits, causal, slots, kmasks},
+#include "ac_families.def"
+#undef AC_FAMILY
+};
+
+const ac_op_traits *ac_op_traits_of(ac_op op) { return ((int)op >= 0 && op < AC_OP_COUNT) ? &op_traits[op] : NULL; }
+
 const char *ac_op_name(ac_op v) { return NAME_OF(op_names, v, AC_OP_COUNT); }
 const char *ac_dtype_name(ac_dtype v) { return NAME_OF(dtype_names, v, AC_DTYPE_COUNT); }
 const char *ac_causal_name(ac_causal v) { return NAME_OF(causal_names, v, AC_CAUSAL_COUNT); }
@@ -168,6 +177,7 @@ ac_status ac_case_validate(const ac_case *c, ac_error *err)
 {
     ac_status st = ac_case_check_enums(c, err);
     if (st) return st;
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
     if (c->batch < 0 || c->batch > AC_MAX_BATCH)
         return ac_fail(err, AC_ERR_SHAPE, "batch = %d: must be in [0, %d]", c->batch, AC_MAX_BATCH);
     if (c->batch > 0 && (!c->seqlen_q || !c->seqlen_k))
@@ -181,26 +191,26 @@ ac_status ac_case_validate(const ac_case *c, ac_error *err)
     for (int32_t b = 0; b < c->batch; b++) {
         if (c->seqlen_q[b] < 0) return ac_fail(err, AC_ERR_SHAPE, "seqlen_q[%d] = %d: must be >= 0", b, c->seqlen_q[b]);
         if (c->seqlen_k[b] < 0) return ac_fail(err, AC_ERR_SHAPE, "seqlen_k[%d] = %d: must be >= 0", b, c->seqlen_k[b]);
-        if (c->op == AC_OP_DECODE && (c->seqlen_q[b] < 1 || c->seqlen_q[b] > AC_MAX_QUERIES_DECODE))
-            return ac_fail(err, AC_ERR_SHAPE, "seqlen_q[%d] = %d: a decode step has 1..%d queries", b,
-                           c->seqlen_q[b], AC_MAX_QUERIES_DECODE);
+        /* Decode steps have 1..8 queries; a store has none to check. */
+        if (tr->max_q > 0 && (c->seqlen_q[b] < tr->min_q || c->seqlen_q[b] > tr->max_q))
+            return ac_fail(err, AC_ERR_SHAPE, "seqlen_q[%d] = %d: a %s step has %d..%d queries", b,
+                           c->seqlen_q[b], ac_op_name(c->op), tr->min_q, tr->max_q);
     }
     if (ac_case_total_q(c) > INT32_MAX || ac_case_total_k(c) > INT32_MAX)
         return ac_fail(err, AC_ERR_SHAPE, "total queries or keys exceed 2^31 - 1 (cu_seqlens are int32)");
-    if (c->op == AC_OP_COMBINE || c->op == AC_OP_DECODE) {
-        if (c->num_splits < 0 || c->num_splits > AC_MAX_SPLITS || (c->op == AC_OP_COMBINE && c->num_splits == 0))
-            return ac_fail(err, AC_ERR_SHAPE, "num_splits = %d: must be in [%d, %d]", c->num_splits,
-                           c->op == AC_OP_COMBINE ? 1 : 0, AC_MAX_SPLITS);
+    if (tr->splits != AC_SPLITS_NONE) {
+        int32_t lo = tr->splits == AC_SPLITS_GIVEN ? 1 : 0; /* 0 = automatic */
+        if (c->num_splits < lo || c->num_splits > AC_MAX_SPLITS)
+            return ac_fail(err, AC_ERR_SHAPE, "num_splits = %d: must be in [%d, %d]", c->num_splits, lo, AC_MAX_SPLITS);
     }
-    if (c->op == AC_OP_DECODE || c->op == AC_OP_STORE) {
-        if (!c->paged) return ac_fail(err, AC_ERR_UNSUPPORTED, "paged = 0: %s needs a paged cache", ac_op_name(c->op));
-    }
-    if (c->paged && c->op != AC_OP_COMBINE) {
+    if (tr->kv == AC_KV_PAGED && !c->paged)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "paged = 0: %s needs a paged cache", ac_op_name(c->op));
+    if (c->paged && tr->kv != AC_KV_NONE) {
         st = ac_validate_paged(c->block_table, c->batch, c->max_blocks_per_seq, c->seqlen_k, c->block_size,
                                c->num_blocks, err);
         if (st) return st;
     }
-    if (c->op == AC_OP_STORE) {
+    if (tr->slots) {
         if (!c->slot_mapping && c->num_tokens > 0) return ac_fail(err, AC_ERR_NULL, "slot_mapping is NULL");
         st = ac_validate_slots(NULL, c->slot_mapping ? c->slot_mapping : (const int64_t *)"", c->num_tokens,
                                (int64_t)c->num_blocks * c->block_size, err);
@@ -247,13 +257,16 @@ int ac_case_line(const ac_case *c, char *buf, size_t n)
 #define APPEND(...) do { int k_ = snprintf(buf + (size_t)len < buf + n ? buf + len : NULL, \
                                          (size_t)len < n ? n - (size_t)len : 0, __VA_ARGS__); \
                          if (k_ > 0) len += k_; } while (0)
+    static const ac_op_traits unknown_op = {0, 0, AC_KV_ANY, AC_SPLITS_NONE, -1, 0, 0};
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
+    if (!tr) tr = &unknown_op;
     if (c->paged) APPEND(" paged block=%d pool=%d", c->block_size, c->num_blocks);
-    else if (c->op != AC_OP_COMBINE) APPEND(" contiguous");
-    if (c->op == AC_OP_DECODE || c->op == AC_OP_COMBINE) {
+    else if (tr->kv != AC_KV_NONE) APPEND(" contiguous");
+    if (tr->splits != AC_SPLITS_NONE) {
         if (c->num_splits == 0) APPEND(" splits=auto");
         else APPEND(" splits=%d", c->num_splits);
     }
-    if (c->op == AC_OP_STORE) APPEND(" tokens=%d slots=%s", c->num_tokens, c->slot_mapping_i64 ? "i64" : "i32");
+    if (tr->slots) APPEND(" tokens=%d slots=%s", c->num_tokens, c->slot_mapping_i64 ? "i64" : "i32");
     APPEND(" dist=%s", ac_dist_name(c->dist));
     if (c->special) APPEND(" special=0x%x", c->special);
     APPEND(" seed=%llu", (unsigned long long)c->seed);

@@ -24,7 +24,7 @@ extern "C" {
  *   COMBINE  merge fp32 split partials (O_s, LSE_s)
  *   STORE    write new K/V into the paged cache via slot_mapping */
 typedef enum ac_op {
-#define AC_FAMILY(name, NAME) AC_OP_##NAME,
+#define AC_FAMILY(name, NAME, ...) AC_OP_##NAME,
 #include "ac_families.def"
 #undef AC_FAMILY
     AC_OP_COUNT
@@ -109,6 +109,23 @@ typedef struct ac_case {
     uint32_t special;            /* AC_SPECIAL_* flags */
     uint64_t seed;
 } ac_case;
+
+/* What a family's case holds and which rules it obeys (the columns of
+   common/ac_families.def). ac_case_validate, the data generator and the fuzz
+   mutators read these instead of testing the op. */
+#define AC_Q_ANY INT32_MAX
+typedef enum ac_kv_kind { AC_KV_NONE = 0, AC_KV_ANY, AC_KV_PAGED } ac_kv_kind;
+typedef enum ac_splits_kind { AC_SPLITS_NONE = 0, AC_SPLITS_AUTO, AC_SPLITS_GIVEN } ac_splits_kind;
+typedef struct ac_op_traits {
+    int32_t min_q, max_q;   /* queries per sequence */
+    ac_kv_kind kv;
+    ac_splits_kind splits;
+    int causal;             /* -1: any ac_causal; else the family's one mode */
+    int slots;              /* 1: a slot mapping (store) */
+    int kernel_masks;       /* 1: the bundled kernel takes explicit masks */
+} ac_op_traits;
+/* NULL for an unknown op. */
+const ac_op_traits *ac_op_traits_of(ac_op op);
 
 /* A zeroed case with defaults: bf16, B=1, Hq=Hkv=1, D=64, default scale. */
 void ac_case_init(ac_case *c);

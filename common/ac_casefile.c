@@ -1099,7 +1099,7 @@ void ac_casefile_describe(const ac_casefile *f, FILE *out)
     fprintf(out, "causal %s, mask %s%s, mask_density %.9g\n", ac_causal_name(c->causal), ac_mask_name(c->mask),
             c->mask == AC_MASK_NONE ? "" : c->mask_per_head ? " per head" : " shared by heads",
             (double)c->mask_density);
-    if (c->op == AC_OP_DECODE || c->op == AC_OP_COMBINE) {
+    if (ac_op_traits_of(c->op) && ac_op_traits_of(c->op)->splits != AC_SPLITS_NONE) {
         if (c->num_splits == 0) fprintf(out, "splits auto\n");
         else fprintf(out, "splits %d\n", c->num_splits);
     }
@@ -1180,7 +1180,7 @@ void ac_casefile_describe(const ac_casefile *f, FILE *out)
             fprintf(out, " %lld", (long long)c->slot_mapping[t]);
         if (c->num_tokens > MAX_SLOTS) fprintf(out, " ...");
         fprintf(out, "\n");
-    } else if (c->op == AC_OP_STORE) {
+    } else if (ac_op_traits_of(c->op) && ac_op_traits_of(c->op)->slots) {
         fprintf(out, "slot mapping: %d tokens\n", c->num_tokens);
     }
 }

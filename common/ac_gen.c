@@ -325,7 +325,7 @@ static int32_t edge_candidates(const needle_ctx *x, int32_t *out)
     }
     int32_t split_counts[3] = {2, 3, 5};
     int ns = 3;
-    if (c->op == AC_OP_DECODE && c->num_splits > 0) {
+    if (ac_op_traits_of(c->op)->splits == AC_SPLITS_AUTO && c->num_splits > 0) {
         split_counts[0] = c->num_splits;
         ns = 1;
     }
@@ -488,14 +488,14 @@ ac_status ac_gen(const ac_case *c, ac_tensors *t, ac_error *err)
     t->total_q = t->cu_seqlens_q[c->batch];
     t->total_k = t->cu_seqlens_k[c->batch];
 
-    if (c->op == AC_OP_COMBINE) {
+    if (ac_op_traits_of(c->op)->kv == AC_KV_NONE) { /* split partials instead of Q/K/V */
         st = gen_combine(c, t, err);
         if (st) goto fail;
         return AC_OK;
     }
     st = gen_kv(c, t, err);
     if (st) goto fail;
-    if (c->op == AC_OP_STORE) {
+    if (ac_op_traits_of(c->op)->slots) { /* new K/V rows for the slots */
         int64_t n = (int64_t)c->num_tokens * c->heads_kv * c->head_dim;
         t->k_new = alloc_n(n, sizeof(uint16_t));
         t->v_new = alloc_n(n, sizeof(uint16_t));

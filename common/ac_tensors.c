@@ -55,7 +55,7 @@ ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err)
         o->o_f32[i] = fp;
     }
     for (int64_t r = 0; r < rows; r++) o->lse[r] = fp;
-    if (c->op == AC_OP_STORE) {
+    if (ac_op_traits_of(c->op)->slots) { /* the caches after the store */
         o->kv_elems = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
         o->k_cache = malloc(sizeof(uint16_t) * (size_t)(o->kv_elems ? o->kv_elems : 1));
         o->v_cache = malloc(sizeof(uint16_t) * (size_t)(o->kv_elems ? o->kv_elems : 1));

@@ -124,7 +124,7 @@ static void relayout(ac_case *c, ac_fuzz_rng *r)
     /* ac_case_make_layout writes -1 or garbage past the used entries per the
        flag; the seed went back below so the data stays the case's own. */
     tmp.special = special;
-    if (tmp.op == AC_OP_STORE &&
+    if (ac_op_traits_of(tmp.op)->slots &&
         ac_case_make_store_slots(&tmp, 1 + (int32_t)ac_fuzz_below(r, 5), (int32_t)ac_fuzz_below(r, 4), &e)) {
         ac_case_free(&tmp);
         return;
@@ -137,6 +137,24 @@ static void relayout(ac_case *c, ac_fuzz_rng *r)
 /* ------------------------------------------------------------------------ */
 /* Decoding bytes that are not a case file.                                  */
 
+/* The families the layout target draws: those that read keys. */
+static uint32_t layout_ops(ac_op *ops)
+{
+    uint32_t n = 0;
+    for (int o = 0; o < AC_OP_COUNT; o++)
+        if (ac_op_traits_of((ac_op)o)->kv != AC_KV_NONE) ops[n++] = (ac_op)o;
+    return n;
+}
+
+/* How many query counts to draw from: a bounded family's whole range, up to
+   `bounded` of them; an unbounded one's `unbounded` (small: fuzzing speed). */
+static uint32_t q_span(const ac_op_traits *t, uint32_t bounded, uint32_t unbounded)
+{
+    if (t->max_q == AC_Q_ANY) return unbounded;
+    uint32_t span = (uint32_t)(t->max_q - t->min_q + 1);
+    return span < bounded ? span : bounded;
+}
+
 typedef struct breader { const uint8_t *p; size_t n, i; } breader;
 static uint32_t br_byte(breader *b) { return b->i < b->n ? b->p[b->i++] : 0u; }
 static uint32_t br_below(breader *b, uint32_t n) { return br_byte(b) % n; }
@@ -144,11 +162,13 @@ static uint32_t br_below(breader *b, uint32_t n) { return br_byte(b) % n; }
 static ac_status case_from_raw(const uint8_t *data, size_t size, ac_case *c, ac_error *err)
 {
     breader br = {data, size, 0};
-    static const ac_op ops[] = {AC_OP_PREFILL, AC_OP_DECODE, AC_OP_STORE};
     static const int32_t groups[] = {1, 2, 4};
     static const int32_t small_dims[] = {8, 16, 32, 64};
+    ac_op ops[AC_OP_COUNT];
+    uint32_t nops = layout_ops(ops);
     ac_case_init(c);
-    c->op = ops[br_below(&br, 3)];
+    c->op = ops[br_below(&br, nops)];
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
     c->dtype = (ac_dtype)br_below(&br, AC_DTYPE_COUNT);
     int32_t batch = 1 + (int32_t)br_below(&br, 4);
     c->heads_kv = 1 + (int32_t)br_below(&br, 2);
@@ -159,17 +179,15 @@ static ac_status case_from_raw(const uint8_t *data, size_t size, ac_case *c, ac_
     if (st) return st;
     for (int32_t b = 0; b < batch; b++) {
         c->seqlen_k[b] = (int32_t)br_below(&br, 48);
-        c->seqlen_q[b] = c->op == AC_OP_DECODE ? 1 + (int32_t)br_below(&br, 4)
-                         : c->op == AC_OP_PREFILL ? (int32_t)br_below(&br, 9) : 0;
+        c->seqlen_q[b] = tr->max_q == 0 ? 0 : tr->min_q + (int32_t)br_below(&br, q_span(tr, 4, 9));
     }
-    c->causal = c->op == AC_OP_DECODE ? AC_CAUSAL_BOTTOM_RIGHT
-                : c->op == AC_OP_STORE ? AC_CAUSAL_NONE : (ac_causal)br_below(&br, AC_CAUSAL_COUNT);
-    if (c->op == AC_OP_PREFILL && br_below(&br, 4) == 0) {
+    c->causal = tr->causal >= 0 ? (ac_causal)tr->causal : (ac_causal)br_below(&br, AC_CAUSAL_COUNT);
+    if (tr->kernel_masks && br_below(&br, 4) == 0) {
         c->mask = 1 + (ac_mask_kind)br_below(&br, 2);
         c->mask_per_head = (int)br_below(&br, 2);
         c->mask_density = (float)br_below(&br, 5) / 4.0f;
     }
-    c->num_splits = c->op == AC_OP_DECODE ? (int32_t)br_below(&br, 7) : 1;
+    c->num_splits = tr->splits == AC_SPLITS_AUTO ? (int32_t)br_below(&br, 7) : 1;
     c->dist = (ac_dist)br_below(&br, AC_DIST_COUNT);
     c->special = br_byte(&br) & (AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_INF_SLOTS | AC_SPECIAL_GARBAGE_TABLE);
     if (br_below(&br, 8) == 0) {
@@ -183,7 +201,7 @@ static ac_status case_from_raw(const uint8_t *data, size_t size, ac_case *c, ac_
     int32_t extra = (int32_t)br_below(&br, 3);
     st = ac_case_make_layout(c, kind, extra, err);
     if (st) return st;
-    if (c->op == AC_OP_STORE) {
+    if (tr->slots) {
         c->slot_mapping_i64 = (int)br_below(&br, 2);
         st = ac_case_make_store_slots(c, 1 + (int32_t)br_below(&br, 4), (int32_t)br_below(&br, 3), err);
         if (st) return st;
@@ -256,8 +274,12 @@ static mut draw_mut(ac_fuzz_rng *r)
     return (mut)ac_fuzz_below(r, M_BAD_ENTRY);
 }
 
+/* The traits of the case's current family (the op may change mid-mutation). */
+#define TR ac_op_traits_of(c->op)
+
 static void mutate_once(ac_case *c, ac_fuzz_rng *r)
 {
+    if (!TR) return; /* parsed cases have a known op; nothing to mutate otherwise */
     int64_t entries = (int64_t)c->batch * c->max_blocks_per_seq;
     switch (draw_mut(r)) {
     case M_SEED:
@@ -279,7 +301,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         c->causal = (ac_causal)ac_fuzz_below(r, AC_CAUSAL_COUNT);
         break;
     case M_MASK:
-        if (c->op != AC_OP_PREFILL) break;
+        if (!TR->kernel_masks) break;
         c->mask = (ac_mask_kind)ac_fuzz_below(r, AC_MASK_COUNT);
         c->mask_per_head = (int)ac_fuzz_below(r, 2);
         c->mask_density = (float)ac_fuzz_below(r, 5) / 4.0f;
@@ -292,27 +314,37 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
     }
     case M_HEAD_DIM: c->head_dim = PICK(r, head_dims); break;
     case M_OP: {
-        static const ac_op ops[] = {AC_OP_PREFILL, AC_OP_PREFILL, AC_OP_DECODE, AC_OP_DECODE, AC_OP_STORE};
-        ac_op op = PICK(r, ops);
+        /* Families that read keys take part, the ones with queries twice as
+           often (the store's layout bugs need fewer draws). */
+        ac_op ops[2 * AC_OP_COUNT];
+        uint32_t nops = 0;
+        for (int o = 0; o < AC_OP_COUNT; o++) {
+            const ac_op_traits *t = ac_op_traits_of((ac_op)o);
+            if (t->kv == AC_KV_NONE) continue;
+            ops[nops++] = (ac_op)o;
+            if (t->max_q > 0) ops[nops++] = (ac_op)o;
+        }
+        ac_op op = ops[ac_fuzz_below(r, nops)];
         if (op == c->op) break;
+        const ac_op_traits *t = ac_op_traits_of(op);
         c->op = op;
         c->paged = 1;
-        if (op != AC_OP_PREFILL) c->mask = AC_MASK_NONE;
+        if (!t->kernel_masks) c->mask = AC_MASK_NONE;
         for (int32_t b = 0; b < c->batch; b++) {
-            if (op == AC_OP_DECODE) c->seqlen_q[b] = 1 + (int32_t)ac_fuzz_below(r, 4);
-            if (op == AC_OP_STORE) c->seqlen_q[b] = 0;
+            if (t->max_q == 0) c->seqlen_q[b] = 0;
+            else if (t->max_q != AC_Q_ANY) c->seqlen_q[b] = t->min_q + (int32_t)ac_fuzz_below(r, q_span(t, 4, 4));
         }
-        if (op == AC_OP_DECODE) c->causal = AC_CAUSAL_BOTTOM_RIGHT;
-        if (op == AC_OP_DECODE && c->num_splits == 0 && ac_fuzz_below(r, 2)) c->num_splits = 1;
+        if (t->causal >= 0 && t->max_q > 0) c->causal = (ac_causal)t->causal;
+        if (t->splits == AC_SPLITS_AUTO && c->num_splits == 0 && ac_fuzz_below(r, 2)) c->num_splits = 1;
         relayout(c, r);
-        if (op != AC_OP_STORE) resize_slots(c, 0);
+        if (!t->slots) resize_slots(c, 0);
         break;
     }
     case M_BATCH: {
         int32_t nb = c->batch + (ac_fuzz_below(r, 2) ? 1 : -1);
         if (nb < 1) nb = 1;
         if (nb > 6) nb = 6;
-        if (resize_batch(c, nb, c->op == AC_OP_DECODE ? 1 : c->op == AC_OP_PREFILL ? (int32_t)ac_fuzz_below(r, 5) : 0,
+        if (resize_batch(c, nb, TR->max_q == 0 ? 0 : TR->max_q == AC_Q_ANY ? (int32_t)ac_fuzz_below(r, 5) : TR->min_q,
                          (int32_t)ac_fuzz_below(r, 40)))
             break;
         relayout(c, r);
@@ -327,9 +359,9 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         break;
     }
     case M_SEQLEN_Q: {
-        if (c->batch <= 0 || c->op == AC_OP_STORE) break;
+        if (c->batch <= 0 || TR->max_q == 0) break;
         int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
-        c->seqlen_q[b] = c->op == AC_OP_DECODE ? 1 + (int32_t)ac_fuzz_below(r, 8) : (int32_t)ac_fuzz_below(r, 12);
+        c->seqlen_q[b] = TR->min_q + (int32_t)ac_fuzz_below(r, q_span(TR, 8, 12));
         break;
     }
     case M_BLOCK_SIZE:
@@ -341,7 +373,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         /* Sampling with replacement: a used entry points at a block some
            other entry uses already (legal for reads; a store then writes
            one slot twice only if its tokens collide, which the slots say). */
-        if (entries < 2 || c->op == AC_OP_STORE) break;
+        if (entries < 2 || TR->slots) break;
         int64_t a = ac_fuzz_below(r, (uint32_t)entries), b = ac_fuzz_below(r, (uint32_t)entries);
         if (c->block_table[b] >= 0 && c->block_table[b] < c->num_blocks) c->block_table[a] = c->block_table[b];
         break;
@@ -352,7 +384,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         int32_t t = c->block_table[a];
         c->block_table[a] = c->block_table[b];
         c->block_table[b] = t;
-        if (c->op == AC_OP_STORE) relayout(c, r); /* slots follow the table */
+        if (TR->slots) relayout(c, r); /* slots follow the table */
         break;
     }
     case M_TABLE_UNUSED: {
@@ -376,17 +408,17 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         resize_columns(c, c->max_blocks_per_seq + 1 + (int32_t)ac_fuzz_below(r, 3), ac_fuzz_below(r, 2) ? -1 : INT32_MAX);
         break;
     case M_SPLITS:
-        if (c->op != AC_OP_DECODE) break;
+        if (TR->splits != AC_SPLITS_AUTO) break;
         {
             int32_t choices[] = {0, 1, 2, 3, 4, 5, 7, 8, 16, 33, 64};
             c->num_splits = PICK(r, choices);
         }
         break;
     case M_SLOTS_REMAKE:
-        if (c->op == AC_OP_STORE) relayout(c, r);
+        if (TR->slots) relayout(c, r);
         break;
     case M_SLOT_PAD:
-        if (c->op == AC_OP_STORE && c->num_tokens > 0) {
+        if (TR->slots && c->num_tokens > 0) {
             if (ac_fuzz_below(r, 2)) c->slot_mapping[ac_fuzz_below(r, (uint32_t)c->num_tokens)] = -1;
             else if (resize_slots(c, c->num_tokens + 1) == 0) {
                 /* a padding token at a random place */
@@ -398,7 +430,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         }
         break;
     case M_SLOT_WIDTH:
-        if (c->op == AC_OP_STORE) c->slot_mapping_i64 ^= 1;
+        if (TR->slots) c->slot_mapping_i64 ^= 1;
         break;
 
     case M_BAD_ENTRY: {
@@ -427,7 +459,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         if (c->batch <= 0) break;
         int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
         int32_t v = ac_fuzz_below(r, 2) ? -1 : INT32_MIN;
-        if (ac_fuzz_below(r, 2) && c->op != AC_OP_STORE) c->seqlen_q[b] = v;
+        if (ac_fuzz_below(r, 2) && TR->max_q > 0) c->seqlen_q[b] = v;
         else c->seqlen_k[b] = v;
         break;
     }
@@ -451,7 +483,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         /* A split count out of range cannot be written in a case file (it
            holds [0, AC_MAX_SPLITS]); the api target covers it. Here: the
            largest legal count, far more splits than keys. */
-        if (c->op == AC_OP_DECODE) {
+        if (TR->splits == AC_SPLITS_AUTO) {
             int32_t blocks = 0;
             for (int32_t b = 0; b < c->batch; b++)
                 if (blocks_for(c->seqlen_k[b], c->block_size) > blocks) blocks = blocks_for(c->seqlen_k[b], c->block_size);
@@ -462,7 +494,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         }
         break;
     case M_BAD_SLOT: {
-        if (c->op != AC_OP_STORE || c->num_tokens <= 0) break;
+        if (!TR->slots || c->num_tokens <= 0) break;
         uint32_t t = ac_fuzz_below(r, (uint32_t)c->num_tokens);
         int64_t nslots = (int64_t)c->num_blocks * c->block_size;
         switch (ac_fuzz_below(r, 4)) {
@@ -483,8 +515,9 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         c->scale = PICK(r, bad_scales);
         break;
     case M_BAD_QUERIES:
-        if (c->op == AC_OP_DECODE && c->batch > 0)
-            c->seqlen_q[ac_fuzz_below(r, (uint32_t)c->batch)] = ac_fuzz_below(r, 2) ? 0 : AC_MAX_QUERIES_DECODE + 1;
+        /* One query too few or too many for a family with a bounded count. */
+        if (TR->max_q > 0 && TR->max_q != AC_Q_ANY && c->batch > 0)
+            c->seqlen_q[ac_fuzz_below(r, (uint32_t)c->batch)] = ac_fuzz_below(r, 2) ? TR->min_q - 1 : TR->max_q + 1;
         break;
     case M_COUNT: break;
     }
@@ -551,8 +584,8 @@ int ac_fuzz_case_small(const ac_case *c)
     }
     cost += 2 * work * c->heads_q * c->head_dim;
     if (c->mask != AC_MASK_NONE) cost += work * (c->mask_per_head ? c->heads_q : 1) * 2;
-    if (c->op == AC_OP_STORE) cost += (int64_t)c->num_tokens * c->heads_kv * c->head_dim * 2 * gen_per;
-    if (c->op == AC_OP_DECODE) {
+    if (ac_op_traits_of(c->op)->slots) cost += (int64_t)c->num_tokens * c->heads_kv * c->head_dim * 2 * gen_per;
+    if (ac_op_traits_of(c->op)->splits == AC_SPLITS_AUTO) {
         /* The split-KV model keeps 16..32 key lanes per split and merges
            them per split: rows * splits * lanes * D, and the partials. */
         int64_t splits = c->num_splits > 0 ? c->num_splits : 1;

@@ -3,6 +3,7 @@
  * processes; row sampling) and a tensor hook, and a readable diagnosis. */
 #include "ac_fuzz.h"
 #include "ac_errpic.h"
+#include "ac_family.h"
 #include "ac_numfmt.h"
 
 #include <math.h>
@@ -70,7 +71,7 @@ void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, 
         return;
     }
     ac_verdict_print(&r->verdict, f);
-    if (c->op == AC_OP_STORE) {
+    if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) {
         fprintf(f, "  cache elements differing bitwise from the oracle's: %lld\n", (long long)r->verdict.n_cache_bits);
         return;
     }
@@ -100,7 +101,7 @@ void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, 
         locate(&r->tensors, c->batch, flat / c->heads_q, &seq, &row);
         double want = r->oracle.o ? r->oracle.o[i] : NAN;
         double got = NAN;
-        if (c->op == AC_OP_COMBINE && r->outputs.o_f32) got = r->outputs.o_f32[i]; /* combine is judged in fp32 */
+        if (ac_family_judge(c->op) == AC_JUDGE_BOUND_F32 && r->outputs.o_f32) got = r->outputs.o_f32[i];
         else if (r->outputs.o) got = (double)ac_half_to_f32(c->dtype, r->outputs.o[i]);
         fprintf(f, "    seq %d row %d head %d dim %d: got %.6g want %.6g r = %.3g\n", seq, row, head, dim, got, want,
                 r->err_map[i]);

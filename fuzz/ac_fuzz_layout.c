@@ -37,7 +37,7 @@ static uint32_t kernel_layout_rules(const ac_case *c)
 {
     ac_case t = *c; /* shallow: only read */
     uint32_t all = ac_fuzz_expected_errors(&t, 1);
-    if (c->op != AC_OP_STORE) return all;
+    if (!ac_op_traits_of(c->op)->slots) return all;
     /* For a store only the slot rules reach the kernel: recompute them alone
        by blanking the table rules (a valid one-column table, no reads). */
     int32_t zero = 0, *lens = calloc((size_t)(c->batch > 0 ? c->batch : 1), sizeof(int32_t));

@@ -5,7 +5,7 @@
 # sanitizer report or a finding (the targets trap on one) fails the script;
 # the reproducer is copied to $AC_CI_ARTIFACTS (default build-fuzz/ci-artifacts)
 # and `attncheck replay FILE` explains it.
-#   fuzz/ci-short.sh [SECONDS_PER_TARGET]      (default 45; 4 targets, one after the other)
+#   fuzz/ci-short.sh [SECONDS_PER_TARGET]      (default 45 per target of fuzz/ac_fuzz_targets.def, one after the other)
 set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-45}
@@ -14,8 +14,9 @@ ART=${AC_CI_ARTIFACTS:-$BUILD/ci-artifacts}
 fuzz/build.sh "$BUILD"
 mkdir -p "$ART"
 failed=""
-for t in layout combine api casefile; do
-  case $t in combine) seeds=corpus/combine-fuzz ;; *) seeds=corpus/$t ;; esac
+# A for loop, not a pipe into while: `failed` must survive the loop.
+for t in $(fuzz/targets.sh | cut -d" " -f1); do
+  seeds=corpus/$(fuzz/targets.sh | awk -v t="$t" '$1 == t {print $2}')
   work=$(mktemp -d)
   mkdir -p "$work/corpus"
   dict=""

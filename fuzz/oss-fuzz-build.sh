@@ -14,9 +14,11 @@ cmake -S "$SRC_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_C_COMPILER="${CC:-clang}" -DCMAKE_CXX_COMPILER="${CXX:-clang++}" \
   -DCMAKE_C_FLAGS="${CFLAGS:-}" -DCMAKE_CXX_FLAGS="${CXXFLAGS:-}" \
   -DAC_ENABLE_CUDA=OFF -DAC_FUZZ=ON -DAC_FUZZ_ENGINE="${LIB_FUZZING_ENGINE:--fsanitize=fuzzer}"
-cmake --build "$BUILD" --target fuzz_layout fuzz_combine fuzz_api fuzz_casefile -j"$(nproc)"
-for t in layout combine api casefile; do
-  case $t in combine) seeds=combine-fuzz ;; *) seeds=$t ;; esac
+targets=$("$SRC_ROOT/fuzz/targets.sh" | awk '{printf "fuzz_%s ", $1}')
+# shellcheck disable=SC2086
+cmake --build "$BUILD" --target $targets -j"$(nproc)"
+for t in $("$SRC_ROOT/fuzz/targets.sh" | cut -d" " -f1); do
+  seeds=$("$SRC_ROOT/fuzz/targets.sh" | awk -v t="$t" '$1 == t {print $2}')
   cp "$BUILD/fuzz/fuzz_$t" "$OUT/"
   (cd "$SRC_ROOT/corpus/$seeds" && zip -q -j "$OUT/fuzz_${t}_seed_corpus.zip" ./*)
   {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ac_family.h"
 #include "ac_gen.h"
 
 double ac_now(void)
@@ -47,7 +48,7 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
     }
     if (!st) {
         r->stage = "kernel";
-        ac_run_opts ro = {opts->bug, c->op == AC_OP_COMBINE};
+        ac_run_opts ro = {opts->bug, ac_family_judge(c->op) == AC_JUDGE_BOUND_F32};
         double t0 = ac_now();
         st = ac_backend_run(opts->backend, c, &t, &ro, &out, err);
         r->seconds_kernel = ac_now() - t0;
@@ -65,11 +66,12 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
         r->seconds_oracle = ac_now() - t0;
     }
     int have_ref = 0;
-    if (!st && opts->with_ref && c->op != AC_OP_STORE) {
+    int bitwise = ac_family_judge(c->op) == AC_JUDGE_BITWISE; /* no reference, no error map */
+    if (!st && opts->with_ref && !bitwise) {
         ac_error e2;
         have_ref = ac_ref32(c, &t, &ref, &e2) == AC_OK;
     }
-    if (!st && c->op != AC_OP_STORE) {
+    if (!st && !bitwise) {
         map = malloc(sizeof(double) * (size_t)(res.rows * c->head_dim + 1));
         if (!map) st = ac_fail(err, AC_ERR_NOMEM, "error map: out of memory");
     }

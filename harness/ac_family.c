@@ -6,7 +6,7 @@
 #include "ac_backends.h"
 
 static const ac_family *const all[AC_OP_COUNT + 1] = {
-#define AC_FAMILY(name, NAME) [AC_OP_##NAME] = &ac_family_##name,
+#define AC_FAMILY(name, NAME, ...) [AC_OP_##NAME] = &ac_family_##name,
 #include "ac_families.def"
 #undef AC_FAMILY
     NULL,
@@ -30,6 +30,12 @@ void ac_family_names(char *buf, size_t n)
     for (int i = 0; i < AC_OP_COUNT && len < n; i++)
         len += (size_t)snprintf(buf + len, n - len, "%s%s", all[i]->name,
                                 i + 2 < AC_OP_COUNT ? ", " : i + 2 == AC_OP_COUNT ? " or " : "");
+}
+
+ac_judge ac_family_judge(ac_op op)
+{
+    const ac_family *f = ac_family_of(op);
+    return f ? f->judge : AC_JUDGE_BOUND;
 }
 
 ac_run_fn ac_family_entry(const ac_family *f, ac_backend be)

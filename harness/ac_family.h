@@ -18,6 +18,13 @@
 extern "C" {
 #endif
 
+/* How the verdict judges a family's outputs (docs/VERDICT.md). */
+typedef enum ac_judge {
+    AC_JUDGE_BOUND = 0, /* attention: O in the input dtype (P rounded to it) and LSE, under the bound */
+    AC_JUDGE_BOUND_F32, /* O in fp32 with fp32 weights (the combine's partials) and LSE, under the bound */
+    AC_JUDGE_BITWISE,   /* the caches after a store: bit for bit, no error map */
+} ac_judge;
+
 typedef struct ac_family {
     ac_op op;
     const char *name;         /* ac_op_name(op): the CLI's FAMILY, the case line's first word */
@@ -30,9 +37,13 @@ typedef struct ac_family {
        fast and MPFR modes are compared by `attncheck run`'s self-check. 0 for
        a family the oracle answers by copying (store). */
     int oracle_arith;
+    ac_judge judge;
 } ac_family;
 
-#define AC_FAMILY(name, NAME) extern const ac_family ac_family_##name;
+/* The judging rule of the case's family (AC_JUDGE_BOUND for an unknown op). */
+ac_judge ac_family_judge(ac_op op);
+
+#define AC_FAMILY(name, NAME, ...) extern const ac_family ac_family_##name;
 #include "ac_families.def"
 #undef AC_FAMILY
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_family.h"
 #include "ac_index.h"
 #include "ac_numfmt.h"
 
@@ -38,7 +39,7 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
 {
     const double u32 = AC_U_FP32;
     double n = res->n_allowed[row] > 0 ? (double)res->n_allowed[row] : 1.0;
-    int combine = c->op == AC_OP_COMBINE;
+    int combine = ac_family_judge(c->op) == AC_JUDGE_BOUND_F32;
     /* P is rounded to the input dtype before P.V (not in the combine, where
        the weights stay fp32). */
     tm->u_in = combine ? u32 : ac_unit_roundoff(c->dtype);
@@ -93,7 +94,7 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
     v->ratio_vs_ref = -1.0;
     v->r_where.dim = v->lse_where.dim = -1;
 
-    if (c->op == AC_OP_STORE) { /* the store is exact: caches must match bit for bit */
+    if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) { /* the store is exact: caches must match bit for bit */
         if (!out->k_cache || !out->v_cache || !res->k_cache)
             return ac_fail(err, AC_ERR_NULL, "verdict: store outputs missing");
         for (int64_t i = 0; i < res->kv_elems; i++) {
@@ -108,7 +109,7 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
         return AC_OK;
     }
 
-    int judge_f32 = opts->judge_f32 || c->op == AC_OP_COMBINE;
+    int judge_f32 = opts->judge_f32 || ac_family_judge(c->op) == AC_JUDGE_BOUND_F32;
     const int32_t D = c->head_dim;
     double ref_err_max = 0.0;
     if (err_map)

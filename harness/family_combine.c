@@ -40,5 +40,6 @@ const ac_family ac_family_combine = {
     .about = "merge of fp32 split partials (O_s, LSE_s) into one output and LSE",
     .corpus_dir = "combine",
     .sweep = sweep_combine,
+    .judge = AC_JUDGE_BOUND_F32,
     .oracle_arith = 1,
 };

@@ -82,5 +82,6 @@ const ac_family ac_family_decode = {
     .about = "1..8 queries per sequence at its end against a paged cache, split-KV",
     .corpus_dir = "decode",
     .sweep = sweep_decode,
+    .judge = AC_JUDGE_BOUND,
     .oracle_arith = 1,
 };

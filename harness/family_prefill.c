@@ -120,5 +120,6 @@ const ac_family ac_family_prefill = {
     .about = "varlen queries against contiguous or paged K/V (chunked prefill, prefix caching)",
     .corpus_dir = "prefill",
     .sweep = sweep_prefill,
+    .judge = AC_JUDGE_BOUND,
     .oracle_arith = 1,
 };

@@ -59,5 +59,6 @@ const ac_family ac_family_store = {
     .about = "new K/V written into the paged cache through a slot mapping (-1 = padding)",
     .corpus_dir = "store",
     .sweep = sweep_store,
+    .judge = AC_JUDGE_BITWISE,
     .oracle_arith = 0,
 };

@@ -24,7 +24,7 @@ const ac_backend_ops ac_backend_gpu_ops = {
     .about = "the bundled CUDA kernels on the first visible device",
     .available = gpu_available,
     .run = {
-#define AC_FAMILY(name, NAME) [AC_OP_##NAME] = ac_gpu_##name,
+#define AC_FAMILY(name, NAME, ...) [AC_OP_##NAME] = ac_gpu_##name,
 #include "ac_families.def"
 #undef AC_FAMILY
     },

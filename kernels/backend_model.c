@@ -16,7 +16,7 @@ const ac_backend_ops ac_backend_model_ops = {
     .about = "the CPU models of the bundled kernels (same tiles and arithmetic order, no GPU used)",
     .available = model_available,
     .run = {
-#define AC_FAMILY(name, NAME) [AC_OP_##NAME] = ac_model_##name,
+#define AC_FAMILY(name, NAME, ...) [AC_OP_##NAME] = ac_model_##name,
 #include "ac_families.def"
 #undef AC_FAMILY
     },

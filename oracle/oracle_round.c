@@ -3,6 +3,7 @@
  * oracle_internal.h. Kept out of the driver so that the modes depend on it
  * and the driver depends on the modes, never back. */
 #include <math.h>
+#include <string.h>
 
 #include "oracle_internal.h"
 

@@ -46,8 +46,8 @@ remote)
     ctest --test-dir $B -L gpu --output-on-failure >"$out/ctest-gpu.log" 2>&1
     echo "ctest -L gpu: rc=$? $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log")" | tee -a "$summary"
     grep -E "Test +#" "$out/ctest-gpu.log" | tee -a "$summary"
-    for fam in prefill decode combine store; do
-      log=$(ls $B/Testing/Temporary/LastTest.log 2>/dev/null)
+    families=$($B/tools/attncheck families | cut -f1)
+    for fam in $families; do
       $B/tools/attncheck sweep $fam --backend gpu --tsv "$out/sweep-$fam.tsv" >"$out/sweep-$fam.log" 2>&1
       sed -n '/^group/,$p' "$out/sweep-$fam.log" >>"$summary"
     done &
@@ -56,7 +56,7 @@ remote)
       echo "prefill kernel vs model: rc=$? $(grep -cE '^FAIL' "$out/prefill-check.log") FAIL lines" >>"$summary"; }
     [ -x $B/bench/decode_bench ] && { $B/bench/decode_bench --check >"$out/decode-check.log" 2>&1;
       echo "decode kernels vs models: rc=$? $(grep -cE '^FAIL' "$out/decode-check.log") FAIL lines" >>"$summary"; }
-    for fam in prefill decode combine store; do
+    for fam in $families; do
       compute-sanitizer --tool memcheck --error-exitcode 9 $B/tools/attncheck sweep $fam --backend gpu --quick \
         >"$out/memcheck-$fam.log" 2>&1
       echo "memcheck $fam (quick sweep): rc=$? $(grep -h 'ERROR SUMMARY' "$out/memcheck-$fam.log" | tail -1)" >>"$summary"

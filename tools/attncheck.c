@@ -282,6 +282,11 @@ int main(int argc, char **argv)
     if (argc < 2) { usage(stderr); return 2; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "describe")) return cmd_describe(argc, argv);
+    if (!strcmp(cmd, "families")) { /* one line each: name, corpus folder, about (scripts read column 1) */
+        for (const ac_family *const *f = ac_families(); *f; f++)
+            printf("%s\tcorpus/%s\t%s\n", (*f)->name, (*f)->corpus_dir, (*f)->about);
+        return 0;
+    }
     if (!strcmp(cmd, "fuzz")) return ac_fuzz_main(argc - 1, argv + 1);     /* tools/ac_fuzzcli.h */
     if (!strcmp(cmd, "replay")) return ac_replay_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "run") || !strcmp(cmd, "sweep")) {

@@ -4,7 +4,7 @@
 
 int ac_gpu_available(void) { return 0; }
 
-#define AC_FAMILY(name, NAME)                                                                            \
+#define AC_FAMILY(name, NAME, ...)                                                                            \
     ac_status ac_gpu_##name(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out, \
                             ac_error *err)                                                              \
     {                                                                                                   \
