@@ -366,7 +366,9 @@ static void run_combine_unit(job *jb, scratch *w, const unit *u)
                 w->bias[n] = lse_s; /* the logits, kept apart from s (the core overwrites s) */
                 n++;
             }
-            ac_row_in in = {.head_dim = D, .n = n, .idx = w->idx, .logits = w->bias, .vr = w->vr};
+            /* Base-2 convention: split LSEs in and the LSE out are both base 2. */
+            ac_row_in in = {.head_dim = D, .n = n, .idx = w->idx, .logits = w->bias,
+                            .logits_base2 = jb->opts->lse_base2, .vr = w->vr};
             if (eval_row(jb, w, &in, r)) {
                 job_fail(jb, AC_ERR_NOMEM, "oracle: out of memory in a row");
                 return;

@@ -275,7 +275,20 @@ int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
     }
     dd *e = ws->e;
     if (in->logits) {
-        for (int32_t j = 0; j < n; j++) e[j] = (dd){in->logits[j], 0.0};
+        for (int32_t j = 0; j < n; j++) {
+            if (!in->logits_base2) {
+                e[j] = (dd){in->logits[j], 0.0};
+                continue;
+            }
+            /* l * ln 2 in double-double: l is an fp32 value (24 bits) and
+               ln2_1 splits into two 26-bit halves, so l*h1 and l*h2 are exact;
+               l * ln2_2 adds a relative error below 2^-105 (docs/ORACLE.md). */
+            double l = in->logits[j], h1, h2;
+            split(ln2_1, &h1, &h2);
+            dd s = two_sum(l * h1, l * h2);
+            s.lo += l * ln2_2; /* ln2_3 (< 2^-106 ln 2) is below the bound too */
+            e[j] = two_sum(s.hi, s.lo);
+        }
     } else {
         dots(in->q, in->kt, in->g, in->end, D, ws->dot_hi, ws->dot_lo);
         double scale = in->scale;

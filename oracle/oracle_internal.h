@@ -28,6 +28,8 @@ typedef struct ac_row_in {
     double scale;            /* exact fp32 value */
     /* Combine: the logits are given (LSE_s), q/kr/kt unused. */
     const double *logits;    /* [n] or NULL */
+    int logits_base2;        /* the logits are base-2 (FlashInfer's merge_state convention):
+                                the row's logit j is logits[j] * ln 2, evaluated exactly enough */
     const double *vr;        /* gathered V (or O_s), row-major [G, D] */
 } ac_row_in;
 

@@ -64,6 +64,10 @@ int ac_mpfr_row(ac_mpfr_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
     for (int32_t j = 0; j < n; j++) {
         if (in->logits) {
             mpfr_set_d(s[j], in->logits[j], MPFR_RNDN); /* exact */
+            if (in->logits_base2) { /* 2^l = e^(l ln 2): one rounding at the working precision */
+                mpfr_const_log2(ws->acc, MPFR_RNDN);
+                mpfr_mul(s[j], s[j], ws->acc, MPFR_RNDN);
+            }
         } else {
             const double *k = in->kr + (int64_t)in->idx[j] * D;
             mpfr_set_zero(ws->acc, 1);

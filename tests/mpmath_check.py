@@ -123,7 +123,10 @@ def expected_rows(case):
         o_p = [f32_from_bits(h) for h in case["o_part"]]
         for r in range(sum(lq) * Hq):
             keep = [s for s in range(S) if lse_p[r * S + s] != -math.inf]
-            logits = [mpf(lse_p[r * S + s]) for s in keep]
+            # In the base-2 convention (FlashInfer's merge_state) the split
+            # LSEs come in base 2 as well: 2^l = e^(l ln 2).
+            unit = mp.log(2) if case["base2"] else mpf(1)
+            logits = [mpf(lse_p[r * S + s]) * unit for s in keep]
             vrows = [o_p[(r * S + s) * D:(r * S + s + 1) * D] for s in keep]
             lse, o, spv = softmax_out(logits, vrows, D)
             out[r] = (len(keep), lse, o, spv)

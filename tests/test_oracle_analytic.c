@@ -361,6 +361,41 @@ Test(oracle_analytic, combine_of_one_split_is_the_identity)
     }
 }
 
+/* FlashInfer's merge_state convention: split LSEs in base 2, LSE out in base 2.
+   Two splits with LSE_s = l and l + 1 (base 2) weigh 1/3 and 2/3 and merge to
+   LSE = l + log2(3); the base-2 identity holds only if the inputs are read
+   as base 2 (an outside cross-check found them read as natural logs). */
+Test(oracle_analytic, combine_base2_reads_and_returns_base2)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_BF16, 2, 0, 4);
+        c.op = AC_OP_COMBINE;
+        c.num_splits = 2;
+        cr_assert_eq(tg_fill(&c, &t, 4, (tg_range){-8, 3}, 1), 0);
+        for (int r = 0; r < 2; r++) {
+            float l = r ? -3.0f : 5.5f;
+            t.lse_part[r * 2] = l;
+            t.lse_part[r * 2 + 1] = l + 1.0f;
+            for (int d = 0; d < 4; d++) {
+                t.o_part[(r * 2) * 4 + d] = 3.0f; /* 1/3 * 3 + 2/3 * 6 = 5 */
+                t.o_part[(r * 2 + 1) * 4 + d] = 6.0f;
+            }
+        }
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 1, &res);
+        for (int r = 0; r < 2; r++) {
+            double want = (r ? -3.0 : 5.5) + log2(3.0);
+            cr_assert(fabs(res.lse[r] - want) <= 4e-16 * fabs(want), "row %d: lse %a, want %a", r, res.lse[r], want);
+            for (int d = 0; d < 4; d++) cr_assert(res.o_f32[r * 4 + d] == 5.0f, "row %d: o %a", r, res.o_f32[r * 4 + d]);
+        }
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
 Test(oracle_analytic, combine_of_empty_splits_gives_zero_and_minus_inf)
 {
     for (int m = 0; m < 2; m++) {
