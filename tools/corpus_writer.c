@@ -2,7 +2,7 @@
  * findings to it (corpus/README.md: the folders, the numbering rule, the
  * DISABLED list).
  *
- *   attncheck-corpus [--out DIR] [--only NAME]...        regenerate the seeds
+ *   attncheck-corpus [--out DIR] [--only FOLDER]...      regenerate the seeds
  *   attncheck-corpus --list [--out DIR]                  folders, owners, next free numbers
  *   attncheck-corpus --save FILE --into FOLDER --topic SLUG [--number N] [--out DIR]
  *
@@ -1209,11 +1209,11 @@ static int save_finding(const folder *fo, const char *file, const char *topic, i
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck-corpus [--out DIR] [--only NAME]...\n"
+            "usage: attncheck-corpus [--out DIR] [--only FOLDER]...\n"
             "       attncheck-corpus --list [--out DIR]\n"
             "       attncheck-corpus --save FILE --into FOLDER --topic SLUG [--number N] [--out DIR]\n"
             "  -o, --out DIR      the corpus root (default corpus)\n"
-            "      --only NAME    write only this folder (folder, family or target name); repeatable\n"
+            "      --only FOLDER  write only this folder (a name --list shows); repeatable\n"
             "      --list         each folder, its owner and its next free finding number\n"
             "      --save FILE    add a finding as <out>/FOLDER/NNNN-SLUG (NNNN: next free from 1000)\n"
             "      --into FOLDER  the folder --save adds to\n"
@@ -1298,12 +1298,19 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    int used[MAX_FOLDERS] = {0};
+    int want[MAX_FOLDERS];
+    for (int i = 0; i < nf; i++) want[i] = nonly == 0;
+    for (int k = 0; k < nonly; k++) {
+        int i = 0;
+        while (i < nf && strcmp(only[k], fo[i].dir)) i++;
+        if (i == nf) {
+            fprintf(stderr, "attncheck-corpus: --only %s: not a corpus folder (--list)\n", only[k]);
+            return 2;
+        }
+        want[i] = 1;
+    }
     for (int i = 0; i < nf; i++) {
-        int want = nonly == 0;
-        for (int k = 0; k < nonly; k++)
-            if (!strcmp(only[k], fo[i].dir) || !strcmp(only[k], fo[i].owner)) want = used[k] = 1;
-        if (!want) continue;
+        if (!want[i]) continue;
         char dirpath[1024];
         snprintf(dirpath, sizeof dirpath, "%s/%s", g_root, fo[i].dir);
         if (mkdirs(dirpath)) {
@@ -1315,11 +1322,6 @@ int main(int argc, char **argv)
         fo[i].write();
     }
     ac_case_free(&g_case);
-    for (int k = 0; k < nonly; k++)
-        if (!used[k]) {
-            fprintf(stderr, "attncheck-corpus: --only %s: no such folder, family or target (--list)\n", only[k]);
-            return 2;
-        }
     printf("attncheck-corpus: %d files written under %s/, %d failed\n", g_written, g_root, g_failed);
     return g_failed ? 1 : 0;
 }
