@@ -220,13 +220,13 @@ static void prefill_seeds(void)
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 2, L(5, 12), L(40, 29), 103);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
     put_case(3, "br-lq-lt-lk-chunked", "bottom-right causal with Lq < Lk (chunked prefill)",
-         "Query i sees keys j <= i + (Lk - Lq): the last query sees every key.", OK);
+             "Query i sees keys j <= i + (Lk - Lq): the last query sees every key.", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 2, 1, 64, 2, L(20, 9), L(6, 9), 104);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
     put_case(4, "br-lq-gt-lk", "bottom-right causal with Lq > Lk: leading rows see no key",
-         "Sequence 0: rows 0..13 have an empty allowed set: O = 0 and LSE = -inf.\n"
-         "A kernel that clamps the diagonal offset at 0 gives them keys.", OK);
+             "Sequence 0: rows 0..13 have an empty allowed set: O = 0 and LSE = -inf.\n"
+             "A kernel that clamps the diagonal offset at 0 gives them keys.", OK);
 
     c = mk(AC_OP_PREFILL, AC_FP16, 2, 2, 64, 2, L(20, 3), L(6, 11), 105);
     c->causal = AC_CAUSAL_TOP_LEFT;
@@ -238,7 +238,7 @@ static void prefill_seeds(void)
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 3, L(5, 0, 7), L(0, 0, 7), 107);
     put_case(7, "lk0-and-lq0", "sequences with Lk = 0 (every row empty) and Lq = 0 beside a normal one",
-         "Rows of sequence 0 have no key: O = 0, LSE = -inf (no NaN from 0/0).", OK);
+             "Rows of sequence 0 have no key: O = 0, LSE = -inf (no NaN from 0/0).", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 3, L(16, 7, 33), L(48, 17, 33), 108);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -259,7 +259,7 @@ static void prefill_seeds(void)
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
     paged(c, 7, SEQUENTIAL, 2, -1, 3);
     put_case(11, "paged-block7-odd", "paged prefill with an odd block size (7)",
-         "Catches kernels that assume power-of-two block sizes (p >> log2, p & (bs - 1)).", OK);
+             "Catches kernels that assume power-of-two block sizes (p >> log2, p & (bs - 1)).", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(13, 9), L(13, 21), 112);
     c->mask = AC_MASK_BOOL;
@@ -290,12 +290,12 @@ static void prefill_seeds(void)
     c->mask = AC_MASK_BOOL;
     c->mask_density = 0.0f;
     put_case(16, "mask-bool-all-false", "boolean mask with density 0: every row is empty",
-         "Every row: O = 0 and LSE = -inf; a kernel dividing by the row sum gives NaN.", OK);
+             "Every row: O = 0 and LSE = -inf; a kernel dividing by the row sum gives NaN.", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 8, 2, 64, 2, L(12, 20), L(12, 20), 117);
     c->causal = AC_CAUSAL_TOP_LEFT;
     put_case(17, "gqa4", "GQA with group 4 (Hq = 8, Hkv = 2)",
-         "Query head h reads KV head h / 4; h % Hkv is the classic bug.", OK);
+             "Query head h reads KV head h / 4; h % Hkv is the classic bug.", OK);
 
     c = mk(AC_OP_PREFILL, AC_FP16, 16, 2, 64, 2, L(6, 10), L(24, 10), 118);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -328,14 +328,14 @@ static void prefill_seeds(void)
     c->scale_given = 1;
     c->scale = 1.0f;
     put_case(24, "scale-explicit-1", "explicit scale 1.0 (not the default 1/sqrt(D))",
-         "Passing 1.0 where the default was meant is a real bug: the output must differ from the default.", OK);
+             "Passing 1.0 where the default was meant is a real bug: the output must differ from the default.", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(9, 17), L(9, 17), 125);
     c->scale_given = 1;
     c->scale = 0.0f;
     c->causal = AC_CAUSAL_TOP_LEFT;
     put_case(25, "scale-zero", "explicit scale 0.0: uniform attention over the allowed keys",
-         "0.0 is a legal explicit scale and must not mean 'default'.", OK);
+             "0.0 is a legal explicit scale and must not mean 'default'.", OK);
 
     c = mk(AC_OP_PREFILL, AC_FP16, 4, 4, 64, 1, L(12), L(12), 126);
     c->scale_given = 1;
@@ -367,8 +367,8 @@ static void prefill_seeds(void)
     c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_INF_SLOTS;
     paged(c, 16, SEQUENTIAL, 1, -1, 2);
     put_case(32, "paged-nan-inf-unused-slots", "NaN and Inf in every cache slot past the valid positions",
-         "Slots 21..31 of sequence 0, 5..15 of sequence 1 and the spare blocks hold NaN/Inf:\n"
-         "no output bit may change (masking must happen before the max, never by multiplying by 0).", OK);
+             "Slots 21..31 of sequence 0, 5..15 of sequence 1 and the spare blocks hold NaN/Inf:\n"
+             "no output bit may change (masking must happen before the max, never by multiplying by 0).", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 3, L(8, 3, 11), L(8, 3, 40), 133);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -383,19 +383,19 @@ static void prefill_seeds(void)
                 c->block_table[(int64_t)b * m + i] = junk[(b + i) % 6];
     }
     put_case(33, "paged-garbage-unused-table-entries", "garbage (-1, INT32_MIN, huge) in unread block-table entries",
-         "Entries past ceil(seqlen_k / block_size) are never read and never validated.", OK);
+             "Entries past ceil(seqlen_k / block_size) are never read and never validated.", OK);
 
     c = mk(AC_OP_PREFILL, AC_FP16, 4, 2, 64, 3, L(4, 6, 9), L(40, 38, 33), 134);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
     paged(c, 16, SHARED_PREFIX, 0, -1, 1);
     put_case(34, "paged-shared-prefix", "prefix caching: three sequences share their first two blocks",
-         "Shared blocks are read-only and read by several sequences.", OK);
+             "Shared blocks are read-only and read by several sequences.", OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 3, L(7, 12, 1), L(50, 12, 70), 135);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
     paged(c, 16, PERMUTED, 1, -1, 3);
     put_case(35, "paged-permuted-table", "permuted block table: logical order differs from physical order", NULL,
-         OK);
+             OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(20, 9), L(6, 9), 136);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -407,7 +407,7 @@ static void prefill_seeds(void)
     paged(c, 16, SEQUENTIAL, 0, -1, 0);
     c->block_table[1] = c->num_blocks;
     put_case(900, "err-table-entry-out-of-range", "used block-table entry equals num_blocks",
-         "block_table[0][1] = num_blocks: one past the pool.", AC_ERR_BLOCK_TABLE);
+             "block_table[0][1] = num_blocks: one past the pool.", AC_ERR_BLOCK_TABLE);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 2, L(8, 8), L(20, 8), 191);
     paged(c, 16, SEQUENTIAL, 1, -1, 0);
@@ -418,15 +418,15 @@ static void prefill_seeds(void)
     paged(c, 16, SEQUENTIAL, 0, -1, 2);
     c->seqlen_k[0] = 33;
     put_case(902, "err-seqlen-beyond-capacity", "seqlen_k beyond max_blocks_per_seq * block_size",
-         "seqlen_k[0] = 33 with 2 columns of 16 slots.", AC_ERR_CAPACITY);
+             "seqlen_k[0] = 33 with 2 columns of 16 slots.", AC_ERR_CAPACITY);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 6, 4, 64, 1, L(8), L(8), 193);
     put_case(903, "err-gqa-not-multiple", "heads_q % heads_kv != 0 (6 % 4)", NULL, AC_ERR_GQA);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(8, -1), L(8, 8), 194);
     put_case(904, "err-negative-seqlen", "negative query length (cu_seqlens would decrease)",
-         "Per-sequence lengths make a decreasing cu_seqlens impossible except through a negative length.",
-         AC_ERR_SHAPE);
+             "Per-sequence lengths make a decreasing cu_seqlens impossible except through a negative length.",
+             AC_ERR_SHAPE);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 2, 4, 64, 1, L(8), L(8), 195);
     put_case(905, "err-hkv-gt-hq", "more KV heads than query heads", NULL, AC_ERR_SHAPE);
@@ -462,7 +462,7 @@ static void decode_seeds(void)
     c->num_splits = 16;
     paged(c, 16, PERMUTED, 0, -1, 2);
     put_case(3, "more-splits-than-blocks", "decode, 16 splits over 3 and 1 blocks: most splits are empty",
-         "Empty splits have LSE = -inf and must drop out of the combine.", OK);
+             "Empty splits have LSE = -inf and must drop out of the combine.", OK);
 
     c = DEC(204, AC_BF16, 8, 1, 128, 4, L(1, 17, 250, 64));
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -475,14 +475,14 @@ static void decode_seeds(void)
     c->num_splits = 2;
     paged(c, 16, SEQUENTIAL, 0, -1, 1);
     put_case(5, "speculative-lq4-lq8", "speculative decode: 4 and 8 queries at the end, BR",
-         "Sequence 1 has Lq = Lk = 8: BR equals TL there.", OK);
+             "Sequence 1 has Lq = Lk = 8: BR equals TL there.", OK);
 
     c = DEC(206, AC_BF16, 4, 4, 64, 2, L(30, 1));
     c->causal = AC_CAUSAL_TOP_LEFT;
     c->num_splits = 1;
     paged(c, 16, SEQUENTIAL, 0, -1, 0);
     put_case(6, "tl-lq1-sees-key0", "TL causal with Lq = 1 < Lk: the query sees only key 0",
-         "The classic decode bug, stated as a contract: TL means j <= i, so only key 0.", OK);
+             "The classic decode bug, stated as a contract: TL means j <= i, so only key 0.", OK);
 
     c = DEC(207, AC_FP16, 4, 2, 64, 3, L(20, 7, 1));
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -558,7 +558,7 @@ static void decode_seeds(void)
     paged(c, 16, SEQUENTIAL, 0, -1, 0);
     c->block_table[c->max_blocks_per_seq + 2] = 1000;
     put_case(902, "err-table-entry-out-of-range", "decode with a used table entry past the pool",
-         "block_table[1][2] = 1000: the last used entry of sequence 1.", AC_ERR_BLOCK_TABLE);
+             "block_table[1][2] = 1000: the last used entry of sequence 1.", AC_ERR_BLOCK_TABLE);
 
     c = DEC(293, AC_BF16, 4, 4, 64, 2, L(20, 40));
     c->num_splits = 2;
@@ -588,12 +588,12 @@ static void combine_seeds(void)
     c = mk(AC_OP_COMBINE, AC_BF16, 4, 4, 64, 2, L(1, 2), L(3, 10), 303);
     c->num_splits = 8;
     put_case(3, "empty-splits", "combine with more splits than keys: empty splits (LSE = -inf)",
-         "Empty splits must contribute nothing; their O_s is never read.", OK);
+             "Empty splits must contribute nothing; their O_s is never read.", OK);
 
     c = mk(AC_OP_COMBINE, AC_BF16, 4, 4, 64, 2, L(2, 1), L(0, 0), 304);
     c->num_splits = 4;
     put_case(4, "all-empty-rows", "combine where every split of every row is empty",
-         "Every row: O = 0 and LSE = -inf (no NaN from exp(-inf - -inf)).", OK);
+             "Every row: O = 0 and LSE = -inf (no NaN from exp(-inf - -inf)).", OK);
 
     c = mk(AC_OP_COMBINE, AC_BF16, 4, 4, 64, 3, L(1, 1, 2), L(5, 0, 33), 305);
     c->num_splits = 6;
@@ -626,7 +626,8 @@ static void store_slots(ac_case *c, int pad_every)
         const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
         for (int32_t i = 0; i < c->seqlen_q[b]; i++, t++) {
             int32_t p = c->seqlen_k[b] - c->seqlen_q[b] + i;
-            c->slot_mapping[t] = (pad_every && t % pad_every == pad_every - 1) ? -1 : ac_pos_slot(row, p, c->block_size);
+            c->slot_mapping[t] =
+                (pad_every && t % pad_every == pad_every - 1) ? -1 : ac_pos_slot(row, p, c->block_size);
         }
     }
 }
@@ -680,14 +681,14 @@ static void store_seeds(void)
     store_slots(c, 0);
     c->special = AC_SPECIAL_NAN_SLOTS;
     put_case(8, "nan-cache-untouched", "store into a cache whose other slots hold NaN: they stay as they were",
-         note, OK);
+             note, OK);
 
     c = mk(AC_OP_STORE, AC_BF16, 2, 2, 64, 2, L(3, 3), L(10, 10), 490);
     paged(c, 16, SEQUENTIAL, 0, -1, 0);
     store_slots(c, 0);
     c->slot_mapping[4] = c->slot_mapping[1];
     put_case(900, "err-slot-collision", "two tokens mapped to one slot", "slot_mapping[1] == slot_mapping[4].",
-         AC_ERR_SLOT);
+             AC_ERR_SLOT);
 
     c = mk(AC_OP_STORE, AC_BF16, 2, 2, 64, 2, L(3, 3), L(10, 10), 491);
     paged(c, 16, SEQUENTIAL, 0, -1, 0);
@@ -695,7 +696,7 @@ static void store_seeds(void)
     c->slot_mapping[2] = (int64_t)c->num_blocks * c->block_size;
     c->slot_mapping_i64 = 1;
     put_case(901, "err-slot-out-of-range", "slot equal to num_blocks * block_size (one past the pool)", NULL,
-         AC_ERR_SLOT);
+             AC_ERR_SLOT);
 
     c = mk(AC_OP_STORE, AC_BF16, 2, 2, 64, 2, L(3, 3), L(10, 10), 492);
     paged(c, 16, SEQUENTIAL, 0, -1, 0);
@@ -711,7 +712,6 @@ static void store_seeds(void)
     }
     put_case(903, "err-contiguous", "store without a paged cache", NULL, AC_ERR_UNSUPPORTED);
 }
-
 
 /* ==== the fuzz targets' folders ==================================================== */
 
@@ -729,18 +729,21 @@ static void layout_seeds(void)
 
     c = mkl(AC_OP_PREFILL, AC_FP16, 2, 2, 16, 2, L(4, 4), L(9, 6), 2);
     layout(c, 1, AC_LAYOUT_PERMUTED, 3);
-    put_case(2, "prefill-permuted-block1", NULL, "every key in its own block, drawn without replacement, 3 spare blocks", AS_VALIDATED);
+    put_case(2, "prefill-permuted-block1", NULL,
+             "every key in its own block, drawn without replacement, 3 spare blocks", AS_VALIDATED);
 
     c = mkl(AC_OP_PREFILL, AC_BF16, 2, 1, 16, 3, L(2, 3, 1), L(17, 12, 21), 3);
     layout(c, 4, AC_LAYOUT_SHARED_PREFIX, 1);
     c->causal = AC_CAUSAL_TOP_LEFT;
-    put_case(3, "prefill-shared-prefix-block4", NULL, "leading full blocks shared by the three sequences", AS_VALIDATED);
+    put_case(3, "prefill-shared-prefix-block4", NULL,
+             "leading full blocks shared by the three sequences", AS_VALIDATED);
 
     c = mkl(AC_OP_PREFILL, AC_BF16, 2, 2, 24, 2, L(3, 2), L(10, 7), 4);
     c->special = AC_SPECIAL_GARBAGE_TABLE | AC_SPECIAL_NAN_SLOTS;
     layout(c, 3, AC_LAYOUT_PERMUTED, 2);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
-    put_case(4, "prefill-block3-garbage-table-nan-slots", NULL, "unused entries hold garbage, unread slots NaN", AS_VALIDATED);
+    put_case(4, "prefill-block3-garbage-table-nan-slots", NULL,
+             "unused entries hold garbage, unread slots NaN", AS_VALIDATED);
 
     c = mkl(AC_OP_PREFILL, AC_FP16, 4, 2, 16, 2, L(4, 3), L(11, 5), 5);
     layout(c, 5, AC_LAYOUT_IDENTITY, 0);
@@ -756,12 +759,14 @@ static void layout_seeds(void)
     layout(c, 4, AC_LAYOUT_IDENTITY, 0);
     c->block_table[0] = 2, c->block_table[1] = 2, c->block_table[2] = 2;
     c->block_table[c->max_blocks_per_seq + 0] = 2;
-    put_case(6, "prefill-table-with-replacement", NULL, "block 2 at positions 0, 1, 2 of sequence 0 and 0 of sequence 1", AS_VALIDATED);
+    put_case(6, "prefill-table-with-replacement", NULL,
+             "block 2 at positions 0, 1, 2 of sequence 0 and 0 of sequence 1", AS_VALIDATED);
 
     c = mkl(AC_OP_PREFILL, AC_BF16, 2, 2, 16, 3, L(3, 0, 2), L(0, 5, 9), 7);
     layout(c, 8, AC_LAYOUT_PERMUTED, 1);
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
-    put_case(7, "prefill-lk0-lq0", NULL, "a sequence with no keys (empty rows: O = 0, LSE = -inf) and one with no queries", AS_VALIDATED);
+    put_case(7, "prefill-lk0-lq0", NULL,
+             "a sequence with no keys (empty rows: O = 0, LSE = -inf) and one with no queries", AS_VALIDATED);
 
     c = mkl(AC_OP_DECODE, AC_BF16, 4, 1, 32, 3, L(1, 1, 1), L(30, 16, 1), 8);
     layout(c, 16, AC_LAYOUT_IDENTITY, 0);
@@ -776,7 +781,8 @@ static void layout_seeds(void)
     c = mkl(AC_OP_DECODE, AC_BF16, 2, 1, 16, 2, L(1, 1), L(9, 4), 10);
     layout(c, 2, AC_LAYOUT_IDENTITY, 0);
     c->num_splits = 33;
-    put_case(10, "decode-more-splits-than-blocks", NULL, "33 splits over at most 5 blocks: empty splits (-inf) in the combine", AS_VALIDATED);
+    put_case(10, "decode-more-splits-than-blocks", NULL,
+             "33 splits over at most 5 blocks: empty splits (-inf) in the combine", AS_VALIDATED);
 
     c = mkl(AC_OP_DECODE, AC_BF16, 4, 2, 16, 2, L(8, 5), L(24, 30), 11);
     c->special = AC_SPECIAL_INF_SLOTS;
@@ -794,7 +800,8 @@ static void layout_seeds(void)
     c->dist = AC_DIST_POSCODE;
     layout(c, 4, AC_LAYOUT_PERMUTED, 0);
     c->num_splits = 4;
-    put_case(13, "decode-poscode-block4", NULL, "V encodes the position: a wrong table entry shows in the output", AS_VALIDATED);
+    put_case(13, "decode-poscode-block4", NULL,
+             "V encodes the position: a wrong table entry shows in the output", AS_VALIDATED);
 
     /* seqlen_k exactly at the table's capacity (a valid edge). */
     c = mkl(AC_OP_DECODE, AC_BF16, 2, 2, 16, 1, L(1), L(12), 14);
