@@ -124,12 +124,47 @@ static const ac_fuzz_target *target_of(const char *path, const uint8_t *data, si
     return NULL;
 }
 
+/* corpus/DISABLED (corpus/README.md): known failures (open findings), one
+   "<folder>/<file> <reason>" a line, # comments. The list sits in the corpus
+   root, the parent of the file's folder. Returns 1 with the reason when
+   `path` is listed. */
+static int corpus_disabled(const char *path, char *reason, size_t n)
+{
+    char dir[PATH_MAX], cwd[PATH_MAX], list[PATH_MAX + 16], line[1024];
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dir[--dl] = '\0';
+    const char *folder = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    if (!strcmp(folder, ".") && getcwd(cwd, sizeof cwd) && strrchr(cwd, '/')) folder = strrchr(cwd, '/') + 1;
+    snprintf(list, sizeof list, "%s/../DISABLED", dir);
+    FILE *f = fopen(list, "r");
+    if (!f) return 0;
+    size_t fl = strlen(folder), nl = strlen(name);
+    int hit = 0;
+    while (!hit && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        hit = !strncmp(line, folder, fl) && line[fl] == '/' && !strncmp(line + fl + 1, name, nl) &&
+              (line[fl + 1 + nl] == ' ' || line[fl + 1 + nl] == '\0');
+        const char *why = hit ? line + fl + 1 + nl : ""; /* past "<folder>/<name>" */
+        if (hit) snprintf(reason, n, "%s", *why ? why + 1 : "(no reason given)");
+    }
+    fclose(f);
+    return hit;
+}
+
 static void replay_file(const char *path, const replay_opts *o, replay_count *cnt)
 {
     uint8_t *data;
     size_t size;
     ac_error e;
     cnt->files++;
+    char reason[1024];
+    if (corpus_disabled(path, reason, sizeof reason)) {
+        cnt->skipped++;
+        printf("%-8s %s  disabled: %s\n", "SKIP", path, reason);
+        return;
+    }
     if (ac_fuzz_read_file(path, &data, &size, (size_t)1 << 30, &e)) {
         fprintf(stderr, "replay: %s\n", e.msg);
         cnt->errors++;
@@ -249,7 +284,7 @@ static void replay_path(const char *path, const replay_opts *o, replay_count *cn
         const char *nm = e->d_name;
         size_t l = strlen(nm);
         if (nm[0] == '.' || (l > 4 && !strcmp(nm + l - 4, ".txt")) || (l > 3 && !strcmp(nm + l - 3, ".md")) ||
-            (l > 2 && !strcmp(nm + l - 2, ".c")))
+            (l > 2 && !strcmp(nm + l - 2, ".c")) || !strcmp(nm, "DISABLED"))
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
