@@ -386,7 +386,7 @@ static void *worker(void *arg)
         if (atomic_load(&jb->failed)) break;
         long long k = atomic_fetch_add(&jb->next, 1);
         if (k >= jb->num_units) break;
-        if (jb->c->op == AC_OP_COMBINE)
+        if (ac_op_traits_of(jb->c->op)->kv == AC_KV_NONE) /* merges partials */
             run_combine_unit(jb, &w, &jb->units[k]);
         else
             run_attention_unit(jb, &w, &jb->units[k]);
@@ -408,7 +408,7 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
             if (t->cu_seqlens_q[b] != (b < c->batch ? q0[b] : tq))
                 return ac_fail(err, AC_ERR_SEQLENS, "cu_seqlens_q[%d] = %d: the case's seqlen_q give %lld", b,
                                t->cu_seqlens_q[b], (long long)(b < c->batch ? q0[b] : tq));
-    if (c->op == AC_OP_STORE) {
+    if (ac_op_traits_of(c->op)->slots) {
         int64_t need = (int64_t)c->num_blocks * c->block_size * c->heads_kv * D;
         if (!t->k || !t->v) return ac_fail(err, AC_ERR_NULL, "k_cache / v_cache is NULL");
         if (t->kv_elems < need)
@@ -417,7 +417,7 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
         if (c->num_tokens > 0 && (!t->k_new || !t->v_new)) return ac_fail(err, AC_ERR_NULL, "k_new / v_new is NULL");
         return AC_OK;
     }
-    if (c->op == AC_OP_COMBINE) {
+    if (ac_op_traits_of(c->op)->kv == AC_KV_NONE) {
         if (tq > 0 && (!t->o_part || !t->lse_part)) return ac_fail(err, AC_ERR_NULL, "o_part / lse_part is NULL");
         return AC_OK;
     }
@@ -491,9 +491,13 @@ ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_o
         q0[b + 1] = q0[b] + c->seqlen_q[b];
         k0[b + 1] = k0[b] + c->seqlen_k[b];
     }
+    /* Three kinds of family, told apart by their rules (ac_families.def): a
+       store copies (slots), a combine merges partials (no keys), the rest is
+       attention over the keys each row sees. */
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
     st = check_tensors(c, t, q0, k0, err);
-    if (st == AC_OK && c->op == AC_OP_STORE) st = run_store(c, t, res, err);
-    if (st || c->op == AC_OP_STORE) {
+    if (st == AC_OK && tr->slots) st = run_store(c, t, res, err);
+    if (st || tr->slots) {
         free(q0);
         free(k0);
         if (st) ac_oracle_result_free(res);
@@ -515,7 +519,7 @@ ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_o
     jb.q0 = q0;
     jb.k0 = k0;
     int64_t cap = 0;
-    if (c->op == AC_OP_COMBINE) {
+    if (tr->kv == AC_KV_NONE) {
         cap = (q0[B] + QUERIES_PER_UNIT - 1) / QUERIES_PER_UNIT;
     } else {
         for (int32_t b = 0; b < B; b++)
@@ -527,7 +531,7 @@ ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_o
         goto done;
     }
     int32_t group = c->heads_q / c->heads_kv;
-    if (c->op == AC_OP_COMBINE) {
+    if (tr->kv == AC_KV_NONE) {
         for (int64_t i0 = 0; i0 < q0[B]; i0 += QUERIES_PER_UNIT) {
             int64_t i1 = i0 + QUERIES_PER_UNIT < q0[B] ? i0 + QUERIES_PER_UNIT : q0[B];
             int any = 0;
