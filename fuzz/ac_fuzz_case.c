@@ -101,6 +101,8 @@ static int32_t past_pool(const ac_case *c, uint32_t n, ac_fuzz_rng *r)
 }
 
 static int32_t blocks_for(int32_t lk, int32_t bs) { return bs > 0 && lk > 0 ? (int32_t)(((int64_t)lk + bs - 1) / bs) : 0; }
+/* The int32 nearest to v: extremes of a parsed case stay representable. */
+static int32_t clamp32(int64_t v) { return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v; }
 
 /* A fresh, valid table for the current lengths (kind and spare pool blocks
    drawn), and for a store fresh slots. Leaves the case alone on failure. */
@@ -353,7 +355,10 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
     case M_SEQLEN_K: {
         if (c->batch <= 0) break;
         int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch), bs = c->block_size > 0 ? c->block_size : 16;
-        int32_t choices[] = {0, 1, bs - 1, bs, bs + 1, 2 * bs, 2 * bs + 1, (int32_t)ac_fuzz_below(r, 64)};
+        /* Block edges in 64 bits, clamped: a parsed block_size may be
+           INT32_MAX (UBSan caught bs + 1 overflowing in a 440 s campaign). */
+        int32_t choices[] = {0, 1, bs - 1, bs, clamp32((int64_t)bs + 1), clamp32(2 * (int64_t)bs),
+                             clamp32(2 * (int64_t)bs + 1), (int32_t)ac_fuzz_below(r, 64)};
         c->seqlen_k[b] = PICK(r, choices);
         relayout(c, r);
         break;

@@ -29,6 +29,6 @@ cmake -S . -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Debug \
   -DAC_ENABLE_CUDA=OFF -DAC_FUZZ=ON -DAC_FUZZ_ENGINE="-fsanitize=fuzzer" >/dev/null
 targets=$(fuzz/targets.sh | awk '{printf "fuzz_%s ", $1}')
 # shellcheck disable=SC2086
-cmake --build "$BUILD" --target $targets attncheck \
+cmake --build "$BUILD" --target $targets attncheck mutator_extremes \
   -j"$(nproc 2>/dev/null || echo 2)"
 echo "fuzz/build.sh: targets in $BUILD/fuzz: $(cd "$BUILD/fuzz" && ls $targets | tr '\n' ' ')"

@@ -14,6 +14,14 @@ ART=${AC_CI_ARTIFACTS:-$BUILD/ci-artifacts}
 fuzz/build.sh "$BUILD"
 mkdir -p "$ART"
 failed=""
+# The mutators themselves, under the sanitizers, on every field's extremes.
+echo "== mutators on the extremes of every field (ASan/UBSan)"
+if ! "$BUILD/fuzz/mutator_extremes" 1000 >"$ART/mutator-extremes.log" 2>&1; then
+  tail -n 20 "$ART/mutator-extremes.log" | sed 's/^/   | /'
+  failed="$failed mutators"
+else
+  sed 's/^/   /' "$ART/mutator-extremes.log"
+fi
 # A for loop, not a pipe into while: `failed` must survive the loop.
 for t in $(fuzz/targets.sh | cut -d" " -f1); do
   seeds=corpus/$(fuzz/targets.sh | awk -v t="$t" '$1 == t {print $2}')
@@ -28,6 +36,12 @@ for t in $(fuzz/targets.sh | cut -d" " -f1); do
   else
     echo "   FAILED: $t (log tail below; reproducers in $ART)"
     grep -v "^    #" "$work/log" | tail -n 25 | sed 's/^/   | /'
+    # The input the mutator held when the process died: the reproducer of a
+    # crash inside the mutator (then there is no crash- file; fuzz_entry.c).
+    for a in "$work"/mutating-*; do
+      [ -f "$a" ] && cp "$a" "$ART/$t-$(basename "$a")" &&
+        echo "   under mutation: $ART/$t-$(basename "$a")   replay the mutator: $BUILD/fuzz/mutator_extremes --target $t --input $ART/$t-$(basename "$a")"
+    done
     for a in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
       [ -f "$a" ] && cp "$a" "$ART/$t-$(basename "$a")" &&
         echo "   reproduce: $BUILD/fuzz/fuzz_$t $ART/$t-$(basename "$a")   explain: attncheck replay --target $t $ART/$t-$(basename "$a")"
