@@ -174,6 +174,20 @@ Test(errpic, writes_pictures_and_table)
     cr_assert(!strstr(t, "\n0\t0\t1\t"), "the unchecked row is left out");
     cr_assert_eq(lines, 3 + (ROWS - 1) * D, "3 header lines and one per element of the evaluated rows");
     free(t);
+
+    /* scripts/plot_errmap.py reads the same table (its summary needs no
+       matplotlib): the worst element is the NaN output. */
+    char cmd[512], line[256];
+    snprintf(cmd, sizeof cmd, "%s %s/scripts/plot_errmap.py --summary %s", AC_PYTHON, AC_SOURCE_DIR, p);
+    FILE *pp = popen(cmd, "r");
+    cr_assert(pp, "cannot run %s", cmd);
+    int seen_worst = 0, seen_counts = 0;
+    while (fgets(line, sizeof line, pp)) {
+        seen_worst |= !strcmp(line, "worst: r = inf (bad) at seq 1 head 1 row 1 dim 0\n");
+        seen_counts |= strstr(line, "masked 15, masked_bad 1") != NULL && strstr(line, "15 of 16 rows evaluated");
+    }
+    cr_assert_eq(pclose(pp), 0, "%s failed", cmd);
+    cr_assert(seen_worst && seen_counts, "plot_errmap.py --summary misread the table");
     unlink(p);
 }
 
