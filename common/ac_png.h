@@ -1,11 +1,10 @@
-/* A small PNG writer with no dependencies: 8-bit RGB, no interlace, every
- * scanline with filter 0 (none), the zlib stream made of stored (uncompressed)
- * deflate blocks, CRC-32 and Adler-32 computed here. The pictures are a few MB
- * at most, so compression is not worth a zlib dependency the GPU host lacks. */
+/* PNG files through libpng (linked statically: the GPU host has no libpng):
+ * 8-bit RGB, deflate at level 9 with libpng's adaptive row filters, and
+ * optional tEXt chunks (the case line of an error picture goes there, since
+ * the pictures carry no rendered text). */
 #ifndef AC_PNG_H
 #define AC_PNG_H
 
-#include <stddef.h>
 #include <stdint.h>
 
 #include "ac_status.h"
@@ -18,15 +17,22 @@ extern "C" {
    overflow (16384^2 * 3 bytes < 2^30). */
 #define AC_PNG_MAX_SIDE 16384
 
-/* Writes rgb (height rows of width pixels, 3 bytes each, top row first) to
-   path. AC_ERR_NULL / AC_ERR_SHAPE on bad arguments (nothing written),
-   AC_ERR_NOMEM, AC_ERR_IO naming the path. */
-ac_status ac_png_write_rgb(const char *path, int32_t width, int32_t height, const uint8_t *rgb, ac_error *err);
+/* At most this many text chunks per file. */
+#define AC_PNG_MAX_TEXT 8
 
-/* The checksums, exposed for the tests. ac_png_crc32 continues a CRC: pass
-   0 to start (the usual pre- and post-inversion are done inside). */
-uint32_t ac_png_crc32(uint32_t crc, const uint8_t *data, size_t n);
-uint32_t ac_png_adler32(uint32_t adler, const uint8_t *data, size_t n); /* start with 1 */
+/* One tEXt chunk. PNG keys are 1-79 Latin-1 characters ("Title",
+   "Description", ...); the text may be any length. */
+typedef struct ac_png_text {
+    const char *key;
+    const char *text;
+} ac_png_text;
+
+/* Writes rgb (height rows of width pixels, 3 bytes each, top row first) to
+   path, with n_text text chunks (text may be NULL when n_text = 0).
+   AC_ERR_NULL / AC_ERR_SHAPE on bad arguments (nothing written),
+   AC_ERR_NOMEM, AC_ERR_IO naming the path (a partly written file is removed). */
+ac_status ac_png_write_rgb(const char *path, int32_t width, int32_t height, const uint8_t *rgb,
+                           const ac_png_text *text, int32_t n_text, ac_error *err);
 
 #ifdef __cplusplus
 }

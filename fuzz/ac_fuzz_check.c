@@ -138,6 +138,7 @@ void ac_fuzz_write_pictures(const ac_case *c, const ac_fuzz_check *r, const ac_f
 {
     if (!env->png_stem || r->status || !r->err_map) return;
     ac_error e;
-    if (ac_errpic_write_case(c, r->tensors.cu_seqlens_q, r->oracle.rows, r->err_map, env->png_stem, &e))
+    if (ac_errpic_write_case(c, r->tensors.cu_seqlens_q, r->oracle.rows, r->err_map, r->oracle.n_allowed,
+                             env->png_stem, &e))
         fprintf(log, "pictures: %s: %s\n", ac_status_name(e.code), e.msg);
 }

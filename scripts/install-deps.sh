@@ -3,6 +3,7 @@
 # Skips the package manager when everything is already there.
 set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config libcriterion-dev libmpfr-dev libgmp-dev
+      libpng-dev zlib1g-dev
       clang-14 libclang-rt-14-dev python3 python3-mpmath)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -177,10 +177,10 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
             char stem[4096];
             ac_error pe;
             snprintf(stem, sizeof stem, "%s/case%04d-%s", o->png, (int)i, ac_op_name(c->op));
-            if (ac_errpic_mkdirs(o->png, &pe) || ac_errpic_write_case(c, r.tensors.cu_seqlens_q, r.oracle.rows, r.err_map, stem, &pe))
+            if (ac_errpic_mkdirs(o->png, &pe) || ac_errpic_write_case(c, r.tensors.cu_seqlens_q, r.oracle.rows, r.err_map, r.oracle.n_allowed, stem, &pe))
                 printf("  pictures: %s\n", pe.msg);
             else
-                printf("  pictures: %s-heat.png %s-rows.png\n", stem, stem);
+                printf("  pictures: %s-heat.png %s-rows.png %s-map.tsv.gz\n", stem, stem, stem);
         }
         if (tsv)
             fprintf(tsv, "%s\t%d\t%.6g\t%.6g\t%lld\t%.4g\t%s\n", list.group[i], ok, st ? INFINITY : r.verdict.r_max,
