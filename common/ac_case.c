@@ -159,6 +159,66 @@ float ac_case_scale(const ac_case *c)
     return c->scale_given ? c->scale : 1.0f / sqrtf((float)c->head_dim);
 }
 
+/* Saturating int64 arithmetic for the cost model. */
+static int64_t sat_mul(int64_t a, int64_t b, int *ovf)
+{
+    int64_t r;
+    if (a < 0 || b < 0) return 0; /* invalid sizes count nothing; validation names them */
+    if (__builtin_mul_overflow(a, b, &r)) {
+        *ovf = 1;
+        return INT64_MAX;
+    }
+    return r;
+}
+static int64_t sat_add(int64_t a, int64_t b, int *ovf)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        *ovf = 1;
+        return INT64_MAX;
+    }
+    return r;
+}
+#define MUL(a, b) sat_mul((a), (b), &o->overflow)
+#define ADD(a, b) sat_add((a), (b), &o->overflow)
+
+void ac_case_cost_of(const ac_case *c, ac_case_cost *o)
+{
+    memset(o, 0, sizeof *o);
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
+    if (!tr || c->batch < 0) return;
+    int64_t D = c->head_dim, tq = 0, pairs = 0, mask_elems = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        int64_t lq = c->seqlen_q[b] > 0 ? c->seqlen_q[b] : 0, lk = c->seqlen_k[b] > 0 ? c->seqlen_k[b] : 0;
+        tq = ADD(tq, lq);
+        pairs = ADD(pairs, MUL(lq, lk));
+    }
+    if (c->mask != AC_MASK_NONE) mask_elems = MUL(pairs, c->mask_per_head ? c->heads_q : 1);
+    o->rows = MUL(tq, c->heads_q);
+    int64_t elems = MUL(o->rows, D);
+    /* q (2 bytes), out in the dtype and in fp32 (6), the oracle's o, o_f32,
+       o_half and four scales (46), the error map (8); per row the lse out and
+       in the oracle, its scales and counts (4 + 8 * 3 + 4 + 1). */
+    int64_t bytes = ADD(MUL(elems, 2 + 6 + 46 + 8), MUL(o->rows, 33));
+    bytes = ADD(bytes, MUL(mask_elems, c->mask == AC_MASK_BOOL ? 1 : 4));
+    if (tr->kv == AC_KV_NONE) { /* combine: partials O_s (fp32) and LSE_s */
+        int64_t s = c->num_splits > 0 ? c->num_splits : 1;
+        bytes = ADD(bytes, MUL(MUL(o->rows, s), ADD(MUL(D, 4), 4)));
+        o->oracle_macs = MUL(MUL(o->rows, s), D);
+    } else {
+        int64_t slots = c->paged ? MUL(c->num_blocks, c->block_size) : ac_case_total_k(c);
+        int64_t kv = MUL(MUL(slots, c->heads_kv), D);
+        /* K and V (2 bytes each) and a byte per slot; a store also holds the
+           caches it writes and the oracle's copy of them, and the new rows. */
+        bytes = ADD(bytes, ADD(MUL(kv, tr->slots ? 12 : 4), slots));
+        if (tr->slots) bytes = ADD(bytes, MUL(MUL(MUL(c->num_tokens, c->heads_kv), D), 4));
+        o->oracle_macs = MUL(MUL(MUL(pairs, c->heads_q), D), 2);
+    }
+    o->bytes = bytes;
+}
+#undef MUL
+#undef ADD
+
 ac_status ac_case_check_enums(const ac_case *c, ac_error *err)
 {
     if ((int)c->op < 0 || c->op >= AC_OP_COUNT) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %d: unknown", (int)c->op);

@@ -146,6 +146,19 @@ int64_t ac_case_total_k(const ac_case *c);
 /* Effective scale: the given one, or 1/sqrt(D) evaluated in fp32. */
 float ac_case_scale(const ac_case *c);
 
+/* What checking a case costs, computed before any data exists, in 64 bits
+   with every product checked: host bytes of the inputs, the outputs, the
+   oracle's result and the error map (an upper bound, docs/BUDGET.md), and the oracle's multiply-adds (logits and P.V of every
+   allowed pair, counted as if every key were allowed). Call on a validated
+   case. A product past int64 saturates at INT64_MAX and sets `overflow`. */
+typedef struct ac_case_cost {
+    int64_t bytes;
+    int64_t oracle_macs;
+    int64_t rows;          /* (query, head) rows the oracle would evaluate */
+    int overflow;
+} ac_case_cost;
+void ac_case_cost_of(const ac_case *c, ac_case_cost *out);
+
 /* Every enum field (op, dtype, causal, mask, dist) is a known value; the
    message names the field. Part of ac_case_validate; the case-file writer
    runs it alone. */

@@ -3,6 +3,8 @@
  * and gathers every value into bounded temporary vectors before building the
  * case, so a failure at any point frees everything and leaves `out` empty. */
 #include "ac_casefile.h"
+
+#include "ac_file.h"
 #include "ac_numfmt.h"
 
 #include <errno.h>
@@ -922,28 +924,12 @@ ac_status ac_casefile_load(const char *path, ac_casefile *out, ac_error *err)
 {
     if (!path || !out) return ac_fail(err, AC_ERR_NULL, "ac_casefile_load: path or out is NULL");
     ac_casefile_init(out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ac_fail(err, AC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sbuf b = {0};
-    char chunk[65536];
+    uint8_t *text;
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-        if (b.n + n > AC_CASEFILE_MAX_BYTES) {
-            fclose(fp);
-            free(b.p);
-            return ac_fail(err, AC_ERR_PARSE, "%s: larger than %zu bytes: not a case file", path,
-                           (size_t)AC_CASEFILE_MAX_BYTES);
-        }
-        sb_put(&b, chunk, n);
-    }
-    int rerr = ferror(fp);
-    fclose(fp);
-    if (rerr || b.failed) {
-        free(b.p);
-        return ac_fail(err, rerr ? AC_ERR_IO : AC_ERR_NOMEM, "%s: %s", path, rerr ? "read error" : "out of memory");
-    }
-    ac_status st = ac_casefile_parse(b.p, b.n, out, err);
-    free(b.p);
+    ac_status st = ac_read_file(path, AC_CASEFILE_MAX_BYTES, &text, &n, err);
+    if (st) return st; /* the message names the path already */
+    st = ac_casefile_parse((const char *)text, n, out, err);
+    free(text);
     if (st) prefix_path(err, path);
     return st;
 }

@@ -112,6 +112,7 @@ double ac_poscode_value(int64_t pos, int32_t kv_head, int32_t d)
 
 static void *alloc_n(int64_t n, size_t elem)
 {
+    if (n > 0 && (uint64_t)n > SIZE_MAX / elem) return NULL; /* the byte count would wrap */
     return malloc((size_t)(n > 0 ? n : 1) * elem);
 }
 
@@ -473,6 +474,14 @@ ac_status ac_gen(const ac_case *c, ac_tensors *t, ac_error *err)
     memset(t, 0, sizeof *t);
     ac_status st = ac_case_validate(c, err);
     if (st) return st;
+    /* Sizes past 64 bits cannot be allocated, and every size below is
+       computed in int64: refuse them here rather than wrap (an INT32_MAX
+       pool once reported "out of memory for -1099511627520 elements"). */
+    ac_case_cost cost;
+    ac_case_cost_of(c, &cost);
+    if (cost.overflow || cost.bytes < 0)
+        return ac_fail(err, AC_ERR_BUDGET, "the case's sizes overflow 64 bits (pool %d x %d, %d heads, D = %d)",
+                       c->num_blocks, c->block_size, c->heads_kv, c->head_dim);
 
     t->cu_seqlens_q = alloc_n(c->batch + 1, sizeof(int32_t));
     t->cu_seqlens_k = alloc_n(c->batch + 1, sizeof(int32_t));

@@ -7,7 +7,7 @@ static const char *const names[AC_STATUS_COUNT] = {
     "AC_OK",           "AC_ERR_NULL",        "AC_ERR_SHAPE",    "AC_ERR_GQA",
     "AC_ERR_SEQLENS",  "AC_ERR_BLOCK_TABLE", "AC_ERR_CAPACITY", "AC_ERR_SLOT",
     "AC_ERR_UNSUPPORTED", "AC_ERR_PARSE",    "AC_ERR_NO_DEVICE", "AC_ERR_CUDA",
-    "AC_ERR_NOMEM",    "AC_ERR_IO",          "AC_ERR_NUMERIC",
+    "AC_ERR_NOMEM",    "AC_ERR_IO",          "AC_ERR_NUMERIC",  "AC_ERR_BUDGET",
 };
 
 const char *ac_status_name(ac_status s)

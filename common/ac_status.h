@@ -23,6 +23,7 @@ typedef enum ac_status {
     AC_ERR_NOMEM,         /* host allocation failed */
     AC_ERR_IO,            /* file could not be read or written */
     AC_ERR_NUMERIC,       /* the oracle met a value it cannot judge (e.g. NaN input) */
+    AC_ERR_BUDGET,        /* a valid case larger than the memory or oracle-work budget */
     AC_STATUS_COUNT
 } ac_status;
 

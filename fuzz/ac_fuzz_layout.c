@@ -199,7 +199,10 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
         out->code = st;
         if (st == AC_ERR_NO_DEVICE) {
             out->kind = AC_FUZZ_SKIPPED;
-            snprintf(out->why, sizeof out->why, "no CUDA device");
+            snprintf(out->why, sizeof out->why, "%s", r.error.msg);
+        } else if (st == AC_ERR_BUDGET) { /* valid, but larger than this run may spend: not a finding */
+            out->kind = AC_FUZZ_SKIPPED;
+            snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
         } else if (st && (kwant & BIT(st)) && !strcmp(r.stage, "kernel")) {
             out->kind = AC_FUZZ_REJECTED; /* a mode the kernel does not have, refused by name */
             snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);

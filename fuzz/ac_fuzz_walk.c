@@ -5,6 +5,7 @@
  * each worker picks its GPU before touching CUDA. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "ac_fuzz.h"
+#include "ac_file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -118,34 +119,8 @@ ac_status ac_fuzz_save_finding(const ac_fuzz_target *t, const uint8_t *data, siz
 
 ac_status ac_fuzz_read_file(const char *path, uint8_t **data, size_t *size, size_t max, ac_error *err)
 {
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ac_fail(err, AC_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            if (cap >= max) break;
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    fclose(f);
-    if (!buf) return ac_fail(err, AC_ERR_NOMEM, "%s: out of memory", path);
-    if (n > max) n = max;
-    *data = buf;
-    *size = n;
-    return AC_OK;
+    /* Never truncated: an input cut at the cap would replay as another one. */
+    return ac_read_file(path, max, data, size, err);
 }
 
 /* ------------------------------------------------------------------------ */

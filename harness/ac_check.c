@@ -24,6 +24,27 @@ void ac_check_result_free(ac_check_result *r)
     memset(r, 0, sizeof *r);
 }
 
+ac_status ac_check_budget(const ac_case *c, const ac_check_opts *opts, ac_error *err)
+{
+    ac_case_cost cost;
+    ac_case_cost_of(c, &cost);
+    int64_t max_bytes = opts->budget_bytes ? opts->budget_bytes : AC_BUDGET_BYTES;
+    int64_t max_macs = opts->budget_macs ? opts->budget_macs : AC_BUDGET_ORACLE_MACS;
+    int64_t macs = cost.oracle_macs;
+    /* Row sampling evaluates max_rows of the rows: the work shrinks with it. */
+    if (opts->max_rows > 0 && cost.rows > opts->max_rows && !cost.overflow)
+        macs = (int64_t)((double)macs * ((double)opts->max_rows / (double)cost.rows));
+    if (max_bytes > 0 && (cost.overflow || cost.bytes > max_bytes))
+        return ac_fail(err, AC_ERR_BUDGET, "the case needs %s%lld bytes of host memory, over the budget of %lld "
+                       "(--max-memory BYTES raises it)", cost.overflow ? "more than " : "",
+                       (long long)cost.bytes, (long long)max_bytes);
+    if (max_macs > 0 && macs > max_macs)
+        return ac_fail(err, AC_ERR_BUDGET, "the oracle would do %lld multiply-adds for %lld rows, over the budget "
+                       "of %lld (--max-oracle-work N raises it; --rows N samples N rows)", (long long)macs,
+                       (long long)cost.rows, (long long)max_macs);
+    return AC_OK;
+}
+
 ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -38,6 +59,10 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
     double *map = NULL;
     r->stage = "validate";
     ac_status st = ac_case_validate(c, err);
+    if (!st) {
+        r->stage = "budget";
+        st = ac_check_budget(c, opts, err);
+    }
     if (!st) {
         r->stage = "gen";
         st = ac_gen(c, &t, err);

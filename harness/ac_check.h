@@ -21,6 +21,13 @@ extern "C" {
    (the combine fuzzer writes its partials there). */
 typedef ac_status (*ac_check_hook)(const ac_case *c, ac_tensors *t, void *ctx, ac_error *err);
 
+/* The default budget of one check (docs/BUDGET.md): what a laptop holds and
+   computes in minutes. 4 GiB of host memory; 1e11 oracle multiply-adds are
+   about five minutes of the fast oracle on two cores (3e8/s measured on the
+   development machine, bench/oracle_bench). */
+#define AC_BUDGET_BYTES ((int64_t)4 << 30)
+#define AC_BUDGET_ORACLE_MACS ((int64_t)100000000000)
+
 typedef struct ac_check_opts {
     ac_backend backend;
     ac_bug bug;               /* injected bug (selftest) */
@@ -28,13 +35,15 @@ typedef struct ac_check_opts {
     int with_ref;             /* also run the same-precision reference for the ratio */
     int keep;                 /* keep tensors/outputs/oracle in the result for inspection */
     int oracle_threads;       /* 0: one per core (fuzzers pass 1: they run in parallel) */
+    int64_t budget_bytes;     /* 0: AC_BUDGET_BYTES; -1: no limit */
+    int64_t budget_macs;      /* 0: AC_BUDGET_ORACLE_MACS (after row sampling); -1: no limit */
     ac_check_hook hook;       /* may be NULL */
     void *hook_ctx;
 } ac_check_opts;
 
 typedef struct ac_check_result {
     ac_status status;         /* AC_OK: the verdict below is valid; else the run's error */
-    const char *stage;        /* where it stopped: "validate", "gen", "hook", "kernel", "oracle", "verdict" */
+    const char *stage;        /* where it stopped: "validate", "budget", "gen", "hook", "kernel", "oracle", "verdict" */
     ac_error error;
     ac_verdict verdict;
     double seconds_kernel, seconds_oracle;
@@ -44,6 +53,11 @@ typedef struct ac_check_result {
     ac_oracle_result oracle;
     double *err_map;          /* r per element [rows * D] */
 } ac_check_result;
+
+/* AC_OK if the case fits the budget of `opts`; else AC_ERR_BUDGET naming
+   what is over, by how much, and the flag that raises it. Called by
+   ac_check_case before any data is generated; a valid case only. */
+ac_status ac_check_budget(const ac_case *c, const ac_check_opts *opts, ac_error *err);
 
 /* Runs one case. Returns AC_OK when the check ran (see result->verdict.pass);
    an error status when the case could not be run (invalid input is reported
