@@ -21,7 +21,8 @@
 #include "ac_backend.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
-#include "attn_decode.h"
+#include "decode.h"
+#include "store.h"
 #include "../tests/decode_ref.h"
 
 #define CK(call)                                                                                   \
@@ -131,7 +132,7 @@ static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const in
         p.seqlens_k_host = c->seqlen_k;
         int sms = 0;
         CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-        int32_t used = ac_attn_decode_splits(&p, sms);
+        int32_t used = ac_decode_splits(&p, sms);
         free(cu);
         double w = dref_compare(&r, c->dtype, og.o, og.o_f32, og.lse, used, why, sizeof why);
         if (!(w <= 1.0)) {
@@ -439,7 +440,7 @@ static void end_to_end(int steps, int big_pool)
         CK(cudaMemcpy(dnew_v, vn.data(), vn.size() * 2, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(dslots, i64 ? (const void *)s64.data() : (const void *)s32.data(), (size_t)n * (i64 ? 8 : 4),
                       cudaMemcpyHostToDevice));
-        ac_kv_store_params sp = {};
+        ac_store_params sp = {};
         sp.dtype = dt;
         sp.num_tokens = n;
         sp.heads_kv = hkv;
@@ -454,7 +455,7 @@ static void end_to_end(int steps, int big_pool)
         sp.slot_mapping_i64 = i64;
         sp.slot_mapping_host = i64 ? (const void *)s64.data() : (const void *)s32.data();
         ac_error err = {};
-        if (ac_kv_store(&sp, NULL, &err)) {
+        if (ac_store_launch(&sp, NULL, &err)) {
             printf("FAIL e2e store: %s\n", err.msg);
             g_fail = 1;
         }
@@ -500,7 +501,7 @@ static void end_to_end(int steps, int big_pool)
         ac_error err = {};
         int32_t used = 0;
         g.cases++;
-        if (ac_attn_decode(&p, dws, ws_bytes, NULL, &used, &err)) {
+        if (ac_decode_launch(&p, dws, ws_bytes, NULL, &used, &err)) {
             printf("FAIL e2e decode step %d: %s\n", step, err.msg);
             g.failed++;
             g_fail = 1;
@@ -664,7 +665,7 @@ static void bench(const char *peers_path)
                 p.k_cache = ks[it % copies];
                 p.v_cache = vs[it % copies];
                 CK(cudaEventRecord(e0));
-                if (ac_attn_decode(&p, dws, ws_bytes, NULL, &used, &err)) {
+                if (ac_decode_launch(&p, dws, ws_bytes, NULL, &used, &err)) {
                     printf("bench decode failed: %s\n", err.msg);
                     g_fail = 1;
                     break;

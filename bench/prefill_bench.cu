@@ -25,7 +25,7 @@
 #include "ac_index.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
-#include "attn_prefill.h"
+#include "prefill.h"
 
 // --- data: ac_rng (common/ac_gen.h), values uniform in [-1, 1) rounded to the dtype ----
 
@@ -360,8 +360,8 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     std::vector<float> ms;
     for (int i = 0; i < reps + 3; i++) { // 3 warm-up runs
         CK(cudaEventRecord(e0));
-        if (ac_attn_prefill(&p, nullptr, &err)) {
-            fprintf(stderr, "ac_attn_prefill: %s\n", err.msg);
+        if (ac_prefill_launch(&p, nullptr, &err)) {
+            fprintf(stderr, "ac_prefill_launch: %s\n", err.msg);
             return -1.0;
         }
         CK(cudaEventRecord(e1));

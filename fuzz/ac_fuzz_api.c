@@ -1,6 +1,6 @@
 /* The api target: argument combinations into the kernels' host API, CPU
- * entry points (ac_attn_prefill_cpu, ac_attn_decode_model,
- * ac_attn_combine_model, ac_kv_store_model) and their validate functions.
+ * entry points (ac_prefill_cpu, ac_decode_cpu,
+ * ac_combine_cpu, ac_store_cpu) and their validate functions.
  *
  * A small valid call is built from the input bytes, then up to four
  * corruptions are applied (NULL pointers, negative or zero sizes, unknown
@@ -28,8 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attn_decode.h"
-#include "attn_prefill.h"
+#include "combine.h"
+#include "decode.h"
+#include "prefill.h"
+#include "store.h"
 
 #define BIT(code) (1u << (unsigned)(code))
 #define OKBIT BIT(AC_OK)
@@ -92,7 +94,7 @@ typedef struct call {
     ac_prefill_params pp;
     ac_decode_params dp;
     ac_combine_params cp;
-    ac_kv_store_params sp;
+    ac_store_params sp;
     /* Owned copies of the metadata, which corruptions edit. */
     int32_t *cu_q, *cu_k, *lens_k, *table;
     int64_t *mask_off;
@@ -191,7 +193,7 @@ static ac_status build_call(const ac_case *c, const ac_tensors *t, ac_outputs *o
         size_t kvb = (size_t)t->kv_elems * 2;
         k->out_ptr[0] = dup_or_null(t->k, kvb), k->out_bytes[0] = kvb;
         k->out_ptr[1] = dup_or_null(t->v, kvb), k->out_bytes[1] = kvb;
-        k->sp = (ac_kv_store_params){
+        k->sp = (ac_store_params){
             .dtype = c->dtype, .num_tokens = c->num_tokens, .heads_kv = c->heads_kv, .head_dim = c->head_dim,
             .num_blocks = c->num_blocks, .block_size = c->block_size, .k_new = t->k_new, .v_new = t->v_new,
             .k_cache = k->out_ptr[0], .v_cache = k->out_ptr[1], .slot_mapping = sm,
@@ -229,7 +231,7 @@ static uint32_t corrupt(call *k, uint32_t kind, uint32_t a, uint32_t b, char *wh
     ac_prefill_params *pp = &k->pp;
     ac_decode_params *dp = &k->dp;
     ac_combine_params *cp = &k->cp;
-    ac_kv_store_params *sp = &k->sp;
+    ac_store_params *sp = &k->sp;
     int32_t batch = batch_of(k);
     const uint32_t null_ = BIT(AC_ERR_NULL), shape = BIT(AC_ERR_SHAPE), unsup = BIT(AC_ERR_UNSUPPORTED);
     const uint32_t seql = BIT(AC_ERR_SEQLENS), gqa = BIT(AC_ERR_GQA), tbl = BIT(AC_ERR_BLOCK_TABLE);
@@ -463,19 +465,19 @@ static ac_status call_validate(const call *k, ac_error *e)
 {
     switch (k->op) {
     case AC_OP_PREFILL: return ac_prefill_validate(&k->pp, 0, e);
-    case AC_OP_DECODE: return ac_attn_decode_validate(&k->dp, e);
-    case AC_OP_COMBINE: return ac_attn_combine_validate(&k->cp, e);
-    default: return ac_kv_store_validate(&k->sp, e);
+    case AC_OP_DECODE: return ac_decode_validate(&k->dp, e);
+    case AC_OP_COMBINE: return ac_combine_validate(&k->cp, e);
+    default: return ac_store_validate(&k->sp, e);
     }
 }
 
 static ac_status call_run(const call *k, ac_error *e)
 {
     switch (k->op) {
-    case AC_OP_PREFILL: return ac_attn_prefill_cpu(&k->pp, AC_BUG_NONE, e);
-    case AC_OP_DECODE: return ac_attn_decode_model(&k->dp, 0, e);
-    case AC_OP_COMBINE: return ac_attn_combine_model(&k->cp, 0, e);
-    default: return ac_kv_store_model(&k->sp, 0, e);
+    case AC_OP_PREFILL: return ac_prefill_cpu(&k->pp, AC_BUG_NONE, e);
+    case AC_OP_DECODE: return ac_decode_cpu(&k->dp, 0, e);
+    case AC_OP_COMBINE: return ac_combine_cpu(&k->cp, 0, e);
+    default: return ac_store_cpu(&k->sp, 0, e);
     }
 }
 
@@ -586,10 +588,10 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
                    resolves (automatic splits included). */
                 int64_t rows = (int64_t)lq * (hq / hkv);
                 int64_t chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
-                int64_t splits = ac_attn_decode_splits(&p, 0);
+                int64_t splits = ac_decode_splits(&p, 0);
                 if ((int64_t)batch * hkv * chunks * splits > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_UNSUPPORTED);
             }
-            got = ac_attn_decode_validate(&p, &e);
+            got = ac_decode_validate(&p, &e);
             snprintf(out->line, sizeof out->line, "api-large decode B=%d Hq=%d Hkv=%d D=%d Lq=%d Lk=%d block=%d splits=%d",
                      batch, hq, hkv, d, lq, lk, bs, p.num_splits);
         }
@@ -603,7 +605,7 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
                                .o_part = (const float *)dummy_data, .lse_part = (const float *)dummy_data,
                                .o_f32 = (float *)dummy_data};
         if (rows > INT32_MAX || splits > AC_MAX_SPLITS || dd > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
-        got = ac_attn_combine_validate(&p, &e);
+        got = ac_combine_validate(&p, &e);
         snprintf(out->line, sizeof out->line, "api-large combine rows=%lld splits=%d D=%d", (long long)rows, splits, dd);
     } else {
         int32_t ntok = PICKB(br, ((const int32_t[]){0, 1, 1 << 16})), bs = PICKB(br, bss);
@@ -615,12 +617,12 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
         }
         int64_t nslots = (int64_t)nb * bs;
         for (int32_t t = 0; t < ntok; t++) slots[t] = t < nslots ? t : -1;
-        ac_kv_store_params p = {.dtype = AC_BF16, .num_tokens = ntok, .heads_kv = hkv, .head_dim = d,
+        ac_store_params p = {.dtype = AC_BF16, .num_tokens = ntok, .heads_kv = hkv, .head_dim = d,
                                 .num_blocks = nb, .block_size = bs, .k_new = dummy_data, .v_new = dummy_data,
                                 .k_cache = dummy_data, .v_cache = dummy_data, .slot_mapping = slots,
                                 .slot_mapping_i64 = 1, .slot_mapping_host = slots};
         if (d > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
-        got = ac_kv_store_validate(&p, &e);
+        got = ac_store_validate(&p, &e);
         free(slots);
         snprintf(out->line, sizeof out->line, "api-large store tokens=%d Hkv=%d D=%d pool=%d block=%d", ntok, hkv, d, nb, bs);
     }

@@ -690,7 +690,7 @@ uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
     if (c->paged && c->op != AC_OP_COMBINE) m |= paged_rules(c);
     if (c->op == AC_OP_STORE) m |= slot_rules(c);
     if (kernel) {
-        /* What the kernels leave out (kernels/attn_prefill.h, attn_decode.h):
+        /* What the kernels leave out (kernels/prefill.h, decode.h):
            head dims that are not a multiple of 8 or beyond 256, an explicit
            mask in decode. */
         if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim >= 1 &&

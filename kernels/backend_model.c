@@ -1,5 +1,6 @@
-/* The CPU models' backend table: each family's model (kernels/<family>_model.c)
- * by the names of common/ac_families.def. Always available. */
+/* The CPU models' backend table: each family's CPU entry (kernels/<family>_api.c,
+ * which runs kernels/<family>_model.c) by the names of common/ac_families.def.
+ * Always available. */
 #include "ac_backend.h"
 
 #include <stdio.h>

@@ -3,13 +3,25 @@
 // non-empty splits; each thread then sums (w_s / L) * O_s over the splits in
 // order for its elements of D. An empty split (LSE_s = -inf) is skipped
 // before its O_s is read, so garbage or NaN there never reaches the output.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <math.h>
 
-#include "ac_backend.h"
-#include "attn_decode.h"
-#include "decode_cuda.cuh"
+#include "combine.h"
+#include "gpu_buffers.cuh"
 
 namespace {
+
+// One fp32 -> storage element, round to nearest even.
+__device__ __forceinline__ uint16_t ac_from_f32(ac_dtype t, float f)
+{
+    if (t == AC_BF16) {
+        __nv_bfloat16 h = __float2bfloat16_rn(f);
+        return *reinterpret_cast<uint16_t *>(&h);
+    }
+    __half h = __float2half_rn(f);
+    return *reinterpret_cast<uint16_t *>(&h);
+}
 
 constexpr int COMBINE_THREADS = 128;
 
@@ -80,9 +92,9 @@ __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(const combine_
 
 } // namespace
 
-extern "C" ac_status ac_attn_combine(const ac_combine_params *p, void *stream, ac_error *err)
+extern "C" ac_status ac_combine_launch(const ac_combine_params *p, void *stream, ac_error *err)
 {
-    ac_status st = ac_attn_combine_validate(p, err);
+    ac_status st = ac_combine_validate(p, err);
     if (st) return st;
     if (p->rows == 0) return AC_OK;
     combine_args a;
@@ -102,42 +114,36 @@ extern "C" ac_status ac_attn_combine(const ac_combine_params *p, void *stream, a
     return AC_OK;
 }
 
+// The GPU backend entry: params from the case, validation before any device
+// work, device copies of the inputs and poisoned outputs, launch, download.
 extern "C" ac_status ac_gpu_combine(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
                                     ac_error *err)
 {
     (void)o;
-    const int64_t rows = ac_case_total_q(c) * c->heads_q;
-    ac_combine_params p = {c->dtype, rows, c->num_splits, c->head_dim, t->o_part, t->lse_part, out->o,
-                           out->o_f32, out->lse};
-    ac_status st = ac_attn_combine_validate(&p, err); // host pointers: checks before any upload
+    ac_combine_params p;
+    ac_status st = ac_combine_params_from_case(c, t, out, &p, err);
     if (st) return st;
+    if ((st = ac_combine_validate(&p, err))) return st; // host pointers: checks before any upload
+    const int64_t rows = p.rows;
     const size_t S = (size_t)c->num_splits, d = (size_t)c->head_dim;
-    ac_dev_bufs bufs = {};
+    ac_gpu_bufs bufs = {};
     void *dop, *dlp, *doh, *dof, *dl;
-#define STEP(x) do { st = (x); if (st) goto done; } while (0)
-#define CUDA_STEP(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
-        st = ac_fail(err, AC_ERR_CUDA, "%s: %s", #call, cudaGetErrorString(e_)); goto done; } } while (0)
-    STEP(ac_dev_upload(&bufs, &dop, t->o_part, (size_t)rows * S * d * 4, "o_part", err));
-    STEP(ac_dev_upload(&bufs, &dlp, t->lse_part, (size_t)rows * S * 4, "lse_part", err));
-    STEP(ac_dev_alloc(&bufs, &doh, (size_t)rows * d * 2, "o", err));
-    STEP(ac_dev_alloc(&bufs, &dof, (size_t)rows * d * 4, "o_f32", err));
-    STEP(ac_dev_alloc(&bufs, &dl, (size_t)rows * 4, "lse", err));
-    CUDA_STEP(cudaMemset(doh, 0xFF, (size_t)rows * d * 2));
-    CUDA_STEP(cudaMemset(dof, 0xFF, (size_t)rows * d * 4));
-    CUDA_STEP(cudaMemset(dl, 0xFF, (size_t)rows * 4));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dop, t->o_part, (size_t)rows * S * d * 4, "o_part", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dlp, t->lse_part, (size_t)rows * S * 4, "lse_part", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &doh, (size_t)rows * d * 2, "o", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, (size_t)rows * d * 4, "o_f32", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dl, (size_t)rows * 4, "lse", err));
     p.o_part = (const float *)dop;
     p.lse_part = (const float *)dlp;
     p.o = doh;
     p.o_f32 = (float *)dof;
     p.lse = (float *)dl;
-    STEP(ac_attn_combine(&p, NULL, err));
-    CUDA_STEP(cudaDeviceSynchronize());
-    CUDA_STEP(cudaMemcpy(out->o, doh, (size_t)rows * d * 2, cudaMemcpyDeviceToHost));
-    CUDA_STEP(cudaMemcpy(out->o_f32, dof, (size_t)rows * d * 4, cudaMemcpyDeviceToHost));
-    CUDA_STEP(cudaMemcpy(out->lse, dl, (size_t)rows * 4, cudaMemcpyDeviceToHost));
-#undef STEP
-#undef CUDA_STEP
+    AC_GPU_STEP(ac_combine_launch(&p, NULL, err));
+    AC_GPU_STEP(ac_gpu_sync("combine kernel", err));
+    AC_GPU_STEP(ac_gpu_download(out->o, doh, (size_t)rows * d * 2, "o", err));
+    AC_GPU_STEP(ac_gpu_download(out->o_f32, dof, (size_t)rows * d * 4, "o_f32", err));
+    AC_GPU_STEP(ac_gpu_download(out->lse, dl, (size_t)rows * 4, "lse", err));
 done:
-    ac_dev_free_all(&bufs);
+    ac_gpu_free_all(&bufs);
     return st;
 }

@@ -12,16 +12,64 @@
 // at the end (warp butterfly, then warps through shared memory). Masked keys
 // (past the row's causal end, the split or seqlen_k) are never loaded or
 // accumulated, so NaN in unused cache slots cannot reach the output.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ac_backend.h"
-#include "ac_validate.h"
-#include "attn_decode.h"
-#include "decode_cuda.cuh"
+#include "combine.h"
+#include "decode.h"
+#include "gpu_buffers.cuh"
 
 namespace {
+
+// Storage formats as template tags, and 8-element (16-byte) conversions.
+struct ac_bf16_t {};
+struct ac_fp16_t {};
+
+// 8 storage elements in a uint4 -> 8 floats.
+__device__ __forceinline__ void ac_to_f32x8(ac_bf16_t, const uint4 &u, float f[8])
+{
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(w[i] << 16);          // bf16 is the top half of an fp32
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+__device__ __forceinline__ void ac_to_f32x8(ac_fp16_t, const uint4 &u, float f[8])
+{
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        __half2 h = *reinterpret_cast<const __half2 *>(&w[i]);
+        float2 v = __half22float2(h);
+        f[2 * i] = v.x;
+        f[2 * i + 1] = v.y;
+    }
+}
+// 8 floats -> 8 storage elements, round to nearest even.
+__device__ __forceinline__ uint4 ac_from_f32x8(ac_bf16_t, const float f[8])
+{
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+        w[i] = *reinterpret_cast<uint32_t *>(&h);
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+__device__ __forceinline__ uint4 ac_from_f32x8(ac_fp16_t, const float f[8])
+{
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        __half2 h = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+        w[i] = *reinterpret_cast<uint32_t *>(&h);
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
 
 struct decode_args {
     const uint16_t *q, *k, *v;
@@ -385,10 +433,10 @@ static bool use_async_loads(void)
 
 } // namespace
 
-extern "C" ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
-                                    void *stream_ptr, int32_t *num_splits_used, ac_error *err)
+extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
+                                      void *stream_ptr, int32_t *num_splits_used, ac_error *err)
 {
-    ac_status st = ac_attn_decode_validate(p, err);
+    ac_status st = ac_decode_validate(p, err);
     if (st) return st;
     cudaStream_t stream = (cudaStream_t)stream_ptr;
     int32_t sms = p->num_sms;
@@ -397,9 +445,9 @@ extern "C" ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, 
         AC_CUDA_TRY(cudaGetDevice(&dev));
         AC_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     }
-    const int32_t splits = ac_attn_decode_splits(p, sms);
+    const int32_t splits = ac_decode_splits(p, sms);
     if (num_splits_used) *num_splits_used = splits;
-    const size_t need = ac_attn_decode_workspace_bytes(p, splits);
+    const size_t need = ac_decode_workspace_bytes(p, splits);
     if (need && !workspace)
         return ac_fail(err, AC_ERR_NULL, "workspace is NULL: %d splits need %zu bytes", splits, need);
     if (need > workspace_bytes)
@@ -408,13 +456,8 @@ extern "C" ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, 
         return ac_fail(err, AC_ERR_UNSUPPORTED, "workspace = %p: must be 16-byte aligned", workspace);
     if (p->batch == 0) return AC_OK;
 
-    int32_t max_lq = 1;
-    for (int32_t b = 0; b < p->batch; b++) {
-        int32_t lq = p->cu_seqlens_q_host[b + 1] - p->cu_seqlens_q_host[b];
-        if (lq > max_lq) max_lq = lq;
-    }
     const int32_t group = p->heads_q / p->heads_kv;
-    const int32_t rows_needed = max_lq * group;
+    const int32_t rows_needed = ac_decode_rows_needed(p);
     const int32_t cta_rows = ac_decode_cta_rows(rows_needed);
     const int32_t row_chunks = ac_num_tiles(rows_needed, cta_rows);
     const int64_t rows = p->total_q * p->heads_q;
@@ -452,83 +495,49 @@ extern "C" ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, 
                              : launch_dim<ac_fp16_t>(cta_rows, async, grid, a, stream, err);
     if (st || splits == 1) return st;
     ac_combine_params cp = {p->dtype, rows, splits, p->head_dim, a.o_part, a.lse_part, p->o, p->o_f32, p->lse};
-    return ac_attn_combine(&cp, stream_ptr, err);
+    return ac_combine_launch(&cp, stream_ptr, err);
 }
 
-// Backend runner: upload, poison the outputs (0xFF bytes: NaN in bf16, fp16
-// and fp32), run, download, free.
+// The GPU backend entry: params from the case, validation before any device
+// work, device copies of the inputs and poisoned outputs, launch, download.
 extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
                                    ac_error *err)
 {
     (void)o;
-    if (c->mask != AC_MASK_NONE)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "mask = %s: decode takes no explicit mask", ac_mask_name(c->mask));
-    if (!c->paged) return ac_fail(err, AC_ERR_UNSUPPORTED, "paged = 0: decode needs a paged cache");
-    if (!t->q || !t->k || !t->v) return ac_fail(err, AC_ERR_NULL, "tensors q / k / v missing");
+    ac_decode_params p;
+    ac_status st = ac_decode_params_from_case(c, t, out, &p, err);
+    if (st) return st;
+    // The arguments first, then whether the tensors hold the pool they describe.
     const int64_t kv = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
-    if (t->kv_elems < kv)
-        return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged pool needs %lld", (long long)t->kv_elems,
-                       (long long)kv);
-    int32_t *cu = (int32_t *)malloc(sizeof(int32_t) * ((size_t)c->batch + 1));
-    if (!cu) return ac_fail(err, AC_ERR_NOMEM, "cu_seqlens_q: out of memory");
-    cu[0] = 0;
-    for (int32_t b = 0; b < c->batch; b++) cu[b + 1] = cu[b] + c->seqlen_q[b];
-    ac_decode_params p = {};
-    p.dtype = c->dtype;
-    p.batch = c->batch;
-    p.heads_q = c->heads_q;
-    p.heads_kv = c->heads_kv;
-    p.head_dim = c->head_dim;
-    p.causal = c->causal;
-    p.scale_given = c->scale_given;
-    p.scale = c->scale;
-    p.num_splits = c->num_splits;
-    p.num_blocks = c->num_blocks;
-    p.block_size = c->block_size;
-    p.max_blocks_per_seq = c->max_blocks_per_seq;
-    p.total_q = cu[c->batch];
-    p.cu_seqlens_q_host = cu;
-    p.seqlens_k_host = c->seqlen_k;
-    p.block_table_host = c->block_table;
-    // Validate on the host copies before touching the device.
-    p.q = p.k_cache = p.v_cache = p.o = (void *)16;
-    p.cu_seqlens_q = p.seqlens_k = p.block_table = (const int32_t *)16;
-    ac_status st = ac_attn_decode_validate(&p, err);
-    if (st) {
-        free(cu);
-        return st;
-    }
+    st = ac_decode_validate(&p, err);
+    if (!st && t->kv_elems < kv)
+        st = ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged pool needs %lld", (long long)t->kv_elems,
+                     (long long)kv);
     const int64_t rows = p.total_q * c->heads_q;
     const size_t qn = (size_t)rows * c->head_dim;
-    ac_dev_bufs bufs = {};
+    ac_gpu_bufs bufs = {};
     void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof, *dlse, *dws = NULL;
     int32_t splits = 0;
     size_t ws_bytes = 0;
     int dev = 0, sms = 0;
-#define STEP(x) do { st = (x); if (st) goto done; } while (0)
-#define CUDA_STEP(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
-        st = ac_fail(err, AC_ERR_CUDA, "%s: %s", #call, cudaGetErrorString(e_)); goto done; } } while (0)
-    STEP(ac_dev_upload(&bufs, &dq, t->q, qn * 2, "q", err));
-    STEP(ac_dev_upload(&bufs, &dk, t->k, (size_t)kv * 2, "k_cache", err));
-    STEP(ac_dev_upload(&bufs, &dv, t->v, (size_t)kv * 2, "v_cache", err));
-    STEP(ac_dev_upload(&bufs, &dcu, cu, sizeof(int32_t) * ((size_t)c->batch + 1), "cu_seqlens_q", err));
-    STEP(ac_dev_upload(&bufs, &dsk, c->seqlen_k, sizeof(int32_t) * (size_t)c->batch, "seqlens_k", err));
-    STEP(ac_dev_upload(&bufs, &dtbl, c->block_table,
-                       sizeof(int32_t) * (size_t)c->batch * (size_t)c->max_blocks_per_seq, "block_table", err));
-    STEP(ac_dev_alloc(&bufs, &dout, qn * 2, "o", err));
-    STEP(ac_dev_alloc(&bufs, &dof, qn * 4, "o_f32", err));
-    STEP(ac_dev_alloc(&bufs, &dlse, (size_t)rows * 4, "lse", err));
-    CUDA_STEP(cudaGetDevice(&dev));
-    CUDA_STEP(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    splits = ac_attn_decode_splits(&p, sms);
-    ws_bytes = ac_attn_decode_workspace_bytes(&p, splits);
-    if (ws_bytes) {
-        STEP(ac_dev_alloc(&bufs, &dws, ws_bytes, "workspace", err));
-        CUDA_STEP(cudaMemset(dws, 0xFF, ws_bytes));
-    }
-    CUDA_STEP(cudaMemset(dout, 0xFF, qn * 2));
-    CUDA_STEP(cudaMemset(dof, 0xFF, qn * 4));
-    CUDA_STEP(cudaMemset(dlse, 0xFF, (size_t)rows * 4));
+    if (st) goto done;
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dq, t->q, qn * 2, "q", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dk, t->k, (size_t)kv * 2, "k_cache", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dv, t->v, (size_t)kv * 2, "v_cache", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dcu, p.cu_seqlens_q_host, sizeof(int32_t) * ((size_t)c->batch + 1),
+                              "cu_seqlens_q", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dsk, c->seqlen_k, sizeof(int32_t) * (size_t)c->batch, "seqlens_k", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &dtbl, c->block_table,
+                              sizeof(int32_t) * (size_t)c->batch * (size_t)c->max_blocks_per_seq, "block_table", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dout, qn * 2, "o", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, qn * 4, "o_f32", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dlse, (size_t)rows * 4, "lse", err));
+    AC_GPU_STEP(ac_gpu_check(cudaGetDevice(&dev), "cudaGetDevice", err));
+    AC_GPU_STEP(ac_gpu_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
+                             "cudaDeviceGetAttribute(SM count)", err));
+    splits = ac_decode_splits(&p, sms);
+    ws_bytes = ac_decode_workspace_bytes(&p, splits);
+    if (ws_bytes) AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dws, ws_bytes, "workspace", err));
     p.q = dq;
     p.k_cache = dk;
     p.v_cache = dv;
@@ -539,15 +548,13 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     p.o_f32 = (float *)dof;
     p.lse = (float *)dlse;
     p.num_sms = sms;
-    STEP(ac_attn_decode(&p, dws, ws_bytes, NULL, NULL, err));
-    CUDA_STEP(cudaDeviceSynchronize());
-    CUDA_STEP(cudaMemcpy(out->o, dout, qn * 2, cudaMemcpyDeviceToHost));
-    CUDA_STEP(cudaMemcpy(out->o_f32, dof, qn * 4, cudaMemcpyDeviceToHost));
-    CUDA_STEP(cudaMemcpy(out->lse, dlse, (size_t)rows * 4, cudaMemcpyDeviceToHost));
-#undef STEP
-#undef CUDA_STEP
+    AC_GPU_STEP(ac_decode_launch(&p, dws, ws_bytes, NULL, NULL, err));
+    AC_GPU_STEP(ac_gpu_sync("decode kernel", err));
+    AC_GPU_STEP(ac_gpu_download(out->o, dout, qn * 2, "o", err));
+    AC_GPU_STEP(ac_gpu_download(out->o_f32, dof, qn * 4, "o_f32", err));
+    AC_GPU_STEP(ac_gpu_download(out->lse, dlse, (size_t)rows * 4, "lse", err));
 done:
-    ac_dev_free_all(&bufs);
-    free(cu);
+    ac_gpu_free_all(&bufs);
+    ac_decode_params_free(&p);
     return st;
 }

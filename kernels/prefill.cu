@@ -18,7 +18,8 @@
 
 #include "ac_index.h"
 #include "ac_numfmt.h"
-#include "attn_prefill.h"
+#include "gpu_buffers.cuh"
+#include "prefill.h"
 
 namespace {
 
@@ -405,7 +406,7 @@ cudaError_t launch(const KParams &kp, int m_tiles, int batch, cudaStream_t strea
 
 } // namespace
 
-extern "C" ac_status ac_attn_prefill(const ac_prefill_params *p, void *stream, ac_error *err)
+extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream, ac_error *err)
 {
     ac_status st = ac_prefill_validate(p, 1, err);
     if (st) return st;
@@ -454,26 +455,8 @@ extern "C" ac_status ac_attn_prefill(const ac_prefill_params *p, void *stream, a
     return AC_OK;
 }
 
-// --- the GPU backend runner -------------------------------------------------------
-namespace {
-struct DevBufs {
-    void *ptr[12];
-    int n;
-};
-ac_status dev_upload(DevBufs *bufs, void **dst, const void *src, size_t bytes, const char *what, ac_error *err)
-{
-    // At least 16 bytes: a zero-size tensor still gets a valid, aligned pointer.
-    cudaError_t e = cudaMalloc(dst, bytes < 16 ? 16 : bytes);
-    if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMalloc(%s, %zu): %s", what, bytes, cudaGetErrorString(e));
-    bufs->ptr[bufs->n++] = *dst;
-    if (src && bytes) {
-        e = cudaMemcpy(*dst, src, bytes, cudaMemcpyHostToDevice);
-        if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(%s): %s", what, cudaGetErrorString(e));
-    }
-    return AC_OK;
-}
-} // namespace
-
+// The GPU backend entry: params from the case, validation before any device
+// work, device copies of the inputs and poisoned outputs, launch, download.
 extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
                                     ac_error *err)
 {
@@ -491,41 +474,31 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
     const size_t kv_bytes = (size_t)(hp.paged ? (int64_t)hp.num_blocks * hp.block_size : hp.total_k) * hp.heads_kv *
                             hp.head_dim * 2;
     const size_t b1 = (size_t)hp.batch + 1;
-    DevBufs bufs = {{0}, 0};
+    ac_gpu_bufs bufs = {};
     ac_prefill_params dp = hp; // same sizes and host metadata, device data
     void *d_q = 0, *d_k = 0, *d_v = 0, *d_o = 0, *d_lse = 0, *d_cuq = 0, *d_cuk = 0, *d_tab = 0, *d_sk = 0,
          *d_mask = 0, *d_moff = 0;
-    cudaError_t e;
-    if ((st = dev_upload(&bufs, &d_q, hp.q, qo_bytes, "q", err))) goto done;
-    if ((st = dev_upload(&bufs, &d_k, hp.k, kv_bytes, "k", err))) goto done;
-    if ((st = dev_upload(&bufs, &d_v, hp.v, kv_bytes, "v", err))) goto done;
-    if ((st = dev_upload(&bufs, &d_o, NULL, qo_bytes, "out", err))) goto done;
-    if ((st = dev_upload(&bufs, &d_lse, NULL, lse_bytes, "lse", err))) goto done;
-    if ((st = dev_upload(&bufs, &d_cuq, hp.h_cu_seqlens_q, b1 * 4, "cu_seqlens_q", err))) goto done;
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_q, hp.q, qo_bytes, "q", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_k, hp.k, kv_bytes, "k", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_v, hp.v, kv_bytes, "v", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_o, qo_bytes, "out", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_lse, lse_bytes, "lse", err));
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_cuq, hp.h_cu_seqlens_q, b1 * 4, "cu_seqlens_q", err));
     if (hp.paged) {
-        if ((st = dev_upload(&bufs, &d_tab, hp.h_block_table, (size_t)hp.batch * hp.max_blocks_per_seq * 4,
-                             "block_table", err)))
-            goto done;
-        if ((st = dev_upload(&bufs, &d_sk, hp.h_seqlens_k, (size_t)hp.batch * 4, "seqlens_k", err))) goto done;
-    } else if ((st = dev_upload(&bufs, &d_cuk, hp.h_cu_seqlens_k, b1 * 4, "cu_seqlens_k", err))) {
-        goto done;
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_tab, hp.h_block_table, (size_t)hp.batch * hp.max_blocks_per_seq * 4,
+                                  "block_table", err));
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_sk, hp.h_seqlens_k, (size_t)hp.batch * 4, "seqlens_k", err));
+    } else {
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_cuk, hp.h_cu_seqlens_k, b1 * 4, "cu_seqlens_k", err));
     }
     if (hp.mask_kind != AC_MASK_NONE) {
         const bool is_bool = hp.mask_kind == AC_MASK_BOOL;
         const size_t mbytes = (size_t)hp.mask_elems * (is_bool ? 1 : sizeof(float));
-        if ((st = dev_upload(&bufs, &d_mask, is_bool ? (const void *)hp.mask_bool : (const void *)hp.mask_bias, mbytes,
-                             "mask", err)))
-            goto done;
-        if ((st = dev_upload(&bufs, &d_moff, hp.h_mask_off, (size_t)hp.batch * 8, "mask_off", err))) goto done;
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_mask, is_bool ? (const void *)hp.mask_bool : (const void *)hp.mask_bias,
+                                  mbytes, "mask", err));
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_moff, hp.h_mask_off, (size_t)hp.batch * 8, "mask_off", err));
         dp.mask_bool = is_bool ? (const uint8_t *)d_mask : NULL;
         dp.mask_bias = is_bool ? NULL : (const float *)d_mask;
-    }
-    // Poison the outputs (0xFF.. is NaN in every format): an element the kernel
-    // does not write cannot pass as a result.
-    if ((e = cudaMemset(d_o, 0xFF, qo_bytes < 16 ? 16 : qo_bytes)) != cudaSuccess ||
-        (e = cudaMemset(d_lse, 0xFF, lse_bytes < 16 ? 16 : lse_bytes)) != cudaSuccess) {
-        st = ac_fail(err, AC_ERR_CUDA, "cudaMemset(poison): %s", cudaGetErrorString(e));
-        goto done;
     }
     dp.q = d_q;
     dp.k = d_k;
@@ -537,21 +510,15 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
     dp.d_block_table = (const int32_t *)d_tab;
     dp.d_seqlens_k = (const int32_t *)d_sk;
     dp.d_mask_off = (const int64_t *)d_moff;
-    if ((st = ac_attn_prefill(&dp, NULL, err))) goto done;
-    if ((e = cudaDeviceSynchronize()) != cudaSuccess) {
-        st = ac_fail(err, AC_ERR_CUDA, "prefill kernel: %s", cudaGetErrorString(e));
-        goto done;
-    }
-    if ((qo_bytes && (e = cudaMemcpy(out->o, d_o, qo_bytes, cudaMemcpyDeviceToHost)) != cudaSuccess) ||
-        (lse_bytes && (e = cudaMemcpy(out->lse, d_lse, lse_bytes, cudaMemcpyDeviceToHost)) != cudaSuccess)) {
-        st = ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(outputs): %s", cudaGetErrorString(e));
-        goto done;
-    }
+    AC_GPU_STEP(ac_prefill_launch(&dp, NULL, err));
+    AC_GPU_STEP(ac_gpu_sync("prefill kernel", err));
+    AC_GPU_STEP(ac_gpu_download(out->o, d_o, qo_bytes, "out", err));
+    AC_GPU_STEP(ac_gpu_download(out->lse, d_lse, lse_bytes, "lse", err));
     if (o && o->out_f32 && out->o_f32) {
         const int64_t n = hp.total_q * hp.heads_q * hp.head_dim;
         for (int64_t i = 0; i < n; i++) out->o_f32[i] = ac_half_to_f32(c->dtype, out->o[i]);
     }
 done:
-    for (int i = 0; i < bufs.n; i++) cudaFree(bufs.ptr[i]);
+    ac_gpu_free_all(&bufs);
     return st;
 }

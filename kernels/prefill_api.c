@@ -1,12 +1,14 @@
-/* Host side of the prefill API shared by the GPU launch and the CPU model:
- * argument validation (nothing runs on bad input) and params from a case. */
+/* Host side of prefill shared by the GPU launch and the CPU model: argument
+ * validation (nothing runs on bad input), params from a case, and the CPU
+ * backend entry. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "ac_index.h"
+#include "ac_numfmt.h"
 #include "ac_validate.h"
-#include "attn_prefill.h"
+#include "prefill.h"
 
 float ac_prefill_scale(const ac_prefill_params *p)
 {
@@ -156,6 +158,22 @@ ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_
         p->mask_bias = t->mask_bias;
         p->h_mask_off = t->mask_off;
         p->mask_elems = t->mask_off ? t->mask_off[c->batch > 0 ? c->batch : 0] : 0;
+    }
+    return AC_OK;
+}
+
+ac_status ac_model_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
+                           ac_error *err)
+{
+    ac_prefill_params p;
+    if (!out) return ac_fail(err, AC_ERR_NULL, "outputs is NULL");
+    ac_status st = ac_prefill_params_from_case(c, t, out, &p, err);
+    if (st) return st;
+    st = ac_prefill_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
+    if (st) return st;
+    if (o && o->out_f32 && out->o_f32) {
+        int64_t n = t->total_q * c->heads_q * c->head_dim;
+        for (int64_t i = 0; i < n; i++) out->o_f32[i] = ac_half_to_f32(c->dtype, out->o[i]);
     }
     return AC_OK;
 }

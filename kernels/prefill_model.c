@@ -18,7 +18,7 @@
 
 #include "ac_index.h"
 #include "ac_numfmt.h"
-#include "attn_prefill.h"
+#include "prefill.h"
 
 #define LOG2E_F 1.4426950408889634f
 #define LN2_F 0.6931471805599453f
@@ -125,7 +125,7 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
     *l_out = (lg[0] + lg[1]) + (lg[2] + lg[3]);
 }
 
-ac_status ac_attn_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
+ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
 {
     ac_status st = ac_prefill_validate(p, 0, err);
     if (st) return st;
@@ -227,20 +227,4 @@ done:
     free(acc);
     free(t);
     return st;
-}
-
-ac_status ac_model_prefill(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
-                           ac_error *err)
-{
-    ac_prefill_params p;
-    if (!out) return ac_fail(err, AC_ERR_NULL, "outputs is NULL");
-    ac_status st = ac_prefill_params_from_case(c, t, out, &p, err);
-    if (st) return st;
-    st = ac_attn_prefill_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
-    if (st) return st;
-    if (o && o->out_f32 && out->o_f32) {
-        int64_t n = t->total_q * c->heads_q * c->head_dim;
-        for (int64_t i = 0; i < n; i++) out->o_f32[i] = ac_half_to_f32(c->dtype, out->o[i]);
-    }
-    return AC_OK;
 }

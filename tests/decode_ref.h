@@ -12,7 +12,7 @@
 
 #include "ac_case.h"
 #include "ac_numfmt.h"
-#include "attn_decode.h"
+#include "decode.h"
 
 #define DREF_U32 0x1p-24 /* fp32 unit roundoff */
 

@@ -16,7 +16,7 @@
 #include "ac_backends.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
-#include "attn_decode.h"
+#include "decode.h"
 #include "decode_ref.h"
 
 #define U32 DREF_U32
@@ -160,7 +160,7 @@ static double check_splits(dcase *dc, const int32_t *splits, int ns)
             ac_decode_params p = {.batch = dc->c.batch, .heads_q = dc->c.heads_q, .heads_kv = dc->c.heads_kv,
                                   .block_size = dc->c.block_size, .cu_seqlens_q_host = cu,
                                   .seqlens_k_host = dc->c.seqlen_k};
-            used = ac_attn_decode_splits(&p, 0);
+            used = ac_decode_splits(&p, 0);
             free(cu);
         }
         double w = dcompare(dc, &r, &out, used, why, sizeof why);
@@ -245,7 +245,7 @@ Test(decode_model, long_context_auto_split)
     /* 8 CTAs for one split on 132 SMs: the heuristic must split. */
     ac_decode_params p = {.batch = 1, .heads_q = 8, .heads_kv = 8, .block_size = 16,
                           .cu_seqlens_q_host = (int32_t[]){0, 1}, .seqlens_k_host = lk};
-    int32_t s = ac_attn_decode_splits(&p, 132);
+    int32_t s = ac_decode_splits(&p, 132);
     cr_assert(s > 1 && s <= 2000 / AC_DECODE_MIN_SPLIT_KEYS + 1, "auto splits = %d", s);
     dcase_free(&dc);
 }

@@ -17,7 +17,7 @@
 #include "ac_index.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
-#include "attn_prefill.h"
+#include "prefill.h"
 
 /* --- data: ac_rng (common/ac_gen.h) ------------------------------------- */
 
@@ -416,23 +416,23 @@ Test(model_prefill, validation_names_the_argument)
     uint16_t first = out.o[0];
     ac_prefill_params p;
     cr_assert_eq(ac_prefill_params_from_case(&c, &t, &out, &p, &err), AC_OK);
-    cr_assert_eq(ac_attn_prefill_cpu(&p, AC_BUG_NONE, &err), AC_OK, "%s", err.msg);
+    cr_assert_eq(ac_prefill_cpu(&p, AC_BUG_NONE, &err), AC_OK, "%s", err.msg);
 
     ac_prefill_params bad = p;
     bad.heads_kv = 3; /* 4 % 3 != 0 */
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_GQA, "%s", err.msg);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_GQA, "%s", err.msg);
 
     int32_t cu[5];
     memcpy(cu, t.cu_seqlens_q, sizeof cu);
     cu[2] = cu[1] - 1;
     bad = p;
     bad.h_cu_seqlens_q = cu;
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SEQLENS);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SEQLENS);
     cr_expect(strstr(err.msg, "h_cu_seqlens_q[2]") != NULL, "%s", err.msg);
 
     int32_t saved = c.block_table[0];
     c.block_table[0] = c.num_blocks; /* a used entry out of range */
-    cr_expect_eq(ac_attn_prefill_cpu(&p, AC_BUG_NONE, &err), AC_ERR_BLOCK_TABLE);
+    cr_expect_eq(ac_prefill_cpu(&p, AC_BUG_NONE, &err), AC_ERR_BLOCK_TABLE);
     cr_expect(strstr(err.msg, "block_table[0][0]") != NULL, "%s", err.msg);
     c.block_table[0] = saved;
 
@@ -441,18 +441,18 @@ Test(model_prefill, validation_names_the_argument)
     sk[1] = c.max_blocks_per_seq * c.block_size + 1;
     bad = p;
     bad.h_seqlens_k = sk;
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_CAPACITY);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_CAPACITY);
 
     bad = p;
     bad.head_dim = 100;
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
     bad = p;
     bad.q = NULL;
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_NULL);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_NULL);
     cr_expect(strstr(err.msg, "q is NULL") != NULL, "%s", err.msg);
     bad = p;
     bad.dtype = (ac_dtype)7;
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
 
     /* None of the failures above wrote anything: rerun from poison. */
     ac_outputs out2 = {0};
@@ -461,7 +461,7 @@ Test(model_prefill, validation_names_the_argument)
     bad.out = out2.o;
     bad.lse = out2.lse;
     bad.h_cu_seqlens_q = cu;
-    cr_expect_eq(ac_attn_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SEQLENS);
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SEQLENS);
     cr_expect_eq(out2.o[0], first, "nothing may be written on bad input");
     ac_outputs_free(&out2);
     ac_outputs_free(&out);

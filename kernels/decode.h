@@ -1,28 +1,34 @@
-/* Paged decode attention with split-KV, the split combine, and the KV store
- * through a slot mapping: host API of kernels/decode.cu, combine.cu, store.cu
- * and of their CPU models (decode_model.c, combine_model.c, store_model.c).
+/* Paged decode attention with split-KV: a few queries per sequence against a
+ * paged (NHD) KV cache, the splits merged by the combine (combine.h).
+ * Semantics: SEMANTICS.md; algorithm and heuristics: docs/DECODE.md.
+ * The family's files:
+ *   decode.h        params, tiling shared by kernel and model, prototypes
+ *   decode_api.c    validation, split count, params from a case, the CPU backend entry
+ *   decode_model.c  the CPU model (the kernel's splits, key lanes and merge order in C)
+ *   decode.cu       the kernel, its launcher and the GPU backend entry
  *
- * Each operation has one params struct. The GPU functions read the data
- * pointers as device pointers; the *_model functions take the SAME struct
- * with host pointers in those fields. Both validate first, on the host copies
- * of the metadata (block table, seqlens_k, cu_seqlens_q, slot mapping), through
- * common/ac_validate.h: bad input gets a named error and nothing is launched
- * or written. docs/DECODE.md describes the algorithms and the heuristics. */
-#ifndef AC_ATTN_DECODE_H
-#define AC_ATTN_DECODE_H
+ * One params struct drives both: ac_decode_launch reads the data pointers as
+ * device pointers, ac_decode_cpu takes the SAME struct with host pointers.
+ * Both validate first, on the host copies of the metadata (block table,
+ * seqlens_k, cu_seqlens_q), through common/ac_validate.h: bad input gets a
+ * named error and nothing is launched or written. Includable without
+ * cuda_runtime.h (the stream is a void *). */
+#ifndef AC_DECODE_H
+#define AC_DECODE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ac_backend.h"
 #include "ac_case.h"
 #include "ac_index.h"
 #include "ac_status.h"
+#include "ac_tensors.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- decode ------------------------------------------------------------- */
 typedef struct ac_decode_params {
     ac_dtype dtype;              /* AC_BF16 or AC_FP16 (q, caches and o) */
     int32_t batch;               /* B sequences */
@@ -37,7 +43,7 @@ typedef struct ac_decode_params {
     int32_t num_blocks, block_size, max_blocks_per_seq;
     int64_t total_q;             /* cu_seqlens_q[B]: each sequence has 1..8 queries */
 
-    /* Data (device pointers for ac_attn_decode, host pointers for the model). */
+    /* Data (device pointers for ac_decode_launch, host pointers for ac_decode_cpu). */
     const void *q;               /* [total_q, Hq, D] */
     const void *k_cache, *v_cache; /* [num_blocks, block_size, Hkv, D] (NHD) */
     const int32_t *cu_seqlens_q; /* [B+1] */
@@ -52,63 +58,49 @@ typedef struct ac_decode_params {
     const int32_t *cu_seqlens_q_host;
     const int32_t *seqlens_k_host;
     const int32_t *block_table_host;
+
+    /* The cu_seqlens_q that ac_decode_params_from_case derived from the
+       case's seqlen_q (a case carries lengths, the kernel offsets); freed by
+       ac_decode_params_free. NULL in a struct the caller filled. */
+    int32_t *cu_seqlens_q_owned;
 } ac_decode_params;
 
-/* Number of splits the call will use (resolves num_splits = 0). */
-int32_t ac_attn_decode_splits(const ac_decode_params *p, int32_t num_sms);
-/* Bytes of device workspace ac_attn_decode needs for num_splits splits
-   (0 for one split: the kernel then writes the output directly). */
-size_t ac_attn_decode_workspace_bytes(const ac_decode_params *p, int32_t num_splits);
 /* Checks every argument, metadata included (host copies), before any work. */
-ac_status ac_attn_decode_validate(const ac_decode_params *p, ac_error *err);
+ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err);
+
+/* Fill params from a decode case and its host tensors: host pointers in the
+   data fields, o / o_f32 / lse from `o` (may be NULL), num_sms = 0. Refuses a
+   case decode cannot run (explicit mask, contiguous K/V, missing q / k / v);
+   the arguments themselves are left to ac_decode_validate. On success release
+   with ac_decode_params_free. */
+ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_outputs *o,
+                                     ac_decode_params *p, ac_error *err);
+void ac_decode_params_free(ac_decode_params *p);
+
+/* max queries per sequence (at least 1) * group size: the rows one
+   (sequence, kv head) needs. Host copies; assumes validated metadata. */
+int32_t ac_decode_rows_needed(const ac_decode_params *p);
+/* Number of splits the call will use (resolves num_splits = 0). */
+int32_t ac_decode_splits(const ac_decode_params *p, int32_t num_sms);
+/* Bytes of device workspace ac_decode_launch needs for num_splits splits
+   (0 for one split: the kernel then writes the output directly). */
+size_t ac_decode_workspace_bytes(const ac_decode_params *p, int32_t num_splits);
+
+/* CPU model, same algorithm (splits, key-to-lane tiling, fp32 online softmax,
+   combine); host pointers. bug: one of the decode bugs of ac_backend.h. */
+ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err);
 
 /* GPU: stream is a cudaStream_t (NULL: the default stream). workspace may be
-   NULL when one split is used. num_splits_used (optional) receives the count. */
-ac_status ac_attn_decode(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
-                         void *stream, int32_t *num_splits_used, ac_error *err);
-/* CPU model, same algorithm (splits, key-to-lane tiling, fp32 online softmax,
-   combine); host pointers. bug: an ac_bug (kernels/ac_backend.h), 0 = none. */
-ac_status ac_attn_decode_model(const ac_decode_params *p, int bug, ac_error *err);
-
-/* ---- combine ------------------------------------------------------------ */
-typedef struct ac_combine_params {
-    ac_dtype dtype;              /* of o */
-    int64_t rows;                /* (query, head) rows, e.g. total_q * Hq */
-    int32_t num_splits;          /* S in [1, AC_MAX_SPLITS] */
-    int32_t head_dim;            /* D in [1, AC_MAX_HEAD_DIM] */
-    const float *o_part;         /* [rows, S, D] each normalised by its own sum */
-    const float *lse_part;       /* [rows, S] natural log; -inf = empty split (O_s never read) */
-    void *o;                     /* [rows, D] in dtype (optional) */
-    float *o_f32;                /* [rows, D] (optional; at least one of o, o_f32) */
-    float *lse;                  /* [rows] (optional) */
-} ac_combine_params;
-
-ac_status ac_attn_combine_validate(const ac_combine_params *p, ac_error *err);
-ac_status ac_attn_combine(const ac_combine_params *p, void *stream, ac_error *err);
-ac_status ac_attn_combine_model(const ac_combine_params *p, int bug, ac_error *err);
-
-/* ---- store -------------------------------------------------------------- */
-typedef struct ac_kv_store_params {
-    ac_dtype dtype;
-    int32_t num_tokens, heads_kv, head_dim;
-    int32_t num_blocks, block_size;
-    const void *k_new, *v_new;   /* [num_tokens, Hkv, D] */
-    void *k_cache, *v_cache;     /* [num_blocks, block_size, Hkv, D] */
-    const void *slot_mapping;    /* [num_tokens] int32 or int64; -1 = padding */
-    int slot_mapping_i64;
-    const void *slot_mapping_host; /* host copy, same width, for validation */
-} ac_kv_store_params;
-
-ac_status ac_kv_store_validate(const ac_kv_store_params *p, ac_error *err);
-ac_status ac_kv_store(const ac_kv_store_params *p, void *stream, ac_error *err);
-ac_status ac_kv_store_model(const ac_kv_store_params *p, int bug, ac_error *err);
+   NULL when one split is used. num_splits_used (optional) receives the count.
+   Only in a build with CUDA. */
+ac_status ac_decode_launch(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
+                           void *stream, int32_t *num_splits_used, ac_error *err);
 
 #ifdef __cplusplus
 }
 #endif
 
-/* ---- tiling shared by the decode kernel and its model -------------------- */
-/* A CTA has AC_DECODE_WARPS warps. TPK lanes share one key (8 elements of D
+/* Tiling shared by the kernel and its model. A CTA has AC_DECODE_WARPS warps. TPK lanes share one key (8 elements of D
    each, one 16-byte load); a warp holds 32/TPK keys at once, so the CTA has
    ac_decode_lanes(D) "key lanes". Key p of a split starting at kb belongs to
    key lane (p - kb) % lanes; each key lane keeps its own online softmax over

@@ -1,20 +1,24 @@
 /* Prefill attention: varlen queries against contiguous (THD) or paged (NHD)
- * keys/values, FlashAttention-2 style on the GPU (kernels/prefill.cu) and the
- * same tiled algorithm in C (kernels/prefill_model.c). Semantics: SEMANTICS.md.
- * Design and measured numbers: docs/PREFILL.md.
+ * keys/values, FlashAttention-2 style. Semantics: SEMANTICS.md; design and
+ * measured numbers: docs/PREFILL.md. The family's files:
+ *   prefill.h        params, tiling shared by kernel and model, prototypes
+ *   prefill_api.c    validation, params from a case, the CPU backend entry
+ *   prefill_model.c  the CPU model (the kernel's tiles and arithmetic in C)
+ *   prefill.cu       the kernel, its launcher and the GPU backend entry
  *
- * One params struct drives both: ac_attn_prefill (device pointers, launches
- * on a stream) and ac_attn_prefill_cpu (host pointers, runs the CPU model).
- * Both validate everything first with the same code and write nothing on bad
+ * One params struct drives both: ac_prefill_launch (device pointers, launches
+ * on a stream) and ac_prefill_cpu (host pointers, runs the CPU model). Both
+ * validate everything first with the same code and write nothing on bad
  * input. Includable without cuda_runtime.h (the stream is a void *). */
-#ifndef AC_ATTN_PREFILL_H
-#define AC_ATTN_PREFILL_H
+#ifndef AC_PREFILL_H
+#define AC_PREFILL_H
 
 #include <stdint.h>
 
 #include "ac_backend.h"
 #include "ac_case.h"
 #include "ac_status.h"
+#include "ac_tensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,8 +43,8 @@ typedef struct ac_prefill_params {
     int32_t heads_q, heads_kv, head_dim;
     int64_t total_q;         /* rows of q and out: h_cu_seqlens_q[B] */
 
-    /* Data. Device pointers for ac_attn_prefill, host pointers for
-       ac_attn_prefill_cpu. Tensors of zero elements may be NULL. */
+    /* Data. Device pointers for ac_prefill_launch, host pointers for
+       ac_prefill_cpu. Tensors of zero elements may be NULL. */
     const void *q;           /* [total_q, Hq, D] */
     const void *k, *v;       /* contiguous: [total_k, Hkv, D]; paged: [num_blocks, block_size, Hkv, D] */
     void *out;               /* [total_q, Hq, D], input dtype */
@@ -83,22 +87,23 @@ typedef struct ac_prefill_params {
    requires the d_* metadata pointers and 16-byte aligned data pointers. */
 ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_error *err);
 
+/* Fill params from a case and its host tensors (host pointers everywhere,
+   d_* left NULL); out/lse point to o->o / o->lse (o may be NULL). */
+ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_outputs *o,
+                                      ac_prefill_params *p, ac_error *err);
+
 /* Effective softmax scale: the given one, or 1/sqrt(D) in fp32. */
 float ac_prefill_scale(const ac_prefill_params *p);
 
-/* Launch on `stream` (a cudaStream_t; NULL = default stream). Validates
-   first; AC_ERR_CUDA with the CUDA error string if a CUDA call or the
-   launch fails. Asynchronous: errors of the running kernel surface later. */
-ac_status ac_attn_prefill(const ac_prefill_params *p, void *stream, ac_error *err);
-
 /* The CPU model on host pointers: the kernel's tiles and arithmetic in C.
    bug != AC_BUG_NONE injects one of the prefill bugs of ac_backend.h. */
-ac_status ac_attn_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err);
+ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err);
 
-/* Fill params from a case and its host tensors (host pointers everywhere,
-   d_* left NULL); out/lse point to outputs->o / outputs->lse. */
-ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_outputs *o,
-                                      ac_prefill_params *p, ac_error *err);
+/* Launch on `stream` (a cudaStream_t; NULL = default stream). Validates
+   first; AC_ERR_CUDA with the CUDA error string if a CUDA call or the
+   launch fails. Asynchronous: errors of the running kernel surface later.
+   Only in a build with CUDA. */
+ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream, ac_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,54 @@
+// Shared by the kernel families' .cu files: CUDA error checks that turn into
+// AC_ERR_CUDA values, and the device copies of one backend call's tensors
+// (upload, allocate, poison, download, free together). Host code only.
+#ifndef AC_GPU_BUFFERS_CUH
+#define AC_GPU_BUFFERS_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+
+#include "ac_status.h"
+
+// Evaluate a CUDA call; on failure fill err with the call's text and return.
+#define AC_CUDA_TRY(call)                                                                       \
+    do {                                                                                        \
+        cudaError_t e_ = (call);                                                                \
+        if (e_ != cudaSuccess)                                                                  \
+            return ac_fail(err, AC_ERR_CUDA, "%s: %s (%s:%d)", #call, cudaGetErrorString(e_),   \
+                           __FILE__, __LINE__);                                                 \
+    } while (0)
+// After a launch: configuration errors now, asynchronous faults at the next sync.
+#define AC_CUDA_LAUNCHED(what) AC_CUDA_TRY(cudaGetLastError())
+
+// In a backend entry: run one step that returns an ac_status into `st`; on
+// failure jump to the entry's `done:` label, which frees the buffers.
+#define AC_GPU_STEP(x)      \
+    do {                    \
+        st = (x);           \
+        if (st) goto done;  \
+    } while (0)
+
+// Device buffers of one backend call, freed together by ac_gpu_free_all.
+struct ac_gpu_bufs {
+    void *ptr[16];
+    int n;
+};
+
+// Allocate `bytes` on the device (at least 16: a tensor of zero elements
+// still gets a valid, aligned pointer).
+ac_status ac_gpu_alloc(ac_gpu_bufs *bufs, void **dev, size_t bytes, const char *name, ac_error *err);
+// Allocate and fill with 0xFF bytes (NaN in bf16, fp16 and fp32): an output
+// element the kernel does not write cannot pass as a result.
+ac_status ac_gpu_alloc_poisoned(ac_gpu_bufs *bufs, void **dev, size_t bytes, const char *name, ac_error *err);
+// Allocate and copy `bytes` from the host (src NULL or bytes 0: allocate only).
+ac_status ac_gpu_upload(ac_gpu_bufs *bufs, void **dev, const void *src, size_t bytes, const char *name,
+                        ac_error *err);
+// Copy `bytes` back to the host (nothing for 0 bytes).
+ac_status ac_gpu_download(void *dst, const void *dev, size_t bytes, const char *name, ac_error *err);
+// Wait for the device: a fault of the kernel `what` surfaces here.
+ac_status ac_gpu_sync(const char *what, ac_error *err);
+// A CUDA call's result as a status (AC_ERR_CUDA naming `what`).
+ac_status ac_gpu_check(cudaError_t e, const char *what, ac_error *err);
+void ac_gpu_free_all(ac_gpu_bufs *bufs);
+
+#endif
