@@ -59,7 +59,7 @@ def bf16_from_bits(bits):
 def bf16_from_float(values):
     """Round float32 values to bf16 (nearest, ties to even; NaN stays NaN).
     float64 input is rounded to float32 first."""
-    f32 = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
+    f32 = np.asarray(values, dtype=np.float32, order="C")
     u = f32.view(np.uint32).astype(np.uint64)
     rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
     quiet_nan = ((u >> 16) | 0x40).astype(np.uint16)
@@ -68,7 +68,7 @@ def bf16_from_float(values):
 
 def bf16_to_float(bits):
     """The exact float32 values of bf16 bit patterns."""
-    bits = np.ascontiguousarray(np.asarray(bits, dtype=np.uint16))
+    bits = np.asarray(bits, dtype=np.uint16, order="C")
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
@@ -80,7 +80,7 @@ def _is_torch_tensor(x):
 def to_array(argument, x):
     """(safetensors dtype, contiguous numpy array) of one argument."""
     if isinstance(x, BF16):
-        return "BF16", np.ascontiguousarray(x.bits)
+        return "BF16", np.asarray(x.bits, order="C")
     if _is_torch_tensor(x):
         torch = sys.modules["torch"]
         t = x.detach()
@@ -102,9 +102,9 @@ def to_array(argument, x):
     except Exception as e:  # an object numpy cannot convert: say which argument
         raise DumpError(argument, "not an array (%s: %s)" % (type(x).__name__, e)) from None
     if arr.dtype.name == "bfloat16":  # ml_dtypes' bfloat16 (jax and friends)
-        return "BF16", np.ascontiguousarray(arr.view(np.uint16))
+        return "BF16", np.asarray(arr.view(np.uint16), order="C")
     name = dtype_name(arr)
     if name is None:
         raise DumpError(argument, "dtype %s cannot be stored (float16, bf16 via "
                         "attncheck.bf16_from_bits, float32, int32, int64, bool, uint8)" % arr.dtype)
-    return name, np.ascontiguousarray(arr)
+    return name, np.asarray(arr, order="C")

@@ -320,7 +320,7 @@ def _write(path, tensors, metadata, writer):
         if has_bf16:
             raise DumpError("writer", "safetensors.numpy cannot write BF16 (numpy has no bf16 dtype)")
         import safetensors.numpy
-        arrays = {n: np.ascontiguousarray(a.astype(_safetensors.NUMPY_OF[dt], copy=False))
+        arrays = {n: np.asarray(a.astype(_safetensors.NUMPY_OF[dt], copy=False), order="C")
                   for n, (dt, a) in tensors.items()}
         safetensors.numpy.save_file(arrays, os.fspath(path), metadata=metadata)
     elif writer == "own":

@@ -56,7 +56,7 @@ def dtype_name(arr):
 
 
 def _little_endian(dtype_str, arr):
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr, order="C")
     want = NUMPY_OF[dtype_str]
     if arr.dtype != want:
         arr = arr.astype(want)
