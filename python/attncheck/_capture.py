@@ -139,6 +139,9 @@ def _bind(func, fallback, args, kwargs):
         sig = inspect.signature(func)
     except (TypeError, ValueError):  # a builtin without a signature (SDPA)
         sig = inspect.signature(fallback)
+    if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        # A decorator's (*args, **kwargs) hides the names: use the documented ones.
+        sig = inspect.signature(fallback)
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError as e:

@@ -13,12 +13,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 def reference(q, k, v, cu_q, cu_k, causal="none", scale=None, mask=None):
     """Varlen NHD attention in float64: q [Tq, Hq, D], k, v [Tk, Hkv, D];
-    mask [Hm, sum Lq*Lk] bool (True takes part) or additive. Returns [Tq, Hq, D]."""
+    mask [Hm, sum Lq*Lk] bool (True takes part) or additive. Returns
+    (out [Tq, Hq, D], natural-log LSE [Tq, Hq]; -inf for an empty row)."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     hq, d = q.shape[1], q.shape[2]
     group = hq // k.shape[1]
     s = 1.0 / np.sqrt(d) if scale is None else scale
-    out = np.zeros(q.shape)
+    out = np.zeros(q.shape[:2] + v.shape[2:])
+    lse = np.full(q.shape[:2], -np.inf)
     col = 0
     for b in range(len(cu_q) - 1):
         q0, q1, k0, k1 = cu_q[b], cu_q[b + 1], cu_k[b], cu_k[b + 1]
@@ -41,8 +43,23 @@ def reference(q, k, v, cu_q, cu_k, causal="none", scale=None, mask=None):
             p = np.exp(logits - top)
             total = p.sum(axis=1, keepdims=True)
             out[q0:q1, h] = np.where(total > 0, p @ v[k0:k1, h // group] / np.where(total > 0, total, 1), 0)
+            with np.errstate(divide="ignore"):
+                lse[q0:q1, h] = (top + np.log(total))[:, 0]
         col += lq * lk
-    return out
+    return out, lse
+
+
+def unpage(cache, block_table, seqlens_k, kv_layout="NHD"):
+    """A paged cache as contiguous [total_k, Hkv, D] rows, with cu_seqlens_k."""
+    if kv_layout == "HND":
+        cache = np.transpose(cache, (0, 2, 1, 3))
+    block = cache.shape[1]
+    rows = []
+    for b, n in enumerate(seqlens_k):
+        for p in range(int(n)):
+            rows.append(cache[block_table[b][p // block], p % block])
+    cu = np.concatenate([[0], np.cumsum(seqlens_k)]).astype(np.int64)
+    return np.stack(rows) if rows else np.zeros((0,) + cache.shape[2:], cache.dtype), cu
 
 
 @pytest.fixture
