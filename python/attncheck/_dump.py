@@ -228,9 +228,12 @@ class _Check:
             m["mask"] = "none"
         if self.has("num_splits"):
             self.dtype("num_splits", ("I32",))
-            self.shape("num_splits", (), "a scalar")
-            if int(self.t["num_splits"][1]) < 1:
-                _fail("num_splits", "is %d, must be >= 1" % int(self.t["num_splits"][1]))
+            arr = self.t["num_splits"][1]
+            if arr.shape not in ((), (1,)):
+                _fail("num_splits", "has %d dimensions %s, expected a scalar ([] or [1])"
+                      % (arr.ndim, _shape_str(arr.shape)))
+            if int(arr.reshape(())) < 0:
+                _fail("num_splits", "is %d, must be >= 0 (0 = automatic)" % int(arr.reshape(())))
 
     def combine(self):
         m = self.meta
@@ -366,8 +369,8 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
         if isinstance(num_splits, (bool, np.bool_)):
             _fail("num_splits", "must be an integer, got %r" % (num_splits,))
         if isinstance(num_splits, numbers.Integral):
-            if not 1 <= int(num_splits) < 2 ** 31:
-                _fail("num_splits", "is %d, must be in 1 .. 2^31-1" % int(num_splits))
+            if not 0 <= int(num_splits) < 2 ** 31:
+                _fail("num_splits", "is %d, must be in 0 .. 2^31-1 (0 = automatic)" % int(num_splits))
             tensors["num_splits"] = ("I32", np.array(int(num_splits), dtype=np.int32))
         else:
             tensors["num_splits"] = to_array("num_splits", num_splits)
@@ -404,6 +407,8 @@ def parse_metadata(text):
     meta = {"format": FORMAT, "version": VERSION, "op": obj["op"]}
     for key in KEYS[3:]:
         meta[key] = obj.get(key, DEFAULTS[key])
+    for key in ("mask", "out_dtype"):  # derived when writing, so only checked here
+        _check_choice(key, meta[key])
     if isinstance(meta["scale"], str) and meta["scale"] != "default":
         _fail("scale", "must be \"default\" or a number, got %r" % meta["scale"])
     return meta
@@ -425,6 +430,8 @@ def load(path, *, bf16="bits", check_call=True):
         derived = dict(meta)
         check(derived, tensors)
         for key in ("mask", "out_dtype"):
+            if key == "out_dtype" and meta["op"] == "combine":
+                continue  # a combine's out dtype speaks for itself (F32, or the data dtype)
             if derived[key] != meta[key]:
                 _fail(key, "says %r but the tensors make it %r" % (meta[key], derived[key]))
     arrays = {}

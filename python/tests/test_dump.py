@@ -204,6 +204,15 @@ def test_out_dtype(tmp_path, rng):
     assert raw_metadata(tmp_path / "c16.safetensors")["out_dtype"] == "same"
 
 
+def test_num_splits_scalar_or_one_element(tmp_path, rng):
+    # The C writer stores num_splits as [1]; 0 means automatic.
+    for value in (np.array([2], np.int32), 0):
+        call = dict(decode(rng), num_splits=value)
+        attncheck.dump(tmp_path / "a.safetensors", **call)
+        _, t = attncheck.load(tmp_path / "a.safetensors")
+        assert int(t["num_splits"].reshape(())) == int(np.asarray(value).reshape(()))
+
+
 def test_single_sequence_may_omit_cu_seqlens(tmp_path, rng):
     attncheck.dump(tmp_path / "a.safetensors", op="prefill", q=f16(rng, 3, 2, 8),
                    k=f16(rng, 4, 1, 8), v=f16(rng, 4, 1, 8), out=f16(rng, 3, 2, 8))
@@ -318,9 +327,10 @@ def test_metadata_value_errors(tmp_path, rng, key, value):
     (decode, {"q": np.zeros((10, 4, 8), np.float16), "out": np.zeros((10, 4, 8), np.float16),
               "lse": np.zeros((10, 4), np.float32), "cu_seqlens_q": np.array([0, 1, 10], np.int32)},
      "cu_seqlens_q", "sequence 1 has 9"),
-    (decode, {"num_splits": 0}, "num_splits", "must be in 1"),
+    (decode, {"num_splits": -1}, "num_splits", "must be in 0"),
+    (decode, {"num_splits": np.array(-2, np.int32)}, "num_splits", "is -2, must be >= 0"),
     (decode, {"num_splits": True}, "num_splits", "integer"),
-    (decode, {"num_splits": np.array([3], np.int32)}, "num_splits", "1 dimensions"),
+    (decode, {"num_splits": np.array([3, 1], np.int32)}, "num_splits", "expected a scalar"),
     (combine, {"lse_part": np.zeros((6, 2), np.float32)}, "lse_part", "dimension 1 is 2"),
     (combine, {"out": np.zeros((6, 4), np.float16)}, "out", "dimension 1 is 4"),
     (combine, {"lse": np.zeros((5,), np.float32)}, "lse", "dimension 0 is 5"),
@@ -370,6 +380,7 @@ def _write_meta(path, call, meta_obj):
     ({"scale": "none"}, "scale"),
     ({"mask": "bool"}, "mask"),
     ({"out_dtype": "float32"}, "out_dtype"),
+    ({"out_dtype": "float64"}, "out_dtype"),
     ({"op": "decode"}, "q"),
 ])
 def test_load_rejects(tmp_path, rng, change, argument):
@@ -381,6 +392,19 @@ def test_load_rejects(tmp_path, rng, change, argument):
     with pytest.raises(attncheck.DumpError) as e:
         attncheck.load(path)
     assert e.value.argument in (argument, "k", "cu_seqlens_k"), str(e.value)
+
+
+def test_load_combine_out_dtype(tmp_path, rng):
+    call = combine(rng)
+    call["out"] = call["out"].astype(np.float32)
+    base = {"format": "attncheck-dump", "version": 1, "op": "combine"}
+    for value in ("same", "float32"):  # an F32 combine out reads either way (the C writer says "same")
+        _write_meta(tmp_path / "c.safetensors", call, dict(base, out_dtype=value))
+        assert attncheck.load(tmp_path / "c.safetensors")[0]["out_dtype"] == value
+    _write_meta(tmp_path / "c.safetensors", call, dict(base, out_dtype="float64"))
+    with pytest.raises(attncheck.DumpError) as e:
+        attncheck.load(tmp_path / "c.safetensors")
+    assert e.value.argument == "out_dtype"
 
 
 def test_load_without_attncheck_metadata(tmp_path):
