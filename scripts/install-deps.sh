@@ -3,13 +3,9 @@
 # Skips the package manager when everything is already there.
 set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config libcriterion-dev libmpfr-dev libgmp-dev
-<<<<<<< HEAD
       libpng-dev zlib1g-dev
-      clang-14 libclang-rt-14-dev python3 python3-mpmath)
-=======
       clang-14 libclang-rt-14-dev python3 python3-mpmath
       python3-numpy python3-pytest)
->>>>>>> h/python
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
