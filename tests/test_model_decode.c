@@ -155,9 +155,9 @@ static int verdict_fails(const dcase *dc, const ac_oracle_result *ref, const ac_
    (ac_ref_decode_law, docs/DECODE.md), which is this kernel's own and
    tighter where P stays fp32. The law is kept beside the verdict, not
    replaced by it, because the verdict alone would loosen this test: its
-   u_in SPV term (P rounded to bf16: 2^-8 SPV) is 2^16 times the law's
-   per-key u32 chains. Returns the law's worst ratio, or INFINITY (why
-   filled) when either fails. */
+   u_in SPV term (P rounded to bf16: 2^-8 = 2^16 u32 SPV) dwarfs the law's
+   (n_chain + 2S + 24) u32 SPV. Returns the law's worst ratio, or INFINITY
+   (why filled) when either fails. */
 static double dcompare(const dcase *dc, const ac_oracle_result *ref, const ac_outputs *out, int32_t splits, char *why,
                        size_t n)
 {
