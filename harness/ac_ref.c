@@ -226,7 +226,7 @@ ac_status ac_ref64(const ac_case *c, const ac_tensors *t, unsigned flags, ac_ora
 
 /* ==== ac_ref32: the kernel's precision ================================== */
 
-static ac_status ref_attention(const ac_case *c, const ac_tensors *t, ac_outputs *out, ac_error *err)
+static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outputs *out, ac_error *err)
 {
     const int32_t D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv;
     const float scale = ac_case_scale(c);
@@ -292,7 +292,7 @@ static ac_status ref_attention(const ac_case *c, const ac_tensors *t, ac_outputs
     return AC_OK;
 }
 
-static ac_status ref_combine(const ac_case *c, const ac_tensors *t, ac_outputs *out)
+static ac_status ref32_combine(const ac_case *c, const ac_tensors *t, ac_outputs *out)
 {
     const int32_t D = c->head_dim, S = c->num_splits;
     int64_t rows = ac_case_total_q(c) * c->heads_q;
@@ -320,8 +320,8 @@ ac_status ac_ref32(const ac_case *c, const ac_tensors *t, ac_outputs *out, ac_er
 {
     ac_status st = ac_outputs_alloc(c, out, err);
     if (st) return st;
-    if (c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) return ref_attention(c, t, out, err);
-    if (c->op == AC_OP_COMBINE) return ref_combine(c, t, out);
+    if (c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) return ref32_attention(c, t, out, err);
+    if (c->op == AC_OP_COMBINE) return ref32_combine(c, t, out);
     return ac_fail(err, AC_ERR_UNSUPPORTED, "ref32: no same-precision reference for %s", ac_op_name(c->op));
 }
 
