@@ -1,7 +1,8 @@
 // Decode, combine and store on the GPU: correctness driver and benchmark.
 //
-//   decode_bench --check [--quick]   kernels vs the double reference (bound of
-//                                    tests/decode_ref.h) and vs the CPU models,
+//   decode_bench --check [--quick]   kernels vs the double reference ac_ref64
+//                                    (the verdict and the decode law, harness/
+//                                    ac_ref.h) and vs the CPU models,
 //                                    over a sweep; then an end-to-end loop
 //                                    (store a prompt, N steps of store + decode)
 //                                    against full attention on a contiguous copy.
@@ -21,9 +22,10 @@
 #include "ac_backend.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
+#include "ac_ref.h"
+#include "ac_verdict.h"
 #include "decode.h"
 #include "store.h"
-#include "../tests/decode_ref.h"
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
@@ -59,6 +61,36 @@ static void stat_line(const group_stat &g)
 {
     printf("%-28s %6d %6d %12.3g %12.3g %12.3g %8lld %12.3g\n", g.name, g.cases, g.failed, g.worst_gpu,
            g.worst_model, g.max_o_diff, (long long)g.max_ulp, g.max_lse_diff);
+}
+
+// ---- the checks against the double reference (docs/VERDICT.md) ---------------
+// The verdict, the one bound every correct kernel obeys, on the dtype output
+// and on the fp32 one. false (why filled) if it fails.
+static bool verdict_ok(const ac_case *c, const ac_tensors *t, const ac_oracle_result *ref, const ac_outputs *o,
+                       char *why, size_t n)
+{
+    for (int f32 = 0; f32 < (c->op == AC_OP_DECODE ? 2 : 1); f32++) {
+        ac_verdict_opts vo = {f32, 0, 0};
+        ac_verdict v;
+        ac_error err = {};
+        OK(ac_verdict_judge(c, t, ref, o, NULL, &vo, &v, NULL, &err));
+        if (!v.pass) {
+            snprintf(why, n, "verdict (%s output): %s", f32 ? "fp32" : "dtype", v.summary);
+            return false;
+        }
+    }
+    return true;
+}
+
+// A decode run against ref: the decode path's white-box law (tighter where P
+// stays fp32) and the verdict, both. The law's worst ratio, or INFINITY (why
+// filled) if either fails.
+static double decode_vs_ref(const ac_case *c, const ac_tensors *t, const ac_oracle_result *ref, const ac_outputs *o,
+                            int32_t splits, char *why, size_t n)
+{
+    double w = ac_ref_decode_law(c, ref, o, splits, why, n);
+    if (!(w <= 1.0)) return w;
+    return verdict_ok(c, t, ref, o, why, n) ? w : INFINITY;
 }
 
 // ---- decode sweep ------------------------------------------------------------
@@ -99,8 +131,9 @@ static int make_decode_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t hq, 
 static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const int32_t *splits, int ns,
                               int with_model)
 {
-    dref r;
-    dref_run_case(c, t->q, t->k, t->v, &r);
+    ac_oracle_result r;
+    ac_error rerr = {};
+    OK(ac_ref64(c, t, 0, &r, &rerr));
     for (int k = 0; k < ns; k++) {
         c->num_splits = splits[k];
         char line[512], why[512];
@@ -134,7 +167,7 @@ static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const in
         CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
         int32_t used = ac_decode_splits(&p, sms);
         free(cu);
-        double w = dref_compare(&r, c->dtype, og.o, og.o_f32, og.lse, used, why, sizeof why);
+        double w = decode_vs_ref(c, t, &r, &og, used, why, sizeof why);
         if (!(w <= 1.0)) {
             printf("FAIL gpu vs reference: %s: %s\n", line, why);
             g.failed++;
@@ -144,14 +177,14 @@ static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const in
         if (with_model) {
             OK(ac_outputs_alloc(c, &om, &err));
             OK(ac_model_decode(c, t, &opts, &om, &err));
-            double wm = dref_compare(&r, c->dtype, om.o, om.o_f32, om.lse, used, why, sizeof why);
+            double wm = decode_vs_ref(c, t, &r, &om, used, why, sizeof why);
             if (!(wm <= 1.0)) {
                 printf("FAIL model vs reference: %s: %s\n", line, why);
                 g.failed++;
                 g_fail = 1;
             } else if (wm > g.worst_model)
                 g.worst_model = wm;
-            for (int64_t i = 0; i < r.rows * r.d; i++) {
+            for (int64_t i = 0; i < r.rows * c->head_dim; i++) {
                 g.max_o_diff = std::max(g.max_o_diff, (double)fabsf(og.o_f32[i] - om.o_f32[i]));
                 if (!ac_half_isnan(c->dtype, og.o[i]) && !ac_half_isnan(c->dtype, om.o[i]))
                     g.max_ulp = std::max(g.max_ulp, ac_half_ulp_diff(c->dtype, og.o[i], om.o[i]));
@@ -163,7 +196,7 @@ static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const in
         }
         ac_outputs_free(&og);
     }
-    dref_free(&r);
+    ac_oracle_result_free(&r);
 }
 
 static void decode_sweep(int quick)
@@ -239,26 +272,30 @@ static void combine_sweep(int quick)
                 continue;
             }
             OK(ac_model_combine(&c, &t, &opts, &om, &err));
-            // Both within (2S + 8) u sum_s w_s |O_s| of the exact value
-            // (tests/test_model_decode.c), so of each other within twice that.
+            ac_oracle_result ref;
+            OK(ac_ref64(&c, &t, 0, &ref, &err));
+            char why[512];
+            if (!verdict_ok(&c, &t, &ref, &og, why, sizeof why)) {
+                printf("FAIL combine gpu vs reference S=%d: %s\n", c.num_splits, why);
+                g.failed++;
+                g_fail = 1;
+            }
+            // Both within (2S + 8) u sum_s w_s |O_s| (ac_ref64's SPV) of the
+            // exact value (the combine law, tests/test_model_decode.c), so of
+            // each other within twice that: a law tighter than the verdict's
+            // for few splits, checked beside it.
             const int64_t rows = t.total_q * c.heads_q;
             const int32_t S = c.num_splits, d = c.head_dim;
+            const double u32 = AC_U_FP32;
             for (int64_t r = 0; r < rows; r++) {
-                const float *ls = t.lse_part + r * S;
-                double m = -INFINITY, sum = 0.0;
-                for (int s = 0; s < S; s++) m = std::max(m, (double)ls[s]);
-                bool empty = m == -INFINITY;
-                for (int s = 0; s < S && !empty; s++)
-                    if (ls[s] != -INFINITY) sum += exp(ls[s] - m);
-                double lse = empty ? -INFINITY : m + log(sum);
-                bool bad = empty ? !(og.lse[r] == -INFINITY) : !(fabs(og.lse[r] - om.lse[r]) <= 2 * ((S + 8) * DREF_U32 + DREF_U32 * fabs(lse)));
+                bool empty = ref.n_allowed[r] == 0;
+                double lse = ref.lse[r];
+                bool bad = empty ? !(og.lse[r] == -INFINITY) : !(fabs(og.lse[r] - om.lse[r]) <= 2 * ((S + 8) * u32 + u32 * fabs(lse)));
                 if (!empty) g.max_lse_diff = std::max(g.max_lse_diff, (double)fabsf(og.lse[r] - om.lse[r]));
                 for (int e = 0; e < d && !bad; e++) {
-                    double a = 0.0;
-                    for (int s = 0; s < S && !empty; s++)
-                        if (ls[s] != -INFINITY) a += exp(ls[s] - lse) * fabs(t.o_part[(r * S + s) * d + e]);
+                    double a = ref.spv[r * d + e];
                     double diff = fabs((double)og.o_f32[r * d + e] - om.o_f32[r * d + e]);
-                    double tol = 2 * (2.0 * S + 8) * DREF_U32 * a;
+                    double tol = 2 * (2.0 * S + 8) * u32 * a;
                     if (empty) bad = og.o_f32[r * d + e] != 0.0f;
                     else bad = !(diff <= tol);
                     if (!bad && tol > 0) g.worst_gpu = std::max(g.worst_gpu, diff / tol);
@@ -273,6 +310,7 @@ static void combine_sweep(int quick)
                     break;
                 }
             }
+            ac_oracle_result_free(&ref);
             ac_outputs_free(&og);
             ac_outputs_free(&om);
             ac_case_free(&c);
@@ -347,15 +385,45 @@ struct e2e_ctx {
     int32_t hkv, d;
     std::vector<std::vector<uint16_t>> k, v; // per sequence, contiguous [pos][Hkv][D]
 };
-static const uint16_t *e2e_k(const void *ctx, int32_t b, int32_t pos, int32_t kvh)
+
+// The decode step as a contiguous case (one query per sequence, the keys
+// stored so far copied out of ctx) for the double reference.
+static void e2e_case(const e2e_ctx &x, ac_dtype dt, int32_t hq, const std::vector<int32_t> &len,
+                     const std::vector<uint16_t> &q, ac_case *c, ac_tensors *t)
 {
-    const e2e_ctx *x = (const e2e_ctx *)ctx;
-    return x->k[b].data() + ((size_t)pos * x->hkv + kvh) * x->d;
-}
-static const uint16_t *e2e_v(const void *ctx, int32_t b, int32_t pos, int32_t kvh)
-{
-    const e2e_ctx *x = (const e2e_ctx *)ctx;
-    return x->v[b].data() + ((size_t)pos * x->hkv + kvh) * x->d;
+    const int32_t B = (int32_t)len.size();
+    const int64_t row = (int64_t)x.hkv * x.d;
+    ac_error err = {};
+    ac_case_init(c);
+    c->op = AC_OP_DECODE;
+    c->dtype = dt;
+    OK(ac_case_set_batch(c, B, &err));
+    c->heads_q = hq;
+    c->heads_kv = x.hkv;
+    c->head_dim = x.d;
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    *t = ac_tensors();
+    t->cu_seqlens_q = (int32_t *)malloc(sizeof(int32_t) * (B + 1));
+    t->cu_seqlens_k = (int32_t *)malloc(sizeof(int32_t) * (B + 1));
+    t->cu_seqlens_q[0] = t->cu_seqlens_k[0] = 0;
+    for (int b = 0; b < B; b++) {
+        c->seqlen_q[b] = 1;
+        c->seqlen_k[b] = len[b];
+        t->cu_seqlens_q[b + 1] = t->cu_seqlens_q[b] + 1;
+        t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + len[b];
+    }
+    t->total_q = B;
+    t->total_k = t->cu_seqlens_k[B];
+    t->kv_elems = t->total_k * row;
+    t->q = (uint16_t *)malloc(sizeof(uint16_t) * q.size());
+    t->k = (uint16_t *)malloc(sizeof(uint16_t) * (t->kv_elems + 1));
+    t->v = (uint16_t *)malloc(sizeof(uint16_t) * (t->kv_elems + 1));
+    memcpy(t->q, q.data(), sizeof(uint16_t) * q.size());
+    for (int b = 0; b < B; b++) {
+        const size_t n = (size_t)len[b] * row, at = (size_t)t->cu_seqlens_k[b] * row;
+        memcpy(t->k + at, x.k[b].data(), sizeof(uint16_t) * n);
+        memcpy(t->v + at, x.v[b].data(), sizeof(uint16_t) * n);
+    }
 }
 
 // big_pool: the pool has more than 2^31 elements and the sequences' blocks sit
@@ -513,32 +581,26 @@ static void end_to_end(int steps, int big_pool)
         CK(cudaMemcpy(o.data(), dout, o.size() * 2, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(of.data(), dof, of.size() * 4, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(lse.data(), dlse, lse.size() * 4, cudaMemcpyDeviceToHost));
-        std::vector<int32_t> ones(B, 1);
-        dref_input in;
-        in.dtype = dt;
-        in.batch = B;
-        in.hq = hq;
-        in.hkv = hkv;
-        in.d = d;
-        in.seqlen_q = ones.data();
-        in.seqlen_k = len.data();
-        in.scale_given = 0;
-        in.scale = 0;
-        in.q = q.data();
-        in.k_row = e2e_k;
-        in.v_row = e2e_v;
-        in.ctx = &ctx;
-        dref r;
-        dref_run(&in, &r);
+        ac_case ec;
+        ac_tensors et;
+        e2e_case(ctx, dt, hq, len, q, &ec, &et);
+        ac_oracle_result r;
+        OK(ac_ref64(&ec, &et, 0, &r, &err));
+        ac_outputs eo = {};
+        eo.o = o.data();
+        eo.o_f32 = of.data();
+        eo.lse = lse.data();
         char why[512];
-        double w = dref_compare(&r, dt, o.data(), of.data(), lse.data(), used, why, sizeof why);
+        double w = decode_vs_ref(&ec, &et, &r, &eo, used, why, sizeof why);
         if (!(w <= 1.0)) {
             printf("FAIL e2e step %d (splits %d): %s\n", step, used, why);
             g.failed++;
             g_fail = 1;
         } else
             g.worst_gpu = std::max(g.worst_gpu, w);
-        dref_free(&r);
+        ac_oracle_result_free(&r);
+        ac_tensors_free(&et);
+        ac_case_free(&ec);
     }
     void *bufs[] = {dk, dv, dnew_k, dnew_v, dq, dout, dof, dlse, dws, dtbl, dsk, dcu, dslots};
     for (void *b : bufs) CK(cudaFree(b));

@@ -1,9 +1,11 @@
-// Prefill kernel: correctness sweep against its CPU model, and TFLOP/s.
+// Prefill kernel: correctness sweep against its CPU model and the double
+// reference, and TFLOP/s.
 //
 //   prefill_bench --check [--quick]  kernel vs CPU model on a sweep of configs
 //                                    (dtype x D x GQA x causal x mask x contiguous /
 //                                    paged 16/32/256/7 x ragged lengths); prints the
-//                                    worst normalised difference per group
+//                                    worst normalised difference per group; and the
+//                                    kernel vs ac_ref64 under the verdict (worst r)
 //   prefill_bench --bench [--reps N] TFLOP/s on bf16 D=128: causal BR B=2 H=32 S=8192
 //                                    and non-causal B=4 H=32 S=4096 (FLOPs 4*B*H*S*S*D,
 //                                    halved for causal); CUDA events after warm-up,
@@ -22,9 +24,12 @@
 #include <vector>
 
 #include "ac_backend.h"
+#include "ac_backends.h"
 #include "ac_index.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
+#include "ac_ref.h"
+#include "ac_verdict.h"
 #include "prefill.h"
 
 // --- data: ac_rng (common/ac_gen.h), values uniform in [-1, 1) rounded to the dtype ----
@@ -140,6 +145,7 @@ struct Group {
     double worst_lse;     // max |LSE_gpu - LSE_model| over non-empty rows
     double exact_frac;    // fraction of O elements bit-identical (min over cases)
     long empty_rows, empty_bad, nan_bad;
+    double worst_r;       // the verdict's worst r (output or LSE), kernel vs ac_ref64
 };
 
 static int run_check(bool quick)
@@ -210,6 +216,17 @@ static int run_check(bool quick)
                         gr->exact_frac = 1.0;
                     }
                     gr->cases++;
+                    // The one bound (docs/VERDICT.md): the kernel against the
+                    // double reference.
+                    ac_oracle_result ref;
+                    ac_verdict v;
+                    if (ac_ref64(&c, &t, 0, &ref, &err) ||
+                        ac_verdict_judge(&c, &t, &ref, &og, NULL, NULL, &v, NULL, &err)) {
+                        fprintf(stderr, "reference: %s: %s\n", line, err.msg);
+                        return 2;
+                    }
+                    ac_oracle_result_free(&ref);
+                    gr->worst_r = std::max(gr->worst_r, std::max(v.r_max, v.r_lse_max));
                     const int64_t rows = t.total_q * g.hq;
                     double maxd = 0, maxr = 0, maxl = 0;
                     int64_t exact = 0, total = 0;
@@ -240,11 +257,11 @@ static int run_check(bool quick)
                     // on the other side of a rounding boundary, i.e. a few u_in (bf16
                     // 2^-8, fp16 2^-11) relative to max|O|. 4 u_in is the pass line.
                     const double limit = 4 * ac_unit_roundoff(g.dtype);
-                    const bool bad = !(norm <= limit) || !(maxl <= 1e-4) || ebad || nbad;
+                    const bool bad = !(norm <= limit) || !(maxl <= 1e-4) || ebad || nbad || !v.pass;
                     if (bad) {
                         fails++;
-                        printf("FAIL %s: norm %.3g (limit %.3g) lse %.3g empty-bad %ld nan %ld\n", line, norm, limit,
-                               maxl, ebad, nbad);
+                        printf("FAIL %s: norm %.3g (limit %.3g) lse %.3g empty-bad %ld nan %ld verdict %s\n", line, norm,
+                               limit, maxl, ebad, nbad, v.summary);
                     }
                     gr->worst_norm = std::max(gr->worst_norm, norm);
                     gr->worst_lse = std::max(gr->worst_lse, maxl);
@@ -257,11 +274,11 @@ static int run_check(bool quick)
                     ac_tensors_free(&t);
                     ac_case_free(&c);
                 }
-    printf("\n%-26s %5s %12s %12s %9s %10s %9s %6s\n", "group", "cases", "worst norm", "worst |dLSE|",
-           "min exact", "empty rows", "empty bad", "NaN");
+    printf("\n%-26s %5s %12s %12s %9s %10s %9s %6s %9s\n", "group", "cases", "worst norm", "worst |dLSE|",
+           "min exact", "empty rows", "empty bad", "NaN", "verdict r");
     for (auto &x : groups)
-        printf("%-26s %5d %12.3e %12.3e %9.4f %10ld %9ld %6ld\n", x.name, x.cases, x.worst_norm, x.worst_lse,
-               x.exact_frac, x.empty_rows, x.empty_bad, x.nan_bad);
+        printf("%-26s %5d %12.3e %12.3e %9.4f %10ld %9ld %6ld %9.3g\n", x.name, x.cases, x.worst_norm, x.worst_lse,
+               x.exact_frac, x.empty_rows, x.empty_bad, x.nan_bad, x.worst_r);
     printf("check: %d cases, %d failed\n", ncases, fails);
     return fails ? 1 : 0;
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "ac_case.h"
+#include "ac_ref.h" /* ac_ref32, the reference of the ratio (and ac_ref64, the oracle's stand-in) */
 #include "ac_tensors.h"
 #include "oracle.h"
 
@@ -72,11 +73,6 @@ typedef struct ac_bound_terms {
 } ac_bound_terms;
 void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row, int judge_f32,
                       ac_bound_terms *terms);
-
-/* Same-precision CPU reference (flash-attn's "reference in the same
-   precision"): fp32 logits, plain softmax in fp32, P rounded to the input
-   dtype, fp32 accumulation, output rounded to the dtype. Prefill/decode/combine. */
-ac_status ac_ref32(const ac_case *c, const ac_tensors *t, ac_outputs *out, ac_error *err);
 
 void ac_verdict_print(const ac_verdict *v, FILE *f);
 

@@ -56,7 +56,7 @@ int prop_gqa(const ac_prop_ctx *ctx, char *why, size_t n)
     /* Power: on this very data, a kernel mapping h to h % Hkv lands outside
        what the comparison above allows (vacuous when g == 1: the maps agree). */
     if (g > 1) {
-        PROP_TRY(prop_model(&a.c, &a.t, 1, &mod, &err));
+        PROP_TRY(ac_ref64(&a.c, &a.t, AC_REF_KV_MOD, &mod, &err));
         have_mod = 1;
         if (!prop_models_apart(&a.c, &a.m, &mod)) {
             snprintf(why, n, "gqa/h%%Hkv-caught: on this data the h %% Hkv answer lies within the bound of the "
@@ -68,7 +68,7 @@ int prop_gqa(const ac_prop_ctx *ctx, char *why, size_t n)
     }
 
 done:
-    if (have_mod) prop_model_free(&mod);
+    if (have_mod) ac_oracle_result_free(&mod);
     prop_inst_free(&a);
     prop_inst_free(&mha);
     return rc;

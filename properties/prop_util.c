@@ -17,7 +17,7 @@ void prop_inst_free(prop_inst *x)
     ac_case_free(&x->c);
     ac_tensors_free(&x->t);
     ac_outputs_free(&x->o);
-    if (x->have_model) prop_model_free(&x->m);
+    if (x->have_model) ac_oracle_result_free(&x->m);
     memset(x, 0, sizeof *x);
 }
 
@@ -106,7 +106,7 @@ ac_status prop_gen(prop_inst *x, ac_error *err)
     ac_tensors_free(&x->t);
     ac_outputs_free(&x->o);
     if (x->have_model) {
-        prop_model_free(&x->m);
+        ac_oracle_result_free(&x->m);
         x->have_model = 0;
     }
     ac_status st = ac_case_validate(&x->c, err);
@@ -189,9 +189,9 @@ int prop_exec(const ac_prop_ctx *ctx, prop_inst *x, const char *what, char *why,
 
 ac_status prop_inst_model(prop_inst *x, ac_error *err)
 {
-    if (x->have_model) prop_model_free(&x->m);
+    if (x->have_model) ac_oracle_result_free(&x->m);
     x->have_model = 0;
-    ac_status st = prop_model(&x->c, &x->t, 0, &x->m, err);
+    ac_status st = ac_ref64(&x->c, &x->t, 0, &x->m, err);
     if (st == AC_OK) x->have_model = 1;
     return st;
 }

@@ -1,6 +1,6 @@
 /* Plumbing shared by the property functions (not a public interface):
  * building cases from a grid point, running them, the double-precision
- * bound model, and the two kinds of comparison (bitwise, within the bound). */
+ * bound model (ac_ref64), and the two kinds of comparison (bitwise, within the bound). */
 #ifndef AC_PROP_UTIL_H
 #define AC_PROP_UTIL_H
 
@@ -12,6 +12,7 @@
 #include "ac_case.h"
 #include "ac_gen.h"
 #include "ac_prop.h"
+#include "ac_ref.h"
 #include "ac_tensors.h"
 #include "ac_verdict.h"
 #include "oracle.h"
@@ -27,7 +28,7 @@ typedef struct prop_inst {
     ac_case c;
     ac_tensors t;
     ac_outputs o;
-    ac_oracle_result m; /* bound model (prop_model), valid when have_model */
+    ac_oracle_result m; /* bound model (ac_ref64), valid when have_model */
     int have_model;
 } prop_inst;
 
@@ -110,12 +111,9 @@ ac_status prop_oracle_verdict(const ac_case *c, const ac_tensors *t, const ac_ou
 
 /* ---- the bound model --------------------------------------------------------
    The answer and the bound's magnitudes (SPV, SPVO, |scale| q.k, |s|, n;
-   docs/VERDICT.md), computed in double from the tensors: errors near 1e-16
-   relative, far below what they size. It fills an ac_oracle_result (every
-   row checked) so that ac_verdict_terms applies unchanged. kv_mod: map query
-   head h to KV head h % Hkv (the GQA bug) instead of h / (Hq/Hkv). */
-ac_status prop_model(const ac_case *c, const ac_tensors *t, int kv_mod, ac_oracle_result *m, ac_error *err);
-void prop_model_free(ac_oracle_result *m);
+   docs/VERDICT.md) are ac_ref64's (harness/ac_ref.h): double precision, every
+   row checked, so ac_verdict_terms applies unchanged. Free with
+   ac_oracle_result_free. */
 /* (Re)compute x->m from x's current case and tensors. */
 ac_status prop_inst_model(prop_inst *x, ac_error *err);
 
