@@ -25,13 +25,8 @@ typedef struct check_result {
     char why[1024];
 } check_result;
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
+/* Independent-looking seeds from (base, index). */
+static uint64_t mix(uint64_t x) { return ac_rng_hash(x); }
 
 /* ---- property checks -------------------------------------------------------------- */
 
