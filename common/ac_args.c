@@ -69,10 +69,19 @@ int ac_args_next(ac_args *a, ac_error *err)
             set_name(a, by_val(a, optopt), optopt);
             ac_fail(err, AC_ERR_PARSE, "%s: takes no value (%s)", a->name, shown(arg, buf, sizeof buf));
         } else if (optopt) {
-            ac_fail(err, AC_ERR_PARSE, "-%c: unknown option", isprint(optopt) ? optopt : '?');
-        } else { /* unknown or ambiguous long option; its text without "=value" */
-            size_t l = strcspn(arg, "=");
-            ac_fail(err, AC_ERR_PARSE, "%.*s: unknown option", (int)(l < 60 ? l : 60), arg);
+            ac_fail(err, AC_ERR_PARSE, "-%c: unknown option", optopt > 0 && optopt < 128 && isprint(optopt) ? optopt : '?');
+        } else { /* an unknown long option, or a prefix of several; its text without "=value" */
+            size_t l = strcspn(arg, "="), nmatch = 0;
+            char names[128] = "";
+            for (const struct option *o = a->opts; o && o->name && l > 2; o++)
+                if (!strncmp(o->name, arg + 2, l - 2) && strlen(names) + strlen(o->name) + 4 < sizeof names) {
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s--%s", nmatch ? ", " : "", o->name);
+                    nmatch++;
+                }
+            if (nmatch > 1)
+                ac_fail(err, AC_ERR_PARSE, "%.*s: ambiguous (%s)", (int)(l < 60 ? l : 60), arg, names);
+            else
+                ac_fail(err, AC_ERR_PARSE, "%.*s: unknown option", (int)(l < 60 ? l : 60), arg);
         }
         return AC_ARGS_ERROR;
     }

@@ -119,6 +119,7 @@ def main():
         bad([A] + cmd + ["--filter"], "--filter: missing value")
         bad([A] + cmd + ["--frob"], "--frob: unknown option")
         bad([A] + cmd + ["--quick=1"], "--quick: takes no value")
+    bad([A, "run", "--b", "cpu"], "--b: ambiguous (--backend, --bug)")
     bad([A, "run", "nosuch"], "nosuch: unknown family", "prefill")
     bad([A, "sweep"], "attncheck sweep:", "one FAMILY")
     bad([A, "sweep", "prefill", "decode"], "one FAMILY")
