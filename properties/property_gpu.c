@@ -4,7 +4,8 @@
  *   property_gpu [--backend gpu|cpu|auto] [--prop NAME] [--max N] [--seed S] [--scale K]
  *                  [--bug NAME]
  * --scale K multiplies the sequence lengths (ac_prop_set_length_scale);
- * --bug injects one of ac_backend.h's bugs (then failures are the point).
+ * --bug injects one of ac_backend.h's bugs into the CPU models (then
+ * failures are the point); with the GPU backend it is refused.
  * A bad flag is exit 2 before any work. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@ static void usage(FILE *f)
             "  --max N                 grid points per property (0, the default: all)\n"
             "  --seed N                default $ATTNCHECK_SEED, else a fresh one (printed)\n"
             "  --scale K               multiply the sequence lengths by K (1 to 64)\n"
-            "  --bug NAME              inject a classic bug (then failures are the point)\n"
+            "  --bug NAME              inject a classic bug into the CPU models (then failures are the\n"
+            "                          point); needs --backend cpu or auto\n"
             "  --help                  this text\n");
 }
 
@@ -76,6 +78,11 @@ int main(int argc, char **argv)
         if (st) return ac_args_fail(&a, &err);
     }
     if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
+    /* The bugs live in the CPU models: the kernels ignore or refuse them. */
+    if (bug && be_auto) be_auto = 0, be = AC_BACKEND_MODEL;
+    if (bug && be != AC_BACKEND_MODEL)
+        return ac_args_failf(&a, "--bug %s: bugs are injected into the CPU models only; give --backend cpu (or auto)",
+                             ac_bug_name(bug));
     if (be_auto) be = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
         printf("property_gpu: no CUDA device: skipped\n");

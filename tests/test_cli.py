@@ -120,6 +120,8 @@ def main():
         bad([A] + cmd + ["--frob"], "--frob: unknown option")
         bad([A] + cmd + ["--quick=1"], "--quick: takes no value")
     bad([A, "run", "--b", "cpu"], "--b: ambiguous (--backend, --bug)")
+    bad([A, "run", "--backend", "gpu", "--bug", "gqa-mod"], "--bug gqa-mod: bugs are injected into the CPU models only")
+    bad([A, "e2e", "--backend", "gpu", "--bug", "gqa-mod"], "--bug gqa-mod: bugs are injected into the CPU models only")
     bad([A, "run", "nosuch"], "nosuch: unknown family", "prefill")
     bad([A, "sweep"], "attncheck sweep:", "one FAMILY")
     bad([A, "sweep", "prefill", "decode"], "one FAMILY")
@@ -180,6 +182,7 @@ def main():
     bad([P, "--prop", "nope"], "--prop nope: unknown property", "scale")
     bad([P, "--backend", "tpu"], "--backend tpu")
     bad([P, "--backend", "gpu", "--max", "x"], "--max x: not a number")  # before the device probe
+    bad([P, "--bug", "gqa-mod"], "--bug gqa-mod: bugs are injected into the CPU models only")  # default: gpu
 
     # ---- oracle_dump, oracle_bench -----------------------------------------------------
     D = a.oracle_dump

@@ -74,7 +74,8 @@ static void usage_run(FILE *f, const char *cmd)
             "  --quick                 a small representative subset of each matrix\n"
             "  --seed N                varies the data (default 1; decimal or 0x hex, 0 to 2^64-1)\n"
             "  --tsv FILE              one line per case: group, pass, r, lse_r, ulp, ratio, case line\n"
-            "  --bug NAME              inject a classic bug into the CPU models (attncheck selftest lists them)\n"
+            "  --bug NAME              inject a classic bug into the CPU models (attncheck selftest --help\n"
+            "                          lists them; auto then means cpu, gpu is refused)\n"
             "  --png DIR               pictures of each failing case's error map\n"
             "  --filter REGEX          only the cases whose case line matches (POSIX extended regex)\n"
             "  --verbose               a line for every case, not only the failing ones\n"
@@ -96,7 +97,8 @@ static void usage_e2e(FILE *f)
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --quick                 a third of the configurations\n"
             "  --seed N                varies the data (default 1)\n"
-            "  --bug NAME              inject a classic bug into the store and decode (none ...)\n"
+            "  --bug NAME              inject a classic bug into the CPU models' store and decode\n"
+            "                          (auto then means cpu, gpu is refused)\n"
             "  --help                  this text\n");
 }
 
@@ -181,6 +183,22 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
     }
     *done = 0;
     return 0;
+}
+
+/* The bugs live in the CPU models (the kernels ignore or refuse them):
+   with --bug, auto means the CPU models and an explicit GPU is refused.
+   Returns 0, or the exit code after the message. */
+static int bug_backend(const char *prog, cli_opts *o)
+{
+    if (!o->bug) return 0;
+    if (o->backend_auto) {
+        o->backend_auto = 0;
+        o->backend = AC_BACKEND_MODEL;
+    }
+    if (o->backend == AC_BACKEND_MODEL) return 0;
+    ac_args a = {.prog = prog};
+    return ac_args_failf(&a, "--bug %s: bugs are injected into the CPU models only; give --backend cpu (or auto)",
+                         ac_bug_name(o->bug));
 }
 
 /* 1 if the case runs under o's filter (always without one). */
@@ -428,6 +446,7 @@ static int cmd_run(const char *cmd, int argc, char **argv)
                 snprintf(names + strlen(names), sizeof names - strlen(names), " %s", ac_families()[f]->name);
             rc = ac_args_failf(&a, "%s: unknown family; one of:%s", fam[i], names);
         }
+    if (!rc) rc = bug_backend(prog, &o);
     if (rc) {
         free_opts(&o);
         return rc;
@@ -455,6 +474,10 @@ static int cmd_e2e(int argc, char **argv)
         ac_args a = {.prog = "attncheck e2e"};
         free_opts(&o);
         return ac_args_failf(&a, "%s: unexpected argument (e2e takes options only)", argv[optind]);
+    }
+    if ((rc = bug_backend("attncheck e2e", &o))) {
+        free_opts(&o);
+        return rc;
     }
     if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     rc = ac_e2e_main(o.backend, o.quick, o.seed, o.bug, stdout);
