@@ -10,7 +10,8 @@
 //                                    Hq=32 Hkv=8 D=128 bf16, block 16, random
 //                                    block permutation; with F (the output of
 //                                    bench/sdpa_decode_peers.py), ratios to SDPA.
-// Exit status 0 only if every check passed.
+// Exit status 0 only if every check passed; 2 a bad flag (before any work),
+// AC_EXIT_SKIP (77) no device.
 #include <algorithm>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <vector>
 
+#include "ac_args.h"
 #include "ac_backend.h"
 #include "ac_gen.h"
 #include "ac_numfmt.h"
@@ -763,22 +765,44 @@ static void bench(const char *peers_path)
 
 int main(int argc, char **argv)
 {
+    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_PEERS };
+    static const struct option opts[] = {
+        {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
+        {"quick", no_argument, NULL, OPT_QUICK}, {"peers", required_argument, NULL, OPT_PEERS},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int check = 0, do_bench = 0, quick = 0;
     const char *peers = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--check")) check = 1;
-        else if (!strcmp(argv[i], "--bench")) do_bench = 1;
-        else if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--peers") && i + 1 < argc) peers = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--check [--quick]] [--bench [--peers FILE]]\n", argv[0]);
-            return 2;
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "decode_bench", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        switch (c) {
+        case OPT_CHECK: check = 1; break;
+        case OPT_BENCH: do_bench = 1; break;
+        case OPT_QUICK: quick = 1; break;
+        case OPT_PEERS: { /* read only after the checks: a bad path is found now */
+            FILE *pf = fopen(optarg, "r");
+            if (!pf) return ac_args_failf(&a, "--peers %s: cannot read", optarg);
+            fclose(pf);
+            peers = optarg;
+            break;
+        }
+        case 'h':
+            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE]]  (neither: --check)\n"
+                   "  --check         kernels vs the double reference and the CPU models, then end to end\n"
+                   "  --quick         a smaller sweep\n"
+                   "  --bench         KV-read bandwidth of the decode\n"
+                   "  --peers FILE    bench/sdpa_decode_peers.py's output: ratios to SDPA\n"
+                   "  --help          this text\n");
+            return 0;
+        default: return ac_args_fail(&a, &err); /* AC_ARGS_ERROR: err says what */
         }
     }
+    if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
     if (!check && !do_bench) check = 1;
     if (!ac_gpu_available()) {
         printf("no CUDA device: skipped\n");
-        return 77;
+        return AC_EXIT_SKIP;
     }
     if (check) {
         // Both load paths of the decode kernel (kernels/decode.cu): cp.async (default) and registers.

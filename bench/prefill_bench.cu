@@ -10,7 +10,7 @@
 //                                    and non-causal B=4 H=32 S=4096 (FLOPs 4*B*H*S*S*D,
 //                                    halved for causal); CUDA events after warm-up,
 //                                    median; fresh random data each shape
-// Exit status: 0 ok, 1 a check failed, 2 usage / CUDA error, 77 no device.
+// Exit status: 0 ok, 1 a check failed, 2 usage / CUDA error, AC_EXIT_SKIP (77) no device.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "ac_args.h"
 #include "ac_backend.h"
 #include "ac_backends.h"
 #include "ac_index.h"
@@ -201,7 +202,7 @@ static int run_check(bool quick)
                     }
                     if (ac_backend_run(AC_BACKEND_GPU, &c, &t, &opts, &og, &err)) {
                         fprintf(stderr, "gpu: %s: %s\n", line, err.msg);
-                        return err.code == AC_ERR_NO_DEVICE ? 77 : 2;
+                        return err.code == AC_ERR_NO_DEVICE ? AC_EXIT_SKIP : AC_EXIT_USAGE;
                     }
                     char gname[64];
                     snprintf(gname, sizeof gname, "%s D=%-3d %-8s", ac_dtype_name(g.dtype), g.d, layout_names[li]);
@@ -428,27 +429,45 @@ static int run_bench(int reps)
 
 int main(int argc, char **argv)
 {
+    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_REPS };
+    static const struct option opts[] = {
+        {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
+        {"quick", no_argument, NULL, OPT_QUICK}, {"reps", required_argument, NULL, OPT_REPS},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     bool check = false, bench = false, quick = false;
     int reps = 20;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--check")) check = true;
-        else if (!strcmp(argv[i], "--bench")) bench = true;
-        else if (!strcmp(argv[i], "--quick")) quick = true;
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [--check [--quick]] [--bench [--reps N]]\n", argv[0]);
-            return 2;
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "prefill_bench", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        ac_status st = AC_OK;
+        switch (c) {
+        case OPT_CHECK: check = true; break;
+        case OPT_BENCH: bench = true; break;
+        case OPT_QUICK: quick = true; break;
+        case OPT_REPS: st = ac_arg_int(a.name, optarg, 10, 100000, &reps, &err); break; /* the median needs >= 10 */
+        case 'h':
+            printf("usage: prefill_bench [--check [--quick]] [--bench [--reps N]]  (neither: both)\n"
+                   "  --check     kernel vs CPU model on a sweep of configurations\n"
+                   "  --quick     a smaller sweep\n"
+                   "  --bench     TFLOP/s on bf16 D=128\n"
+                   "  --reps N    timed repetitions per shape (default 20, 10 to 100000)\n"
+                   "  --help      this text\n");
+            return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
         }
+        if (st) return ac_args_fail(&a, &err);
     }
+    if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
     if (!check && !bench) check = bench = true;
     if (!ac_gpu_available()) {
         fprintf(stderr, "no CUDA device: skipped\n");
-        return 77;
+        return AC_EXIT_SKIP;
     }
     int rc = 0;
     if (check) rc = run_check(quick);
     if (bench && rc != 2) {
-        int rb = run_bench(reps < 10 ? 10 : reps);
+        int rb = run_bench(reps);
         if (rb) rc = rb;
     }
     return rc;

@@ -17,7 +17,7 @@ typedef enum ac_status {
     AC_ERR_CAPACITY,      /* seqlens_k beyond max_blocks_per_seq * block_size */
     AC_ERR_SLOT,          /* slot out of range, or two tokens mapped to one slot */
     AC_ERR_UNSUPPORTED,   /* dtype / head dim / block size / mode this kernel lacks */
-    AC_ERR_PARSE,         /* malformed case file */
+    AC_ERR_PARSE,         /* malformed case file or command-line value */
     AC_ERR_NO_DEVICE,     /* no CUDA device: the caller reports "skipped" */
     AC_ERR_CUDA,          /* a CUDA call failed */
     AC_ERR_NOMEM,         /* host allocation failed */
@@ -26,6 +26,12 @@ typedef enum ac_status {
     AC_ERR_BUDGET,        /* a valid case larger than the memory or oracle-work budget */
     AC_STATUS_COUNT
 } ac_status;
+
+/* Process exit codes shared by every program of the suite. CMake reads
+   AC_EXIT_SKIP from this line (AC_SKIP_CODE, ctest's SKIP_RETURN_CODE). */
+#define AC_EXIT_FAIL 1   /* a check failed */
+#define AC_EXIT_USAGE 2  /* usage or input error (a bad flag: before any work) */
+#define AC_EXIT_SKIP 77  /* the GPU was asked for and there is none: ctest "skipped" */
 
 typedef struct ac_error {
     ac_status code;

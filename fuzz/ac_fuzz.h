@@ -24,6 +24,7 @@
 #include "ac_check.h"
 #include "ac_casefile.h"
 #include "ac_gen.h"
+#include "ac_rng.h"
 #include "ac_status.h"
 #include "ac_tensors.h"
 #include "ac_verdict.h"
@@ -90,8 +91,9 @@ void ac_fuzz_env_default(ac_fuzz_env *env);
 /* Which ops a target mutates into. */
 enum { AC_FUZZ_OPS_LAYOUT = 1 };
 
-/* Deterministic PRNG for mutators (SplitMix64, like ac_gen, own streams). */
-typedef struct ac_fuzz_rng { uint64_t s; } ac_fuzz_rng;
+/* Deterministic PRNG for mutators: ac_rng (common/ac_rng.h), own streams;
+   `ac_fuzz_rng r = {seed}` starts the plain SplitMix64 sequence of seed. */
+typedef ac_rng ac_fuzz_rng;
 uint64_t ac_fuzz_next(ac_fuzz_rng *r);
 uint32_t ac_fuzz_below(ac_fuzz_rng *r, uint32_t n); /* [0, n), n > 0 */
 

@@ -9,14 +9,8 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
-/* PRNG: SplitMix64, as ac_gen (docs/DATA.md), private to the mutators.      */
-uint64_t ac_fuzz_next(ac_fuzz_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* PRNG: ac_rng (common/ac_rng.h), the mutators' own streams.               */
+uint64_t ac_fuzz_next(ac_fuzz_rng *r) { return ac_rng_next(r); }
 
 uint32_t ac_fuzz_below(ac_fuzz_rng *r, uint32_t n)
 {

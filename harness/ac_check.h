@@ -9,6 +9,7 @@
 #include "ac_backend.h"
 #include "ac_backends.h"
 #include "ac_case.h"
+#include "ac_clock.h" /* ac_now, used with the check's timings */
 #include "ac_tensors.h"
 #include "ac_verdict.h"
 #include "oracle.h"
@@ -64,9 +65,6 @@ ac_status ac_check_budget(const ac_case *c, const ac_check_opts *opts, ac_error 
    here with its named error: callers that expect an error compare codes). */
 ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_result *result);
 void ac_check_result_free(ac_check_result *result);
-
-/* Monotonic seconds. */
-double ac_now(void);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ac_index.h"
+#include "ac_rng.h"
 #include "oracle_internal.h"
 
 /* --- results --------------------------------------------------------------- */
@@ -71,15 +72,6 @@ static ac_status alloc_rows(ac_oracle_result *res, int64_t rows, int32_t D, ac_d
     return AC_OK;
 }
 
-/* SplitMix64: the sampling PRNG (seeded by opts->sample_seed). */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Mark max_rows distinct rows of `rows` (all of them if max_rows <= 0 or >= rows).
    Drawing with rejection is fast while at most half are marked; past that, the
    complement is drawn instead. */
@@ -93,9 +85,9 @@ static int64_t sample_rows(uint8_t *checked, int64_t rows, int64_t max_rows, uin
     int64_t want = invert ? rows - max_rows : max_rows;
     uint8_t mark = invert ? 0 : 1;
     memset(checked, invert ? 1 : 0, (size_t)rows);
-    uint64_t s = seed;
+    ac_rng s = {seed}; /* the plain SplitMix64 sequence of opts->sample_seed */
     for (int64_t got = 0; got < want;) {
-        int64_t r = (int64_t)(splitmix64(&s) % (uint64_t)rows); /* bias < rows/2^64: irrelevant */
+        int64_t r = (int64_t)(ac_rng_next(&s) % (uint64_t)rows); /* bias < rows/2^64: irrelevant */
         if (checked[r] != mark) {
             checked[r] = mark;
             got++;

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ac_rng.h"
 #include "prop_props.h"
 #include "prop_util.h"
 
@@ -73,14 +74,8 @@ const int32_t ac_prop_grid_dims[AC_PROP_GRID_DIMS] = {64, 128};
 /* 1: plain multi-head; 4: a typical GQA group (Hq = 8 over Hkv = 2). */
 const int32_t ac_prop_grid_gqas[AC_PROP_GRID_GQAS] = {1, 4};
 
-/* SplitMix64 finaliser: independent-looking seeds from (base, index). */
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
+/* Independent-looking seeds from (base, index). */
+static uint64_t mix(uint64_t x) { return ac_rng_hash(x); }
 
 static unsigned op_layouts(ac_op op)
 {

@@ -248,13 +248,6 @@ double prop_lse_bound(const ac_case *c, const ac_oracle_result *m, int64_t r)
 
 /* ---- comparisons ---------------------------------------------------------------------- */
 
-static uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 int prop_same_bits(const ac_case *c, const ac_outputs *a, int64_t ra, const ac_outputs *b, int64_t rb,
                    int64_t rows, const char *what, char *why, size_t n)
 {
@@ -265,13 +258,13 @@ int prop_same_bits(const ac_case *c, const ac_outputs *a, int64_t ra, const ac_o
         for (int32_t d = 0; d < D; d++) {
             int64_t ea = (ra + i) * D + d, eb = (rb + i) * D + d;
             int differs = a->o[ea] != b->o[eb];
-            if (f32) differs |= f32_bits(a->o_f32[ea]) != f32_bits(b->o_f32[eb]);
+            if (f32) differs |= ac_f32_bits(a->o_f32[ea]) != ac_f32_bits(b->o_f32[eb]);
             if (differs) {
                 if (first_e < 0) first_e = i * D + d;
                 diff_o++;
             }
         }
-        if (f32_bits(a->lse[ra + i]) != f32_bits(b->lse[rb + i])) {
+        if (ac_f32_bits(a->lse[ra + i]) != ac_f32_bits(b->lse[rb + i])) {
             if (first_r < 0) first_r = i;
             diff_lse++;
         }
@@ -292,8 +285,8 @@ int prop_same_bits(const ac_case *c, const ac_outputs *a, int64_t ra, const ac_o
     } else {
         prop_row_name(c, ra + first_r, where, sizeof where);
         snprintf(why, n, "%s: not bitwise equal: %lld LSEs differ; first at %s: 0x%08x (%.9g) vs 0x%08x (%.9g)",
-                 what, (long long)diff_lse, where, f32_bits(a->lse[ra + first_r]), (double)a->lse[ra + first_r],
-                 f32_bits(b->lse[rb + first_r]), (double)b->lse[rb + first_r]);
+                 what, (long long)diff_lse, where, ac_f32_bits(a->lse[ra + first_r]), (double)a->lse[ra + first_r],
+                 ac_f32_bits(b->lse[rb + first_r]), (double)b->lse[rb + first_r]);
     }
     prop_why_case(why, n, c);
     return 1;

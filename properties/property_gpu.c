@@ -1,66 +1,95 @@
 /* Plain driver: every property over its grid on one backend, a table of the
- * results. For the GPU host (no Criterion there): exits 77 without a CUDA
- * device, so ctest reports the `gpu` test skipped.
- *   property_gpu [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] [--scale K]
+ * results. For the GPU host (no Criterion there): exits AC_EXIT_SKIP (77)
+ * without a CUDA device, so ctest reports the `gpu` test skipped.
+ *   property_gpu [--backend gpu|cpu|auto] [--prop NAME] [--max N] [--seed S] [--scale K]
  *                  [--bug NAME]
  * --scale K multiplies the sequence lengths (ac_prop_set_length_scale);
- * --bug injects one of ac_backend.h's bugs (then failures are the point). */
+ * --bug injects one of ac_backend.h's bugs into the CPU models (then
+ * failures are the point); with the GPU backend it is refused.
+ * A bad flag is exit 2 before any work. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ac_args.h"
+#include "ac_clock.h"
 #include "ac_prop.h"
+#include "ac_status.h"
 
-static double now_s(void)
+static void usage(FILE *f)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    fprintf(f,
+            "usage: property_gpu [options]\n"
+            "Every property over its grid on one backend, a table of the results.\n"
+            "  --backend gpu|cpu|auto  the CUDA kernels (default) or their CPU models\n"
+            "  --prop NAME             this property only:");
+    for (int i = 0; i < ac_prop_count; i++) fprintf(f, " %s", ac_props[i].name);
+    fprintf(f,
+            "\n"
+            "  --max N                 grid points per property (0, the default: all)\n"
+            "  --seed N                default $ATTNCHECK_SEED, else a fresh one (printed)\n"
+            "  --scale K               multiply the sequence lengths by K (1 to 64)\n"
+            "  --bug NAME              inject a classic bug into the CPU models (then failures are the\n"
+            "                          point); needs --backend cpu or auto\n"
+            "  --help                  this text\n");
 }
 
 int main(int argc, char **argv)
 {
+    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_PROP, OPT_MAX, OPT_BUG, OPT_SCALE, OPT_SEED };
+    static const struct option opts[] = {
+        {"backend", required_argument, NULL, OPT_BACKEND}, {"prop", required_argument, NULL, OPT_PROP},
+        {"max", required_argument, NULL, OPT_MAX},         {"bug", required_argument, NULL, OPT_BUG},
+        {"scale", required_argument, NULL, OPT_SCALE},     {"seed", required_argument, NULL, OPT_SEED},
+        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
     ac_backend be = AC_BACKEND_GPU;
+    int be_auto = 0, max_cases = 0, scale = 0, have_seed = 0; /* scale 0: $ATTNCHECK_PROP_SCALE or 1 */
     const char *only = NULL;
-    int max_cases = 0;
     ac_bug bug = AC_BUG_NONE;
-    uint64_t seed = ac_prop_seed_from_env();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
-            i++;
-            be = !strcmp(argv[i], "gpu") ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
-        } else if (!strcmp(argv[i], "--prop") && i + 1 < argc) {
-            only = argv[++i];
-        } else if (!strcmp(argv[i], "--max") && i + 1 < argc) {
-            max_cases = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--bug") && i + 1 < argc) {
-            i++;
+    uint64_t seed = 0;
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "property_gpu", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        ac_status st = AC_OK;
+        switch (c) {
+        case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &be, &be_auto, &err); break;
+        case OPT_PROP: {
             int found = 0;
-            for (int b = 0; b < AC_BUG_COUNT; b++)
-                if (!strcmp(argv[i], ac_bug_name((ac_bug)b))) {
-                    bug = (ac_bug)b;
-                    found = 1;
-                }
+            for (int i = 0; i < ac_prop_count; i++) found |= !strcmp(optarg, ac_props[i].name);
             if (!found) {
-                fprintf(stderr, "property_gpu: unknown bug %s\n", argv[i]);
-                return 2;
+                char names[256] = "";
+                for (int i = 0; i < ac_prop_count; i++)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), " %s", ac_props[i].name);
+                st = ac_fail(&err, AC_ERR_PARSE, "%s %.40s: unknown property; one of:%s", a.name, optarg, names);
             }
-        } else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
-            ac_prop_set_length_scale(atoi(argv[++i]));
-        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 0);
-        } else {
-            fprintf(stderr, "usage: %s [--backend gpu|cpu] [--prop NAME] [--max N] [--seed S] [--scale K] [--bug NAME]\n",
-                    argv[0]);
-            return 2;
+            only = optarg;
+            break;
         }
+        case OPT_MAX: st = ac_arg_int(a.name, optarg, 0, 1 << 30, &max_cases, &err); break;
+        case OPT_BUG: st = ac_arg_bug(a.name, optarg, &bug, &err); break;
+        /* 64: lengths past 64x the grid's would take hours per property. */
+        case OPT_SCALE: st = ac_arg_int(a.name, optarg, 1, 64, &scale, &err); break;
+        case OPT_SEED: st = ac_arg_u64(a.name, optarg, 0, UINT64_MAX, &seed, &err), have_seed = st == AC_OK; break;
+        case 'h': usage(stdout); return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
+        }
+        if (st) return ac_args_fail(&a, &err);
     }
+    if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
+    /* The bugs live in the CPU models: the kernels ignore or refuse them. */
+    if (bug && be_auto) be_auto = 0, be = AC_BACKEND_MODEL;
+    if (bug && be != AC_BACKEND_MODEL)
+        return ac_args_failf(&a, "--bug %s: bugs are injected into the CPU models only; give --backend cpu (or auto)",
+                             ac_bug_name(bug));
+    if (be_auto) be = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
         printf("property_gpu: no CUDA device: skipped\n");
-        return 77;
+        return AC_EXIT_SKIP;
     }
+    if (!have_seed) seed = ac_prop_seed_from_env();
+    if (scale) ac_prop_set_length_scale(scale);
     printf("properties on %s, bug %s, ATTNCHECK_SEED=%" PRIu64 ", length scale %d\n", ac_backend_name(be),
            ac_bug_name(bug), seed, ac_prop_length_scale());
     int failed = 0, ran = 0;
@@ -71,19 +100,19 @@ int main(int argc, char **argv)
         if (only && strcmp(only, p->name)) continue;
         ran++;
         ac_prop_report rep;
-        double t0 = now_s();
+        double t0 = ac_now();
         ac_prop_worst_ratio(1);
         ac_prop_run_grid(p, be, bug, seed, max_cases, 0, stderr, &rep);
         /* worst r: the largest |diff| / tolerance among the within-the-bound
            comparisons that held (bitwise laws have none) */
         printf("%-12s %6d %6d %6d %6d %8.2f %9.3g  %.160s\n", p->name, rep.cases, rep.passed, rep.failed,
-               rep.skipped, now_s() - t0, ac_prop_worst_ratio(1), rep.failed ? rep.first_why : "");
+               rep.skipped, ac_now() - t0, ac_prop_worst_ratio(1), rep.failed ? rep.first_why : "");
         fflush(stdout);
         failed += rep.failed > 0;
     }
-    if (!ran) {
+    if (!ran) { /* not reached: --prop is checked against the list */
         fprintf(stderr, "property_gpu: no property named %s\n", only ? only : "?");
-        return 2;
+        return AC_EXIT_USAGE;
     }
     printf("%s: %d of %d properties failed\n", failed ? "FAIL" : "PASS", failed, ran);
     return failed ? 1 : 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent cross-check of the oracle with mpmath (mp.prec = 200).
 
-Runs oracle_dump (path given as argv[1]), which prints random small cases
+Runs oracle_dump (path given as argv[1]; further arguments go to it:
+--cases N --mode fast|mpfr --seed S), which prints random small cases
 with their exact inputs (bit patterns) and the oracle's answers, and
 recomputes every answer here from SEMANTICS.md alone: which keys a query
 sees (causal modes, masks, GQA, the paged cache), the softmax, the LSE and

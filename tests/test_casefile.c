@@ -12,20 +12,15 @@
 
 #include "ac_casefile.h"
 #include "ac_numfmt.h"
+#include "ac_rng.h"
 
 #ifndef AC_SOURCE_DIR
 #define AC_SOURCE_DIR "."
 #endif
 
-/* --- a small local PRNG (SplitMix64), independent of ac_gen ---------------- */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* --- a local stream of ac_rng (common/ac_rng.h), apart from ac_gen's ------ */
+static ac_rng rng;
+static uint64_t rnd(void) { return ac_rng_next(&rng); }
 static int64_t rnd_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
 
 
@@ -148,7 +143,7 @@ static char *write_ok(const ac_casefile *f, size_t *len)
 
 Test(casefile, round_trip_random_cases_byte_exact)
 {
-    rng_state = 1;
+    rng.state = 1;
     for (int it = 0; it < 3000; it++) {
         ac_casefile f, g;
         rnd_casefile(&f);
@@ -171,7 +166,7 @@ Test(casefile, round_trip_random_cases_byte_exact)
    mask_density and scale over many random patterns and all the edges. */
 Test(casefile, floats_exact_for_all_patterns)
 {
-    rng_state = 2;
+    rng.state = 2;
     ac_casefile f, g;
     ac_casefile_init(&f);
     f.c.scale_given = 1;
@@ -611,7 +606,7 @@ static const char *const TOKENS[] = {" ", "\n", "0", "-1", "9", ":", "#", "\r", 
 
 Test(casefile, random_mutations_never_crash)
 {
-    rng_state = 3;
+    rng.state = 3;
     ac_casefile seedf;
     size_t base_n;
     char *seeds[4];
@@ -683,7 +678,7 @@ Test(casefile, random_mutations_never_crash)
 
 Test(casefile, random_bytes_never_crash)
 {
-    rng_state = 4;
+    rng.state = 4;
     char buf[512];
     for (int it = 0; it < 5000; it++) {
         size_t n = (size_t)rnd_in(0, sizeof buf);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ac_numfmt.h"
+#include "ac_rng.h"
 
 /* MPFR convention: x = m * 2^e with 0.5 <= m < 1.
    fp16: p = 11, smallest subnormal 2^-24 = 0.5*2^-23 -> emin = -23,
@@ -153,14 +154,8 @@ Test(numfmt, edges)
 
 /* --- random patterns --------------------------------------------------------- */
 
-static uint64_t sm_state;
-static uint64_t sm_next(void)
-{
-    uint64_t z = (sm_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static ac_rng sm;
+static uint64_t sm_next(void) { return ac_rng_next(&sm); }
 static uint32_t below(uint32_t n) { return (uint32_t)((sm_next() >> 32) * n >> 32); }
 
 /* A pattern of a binary format with `fb` fraction bits and biased exponent
@@ -200,7 +195,7 @@ static uint64_t draw_pattern(int fb, int ew, int tgt_t, int tgt_bias)
 
 static void random_f32(uint64_t seed, long n)
 {
-    sm_state = seed;
+    sm.state = seed;
     long bad = 0;
     for (long i = 0; i < n && bad < 20; i++) {
         const fmt *f = (i & 1) ? &FP16 : &BF16;
@@ -215,7 +210,7 @@ static void random_f32(uint64_t seed, long n)
 
 static void random_f64(uint64_t seed, long n)
 {
-    sm_state = seed;
+    sm.state = seed;
     long bad = 0;
     for (long i = 0; i < n && bad < 20; i++) {
         const fmt *f = (i & 1) ? &FP16 : &BF16;

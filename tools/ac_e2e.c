@@ -6,6 +6,7 @@
 
 #include "ac_gen.h"
 #include "ac_index.h"
+#include "ac_status.h"
 #include "ac_verdict.h"
 #include "oracle.h"
 
@@ -18,7 +19,7 @@ enum { E2E_BATCH = 3, E2E_STEPS = 12 };
 
 /* Writes, through the backend's store, the rows of `truth` at positions
    [from_b, to_b) of each sequence into cache (k, v), which it replaces. */
-static ac_status store_positions(ac_backend be, const ac_case *layout, const ac_tensors *truth, const int32_t *from,
+static ac_status store_positions(ac_backend be, const ac_run_opts *ro, const ac_case *layout, const ac_tensors *truth, const int32_t *from,
                                  const int32_t *to, uint16_t **k, uint16_t **v, ac_error *err)
 {
     ac_case c;
@@ -52,7 +53,7 @@ static ac_status store_positions(ac_backend be, const ac_case *layout, const ac_
     }
     ac_outputs out;
     memset(&out, 0, sizeof out);
-    if (!st) st = ac_backend_run(be, &c, &t, NULL, &out, err);
+    if (!st) st = ac_backend_run(be, &c, &t, ro, &out, err);
     if (!st) {
         free(*k);
         free(*v);
@@ -69,7 +70,7 @@ static ac_status store_positions(ac_backend be, const ac_case *layout, const ac_
 
 /* One configuration: prompt, then E2E_STEPS decode steps. Returns the number
    of failed steps, or -1 on an error (message in err). */
-static int run_cfg(ac_backend be, const e2e_cfg *g, uint64_t seed, int steps, double *r_worst, double *lse_worst,
+static int run_cfg(ac_backend be, const ac_run_opts *ro, const e2e_cfg *g, uint64_t seed, int steps, double *r_worst, double *lse_worst,
                    ac_error *err)
 {
     /* The final state: each sequence's prompt plus `steps` generated tokens. */
@@ -106,13 +107,13 @@ static int run_cfg(ac_backend be, const e2e_cfg *g, uint64_t seed, int steps, do
     for (int64_t i = 0; i < truth.kv_elems; i++) ck[i] = cv[i] = 0x7e00;
     int32_t from[E2E_BATCH] = {0, 0, 0}, to[E2E_BATCH];
     for (int b = 0; b < E2E_BATCH; b++) to[b] = prompt[b];
-    st = store_positions(be, &full, &truth, from, to, &ck, &cv, err);
+    st = store_positions(be, ro, &full, &truth, from, to, &ck, &cv, err);
     for (int s = 0; !st && s < steps; s++) {
         for (int b = 0; b < E2E_BATCH; b++) {
             from[b] = prompt[b] + s;
             to[b] = from[b] + 1;
         }
-        st = store_positions(be, &full, &truth, from, to, &ck, &cv, err);
+        st = store_positions(be, ro, &full, &truth, from, to, &ck, &cv, err);
         if (st) break;
         ac_case step;
         st = ac_case_copy(&step, &full, err);
@@ -135,7 +136,7 @@ static int run_cfg(ac_backend be, const e2e_cfg *g, uint64_t seed, int steps, do
             st = ac_oracle_run(&step, &t, &oo, &res, err);
             t.k = ck;
             t.v = cv;
-            if (!st) st = ac_backend_run(be, &step, &t, NULL, &o, err);
+            if (!st) st = ac_backend_run(be, &step, &t, ro, &o, err);
             ac_verdict v;
             if (!st) st = ac_verdict_judge(&step, &t, &res, &o, NULL, NULL, &v, NULL, err);
             if (!st) {
@@ -159,18 +160,21 @@ out:
     return st ? -1 : failed;
 }
 
-int ac_e2e_main(ac_backend be, int quick, uint64_t seed, FILE *out)
+int ac_e2e_main(ac_backend be, int quick, uint64_t seed, ac_bug bug, FILE *out)
 {
     if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
         fprintf(out, "e2e: no CUDA device: skipped\n");
-        return 77;
+        return AC_EXIT_SKIP;
     }
+    /* No options at all without a bug: the call the kernels get in service. */
+    ac_run_opts run_opts = {bug, 0};
+    const ac_run_opts *ro = bug ? &run_opts : NULL;
     static const int32_t dims[] = {64, 128};
     static const int32_t blocks[] = {16, 32, 256};
     static const int32_t heads[][2] = {{8, 2}, {8, 8}, {16, 1}};
     int passed = 0, failed = 0, idx = 0;
-    fprintf(out, "e2e on the %s: prompt stored through the slot mapping, then %d steps of store + decode\n",
-            ac_backend_name(be), E2E_STEPS);
+    fprintf(out, "e2e on the %s: prompt stored through the slot mapping, then %d steps of store + decode%s%s\n",
+            ac_backend_name(be), E2E_STEPS, bug ? ", injected bug: " : "", bug ? ac_bug_name(bug) : "");
     for (int dt = 0; dt < 2; dt++)
         for (int di = 0; di < 2; di++)
             for (int bi = 0; bi < 3; bi++, idx++) {
@@ -178,11 +182,11 @@ int ac_e2e_main(ac_backend be, int quick, uint64_t seed, FILE *out)
                 e2e_cfg g = {dt ? AC_FP16 : AC_BF16, dims[di], heads[idx % 3][0], heads[idx % 3][1], blocks[bi]};
                 ac_error err;
                 double r = 0, rl = 0;
-                int bad = run_cfg(be, &g, seed + (uint64_t)idx, E2E_STEPS, &r, &rl, &err);
+                int bad = run_cfg(be, ro, &g, seed + (uint64_t)idx, E2E_STEPS, &r, &rl, &err);
                 fprintf(out, "%s e2e %s D=%d Hq=%d Hkv=%d block=%d steps=%d: %s worst r=%.3g lse_r=%.3g\n",
                         bad == 0 ? "ok  " : "FAIL", ac_dtype_name(g.dtype), g.head_dim, g.heads_q, g.heads_kv,
                         g.block_size, E2E_STEPS, bad < 0 ? err.msg : bad ? "steps failed" : "every step passed", r, rl);
-                if (bad < 0) return 2;
+                if (bad < 0) return AC_EXIT_USAGE;
                 passed += E2E_STEPS - bad;
                 failed += bad;
             }

@@ -15,9 +15,11 @@ extern "C" {
 #endif
 
 /* Runs the loop over a small configuration matrix; prints one line per
-   configuration and "N passed, N failed" last. Returns 0 when every step
-   passed, 1 on a failed step, 2 on an error, 77 for the GPU without a device. */
-int ac_e2e_main(ac_backend backend, int quick, uint64_t seed, FILE *out);
+   configuration and "N passed, N failed" last. `bug` (AC_BUG_NONE in
+   service) is injected into every store and decode call. Returns 0 when
+   every step passed, 1 on a failed step, 2 on an error, AC_EXIT_SKIP (77)
+   for the GPU without a device. */
+int ac_e2e_main(ac_backend backend, int quick, uint64_t seed, ac_bug bug, FILE *out);
 
 #ifdef __cplusplus
 }

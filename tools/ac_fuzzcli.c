@@ -20,17 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ac_args.h"
+#include "ac_clock.h"
 #include "ac_errpic.h"
 #include "ac_fuzz.h"
-
-#define EXIT_SKIP 77
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "ac_status.h"
 
 static int is_dir(const char *p)
 {
@@ -87,9 +81,13 @@ typedef struct replay_opts {
     int64_t rows;
     int quiet;
     const char *png_dir;    /* --png DIR: pictures of each case's error map */
+    int have_filter;        /* --filter REGEX: only inputs whose line matches */
+    regex_t filter;
 } replay_opts;
 
-typedef struct replay_count { int files, passed, rejected, failed, skipped, errors; } replay_count;
+/* files: inputs read; filtered: of those, the ones the filter passed over
+   (counted nowhere else). */
+typedef struct replay_count { int files, passed, rejected, failed, skipped, errors, filtered; } replay_count;
 
 /* Which target a file belongs to: its folder (corpus/<dir>), its name
    ("<target>-..." as findings and artifacts are named), or "case" for a case
@@ -153,6 +151,52 @@ static int corpus_disabled(const char *path, char *reason, size_t n)
     return hit;
 }
 
+/* The line an input is matched against by --filter: what the target's run
+   puts in out->line (the case line, or the target's one-line description),
+   found without running where the bytes say it: case files and layout bytes
+   (ac_fuzz_case_from_bytes), combine records, the casefile target's input.
+   Other targets' lines exist only after the run: theirs runs once quietly. */
+static void replay_line(const ac_fuzz_target *t, const uint8_t *data, size_t size, const replay_opts *o, char *line,
+                        size_t n)
+{
+    ac_error e;
+    line[0] = '\0';
+    if (!strcmp(t->name, "layout")) {
+        ac_casefile f;
+        if (ac_fuzz_case_from_bytes(data, size, &f, &e) == AC_OK) {
+            ac_case_line(&f.c, line, n);
+            ac_casefile_free(&f);
+        }
+    } else if (!strcmp(t->name, "combine")) {
+        ac_fuzz_partials *p = malloc(sizeof *p);
+        if (p) {
+            ac_fuzz_partials_decode(data, size, p);
+            ac_fuzz_partials_line(p, line, n);
+            free(p);
+        }
+    } else if (!strcmp(t->name, "casefile")) {
+        ac_casefile f;
+        if (ac_casefile_parse((const char *)data, size, &f, &e) == AC_OK) {
+            snprintf(line, n, "casefile: %s", f.title);
+            ac_casefile_free(&f);
+        } else {
+            snprintf(line, n, "casefile input of %zu bytes", size);
+        }
+    } else {
+        ac_fuzz_env env;
+        ac_fuzz_env_default(&env);
+        env.backend = o->backend;
+        env.limits = 0;
+        env.oracle_rows = o->rows;
+        env.verbose = 0;
+        ac_fuzz_outcome out;
+        ac_fuzz_outcome_init(&out);
+        t->run(data, size, &env, &out);
+        snprintf(line, n, "%s", out.line);
+        ac_fuzz_outcome_free(&out);
+    }
+}
+
 static void replay_file(const char *path, const replay_opts *o, replay_count *cnt)
 {
     uint8_t *data;
@@ -181,6 +225,16 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
         cnt->errors++;
         free(data);
         return;
+    }
+    if (o->have_filter) {
+        char line[512];
+        replay_line(t, data, size, o, line, sizeof line);
+        if (regexec(&o->filter, line, 0, NULL, 0) != 0) {
+            cnt->filtered++;
+            if (have_file) ac_casefile_free(&file);
+            free(data);
+            return;
+        }
     }
     ac_fuzz_env env;
     ac_fuzz_env_default(&env);
@@ -307,73 +361,103 @@ static void replay_path(const char *path, const replay_opts *o, replay_count *cn
     free(names);
 }
 
+static void replay_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attncheck replay [options] FILE|DIR...\n"
+            "Reproduces case files and fuzz inputs: the case line, the kernel against the oracle, the\n"
+            "verdict, the worst elements and an error map; a case file's `expect` line is checked.\n"
+            "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
+            "  --target NAME           the fuzz target of files outside corpus/<target>/ (");
+    const ac_fuzz_target *const *all = ac_fuzz_targets();
+    for (int i = 0; all[i]; i++) fprintf(f, "%s%s", i ? ", " : "", all[i]->name);
+    fprintf(f,
+            ")\n"
+            "  --rows N                oracle rows sampled per check (0, the default: every row)\n"
+            "  --filter REGEX          only inputs whose line (case line, or the target's one-line\n"
+            "                          description) matches (POSIX extended regex)\n"
+            "  --png DIR               pictures of each case's error map\n"
+            "  --quiet                 one line per input\n"
+            "  --help                  this text\n");
+}
+
+static void replay_opts_free(replay_opts *o)
+{
+    if (o->have_filter) regfree(&o->filter);
+    o->have_filter = 0;
+}
+
 int ac_replay_main(int argc, char **argv)
 {
+    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER };
+    static const struct option opts[] = {
+        {"backend", required_argument, NULL, OPT_BACKEND}, {"target", required_argument, NULL, OPT_TARGET},
+        {"rows", required_argument, NULL, OPT_ROWS},       {"quiet", no_argument, NULL, OPT_QUIET},
+        {"png", required_argument, NULL, OPT_PNG},         {"filter", required_argument, NULL, OPT_FILTER},
+        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
     replay_opts o;
     memset(&o, 0, sizeof o);
     o.backend_auto = 1;
-    const char **paths = calloc((size_t)argc + 1, sizeof *paths);
-    int np = 0;
-    if (!paths) return 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--backend") && i + 1 < argc) {
-            const char *b = argv[++i];
-            o.backend_auto = !strcmp(b, "auto");
-            if (!strcmp(b, "gpu")) o.backend = AC_BACKEND_GPU;
-            else if (!strcmp(b, "cpu")) o.backend = AC_BACKEND_MODEL;
-            else if (!o.backend_auto) {
-                fprintf(stderr, "replay: --backend %s: expected auto, cpu or gpu\n", b);
-                free(paths);
-                return 2;
-            }
-        } else if (!strcmp(a, "--target") && i + 1 < argc) {
-            o.target = ac_fuzz_target_find(argv[++i]);
+    const char *filter_text = NULL;
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "attncheck replay", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        ac_status st = AC_OK;
+        switch (c) {
+        case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &o.backend, &o.backend_auto, &err); break;
+        case OPT_TARGET:
+            o.target = ac_fuzz_target_find(optarg);
             if (!o.target) {
-                fprintf(stderr, "replay: unknown target %s\n", argv[i]);
-                free(paths);
-                return 2;
+                char names[128] = "";
+                const ac_fuzz_target *const *all = ac_fuzz_targets();
+                for (int i = 0; all[i]; i++) snprintf(names + strlen(names), sizeof names - strlen(names), " %s", all[i]->name);
+                st = ac_fail(&err, AC_ERR_PARSE, "%s %.40s: unknown target; one of:%s", a.name, optarg, names);
             }
-        } else if (!strcmp(a, "--rows") && i + 1 < argc) {
-            o.rows = strtoll(argv[++i], NULL, 10);
-        } else if (!strcmp(a, "--quiet")) {
-            o.quiet = 1;
-        } else if (!strcmp(a, "--png") && i + 1 < argc) {
-            o.png_dir = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "replay: unknown option %s\n", a);
-            free(paths);
-            return 2;
-        } else {
-            paths[np++] = a;
+            break;
+        case OPT_ROWS: st = ac_arg_i64(a.name, optarg, 0, INT64_MAX, &o.rows, &err); break;
+        case OPT_QUIET: o.quiet = 1; break;
+        case OPT_PNG:
+            st = ac_arg_out_dir(a.name, optarg, &err);
+            o.png_dir = optarg;
+            break;
+        case OPT_FILTER:
+            replay_opts_free(&o);
+            st = ac_arg_regex(a.name, optarg, &o.filter, &err);
+            o.have_filter = st == AC_OK;
+            filter_text = optarg;
+            break;
+        case 'h':
+            replay_usage(stdout);
+            replay_opts_free(&o);
+            return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
+        }
+        if (st) {
+            replay_opts_free(&o);
+            return ac_args_fail(&a, &err);
         }
     }
-    if (!np) {
-        fprintf(stderr, "usage: attncheck replay [--backend auto|cpu|gpu] [--target T] [--rows N] [--quiet] [--png DIR] FILE|DIR...\n");
-        free(paths);
-        return 2;
-    }
-    if (o.png_dir) {
-        ac_error e;
-        if (ac_errpic_mkdirs(o.png_dir, &e)) {
-            fprintf(stderr, "replay: --png: %s\n", e.msg);
-            free(paths);
-            return 2;
-        }
+    if (optind >= argc) {
+        replay_opts_free(&o);
+        return ac_args_failf(&a, "no FILE or DIR given");
     }
     if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     else if (o.backend == AC_BACKEND_GPU && !ac_gpu_available()) {
         printf("replay: no CUDA device: skipped\n");
-        free(paths);
-        return EXIT_SKIP;
+        replay_opts_free(&o);
+        return AC_EXIT_SKIP;
     }
     replay_count cnt;
     memset(&cnt, 0, sizeof cnt);
-    for (int i = 0; i < np; i++) replay_path(paths[i], &o, &cnt);
+    for (int i = optind; i < argc; i++) replay_path(argv[i], &o, &cnt);
+    if (o.have_filter)
+        printf("replay: --filter '%s' kept %d of %d files\n", filter_text, cnt.files - cnt.filtered, cnt.files);
     printf("replay (%s): %d files: %d passed, %d rejected as expected, %d failed, %d skipped, %d unreadable\n",
-           ac_backend_name(o.backend), cnt.files, cnt.passed, cnt.rejected, cnt.failed, cnt.skipped, cnt.errors);
-    free(paths);
-    if (cnt.errors) return 2;
+           ac_backend_name(o.backend), cnt.files - cnt.filtered, cnt.passed, cnt.rejected, cnt.failed, cnt.skipped,
+           cnt.errors);
+    replay_opts_free(&o);
+    if (cnt.errors) return AC_EXIT_USAGE;
     return cnt.failed ? 1 : 0;
 }
 
@@ -398,8 +482,20 @@ typedef struct fuzz_opts {
 static void fuzz_usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck fuzz TARGET [--seconds N] [--jobs N] [--walk] [--backend auto|cpu|gpu] [--gpus N]\n"
-            "                      [--out DIR] [--seeds DIR] [--seed N] [--rows N] [--max-len N] [-- LIBFUZZER-FLAGS...]\n"
+            "usage: attncheck fuzz TARGET [options] [-- LIBFUZZER-FLAGS...]\n"
+            "A campaign: libFuzzer fork mode when the target's libFuzzer binary is built (fuzz/build.sh),\n"
+            "else the random walk; findings are saved as case files under DIR/findings.\n"
+            "  --seconds N             wall-clock budget (default 600)\n"
+            "  --jobs N                processes (default one per core)\n"
+            "  --walk                  the random walk even when libFuzzer is there\n"
+            "  --backend auto|gpu|cpu  auto: the GPU when the target runs kernels and a GPU is there\n"
+            "  --gpus N                GPUs to spread the workers over (0, the default: all)\n"
+            "  --out DIR               default fuzz-out/TARGET\n"
+            "  --seeds DIR             seed inputs (default corpus/<target's folder>)\n"
+            "  --seed N                the walk's seed (0, the default: from the clock)\n"
+            "  --rows N                oracle rows sampled per execution (0: every row)\n"
+            "  --max-len N             largest input in bytes (default 65536)\n"
+            "  --list, --help          this text\n"
             "targets:\n");
     const ac_fuzz_target *const *all = ac_fuzz_targets();
     for (int i = 0; all[i]; i++) fprintf(f, "  %-9s %s\n", all[i]->name, all[i]->about);
@@ -583,7 +679,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     printf("fuzz %s: libFuzzer %s, %d jobs, %.0f s; corpus %s, seeds %s, findings %s, log %s\n", o->target->name,
            bin, o->jobs, o->seconds, corpus, seeds, findings, logpath);
     fflush(stdout);
-    double t0 = now_s();
+    double t0 = ac_now();
     pid_t pid = fork();
     if (pid == 0) {
         dup2(pipefd[1], 2);
@@ -618,7 +714,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
                 if (!strncmp(line, "FINDING", 7)) fputs(line, stdout);
             }
         }
-        double t = now_s();
+        double t = ac_now();
         if (t >= next) {
             int nf = count_files(findings, NULL) - findings0 + count_files(artifacts, NULL);
             long long live = s.execs + running_job_execs(pid);
@@ -631,7 +727,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     int status = 0;
     waitpid(pid, &status, 0);
     if (in) fclose(in);
-    double el = now_s() - t0;
+    double el = ac_now() - t0;
 
     /* Merge: the working corpus minimised into merged/. */
     mkdir_p(merged);
@@ -719,49 +815,56 @@ int ac_fuzz_main(int argc, char **argv)
     o.max_len = 65536;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o.jobs = cores > 0 ? (int)cores : 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--")) {
+    /* "--" ends our flags: what follows goes to libFuzzer untouched. */
+    int nflags = argc;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            nflags = i;
             o.extra = argv + i + 1;
             o.nextra = argc - i - 1;
             break;
-        } else if (!strcmp(a, "--list") || !strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fuzz_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--seconds") && i + 1 < argc) o.seconds = strtod(argv[++i], NULL);
-        else if (!strcmp(a, "--jobs") && i + 1 < argc) o.jobs = atoi(argv[++i]);
-        else if (!strcmp(a, "--walk")) o.walk = 1;
-        else if (!strcmp(a, "--gpus") && i + 1 < argc) o.gpus = atoi(argv[++i]);
-        else if (!strcmp(a, "--out") && i + 1 < argc) o.out = argv[++i];
-        else if (!strcmp(a, "--seeds") && i + 1 < argc) o.seeds = argv[++i];
-        else if (!strcmp(a, "--seed") && i + 1 < argc) o.seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(a, "--rows") && i + 1 < argc) o.rows = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--max-len") && i + 1 < argc) o.max_len = atoi(argv[++i]);
-        else if (!strcmp(a, "--backend") && i + 1 < argc) {
-            const char *b = argv[++i];
-            o.backend_auto = !strcmp(b, "auto");
-            if (!strcmp(b, "gpu")) o.backend = AC_BACKEND_GPU;
-            else if (!strcmp(b, "cpu")) o.backend = AC_BACKEND_MODEL;
-            else if (!o.backend_auto) {
-                fprintf(stderr, "fuzz: --backend %s: expected auto, cpu or gpu\n", b);
-                return 2;
-            }
-        } else if (a[0] == '-') {
-            fprintf(stderr, "fuzz: unknown option %s\n", a);
-            fuzz_usage(stderr);
-            return 2;
-        } else if (!o.target) {
-            o.target = ac_fuzz_target_find(a);
-            if (!o.target) {
-                fprintf(stderr, "fuzz: unknown target %s\n", a);
-                fuzz_usage(stderr);
-                return 2;
-            }
         }
+    enum { OPT_SECONDS = AC_ARGS_LONG, OPT_JOBS, OPT_WALK, OPT_GPUS, OPT_OUT, OPT_SEEDS, OPT_SEED, OPT_ROWS,
+           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST };
+    static const struct option opts[] = {
+        {"seconds", required_argument, NULL, OPT_SECONDS}, {"jobs", required_argument, NULL, OPT_JOBS},
+        {"walk", no_argument, NULL, OPT_WALK},             {"gpus", required_argument, NULL, OPT_GPUS},
+        {"out", required_argument, NULL, OPT_OUT},         {"seeds", required_argument, NULL, OPT_SEEDS},
+        {"seed", required_argument, NULL, OPT_SEED},       {"rows", required_argument, NULL, OPT_ROWS},
+        {"max-len", required_argument, NULL, OPT_MAX_LEN}, {"backend", required_argument, NULL, OPT_BACKEND},
+        {"list", no_argument, NULL, OPT_LIST},             {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "attncheck fuzz", nflags, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        ac_status st = AC_OK;
+        switch (c) {
+        /* A year at most; libFuzzer reads 0 as "no limit", which a campaign never means. */
+        case OPT_SECONDS: st = ac_arg_double(a.name, optarg, 0.001, 365 * 86400.0, &o.seconds, &err); break;
+        case OPT_JOBS: st = ac_arg_int(a.name, optarg, 1, 4096, &o.jobs, &err); break;
+        case OPT_WALK: o.walk = 1; break;
+        case OPT_GPUS: st = ac_arg_int(a.name, optarg, 0, 64, &o.gpus, &err); break; /* 0: count them */
+        case OPT_OUT: o.out = optarg; break;
+        case OPT_SEEDS: o.seeds = optarg; break;
+        case OPT_SEED: st = ac_arg_u64(a.name, optarg, 0, UINT64_MAX, &o.seed, &err); break;
+        case OPT_ROWS: st = ac_arg_i64(a.name, optarg, 0, INT64_MAX, &o.rows, &err); break;
+        case OPT_MAX_LEN: st = ac_arg_int(a.name, optarg, 1, 1 << 30, &o.max_len, &err); break;
+        case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &o.backend, &o.backend_auto, &err); break;
+        case OPT_LIST:
+        case 'h': fuzz_usage(stdout); return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
+        }
+        if (st) return ac_args_fail(&a, &err);
     }
+    if (optind >= nflags) return ac_args_failf(&a, "no TARGET given");
+    if (nflags - optind > 1) return ac_args_failf(&a, "%s: unexpected argument (one TARGET; libFuzzer flags go after --)", argv[optind + 1]);
+    o.target = ac_fuzz_target_find(argv[optind]);
     if (!o.target) {
-        fuzz_usage(stderr);
-        return 2;
+        char names[128] = "";
+        const ac_fuzz_target *const *all = ac_fuzz_targets();
+        for (int i = 0; all[i]; i++) snprintf(names + strlen(names), sizeof names - strlen(names), " %s", all[i]->name);
+        return ac_args_failf(&a, "%.40s: unknown target; one of:%s", argv[optind], names);
     }
     if (o.jobs < 1) o.jobs = 1;
     /* auto: the GPU when the target runs kernels and a device file exists.

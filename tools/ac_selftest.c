@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_args.h"
 #include "ac_check.h"
 #include "ac_gen.h"
 #include "ac_prop.h"
@@ -16,6 +17,7 @@
 #define SELFTEST_STREAM 0x73656c66ULL /* "self" */
 #define ORACLE_ROWS 64                /* sampled oracle rows per case: the bugs move every row */
 #define ORACLE_TEMPLATES 6
+#define SELFTEST_MAX_CASES 100000         /* a sanity bound: a case takes ~0.1 s */
 
 static int g_verbose; /* --verbose: one line per case run */
 
@@ -25,13 +27,8 @@ typedef struct check_result {
     char why[1024];
 } check_result;
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
+/* Independent-looking seeds from (base, index). */
+static uint64_t mix(uint64_t x) { return ac_rng_hash(x); }
 
 /* ---- property checks -------------------------------------------------------------- */
 
@@ -232,23 +229,55 @@ static void run_oracle(ac_bug bug, uint64_t seed, int cases, check_result *res)
 
 /* ---- the table ------------------------------------------------------------------------ */
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: attncheck selftest [options]\n"
+            "Injects each classic bug into the CPU models and shows which checks (the properties and\n"
+            "the oracle verdict) catch it, and after how many cases; without a bug every check must pass.\n"
+            "  --cases N     grid points per check and bug (default 6, 1 to %d)\n"
+            "  --seed N      default $ATTNCHECK_SEED, else a fresh one (printed)\n"
+            "  --bug NAME    this bug only:",
+            SELFTEST_MAX_CASES);
+    for (int b = 1; b < AC_BUG_COUNT; b++) fprintf(f, " %s", ac_bug_name((ac_bug)b));
+    fprintf(f,
+            "\n"
+            "  --quiet       no example line under each bug\n"
+            "  --verbose     a line for every case run\n"
+            "  --help        this text\n");
+}
+
 int ac_selftest_main(int argc, char **argv)
 {
-    int cases = 6, quiet = 0;
-    const char *only = NULL;
-    uint64_t seed = ac_prop_seed_from_env();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--cases") && i + 1 < argc) cases = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(argv[i], "--bug") && i + 1 < argc) only = argv[++i];
-        else if (!strcmp(argv[i], "--quiet")) quiet = 1;
-        else if (!strcmp(argv[i], "--verbose")) g_verbose = 1;
-        else {
-            fprintf(stderr, "usage: attncheck selftest [--cases N] [--seed S] [--bug NAME] [--quiet] [--verbose]\n");
-            return 2;
+    enum { OPT_CASES = AC_ARGS_LONG, OPT_SEED, OPT_BUG, OPT_QUIET, OPT_VERBOSE };
+    static const struct option opts[] = {
+        {"cases", required_argument, NULL, OPT_CASES}, {"seed", required_argument, NULL, OPT_SEED},
+        {"bug", required_argument, NULL, OPT_BUG},     {"quiet", no_argument, NULL, OPT_QUIET},
+        {"verbose", no_argument, NULL, OPT_VERBOSE},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int cases = 6, quiet = 0, have_seed = 0;
+    ac_bug only = AC_BUG_NONE;
+    int only_set = 0;
+    uint64_t seed = 0;
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "attncheck selftest", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        ac_status st = AC_OK;
+        switch (c) {
+        case OPT_CASES: st = ac_arg_int(a.name, optarg, 1, SELFTEST_MAX_CASES, &cases, &err); break;
+        case OPT_SEED: st = ac_arg_u64(a.name, optarg, 0, UINT64_MAX, &seed, &err), have_seed = st == AC_OK; break;
+        case OPT_BUG: st = ac_arg_bug(a.name, optarg, &only, &err), only_set = st == AC_OK; break;
+        case OPT_QUIET: quiet = 1; break;
+        case OPT_VERBOSE: g_verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
         }
+        if (st) return ac_args_fail(&a, &err);
     }
-    if (cases < 1) cases = 1;
+    if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (selftest takes options only)", argv[optind]);
+    /* After the flags: a fresh seed is drawn (and printed) only for a good command line. */
+    if (!have_seed) seed = ac_prop_seed_from_env();
     const int nchecks = ac_prop_count + 1; /* the properties, then the oracle */
     double t0 = ac_now();
     printf("selftest: %d injected bugs x %d checks (%d properties + the oracle verdict) on the CPU models, up to %d "
@@ -275,7 +304,7 @@ int ac_selftest_main(int argc, char **argv)
            "----------------------------------------------------------------------",
            "-----");
     for (int b = 1; b < AC_BUG_COUNT; b++) {
-        if (only && strcmp(only, ac_bug_name((ac_bug)b))) continue;
+        if (only_set && (ac_bug)b != only) continue;
         char caught[1024] = "";
         size_t len = 0;
         int first = 0;

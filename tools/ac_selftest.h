@@ -11,8 +11,9 @@ extern "C" {
 
 /* argv[0] is "selftest". Options: --cases N (grid points per check and bug,
    default 6), --seed S (default ATTNCHECK_SEED or fresh), --bug NAME (one
-   bug only), --quiet, --verbose (a line per case run). Returns 0 when every bug is caught and nothing fails
-   without a bug; 1 otherwise; 2 on a usage error. */
+   bug only), --quiet, --verbose (a line per case run), --help. Returns 0
+   when every bug is caught and nothing fails without a bug; 1 otherwise; 2
+   on a usage error (reported before any work). */
 int ac_selftest_main(int argc, char **argv);
 
 #ifdef __cplusplus

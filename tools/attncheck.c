@@ -6,15 +6,19 @@
  *   attncheck selftest [options]            inject classic bugs into the CPU models and
  *                                           show which checks catch them
  *   attncheck describe FILE...              print case files readably
- * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose  --png DIR
- * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
- *       77 (skipped) when --backend gpu finds no CUDA device. */
+ *   attncheck fuzz / replay                 tools/ac_fuzzcli.c
+ * Every subcommand answers --help; attncheck --version prints the version.
+ * Exit: 0 all passed, 1 a check failed, 2 usage or input error (a bad flag
+ *       is reported before any work), 77 (AC_EXIT_SKIP) when --backend gpu
+ *       finds no CUDA device. */
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ac_args.h"
 #include "ac_casefile.h"
 #include "ac_check.h"
 #include "ac_e2e.h"
@@ -23,72 +27,187 @@
 #include "ac_selftest.h"
 #include "ac_gen.h"
 #include "ac_family.h"
+#include "ac_status.h"
 #include "ac_sweep.h"
 
-#define EXIT_SKIP 77
+#ifndef AC_VERSION
+#define AC_VERSION "unknown" /* CMake passes project(VERSION) */
+#endif
 
 typedef struct cli_opts {
     ac_backend backend;
     int backend_auto;
     int quick, verbose;
     uint64_t seed;
-    const char *tsv;
+    FILE *tsv;           /* --tsv FILE, opened while parsing */
     ac_bug bug;          /* --bug NAME: inject a classic bug into the CPU models */
     const char *png;     /* --png DIR: pictures of failing cases' error maps */
+    int have_filter;     /* --filter REGEX: only cases whose case line matches */
+    regex_t filter;
+    const char *filter_text;
 } cli_opts;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR] [FAMILY...]\n"
-            "       attncheck sweep FAMILY [same options]\n"
-            "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N]\n"
-            "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--verbose]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
+            "                     [--filter REGEX] [--verbose] [FAMILY...]\n"
+            "       attncheck sweep FAMILY [same options as run]\n"
+            "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N] [--bug NAME]\n"
+            "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--quiet] [--verbose]\n"
             "       attncheck describe FILE...\n"
-            "FAMILY: prefill decode combine store\n");
+            "       attncheck fuzz TARGET [options]      (attncheck fuzz --help)\n"
+            "       attncheck replay [options] FILE|DIR... (attncheck replay --help)\n"
+            "       attncheck --version\n"
+            "FAMILY:");
+    for (int i = 0; i < AC_OP_COUNT; i++) fprintf(f, " %s", ac_families()[i]->name);
+    fprintf(f, "\nEvery subcommand answers --help with its flags.\n");
 }
 
-/* Parses options in argv[from..]; leaves positional arguments in pos[]. */
-static int parse_opts(int argc, char **argv, int from, cli_opts *o, const char **pos, int *npos)
+static void usage_run(FILE *f, const char *cmd)
 {
+    int sweep = !strcmp(cmd, "sweep");
+    fprintf(f,
+            "usage: attncheck %s %s[options]%s\n"
+            "%s"
+            "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
+            "  --quick                 a small representative subset of each matrix\n"
+            "  --seed N                varies the data (default 1; decimal or 0x hex, 0 to 2^64-1)\n"
+            "  --tsv FILE              one line per case: group, pass, r, lse_r, ulp, ratio, case line\n"
+            "  --bug NAME              inject a classic bug into the CPU models (attncheck selftest --help\n"
+            "                          lists them; auto then means cpu, gpu is refused)\n"
+            "  --png DIR               pictures of each failing case's error map\n"
+            "  --filter REGEX          only the cases whose case line matches (POSIX extended regex)\n"
+            "  --verbose               a line for every case, not only the failing ones\n"
+            "  --help                  this text\n"
+            "FAMILY:",
+            cmd, sweep ? "FAMILY " : "", sweep ? "" : " [FAMILY...]",
+            sweep ? "One family's matrix of the default check sweep.\n"
+                  : "The oracle's self-check, then the default check sweep of the families given (default all).\n");
+    for (int i = 0; i < AC_OP_COUNT; i++) fprintf(f, " %s", ac_families()[i]->name);
+    fprintf(f, "\n");
+}
+
+static void usage_e2e(FILE *f)
+{
+    fprintf(f,
+            "usage: attncheck e2e [options]\n"
+            "A prompt stored through the slot mapping, then decode steps that store one token each\n"
+            "and attend to everything so far; the kernels read the cache their own store wrote.\n"
+            "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
+            "  --quick                 a third of the configurations\n"
+            "  --seed N                varies the data (default 1)\n"
+            "  --bug NAME              inject a classic bug into the CPU models' store and decode\n"
+            "                          (auto then means cpu, gpu is refused)\n"
+            "  --help                  this text\n");
+}
+
+static void usage_describe(FILE *f)
+{
+    fprintf(f,
+            "usage: attncheck describe FILE...\n"
+            "Prints case files readably; a malformed file is a named error (exit 2).\n"
+            "  --help  this text\n");
+}
+
+enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE };
+
+static void free_opts(cli_opts *o)
+{
+    if (o->tsv) fclose(o->tsv);
+    if (o->have_filter) regfree(&o->filter);
+    o->tsv = NULL;
+    o->have_filter = 0;
+}
+
+/* Options of run, sweep (all of them) and e2e (e2e = 1: backend, quick,
+   seed, bug). Every value is checked here, before any work: returns 0, or
+   the exit code (0 after --help, else AC_EXIT_USAGE) with *done = 1.
+   Positional arguments are argv[optind..argc) afterwards. */
+static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char **argv, cli_opts *o, int *done)
+{
+    static const struct option run_opts[] = {
+        {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
+        {"seed", required_argument, NULL, OPT_SEED},       {"bug", required_argument, NULL, OPT_BUG},
+        {"tsv", required_argument, NULL, OPT_TSV},         {"png", required_argument, NULL, OPT_PNG},
+        {"filter", required_argument, NULL, OPT_FILTER},   {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
+    static const struct option e2e_opts[] = {
+        {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
+        {"seed", required_argument, NULL, OPT_SEED},       {"bug", required_argument, NULL, OPT_BUG},
+        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
     o->backend = AC_BACKEND_MODEL;
     o->backend_auto = 1;
-    o->quick = o->verbose = 0;
     o->seed = 1;
-    o->tsv = NULL;
     o->bug = AC_BUG_NONE;
-    o->png = NULL;
-    *npos = 0;
-    for (int i = from; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--backend") && i + 1 < argc) {
-            const char *b = argv[++i];
-            o->backend_auto = !strcmp(b, "auto");
-            if (!strcmp(b, "gpu")) o->backend = AC_BACKEND_GPU;
-            else if (!strcmp(b, "cpu")) o->backend = AC_BACKEND_MODEL;
-            else if (!o->backend_auto) { fprintf(stderr, "attncheck: --backend %s: expected auto, gpu or cpu\n", b); return -1; }
-        } else if (!strcmp(a, "--quick")) o->quick = 1;
-        else if (!strcmp(a, "--verbose")) o->verbose = 1;
-        else if (!strcmp(a, "--seed") && i + 1 < argc) o->seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(a, "--tsv") && i + 1 < argc) o->tsv = argv[++i];
-        else if (!strcmp(a, "--png") && i + 1 < argc) o->png = argv[++i];
-        else if (!strcmp(a, "--bug") && i + 1 < argc) {
-            const char *name = argv[++i];
-            int found = 0;
-            for (int b = 1; b < AC_BUG_COUNT; b++)
-                if (!strcmp(name, ac_bug_name((ac_bug)b))) { o->bug = (ac_bug)b; found = 1; }
-            if (!found) {
-                fprintf(stderr, "attncheck: --bug %s: unknown; one of:", name);
-                for (int b = 1; b < AC_BUG_COUNT; b++) fprintf(stderr, " %s", ac_bug_name((ac_bug)b));
-                fprintf(stderr, "\n");
-                return -1;
-            }
+    *done = 1;
+    ac_args a;
+    ac_error err;
+    ac_status st = AC_OK;
+    ac_args_init(&a, prog, argc, argv, e2e ? e2e_opts : run_opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        switch (c) {
+        case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &o->backend, &o->backend_auto, &err); break;
+        case OPT_QUICK: o->quick = 1; break;
+        case OPT_VERBOSE: o->verbose = 1; break;
+        case OPT_SEED: st = ac_arg_u64(a.name, optarg, 0, UINT64_MAX, &o->seed, &err); break;
+        case OPT_BUG: st = ac_arg_bug(a.name, optarg, &o->bug, &err); break;
+        case OPT_PNG:
+            st = ac_arg_out_dir(a.name, optarg, &err);
+            o->png = optarg;
+            break;
+        case OPT_TSV:
+            if (o->tsv) fclose(o->tsv);
+            o->tsv = NULL;
+            st = ac_arg_out_file(a.name, optarg, &o->tsv, &err);
+            break;
+        case OPT_FILTER:
+            if (o->have_filter) regfree(&o->filter);
+            o->have_filter = 0;
+            st = ac_arg_regex(a.name, optarg, &o->filter, &err);
+            o->have_filter = st == AC_OK;
+            o->filter_text = optarg;
+            break;
+        case 'h':
+            if (e2e) usage_e2e(stdout);
+            else usage_run(stdout, cmd);
+            free_opts(o);
+            return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
         }
-        else if (a[0] == '-') { fprintf(stderr, "attncheck: unknown option %s\n", a); return -1; }
-        else pos[(*npos)++] = a;
+        if (st) {
+            free_opts(o);
+            return ac_args_fail(&a, &err);
+        }
     }
-    if (o->backend_auto) o->backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
+    *done = 0;
     return 0;
+}
+
+/* The bugs live in the CPU models (the kernels ignore or refuse them):
+   with --bug, auto means the CPU models and an explicit GPU is refused.
+   Returns 0, or the exit code after the message. */
+static int bug_backend(const char *prog, cli_opts *o)
+{
+    if (!o->bug) return 0;
+    if (o->backend_auto) {
+        o->backend_auto = 0;
+        o->backend = AC_BACKEND_MODEL;
+    }
+    if (o->backend == AC_BACKEND_MODEL) return 0;
+    ac_args a = {.prog = prog};
+    return ac_args_failf(&a, "--bug %s: bugs are injected into the CPU models only; give --backend cpu (or auto)",
+                         ac_bug_name(o->bug));
+}
+
+/* 1 if the case runs under o's filter (always without one). */
+static int filter_keeps(const cli_opts *o, const ac_case *c)
+{
+    if (!o->have_filter) return 1;
+    char line[512];
+    ac_case_line(c, line, sizeof line);
+    return regexec(&o->filter, line, 0, NULL, 0) == 0;
 }
 
 /* ---- per-group statistics for the summary table ---- */
@@ -118,13 +237,10 @@ static void print_table(const group_stat *g, int ng, FILE *f)
                 g[i].lse_max, (long long)g[i].ulp_max, g[i].ratio_max, g[i].oracle_s);
 }
 
-/* Runs every case of the listed families; returns the process exit code. */
-static int run_families(const char **fam, int nfam, const cli_opts *o)
+/* Runs every case of the listed families (those o's filter keeps); returns
+   the process exit code. */
+static int run_families(char **fam, int nfam, const cli_opts *o)
 {
-    if (o->backend == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("attncheck: no CUDA device: GPU checks skipped\n");
-        return EXIT_SKIP;
-    }
     ac_case_list list;
     memset(&list, 0, sizeof list);
     ac_error err;
@@ -132,18 +248,28 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
         if (ac_sweep_build(fam[i], o->quick, o->seed, &list, &err)) {
             fprintf(stderr, "attncheck: %s\n", err.msg);
             ac_case_list_free(&list);
-            return 2;
+            return AC_EXIT_USAGE;
         }
-    FILE *tsv = o->tsv ? fopen(o->tsv, "w") : NULL;
-    if (o->tsv && !tsv) fprintf(stderr, "attncheck: cannot write %s\n", o->tsv);
+    FILE *tsv = o->tsv;
     if (tsv) fprintf(tsv, "group\tpass\tr\tlse_r\tulp\tratio\tcase\n");
-    printf("attncheck: %d cases on the %s%s%s%s\n", list.n, ac_backend_name(o->backend),
+    /* Indexes of the cases to run; a case keeps its index (picture names). */
+    int32_t *run = malloc(sizeof *run * ((size_t)list.n + 1)), nrun = 0;
+    if (!run) {
+        fprintf(stderr, "attncheck: out of memory\n");
+        ac_case_list_free(&list);
+        return AC_EXIT_USAGE;
+    }
+    for (int32_t i = 0; i < list.n; i++)
+        if (filter_keeps(o, &list.cases[i])) run[nrun++] = i;
+    if (o->have_filter) printf("attncheck: --filter '%s' kept %d of %d cases\n", o->filter_text, nrun, list.n);
+    printf("attncheck: %d cases on the %s%s%s%s\n", nrun, ac_backend_name(o->backend),
            o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)",
            o->bug ? ", injected bug: " : "", o->bug ? ac_bug_name(o->bug) : "");
     group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
     int ng = 0, failed = 0, tty = isatty(2);
     double t0 = ac_now(), last = t0;
-    for (int32_t i = 0; i < list.n; i++) {
+    for (int32_t k = 0; k < nrun; k++) {
+        const int32_t i = run[k];
         const ac_case *c = &list.cases[i];
         char line[512];
         ac_case_line(c, line, sizeof line);
@@ -186,17 +312,18 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
             fprintf(tsv, "%s\t%d\t%.6g\t%.6g\t%lld\t%.4g\t%s\n", list.group[i], ok, st ? INFINITY : r.verdict.r_max,
                     st ? INFINITY : r.verdict.r_lse_max, (long long)r.verdict.max_ulp, r.verdict.ratio_vs_ref, line);
         double now = ac_now();
-        if (tty) fprintf(stderr, "\r[%4d/%4d] %d failed, %.0f s  ", i + 1, list.n, failed, now - t0);
-        else if (now - last > 10.0 || i + 1 == list.n) {
-            fprintf(stderr, "[%4d/%4d] %d failed, %.0f s\n", i + 1, list.n, failed, now - t0);
+        if (tty) fprintf(stderr, "\r[%4d/%4d] %d failed, %.0f s  ", k + 1, nrun, failed, now - t0);
+        else if (now - last > 10.0 || k + 1 == nrun) {
+            fprintf(stderr, "[%4d/%4d] %d failed, %.0f s\n", k + 1, nrun, failed, now - t0);
             last = now;
         }
         ac_check_result_free(&r);
     }
     if (tty) fprintf(stderr, "\n");
     print_table(groups, ng, stdout);
-    printf("\n%d passed, %d failed\n", list.n - failed, failed);
-    if (tsv) fclose(tsv);
+    printf("\n%d passed, %d failed\n", nrun - failed, failed);
+    if (o->have_filter) printf("(--filter '%s': %d of %d cases run)\n", o->filter_text, nrun, list.n);
+    free(run);
     free(groups);
     ac_case_list_free(&list);
     return failed ? 1 : 0;
@@ -204,8 +331,10 @@ static int run_families(const char **fam, int nfam, const cli_opts *o)
 
 /* The oracle checks itself: its fast path (double-double sums) against its
    MPFR path on a slice of the sweep. Both must round to the same outputs. */
-static int oracle_selfcheck(int quick, uint64_t seed)
+static int oracle_selfcheck(const cli_opts *o)
 {
+    const int quick = o->quick;
+    const uint64_t seed = o->seed;
     ac_case_list list;
     memset(&list, 0, sizeof list);
     ac_error err;
@@ -213,13 +342,24 @@ static int oracle_selfcheck(int quick, uint64_t seed)
         if (ac_families()[i]->oracle_arith && ac_families()[i]->sweep(1, seed, &list, &err)) {
             fprintf(stderr, "attncheck: %s\n", err.msg);
             ac_case_list_free(&list);
-            return 2;
+            return AC_EXIT_USAGE;
         }
+    /* The filter picks the cases first, then the stride thins them. */
+    int32_t *sel = malloc(sizeof *sel * ((size_t)list.n + 1)), nsel = 0;
+    if (!sel) {
+        fprintf(stderr, "attncheck: out of memory\n");
+        ac_case_list_free(&list);
+        return AC_EXIT_USAGE;
+    }
+    for (int32_t i = 0; i < list.n; i++)
+        if (filter_keeps(o, &list.cases[i])) sel[nsel++] = i;
+    if (o->have_filter)
+        printf("oracle self-check: --filter '%s' kept %d of %d cases\n", o->filter_text, nsel, list.n);
     int stride = quick ? 6 : 2, n = 0, bad = 0;
     int64_t elems = 0;
     double t0 = ac_now();
-    for (int32_t i = 0; i < list.n; i += stride, n++) {
-        const ac_case *c = &list.cases[i];
+    for (int32_t k = 0; k < nsel; k += stride, n++) {
+        const ac_case *c = &list.cases[sel[k]];
         ac_tensors t;
         ac_oracle_result a, b;
         memset(&a, 0, sizeof a);
@@ -254,17 +394,26 @@ static int oracle_selfcheck(int quick, uint64_t seed)
     if (isatty(2)) fprintf(stderr, "\n");
     printf("oracle self-check: %d cases, %lld elements: fast and MPFR paths %s (%.1f s)\n", n, (long long)elems,
            bad ? "DISAGREE" : "agree bit for bit", ac_now() - t0);
+    free(sel);
     ac_case_list_free(&list);
     return bad ? 1 : 0;
 }
 
 static int cmd_describe(int argc, char **argv)
 {
-    if (argc < 3) { usage(stderr); return 2; }
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "attncheck describe", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        if (c != 'h') return ac_args_fail(&a, &err);
+        usage_describe(stdout);
+        return 0;
+    }
+    if (optind >= argc) return ac_args_failf(&a, "no case file given");
     int bad = 0;
-    for (int i = 2; i < argc; i++) {
+    for (int i = optind; i < argc; i++) {
         ac_casefile f;
-        ac_error err;
         if (ac_casefile_load(argv[i], &f, &err)) {
             fprintf(stderr, "%s: %s: %s\n", argv[i], ac_status_name(err.code), err.msg);
             bad = 1;
@@ -274,44 +423,96 @@ static int cmd_describe(int argc, char **argv)
         ac_casefile_describe(&f, stdout);
         ac_casefile_free(&f);
     }
-    return bad ? 2 : 0;
+    return bad ? AC_EXIT_USAGE : 0;
+}
+
+/* run and sweep: argv[0] is the subcommand. */
+static int cmd_run(const char *cmd, int argc, char **argv)
+{
+    int sweep = !strcmp(cmd, "sweep"), done;
+    char prog[32];
+    snprintf(prog, sizeof prog, "attncheck %s", cmd);
+    cli_opts o;
+    int rc = parse_opts(prog, cmd, 0, argc, argv, &o, &done);
+    if (done) return rc;
+    ac_args a = {.prog = prog}; /* for the messages about positionals */
+    char **fam = argv + optind;
+    int nfam = argc - optind;
+    if (sweep && nfam != 1) rc = ac_args_failf(&a, "expected one FAMILY, got %d", nfam);
+    for (int i = 0; !rc && i < nfam; i++)
+        if (!ac_family_find(fam[i])) {
+            char names[128] = "";
+            for (int f = 0; f < AC_OP_COUNT; f++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), " %s", ac_families()[f]->name);
+            rc = ac_args_failf(&a, "%s: unknown family; one of:%s", fam[i], names);
+        }
+    if (!rc) rc = bug_backend(prog, &o);
+    if (rc) {
+        free_opts(&o);
+        return rc;
+    }
+    if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
+    if (o.backend == AC_BACKEND_GPU && !ac_gpu_available()) {
+        printf("attncheck: no CUDA device: GPU checks skipped\n");
+        free_opts(&o);
+        return AC_EXIT_SKIP;
+    }
+    char *all[AC_OP_COUNT];
+    for (int f = 0; f < AC_OP_COUNT; f++) all[f] = (char *)ac_families()[f]->name;
+    int rc_self = sweep ? 0 : oracle_selfcheck(&o);
+    rc = nfam == 0 ? run_families(all, AC_OP_COUNT, &o) : run_families(fam, nfam, &o);
+    free_opts(&o);
+    return rc ? rc : rc_self;
+}
+
+static int cmd_e2e(int argc, char **argv)
+{
+    cli_opts o;
+    int done, rc = parse_opts("attncheck e2e", "e2e", 1, argc, argv, &o, &done);
+    if (done) return rc;
+    if (optind < argc) {
+        ac_args a = {.prog = "attncheck e2e"};
+        free_opts(&o);
+        return ac_args_failf(&a, "%s: unexpected argument (e2e takes options only)", argv[optind]);
+    }
+    if ((rc = bug_backend("attncheck e2e", &o))) {
+        free_opts(&o);
+        return rc;
+    }
+    if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
+    rc = ac_e2e_main(o.backend, o.quick, o.seed, o.bug, stdout);
+    free_opts(&o);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { usage(stderr); return 2; }
+    if (argc < 2) {
+        usage(stderr);
+        return AC_EXIT_USAGE;
+    }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "describe")) return cmd_describe(argc, argv);
+    /* Each subcommand sees argv[0] = its name, the rest its arguments. */
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "sweep")) return cmd_run(cmd, argc - 1, argv + 1);
+    if (!strcmp(cmd, "e2e")) return cmd_e2e(argc - 1, argv + 1);
+    if (!strcmp(cmd, "describe")) return cmd_describe(argc - 1, argv + 1);
     if (!strcmp(cmd, "families")) { /* one line each: name, corpus folder, about (scripts read column 1) */
         for (const ac_family *const *f = ac_families(); *f; f++)
             printf("%s\tcorpus/%s\t%s\n", (*f)->name, (*f)->corpus_dir, (*f)->about);
         return 0;
     }
-    if (!strcmp(cmd, "fuzz")) return ac_fuzz_main(argc - 1, argv + 1);     /* tools/ac_fuzzcli.h */
+    if (!strcmp(cmd, "selftest")) return ac_selftest_main(argc - 1, argv + 1); /* tools/ac_selftest.h */
+    if (!strcmp(cmd, "fuzz")) return ac_fuzz_main(argc - 1, argv + 1);         /* tools/ac_fuzzcli.h */
     if (!strcmp(cmd, "replay")) return ac_replay_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "run") || !strcmp(cmd, "sweep")) {
-        cli_opts o;
-        const char *pos[64];
-        int npos;
-        if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos)) { usage(stderr); return 2; }
-        const char *all[AC_OP_COUNT];
-        for (int f = 0; f < AC_OP_COUNT; f++) all[f] = ac_families()[f]->name;
-        if (!strcmp(cmd, "sweep") && npos != 1) { usage(stderr); return 2; }
-        int rc_self = 0;
-        if (!strcmp(cmd, "run")) rc_self = oracle_selfcheck(o.quick, o.seed);
-        int rc = npos == 0 ? run_families(all, AC_OP_COUNT, &o) : run_families(pos, npos, &o);
-        return rc ? rc : rc_self;
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
     }
-    if (!strcmp(cmd, "selftest")) return ac_selftest_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "e2e")) {
-        cli_opts o;
-        const char *pos[64];
-        int npos;
-        if (argc > 66 || parse_opts(argc, argv, 2, &o, pos, &npos) || npos) { usage(stderr); return 2; }
-        return ac_e2e_main(o.backend, o.quick, o.seed, stdout);
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("attncheck %s\n", AC_VERSION);
+        return 0;
     }
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
-    fprintf(stderr, "attncheck: unknown command \"%s\"\n", cmd);
+    fprintf(stderr, "attncheck: %s: unknown command\n", cmd);
     usage(stderr);
-    return 2;
+    return AC_EXIT_USAGE;
 }

@@ -1,13 +1,17 @@
 /* oracle_dump: writes random small cases (every op, causal mode, mask kind,
  * GQA ratio, paging, dtype and scale kind) with their exact inputs as bit
  * patterns and the oracle's answers, one block per case, for the independent
- * recomputation by tests/mpmath_check.py. Usage: oracle_dump [cases] [mode] [seed]
- * (mode: fast | mpfr). The format is line-oriented, "key value..." per line. */
+ * recomputation by tests/mpmath_check.py.
+ *   oracle_dump [--cases N] [--mode fast|mpfr] [--seed S]
+ * The format is line-oriented, "key value..." per line. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_args.h"
+#include "ac_numfmt.h"
+#include "ac_status.h"
 #include "oracle.h"
 #include "tools/oracle_testgen.h"
 
@@ -21,11 +25,7 @@ static void put_u16(FILE *f, const char *key, const uint16_t *x, int64_t n)
 static void put_f32(FILE *f, const char *key, const float *x, int64_t n)
 {
     fprintf(f, "%s", key);
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &x[i], sizeof b);
-        fprintf(f, " %08" PRIx32, b);
-    }
+    for (int64_t i = 0; i < n; i++) fprintf(f, " %08" PRIx32, ac_f32_bits(x[i]));
     fputc('\n', f);
 }
 
@@ -89,11 +89,45 @@ static int dump_case(FILE *f, const ac_case *c, const ac_tensors *t, ac_oracle_m
     return 0;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: oracle_dump [options]\n"
+            "Random small cases with their exact inputs and the oracle's answers, for tests/mpmath_check.py.\n"
+            "  --cases N         how many (default 240, 0 to 1000000)\n"
+            "  --mode fast|mpfr  the oracle's mode (default fast)\n"
+            "  --seed N          default 20240601\n"
+            "  --help            this text\n");
+}
+
 int main(int argc, char **argv)
 {
-    int cases = argc > 1 ? atoi(argv[1]) : 240;
-    ac_oracle_mode mode = argc > 2 && strcmp(argv[2], "mpfr") == 0 ? AC_ORACLE_MPFR : AC_ORACLE_FAST;
-    uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 20240601;
+    enum { OPT_CASES = AC_ARGS_LONG, OPT_MODE, OPT_SEED };
+    static const struct option opts[] = {{"cases", required_argument, NULL, OPT_CASES},
+                                         {"mode", required_argument, NULL, OPT_MODE},
+                                         {"seed", required_argument, NULL, OPT_SEED},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    static const char *const modes[] = {"fast", "mpfr", NULL};
+    int cases = 240, mode_k = 0;
+    uint64_t seed = 20240601;
+    ac_args a;
+    ac_error err;
+    ac_args_init(&a, "oracle_dump", argc, argv, opts);
+    for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
+        ac_status st = AC_OK;
+        switch (c) {
+        case OPT_CASES: st = ac_arg_int(a.name, optarg, 0, 1000000, &cases, &err); break;
+        case OPT_MODE: st = ac_arg_choice(a.name, optarg, modes, &mode_k, &err); break;
+        case OPT_SEED: st = ac_arg_u64(a.name, optarg, 0, UINT64_MAX, &seed, &err); break;
+        case 'h': usage(stdout); return 0;
+        default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
+        }
+        if (st) return ac_args_fail(&a, &err);
+    }
+    if (optind < argc)
+        return ac_args_failf(&a, "%s: unexpected argument (--cases N --mode M --seed S)", argv[optind]);
+    ac_oracle_mode mode = mode_k ? AC_ORACLE_MPFR : AC_ORACLE_FAST;
     static const ac_op ops[4] = {AC_OP_PREFILL, AC_OP_PREFILL, AC_OP_DECODE, AC_OP_COMBINE};
     for (int i = 0; i < cases; i++) {
         ac_case c;

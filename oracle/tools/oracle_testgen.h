@@ -2,8 +2,9 @@
  * Values are drawn as exact bf16 / fp16 / fp32 bit patterns (random sign,
  * exponent in a range, random significand), so no rounding function is
  * involved and the data are the same on every platform. Independent of
- * common/ac_gen.c on purpose: the oracle's checks should not depend on the
- * generator they are used to judge. Header-only (static): included by tests. */
+ * common/ac_gen.c on purpose (only the integer stream, ac_rng, is shared):
+ * the oracle's checks should not depend on the generator they are used to
+ * judge. Header-only (static): included by tests. */
 #ifndef AC_ORACLE_TESTGEN_H
 #define AC_ORACLE_TESTGEN_H
 
@@ -14,17 +15,14 @@
 
 #include "ac_case.h"
 #include "ac_index.h"
+#include "ac_numfmt.h"
+#include "ac_rng.h"
 #include "ac_tensors.h"
 
-typedef struct tg_rng { uint64_t s; } tg_rng;
+/* `tg_rng r = {seed}`: the plain SplitMix64 sequence of seed. */
+typedef ac_rng tg_rng;
 
-static inline uint64_t tg_next(tg_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static inline uint64_t tg_next(tg_rng *r) { return ac_rng_next(r); }
 static inline int tg_below(tg_rng *r, int n) { return n <= 1 ? 0 : (int)(tg_next(r) % (uint64_t)n); }
 
 /* A random value of the dtype with unbiased exponent in [emin, emax]
@@ -45,10 +43,7 @@ static inline float tg_f32(tg_rng *r, int emin, int emax)
     if ((x & 15) == 0) return 0.0f;
     uint32_t sign = (uint32_t)((x >> 4) & 1) << 31;
     int e = emin + (int)((x >> 5) % (uint64_t)(emax - emin + 1));
-    uint32_t b = sign | (uint32_t)(e + 127) << 23 | (uint32_t)((x >> 24) & 0x7fffff);
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
+    return ac_f32_from_bits(sign | (uint32_t)(e + 127) << 23 | (uint32_t)((x >> 24) & 0x7fffff));
 }
 
 static inline uint16_t tg_half_nan(ac_dtype t) { return t == AC_FP16 ? 0x7e00u : 0x7fc0u; }
