@@ -57,8 +57,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("property_gpu: no CUDA device: skipped\n");
+    char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
+    if (be == AC_BACKEND_GPU && !ac_backend_available(be, why, sizeof why)) {
+        printf("property_gpu: skipped: %s\n", why);
         return 77;
     }
     printf("properties on %s, bug %s, ATTNCHECK_SEED=%" PRIu64 ", length scale %d\n", ac_backend_name(be),

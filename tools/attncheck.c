@@ -8,7 +8,7 @@
  *   attncheck describe FILE...              print case files readably
  * Options: --backend auto|gpu|cpu  --quick  --seed N  --tsv FILE  --verbose  --png DIR
  * Exit: 0 all passed, 1 a check failed, 2 usage or input error,
- *       77 (skipped) when --backend gpu finds no CUDA device. */
+ *       77 (skipped) when --backend gpu cannot run (no CUDA device, or built without CUDA). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,8 +121,9 @@ static void print_table(const group_stat *g, int ng, FILE *f)
 /* Runs every case of the listed families; returns the process exit code. */
 static int run_families(const char **fam, int nfam, const cli_opts *o)
 {
-    if (o->backend == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("attncheck: no CUDA device: GPU checks skipped\n");
+    char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
+    if (o->backend == AC_BACKEND_GPU && !ac_backend_available(o->backend, why, sizeof why)) {
+        printf("attncheck: GPU checks skipped: %s\n", why);
         return EXIT_SKIP;
     }
     ac_case_list list;
