@@ -20,12 +20,11 @@ set_target_properties(attncheck_lib PROPERTIES OUTPUT_NAME attncheck LINKER_LANG
 # The public headers: what ac_check.h, ac_sweep.h, ac_family.h and the
 # kernels' host API include, transitively. Not oracle_internal.h (MPFR
 # types; the oracle's own business).
-file(GLOB AC_PUBLIC_HEADERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/common/*.h)
+# The kernels' <family>.h are their C host APIs (no CUDA header needed).
+file(GLOB AC_PUBLIC_HEADERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/common/*.h ${CMAKE_SOURCE_DIR}/kernels/*.h)
 list(APPEND AC_PUBLIC_HEADERS
   ${CMAKE_SOURCE_DIR}/common/ac_families.def
-  ${CMAKE_SOURCE_DIR}/oracle/oracle.h
-  ${CMAKE_SOURCE_DIR}/kernels/attn_prefill.h
-  ${CMAKE_SOURCE_DIR}/kernels/attn_decode.h)
+  ${CMAKE_SOURCE_DIR}/oracle/oracle.h)
 file(GLOB AC_HARNESS_HEADERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/harness/*.h)
 list(APPEND AC_PUBLIC_HEADERS ${AC_HARNESS_HEADERS})
 
@@ -39,7 +38,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/LICENSE ${CMAKE_SOURCE_DIR}/docs/CONTRACT.md $
 # What a program linking libattncheck.a needs besides it. The archive is
 # static only, so these go on every link line (pkg-config's Libs, the
 # imported target's interface), not only on --static ones.
-set(AC_PC_LIBS "-lmpfr -lgmp -lpthread -lm")
+set(AC_PC_LIBS "-lmpfr -lgmp -lpng16 -lz -lpthread -lm")
 set(AC_CONFIG_CUDA OFF)
 if(AC_HAVE_CUDA)
   # The kernels' objects call the CUDA runtime (static, as the binaries are).

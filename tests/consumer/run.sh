@@ -26,6 +26,17 @@ libdir=$(ls -d "$PREFIX"/lib*/pkgconfig | head -n 1)
 PKG_CONFIG_PATH=$libdir
 export PKG_CONFIG_PATH
 flags=$(pkg-config --cflags --libs attncheck)
+
+# Every installed header compiles on its own: what it includes was installed.
+n=0
+for h in "$PREFIX"/include/attncheck/*.h; do
+  printf '#include <attncheck/%s>\n' "$(basename "$h")" >"$WORK/app/one.c"
+  # shellcheck disable=SC2046
+  ${CC:-cc} -std=c11 -Wall -Werror -fsyntax-only $(pkg-config --cflags attncheck) "$WORK/app/one.c" ||
+    { echo "install_consumer: <attncheck/$(basename "$h")> does not compile alone"; exit 1; }
+  n=$((n + 1))
+done
+echo "$n headers compile alone"
 echo "cc consumer.c $flags"
 # shellcheck disable=SC2086
 ${CC:-cc} -std=c11 -Wall -Werror -o "$WORK/app/consumer_pc" "$WORK/app/consumer.c" $flags
