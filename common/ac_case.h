@@ -1,5 +1,5 @@
 /* The case model: one struct that describes any problem of the contract
- * (../shared/SEMANTICS.md). Values (q, k, v, masks, partials) are never stored
+ * (docs/CONTRACT.md). Values (q, k, v, masks, partials) are never stored
  * here: they are regenerated from (dist, seed) by ac_gen. What cannot be
  * regenerated from the seed (block tables, slot mappings, per-sequence lengths)
  * is explicit, so a case file reproduces a bug layout exactly.

@@ -1,7 +1,7 @@
 /* Index math shared by the CUDA kernels, their CPU models and the oracle.
  * Written once here; compiled by nvcc (host and device) and by the C compiler.
  * All offsets into tensors are 64-bit: pools and batches past 2^31 elements
- * are legal (SEMANTICS.md, "The paged cache"). */
+ * are legal (docs/CONTRACT.md, "The paged cache"). */
 #ifndef AC_INDEX_H
 #define AC_INDEX_H
 

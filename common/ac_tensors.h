@@ -1,6 +1,6 @@
 /* Host-side materialised data of a case: what ac_gen fills from (dist, seed),
  * what the oracle reads, what a backend (CPU model or GPU) consumes, and the
- * outputs it returns. Layouts follow SEMANTICS.md. */
+ * outputs it returns. Layouts follow docs/CONTRACT.md. */
 #ifndef AC_TENSORS_H
 #define AC_TENSORS_H
 

@@ -181,7 +181,7 @@ void ac_fuzz_combine_run(const uint8_t *data, size_t size, const ac_fuzz_env *en
     out->code = st;
     if (st == AC_ERR_NO_DEVICE) {
         out->kind = AC_FUZZ_SKIPPED;
-        snprintf(out->why, sizeof out->why, "no CUDA device");
+        snprintf(out->why, sizeof out->why, "%s", r.error.msg); /* the backend's reason */
     } else if (st) {
         out->kind = AC_FUZZ_FINDING;
         snprintf(out->why, sizeof out->why, "%s failed on legal partials: %s (%s)", r.stage, ac_status_name(st),

@@ -4,16 +4,22 @@
 # into $OUT: fuzz_<target>, fuzz_<target>_seed_corpus.zip, fuzz_<target>.dict
 # and fuzz_<target>.options. Use from the project's build.sh:
 #     $SRC/attncheck/fuzz/oss-fuzz-build.sh
-# (fuzz/oss-fuzz/ holds a Dockerfile and project.yaml to start from;
-# docs/FUZZING.md describes the setup). Sanitizers: address, undefined.
-# Memory sanitizer is not supported: MPFR/GMP come uninstrumented from apt.
+# ClusterFuzzLite: .clusterfuzzlite/ (Dockerfile, build.sh, project.yaml)
+# and .github/workflows/cflite_*.yml. OSS-Fuzz: fuzz/oss-fuzz/ holds the
+# projects/attncheck/ files. docs/FUZZING.md describes both, with a local run
+# of this script under OSS-Fuzz's environment. Sanitizers: address,
+# undefined. Memory sanitizer is not supported: MPFR/GMP come uninstrumented
+# from apt.
+# Build type None: the engine's $CFLAGS alone decide optimisation and debug
+# info (no -O3/-DNDEBUG of ours on top). No unit tests: no Criterion needed.
 SRC_ROOT=${SRC_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 OUT=${OUT:?OUT must name the output folder}
 BUILD=${WORK:-/tmp}/attncheck-fuzz-build
-cmake -S "$SRC_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$SRC_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=None \
   -DCMAKE_C_COMPILER="${CC:-clang}" -DCMAKE_CXX_COMPILER="${CXX:-clang++}" \
   -DCMAKE_C_FLAGS="${CFLAGS:-}" -DCMAKE_CXX_FLAGS="${CXXFLAGS:-}" \
-  -DAC_ENABLE_CUDA=OFF -DAC_FUZZ=ON -DAC_FUZZ_ENGINE="${LIB_FUZZING_ENGINE:--fsanitize=fuzzer}"
+  -DAC_ENABLE_CUDA=OFF -DAC_BUILD_TESTS=OFF -DAC_FUZZ=ON \
+  -DAC_FUZZ_ENGINE="${LIB_FUZZING_ENGINE:--fsanitize=fuzzer}"
 targets=$("$SRC_ROOT/fuzz/targets.sh" | awk '{printf "fuzz_%s ", $1}')
 # shellcheck disable=SC2086
 cmake --build "$BUILD" --target $targets -j"$(nproc)"

@@ -12,7 +12,7 @@ static int gpu_available(char *why, size_t n)
 #ifdef AC_HAVE_CUDA
         snprintf(why, n, "%s", ok ? "" : "no CUDA device");
 #else
-        snprintf(why, n, "built without CUDA (nvcc was not found at configure time)");
+        snprintf(why, n, "built without CUDA (configured with -DAC_ENABLE_CUDA=OFF, or nvcc not found)");
 #endif
     }
     return ok;

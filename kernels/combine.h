@@ -1,6 +1,6 @@
 /* Split-KV combine: merges the fp32 partials (O_s, LSE_s) of a row's splits
  * into O and LSE; decode runs it after a split launch, and it is checked as a
- * family of its own. Semantics: SEMANTICS.md; docs/DECODE.md. The family's files:
+ * family of its own. Semantics: docs/CONTRACT.md; docs/DECODE.md. The family's files:
  *   combine.h        params and prototypes
  *   combine_api.c    validation, params from a case, the CPU backend entry
  *   combine_model.c  the CPU model (the kernel's formula and split order in C)

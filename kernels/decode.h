@@ -1,6 +1,6 @@
 /* Paged decode attention with split-KV: a few queries per sequence against a
  * paged (NHD) KV cache, the splits merged by the combine (combine.h).
- * Semantics: SEMANTICS.md; algorithm and heuristics: docs/DECODE.md.
+ * Semantics: docs/CONTRACT.md; algorithm and heuristics: docs/DECODE.md.
  * The family's files:
  *   decode.h        params, tiling shared by kernel and model, prototypes
  *   decode_api.c    validation, split count, params from a case, the CPU backend entry

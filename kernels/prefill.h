@@ -1,5 +1,5 @@
 /* Prefill attention: varlen queries against contiguous (THD) or paged (NHD)
- * keys/values, FlashAttention-2 style. Semantics: SEMANTICS.md; design and
+ * keys/values, FlashAttention-2 style. Semantics: docs/CONTRACT.md; design and
  * measured numbers: docs/PREFILL.md. The family's files:
  *   prefill.h        params, tiling shared by kernel and model, prototypes
  *   prefill_api.c    validation, params from a case, the CPU backend entry

@@ -1,6 +1,6 @@
 /* KV store through a slot mapping: token t's K and V rows [Hkv, D] go to slot
  * slot_mapping[t] of the paged (NHD) caches; -1 is padding. Semantics:
- * SEMANTICS.md; docs/DECODE.md. The family's files:
+ * docs/CONTRACT.md; docs/DECODE.md. The family's files:
  *   store.h        params and prototypes
  *   store_api.c    validation, params from a case, the CPU backend entry
  *   store_model.c  the CPU model

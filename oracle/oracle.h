@@ -1,4 +1,4 @@
-/* The oracle: the exact answer of the contract (SEMANTICS.md), computed with
+/* The oracle: the exact answer of the contract (docs/CONTRACT.md), computed with
  * MPFR from the exact input values and rounded once to the target format.
  * Two modes compute the same function:
  *   AC_ORACLE_MPFR: every sum, exp and log in MPFR at AC_ORACLE_PREC bits;

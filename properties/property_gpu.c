@@ -84,8 +84,9 @@ int main(int argc, char **argv)
         return ac_args_failf(&a, "--bug %s: bugs are injected into the CPU models only; give --backend cpu (or auto)",
                              ac_bug_name(bug));
     if (be_auto) be = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
-    if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("property_gpu: no CUDA device: skipped\n");
+    char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
+    if (be == AC_BACKEND_GPU && !ac_backend_available(be, why, sizeof why)) {
+        printf("property_gpu: skipped: %s\n", why);
         return AC_EXIT_SKIP;
     }
     if (!have_seed) seed = ac_prop_seed_from_env();

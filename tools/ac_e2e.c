@@ -162,8 +162,9 @@ out:
 
 int ac_e2e_main(ac_backend be, int quick, uint64_t seed, ac_bug bug, FILE *out)
 {
-    if (be == AC_BACKEND_GPU && !ac_gpu_available()) {
-        fprintf(out, "e2e: no CUDA device: skipped\n");
+    char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
+    if (be == AC_BACKEND_GPU && !ac_backend_available(be, why, sizeof why)) {
+        fprintf(out, "e2e: skipped: %s\n", why);
         return AC_EXIT_SKIP;
     }
     /* No options at all without a bug: the call the kernels get in service. */

@@ -442,9 +442,10 @@ int ac_replay_main(int argc, char **argv)
         replay_opts_free(&o);
         return ac_args_failf(&a, "no FILE or DIR given");
     }
+    char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
     if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
-    else if (o.backend == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("replay: no CUDA device: skipped\n");
+    else if (o.backend == AC_BACKEND_GPU && !ac_backend_available(o.backend, why, sizeof why)) {
+        printf("replay: skipped: %s\n", why);
         replay_opts_free(&o);
         return AC_EXIT_SKIP;
     }
@@ -869,7 +870,21 @@ int ac_fuzz_main(int argc, char **argv)
     if (o.jobs < 1) o.jobs = 1;
     /* auto: the GPU when the target runs kernels and a device file exists.
        (No CUDA call here: the workers fork afterwards.) */
-    if (o.backend_auto) o.backend = (o.target->uses_kernels && count_gpus() > 0) ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
+    /* A build without CUDA has no GPU backend whatever devices exist: auto takes
+       the CPU model and --backend gpu says why it is skipped (its own reason;
+       the nocuda stub touches no CUDA, so asking is safe before the fork). */
+#ifdef AC_HAVE_CUDA
+    int gpu_built = 1;
+#else
+    int gpu_built = 0;
+#endif
+    if (o.backend_auto)
+        o.backend = (o.target->uses_kernels && gpu_built && count_gpus() > 0) ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
+    char why[160];
+    if (o.backend == AC_BACKEND_GPU && !gpu_built && !ac_backend_available(o.backend, why, sizeof why)) {
+        printf("fuzz: skipped: %s\n", why);
+        return EXIT_SKIP;
+    }
     char root[PATH_MAX];
     if (find_root(root, sizeof root)) {
         /* No checkout around (a shipped binary): seeds only with --seeds. */

@@ -10,7 +10,7 @@
  * Every subcommand answers --help; attncheck --version prints the version.
  * Exit: 0 all passed, 1 a check failed, 2 usage or input error (a bad flag
  *       is reported before any work), 77 (AC_EXIT_SKIP) when --backend gpu
- *       finds no CUDA device. */
+ *       cannot run (no CUDA device, or built without CUDA). */
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -452,8 +452,9 @@ static int cmd_run(const char *cmd, int argc, char **argv)
         return rc;
     }
     if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
-    if (o.backend == AC_BACKEND_GPU && !ac_gpu_available()) {
-        printf("attncheck: no CUDA device: GPU checks skipped\n");
+    char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
+    if (o.backend == AC_BACKEND_GPU && !ac_backend_available(o.backend, why, sizeof why)) {
+        printf("attncheck: GPU checks skipped: %s\n", why);
         free_opts(&o);
         return AC_EXIT_SKIP;
     }
