@@ -883,7 +883,7 @@ int ac_fuzz_main(int argc, char **argv)
     char why[160];
     if (o.backend == AC_BACKEND_GPU && !gpu_built && !ac_backend_available(o.backend, why, sizeof why)) {
         printf("fuzz: skipped: %s\n", why);
-        return EXIT_SKIP;
+        return AC_EXIT_SKIP;
     }
     char root[PATH_MAX];
     if (find_root(root, sizeof root)) {
