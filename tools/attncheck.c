@@ -289,6 +289,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "fuzz")) return ac_fuzz_main(argc - 1, argv + 1);     /* tools/ac_fuzzcli.h */
     if (!strcmp(cmd, "replay")) return ac_replay_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) { int ac_verify_main(int, char **); return ac_verify_main(argc - 1, argv + 1); }
     if (!strcmp(cmd, "run") || !strcmp(cmd, "sweep")) {
         cli_opts o;
         const char *pos[64];
