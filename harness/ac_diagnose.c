@@ -237,6 +237,63 @@ static ac_status copy_outputs(const ac_dump *d, const float *lse, ac_outputs *o,
     return AC_OK;
 }
 
+/* The oracle's fast mode carries a logit as a double-double whose low part
+   must stay below 1 in magnitude (|s| < 2^53); a dump may hold values that a
+   generated case never does (bf16 up to 3e38, a scale or a bias near
+   FLT_MAX). Logits are bounded here by |scale| D max|q| max|k| + max|bias|
+   (base-2 partial LSEs times ln 2 for a combine) and a variant past 2^48 is
+   refused with a named error instead of being judged wrongly. */
+#define AC_DUMP_MAX_LOGIT 0x1p48
+
+static double max_abs_half(ac_dtype dt, const uint16_t *x, int64_t n)
+{
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = fabs((double)ac_half_to_f32(dt, x[i]));
+        if (isfinite(a) && a > m) m = a; /* non-finite values read are the oracle's to name */
+    }
+    return m;
+}
+
+static double max_abs_f32(const float *x, int64_t n)
+{
+    double m = 0.0;
+    for (int64_t i = 0; x && i < n; i++) {
+        double a = fabs((double)x[i]);
+        if (isfinite(a) && a > m) m = a;
+    }
+    return m;
+}
+
+static ac_status check_logit_range(const variant *v, ac_error *err)
+{
+    const ac_case *c = &v->c;
+    const ac_tensors *t = &v->t;
+    double bound = 0.0;
+    if (c->op == AC_OP_COMBINE) {
+        if (!v->oracle_lse_base2) return AC_OK; /* natural logits are exact doubles: no low part */
+        bound = max_abs_f32(t->lse_part, t->total_q * c->heads_q * c->num_splits) * 0.6931471805599453;
+    } else if (c->op != AC_OP_STORE) {
+        double scale = c->scale_given ? fabs((double)c->scale) : 1.0 / sqrt((double)c->head_dim);
+        double qm = max_abs_half(c->dtype, t->q, t->total_q * c->heads_q * c->head_dim);
+        double km = 0.0; /* over the keys that are read: unused cache slots may hold anything */
+        const int64_t row = (int64_t)c->heads_kv * c->head_dim;
+        if (!c->paged) km = max_abs_half(c->dtype, t->k, t->kv_elems);
+        for (int32_t b = 0; c->paged && b < c->batch; b++)
+            for (int32_t p = 0; p < c->seqlen_k[b]; p++) {
+                int64_t slot = ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size);
+                double m = max_abs_half(c->dtype, t->k + slot * row, row);
+                if (m > km) km = m;
+            }
+        bound = scale * c->head_dim * qm * km;
+        if (c->mask == AC_MASK_ADDITIVE) bound += max_abs_f32(t->mask_bias, t->mask_off[c->batch]);
+    }
+    if (bound > AC_DUMP_MAX_LOGIT)
+        return ac_fail(err, AC_ERR_NUMERIC, "logits up to %.3g (|scale| D max|q| max|k| + max|bias|): past 2^48, "
+                       "beyond what the oracle judges", bound);
+    return AC_OK;
+}
+
 /* Oracle of the variant, the conventions, the verdict. With keep, r holds
    the oracle, the judged outputs, the error map and a view of v->t. */
 static ac_status judge(const ac_dump *d, const variant *v, int64_t max_rows, uint64_t seed, int threads, int keep,
@@ -256,7 +313,8 @@ static ac_status judge(const ac_dump *d, const variant *v, int64_t max_rows, uin
     memset(&j, 0, sizeof j);
     double *map = NULL;
     r->stage = "oracle";
-    ac_status st = ac_oracle_run(&v->c, &v->t, &oo, &r->oracle, err);
+    ac_status st = check_logit_range(v, err);
+    if (!st) st = ac_oracle_run(&v->c, &v->t, &oo, &r->oracle, err);
     const int bitwise = ac_family_judge(v->c.op) == AC_JUDGE_BITWISE;
     if (!st) {
         r->stage = "outputs";
