@@ -672,7 +672,6 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
                 c->block_table[b * MB + i] = fits ? (int32_t)v : -1;
             }
         }
-        for (int64_t b = 0; b < B; b++) t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + (c->seqlen_k[b] > 0 ? c->seqlen_k[b] : 0);
         t->kv_elems = NB * BS * Hkv * D;
         t->k = xcalloc((size_t)t->kv_elems, sizeof(uint16_t));
         t->v = xcalloc((size_t)t->kv_elems, sizeof(uint16_t));
@@ -702,6 +701,8 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
         c->num_splits = (int32_t)v;
     }
     if ((st = ac_case_validate(c, err))) return st; /* lengths, GQA, table range, capacity: before sizing by them */
+    if (paged) /* validation bounds the total by 2^31 - 1 */
+        for (int64_t b = 0; b < B; b++) t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + c->seqlen_k[b];
     t->total_q = Tq;
     t->total_k = ac_case_total_k(c);
 

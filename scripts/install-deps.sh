@@ -3,7 +3,8 @@
 # Skips the package manager when everything is already there.
 set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config libcriterion-dev libmpfr-dev libgmp-dev
-      clang-14 libclang-rt-14-dev python3 python3-mpmath)
+      clang-14 libclang-rt-14-dev python3 python3-mpmath
+      libcjson-dev python3-numpy)  # cJSON: the dump reader; numpy: tests/test_verify.py
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
