@@ -359,6 +359,9 @@ def main():
     with open(p("bad-header-length"), "wb") as f:
         f.write(struct.pack("<Q", 1 << 40) + blob[8:])
     expect_error("huge header length", p("bad-header-length"), ["AC_ERR_PARSE", "header length 1099511627776"])
+    with open(p("bad-header-past-end"), "wb") as f:
+        f.write(struct.pack("<Q", len(blob) - 8 + 1000) + blob[8:])
+    expect_error("header length past the end", p("bad-header-past-end"), ["AC_ERR_PARSE", "past the end of the file"])
     write_dump(p("bad-unknown-key"), good, dict(meta(), foo=1))
     expect_error("unknown metadata key", p("bad-unknown-key"), ["AC_ERR_PARSE", "metadata key 'foo': unknown"])
 
