@@ -364,7 +364,7 @@ ac_status ac_fuzz_dump_seed(int i, const char **slug, uint8_t **bytes, size_t *s
         break;
     default:
         c.dtype = AC_FP16, c.heads_q = 2, c.heads_kv = 2, c.head_dim = 8, c.causal = AC_CAUSAL_BOTTOM_RIGHT;
-        c.mask = AC_MASK_ADDITIVE, c.mask_density = 0.5f;
+        c.mask = AC_MASK_ADDITIVE, c.mask_density = 0.9f;
         cv.out_f32 = 1;
         /* Lq > Lk: bottom-right leaves the first rows of sequence 0 without a key */
         st = set_lengths(&c, 2, (const int32_t[]){4, 2}, (const int32_t[]){2, 3}, err);

@@ -605,7 +605,7 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
         const tensor *cuk = &px->tn[TN_CU_K];
         if (cuk->present) {
             const int64_t w[1] = {B + 1};
-            const char *const what[1] = {"B + 1, from cu_seqlens_q"};
+            const char *const what[1] = {cuq->present ? "B + 1, from cu_seqlens_q" : "2: B = 1 without cu_seqlens_q"};
             if ((st = check_dtype(cuk, TN_CU_K, INT_TYPES, err)) || (st = check_shape(cuk, TN_CU_K, 1, w, what, err)) ||
                 (st = read_i32(cuk, TN_CU_K, t->cu_seqlens_k, err)))
                 return st;
@@ -647,10 +647,11 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
         if ((st = check_dtype(bt, TN_BLOCK_TABLE, INT_TYPES, err)) || (st = check_dtype(sk, TN_SEQLENS_K, INT_TYPES, err)))
             return st;
         const int64_t wb[2] = {B, -1};
-        const char *const bwhat[2] = {"B", "max blocks per sequence"};
+        const char *const bwhat[2] = {cuq->present ? "B, from cu_seqlens_q" : "B = 1 without cu_seqlens_q",
+                                      "max blocks per sequence"};
         if ((st = check_shape(bt, TN_BLOCK_TABLE, 2, wb, bwhat, err))) return st;
         const int64_t ws[1] = {B};
-        const char *const swhat[1] = {"B"};
+        const char *const swhat[1] = {bwhat[0]};
         if ((st = check_shape(sk, TN_SEQLENS_K, 1, ws, swhat, err))) return st;
         if ((st = read_i32(sk, TN_SEQLENS_K, c->seqlen_k, err))) return st;
         const int64_t MB = bt->shape[1];

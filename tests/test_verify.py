@@ -17,10 +17,12 @@ Usage: test_verify.py PATH_TO_ATTNCHECK
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 import numpy as np
 
@@ -365,7 +367,29 @@ def main():
     write_dump(p("bad-unknown-key"), good, dict(meta(), foo=1))
     expect_error("unknown metadata key", p("bad-unknown-key"), ["AC_ERR_PARSE", "metadata key 'foo': unknown"])
 
+    # A folder: every *.safetensors in name order; JUnit names each testcase by its case line.
+    folder = os.path.join(tmp, "folder")
+    os.mkdir(folder)
+    shutil.copy(p("prefill-ok"), os.path.join(folder, "a.safetensors"))
+    shutil.copy(p("bug-top_left"), os.path.join(folder, "b.safetensors"))
+    junit = os.path.join(tmp, "junit.xml")
+    r = subprocess.run([ATTNCHECK, "verify", "--quiet", folder, "--junit", junit], capture_output=True, text=True)
+    try:
+        suite = ET.parse(junit).getroot().find("testsuite")
+        cases = suite.findall("testcase")
+        ok = (r.returncode == 1 and suite.get("tests") == "2" and suite.get("failures") == "1" and len(cases) == 2
+              and cases[0].get("name").startswith("prefill fp16 B=2 Hq=4 Hkv=2 D=64")
+              and cases[1].find("failure") is not None and "causal=TOP_LEFT" in cases[1].find("failure").text)
+    except (OSError, ET.ParseError, AttributeError) as e:
+        ok, r.stdout = False, r.stdout + repr(e)
+    check("a folder with --quiet --junit: exit 1, two testcases, the failure carries the diagnosis", ok,
+          r.stdout[-2000:])
+
     print("test_verify: %d passed, %d failed" % (len(CHECKS) - len(FAILS), len(FAILS)))
+    if not FAILS:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("test_verify: dumps kept in " + tmp)
     return 1 if FAILS or not CHECKS else 0
 
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ac_diagnose.h"
 #include "ac_dump.h"
@@ -228,8 +229,18 @@ static void verify_file(const char *path, const verify_opts *o, verify_item *it)
         if (dot && dot != name) *dot = '\0';
         snprintf(stem, sizeof stem, "%s/%s", o->png, name);
         env.png_stem = stem;
-        ac_fuzz_write_pictures(&d.c, &r, &env, stdout);
-        printf("%spicture: %s-heat.png %s-rows.png\n", o->quiet ? "         " : "", stem, stem);
+        for (int k = 0; k < 2; k++) { /* only this run's pictures are reported */
+            char pic[sizeof stem + 16];
+            snprintf(pic, sizeof pic, "%s-%s.png", stem, k ? "rows" : "heat");
+            unlink(pic);
+        }
+        ac_fuzz_write_pictures(&d.c, &r, &env, stdout); /* says why when it cannot */
+        for (int k = 0; k < 2; k++) {
+            char pic[sizeof stem + 16];
+            struct stat sb;
+            snprintf(pic, sizeof pic, "%s-%s.png", stem, k ? "rows" : "heat");
+            if (stat(pic, &sb) == 0) printf("%spicture: %s\n", o->quiet ? "         " : "", pic);
+        }
     }
     if (!r.verdict.pass || o->diagnose) {
         ac_error de;
