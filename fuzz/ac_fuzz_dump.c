@@ -381,7 +381,8 @@ ac_status ac_fuzz_dump_seed(int i, const char **slug, uint8_t **bytes, size_t *s
         st = ac_backend_run(AC_BACKEND_MODEL, &c, &t, &ro, &o, err);
     }
     if (!st && cv.lse_base2) /* the same call reporting log2 of its sum (FlashInfer) */
-        for (int64_t r = 0; r < ac_case_total_q(&c) * c.heads_q; r++) o.lse[r] = (float)(o.lse[r] / 0.69314718055994530942);
+        for (int64_t r = 0; r < ac_case_total_q(&c) * c.heads_q; r++)
+            o.lse[r] = (float)(o.lse[r] / 0.69314718055994530942); /* / ln 2 */
     if (!st) st = ac_dump_write(&c, &t, &o, &cv, bytes, size, err);
     ac_tensors_free(&t);
     ac_outputs_free(&o);

@@ -206,7 +206,8 @@ static void apply_conventions(const ac_dump *d, const ac_case *c, const ac_tenso
             int64_t e = r * D + dd;
             double x = ac_half_to_f32(c->dtype, o->o[e]), want = res->o[e];
             if (!isfinite(x) || !isfinite(want)) continue;
-            double lo = (x + half_neighbour(c->dtype, o->o[e], 0)) / 2, hi = (x + half_neighbour(c->dtype, o->o[e], 1)) / 2;
+            double lo = (x + half_neighbour(c->dtype, o->o[e], 0)) / 2;
+            double hi = (x + half_neighbour(c->dtype, o->o[e], 1)) / 2;
             o->o_f32[e] = (float)(want < lo ? lo : want > hi ? hi : want); /* the midpoints are fp32 values */
         }
     }
@@ -397,7 +398,8 @@ void ac_dump_empty_report(const ac_dump *d, const ac_oracle_result *res, ac_empt
         e->rows_checked++;
         if (res->n_allowed[r] != 0) continue;
         e->rows++;
-        ok += empty_o_ok(declared, c, &d->t, out_f32, &d->out, r) && (!e->has_lse || empty_lse_ok(declared, d->out.lse[r]));
+        ok += empty_o_ok(declared, c, &d->t, out_f32, &d->out, r) &&
+              (!e->has_lse || empty_lse_ok(declared, d->out.lse[r]));
         if (empty_o_ok(AC_EMPTY_ZERO_NEGINF, c, &d->t, out_f32, &d->out, r)) e->o_zero++;
         else if (empty_o_ok(AC_EMPTY_NAN, c, &d->t, out_f32, &d->out, r)) e->o_nan++;
         else if (!combine && row_is_mean_v(c, &d->t, out_f32, &d->out, r)) e->o_mean_v++;
@@ -431,7 +433,8 @@ void ac_dump_empty_report(const ac_dump *d, const ac_oracle_result *res, ac_empt
     char mixed[200];
     if (e->convention >= 0 && e->convention < AC_EMPTY_COUNT) {
         what = rule_about[e->convention];
-        if (combine && e->convention == AC_EMPTY_ZERO_POSINF) what = "O = 0, LSE = +inf: flash-attn's combine (flash_attn)";
+        if (combine && e->convention == AC_EMPTY_ZERO_POSINF)
+            what = "O = 0, LSE = +inf: flash-attn's combine (flash_attn)";
         if (combine && e->convention == AC_EMPTY_ZERO_NEGINF) what = "O = 0, LSE = -inf: the guarded combine (guard)";
     } else if (e->convention == AC_EMPTY_COUNT) {
         what = "O = 0, no LSE returned: PyTorch SDPA's math path (2.5 and later), or any O = 0 rule";
@@ -443,7 +446,8 @@ void ac_dump_empty_report(const ac_dump *d, const ac_oracle_result *res, ac_empt
         what = mixed;
     }
     snprintf(e->text, sizeof e->text, "empty rows: %lld of %lld checked rows; they hold %s; declared %s%s",
-             (long long)n, (long long)e->rows_checked, what, decl, e->as_declared ? " (as declared)" : " (NOT as declared)");
+             (long long)n, (long long)e->rows_checked, what, decl,
+             e->as_declared ? " (as declared)" : " (NOT as declared)");
 }
 
 /* ---- the hypotheses ----------------------------------------------------------------------- */
@@ -679,7 +683,8 @@ static int hyp_gather(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
     };
     snprintf(h->name, sizeof h->name, "%s", names[kind]);
     snprintf(h->about, sizeof h->about, "%s", about[kind]);
-    snprintf(h->declared, sizeof h->declared, "%s", kind <= G_PAST_BLOCK_END ? "seqlens_k keys" : "slot = table[p / bs] * bs + p % bs");
+    snprintf(h->declared, sizeof h->declared, "%s",
+             kind <= G_PAST_BLOCK_END ? "seqlens_k keys" : "slot = table[p / bs] * bs + p % bs");
     if (!c->paged) return na(h, "contiguous K/V: no paged cache");
     const int past = kind <= G_PAST_BLOCK_END;
     if (past && c->mask != AC_MASK_NONE) return na(h, "the explicit mask covers seqlens_k keys only");

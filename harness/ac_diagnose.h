@@ -72,7 +72,8 @@ typedef struct ac_diagnosis {
     int match;              /* index of the best hypothesis the outputs pass under; -1: none */
     int n_matches;
     int closest[3];         /* the three lowest max(r, LSE r) among the applicable ones (-1: fewer) */
-    char summary[700];      /* "diagnosis: matches causal=TOP_LEFT (r=0.31); as declared, causal=BOTTOM_RIGHT, r=3.2e3" */
+    char summary[700];      /* "diagnosis: matches causal=TOP_LEFT (r=0.31); as declared,
+                               causal=BOTTOM_RIGHT, r=3.2e3" */
 } ac_diagnosis;
 
 /* Re-judge the dump under each hypothesis. `declared` is the verdict of

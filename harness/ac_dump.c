@@ -200,9 +200,9 @@ static ac_status parse_tensor_entry(parse_ctx *px, const cJSON *e, int which, ac
         json_uint(off->child->next, (uint64_t)MAX_SAFE_INT, &t->end))
         return ac_fail(err, AC_ERR_PARSE, "tensor '%s': data_offsets hold a non-integer or negative value", name);
     if (t->begin > t->end || t->end > px->data_size)
-        return ac_fail(err, AC_ERR_PARSE, "tensor '%s': data_offsets [%llu, %llu] outside the data section (%llu bytes)",
-                       name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                       (unsigned long long)px->data_size);
+        return ac_fail(err, AC_ERR_PARSE,
+                       "tensor '%s': data_offsets [%llu, %llu] outside the data section (%llu bytes)", name,
+                       (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)px->data_size);
     uint64_t want = count * (uint64_t)tdtype_bytes[d];
     if (t->end - t->begin != want)
         return ac_fail(err, AC_ERR_SHAPE, "tensor '%s': data_offsets span %llu bytes; %s x shape needs %llu", name,
@@ -270,7 +270,8 @@ static ac_status parse_header(parse_ctx *px, cJSON **root_out, ac_error *err)
         ac_status st = parse_tensor_entry(px, e, which, err);
         if (st) return st;
     }
-    if (!px->meta_text) return ac_fail(err, AC_ERR_PARSE, "__metadata__ key 'attncheck' missing: not an attncheck dump");
+    if (!px->meta_text)
+        return ac_fail(err, AC_ERR_PARSE, "__metadata__ key 'attncheck' missing: not an attncheck dump");
     /* Tensors may not overlap (safetensors requires it; two names sharing bytes is a writer bug). */
     uint64_t spans[TN_COUNT][2];
     int ns = 0;
@@ -387,7 +388,8 @@ static ac_status parse_meta(parse_ctx *px, ac_dump_conv *cv, ac_error *err)
             px->scale_default = 0;
             px->scale = s->valuedouble;
         } else {
-            st = ac_fail(err, AC_ERR_PARSE, "metadata key 'scale': must be \"default\" or a finite number (fp32 range)");
+            st = ac_fail(err, AC_ERR_PARSE,
+                         "metadata key 'scale': must be \"default\" or a finite number (fp32 range)");
             goto out;
         }
     }
@@ -405,8 +407,8 @@ static ac_status parse_meta(parse_ctx *px, ac_dump_conv *cv, ac_error *err)
         cv->empty_row = (ac_empty_rule)idx;
     }
     if (val[MK_COMBINE_EMPTY]) {
-        if ((st = pick(val[MK_COMBINE_EMPTY], MK_COMBINE_EMPTY, combine_empty_names, AC_COMBINE_EMPTY_COUNT, &idx, err)))
-            goto out;
+        st = pick(val[MK_COMBINE_EMPTY], MK_COMBINE_EMPTY, combine_empty_names, AC_COMBINE_EMPTY_COUNT, &idx, err);
+        if (st) goto out;
         cv->combine_empty = (ac_combine_empty)idx;
     }
     static const char *const masks[] = {"none", "bool", "additive"};
@@ -443,7 +445,8 @@ out:
 static ac_status need(const parse_ctx *px, int which, ac_error *err)
 {
     if (!px->tn[which].present)
-        return ac_fail(err, AC_ERR_PARSE, "tensor '%s': missing (required for %s)", tn_names[which], ac_op_name(px->op));
+        return ac_fail(err, AC_ERR_PARSE, "tensor '%s': missing (required for %s)", tn_names[which],
+                       ac_op_name(px->op));
     return AC_OK;
 }
 
@@ -467,8 +470,10 @@ static ac_status check_dtype(const tensor *t, int which, uint32_t allowed, ac_er
     size_t len = 0;
     list[0] = '\0';
     for (int d = 0; d < T_COUNT; d++)
-        if (allowed & BIT(d)) len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? " or " : "", tdtype_names[d]);
-    return ac_fail(err, AC_ERR_UNSUPPORTED, "tensor '%s': dtype %s: must be %s", tn_names[which], tdtype_names[t->dt], list);
+        if (allowed & BIT(d))
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? " or " : "", tdtype_names[d]);
+    return ac_fail(err, AC_ERR_UNSUPPORTED, "tensor '%s': dtype %s: must be %s", tn_names[which], tdtype_names[t->dt],
+                   list);
 }
 
 #define HALF_TYPES (BIT(T_F16) | BIT(T_BF16))
@@ -643,8 +648,10 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
             return ac_fail(err, AC_ERR_SHAPE, "tensor 'k_cache' dim %d = %lld (Hkv): must be in [1, %d]",
                            kv_swap ? 1 : 2, (long long)Hkv, AC_MAX_HEADS);
         if (NB < 1 || BS < 1)
-            return ac_fail(err, AC_ERR_SHAPE, "tensor 'k_cache' dim %d = 0: an empty pool", NB < 1 ? 0 : kv_swap ? 2 : 1);
-        if ((st = check_dtype(bt, TN_BLOCK_TABLE, INT_TYPES, err)) || (st = check_dtype(sk, TN_SEQLENS_K, INT_TYPES, err)))
+            return ac_fail(err, AC_ERR_SHAPE, "tensor 'k_cache' dim %d = 0: an empty pool",
+                           NB < 1 ? 0 : kv_swap ? 2 : 1);
+        if ((st = check_dtype(bt, TN_BLOCK_TABLE, INT_TYPES, err)) ||
+            (st = check_dtype(sk, TN_SEQLENS_K, INT_TYPES, err)))
             return st;
         const int64_t wb[2] = {B, -1};
         const char *const bwhat[2] = {cuq->present ? "B, from cu_seqlens_q" : "B = 1 without cu_seqlens_q",
@@ -738,7 +745,8 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
         if (mk->ndim != 2 || (mk->shape[0] != 1 && mk->shape[0] != Hq) || mk->shape[1] != P)
             return ac_fail(err, AC_ERR_SHAPE, "tensor 'mask': shape must be [1 or Hq = %lld, sum_b Lq_b*Lk_b = %lld]%s",
                            (long long)Hq, (long long)P,
-                           mk->ndim != 2 ? ": wrong number of dimensions" : mk->shape[1] != P ? ": dim 1 differs" : ": dim 0 differs");
+                           mk->ndim != 2 ? ": wrong number of dimensions"
+                           : mk->shape[1] != P ? ": dim 1 differs" : ": dim 0 differs");
         const int64_t Hm = mk->shape[0];
         c->mask_per_head = Hm > 1;
         t->mask_off = xcalloc((size_t)B + 1, sizeof(int64_t));
@@ -747,7 +755,8 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
         size_t n = (size_t)(Hm * P);
         if (px->mask == AC_MASK_BOOL) t->mask_bool = xcalloc(n, 1);
         else t->mask_bias = xcalloc(n, sizeof(float));
-        if (px->mask == AC_MASK_BOOL ? !t->mask_bool : !t->mask_bias) return ac_fail(err, AC_ERR_NOMEM, "mask: out of memory");
+        if (px->mask == AC_MASK_BOOL ? !t->mask_bool : !t->mask_bias)
+            return ac_fail(err, AC_ERR_NOMEM, "mask: out of memory");
         int64_t pb = 0;
         for (int64_t b = 0; b < B; b++) {
             const int64_t lq = c->seqlen_q[b], lk = c->seqlen_k[b];
@@ -774,7 +783,8 @@ static ac_status build_combine(parse_ctx *px, ac_dump *d, ac_error *err)
     const tensor *op = &px->tn[TN_O_PART], *lp = &px->tn[TN_LSE_PART], *o = &px->tn[TN_OUT];
     if ((st = check_dtype(op, TN_O_PART, BIT(T_F32), err)) || (st = check_dtype(lp, TN_LSE_PART, BIT(T_F32), err)))
         return st;
-    if (op->ndim != 3) return ac_fail(err, AC_ERR_SHAPE, "tensor 'o_part': %d dimensions, expected 3 [rows, S, D]", op->ndim);
+    if (op->ndim != 3)
+        return ac_fail(err, AC_ERR_SHAPE, "tensor 'o_part': %d dimensions, expected 3 [rows, S, D]", op->ndim);
     const int64_t R = op->shape[0], S = op->shape[1], D = op->shape[2];
     if (S < 1 || S > AC_MAX_SPLITS)
         return ac_fail(err, AC_ERR_SHAPE, "tensor 'o_part' dim 1 = %lld (S): must be in [1, %d]", (long long)S,
@@ -835,7 +845,8 @@ static ac_status build_store(parse_ctx *px, ac_dump *d, ac_error *err)
     const char *const nhd4[4] = {"blocks", "block_size", "Hkv", "D"};
     const char *const hnd4[4] = {"blocks", "Hkv", "block_size", "D"};
     if (kc->ndim != 4) return ac_fail(err, AC_ERR_SHAPE, "tensor 'k_cache': %d dimensions, expected 4", kc->ndim);
-    const int64_t NB = kc->shape[0], BS = kc->shape[kv_swap ? 2 : 1], Hkv = kc->shape[kv_swap ? 1 : 2], D = kc->shape[3];
+    const int64_t NB = kc->shape[0], BS = kc->shape[kv_swap ? 2 : 1], Hkv = kc->shape[kv_swap ? 1 : 2];
+    const int64_t D = kc->shape[3];
     static const int same_as_k_cache[] = {TN_V_CACHE, TN_K_CACHE_OUT, TN_V_CACHE_OUT};
     for (size_t k = 0; k < sizeof same_as_k_cache / sizeof *same_as_k_cache; k++) {
         int i = same_as_k_cache[k];

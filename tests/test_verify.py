@@ -8,10 +8,14 @@ computed here in float64 from SEMANTICS.md, and checks:
     HND layouts and an [Hq, total_q] LSE, fp32 output, combine, store;
   - a call computed with a classic bug fails (exit 1) and the diagnosis names
     it: TOP_LEFT where BOTTOM_RIGHT is declared, scale 1.0 for the default,
-    KV head h % Hkv, K and V swapped, a base-2 LSE declared natural;
+    KV head h % Hkv, K and V swapped, a base-2 LSE declared natural, and on a
+    paged cache a key read past seqlens_k, block-table entries one too high,
+    the next slot read;
   - the empty rows' convention is reported (flash-attn's LSE = +inf);
   - malformed dumps exit 2 with the named error: truncated, bad JSON, a
-    missing tensor, a wrong shape, a huge header length, an unknown key.
+    missing tensor, a wrong shape, a huge header length, a header length past
+    the end, an unknown key;
+  - a folder with --quiet and --junit: one testcase per file, named by its case line.
 Usage: test_verify.py PATH_TO_ATTNCHECK
 """
 import json
@@ -244,6 +248,35 @@ def paged_dump(path, op="decode", hnd=False, lse_ht=False, empty_posinf=False):
     write_dump(path, tensors, m)
 
 
+def paged_bug_dump(path, bug):
+    """Paged prefill whose kernel misreads the cache: one key past seqlens_k
+    ("past1"), block_table entries one too high ("table1"), the next slot
+    ("off1"). Every slot is finite, so the wrong reads have something to read."""
+    rng = np.random.default_rng(21)
+    half = Half("BF16")
+    hq, hkv, d, bs, nb = 4, 2, 32, 8, 12
+    lq, lk = [3, 2], [13, 6]
+    cu_q = np.concatenate([[0], np.cumsum(lq)]).astype(int)
+    q = half.random(rng, (cu_q[-1], hq, d))
+    ck = half.random(rng, (nb, bs, hkv, d)).reshape(nb * bs, hkv, d)
+    cv = half.random(rng, (nb, bs, hkv, d)).reshape(nb * bs, hkv, d)
+    table = np.array([[5, 2, 9], [7, 0, 3]], dtype=np.int32)
+    slot = {"past1": lambda b, p: table[b, p // bs] * bs + p % bs,
+            "table1": lambda b, p: (table[b, p // bs] + 1) * bs + p % bs,
+            "off1": lambda b, p: table[b, p // bs] * bs + p % bs + 1}[bug]
+    n_read = [n + 1 for n in lk] if bug == "past1" else lk
+    ks = np.concatenate([ck[[slot(b, p) for p in range(n_read[b])]] for b in range(2)])
+    vs = np.concatenate([cv[[slot(b, p) for p in range(n_read[b])]] for b in range(2)])
+    cu_k = np.concatenate([[0], np.cumsum(n_read)]).astype(int)
+    out, lse = attention(q, ks, vs, cu_q, cu_k, "BR", 1.0 / math.sqrt(d), lambda h: h // (hq // hkv))
+    shape = (nb, bs, hkv, d)
+    tensors = [("q", "BF16", q.shape, half.encode(q)), ("k_cache", "BF16", shape, half.encode(ck)),
+               ("v_cache", "BF16", shape, half.encode(cv)), ("block_table", "I32", table.shape, table.tobytes()),
+               ("seqlens_k", "I32", (2,), i32(lk)), ("cu_seqlens_q", "I32", (3,), i32(cu_q)),
+               ("out", "BF16", out.shape, half.encode(out)), ("lse", "F32", lse.shape, f32(lse))]
+    write_dump(path, tensors, meta())
+
+
 def combine_dump(path):
     rng = np.random.default_rng(3)
     rows, splits, d = 6, 4, 32
@@ -315,6 +348,10 @@ def main():
                      ("kv_swap", "k_v_swapped"), ("lse_base2", "lse_base=2")]:
         prefill_dump(p("bug-" + bug), bug=bug)
         expect_match("bug " + bug, p("bug-" + bug), hyp)
+
+    for bug, hyp in [("past1", "reads_seqlen+1"), ("table1", "block_table+1"), ("off1", "slot_offset+1")]:
+        paged_bug_dump(p("paged-" + bug), bug)
+        expect_match("paged bug " + bug, p("paged-" + bug), hyp)
 
     # Empty rows: flash-attn's +inf declared -> passes and is reported; declared
     # as this contract's -inf -> fails, and the report names what they hold.

@@ -193,7 +193,8 @@ static void verify_file(const char *path, const verify_opts *o, verify_item *it)
         else
             printf("conventions: lse %s (base %s, layout %s), empty rows %s, out %s%s%s\n",
                    cv->has_lse ? "given" : "absent", cv->lse_base2 ? "2" : "e", cv->lse_ht ? "HT" : "TH",
-                   d.c.op == AC_OP_COMBINE ? ac_combine_empty_name(cv->combine_empty) : ac_empty_rule_name(cv->empty_row),
+                   d.c.op == AC_OP_COMBINE ? ac_combine_empty_name(cv->combine_empty)
+                                           : ac_empty_rule_name(cv->empty_row),
                    cv->out_f32 ? "fp32" : ac_dtype_name(d.c.dtype),
                    d.c.op == AC_OP_COMBINE ? "" : cv->layout_hnd ? ", layout HND" : ", layout NHD",
                    d.c.paged ? (cv->kv_layout_hnd ? ", kv_layout HND" : ", kv_layout NHD") : "");
