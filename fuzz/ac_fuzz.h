@@ -10,7 +10,8 @@
  *             decoded by ac_fuzz_case_from_bytes, so every input is a case.
  *   combine   a compact binary record of fp32 partials (ac_fuzz_partials).
  *   api       a compact binary record of argument corruptions (fuzz/ac_fuzz_api.c).
- *   casefile  any bytes (the case-file parser's own input). */
+ *   casefile  any bytes (the case-file parser's own input).
+ *   dump      a dumped call: a .safetensors file (harness/ac_dump.h). */
 #ifndef AC_FUZZ_H
 #define AC_FUZZ_H
 
@@ -177,6 +178,16 @@ void ac_fuzz_api_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, a
 size_t ac_fuzz_api_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
 void ac_fuzz_casefile_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
 size_t ac_fuzz_casefile_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+/* dump: a dumped call (.safetensors, harness/ac_dump.h), fuzz/ac_fuzz_dump.c. */
+void ac_fuzz_dump_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out);
+size_t ac_fuzz_dump_mutate(uint8_t *data, size_t size, size_t max_size, uint64_t seed);
+size_t ac_fuzz_dump_cross(const uint8_t *a, size_t na, const uint8_t *b, size_t nb, uint8_t *out, size_t max_out,
+                          uint64_t seed);
+/* The dump target's seeds (corpus/dump, written by attncheck-corpus): seed i
+   of ac_fuzz_dump_seed_count(), a small valid dump whose outputs the CPU
+   models computed; *slug names its file. The caller frees *bytes. */
+int ac_fuzz_dump_seed_count(void);
+ac_status ac_fuzz_dump_seed(int i, const char **slug, uint8_t **bytes, size_t *size, ac_error *err);
 
 /* --- drivers (fuzz/ac_fuzz_walk.c) ----------------------------------------- */
 

@@ -22,6 +22,13 @@
    product, bias add, max subtraction (|s - m| <= 2L): at most 5 roundings of
    size u32 * L. */
 #define AC_LOGIT_ROUNDINGS 5.0
+/* The default scale's representation error, in fp32 unit roundoffs u32 =
+   2^-24 (relative), counted when the oracle used the exact 1/sqrt(D) (a dump:
+   res->scale_exact). Kernels round the default once (D ** -0.5 passed as a
+   float: <= 1 u32), twice (1.0f / sqrtf(D): <= 2 u32) or take CUDA's rsqrtf
+   (<= 2 ulp = 4 u32); 4 u32 covers all three. It moves a logit by at most
+   4 u32 * |scale q.k| <= 4 u32 * QK. */
+#define AC_SCALE_REPR_U32 4.0
 /* Smallest normal fp32: a weight below it may be flushed to zero (ex2.approx.ftz,
    flush-to-zero arithmetic), dropping at most 2^-126 |v_j| per key. */
 #define AC_FTZ 0x1p-126
@@ -49,6 +56,7 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
        (recursive summation, Higham Thm 3.1), times |scale| (in qk_abs). */
     double dot = combine ? 0.0 : (double)(c->head_dim - 1) * u32 * res->qk_abs[row];
     tm->delta_s = dot + AC_LOGIT_ROUNDINGS * u32 * res->logit_abs[row] + AC_EPS_EXP;
+    if (res->scale_exact && !combine) tm->delta_s += AC_SCALE_REPR_U32 * u32 * res->qk_abs[row];
     tm->gamma_n = AC_LAMBDA_ACC * sqrt(n) * u32;
     tm->eps_log = AC_EPS_LOG;
     /* P rounded to fp16 below its normal range (2^-14) has an absolute error of

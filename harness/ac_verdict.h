@@ -8,6 +8,9 @@
  * and per row, separately and tightly, for the LSE:
  *   bound_lse = delta_s + gamma_n + eps_log + 2 u32 (|LSE*| + L)
  *   r_lse = |LSE - LSE*| / (AC_VERDICT_C * bound_lse)   pass iff r_lse <= 1
+ * When the oracle used the exact default scale 1/sqrt(D) (res->scale_exact,
+ * `attncheck verify`), delta_s also holds the fp32 default's representation
+ * error, 4 u32 * QK (zero otherwise: the sweep's oracle uses the fp32 value).
  * NaN or Inf where the oracle has a finite value always fails, and so does an
  * element still holding the poison pattern (never written). */
 #ifndef AC_VERDICT_H

@@ -98,7 +98,12 @@ static int64_t sample_rows(uint8_t *checked, int64_t rows, int64_t max_rows, uin
 
 /* --- the work -------------------------------------------------------------- */
 
-typedef struct unit { int32_t b, kvh, i0, i1; } unit; /* attention: queries [i0, i1) of (b, kv head) */
+typedef struct unit { int32_t b, kvh, i0, i1; } unit;
+
+/* Four fp32 pieces carry 1/sqrt(D) to about 2^-96 relative (each piece takes
+   the next 24 bits), far below the 2^-53 of a double and of the fast mode's
+   other roundings' scale. */
+#define AC_SCALE_PARTS 4 /* attention: queries [i0, i1) of (b, kv head) */
 
 typedef struct job {
     const ac_case *c;
@@ -112,6 +117,12 @@ typedef struct job {
     atomic_int failed;
     pthread_mutex_t lock;
     ac_error err;           /* first error met by any thread */
+    /* opts.exact_default_scale: 1/sqrt(D) at AC_ORACLE_PREC bits and as fp32
+       pieces (read-only, shared by the threads). */
+    int exact_scale;
+    mpfr_t scale_mp;
+    double scale_parts[AC_SCALE_PARTS];
+    int32_t n_scale_parts;
 } job;
 
 typedef struct scratch {
@@ -317,6 +328,12 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
                 .bias = c->mask == AC_MASK_ADDITIVE ? w->bias : NULL, .scale = (double)ac_case_scale(c),
                 .logits = NULL, .vr = w->vr,
             };
+            if (jb->exact_scale) {
+                in.scale = jb->scale_parts[0] + jb->scale_parts[1]; /* for qk_abs only */
+                in.scale_parts = jb->scale_parts;
+                in.n_scale_parts = jb->n_scale_parts;
+                in.scale_mp = jb->scale_mp;
+            }
             if (eval_row(jb, w, &in, r)) {
                 job_fail(jb, AC_ERR_NOMEM, "oracle: out of memory in a row");
                 return;
@@ -543,6 +560,26 @@ ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_o
                 }
     }
 
+    if (opts->exact_default_scale && !c->scale_given && c->op != AC_OP_COMBINE) {
+        /* The real 1/sqrt(D), then peeled into fp32 pieces: x - piece is exact
+           at this precision (the piece is x's leading bits, rounded). */
+        jb.exact_scale = 1;
+        mpfr_init2(jb.scale_mp, AC_ORACLE_PREC);
+        mpfr_t rest;
+        mpfr_init2(rest, AC_ORACLE_PREC);
+        mpfr_set_si(jb.scale_mp, c->head_dim, MPFR_RNDN);
+        mpfr_rec_sqrt(jb.scale_mp, jb.scale_mp, MPFR_RNDN);
+        mpfr_set(rest, jb.scale_mp, MPFR_RNDN);
+        for (int k = 0; k < AC_SCALE_PARTS && !mpfr_zero_p(rest); k++) {
+            float piece = mpfr_get_flt(rest, MPFR_RNDN);
+            jb.scale_parts[jb.n_scale_parts++] = (double)piece;
+            mpfr_sub_d(rest, rest, (double)piece, MPFR_RNDN);
+        }
+        for (int k = jb.n_scale_parts; k < AC_SCALE_PARTS; k++) jb.scale_parts[k] = 0.0;
+        mpfr_clear(rest);
+        res->scale_exact = 1;
+    }
+
     int nthreads = opts->threads;
     if (nthreads == 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -565,6 +602,7 @@ ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_o
         free(tids);
     }
     pthread_mutex_destroy(&jb.lock);
+    if (jb.exact_scale) mpfr_clear(jb.scale_mp);
     free(jb.units);
     if (atomic_load(&jb.failed)) {
         st = jb.err.code;

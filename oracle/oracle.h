@@ -29,6 +29,10 @@ typedef struct ac_oracle_opts {
                              of at most this many (query row, head) pairs */
     uint64_t sample_seed; /* seed of that subset (reported with the verdict) */
     int threads;          /* 0: one per core */
+    int exact_default_scale; /* 1: a default scale (scale_given == 0) is the exact real
+                                1/sqrt(D), not ac_case_scale's fp32 value (SEMANTICS.md,
+                                Scale); the result says so in scale_exact. Used by
+                                `attncheck verify`; the default sweep leaves it 0. */
 } ac_oracle_opts;
 
 /* Per (query row t, head h) arrays are indexed r = t * Hq + h; per element
@@ -53,6 +57,9 @@ typedef struct ac_oracle_result {
     double *qk_abs;        /* [rows] max over allowed j of |scale| * sum_d |q_d k_jd| */
     double *logit_abs;     /* [rows] max over allowed j of |s_j| (bias included) */
     int32_t *n_allowed;    /* [rows] size of the allowed set */
+    int scale_exact;       /* 1: the logits used the exact 1/sqrt(D) (opts.exact_default_scale
+                              with a default scale): the verdict then adds the fp32 scale's
+                              representation error to its logit error delta_s */
 
     /* AC_OP_STORE: the caches after the store. */
     uint16_t *k_cache, *v_cache;

@@ -300,6 +300,18 @@ int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
             /* scale has 24 bits, h1 and h2 at most 26: both products exact. */
             dd s = two_sum(scale * h1, scale * h2);
             s.lo += scale * dot.lo;
+            if (in->n_scale_parts > 0) {
+                /* The exact 1/sqrt(D) as fp32 pieces: each piece's products
+                   are exact as above; the partial sums stay in double-double. */
+                s = (dd){0.0, 0.0};
+                for (int32_t k = 0; k < in->n_scale_parts; k++) {
+                    double pk = in->scale_parts[k];
+                    dd t = two_sum(pk * h1, pk * h2);
+                    dd u = two_sum(s.hi, t.hi);
+                    u.lo += s.lo + t.lo + pk * dot.lo;
+                    s = u;
+                }
+            }
             if (in->bias) {
                 dd b = two_sum(s.hi, in->bias[j]);
                 b.lo += s.lo;

@@ -25,7 +25,13 @@ typedef struct ac_row_in {
     int32_t g;               /* gathered positions G (leading dim of kt) */
     int32_t end;             /* every allowed position is < end <= G */
     const double *bias;      /* [n] additive bias (exact fp32), NULL: none */
-    double scale;            /* exact fp32 value */
+    double scale;            /* exact fp32 value (the scale used unless the two below are set) */
+    /* The exact default 1/sqrt(D) (opts.exact_default_scale): fast mode sums the
+       products with each fp32 piece (their sum is 1/sqrt(D) within 2^-96
+       relative); MPFR mode multiplies by scale_mp, the value at AC_ORACLE_PREC bits. */
+    const double *scale_parts;
+    int32_t n_scale_parts;
+    mpfr_srcptr scale_mp;
     /* Combine: the logits are given (LSE_s), q/kr/kt unused. */
     const double *logits;    /* [n] or NULL */
     int logits_base2;        /* the logits are base-2 (FlashInfer's merge_state convention):

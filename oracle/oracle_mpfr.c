@@ -72,7 +72,10 @@ int ac_mpfr_row(ac_mpfr_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
             const double *k = in->kr + (int64_t)in->idx[j] * D;
             mpfr_set_zero(ws->acc, 1);
             for (int32_t d = 0; d < D; d++) mpfr_add_d(ws->acc, ws->acc, in->q[d] * k[d], MPFR_RNDN);
-            mpfr_mul_d(s[j], ws->acc, in->scale, MPFR_RNDN);
+            if (in->scale_mp)
+                mpfr_mul(s[j], ws->acc, in->scale_mp, MPFR_RNDN);
+            else
+                mpfr_mul_d(s[j], ws->acc, in->scale, MPFR_RNDN);
             if (in->bias) mpfr_add_d(s[j], s[j], in->bias[j], MPFR_RNDN);
         }
         out->s[j] = mpfr_get_d(s[j], MPFR_RNDN);

@@ -3,7 +3,7 @@
 # Skips the package manager when everything is already there.
 set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config libcriterion-dev libmpfr-dev libgmp-dev
-      libpng-dev zlib1g-dev
+      libpng-dev zlib1g-dev libcjson-dev
       clang-14 libclang-rt-14-dev python3 python3-mpmath
       python3-numpy python3-pytest)
 missing=()

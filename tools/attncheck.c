@@ -505,6 +505,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "selftest")) return ac_selftest_main(argc - 1, argv + 1); /* tools/ac_selftest.h */
     if (!strcmp(cmd, "fuzz")) return ac_fuzz_main(argc - 1, argv + 1);         /* tools/ac_fuzzcli.h */
     if (!strcmp(cmd, "replay")) return ac_replay_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) { int ac_verify_main(int, char **); return ac_verify_main(argc - 1, argv + 1); }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

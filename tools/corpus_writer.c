@@ -1037,6 +1037,21 @@ static void casefile_seeds(void)
     ac_casefile_free(&f);
 }
 
+/* ---- dump: dumped calls (fuzz/ac_fuzz_dump.c makes them) ---------------------------- */
+
+static void dump_seeds(void)
+{
+    for (int i = 0; i < ac_fuzz_dump_seed_count(); i++) {
+        const char *slug;
+        uint8_t *bytes;
+        size_t n;
+        ac_error e;
+        die_on(ac_fuzz_dump_seed(i, &slug, &bytes, &n, &e), &e, "dump seed");
+        put_bytes(i + 1, slug, bytes, n);
+        free(bytes);
+    }
+}
+
 /* ==== folders, the registries, the command line ==================================== */
 
 /* Seeds of each family (keyed by op) and of each fuzz target (keyed by name).
@@ -1053,6 +1068,7 @@ static const struct { const char *target, *ext; void (*write)(void); } target_se
     {"combine", ".bin", partials_seeds},
     {"api", ".bin", api_seeds},
     {"casefile", ".in", casefile_seeds},
+    {"dump", ".safetensors", dump_seeds},
 };
 
 typedef struct folder {
