@@ -17,16 +17,17 @@ B=build-gpu
 case "$mode" in
 build)
   set -e
-  cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-  avail=$(cmake --build $B --target help | sed 's/^\.\.\. //; s/[: ].*//')
-  targets=()
-  for t in attncheck prefill_bench decode_bench property_gpu; do
-    grep -qx "$t" <<<"$avail" && targets+=("$t")
-  done
-  cmake --build $B -j"$(nproc)" --target "${targets[@]}"
-  # Objects, archives and CMake's scratch stay here: only binaries and ctest files travel.
-  find $B \( -name '*.o' -o -name '*.a' \) -delete
-  find $B -type d -name CMakeFiles -prune -exec rm -rf {} +
+  # Built in $B-work (kept, so the next round recompiles only what changed);
+  # only binaries, libraries beside them and ctest files travel, in $B.
+  W=$B-work
+  cmake -S . -B $W -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+  cmake --build $W -j"$(nproc)"
+  rm -rf $B
+  mkdir -p $B
+  tar -C $W --exclude='*.o' --exclude='*.a' --exclude=CMakeFiles --exclude='*.make' --exclude=Makefile \
+    -cf - . | tar -C $B -xf -
+  # ctest files name the work folder: point them at this one.
+  find $B -name CTestTestfile.cmake -exec sed -i "s#/$W/#/$B/#g; s#/$W\"#/$B\"#g" {} +
   du -sh $B
   ;;
 remote)

@@ -24,6 +24,7 @@
 #include "ac_clock.h"
 #include "ac_errpic.h"
 #include "ac_fuzz.h"
+#include "ac_plugin_load.h"
 #include "ac_status.h"
 
 static int is_dir(const char *p)
@@ -368,6 +369,7 @@ static void replay_usage(FILE *f)
             "Reproduces case files and fuzz inputs: the case line, the kernel against the oracle, the\n"
             "verdict, the worst elements and an error map; a case file's `expect` line is checked.\n"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
+            "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --target NAME           the fuzz target of files outside corpus/<target>/ (");
     const ac_fuzz_target *const *all = ac_fuzz_targets();
     for (int i = 0; all[i]; i++) fprintf(f, "%s%s", i ? ", " : "", all[i]->name);
@@ -389,11 +391,12 @@ static void replay_opts_free(replay_opts *o)
 
 int ac_replay_main(int argc, char **argv)
 {
-    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER };
+    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER, OPT_KERNEL };
     static const struct option opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"target", required_argument, NULL, OPT_TARGET},
         {"rows", required_argument, NULL, OPT_ROWS},       {"quiet", no_argument, NULL, OPT_QUIET},
         {"png", required_argument, NULL, OPT_PNG},         {"filter", required_argument, NULL, OPT_FILTER},
+        {"kernel", required_argument, NULL, OPT_KERNEL},
         {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
     replay_opts o;
     memset(&o, 0, sizeof o);
@@ -406,6 +409,10 @@ int ac_replay_main(int argc, char **argv)
         ac_status st = AC_OK;
         switch (c) {
         case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &o.backend, &o.backend_auto, &err); break;
+        case OPT_KERNEL: /* an outside kernel through the plugin ABI (common/ac_plugin.h) */
+            st = ac_plugin_load(optarg, &o.backend, &err);
+            o.backend_auto = 0;
+            break;
         case OPT_TARGET:
             o.target = ac_fuzz_target_find(optarg);
             if (!o.target) {
@@ -478,6 +485,7 @@ typedef struct fuzz_opts {
     int max_len;
     char **extra;
     int nextra;
+    const char *kernel;     /* --kernel PATH: the plugin the walk runs */
 } fuzz_opts;
 
 static void fuzz_usage(FILE *f)
@@ -490,6 +498,7 @@ static void fuzz_usage(FILE *f)
             "  --jobs N                processes (default one per core)\n"
             "  --walk                  the random walk even when libFuzzer is there\n"
             "  --backend auto|gpu|cpu  auto: the GPU when the target runs kernels and a GPU is there\n"
+            "  --kernel LIB.so         walk an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --gpus N                GPUs to spread the workers over (0, the default: all)\n"
             "  --out DIR               default fuzz-out/TARGET\n"
             "  --seeds DIR             seed inputs (default corpus/<target's folder>)\n"
@@ -826,7 +835,7 @@ int ac_fuzz_main(int argc, char **argv)
             break;
         }
     enum { OPT_SECONDS = AC_ARGS_LONG, OPT_JOBS, OPT_WALK, OPT_GPUS, OPT_OUT, OPT_SEEDS, OPT_SEED, OPT_ROWS,
-           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST };
+           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST, OPT_KERNEL };
     static const struct option opts[] = {
         {"seconds", required_argument, NULL, OPT_SECONDS}, {"jobs", required_argument, NULL, OPT_JOBS},
         {"walk", no_argument, NULL, OPT_WALK},             {"gpus", required_argument, NULL, OPT_GPUS},
@@ -834,6 +843,7 @@ int ac_fuzz_main(int argc, char **argv)
         {"seed", required_argument, NULL, OPT_SEED},       {"rows", required_argument, NULL, OPT_ROWS},
         {"max-len", required_argument, NULL, OPT_MAX_LEN}, {"backend", required_argument, NULL, OPT_BACKEND},
         {"list", no_argument, NULL, OPT_LIST},             {"help", no_argument, NULL, 'h'},
+        {"kernel", required_argument, NULL, OPT_KERNEL},
         {NULL, 0, NULL, 0}};
     ac_args a;
     ac_error err;
@@ -852,6 +862,11 @@ int ac_fuzz_main(int argc, char **argv)
         case OPT_ROWS: st = ac_arg_i64(a.name, optarg, 0, INT64_MAX, &o.rows, &err); break;
         case OPT_MAX_LEN: st = ac_arg_int(a.name, optarg, 1, 1 << 30, &o.max_len, &err); break;
         case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &o.backend, &o.backend_auto, &err); break;
+        case OPT_KERNEL: /* the walk runs in this process and its forks: they inherit the plugin */
+            st = ac_plugin_load(optarg, &o.backend, &err);
+            o.backend_auto = 0;
+            o.kernel = optarg;
+            break;
         case OPT_LIST:
         case 'h': fuzz_usage(stdout); return 0;
         default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */

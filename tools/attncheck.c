@@ -27,6 +27,7 @@
 #include "ac_selftest.h"
 #include "ac_gen.h"
 #include "ac_family.h"
+#include "ac_plugin_load.h"
 #include "ac_status.h"
 #include "ac_sweep.h"
 
@@ -50,7 +51,7 @@ typedef struct cli_opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
             "                     [--filter REGEX] [--verbose] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options as run]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N] [--bug NAME]\n"
@@ -58,6 +59,8 @@ static void usage(FILE *f)
             "       attncheck describe FILE...\n"
             "       attncheck fuzz TARGET [options]      (attncheck fuzz --help)\n"
             "       attncheck replay [options] FILE|DIR... (attncheck replay --help)\n"
+            "       attncheck verify [options] DUMP|DIR...  (attncheck verify --help)\n"
+            "       attncheck families\n"
             "       attncheck --version\n"
             "FAMILY:");
     for (int i = 0; i < AC_OP_COUNT; i++) fprintf(f, " %s", ac_families()[i]->name);
@@ -71,6 +74,7 @@ static void usage_run(FILE *f, const char *cmd)
             "usage: attncheck %s %s[options]%s\n"
             "%s"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
+            "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --quick                 a small representative subset of each matrix\n"
             "  --seed N                varies the data (default 1; decimal or 0x hex, 0 to 2^64-1)\n"
             "  --tsv FILE              one line per case: group, pass, r, lse_r, ulp, ratio, case line\n"
@@ -110,7 +114,7 @@ static void usage_describe(FILE *f)
             "  --help  this text\n");
 }
 
-enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE };
+enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL };
 
 static void free_opts(cli_opts *o)
 {
@@ -131,7 +135,8 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"seed", required_argument, NULL, OPT_SEED},       {"bug", required_argument, NULL, OPT_BUG},
         {"tsv", required_argument, NULL, OPT_TSV},         {"png", required_argument, NULL, OPT_PNG},
         {"filter", required_argument, NULL, OPT_FILTER},   {"verbose", no_argument, NULL, OPT_VERBOSE},
-        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
+        {"kernel", required_argument, NULL, OPT_KERNEL},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     static const struct option e2e_opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
         {"seed", required_argument, NULL, OPT_SEED},       {"bug", required_argument, NULL, OPT_BUG},
@@ -153,6 +158,10 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         case OPT_VERBOSE: o->verbose = 1; break;
         case OPT_SEED: st = ac_arg_u64(a.name, optarg, 0, UINT64_MAX, &o->seed, &err); break;
         case OPT_BUG: st = ac_arg_bug(a.name, optarg, &o->bug, &err); break;
+        case OPT_KERNEL: /* an outside kernel through the plugin ABI (common/ac_plugin.h) */
+            st = ac_plugin_load(optarg, &o->backend, &err);
+            o->backend_auto = 0;
+            break;
         case OPT_PNG:
             st = ac_arg_out_dir(a.name, optarg, &err);
             o->png = optarg;
@@ -263,7 +272,9 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         if (filter_keeps(o, &list.cases[i])) run[nrun++] = i;
     if (o->have_filter) printf("attncheck: --filter '%s' kept %d of %d cases\n", o->filter_text, nrun, list.n);
     printf("attncheck: %d cases on the %s%s%s%s\n", nrun, ac_backend_name(o->backend),
-           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)" : " (CUDA kernels)",
+           o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)"
+           : o->backend == AC_BACKEND_GPU  ? " (CUDA kernels)"
+                                           : " (a plugin kernel)",
            o->bug ? ", injected bug: " : "", o->bug ? ac_bug_name(o->bug) : "");
     group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
     int ng = 0, failed = 0, tty = isatty(2);
@@ -453,8 +464,8 @@ static int cmd_run(const char *cmd, int argc, char **argv)
     }
     if (o.backend_auto) o.backend = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
-    if (o.backend == AC_BACKEND_GPU && !ac_backend_available(o.backend, why, sizeof why)) {
-        printf("attncheck: GPU checks skipped: %s\n", why);
+    if (!ac_backend_available(o.backend, why, sizeof why)) {
+        printf("attncheck: %s checks skipped: %s\n", ac_backend_name(o.backend), why);
         free_opts(&o);
         return AC_EXIT_SKIP;
     }
