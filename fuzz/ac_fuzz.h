@@ -39,6 +39,9 @@ typedef enum ac_fuzz_kind {
     AC_FUZZ_REJECTED,       /* invalid input, rejected with the expected error */
     AC_FUZZ_SKIPPED,        /* outside the fuzzing budget (only when env.limits) */
     AC_FUZZ_FINDING,        /* a bug: wrong verdict, wrong error, a write on bad input ... */
+    AC_FUZZ_BAD_INPUT,      /* not an input of this target: a text that claims to be a case file
+                               ("attncheck-case" first) and does not parse (why = the parser's
+                               error). Fuzzing passes over it; replay reports it as unreadable. */
 } ac_fuzz_kind;
 
 /* How a target runs. */
@@ -98,11 +101,21 @@ typedef ac_rng ac_fuzz_rng;
 uint64_t ac_fuzz_next(ac_fuzz_rng *r);
 uint32_t ac_fuzz_below(ac_fuzz_rng *r, uint32_t n); /* [0, n), n > 0 */
 
-/* A case from arbitrary bytes: the case file if `data` parses as one, else
-   a small paged case built from the bytes (each byte drives one choice;
-   missing bytes read as 0). The result is a case file (title = case line,
-   expect ok) that may hold an invalid layout on purpose. */
+/* A case from arbitrary bytes: bytes that begin "attncheck-case" are a case
+   file and nothing else (AC_ERR_PARSE with the parser's message when they do
+   not parse: never decoded as another format); other bytes build a small
+   paged case (each byte drives one choice; missing bytes read as 0) whose
+   file carries the expectation the contract's rules give it
+   (ac_fuzz_set_expectation). May hold an invalid layout on purpose. */
 ac_status ac_fuzz_case_from_bytes(const uint8_t *data, size_t size, ac_casefile *f, ac_error *err);
+/* 1 if the bytes claim to be a case file (they begin with its magic line). */
+int ac_fuzz_is_casefile(const uint8_t *data, size_t size);
+
+/* The one rule for what a case should do, used by the layout target, the
+   mutators (the files they write) and so by replay: ok when the contract's
+   rules (ac_fuzz_expected_errors) find nothing; else rejected with `got` when
+   it is one of the codes the rules call for, else the lowest such code. */
+void ac_fuzz_set_expectation(ac_casefile *f, const ac_case *c, ac_status got);
 
 /* Mutate the case structurally (shapes, layout, table entries, slots,
    splits, seeds, dist, special values), `steps` mutations in a row. Keeps
@@ -113,7 +126,8 @@ void ac_fuzz_mutate_case(ac_case *c, ac_fuzz_rng *r, int steps);
    they fit. dst owns nothing on entry. */
 ac_status ac_fuzz_cross_case(ac_case *dst, const ac_case *a, const ac_case *b, ac_fuzz_rng *r, ac_error *err);
 
-/* Serialise a case into `out` as a canonical case file (title = case line).
+/* Serialise a case into `out` as a canonical case file (title = case line,
+   expectation by ac_fuzz_set_expectation).
    Returns the size, or 0 if it does not fit max_size / cannot be written. */
 size_t ac_fuzz_case_to_bytes(const ac_case *c, uint8_t *out, size_t max_size);
 

@@ -217,10 +217,32 @@ static ac_status case_from_raw(const uint8_t *data, size_t size, ac_case *c, ac_
     return AC_OK;
 }
 
+int ac_fuzz_is_casefile(const uint8_t *data, size_t size)
+{
+    static const char magic[] = "attncheck-case";
+    return size >= sizeof magic - 1 && !memcmp(data, magic, sizeof magic - 1);
+}
+
+void ac_fuzz_set_expectation(ac_casefile *f, const ac_case *c, ac_status got)
+{
+    uint32_t mask = ac_fuzz_expected_errors(c, 0);
+    f->expect_error = mask != 0;
+    f->expect_code = AC_OK;
+    if (!mask) return;
+    if ((int)got > 0 && got < AC_STATUS_COUNT && (mask & (1u << got))) {
+        f->expect_code = got;
+        return;
+    }
+    for (int s = 1; s < AC_STATUS_COUNT; s++)
+        if (mask & (1u << s)) {
+            f->expect_code = (ac_status)s;
+            return;
+        }
+}
+
 ac_status ac_fuzz_case_from_bytes(const uint8_t *data, size_t size, ac_casefile *f, ac_error *err)
 {
-    ac_error perr;
-    if (ac_casefile_parse((const char *)data, size, f, &perr) == AC_OK) return AC_OK;
+    if (ac_fuzz_is_casefile(data, size)) return ac_casefile_parse((const char *)data, size, f, err);
     ac_casefile_init(f);
     ac_status st = case_from_raw(data, size, &f->c, err);
     if (st) {
@@ -228,6 +250,7 @@ ac_status ac_fuzz_case_from_bytes(const uint8_t *data, size_t size, ac_casefile 
         return st;
     }
     ac_case_line(&f->c, f->title, sizeof f->title);
+    ac_fuzz_set_expectation(f, &f->c, AC_OK);
     return AC_OK;
 }
 
@@ -238,6 +261,7 @@ size_t ac_fuzz_case_to_bytes(const ac_case *c, uint8_t *out, size_t max_size)
     ac_casefile_init(&f);
     f.c = *c; /* borrowed: never freed through f */
     ac_case_line(c, f.title, sizeof f.title);
+    ac_fuzz_set_expectation(&f, c, AC_OK);
     char *text = NULL;
     size_t len = 0;
     size_t n = 0;

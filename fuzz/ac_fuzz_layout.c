@@ -139,23 +139,6 @@ static void kernel_refuses(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_out
     ac_case_free(&twin);
 }
 
-/* The expectation a saved file carries: the code returned when it is one
-   the rules allow, else the lowest code the rules call for. */
-static void set_expectation(ac_casefile *f, uint32_t mask, ac_status got)
-{
-    f->expect_error = mask != 0;
-    f->expect_code = AC_OK;
-    if (!mask) return;
-    if (mask & BIT(got)) {
-        f->expect_code = got;
-        return;
-    }
-    for (int s = 1; s < AC_STATUS_COUNT; s++)
-        if (mask & BIT(s)) {
-            f->expect_code = (ac_status)s;
-            return;
-        }
-}
 
 void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env, ac_fuzz_outcome *out)
 {
@@ -164,8 +147,12 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
     ac_error e;
     ac_casefile f;
     if (ac_fuzz_case_from_bytes(data, size, &f, &e)) {
-        out->kind = AC_FUZZ_SKIPPED;
-        snprintf(out->why, sizeof out->why, "no case from these bytes: %s", e.msg);
+        /* A text that claims to be a case file and is not one is reported
+           as such, never decoded as fuzzer bytes into another case. */
+        out->kind = ac_fuzz_is_casefile(data, size) ? AC_FUZZ_BAD_INPUT : AC_FUZZ_SKIPPED;
+        out->code = e.code;
+        snprintf(out->why, sizeof out->why, "%s%s", out->kind == AC_FUZZ_BAD_INPUT ? "" : "no case from these bytes: ",
+                 e.msg);
         return;
     }
     ac_case *c = &f.c;
@@ -179,8 +166,12 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
     ac_error_clear(&ve);
     ac_status got = ac_case_validate(c, &ve);
     out->code = got;
-    if (f.expect_error && !(want & BIT(f.expect_code))) {
-        finding(out, "the file expects %s but the contract's rules say %s%s", ac_status_name(f.expect_code), wants, "");
+    /* The file's expectation against the contract's rules: a case file that
+       says ok for an input the rules reject (or names a code they do not
+       call for) is itself wrong, and replay and fuzzing say so alike. */
+    if (f.expect_error ? !(want & BIT(f.expect_code)) : want != 0) {
+        finding(out, "the file expects %s but the contract's rules say %s%s",
+                f.expect_error ? ac_status_name(f.expect_code) : "ok", wants, "");
     } else if (!want && got) {
         finding(out, "validation rejects a valid case: %s (%s)%s", ac_status_name(got), ve.msg, "");
     } else if (want && !(want & BIT(got))) {
@@ -229,7 +220,7 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
     ac_casefile_free(&out->file);
     if (ac_casefile_from_case(&out->file, c, &e) == AC_OK) {
         out->has_case = 1;
-        set_expectation(&out->file, want, got);
+        ac_fuzz_set_expectation(&out->file, c, got);
         if (out->kind == AC_FUZZ_FINDING) ac_casefile_set_note(&out->file, out->why, &e);
     }
     ac_casefile_free(&f);

@@ -239,7 +239,8 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
         switch (out.kind) {
         case AC_FUZZ_PASS: __sync_fetch_and_add(&st->passes, 1); break;
         case AC_FUZZ_REJECTED: __sync_fetch_and_add(&st->rejected, 1); break;
-        case AC_FUZZ_SKIPPED: __sync_fetch_and_add(&st->skipped, 1); break;
+        case AC_FUZZ_SKIPPED:
+        case AC_FUZZ_BAD_INPUT: __sync_fetch_and_add(&st->skipped, 1); break;
         case AC_FUZZ_FINDING: {
             /* One file per kind of finding: the message with its numbers
                taken out (indices, values) is the signature. */

@@ -33,6 +33,17 @@ for t in $(fuzz/targets.sh | cut -d" " -f1); do
   if "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECS" -max_len=65536 $dict -print_final_stats=1 \
        -artifact_prefix="$work/" "$work/corpus" "$seeds" >"$work/log" 2>&1; then
     grep -E "^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::new_units_added" "$work/log" | sed 's/^/   /'
+    # Every unit libFuzzer kept must replay to the fuzzer's verdict (one
+    # function decides the expectation for both): replay the grown corpus.
+    units=$(ls "$work/corpus" | wc -l)
+    if "$BUILD/tools/attncheck" replay --backend cpu --quiet --rows 16 --target "$t" "$work/corpus" \
+         >"$work/replay.log" 2>&1; then
+      echo "   replay of the $units units libFuzzer kept: $(tail -n 1 "$work/replay.log")"
+    elif [ "$units" -gt 0 ]; then
+      echo "   FAILED: the units libFuzzer kept do not replay to its verdict"
+      grep -v "^PASS\|^REJECTED" "$work/replay.log" | tail -n 12 | sed 's/^/   | /'
+      failed="$failed $t-replay"
+    fi
   else
     echo "   FAILED: $t (log tail below; reproducers in $ART)"
     grep -v "^    #" "$work/log" | tail -n 25 | sed 's/^/   | /'

@@ -221,8 +221,15 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
     int have_file = 0;
     if (t && !strcmp(t->name, "layout")) have_file = ac_casefile_parse((const char *)data, size, &file, &e) == AC_OK;
     if (!t) {
-        fprintf(stderr, "replay: %s: not a case file and not in a target's folder: give --target (%s)\n", path,
-                "layout, combine, api, casefile");
+        char names[256] = "";
+        for (const ac_fuzz_target *const *x = ac_fuzz_targets(); *x; x++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "", (*x)->name);
+        ac_casefile pf;
+        if (ac_fuzz_is_casefile(data, size) && ac_casefile_parse((const char *)data, size, &pf, &e) != AC_OK)
+            fprintf(stderr, "replay: %s: not a valid case file: %s: %s\n", path, ac_status_name(e.code), e.msg);
+        else
+            fprintf(stderr, "replay: %s: not a case file and not in a target's folder: give --target (%s)\n", path,
+                    names);
         cnt->errors++;
         free(data);
         return;
@@ -280,35 +287,27 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
     ac_fuzz_outcome out;
     ac_fuzz_outcome_init(&out);
     t->run(data, size, &env, &out);
-    const char *verdict = "PASS";
+    /* The verdict is the target's: it judged the file's expectation against
+       the contract's rules with the same function the fuzzers use, so an
+       input replays to the outcome the fuzzer gave it. A skip here is a
+       budget the case is over (not a pass, not a GPU: that was asked
+       before), reported as unrun. */
+    const char *verdict = out.kind == AC_FUZZ_FINDING     ? "FAIL"
+                          : out.kind == AC_FUZZ_BAD_INPUT ? "BAD"
+                          : out.kind == AC_FUZZ_SKIPPED   ? "UNRUN"
+                          : out.kind == AC_FUZZ_REJECTED  ? "REJECTED"
+                                                          : "PASS";
     char why[700];
     snprintf(why, sizeof why, "%s", out.why);
-    if (out.kind == AC_FUZZ_FINDING) {
-        verdict = "FAIL";
-    } else if (out.kind == AC_FUZZ_SKIPPED) {
-        verdict = "SKIP";
-    } else if (have_file) {
-        /* The file's own expectation, exactly. */
-        if (!file.expect_error && out.kind != AC_FUZZ_PASS) {
-            verdict = "FAIL";
-            snprintf(why, sizeof why, "expected ok, got %s: %s", ac_status_name(out.code), out.why);
-        } else if (file.expect_error && (out.kind != AC_FUZZ_REJECTED || out.code != file.expect_code)) {
-            verdict = "FAIL";
-            snprintf(why, sizeof why, "expected %s, got %s: %s", ac_status_name(file.expect_code),
-                     ac_status_name(out.code), out.why);
-        } else if (file.expect_error) {
-            verdict = "REJECTED";
-        }
-    } else if (out.kind == AC_FUZZ_REJECTED) {
-        verdict = "REJECTED";
-    }
     if (!strcmp(verdict, "FAIL")) cnt->failed++;
-    else if (!strcmp(verdict, "SKIP")) cnt->skipped++;
+    else if (!strcmp(verdict, "BAD") || !strcmp(verdict, "UNRUN")) cnt->errors++;
     else if (!strcmp(verdict, "REJECTED")) cnt->rejected++;
     else cnt->passed++;
     if (o->quiet)
-        printf("%-8s %s  %s%s%s\n", verdict, path, out.line, !strcmp(verdict, "FAIL") ? "\n         " : "",
-               !strcmp(verdict, "FAIL") ? why : "");
+    {
+        int say = strcmp(verdict, "PASS") && strcmp(verdict, "REJECTED"); /* FAIL, BAD, UNRUN: say why */
+        printf("%-8s %s  %s%s%s\n", verdict, path, out.line, say ? "\n         " : "", say ? why : "");
+    }
     else
         printf("result: %s  %s\n", verdict, why);
     for (int k = 0; o->png_dir && k < 2; k++)
@@ -354,6 +353,10 @@ static void replay_path(const char *path, const replay_opts *o, replay_count *cn
         n++;
     }
     closedir(d);
+    if (n == 0) { /* an empty corpus folder replays nothing: that is no pass */
+        fprintf(stderr, "replay: %s: no inputs in this folder\n", path);
+        cnt->errors++;
+    }
     qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         if (is_file(names[i])) replay_file(names[i], o, cnt);
@@ -461,7 +464,7 @@ int ac_replay_main(int argc, char **argv)
     for (int i = optind; i < argc; i++) replay_path(argv[i], &o, &cnt);
     if (o.have_filter)
         printf("replay: --filter '%s' kept %d of %d files\n", filter_text, cnt.files - cnt.filtered, cnt.files);
-    printf("replay (%s): %d files: %d passed, %d rejected as expected, %d failed, %d skipped, %d unreadable\n",
+    printf("replay (%s): %d files: %d passed, %d rejected as expected, %d failed, %d disabled, %d unreadable or unrun\n",
            ac_backend_name(o.backend), cnt.files - cnt.filtered, cnt.passed, cnt.rejected, cnt.failed, cnt.skipped,
            cnt.errors);
     replay_opts_free(&o);
