@@ -22,10 +22,15 @@ build)
   W=$B-work
   cmake -S . -B $W -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
   cmake --build $W -j"$(nproc)"
+  # Each program embeds the kernels (13 MB): only those the host runs travel
+  # (the carry is 64 MiB), with the ctest files, stripped of host debug info.
   rm -rf $B
   mkdir -p $B
-  tar -C $W --exclude='*.o' --exclude='*.a' --exclude=CMakeFiles --exclude='*.make' --exclude=Makefile \
-    -cf - . | tar -C $B -xf -
+  (cd $W && find . -name CTestTestfile.cmake -o -name 'libcjson.so*' -o -name 'libattncheck_*plugin.so') |
+    tar -C $W -cf - -T - | tar -C $B -xf -
+  for t in tools/attncheck properties/property_gpu bench/prefill_bench bench/decode_bench; do
+    [ -x $W/$t ] && install -D -m 755 -s $W/$t $B/$t
+  done
   # ctest files name the work folder: point them at this one.
   find $B -name CTestTestfile.cmake -exec sed -i "s#/$W/#/$B/#g; s#/$W\"#/$B\"#g" {} +
   du -sh $B
@@ -41,7 +46,7 @@ remote)
   src=$(sed -n 's/^# Source directory: //p' $B/CTestTestfile.cmake)
   if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/device.txt"
-  summary="$out/summary.txt"
+  summary="$dest/summary.txt" # written as it goes: a round cut short still reports what ran
   : >"$summary"
   if [ "$what" = check ] || [ "$what" = all ]; then
     ctest --test-dir $B -L gpu --output-on-failure >"$out/ctest-gpu.log" 2>&1
@@ -93,7 +98,6 @@ remote)
     fi
   fi
   tar czf "$dest/gpu-round-logs.tgz" -C "$out" .
-  cp "$summary" "$dest/summary.txt"
   echo "=================== summary"
   cat "$summary"
   ;;
