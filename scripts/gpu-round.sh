@@ -42,6 +42,8 @@ remote)
   dest=${OUT:-$PWD/gpu-results}
   out=$(mktemp -d /tmp/gpu-round.XXXXXX)
   mkdir -p "$dest"
+  # The logs travel back even when the round is cut short by a time limit.
+  trap 'tar czf "$dest/gpu-round-logs.tgz" -C "$out" .' EXIT
   # CTestTestfile.cmake holds the build machine's absolute paths: recreate them.
   src=$(sed -n 's/^# Source directory: //p' $B/CTestTestfile.cmake)
   if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
@@ -49,15 +51,12 @@ remote)
   summary="$dest/summary.txt" # written as it goes: a round cut short still reports what ran
   : >"$summary"
   if [ "$what" = check ] || [ "$what" = all ]; then
-    ctest --test-dir $B -L gpu --output-on-failure >"$out/ctest-gpu.log" 2>&1
+    # -V: every test's own output in the log (the sweeps' group tables).
+    ctest --test-dir $B -L gpu -j4 -V >"$out/ctest-gpu.log" 2>&1
     echo "ctest -L gpu: rc=$? $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log")" | tee -a "$summary"
-    grep -E "Test +#" "$out/ctest-gpu.log" | tee -a "$summary"
+    grep -E "Test +#" "$out/ctest-gpu.log" | sed 's/^[0-9]*: //' | tee -a "$summary"
+    grep -hE "^[0-9]+: (prefill|decode|combine|store|group)" "$out/ctest-gpu.log" | sed 's/^[0-9]*: //' | sort -u >>"$summary"
     families=$($B/tools/attncheck families | cut -f1)
-    for fam in $families; do
-      $B/tools/attncheck sweep $fam --backend gpu --tsv "$out/sweep-$fam.tsv" >"$out/sweep-$fam.log" 2>&1
-      sed -n '/^group/,$p' "$out/sweep-$fam.log" >>"$summary"
-    done &
-    sweeps=$!
     [ -x $B/bench/prefill_bench ] && { $B/bench/prefill_bench --check >"$out/prefill-check.log" 2>&1;
       echo "prefill kernel vs model: rc=$? $(grep -cE '^FAIL' "$out/prefill-check.log") FAIL lines" >>"$summary"; }
     [ -x $B/bench/decode_bench ] && { $B/bench/decode_bench --check >"$out/decode-check.log" 2>&1;
@@ -83,7 +82,6 @@ remote)
       echo "replay $d on the kernels: rc=$? $(tail -1 "$out/replay-$(basename "$d").log")" >>"$summary"
       grep -A2 "^FAIL" "$out/replay-$(basename "$d").log" | head -n 12 >>"$summary"
     done
-    wait $sweeps
   fi
   if [ "$what" = bench ] || [ "$what" = all ]; then
     if [ -x $B/bench/prefill_bench ]; then
@@ -97,7 +95,6 @@ remote)
       cat "$out/decode-bench.txt" >>"$summary"
     fi
   fi
-  tar czf "$dest/gpu-round-logs.tgz" -C "$out" .
   echo "=================== summary"
   cat "$summary"
   ;;
