@@ -196,6 +196,10 @@ def main():
     bad([B, "2"], "2: unexpected argument")
 
     # ---- the CUDA benches, where built ---------------------------------------------------
+    for k in ("prefill_bench", "decode_bench"):
+        if getattr(a, k) and not os.access(getattr(a, k), os.X_OK):
+            print("note: %s not built (%s): its checks skipped" % (k, getattr(a, k)))
+            setattr(a, k, None)
     if a.prefill_bench:
         bad([a.prefill_bench, "--reps", "5"], "prefill_bench:", "--reps 5: out of range")
         bad([a.prefill_bench, "--reps", "x"], "--reps x: not a number")
