@@ -52,6 +52,7 @@ typedef struct ac_fuzz_env {
     int oracle_threads;     /* 1 when fuzzing (processes give the parallelism); 0 = one per core */
     int verbose;            /* 1: print the verdict and diagnostics to `log` */
     FILE *log;              /* NULL: stderr */
+    ac_bug bug;             /* a classic bug injected into the CPU models (replay --bug) */
     const char *png_stem;   /* non-NULL: write <png_stem>-heat.png and -rows.png of
                                each check's error map (attncheck replay --png) */
 } ac_fuzz_env;

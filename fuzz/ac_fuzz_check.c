@@ -42,6 +42,7 @@ ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_t
     ac_check_opts o;
     memset(&o, 0, sizeof o);
     o.backend = env->backend;
+    o.bug = env->bug;
     o.max_rows = env->oracle_rows;
     o.oracle_threads = env->oracle_threads;
     o.keep = keep;

@@ -105,15 +105,38 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
     if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) { /* the store is exact: caches must match bit for bit */
         if (!out->k_cache || !out->v_cache || !res->k_cache)
             return ac_fail(err, AC_ERR_NULL, "verdict: store outputs missing");
+        int64_t first = -1; /* the first differing element: where a report starts */
+        int first_v = 0;
         for (int64_t i = 0; i < res->kv_elems; i++) {
-            v->n_cache_bits += out->k_cache[i] != res->k_cache[i];
-            v->n_cache_bits += out->v_cache[i] != res->v_cache[i];
+            int dk = out->k_cache[i] != res->k_cache[i], dv = out->v_cache[i] != res->v_cache[i];
+            if ((dk || dv) && first < 0) first = i, first_v = !dk;
+            v->n_cache_bits += dk + dv;
         }
         v->elems_checked = 2 * res->kv_elems;
         v->pass = v->n_cache_bits == 0;
         v->r_max = v->pass ? 0.0 : INFINITY; /* an exact check: any difference is infinitely over */
-        snprintf(v->summary, sizeof v->summary, "%s store: %lld of %lld cache elements differ bitwise",
-                 v->pass ? "PASS" : "FAIL", (long long)v->n_cache_bits, (long long)v->elems_checked);
+        if (v->pass) {
+            snprintf(v->summary, sizeof v->summary, "PASS store: %lld cache elements equal bitwise",
+                     (long long)v->elems_checked);
+            return AC_OK;
+        }
+        /* Cache element i is slot i / (Hkv D), KV head (i / D) % Hkv, dim i % D;
+           the token is the one mapped to that slot, if any. */
+        int64_t hd = (int64_t)c->heads_kv * c->head_dim, slot = first / hd;
+        int32_t head = (int32_t)((first / c->head_dim) % c->heads_kv), dim = (int32_t)(first % c->head_dim);
+        int32_t token = -1;
+        for (int32_t tk = 0; tk < c->num_tokens && token < 0; tk++)
+            if (c->slot_mapping[tk] == slot) token = tk;
+        v->r_where = (ac_coord){.seq = -1, .head = head, .row = token, .dim = dim, .flat_row = slot};
+        char tok[48];
+        if (token >= 0) snprintf(tok, sizeof tok, "token %d", token);
+        else snprintf(tok, sizeof tok, "no token (nothing maps there)");
+        snprintf(v->summary, sizeof v->summary,
+                 "FAIL store: %lld of %lld cache elements differ bitwise; first in %s_cache at slot %lld "
+                 "(block %lld, offset %lld), head %d, dim %d, %s: got 0x%04x, want 0x%04x",
+                 (long long)v->n_cache_bits, (long long)v->elems_checked, first_v ? "v" : "k", (long long)slot,
+                 (long long)(slot / c->block_size), (long long)(slot % c->block_size), head, dim, tok,
+                 first_v ? out->v_cache[first] : out->k_cache[first], first_v ? res->v_cache[first] : res->k_cache[first]);
         return AC_OK;
     }
 

@@ -84,6 +84,7 @@ typedef struct replay_opts {
     const char *png_dir;    /* --png DIR: pictures of each case's error map */
     int have_filter;        /* --filter REGEX: only inputs whose line matches */
     regex_t filter;
+    ac_bug bug;             /* --bug NAME: the classic bug a saved failure was found with */
 } replay_opts;
 
 /* files: inputs read; filtered: of those, the ones the filter passed over
@@ -247,6 +248,7 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
     ac_fuzz_env env;
     ac_fuzz_env_default(&env);
     env.backend = o->backend;
+    env.bug = o->bug;
     env.limits = 0;
     env.oracle_rows = o->rows;
     env.oracle_threads = 0;
@@ -373,6 +375,7 @@ static void replay_usage(FILE *f)
             "verdict, the worst elements and an error map; a case file's `expect` line is checked.\n"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --bug NAME              inject the classic bug a saved failure was found with (CPU models)\n"
             "  --target NAME           the fuzz target of files outside corpus/<target>/ (");
     const ac_fuzz_target *const *all = ac_fuzz_targets();
     for (int i = 0; all[i]; i++) fprintf(f, "%s%s", i ? ", " : "", all[i]->name);
@@ -394,12 +397,12 @@ static void replay_opts_free(replay_opts *o)
 
 int ac_replay_main(int argc, char **argv)
 {
-    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER, OPT_KERNEL };
+    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER, OPT_KERNEL, OPT_BUG };
     static const struct option opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"target", required_argument, NULL, OPT_TARGET},
         {"rows", required_argument, NULL, OPT_ROWS},       {"quiet", no_argument, NULL, OPT_QUIET},
         {"png", required_argument, NULL, OPT_PNG},         {"filter", required_argument, NULL, OPT_FILTER},
-        {"kernel", required_argument, NULL, OPT_KERNEL},
+        {"kernel", required_argument, NULL, OPT_KERNEL},   {"bug", required_argument, NULL, OPT_BUG},
         {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
     replay_opts o;
     memset(&o, 0, sizeof o);
@@ -416,6 +419,7 @@ int ac_replay_main(int argc, char **argv)
             st = ac_plugin_load(optarg, &o.backend, &err);
             o.backend_auto = 0;
             break;
+        case OPT_BUG: st = ac_arg_bug(a.name, optarg, &o.bug, &err); break;
         case OPT_TARGET:
             o.target = ac_fuzz_target_find(optarg);
             if (!o.target) {

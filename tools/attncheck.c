@@ -46,6 +46,9 @@ typedef struct cli_opts {
     int have_filter;     /* --filter REGEX: only cases whose case line matches */
     regex_t filter;
     const char *filter_text;
+    const char *save;    /* --save DIR: every failing case as a case file, with its replay command */
+    FILE *junit;         /* --junit FILE: one testcase per case line */
+    const char *kernel;  /* --kernel LIB.so, for the replay command of a saved case */
 } cli_opts;
 
 static void usage(FILE *f)
@@ -75,6 +78,8 @@ static void usage_run(FILE *f, const char *cmd)
             "%s"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --save DIR              write each failing case as a case file, with its replay command\n"
+            "  --junit FILE            a JUnit report: one testcase per case line\n"
             "  --quick                 a small representative subset of each matrix\n"
             "  --seed N                varies the data (default 1; decimal or 0x hex, 0 to 2^64-1)\n"
             "  --tsv FILE              one line per case: group, pass, r, lse_r, ulp, ratio, case line\n"
@@ -114,10 +119,13 @@ static void usage_describe(FILE *f)
             "  --help  this text\n");
 }
 
-enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL };
+enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL,
+       OPT_SAVE, OPT_JUNIT };
 
 static void free_opts(cli_opts *o)
 {
+    if (o->junit) fclose(o->junit);
+    o->junit = NULL;
     if (o->tsv) fclose(o->tsv);
     if (o->have_filter) regfree(&o->filter);
     o->tsv = NULL;
@@ -136,6 +144,7 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"tsv", required_argument, NULL, OPT_TSV},         {"png", required_argument, NULL, OPT_PNG},
         {"filter", required_argument, NULL, OPT_FILTER},   {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"kernel", required_argument, NULL, OPT_KERNEL},   {"help", no_argument, NULL, 'h'},
+        {"save", required_argument, NULL, OPT_SAVE},       {"junit", required_argument, NULL, OPT_JUNIT},
         {NULL, 0, NULL, 0}};
     static const struct option e2e_opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
@@ -161,6 +170,16 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         case OPT_KERNEL: /* an outside kernel through the plugin ABI (common/ac_plugin.h) */
             st = ac_plugin_load(optarg, &o->backend, &err);
             o->backend_auto = 0;
+            o->kernel = optarg;
+            break;
+        case OPT_SAVE:
+            st = ac_arg_out_dir(a.name, optarg, &err);
+            o->save = optarg;
+            break;
+        case OPT_JUNIT:
+            if (o->junit) fclose(o->junit);
+            o->junit = NULL;
+            st = ac_arg_out_file(a.name, optarg, &o->junit, &err);
             break;
         case OPT_PNG:
             st = ac_arg_out_dir(a.name, optarg, &err);
@@ -248,6 +267,49 @@ static void print_table(const group_stat *g, int ng, FILE *f)
 
 /* Runs every case of the listed families (those o's filter keeps); returns
    the process exit code. */
+/* XML text: & < > " escaped. */
+static void xml_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc((unsigned char)*s >= 0x20 || *s == '\n' ? *s : '?', f);
+        }
+    }
+}
+
+/* The command that replays a saved case on the same backend with the same bug. */
+static void replay_command(const cli_opts *o, const char *path, char *buf, size_t n)
+{
+    char be[600];
+    if (o->kernel) snprintf(be, sizeof be, "--kernel %s", o->kernel);
+    else snprintf(be, sizeof be, "--backend %s", o->backend == AC_BACKEND_GPU ? "gpu" : "cpu");
+    snprintf(buf, n, "attncheck replay %s%s%s %s", be, o->bug ? " --bug " : "", o->bug ? ac_bug_name(o->bug) : "",
+             path);
+}
+
+/* --save DIR: the failing case as a case file (its block table, slot
+   mapping and lengths included; expect ok: a correct kernel passes it), the
+   note saying what happened. Prints where it went and the replay command. */
+static void save_failure(const cli_opts *o, const ac_case *c, int32_t index, const char *why)
+{
+    ac_casefile f;
+    ac_error e;
+    char path[4200], cmd[5000];
+    snprintf(path, sizeof path, "%s/failure-%04d-%s-seed%llu.case", o->save, (int)index, ac_op_name(c->op),
+             (unsigned long long)c->seed);
+    if (ac_casefile_from_case(&f, c, &e) || ac_casefile_set_note(&f, why, &e) || ac_casefile_save(path, &f, &e)) {
+        printf("  not saved: %s\n", e.msg);
+    } else {
+        replay_command(o, path, cmd, sizeof cmd);
+        printf("  saved: %s\n  replay: %s\n", path, cmd);
+    }
+    ac_casefile_free(&f);
+}
+
 static int run_families(char **fam, int nfam, const cli_opts *o)
 {
     ac_case_list list;
@@ -278,6 +340,10 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
            o->bug ? ", injected bug: " : "", o->bug ? ac_bug_name(o->bug) : "");
     group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
     int ng = 0, failed = 0, tty = isatty(2);
+    /* JUnit: one testcase per case line, written once the counts are known. */
+    char *junit_body = NULL;
+    size_t junit_len = 0;
+    FILE *junit = o->junit ? open_memstream(&junit_body, &junit_len) : NULL;
     double t0 = ac_now(), last = t0;
     for (int32_t k = 0; k < nrun; k++) {
         const int32_t i = run[k];
@@ -310,6 +376,19 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         if (!ok || o->verbose)
             printf("%s %s\n  %s\n", ok ? "ok  " : "FAIL", line,
                    st ? r.error.msg : r.verdict.summary);
+        if (!ok && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
+        if (junit) {
+            fprintf(junit, "  <testcase classname=\"attncheck.%s\" name=\"", ac_op_name(c->op));
+            xml_text(junit, line);
+            fprintf(junit, "\" time=\"%.3f\"", r.seconds_kernel + r.seconds_oracle);
+            if (ok) {
+                fprintf(junit, "/>\n");
+            } else {
+                fprintf(junit, ">\n    <failure message=\"");
+                xml_text(junit, st ? r.error.msg : r.verdict.summary);
+                fprintf(junit, "\"/>\n  </testcase>\n");
+            }
+        }
         if (o->png && !ok && st == AC_OK) { /* DIR/case0042-prefill-heat.png and -rows.png */
             char stem[4096];
             ac_error pe;
@@ -331,6 +410,14 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         ac_check_result_free(&r);
     }
     if (tty) fprintf(stderr, "\n");
+    if (junit) {
+        fclose(junit);
+        fprintf(o->junit, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"attncheck %s\" "
+                "tests=\"%d\" failures=\"%d\">\n%s</testsuite>\n</testsuites>\n", ac_backend_name(o->backend),
+                nrun, failed, junit_body ? junit_body : "");
+        free(junit_body);
+        fflush(o->junit);
+    }
     print_table(groups, ng, stdout);
     printf("\n%d passed, %d failed\n", nrun - failed, failed);
     if (o->have_filter) printf("(--filter '%s': %d of %d cases run)\n", o->filter_text, nrun, list.n);
@@ -499,6 +586,8 @@ static int cmd_e2e(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A run killed half way keeps every line it printed (a log is no terminal). */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         usage(stderr);
         return AC_EXIT_USAGE;
