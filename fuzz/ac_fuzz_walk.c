@@ -188,7 +188,18 @@ static void pool_load_dir(pool *pl, const char *dir, ac_fuzz_rng *r)
 
 typedef struct shared_stats {
     volatile int64_t execs, passes, rejected, skipped, findings, unique, pool;
+    volatile int stop;        /* set by the parent on SIGINT/SIGTERM: workers finish their input and leave */
 } shared_stats;
+
+/* SIGINT/SIGTERM (Ctrl-C reaches the whole process group): every process of
+   the walk only notes it; the workers leave after their current input (its
+   finding, if any, is saved already), the parent then prints the summary. */
+static volatile sig_atomic_t walk_interrupted;
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    walk_interrupted = 1;
+}
 
 static void progress(const ac_fuzz_walk_opts *o, const shared_stats *st, double t0, FILE *log);
 
@@ -213,6 +224,7 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
     ac_fuzz_outcome_init(&out);
     int64_t execs = 0;
     while (buf && seen) {
+        if (walk_interrupted || st->stop) break;
         if ((execs & 7) == 0) {
             double t = ac_now();
             if (t >= deadline) break;
@@ -302,6 +314,13 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
     memset((void *)st, 0, sizeof *st);
     double t0 = ac_now(), deadline = t0 + o->seconds, every = o->progress_every > 0 ? o->progress_every : 5.0;
     int workers = o->workers > 0 ? o->workers : 1;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    walk_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     if (workers == 1 && o->gpus <= 0) {
         walk_worker(o, 0, deadline, st, log, t0);
         progress(o, st, t0, log);
@@ -309,8 +328,14 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         pid_t *kids = calloc((size_t)workers, sizeof(pid_t));
         if (!kids) return ac_fail(err, AC_ERR_NOMEM, "walk: out of memory");
         fflush(log);
+        int started = 0;
         for (int i = 0; i < workers; i++) {
             pid_t p = fork();
+            if (p < 0) { /* no more processes: go on with the workers there are */
+                fprintf(log, "walk: fork of worker %d failed (%s): %d worker%s\n", i, strerror(errno), started,
+                        started == 1 ? "" : "s");
+                break;
+            }
             if (p == 0) {
                 if (o->gpus > 1) {
                     /* Worker i on GPU i % gpus: the i-th entry of a
@@ -333,12 +358,17 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
                 fflush(log);
                 _exit(0);
             }
-            kids[i] = p;
+            kids[started++] = p;
         }
-        int alive = workers;
+        if (started == 0) walk_worker(o, 0, deadline, st, log, t0); /* not even one: walk here */
+        int alive = started;
         while (alive > 0) {
             double wake = ac_now() + every;
             while (alive > 0 && ac_now() < wake) {
+                if (walk_interrupted && !st->stop) {
+                    st->stop = 1;
+                    fprintf(log, "walk: interrupted: stopping the workers (findings so far are saved)\n");
+                }
                 int status;
                 pid_t p = waitpid(-1, &status, WNOHANG);
                 if (p > 0) {
@@ -358,6 +388,9 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         }
         free(kids);
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (walk_interrupted) fprintf(log, "walk: stopped by a signal after %.1f s\n", ac_now() - t0);
     if (out) {
         out->execs = st->execs;
         out->passes = st->passes;

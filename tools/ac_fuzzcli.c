@@ -39,13 +39,22 @@ static int is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The repository root: the nearest directory, from the working directory
-   upwards and then from the executable's, holding corpus/ and fuzz/. */
-static int find_root(char *out, size_t n)
+/* The repository root: --root DIR when given (it must hold corpus/ and
+   fuzz/), else the nearest directory above the executable holding both (a
+   build tree inside a checkout). Never guessed from the working folder: any
+   folder there holding corpus/ and fuzz/ would be taken for the project. */
+static int find_root(char *out, size_t n, const char *given)
 {
-    char start[2][PATH_MAX];
+    if (given) {
+        char a[PATH_MAX + 16], b[PATH_MAX + 16];
+        snprintf(a, sizeof a, "%s/corpus", given);
+        snprintf(b, sizeof b, "%s/fuzz", given);
+        if (!is_dir(a) || !is_dir(b)) return -1;
+        snprintf(out, n, "%s", given);
+        return 0;
+    }
+    char start[1][PATH_MAX];
     int ns = 0;
-    if (getcwd(start[ns], sizeof start[ns])) ns++;
     ssize_t k = readlink("/proc/self/exe", start[ns], sizeof start[ns] - 1);
     if (k > 0) {
         start[ns][k] = '\0';
@@ -479,6 +488,13 @@ int ac_replay_main(int argc, char **argv)
 /* ======================================================================== */
 /* fuzz                                                                      */
 
+static volatile sig_atomic_t lf_signalled;
+static void lf_on_signal(int sig)
+{
+    (void)sig;
+    lf_signalled = 1;
+}
+
 typedef struct fuzz_opts {
     const ac_fuzz_target *target;
     double seconds;
@@ -493,6 +509,7 @@ typedef struct fuzz_opts {
     char **extra;
     int nextra;
     const char *kernel;     /* --kernel PATH: the plugin the walk runs */
+    const char *root;       /* --root DIR: the checkout (else found above the program) */
 } fuzz_opts;
 
 static void fuzz_usage(FILE *f)
@@ -506,6 +523,7 @@ static void fuzz_usage(FILE *f)
             "  --walk                  the random walk even when libFuzzer is there\n"
             "  --backend auto|gpu|cpu  auto: the GPU when the target runs kernels and a GPU is there\n"
             "  --kernel LIB.so         walk an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --root DIR              the attncheck checkout (seeds, build-fuzz/); default: found above this program\n"
             "  --gpus N                GPUs to spread the workers over (0, the default: all)\n"
             "  --out DIR               default fuzz-out/TARGET\n"
             "  --seeds DIR             seed inputs (default corpus/<target's folder>)\n"
@@ -697,7 +715,25 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
            bin, o->jobs, o->seconds, corpus, seeds, findings, logpath);
     fflush(stdout);
     double t0 = ac_now();
+    /* Ctrl-C reaches libFuzzer too (one process group): it stops and prints
+       its stats; this supervisor only notes the signal, forwards a SIGTERM
+       sent to it alone, then merges the corpus and prints the summary. */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = lf_on_signal;
+    sigemptyset(&sa.sa_mask);
+    lf_signalled = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     pid_t pid = fork();
+    if (pid < 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        fprintf(stderr, "fuzz: cannot start %s: fork: %s\n", bin, strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return AC_EXIT_USAGE;
+    }
     if (pid == 0) {
         dup2(pipefd[1], 2);
         dup2(pipefd[1], 1);
@@ -715,8 +751,14 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     char line[8192];
     double next = t0 + 5.0;
     int findings0 = count_files(findings, NULL);
-    int fd = pipefd[0], open_ = 1;
+    int fd = pipefd[0], open_ = 1, forwarded = 0;
     while (open_) {
+        if (lf_signalled && !forwarded) {
+            kill(pid, SIGINT); /* libFuzzer's own clean stop */
+            forwarded = 1;
+            printf("fuzz %s: interrupted: stopping libFuzzer, then merging the corpus\n", o->target->name);
+            fflush(stdout);
+        }
         /* Wait for output at most a second, so the progress line keeps its
            pace even while libFuzzer's fork-mode parent is quiet (it reports
            when a job ends; jobs grow to minutes). */
@@ -742,7 +784,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
         }
     }
     int status = 0;
-    waitpid(pid, &status, 0);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (in) fclose(in);
     double el = ac_now() - t0;
 
@@ -759,12 +801,16 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
         _exit(127);
     }
     int mstatus = 0;
-    if (mp > 0) waitpid(mp, &mstatus, 0);
+    if (mp > 0)
+        while (waitpid(mp, &mstatus, 0) < 0 && errno == EINTR) {}
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (log) fclose(log);
 
     int nf = count_files(findings, NULL) - findings0, na_ = count_files(artifacts, NULL);
     printf("\nfuzz %s: summary\n", o->target->name);
-    printf("  duration      %.0f s (libFuzzer exit status %d)\n", el, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    printf("  duration      %.0f s (libFuzzer exit status %d%s)\n", el, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           lf_signalled ? ", stopped by a signal" : "");
     printf("  executions    %lld (%.0f/s over the run; last reported %lld/s)\n", s.execs, el > 0 ? s.execs / el : 0.0,
            s.execs_s);
     printf("  coverage      %lld edges, %lld features\n", s.cov, s.ft);
@@ -842,7 +888,7 @@ int ac_fuzz_main(int argc, char **argv)
             break;
         }
     enum { OPT_SECONDS = AC_ARGS_LONG, OPT_JOBS, OPT_WALK, OPT_GPUS, OPT_OUT, OPT_SEEDS, OPT_SEED, OPT_ROWS,
-           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST, OPT_KERNEL };
+           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST, OPT_KERNEL, OPT_ROOT };
     static const struct option opts[] = {
         {"seconds", required_argument, NULL, OPT_SECONDS}, {"jobs", required_argument, NULL, OPT_JOBS},
         {"walk", no_argument, NULL, OPT_WALK},             {"gpus", required_argument, NULL, OPT_GPUS},
@@ -850,7 +896,7 @@ int ac_fuzz_main(int argc, char **argv)
         {"seed", required_argument, NULL, OPT_SEED},       {"rows", required_argument, NULL, OPT_ROWS},
         {"max-len", required_argument, NULL, OPT_MAX_LEN}, {"backend", required_argument, NULL, OPT_BACKEND},
         {"list", no_argument, NULL, OPT_LIST},             {"help", no_argument, NULL, 'h'},
-        {"kernel", required_argument, NULL, OPT_KERNEL},
+        {"kernel", required_argument, NULL, OPT_KERNEL},   {"root", required_argument, NULL, OPT_ROOT},
         {NULL, 0, NULL, 0}};
     ac_args a;
     ac_error err;
@@ -874,6 +920,7 @@ int ac_fuzz_main(int argc, char **argv)
             o.backend_auto = 0;
             o.kernel = optarg;
             break;
+        case OPT_ROOT: o.root = optarg; break;
         case OPT_LIST:
         case 'h': fuzz_usage(stdout); return 0;
         default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
@@ -908,10 +955,15 @@ int ac_fuzz_main(int argc, char **argv)
         return AC_EXIT_SKIP;
     }
     char root[PATH_MAX];
-    if (find_root(root, sizeof root)) {
-        /* No checkout around (a shipped binary): seeds only with --seeds. */
+    if (find_root(root, sizeof root, o.root)) {
+        if (o.root) {
+            ac_args a = {.prog = "attncheck fuzz"};
+            return ac_args_failf(&a, "--root %s: not a checkout of attncheck (no corpus/ and fuzz/ there)", o.root);
+        }
+        /* No checkout above the program (an installed binary): seeds only with --seeds. */
         snprintf(root, sizeof root, ".");
-        if (!o.seeds) printf("fuzz: no repository (corpus/ and fuzz/) found from here: no seeds; give --seeds DIR\n");
+        if (!o.seeds)
+            printf("fuzz: no repository (corpus/ and fuzz/) above this program: no seeds; give --seeds DIR or --root DIR\n");
     }
     char out[PATH_MAX];
     if (o.out) snprintf(out, sizeof out, "%s", o.out);
