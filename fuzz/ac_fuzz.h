@@ -49,6 +49,8 @@ typedef struct ac_fuzz_env {
     ac_backend backend;     /* MODEL (CPU models) or GPU */
     int limits;             /* 1: skip cases over the speed budget (fuzzing); 0: run all (replay) */
     int64_t oracle_rows;    /* oracle row sampling per exec (0 = every row) */
+    int64_t budget_bytes;   /* the check's budget (harness/ac_check.h): 0 default, -1 none */
+    int64_t budget_macs;
     int oracle_threads;     /* 1 when fuzzing (processes give the parallelism); 0 = one per core */
     int verbose;            /* 1: print the verdict and diagnostics to `log` */
     FILE *log;              /* NULL: stderr */

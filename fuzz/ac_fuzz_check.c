@@ -44,6 +44,8 @@ ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_t
     o.backend = env->backend;
     o.bug = env->bug;
     o.max_rows = env->oracle_rows;
+    o.budget_bytes = env->budget_bytes;
+    o.budget_macs = env->budget_macs;
     o.oracle_threads = env->oracle_threads;
     o.keep = keep;
     o.hook = hook;

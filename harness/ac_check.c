@@ -34,6 +34,12 @@ ac_status ac_check_budget(const ac_case *c, const ac_check_opts *opts, ac_error 
         return ac_fail(err, AC_ERR_BUDGET, "the oracle would do %lld multiply-adds for %lld rows, over the budget "
                        "of %lld (--max-oracle-work N raises it; --rows N samples N rows)", (long long)macs,
                        (long long)cost.rows, (long long)max_macs);
+    /* The CPU models compute every row whatever the oracle samples: the
+       same work in fp32, a few times faster per operation than the oracle. */
+    if (max_macs > 0 && opts->backend == AC_BACKEND_MODEL && (cost.overflow || cost.oracle_macs / 4 > max_macs))
+        return ac_fail(err, AC_ERR_BUDGET, "the CPU model would do %lld multiply-adds for all %lld rows, over four "
+                       "times the budget of %lld (--max-oracle-work N raises it; a GPU backend runs it fast)",
+                       (long long)cost.oracle_macs, (long long)cost.rows, (long long)max_macs);
     return AC_OK;
 }
 

@@ -94,6 +94,7 @@ typedef struct replay_opts {
     int have_filter;        /* --filter REGEX: only inputs whose line matches */
     regex_t filter;
     ac_bug bug;             /* --bug NAME: the classic bug a saved failure was found with */
+    int64_t max_memory, max_work; /* the check's budget (docs/BUDGET.md) */
 } replay_opts;
 
 /* files: inputs read; filtered: of those, the ones the filter passed over
@@ -258,6 +259,8 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
     ac_fuzz_env_default(&env);
     env.backend = o->backend;
     env.bug = o->bug;
+    env.budget_bytes = o->max_memory;
+    env.budget_macs = o->max_work;
     env.limits = 0;
     env.oracle_rows = o->rows;
     env.oracle_threads = 0;
@@ -385,6 +388,9 @@ static void replay_usage(FILE *f)
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --bug NAME              inject the classic bug a saved failure was found with (CPU models)\n"
+            "  --max-memory BYTES      host memory one check may take (default 4 GiB; -1: no limit)\n"
+            "  --max-oracle-work N     oracle multiply-adds one check may take (default 1e11; -1: no limit;\n"
+            "                          with --rows N the work of N sampled rows counts)\n"
             "  --target NAME           the fuzz target of files outside corpus/<target>/ (");
     const ac_fuzz_target *const *all = ac_fuzz_targets();
     for (int i = 0; all[i]; i++) fprintf(f, "%s%s", i ? ", " : "", all[i]->name);
@@ -406,12 +412,15 @@ static void replay_opts_free(replay_opts *o)
 
 int ac_replay_main(int argc, char **argv)
 {
-    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER, OPT_KERNEL, OPT_BUG };
+    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_TARGET, OPT_ROWS, OPT_QUIET, OPT_PNG, OPT_FILTER, OPT_KERNEL, OPT_BUG,
+           OPT_MAX_MEMORY, OPT_MAX_WORK };
     static const struct option opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"target", required_argument, NULL, OPT_TARGET},
         {"rows", required_argument, NULL, OPT_ROWS},       {"quiet", no_argument, NULL, OPT_QUIET},
         {"png", required_argument, NULL, OPT_PNG},         {"filter", required_argument, NULL, OPT_FILTER},
         {"kernel", required_argument, NULL, OPT_KERNEL},   {"bug", required_argument, NULL, OPT_BUG},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"max-oracle-work", required_argument, NULL, OPT_MAX_WORK},
         {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
     replay_opts o;
     memset(&o, 0, sizeof o);
@@ -429,6 +438,8 @@ int ac_replay_main(int argc, char **argv)
             o.backend_auto = 0;
             break;
         case OPT_BUG: st = ac_arg_bug(a.name, optarg, &o.bug, &err); break;
+        case OPT_MAX_MEMORY: st = ac_arg_i64(a.name, optarg, -1, INT64_MAX, &o.max_memory, &err); break;
+        case OPT_MAX_WORK: st = ac_arg_i64(a.name, optarg, -1, INT64_MAX, &o.max_work, &err); break;
         case OPT_TARGET:
             o.target = ac_fuzz_target_find(optarg);
             if (!o.target) {

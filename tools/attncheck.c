@@ -48,6 +48,7 @@ typedef struct cli_opts {
     const char *filter_text;
     const char *save;    /* --save DIR: every failing case as a case file, with its replay command */
     FILE *junit;         /* --junit FILE: one testcase per case line */
+    int64_t max_memory, max_work; /* --max-memory, --max-oracle-work: the check's budget (docs/BUDGET.md) */
     const char *kernel;  /* --kernel LIB.so, for the replay command of a saved case */
 } cli_opts;
 
@@ -80,6 +81,8 @@ static void usage_run(FILE *f, const char *cmd)
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --save DIR              write each failing case as a case file, with its replay command\n"
             "  --junit FILE            a JUnit report: one testcase per case line\n"
+            "  --max-memory BYTES      host memory one check may take (default 4 GiB; -1: no limit)\n"
+            "  --max-oracle-work N     oracle multiply-adds one check may take (default 1e11; -1: no limit)\n"
             "  --quick                 a small representative subset of each matrix\n"
             "  --seed N                varies the data (default 1; decimal or 0x hex, 0 to 2^64-1)\n"
             "  --tsv FILE              one line per case: group, pass, r, lse_r, ulp, ratio, case line\n"
@@ -120,7 +123,7 @@ static void usage_describe(FILE *f)
 }
 
 enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL,
-       OPT_SAVE, OPT_JUNIT };
+       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK };
 
 static void free_opts(cli_opts *o)
 {
@@ -145,6 +148,8 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"filter", required_argument, NULL, OPT_FILTER},   {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"kernel", required_argument, NULL, OPT_KERNEL},   {"help", no_argument, NULL, 'h'},
         {"save", required_argument, NULL, OPT_SAVE},       {"junit", required_argument, NULL, OPT_JUNIT},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"max-oracle-work", required_argument, NULL, OPT_MAX_WORK},
         {NULL, 0, NULL, 0}};
     static const struct option e2e_opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
@@ -172,6 +177,8 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
             o->backend_auto = 0;
             o->kernel = optarg;
             break;
+        case OPT_MAX_MEMORY: st = ac_arg_i64(a.name, optarg, -1, INT64_MAX, &o->max_memory, &err); break;
+        case OPT_MAX_WORK: st = ac_arg_i64(a.name, optarg, -1, INT64_MAX, &o->max_work, &err); break;
         case OPT_SAVE:
             st = ac_arg_out_dir(a.name, optarg, &err);
             o->save = optarg;
@@ -355,6 +362,8 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         co.backend = o->backend;
         co.bug = o->bug;
         co.with_ref = 1;
+        co.budget_bytes = o->max_memory;
+        co.budget_macs = o->max_work;
         co.keep = o->png != NULL;
         ac_check_result r;
         ac_status st = ac_check_case(c, &co, &r);
