@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "ac_fuzz.h"
 #include "ac_file.h"
+#include "ac_stop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -191,15 +192,10 @@ typedef struct shared_stats {
     volatile int stop;        /* set by the parent on SIGINT/SIGTERM: workers finish their input and leave */
 } shared_stats;
 
-/* SIGINT/SIGTERM (Ctrl-C reaches the whole process group): every process of
-   the walk only notes it; the workers leave after their current input (its
-   finding, if any, is saved already), the parent then prints the summary. */
-static volatile sig_atomic_t walk_interrupted;
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    walk_interrupted = 1;
-}
+/* SIGINT/SIGTERM (common/ac_stop.h): every process of the walk only notes
+   it; the workers leave after their current input (its finding, if any, is
+   saved already), the parent then prints the summary. */
+#define walk_interrupted ac_stop_requested
 
 static void progress(const ac_fuzz_walk_opts *o, const shared_stats *st, double t0, FILE *log);
 
@@ -314,13 +310,8 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
     memset((void *)st, 0, sizeof *st);
     double t0 = ac_now(), deadline = t0 + o->seconds, every = o->progress_every > 0 ? o->progress_every : 5.0;
     int workers = o->workers > 0 ? o->workers : 1;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    walk_interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    ac_stop_saved saved_handlers;
+    ac_stop_catch(&saved_handlers);
     if (workers == 1 && o->gpus <= 0) {
         walk_worker(o, 0, deadline, st, log, t0);
         progress(o, st, t0, log);
@@ -388,8 +379,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         }
         free(kids);
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    ac_stop_release(&saved_handlers);
     if (walk_interrupted) fprintf(log, "walk: stopped by a signal after %.1f s\n", ac_now() - t0);
     if (out) {
         out->execs = st->execs;

@@ -26,6 +26,7 @@
 #include "ac_fuzz.h"
 #include "ac_plugin_load.h"
 #include "ac_status.h"
+#include "ac_stop.h"
 
 static int is_dir(const char *p)
 {
@@ -499,12 +500,8 @@ int ac_replay_main(int argc, char **argv)
 /* ======================================================================== */
 /* fuzz                                                                      */
 
-static volatile sig_atomic_t lf_signalled;
-static void lf_on_signal(int sig)
-{
-    (void)sig;
-    lf_signalled = 1;
-}
+/* The supervisor's stop request (common/ac_stop.h). */
+#define lf_signalled ac_stop_requested
 
 typedef struct fuzz_opts {
     const ac_fuzz_target *target;
@@ -729,17 +726,11 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     /* Ctrl-C reaches libFuzzer too (one process group): it stops and prints
        its stats; this supervisor only notes the signal, forwards a SIGTERM
        sent to it alone, then merges the corpus and prints the summary. */
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = lf_on_signal;
-    sigemptyset(&sa.sa_mask);
-    lf_signalled = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    ac_stop_saved saved_handlers;
+    ac_stop_catch(&saved_handlers);
     pid_t pid = fork();
     if (pid < 0) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        ac_stop_release(&saved_handlers);
         fprintf(stderr, "fuzz: cannot start %s: fork: %s\n", bin, strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
@@ -814,8 +805,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     int mstatus = 0;
     if (mp > 0)
         while (waitpid(mp, &mstatus, 0) < 0 && errno == EINTR) {}
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    ac_stop_release(&saved_handlers);
     if (log) fclose(log);
 
     int nf = count_files(findings, NULL) - findings0, na_ = count_files(artifacts, NULL);
