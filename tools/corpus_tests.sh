@@ -32,16 +32,17 @@ disabled)
   c=$tmp/corpus
   mkdir -p "$c/prefill" || exit 1
   cp "$src/corpus/prefill/0001-contiguous-basic.case" "$c/prefill/" || exit 1
-  # A file that fails: a rejected layout whose expectation says ok.
+  # A file that fails: a rejected layout whose expectation says ok (replay
+  # refuses such a file as bad input, exit 2: its expectation contradicts the rules).
   sed 's/^expect error AC_ERR_BLOCK_TABLE$/expect ok/' "$src/corpus/prefill/0900-err-table-entry-out-of-range.case" \
     >"$c/prefill/0900-broken.case" || exit 1
   replay() { "$prog" replay --backend cpu --quiet "$@"; }
   replay "$c/prefill" >"$tmp/log" 2>&1; rc=$?
-  [ $rc -eq 1 ] || { cat "$tmp/log"; fail "without DISABLED the broken file must fail (exit $rc)"; }
+  [ $rc -eq 2 ] || { cat "$tmp/log"; fail "without DISABLED the broken file must be refused (exit $rc, want 2)"; }
   # Entries name <folder>/<file>: the same name in another folder is not this file.
   printf 'decode/0900-broken.case another folder\nprefill/0900-broken.cas a prefix of the name\nprefill/0900-broken.case.old the name is a prefix\n' >"$c/DISABLED"
   replay "$c/prefill" >"$tmp/log" 2>&1; rc=$?
-  [ $rc -eq 1 ] || { cat "$tmp/log"; fail "entries naming other files must not skip it (exit $rc)"; }
+  [ $rc -eq 2 ] || { cat "$tmp/log"; fail "entries naming other files must not skip it (exit $rc, want 2)"; }
   printf '# comment\n\nprefill/0900-broken.case known to fail: this test flipped its expectation\n' >"$c/DISABLED"
   for arg in "$c/prefill" "$c/prefill/" "$c/prefill/0900-broken.case"; do
     replay "$arg" >"$tmp/log" 2>&1; rc=$?
