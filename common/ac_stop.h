@@ -12,19 +12,15 @@
 extern "C" {
 #endif
 
-typedef struct ac_stop_saved {
-    struct sigaction old_int, old_term;
-} ac_stop_saved;
-
 /* Set by the handler; cleared by ac_stop_catch. */
 extern volatile sig_atomic_t ac_stop_requested;
 
 /* From now on SIGINT and SIGTERM set ac_stop_requested (the previous
-   handlers go into *saved). Forked children inherit the handler; an exec'd
-   program gets the default action back. */
-void ac_stop_catch(ac_stop_saved *saved);
+   handlers are kept). Forked children inherit the handler; an exec'd
+   program gets the default action back. Not nested: one catch, one release. */
+void ac_stop_catch(void);
 /* The handlers as they were before ac_stop_catch. */
-void ac_stop_release(const ac_stop_saved *saved);
+void ac_stop_release(void);
 
 #ifdef __cplusplus
 }

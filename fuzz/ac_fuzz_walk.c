@@ -310,8 +310,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
     memset((void *)st, 0, sizeof *st);
     double t0 = ac_now(), deadline = t0 + o->seconds, every = o->progress_every > 0 ? o->progress_every : 5.0;
     int workers = o->workers > 0 ? o->workers : 1;
-    ac_stop_saved saved_handlers;
-    ac_stop_catch(&saved_handlers);
+    ac_stop_catch();
     if (workers == 1 && o->gpus <= 0) {
         walk_worker(o, 0, deadline, st, log, t0);
         progress(o, st, t0, log);
@@ -379,7 +378,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         }
         free(kids);
     }
-    ac_stop_release(&saved_handlers);
+    ac_stop_release();
     if (walk_interrupted) fprintf(log, "walk: stopped by a signal after %.1f s\n", ac_now() - t0);
     if (out) {
         out->execs = st->execs;

@@ -726,11 +726,10 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     /* Ctrl-C reaches libFuzzer too (one process group): it stops and prints
        its stats; this supervisor only notes the signal, forwards a SIGTERM
        sent to it alone, then merges the corpus and prints the summary. */
-    ac_stop_saved saved_handlers;
-    ac_stop_catch(&saved_handlers);
+    ac_stop_catch();
     pid_t pid = fork();
     if (pid < 0) {
-        ac_stop_release(&saved_handlers);
+        ac_stop_release();
         fprintf(stderr, "fuzz: cannot start %s: fork: %s\n", bin, strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
@@ -805,7 +804,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     int mstatus = 0;
     if (mp > 0)
         while (waitpid(mp, &mstatus, 0) < 0 && errno == EINTR) {}
-    ac_stop_release(&saved_handlers);
+    ac_stop_release();
     if (log) fclose(log);
 
     int nf = count_files(findings, NULL) - findings0, na_ = count_files(artifacts, NULL);
