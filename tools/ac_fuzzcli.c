@@ -565,7 +565,7 @@ static int count_files(const char *dir, const char *prefix)
     struct dirent *e;
     while ((e = readdir(d)))
         if (e->d_name[0] != '.' && (!prefix || !strncmp(e->d_name, prefix, strlen(prefix))) &&
-            !strstr(e->d_name, ".txt"))
+            !strstr(e->d_name, ".txt") && !strstr(e->d_name, "mutating-")) /* a running job's input, no finding */
             n++;
     closedir(d);
     return n;
@@ -578,6 +578,11 @@ static void list_findings(const char *dir, FILE *f)
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || strstr(e->d_name, ".txt")) continue;
+        if (strstr(e->d_name, "mutating-")) { /* left by a crash inside the mutator (fuzz/fuzz_entry.c) */
+            fprintf(f, "  %s/%s  (the input under mutation when a job died: mutator_extremes --input replays it)\n",
+                    dir, e->d_name);
+            continue;
+        }
         char p[PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         fprintf(f, "  %s\n", p);
@@ -736,6 +741,7 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
         return AC_EXIT_USAGE;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group: a stop reaches libFuzzer's fork-mode jobs too */
         dup2(pipefd[1], 2);
         dup2(pipefd[1], 1);
         close(pipefd[0]);
@@ -753,12 +759,22 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     double next = t0 + 5.0;
     int findings0 = count_files(findings, NULL);
     int fd = pipefd[0], open_ = 1, forwarded = 0;
+    double stop_at = 0;
     while (open_) {
+        /* A stop: libFuzzer's fork-mode parent does not act on SIGINT, so the
+           whole group gets it, then SIGKILL after a grace period. The corpus
+           folder and the findings are on disk already (the fork parent
+           merges each job's units as the job ends; findings are written when
+           found); the merge below runs over what is there. */
         if (lf_signalled && !forwarded) {
-            kill(pid, SIGINT); /* libFuzzer's own clean stop */
+            kill(-pid, SIGINT);
             forwarded = 1;
+            stop_at = ac_now();
             printf("fuzz %s: interrupted: stopping libFuzzer, then merging the corpus\n", o->target->name);
             fflush(stdout);
+        } else if (forwarded == 1 && ac_now() - stop_at > 3.0) {
+            kill(-pid, SIGKILL);
+            forwarded = 2;
         }
         /* Wait for output at most a second, so the progress line keeps its
            pace even while libFuzzer's fork-mode parent is quiet (it reports
@@ -786,7 +802,19 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (forwarded) kill(-pid, SIGKILL); /* jobs the fork parent left behind */
     if (in) fclose(in);
+    if (forwarded) { /* the jobs we stopped left their inputs under mutation: no mutator crash */
+        DIR *ad = opendir(artifacts);
+        struct dirent *ae;
+        while (ad && (ae = readdir(ad)))
+            if (strstr(ae->d_name, "mutating-")) {
+                char mp_[PATH_MAX + 300];
+                snprintf(mp_, sizeof mp_, "%s/%s", artifacts, ae->d_name);
+                unlink(mp_);
+            }
+        if (ad) closedir(ad);
+    }
     double el = ac_now() - t0;
 
     /* Merge: the working corpus minimised into merged/. */
