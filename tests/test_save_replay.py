@@ -2,7 +2,8 @@
 """Every failure is a file: for each family, a sweep with a classic bug
 injected saves its failing cases (--save), and each saved file replays to
 the same verdict line the sweep printed (replay --bug); without the bug it
-passes. Then the JUnit report has one testcase per case line.
+passes. Then the JUnit report has one testcase per case line, and the JSON
+report one object per case with the failing ones marked.
 
   test_save_replay.py ATTNCHECK
 """
@@ -30,8 +31,9 @@ def main():
             continue
         d = tempfile.mkdtemp(prefix="save-%s-" % fam)
         junit = os.path.join(d, "report.xml")
+        jsonl = os.path.join(d, "report.jsonl")
         p = subprocess.run([tool, "sweep", fam, "--quick", "--backend", "cpu", "--bug", bug, "--save", d,
-                            "--junit", junit], capture_output=True, text=True, timeout=600)
+                            "--junit", junit, "--json", jsonl], capture_output=True, text=True, timeout=600)
         if p.returncode != 1:
             failures.append("%s: sweep with --bug %s exited %d, want 1" % (fam, bug, p.returncode))
             continue
@@ -54,6 +56,13 @@ def main():
                                 text=True, timeout=300)
             if ok.returncode != 0:
                 failures.append("%s: %s without the bug exits %d" % (fam, path, ok.returncode))
+        import json
+        rows = [json.loads(l) for l in open(jsonl)]
+        m = re.search(r"^(\d+) passed, (\d+) failed$", p.stdout, re.M)
+        if not m or len(rows) != int(m.group(1)) + int(m.group(2)) or \
+                sorted(r["case"] for r in rows if not r["pass"]) != sorted(l for l, _, _, _ in saved):
+            failures.append("%s: --json has %d rows, %d failing; the sweep says %s" % (
+                fam, len(rows), sum(not r["pass"] for r in rows), m.group(0) if m else "?"))
         doc = xml.dom.minidom.parse(junit)
         cases = doc.getElementsByTagName("testcase")
         names = {c.getAttribute("name") for c in cases}

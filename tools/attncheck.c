@@ -13,6 +13,8 @@
  *       cannot run (no CUDA device, or built without CUDA). */
 #include <math.h>
 #include <regex.h>
+
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,7 @@ typedef struct cli_opts {
     const char *filter_text;
     const char *save;    /* --save DIR: every failing case as a case file, with its replay command */
     FILE *junit;         /* --junit FILE: one testcase per case line */
+    FILE *json;          /* --json FILE: one object per case */
     int64_t max_memory, max_work; /* --max-memory, --max-oracle-work: the check's budget (docs/BUDGET.md) */
     const char *kernel;  /* --kernel LIB.so, for the replay command of a saved case */
 } cli_opts;
@@ -81,6 +84,7 @@ static void usage_run(FILE *f, const char *cmd)
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --save DIR              write each failing case as a case file, with its replay command\n"
             "  --junit FILE            a JUnit report: one testcase per case line\n"
+            "  --json FILE             one JSON object per case (JSON Lines): line, pass, r, lse_r, ulp, worst\n"
             "  --max-memory BYTES      host memory one check may take (default 4 GiB; -1: no limit)\n"
             "  --max-oracle-work N     oracle multiply-adds one check may take (default 1e11; -1: no limit)\n"
             "  --quick                 a small representative subset of each matrix\n"
@@ -123,10 +127,12 @@ static void usage_describe(FILE *f)
 }
 
 enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL,
-       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK };
+       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK, OPT_JSON };
 
 static void free_opts(cli_opts *o)
 {
+    if (o->json) fclose(o->json);
+    o->json = NULL;
     if (o->junit) fclose(o->junit);
     o->junit = NULL;
     if (o->tsv) fclose(o->tsv);
@@ -148,6 +154,7 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"filter", required_argument, NULL, OPT_FILTER},   {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"kernel", required_argument, NULL, OPT_KERNEL},   {"help", no_argument, NULL, 'h'},
         {"save", required_argument, NULL, OPT_SAVE},       {"junit", required_argument, NULL, OPT_JUNIT},
+        {"json", required_argument, NULL, OPT_JSON},
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"max-oracle-work", required_argument, NULL, OPT_MAX_WORK},
         {NULL, 0, NULL, 0}};
@@ -182,6 +189,11 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         case OPT_SAVE:
             st = ac_arg_out_dir(a.name, optarg, &err);
             o->save = optarg;
+            break;
+        case OPT_JSON:
+            if (o->json) fclose(o->json);
+            o->json = NULL;
+            st = ac_arg_out_file(a.name, optarg, &o->json, &err);
             break;
         case OPT_JUNIT:
             if (o->junit) fclose(o->junit);
@@ -288,6 +300,45 @@ static void xml_text(FILE *f, const char *s)
     }
 }
 
+/* --json: one object a line per case (JSON Lines), written by cJSON. */
+static void json_num(cJSON *obj, const char *key, double x)
+{
+    if (isfinite(x)) cJSON_AddNumberToObject(obj, key, x);
+    else cJSON_AddStringToObject(obj, key, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+}
+
+static void json_case(FILE *f, const char *group, const char *line, int ok, ac_status st, const ac_check_result *r)
+{
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj) return;
+    cJSON_AddStringToObject(obj, "case", line);
+    cJSON_AddStringToObject(obj, "group", group);
+    cJSON_AddBoolToObject(obj, "pass", ok);
+    if (st) {
+        cJSON_AddStringToObject(obj, "error", ac_status_name(st));
+        cJSON_AddStringToObject(obj, "message", r->error.msg);
+        cJSON_AddStringToObject(obj, "stage", r->stage ? r->stage : "");
+    } else {
+        const ac_verdict *v = &r->verdict;
+        json_num(obj, "r", v->r_max);
+        json_num(obj, "lse_r", v->r_lse_max);
+        json_num(obj, "ulp", (double)v->max_ulp);
+        json_num(obj, "ratio", v->ratio_vs_ref);
+        cJSON *w = cJSON_AddObjectToObject(obj, "worst");
+        if (w) {
+            cJSON_AddNumberToObject(w, "seq", v->r_where.seq);
+            cJSON_AddNumberToObject(w, "head", v->r_where.head);
+            cJSON_AddNumberToObject(w, "row", v->r_where.row);
+            cJSON_AddNumberToObject(w, "dim", v->r_where.dim);
+        }
+        cJSON_AddStringToObject(obj, "summary", v->summary);
+    }
+    char *text = cJSON_PrintUnformatted(obj);
+    if (text) fprintf(f, "%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(obj);
+}
+
 /* The command that replays a saved case on the same backend with the same bug. */
 static void replay_command(const cli_opts *o, const char *path, char *buf, size_t n)
 {
@@ -386,6 +437,7 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
             printf("%s %s\n  %s\n", ok ? "ok  " : "FAIL", line,
                    st ? r.error.msg : r.verdict.summary);
         if (!ok && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
+        if (o->json) json_case(o->json, list.group[i], line, ok, st, &r);
         if (junit) {
             fprintf(junit, "  <testcase classname=\"attncheck.%s\" name=\"", ac_op_name(c->op));
             xml_text(junit, line);
