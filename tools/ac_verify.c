@@ -6,6 +6,9 @@
 #include "ac_verify.h"
 
 #include <cjson/cJSON.h>
+
+#include "ac_args.h"
+#include "ac_report.h"
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -53,20 +56,6 @@ static void usage(FILE *f)
                "                        [--rows N] [--max-size BYTES] FILE|DIR...\n"
                "  judges dumped attention calls (.safetensors, docs/DUMP.md) against the oracle;\n"
                "  a DIR is searched for *.safetensors. Exit 0 pass, 1 a call fails, 2 bad input.\n");
-}
-
-/* A decimal number, all of it, in [lo, hi]. */
-static int parse_num(const char *opt, const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "verify: %s %s: expected an integer in [%lld, %lld]\n", opt, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -270,22 +259,6 @@ static void verify_file(const char *path, const verify_opts *o, verify_item *it)
 
 /* ---- reports --------------------------------------------------------------------- */
 
-static void json_num(cJSON *o, const char *key, double x)
-{
-    if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
-    else cJSON_AddStringToObject(o, key, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
-}
-
-static cJSON *json_coord(const ac_coord *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "seq", c->seq);
-    cJSON_AddNumberToObject(o, "head", c->head);
-    cJSON_AddNumberToObject(o, "row", c->row);
-    cJSON_AddNumberToObject(o, "dim", c->dim);
-    return o;
-}
-
 static int write_json(const char *file, const verify_item *items, int n)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -303,10 +276,10 @@ static int write_json(const char *file, const verify_item *items, int n)
         }
         if (it->have_verdict) {
             const ac_verdict *v = &it->verdict;
-            json_num(o, "r", v->r_max);
-            json_num(o, "lse_r", v->r_lse_max);
-            cJSON_AddItemToObject(o, "worst", json_coord(&v->r_where));
-            cJSON_AddItemToObject(o, "worst_lse", json_coord(&v->lse_where));
+            ac_report_json_num(o, "r", v->r_max);
+            ac_report_json_num(o, "lse_r", v->r_lse_max);
+            cJSON_AddItemToObject(o, "worst", ac_report_json_coord(&v->r_where));
+            cJSON_AddItemToObject(o, "worst_lse", ac_report_json_coord(&v->lse_where));
             cJSON_AddStringToObject(o, "verdict", v->summary);
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "rows", (double)it->empty.rows);
@@ -325,7 +298,7 @@ static int write_json(const char *file, const verify_item *items, int n)
             cJSON_AddStringToObject(g, "summary", dg->summary);
             if (dg->match >= 0) cJSON_AddStringToObject(g, "match", dg->h[dg->match].name);
             else cJSON_AddNullToObject(g, "match");
-            json_num(g, "declared_r", dg->declared_r);
+            ac_report_json_num(g, "declared_r", dg->declared_r);
             cJSON *hs = cJSON_CreateArray();
             for (int k = 0; k < dg->n; k++) {
                 const ac_hypothesis *h = &dg->h[k];
@@ -335,8 +308,8 @@ static int write_json(const char *file, const verify_item *items, int n)
                 cJSON_AddStringToObject(x, "about", h->about);
                 cJSON_AddBoolToObject(x, "applicable", h->applicable);
                 if (h->applicable) {
-                    json_num(x, "r", h->r);
-                    json_num(x, "lse_r", h->lse_r);
+                    ac_report_json_num(x, "r", h->r);
+                    ac_report_json_num(x, "lse_r", h->lse_r);
                     cJSON_AddBoolToObject(x, "pass", h->pass);
                 } else {
                     cJSON_AddStringToObject(x, "why_not", h->why_not);
@@ -358,19 +331,6 @@ static int write_json(const char *file, const verify_item *items, int n)
     return ok ? 0 : -1;
 }
 
-static void xml_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '<') fputs("&lt;", f);
-        else if (ch == '>') fputs("&gt;", f);
-        else if (ch == '&') fputs("&amp;", f);
-        else if (ch == '"') fputs("&quot;", f);
-        else if (ch < 0x20 && ch != '\n' && ch != '\t') fputc(' ', f); /* not allowed in XML 1.0 */
-        else fputc(ch, f);
-    }
-}
-
 static int write_junit(const char *file, const verify_item *items, int n)
 {
     FILE *f = fopen(file, "w");
@@ -388,9 +348,9 @@ static int write_junit(const char *file, const verify_item *items, int n)
     for (int i = 0; i < n; i++) {
         const verify_item *it = &items[i];
         fputs("  <testcase classname=\"attncheck.verify\" name=\"", f);
-        xml_text(f, it->line[0] ? it->line : it->path);
+        ac_report_xml_text(f, it->line[0] ? it->line : it->path);
         fputs("\" file=\"", f);
-        xml_text(f, it->path);
+        ac_report_xml_text(f, it->path);
         fputs("\"", f);
         if (it->status == 0) {
             fputs("/>\n", f);
@@ -399,17 +359,17 @@ static int write_junit(const char *file, const verify_item *items, int n)
         fputs(">\n    <", f);
         fputs(it->status == 1 ? "failure" : "error", f);
         fputs(" message=\"", f);
-        if (it->status == 1) xml_text(f, it->verdict.summary);
+        if (it->status == 1) ac_report_xml_text(f, it->verdict.summary);
         else {
-            xml_text(f, ac_status_name(it->code));
+            ac_report_xml_text(f, ac_status_name(it->code));
             fputs(": ", f);
-            xml_text(f, it->error);
+            ac_report_xml_text(f, it->error);
         }
         fputs("\">", f);
-        if (it->have_diag) xml_text(f, it->diag.summary);
+        if (it->have_diag) ac_report_xml_text(f, it->diag.summary);
         if (it->have_verdict && it->empty.rows) {
             fputs("\n", f);
-            xml_text(f, it->empty.text);
+            ac_report_xml_text(f, it->empty.text);
         }
         fprintf(f, "</%s>\n  </testcase>\n", it->status == 1 ? "failure" : "error");
     }
@@ -436,7 +396,8 @@ int ac_verify_main(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int ch;
-    long long num;
+    int64_t num;
+    ac_error aerr;
     while ((ch = getopt_long(argc, argv, "qdh", longs, NULL)) != -1) {
         switch (ch) {
         case 'j': o.json = optarg; break;
@@ -445,11 +406,17 @@ int ac_verify_main(int argc, char **argv)
         case 'q': o.quiet = 1; break;
         case 'd': o.diagnose = 1; break;
         case 'r':
-            if (parse_num("--rows", optarg, 0, INT64_MAX, &num)) return 2;
+            if (ac_arg_i64("--rows", optarg, 0, INT64_MAX, &num, &aerr)) {
+                fprintf(stderr, "attncheck verify: %s\n", aerr.msg);
+                return 2;
+            }
             o.rows = num;
             break;
         case 'm':
-            if (parse_num("--max-size", optarg, 8, LLONG_MAX, &num)) return 2;
+            if (ac_arg_i64("--max-size", optarg, 8, INT64_MAX, &num, &aerr)) {
+                fprintf(stderr, "attncheck verify: %s\n", aerr.msg);
+                return 2;
+            }
             o.max_bytes = (uint64_t)num;
             break;
         case 'h': usage(stdout); return 0;

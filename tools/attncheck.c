@@ -30,6 +30,7 @@
 #include "ac_gen.h"
 #include "ac_family.h"
 #include "ac_plugin_load.h"
+#include "ac_report.h"
 #include "ac_status.h"
 #include "ac_sweep.h"
 
@@ -286,27 +287,7 @@ static void print_table(const group_stat *g, int ng, FILE *f)
 
 /* Runs every case of the listed families (those o's filter keeps); returns
    the process exit code. */
-/* XML text: & < > " escaped. */
-static void xml_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc((unsigned char)*s >= 0x20 || *s == '\n' ? *s : '?', f);
-        }
-    }
-}
-
 /* --json: one object a line per case (JSON Lines), written by cJSON. */
-static void json_num(cJSON *obj, const char *key, double x)
-{
-    if (isfinite(x)) cJSON_AddNumberToObject(obj, key, x);
-    else cJSON_AddStringToObject(obj, key, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
-}
-
 static void json_case(FILE *f, const char *group, const char *line, int ok, ac_status st, const ac_check_result *r)
 {
     cJSON *obj = cJSON_CreateObject();
@@ -320,17 +301,12 @@ static void json_case(FILE *f, const char *group, const char *line, int ok, ac_s
         cJSON_AddStringToObject(obj, "stage", r->stage ? r->stage : "");
     } else {
         const ac_verdict *v = &r->verdict;
-        json_num(obj, "r", v->r_max);
-        json_num(obj, "lse_r", v->r_lse_max);
-        json_num(obj, "ulp", (double)v->max_ulp);
-        json_num(obj, "ratio", v->ratio_vs_ref);
-        cJSON *w = cJSON_AddObjectToObject(obj, "worst");
-        if (w) {
-            cJSON_AddNumberToObject(w, "seq", v->r_where.seq);
-            cJSON_AddNumberToObject(w, "head", v->r_where.head);
-            cJSON_AddNumberToObject(w, "row", v->r_where.row);
-            cJSON_AddNumberToObject(w, "dim", v->r_where.dim);
-        }
+        ac_report_json_num(obj, "r", v->r_max);
+        ac_report_json_num(obj, "lse_r", v->r_lse_max);
+        ac_report_json_num(obj, "ulp", (double)v->max_ulp);
+        ac_report_json_num(obj, "ratio", v->ratio_vs_ref);
+        cJSON *w = ac_report_json_coord(&v->r_where);
+        if (w) cJSON_AddItemToObject(obj, "worst", w);
         cJSON_AddStringToObject(obj, "summary", v->summary);
     }
     char *text = cJSON_PrintUnformatted(obj);
@@ -440,13 +416,13 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         if (o->json) json_case(o->json, list.group[i], line, ok, st, &r);
         if (junit) {
             fprintf(junit, "  <testcase classname=\"attncheck.%s\" name=\"", ac_op_name(c->op));
-            xml_text(junit, line);
+            ac_report_xml_text(junit, line);
             fprintf(junit, "\" time=\"%.3f\"", r.seconds_kernel + r.seconds_oracle);
             if (ok) {
                 fprintf(junit, "/>\n");
             } else {
                 fprintf(junit, ">\n    <failure message=\"");
-                xml_text(junit, st ? r.error.msg : r.verdict.summary);
+                ac_report_xml_text(junit, st ? r.error.msg : r.verdict.summary);
                 fprintf(junit, "\"/>\n  </testcase>\n");
             }
         }
