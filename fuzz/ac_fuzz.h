@@ -89,6 +89,8 @@ typedef struct ac_fuzz_target {
 const ac_fuzz_target *ac_fuzz_target_find(const char *name);
 /* NULL-terminated list of every target. */
 const ac_fuzz_target *const *ac_fuzz_targets(void);
+/* "layout, combine, api, casefile, dump" for messages. */
+void ac_fuzz_target_names(char *buf, size_t n);
 
 /* The default env for fuzzing (model backend, limits on, row sampling). */
 void ac_fuzz_env_default(ac_fuzz_env *env);

@@ -37,6 +37,15 @@ static const ac_fuzz_target *const all_targets[] = {
 
 const ac_fuzz_target *const *ac_fuzz_targets(void) { return all_targets; }
 
+void ac_fuzz_target_names(char *buf, size_t n)
+{
+    if (n) buf[0] = '\0';
+    for (int i = 0; all_targets[i]; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%s", i ? ", " : "", all_targets[i]->name);
+    }
+}
+
 const ac_fuzz_target *ac_fuzz_target_find(const char *name)
 {
     for (int i = 0; all_targets[i]; i++)

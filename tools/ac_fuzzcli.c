@@ -233,9 +233,8 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
     int have_file = 0;
     if (t && !strcmp(t->name, "layout")) have_file = ac_casefile_parse((const char *)data, size, &file, &e) == AC_OK;
     if (!t) {
-        char names[256] = "";
-        for (const ac_fuzz_target *const *x = ac_fuzz_targets(); *x; x++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "", (*x)->name);
+        char names[256];
+        ac_fuzz_target_names(names, sizeof names);
         ac_casefile pf;
         if (ac_fuzz_is_casefile(data, size) && ac_casefile_parse((const char *)data, size, &pf, &e) != AC_OK)
             fprintf(stderr, "replay: %s: not a valid case file: %s: %s\n", path, ac_status_name(e.code), e.msg);
@@ -444,10 +443,9 @@ int ac_replay_main(int argc, char **argv)
         case OPT_TARGET:
             o.target = ac_fuzz_target_find(optarg);
             if (!o.target) {
-                char names[128] = "";
-                const ac_fuzz_target *const *all = ac_fuzz_targets();
-                for (int i = 0; all[i]; i++) snprintf(names + strlen(names), sizeof names - strlen(names), " %s", all[i]->name);
-                st = ac_fail(&err, AC_ERR_PARSE, "%s %.40s: unknown target; one of:%s", a.name, optarg, names);
+                char names[128];
+                ac_fuzz_target_names(names, sizeof names);
+                st = ac_fail(&err, AC_ERR_PARSE, "%s %.40s: unknown target; one of %s", a.name, optarg, names);
             }
             break;
         case OPT_ROWS: st = ac_arg_i64(a.name, optarg, 0, INT64_MAX, &o.rows, &err); break;
@@ -959,10 +957,9 @@ int ac_fuzz_main(int argc, char **argv)
     if (nflags - optind > 1) return ac_args_failf(&a, "%s: unexpected argument (one TARGET; libFuzzer flags go after --)", argv[optind + 1]);
     o.target = ac_fuzz_target_find(argv[optind]);
     if (!o.target) {
-        char names[128] = "";
-        const ac_fuzz_target *const *all = ac_fuzz_targets();
-        for (int i = 0; all[i]; i++) snprintf(names + strlen(names), sizeof names - strlen(names), " %s", all[i]->name);
-        return ac_args_failf(&a, "%.40s: unknown target; one of:%s", argv[optind], names);
+        char names[128];
+        ac_fuzz_target_names(names, sizeof names);
+        return ac_args_failf(&a, "%.40s: unknown target; one of %s", argv[optind], names);
     }
     if (o.jobs < 1) o.jobs = 1;
     /* auto: the GPU when the target runs kernels and a device file exists.

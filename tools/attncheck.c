@@ -576,10 +576,9 @@ static int cmd_run(const char *cmd, int argc, char **argv)
     if (sweep && nfam != 1) rc = ac_args_failf(&a, "expected one FAMILY, got %d", nfam);
     for (int i = 0; !rc && i < nfam; i++)
         if (!ac_family_find(fam[i])) {
-            char names[128] = "";
-            for (int f = 0; f < AC_OP_COUNT; f++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), " %s", ac_families()[f]->name);
-            rc = ac_args_failf(&a, "%s: unknown family; one of:%s", fam[i], names);
+            char names[128];
+            ac_family_names(names, sizeof names);
+            rc = ac_args_failf(&a, "%s: unknown family; one of %s", fam[i], names);
         }
     if (!rc) rc = bug_backend(prog, &o);
     if (rc) {
