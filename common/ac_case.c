@@ -182,6 +182,30 @@ static int64_t sat_add(int64_t a, int64_t b, int *ovf)
 #define MUL(a, b) sat_mul((a), (b), &o->overflow)
 #define ADD(a, b) sat_add((a), (b), &o->overflow)
 
+/* A sparse case touches: q of its judged sequences (those with keys), all of
+   `out` and `lse` (poisoned, then written), the gathered judged case (q, out,
+   o_f32, lse) and the oracle's and error map's share of it, and K/V of the
+   blocks it touches (counted once per table entry and slot: an upper bound),
+   twice more for a store (its output caches and the oracle's). o_f32 of the
+   full case and every other block are reserved, never touched. */
+static void sparse_cost(const ac_case *c, const ac_op_traits *tr, ac_case_cost *o)
+{
+    int64_t D = c->head_dim, tq_judged = 0, blocks = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        if (c->seqlen_k[b] > 0) tq_judged = ADD(tq_judged, c->seqlen_q[b] > 0 ? c->seqlen_q[b] : 0);
+        if (c->paged) blocks = ADD(blocks, ac_blocks_used(c->seqlen_k[b] > 0 ? c->seqlen_k[b] : 0, c->block_size));
+    }
+    if (tr->slots) blocks = ADD(blocks, c->num_tokens > 0 ? c->num_tokens : 0);
+    int64_t judged = MUL(MUL(tq_judged, c->heads_q), D);
+    int64_t bytes = ADD(MUL(judged, 2 + 8 + 46 + 8), MUL(MUL(tq_judged, c->heads_q), 33));
+    bytes = ADD(bytes, ADD(MUL(MUL(o->rows, D), 2), MUL(o->rows, 4)));
+    int64_t kv = c->paged ? MUL(MUL(MUL(blocks, c->block_size), c->heads_kv), D)
+                          : MUL(MUL(ac_case_total_k(c), c->heads_kv), D);
+    bytes = ADD(bytes, ADD(MUL(kv, tr->slots ? 12 : 4), c->paged ? MUL(blocks, c->block_size) : 0));
+    if (tr->slots) bytes = ADD(bytes, MUL(MUL(MUL(c->num_tokens, c->heads_kv), D), 4));
+    o->bytes = bytes;
+}
+
 void ac_case_cost_of(const ac_case *c, ac_case_cost *o)
 {
     memset(o, 0, sizeof *o);
@@ -196,6 +220,11 @@ void ac_case_cost_of(const ac_case *c, ac_case_cost *o)
     if (c->mask != AC_MASK_NONE) mask_elems = MUL(pairs, c->mask_per_head ? c->heads_q : 1);
     o->rows = MUL(tq, c->heads_q);
     int64_t elems = MUL(o->rows, D);
+    if (c->special & AC_SPECIAL_SPARSE) { /* docs/DATA.md, "Sparse cases" */
+        sparse_cost(c, tr, o);
+        o->oracle_macs = MUL(MUL(MUL(pairs, c->heads_q), D), 2);
+        return;
+    }
     /* q (2 bytes), out in the dtype and in fp32 (6), the oracle's o, o_f32,
        o_half and four scales (46), the error map (8); per row the lse out and
        in the oracle, its scales and counts (4 + 8 * 3 + 4 + 1). */
@@ -262,6 +291,16 @@ ac_status ac_case_validate(const ac_case *c, ac_error *err)
         int32_t lo = tr->splits == AC_SPLITS_GIVEN ? 1 : 0; /* 0 = automatic */
         if (c->num_splits < lo || c->num_splits > AC_MAX_SPLITS)
             return ac_fail(err, AC_ERR_SHAPE, "num_splits = %d: must be in [%d, %d]", c->num_splits, lo, AC_MAX_SPLITS);
+    }
+    if (c->special & AC_SPECIAL_SPARSE) {
+        /* Sparse cases gather the judged sequences into a small case (docs/DATA.md):
+           K/V are what is sparse, and a mask would have to be gathered as well. */
+        if (tr->kv == AC_KV_NONE)
+            return ac_fail(err, AC_ERR_UNSUPPORTED, "special = sparse: %s has no K/V to leave sparse",
+                           ac_op_name(c->op));
+        if (c->mask != AC_MASK_NONE)
+            return ac_fail(err, AC_ERR_UNSUPPORTED, "special = sparse: takes no explicit mask (mask = %s)",
+                           ac_mask_name(c->mask));
     }
     if (tr->kv == AC_KV_PAGED && !c->paged)
         return ac_fail(err, AC_ERR_UNSUPPORTED, "paged = 0: %s needs a paged cache", ac_op_name(c->op));

@@ -61,6 +61,8 @@ enum {
     AC_SPECIAL_INF_SLOTS = 1u << 1,    /* +-Inf there instead (or as well, alternating) */
     AC_SPECIAL_GARBAGE_TABLE = 1u << 2,/* garbage (-1, huge, negative) in unused table entries */
     AC_SPECIAL_NAN_PARTIALS = 1u << 3, /* NaN in O_s of empty splits (combine) */
+    AC_SPECIAL_SPARSE = 1u << 4,       /* data only where the case reads, memory reserved elsewhere
+                                          (pools and batches past 2^31 elements: docs/DATA.md) */
 };
 
 /* Sizes the suite refuses to describe (a parser bound, not a kernel limit). */

@@ -41,6 +41,7 @@ static const struct { uint32_t bit; const char *name; } special_names[] = {
     {AC_SPECIAL_INF_SLOTS, "inf_slots"},
     {AC_SPECIAL_GARBAGE_TABLE, "garbage_table"},
     {AC_SPECIAL_NAN_PARTIALS, "nan_partials"},
+    {AC_SPECIAL_SPARSE, "sparse"},
 };
 #define N_SPECIAL ((int)(sizeof special_names / sizeof special_names[0]))
 static uint32_t special_known_bits(void)
@@ -451,7 +452,7 @@ static ac_status parse_special(pstate *ps, const char *v, size_t n)
             if (strlen(special_names[f].name) == tn && memcmp(special_names[f].name, v + i, tn) == 0) found = f;
         if (found < 0)
             return PFAIL(ps, "line %d: key 'special': unknown flag '%s' (nan_slots, inf_slots, garbage_table, "
-                             "nan_partials, or none)", ps->lineno, excerpt(v + i, tn, ex));
+                             "nan_partials, sparse, or none)", ps->lineno, excerpt(v + i, tn, ex));
         if (bits & special_names[found].bit)
             return PFAIL(ps, "line %d: key 'special': flag '%s' given twice", ps->lineno, special_names[found].name);
         bits |= special_names[found].bit;

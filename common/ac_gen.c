@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_big.h"
 #include "ac_index.h"
 #include "ac_numfmt.h"
 
@@ -75,20 +76,72 @@ static const uint16_t *key_ptr(const ac_case *c, const ac_tensors *t, const uint
    first sequence to reach a slot deciding its position (a shared prefix
    block is at the same position in each sharing sequence). Then unread slots
    are poisoned per c->special. */
+/* Poison slot s of the pool per c->special: NaN only: NaN with alternating
+   sign; Inf only: +Inf, -Inf alternating; both: NaN, +Inf, -Inf in turn.
+   Indexed by element, no PRNG. */
+static void poison_slot(const ac_case *c, ac_tensors *t, int64_t s, uint32_t nan, uint32_t inf)
+{
+    int64_t row_elems = (int64_t)c->heads_kv * c->head_dim;
+    for (int64_t e = s * row_elems; e < (s + 1) * row_elems; e++) {
+        uint16_t x;
+        if (nan && inf) {
+            int k = (int)(e % 3);
+            x = k == 0 ? half_nan(c->dtype, 0) : half_inf(c->dtype, k == 2);
+        } else if (nan) {
+            x = half_nan(c->dtype, (int)(e & 1));
+        } else {
+            x = half_inf(c->dtype, (int)(e & 1));
+        }
+        t->k[e] = t->v[e] = x;
+    }
+}
+
+/* Stream of one block of a sparse pool (or one sequence's q): its own, so a
+   block's values do not depend on which other blocks the case touches. */
+static uint64_t sparse_stream(uint64_t stream, int64_t index) { return stream + ((uint64_t)(index + 1) << 32); }
+
+/* A sparse paged pool: only the touched blocks hold values, each from its
+   own stream; the rest stays reserved and reads as zero. */
+static ac_status fill_sparse_pool(const ac_case *c, ac_tensors *t, ac_error *err)
+{
+    int32_t *blocks;
+    int64_t n;
+    ac_status st = ac_case_touched_blocks(c, &blocks, &n, err);
+    if (st) return st;
+    int64_t per = (int64_t)c->block_size * c->heads_kv * c->head_dim;
+    for (int64_t i = 0; i < n; i++) {
+        fill_half(t->k + blocks[i] * per, per, c->dtype, c->dist, ROLE_K, c->seed, sparse_stream(AC_STREAM_K, blocks[i]));
+        fill_half(t->v + blocks[i] * per, per, c->dtype, c->dist, ROLE_V, c->seed, sparse_stream(AC_STREAM_V, blocks[i]));
+    }
+    free(blocks);
+    return AC_OK;
+}
+
 static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
 {
     int32_t hkv = c->heads_kv, dim = c->head_dim;
+    int sparse = ac_case_is_sparse(c);
     int64_t slots = c->paged ? (int64_t)c->num_blocks * c->block_size : t->total_k;
     t->kv_elems = slots * hkv * dim;
-    t->k = alloc_n(t->kv_elems, sizeof(uint16_t));
-    t->v = alloc_n(t->kv_elems, sizeof(uint16_t));
-    uint8_t *valid = c->paged ? calloc((size_t)(slots > 0 ? slots : 1), 1) : NULL;
+    size_t kv_bytes = sizeof(uint16_t) * (size_t)(t->kv_elems > 0 ? t->kv_elems : 1);
+    t->k = sparse ? ac_big_alloc(kv_bytes) : alloc_n(t->kv_elems, sizeof(uint16_t));
+    t->v = sparse ? ac_big_alloc(kv_bytes) : alloc_n(t->kv_elems, sizeof(uint16_t));
+    uint8_t *valid = !c->paged ? NULL : sparse ? ac_big_alloc((size_t)(slots > 0 ? slots : 1))
+                                               : calloc((size_t)(slots > 0 ? slots : 1), 1);
     if (!t->k || !t->v || (c->paged && !valid)) {
-        free(valid);
+        ac_big_free(valid);
         return ac_fail(err, AC_ERR_NOMEM, "k/v: out of memory for %lld elements", (long long)t->kv_elems);
     }
-    fill_half(t->k, t->kv_elems, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K);
-    fill_half(t->v, t->kv_elems, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V);
+    if (sparse && c->paged) {
+        ac_status st = fill_sparse_pool(c, t, err);
+        if (st) {
+            ac_big_free(valid);
+            return st;
+        }
+    } else {
+        fill_half(t->k, t->kv_elems, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K);
+        fill_half(t->v, t->kv_elems, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V);
+    }
 
     for (int32_t b = 0; b < c->batch; b++) {
         for (int32_t p = 0; p < c->seqlen_k[b]; p++) {
@@ -108,26 +161,25 @@ static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
 
     uint32_t nan = c->special & AC_SPECIAL_NAN_SLOTS, inf = c->special & AC_SPECIAL_INF_SLOTS;
     if (c->paged && (nan || inf)) {
-        /* NaN only: NaN with alternating sign; Inf only: +Inf, -Inf alternating;
-           both: NaN, +Inf, -Inf in turn. Indexed by element, no PRNG. */
-        int64_t row_elems = (int64_t)hkv * dim;
-        for (int64_t s = 0; s < slots; s++) {
-            if (valid[s]) continue;
-            for (int64_t e = s * row_elems; e < (s + 1) * row_elems; e++) {
-                uint16_t x;
-                if (nan && inf) {
-                    int k = (int)(e % 3);
-                    x = k == 0 ? half_nan(c->dtype, 0) : half_inf(c->dtype, k == 2);
-                } else if (nan) {
-                    x = half_nan(c->dtype, (int)(e & 1));
-                } else {
-                    x = half_inf(c->dtype, (int)(e & 1));
-                }
-                t->k[e] = t->v[e] = x;
+        /* Every slot that is not a valid position; in a sparse case those of
+           the touched blocks (the others are never read, and stay untouched). */
+        int32_t *blocks = NULL;
+        int64_t nb = 0;
+        if (sparse) {
+            ac_status st = ac_case_touched_blocks(c, &blocks, &nb, err);
+            if (st) {
+                ac_big_free(valid);
+                return st;
             }
         }
+        int64_t n_slots = sparse ? nb * c->block_size : slots;
+        for (int64_t i = 0; i < n_slots; i++) {
+            int64_t s = sparse ? (int64_t)blocks[i / c->block_size] * c->block_size + i % c->block_size : i;
+            if (!valid[s]) poison_slot(c, t, s, nan, inf);
+        }
+        free(blocks);
     }
-    free(valid);
+    ac_big_free(valid);
     return AC_OK;
 }
 
@@ -459,12 +511,23 @@ ac_status ac_gen(const ac_case *c, ac_tensors *t, ac_error *err)
         if (st) goto fail;
     }
     int64_t nq = t->total_q * c->heads_q * c->head_dim;
-    t->q = alloc_n(nq, sizeof(uint16_t));
+    t->q = ac_case_is_sparse(c) ? ac_big_alloc(sizeof(uint16_t) * (size_t)(nq > 0 ? nq : 1))
+                                : alloc_n(nq, sizeof(uint16_t));
     if (!t->q) {
         st = ac_fail(err, AC_ERR_NOMEM, "q: out of memory for %lld elements", (long long)nq);
         goto fail;
     }
-    fill_half(t->q, nq, c->dtype, c->dist, ROLE_Q, c->seed, AC_STREAM_Q);
+    if (ac_case_is_sparse(c)) {
+        /* Queries of sequences with keys, each sequence from its own stream;
+           a sequence with no key has only empty rows and its q is never read. */
+        int64_t row = (int64_t)c->heads_q * c->head_dim;
+        for (int32_t b = 0; b < c->batch; b++)
+            if (c->seqlen_k[b] > 0)
+                fill_half(t->q + t->cu_seqlens_q[b] * row, c->seqlen_q[b] * row, c->dtype, c->dist, ROLE_Q, c->seed,
+                          sparse_stream(AC_STREAM_Q, b));
+    } else {
+        fill_half(t->q, nq, c->dtype, c->dist, ROLE_Q, c->seed, AC_STREAM_Q);
+    }
     if (c->dist == AC_DIST_NEEDLE) {
         st = gen_needles(c, t, err);
         if (st) goto fail;

@@ -3,13 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_big.h"
+
 void ac_tensors_free(ac_tensors *t)
 {
     free(t->cu_seqlens_q);
     free(t->cu_seqlens_k);
-    free(t->q);
-    free(t->k);
-    free(t->v);
+    ac_big_free(t->q);
+    ac_big_free(t->k);
+    ac_big_free(t->v);
     free(t->mask_bool);
     free(t->mask_bias);
     free(t->mask_off);
@@ -22,11 +24,11 @@ void ac_tensors_free(ac_tensors *t)
 
 void ac_outputs_free(ac_outputs *o)
 {
-    free(o->o);
-    free(o->o_f32);
+    ac_big_free(o->o);
+    ac_big_free(o->o_f32);
     free(o->lse);
-    free(o->k_cache);
-    free(o->v_cache);
+    ac_big_free(o->k_cache);
+    ac_big_free(o->v_cache);
     memset(o, 0, sizeof *o);
 }
 
@@ -35,13 +37,27 @@ void ac_outputs_free(ac_outputs *o)
 #define POISON_HALF 0x7fa5u
 #define POISON_F32_BITS 0x7fc0dead
 
+/* Poison the elements of one run of blocks of both caches. */
+typedef struct poison_ctx { ac_outputs *o; int64_t per; } poison_ctx;
+static int poison_run(int64_t first, int64_t count, void *ctx)
+{
+    poison_ctx *p = ctx;
+    for (int64_t i = first * p->per; i < (first + count) * p->per; i++) p->o->k_cache[i] = p->o->v_cache[i] = POISON_HALF;
+    return 0;
+}
+
 ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err)
 {
     ac_outputs_free(o);
+    /* A sparse case (docs/DATA.md) reserves what it does not touch: o_f32
+       stays zero (no family judges a sparse case's fp32 output), and of the
+       caches only the blocks the case touches are poisoned (the others read
+       as zero before and after, on every side). */
+    int sparse = ac_case_is_sparse(c);
     int64_t rows = ac_case_total_q(c) * c->heads_q;
     size_t n = (size_t)rows * (size_t)c->head_dim;
-    o->o = malloc(sizeof(uint16_t) * (n ? n : 1));
-    o->o_f32 = malloc(sizeof(float) * (n ? n : 1));
+    o->o = sparse ? ac_big_alloc(sizeof(uint16_t) * (n ? n : 1)) : malloc(sizeof(uint16_t) * (n ? n : 1));
+    o->o_f32 = sparse ? ac_big_alloc(sizeof(float) * (n ? n : 1)) : malloc(sizeof(float) * (n ? n : 1));
     o->lse = malloc(sizeof(float) * (size_t)(rows ? rows : 1));
     if (!o->o || !o->o_f32 || !o->lse) {
         ac_outputs_free(o);
@@ -52,18 +68,32 @@ ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err)
     memcpy(&fp, &pf, sizeof fp);
     for (size_t i = 0; i < n; i++) {
         o->o[i] = POISON_HALF;
-        o->o_f32[i] = fp;
+        if (!sparse) o->o_f32[i] = fp;
     }
     for (int64_t r = 0; r < rows; r++) o->lse[r] = fp;
     if (ac_op_traits_of(c->op)->slots) { /* the caches after the store */
         o->kv_elems = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
-        o->k_cache = malloc(sizeof(uint16_t) * (size_t)(o->kv_elems ? o->kv_elems : 1));
-        o->v_cache = malloc(sizeof(uint16_t) * (size_t)(o->kv_elems ? o->kv_elems : 1));
+        size_t bytes = sizeof(uint16_t) * (size_t)(o->kv_elems ? o->kv_elems : 1);
+        o->k_cache = sparse ? ac_big_alloc(bytes) : malloc(bytes);
+        o->v_cache = sparse ? ac_big_alloc(bytes) : malloc(bytes);
         if (!o->k_cache || !o->v_cache) {
             ac_outputs_free(o);
             return ac_fail(err, AC_ERR_NOMEM, "outputs: out of memory for caches");
         }
-        for (int64_t i = 0; i < o->kv_elems; i++) o->k_cache[i] = o->v_cache[i] = POISON_HALF;
+        if (sparse) {
+            int32_t *blocks;
+            int64_t nb;
+            ac_status st = ac_case_touched_blocks(c, &blocks, &nb, err);
+            if (st) {
+                ac_outputs_free(o);
+                return st;
+            }
+            poison_ctx pc = {o, (int64_t)c->block_size * c->heads_kv * c->head_dim};
+            ac_block_runs(blocks, nb, poison_run, &pc);
+            free(blocks);
+        } else {
+            for (int64_t i = 0; i < o->kv_elems; i++) o->k_cache[i] = o->v_cache[i] = POISON_HALF;
+        }
     }
     return AC_OK;
 }

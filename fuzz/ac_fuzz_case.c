@@ -705,6 +705,9 @@ uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
     if (c->op == AC_OP_DECODE && (c->num_splits < 0 || c->num_splits > AC_MAX_SPLITS)) m |= BIT(AC_ERR_SHAPE);
     if (c->op == AC_OP_COMBINE && (c->num_splits < 1 || c->num_splits > AC_MAX_SPLITS)) m |= BIT(AC_ERR_SHAPE);
     if ((c->op == AC_OP_DECODE || c->op == AC_OP_STORE) && !c->paged) m |= BIT(AC_ERR_UNSUPPORTED);
+    /* docs/DATA.md, "Sparse cases": not for a combine, no explicit mask. */
+    if ((c->special & AC_SPECIAL_SPARSE) && (c->op == AC_OP_COMBINE || c->mask != AC_MASK_NONE))
+        m |= BIT(AC_ERR_UNSUPPORTED);
     if (c->paged && c->op != AC_OP_COMBINE) m |= paged_rules(c);
     if (c->op == AC_OP_STORE) m |= slot_rules(c);
     if (kernel) {

@@ -195,7 +195,10 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
         if (st == AC_ERR_NO_DEVICE) {
             out->kind = AC_FUZZ_SKIPPED;
             snprintf(out->why, sizeof out->why, "%s", r.error.msg);
-        } else if (st == AC_ERR_BUDGET) { /* valid, but larger than this run may spend: not a finding */
+        } else if (st == AC_ERR_BUDGET || (st == AC_ERR_NOMEM && strcmp(r.stage, "kernel"))) {
+            /* valid, but larger than this run may spend, or than the host's
+               memory (a sparse case's reservation past an address-space cap):
+               not a finding */
             out->kind = AC_FUZZ_SKIPPED;
             snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
         } else if (st && (kwant & BIT(st)) && !strcmp(r.stage, "kernel")) {

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_big.h"
 #include "ac_family.h"
 #include "ac_gen.h"
+#include "ac_sparse.h"
 
 void ac_check_result_free(ac_check_result *r)
 {
@@ -76,6 +78,18 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
         st = ac_backend_run(opts->backend, c, &t, &ro, &out, err);
         r->seconds_kernel = ac_now() - t0;
     }
+    /* A sparse case is judged on its sequences with keys (harness/ac_sparse.h). */
+    ac_sparse_judged sj;
+    memset(&sj, 0, sizeof sj);
+    const ac_case *jc = c;
+    const ac_tensors *jt = &t;
+    const ac_outputs *jo = &out;
+    int sparse = !st && ac_case_is_sparse(c) && ac_family_judge(c->op) != AC_JUDGE_BITWISE;
+    if (sparse) {
+        r->stage = "gather";
+        st = ac_sparse_gather(c, &t, &out, &sj, err);
+        if (!st) jc = &sj.c, jt = &sj.t, jo = &sj.out;
+    }
     if (!st) {
         r->stage = "oracle";
         ac_oracle_opts oo;
@@ -85,14 +99,14 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
         oo.sample_seed = c->seed ^ 0x9e3779b97f4a7c15ull;
         oo.threads = opts->oracle_threads;
         double t0 = ac_now();
-        st = ac_oracle_run(c, &t, &oo, &res, err);
+        st = ac_oracle_run(jc, jt, &oo, &res, err);
         r->seconds_oracle = ac_now() - t0;
     }
     int have_ref = 0;
     int bitwise = ac_family_judge(c->op) == AC_JUDGE_BITWISE; /* no reference, no error map */
     if (!st && opts->with_ref && !bitwise) {
         ac_error e2;
-        have_ref = ac_ref32(c, &t, &ref, &e2) == AC_OK;
+        have_ref = ac_ref32(jc, jt, &ref, &e2) == AC_OK;
     }
     if (!st && !bitwise) {
         map = malloc(sizeof(double) * (size_t)(res.rows * c->head_dim + 1));
@@ -100,11 +114,17 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
     }
     if (!st) {
         r->stage = "verdict";
-        st = ac_verdict_judge(c, &t, &res, &out, have_ref ? &ref : NULL, NULL, &r->verdict, map, err);
+        st = ac_verdict_judge(jc, jt, &res, jo, have_ref ? &ref : NULL, NULL, &r->verdict, map, err);
+        if (!st && sparse) {
+            ac_sparse_unmap(&sj, &r->verdict.r_where, c->heads_q);
+            ac_sparse_unmap(&sj, &r->verdict.lse_where, c->heads_q);
+            ac_sparse_fold(&sj, &r->verdict);
+        }
     }
+    ac_sparse_free(&sj);
     r->status = st;
     ac_outputs_free(&ref);
-    if (opts->keep) {
+    if (opts->keep && !sparse) { /* a sparse case's maps belong to its judged case: not kept */
         r->tensors = t;
         r->outputs = out;
         r->oracle = res;

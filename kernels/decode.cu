@@ -522,8 +522,8 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     int dev = 0, sms = 0;
     if (st) goto done;
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dq, t->q, qn * 2, "q", err));
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &dk, t->k, (size_t)kv * 2, "k_cache", err));
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &dv, t->v, (size_t)kv * 2, "v_cache", err));
+    AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &dk, c, t->k, "k_cache", err));
+    AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &dv, c, t->v, "v_cache", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dcu, p.cu_seqlens_q_host, sizeof(int32_t) * ((size_t)c->batch + 1),
                               "cu_seqlens_q", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dsk, c->seqlen_k, sizeof(int32_t) * (size_t)c->batch, "seqlens_k", err));

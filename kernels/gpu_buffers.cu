@@ -1,6 +1,10 @@
 // Device copies of a backend call's tensors (gpu_buffers.cuh).
 #include "gpu_buffers.cuh"
 
+#include <stdlib.h>
+
+#include "ac_big.h"
+
 ac_status ac_gpu_check(cudaError_t e, const char *what, ac_error *err)
 {
     if (e == cudaSuccess) return AC_OK;
@@ -55,4 +59,59 @@ void ac_gpu_free_all(ac_gpu_bufs *bufs)
 {
     for (int i = 0; i < bufs->n; i++) cudaFree(bufs->ptr[i]);
     bufs->n = 0;
+}
+
+// One run of touched blocks, to or from the device.
+struct pool_run_ctx {
+    uint16_t *host;
+    uint16_t *dev;
+    int64_t per;
+    cudaMemcpyKind kind;
+    cudaError_t e;
+};
+static int pool_run(int64_t first, int64_t count, void *ctx)
+{
+    pool_run_ctx *x = (pool_run_ctx *)ctx;
+    size_t off = (size_t)(first * x->per), n = sizeof(uint16_t) * (size_t)(count * x->per);
+    x->e = x->kind == cudaMemcpyHostToDevice ? cudaMemcpy(x->dev + off, x->host + off, n, x->kind)
+                                             : cudaMemcpy(x->host + off, x->dev + off, n, x->kind);
+    return x->e != cudaSuccess;
+}
+
+static ac_status pool_runs(const ac_case *c, uint16_t *host, uint16_t *dev, cudaMemcpyKind kind, const char *name,
+                           ac_error *err)
+{
+    int32_t *blocks;
+    int64_t n;
+    ac_status st = ac_case_touched_blocks(c, &blocks, &n, err);
+    if (st) return st;
+    pool_run_ctx x = {host, dev, (int64_t)c->block_size * c->heads_kv * c->head_dim, kind, cudaSuccess};
+    ac_block_runs(blocks, n, pool_run, &x);
+    free(blocks);
+    if (x.e != cudaSuccess)
+        return ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(%s, touched blocks %s): %s", name,
+                       kind == cudaMemcpyHostToDevice ? "to device" : "to host", cudaGetErrorString(x.e));
+    return AC_OK;
+}
+
+static size_t pool_bytes(const ac_case *c)
+{
+    return sizeof(uint16_t) * (size_t)c->num_blocks * (size_t)c->block_size * (size_t)c->heads_kv * (size_t)c->head_dim;
+}
+
+ac_status ac_gpu_upload_pool(ac_gpu_bufs *bufs, void **dev, const ac_case *c, const uint16_t *src, const char *name,
+                             ac_error *err)
+{
+    if (!ac_case_is_sparse(c)) return ac_gpu_upload(bufs, dev, src, pool_bytes(c), name, err);
+    ac_status st = ac_gpu_alloc(bufs, dev, pool_bytes(c), name, err);
+    if (st) return st;
+    cudaError_t e = cudaMemset(*dev, 0, pool_bytes(c) < 16 ? 16 : pool_bytes(c));
+    if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMemset(%s, zero): %s", name, cudaGetErrorString(e));
+    return pool_runs(c, (uint16_t *)src, (uint16_t *)*dev, cudaMemcpyHostToDevice, name, err);
+}
+
+ac_status ac_gpu_download_pool(uint16_t *dst, const void *dev, const ac_case *c, const char *name, ac_error *err)
+{
+    if (!ac_case_is_sparse(c)) return ac_gpu_download(dst, dev, pool_bytes(c), name, err);
+    return pool_runs(c, dst, (uint16_t *)dev, cudaMemcpyDeviceToHost, name, err);
 }

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
+#include "ac_case.h"
 #include "ac_status.h"
 
 // Evaluate a CUDA call; on failure fill err with the call's text and return.
@@ -45,6 +46,15 @@ ac_status ac_gpu_upload(ac_gpu_bufs *bufs, void **dev, const void *src, size_t b
                         ac_error *err);
 // Copy `bytes` back to the host (nothing for 0 bytes).
 ac_status ac_gpu_download(void *dst, const void *dev, size_t bytes, const char *name, ac_error *err);
+// A case's paged pool (num_blocks * block_size * Hkv * D 16-bit elements):
+// upload allocates and copies all of it, or, in a sparse case (docs/DATA.md),
+// zeroes the device copy and uploads the touched blocks only; download
+// copies back all of it, or the touched blocks only (the host copy reads as
+// zero elsewhere). A pool of 2^31 and more elements thus costs the host only
+// what the case touches.
+ac_status ac_gpu_upload_pool(ac_gpu_bufs *bufs, void **dev, const ac_case *c, const uint16_t *src, const char *name,
+                             ac_error *err);
+ac_status ac_gpu_download_pool(uint16_t *dst, const void *dev, const ac_case *c, const char *name, ac_error *err);
 // Wait for the device: a fault of the kernel `what` surfaces here.
 ac_status ac_gpu_sync(const char *what, ac_error *err);
 // A CUDA call's result as a status (AC_ERR_CUDA naming `what`).

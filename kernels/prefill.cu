@@ -479,8 +479,13 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
     void *d_q = 0, *d_k = 0, *d_v = 0, *d_o = 0, *d_lse = 0, *d_cuq = 0, *d_cuk = 0, *d_tab = 0, *d_sk = 0,
          *d_mask = 0, *d_moff = 0;
     AC_GPU_STEP(ac_gpu_upload(&bufs, &d_q, hp.q, qo_bytes, "q", err));
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_k, hp.k, kv_bytes, "k", err));
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_v, hp.v, kv_bytes, "v", err));
+    if (hp.paged) { // a sparse pool costs the host and the copy only its touched blocks
+        AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &d_k, c, (const uint16_t *)hp.k, "k", err));
+        AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &d_v, c, (const uint16_t *)hp.v, "v", err));
+    } else {
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_k, hp.k, kv_bytes, "k", err));
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_v, hp.v, kv_bytes, "v", err));
+    }
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_o, qo_bytes, "out", err));
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_lse, lse_bytes, "lse", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &d_cuq, hp.h_cu_seqlens_q, b1 * 4, "cu_seqlens_q", err));

@@ -77,7 +77,6 @@ extern "C" ac_status ac_gpu_store(const ac_case *c, const ac_tensors *t, const a
     ac_status st = ac_store_params_from_case(c, t, out, &p, err);
     if (st) return st;
     st = ac_store_validate(&p, err); // host pointers: checks before any upload
-    const int64_t kv = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
     const size_t nt = (size_t)(c->num_tokens > 0 ? c->num_tokens : 0);
     const size_t newn = nt * (size_t)c->heads_kv * (size_t)c->head_dim;
     const size_t slot_bytes = nt * (c->slot_mapping_i64 ? 8 : 4);
@@ -86,8 +85,8 @@ extern "C" ac_status ac_gpu_store(const ac_case *c, const ac_tensors *t, const a
     if (st) goto done;
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dkn, t->k_new, newn * 2, "k_new", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dvn, t->v_new, newn * 2, "v_new", err));
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &dkc, t->k, (size_t)kv * 2, "k_cache", err));
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &dvc, t->v, (size_t)kv * 2, "v_cache", err));
+    AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &dkc, c, t->k, "k_cache", err));
+    AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &dvc, c, t->v, "v_cache", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dsl, p.slot_mapping_host, slot_bytes, "slot_mapping", err));
     p.k_new = dkn;
     p.v_new = dvn;
@@ -96,8 +95,8 @@ extern "C" ac_status ac_gpu_store(const ac_case *c, const ac_tensors *t, const a
     p.slot_mapping = dsl;
     AC_GPU_STEP(ac_store_launch(&p, NULL, err));
     AC_GPU_STEP(ac_gpu_sync("store kernel", err));
-    AC_GPU_STEP(ac_gpu_download(out->k_cache, dkc, (size_t)kv * 2, "k_cache", err));
-    AC_GPU_STEP(ac_gpu_download(out->v_cache, dvc, (size_t)kv * 2, "v_cache", err));
+    AC_GPU_STEP(ac_gpu_download_pool(out->k_cache, dkc, c, "k_cache", err));
+    AC_GPU_STEP(ac_gpu_download_pool(out->v_cache, dvc, c, "v_cache", err));
 done:
     ac_gpu_free_all(&bufs);
     ac_store_params_free(&p);

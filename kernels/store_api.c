@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_big.h"
 #include "ac_validate.h"
 #include "store.h"
 
@@ -86,10 +87,9 @@ ac_status ac_model_store(const ac_case *c, const ac_tensors *t, const ac_run_opt
     /* Validate before copying the old cache in: a rejected store leaves out untouched. */
     st = ac_store_validate(&p, err);
     if (!st) {
-        int64_t need = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
-        memcpy(out->k_cache, t->k, sizeof(uint16_t) * (size_t)need);
-        memcpy(out->v_cache, t->v, sizeof(uint16_t) * (size_t)need);
-        st = ac_store_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
+        st = ac_case_copy_pool(c, out->k_cache, t->k, err);
+        if (!st) st = ac_case_copy_pool(c, out->v_cache, t->v, err);
+        if (!st) st = ac_store_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
     }
     ac_store_params_free(&p);
     return st;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ac_big.h"
 #include "ac_index.h"
 #include "ac_rng.h"
 #include "oracle_internal.h"
@@ -33,8 +34,8 @@ void ac_oracle_result_free(ac_oracle_result *res)
     free(res->qk_abs);
     free(res->logit_abs);
     free(res->n_allowed);
-    free(res->k_cache);
-    free(res->v_cache);
+    ac_big_free(res->k_cache);
+    ac_big_free(res->v_cache);
     memset(res, 0, sizeof *res);
 }
 
@@ -460,11 +461,19 @@ static ac_status run_store(const ac_case *c, const ac_tensors *t, ac_oracle_resu
 {
     int64_t row = (int64_t)c->heads_kv * c->head_dim;
     res->kv_elems = t->kv_elems;
-    res->k_cache = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1));
-    res->v_cache = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1));
+    /* A sparse case's caches are reserved and hold only the touched blocks. */
+    size_t bytes = sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1);
+    res->k_cache = ac_case_is_sparse(c) ? ac_big_alloc(bytes) : malloc(bytes);
+    res->v_cache = ac_case_is_sparse(c) ? ac_big_alloc(bytes) : malloc(bytes);
     if (!res->k_cache || !res->v_cache) return ac_fail(err, AC_ERR_NOMEM, "oracle store: out of memory for caches");
-    memcpy(res->k_cache, t->k, sizeof(uint16_t) * (size_t)t->kv_elems);
-    memcpy(res->v_cache, t->v, sizeof(uint16_t) * (size_t)t->kv_elems);
+    if (ac_case_is_sparse(c)) {
+        ac_status st = ac_case_copy_pool(c, res->k_cache, t->k, err);
+        if (!st) st = ac_case_copy_pool(c, res->v_cache, t->v, err);
+        if (st) return st;
+    } else {
+        memcpy(res->k_cache, t->k, sizeof(uint16_t) * (size_t)t->kv_elems);
+        memcpy(res->v_cache, t->v, sizeof(uint16_t) * (size_t)t->kv_elems);
+    }
     for (int32_t tok = 0; tok < c->num_tokens; tok++) {
         int64_t slot = c->slot_mapping[tok];
         if (slot < 0) continue; /* -1: padding */

@@ -127,6 +127,19 @@ def main():
     p = os.path.join(tmp, "pool.case")
     open(p, "w").write(pool)
     expect("replay an INT32_MAX pool", [tool, "replay", "--backend", "cpu", "--quiet", p], 2, "AC_ERR_BUDGET")
+    # Sparse cases (docs/DATA.md): reserved memory is still bounded and named.
+    sparse = base.replace("special none", "special sparse")
+    p = os.path.join(tmp, "sparse-mask.case")
+    open(p, "w").write(sparse.replace("mask none", "mask bool"))
+    expect("replay sparse with a mask", [tool, "replay", "--backend", "cpu", "--quiet", p], 2, "AC_ERR_UNSUPPORTED",
+           "the file expects ok")
+    p = os.path.join(tmp, "sparse-int32max-pool.case")
+    open(p, "w").write(sparse.replace("block_size 16", "block_size 2147483647").replace("num_blocks 5", "num_blocks 2147483647"))
+    expect("replay a sparse INT32_MAX pool", [tool, "replay", "--backend", "cpu", "--quiet", p], 2, "AC_ERR_BUDGET")
+    p = os.path.join(tmp, "sparse-past-address-cap.case")
+    open(p, "w").write(sparse.replace("num_blocks 5", "num_blocks 40000000"))
+    expect("replay a sparse pool past the address-space cap", [tool, "replay", "--backend", "cpu", "--quiet", p], 2,
+           "AC_ERR_NOMEM", "k/v: out of memory")
     # A file that says ok for an input the rules reject is itself wrong.
     p = os.path.join(tmp, "density.case")
     open(p, "w").write(base.replace("mask_density 0x1.8p-1", "mask_density 1e23"))

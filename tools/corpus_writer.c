@@ -1057,6 +1057,105 @@ static void dump_seeds(void)
 /* Seeds of each family (keyed by op) and of each fuzz target (keyed by name).
    A family or target the registries list without an entry here is an error:
    a new one gets its seeds (or an empty writer) on purpose. */
+/* ---- cases past 2^31 elements (corpus/index64, docs/DATA.md "Sparse cases") ----- */
+
+#define MARK ((int64_t)1 << 31)
+
+/* Row b of g_case's table: `n` blocks from `first` stepping by `step`, the
+   rest of the row -1. */
+static void table_run(ac_case *c, int32_t b, int32_t first, int32_t step, int32_t n)
+{
+    int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+    for (int32_t i = 0; i < c->max_blocks_per_seq; i++) row[i] = i < n ? first + i * step : -1;
+}
+
+static void sparse_pool(ac_case *c, int32_t bs, int32_t num_blocks, int32_t mbps)
+{
+    ac_error e;
+    c->paged = 1;
+    c->block_size = bs;
+    c->num_blocks = num_blocks;
+    die_on(ac_case_alloc_table(c, mbps, &e), &e, "table");
+    c->special |= AC_SPECIAL_SPARSE;
+}
+
+static void sparse_store(ac_case *c, int32_t bs, int32_t num_blocks, const int64_t *slots, int32_t n, int i64)
+{
+    ac_error e;
+    sparse_pool(c, bs, num_blocks, 1);
+    die_on(ac_case_alloc_slots(c, n, &e), &e, "slots");
+    for (int32_t t = 0; t < n; t++) c->slot_mapping[t] = slots[t];
+    c->slot_mapping_i64 = i64;
+}
+
+/* Each case marks the 2^31 line with blocks, rows or slots on both sides of
+   it, so an offset kept in 32 bits lands elsewhere; `sparse` keeps the CPU
+   models' memory to what the case reads. */
+static void index64_seeds(void)
+{
+    char note[512];
+    ac_case *c;
+
+    /* Decode: Hkv * D = 1024 elements per slot, block 16: the line is block 131072. */
+    int32_t mark = (int32_t)(MARK / (16 * 8 * 128)), nb = mark + 4096;
+    c = mk(AC_OP_DECODE, AC_BF16, 32, 8, 128, 3, L(1, 4, 2), L(700, 1000, 33), 6401);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 3;
+    c->special = AC_SPECIAL_NAN_SLOTS;
+    sparse_pool(c, 16, nb, 64);
+    table_run(c, 0, mark - 22, 1, 44);        /* 700 keys straddling the line */
+    table_run(c, 1, nb - 1, -1, 63);          /* 1000 keys in the last blocks, backwards */
+    table_run(c, 2, 5, 1, 3);                 /* 33 keys: low, just under and at the line */
+    c->block_table[2 * 64 + 1] = mark - 1;
+    c->block_table[2 * 64 + 2] = mark;
+    snprintf(note, sizeof note, "Pool %d blocks x 16 slots x 8 heads x 128 = %lld elements (2^31 = %lld). A block offset\n"
+             "computed in 32 bits reads the wrong keys for every block from %d on.", nb,
+             (long long)nb * 16 * 8 * 128, (long long)MARK, mark);
+    put_case(1, "decode-pool-past-2g", "decode, paged pool of 2^31+ elements, blocks on both sides of the line", note, OK);
+
+    /* Paged prefill: Hkv * D = 256, block 256: 65536 elements per block, the line at block 32768. */
+    mark = (int32_t)(MARK / (256 * 2 * 128));
+    nb = mark + 232;
+    c = mk(AC_OP_PREFILL, AC_FP16, 16, 2, 128, 2, L(300, 129), L(1000, 700), 6402);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    sparse_pool(c, 256, nb, 5);
+    table_run(c, 0, mark - 2, 1, 3);
+    c->block_table[3] = nb - 1;
+    table_run(c, 1, mark + 32, 100, 3);
+    c->block_table[5 + 1] = 10;
+    c->block_table[5 + 2] = mark + 132;
+    snprintf(note, sizeof note, "Pool %d blocks x 256 x 2 x 128 = %lld elements; blocks %d and up lie past 2^31.", nb,
+             (long long)nb * 256 * 2 * 128, mark);
+    put_case(2, "prefill-paged-pool-past-2g", "prefill, paged pool of 2^31+ elements, chunked (Lq < Lk) bottom-right",
+             note, OK);
+
+    /* Contiguous prefill whose packed q/out pass 2^31 elements: Hq * D = 2048 per token. */
+    int32_t filler = (int32_t)(MARK / (16 * 128)) + 24;
+    c = mk(AC_OP_PREFILL, AC_BF16, 16, 4, 128, 3, L(77, filler, 130), L(200, 0, 257), 6403);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->special = AC_SPECIAL_SPARSE;
+    snprintf(note, sizeof note, "Sequence 1 has %d queries and no key: its rows are empty and are checked exactly\n"
+             "(O = 0, LSE = -inf). Sequence 2's rows start past element 2^31 of q and out.", filler);
+    put_case(3, "prefill-q-past-2g", "prefill, packed q and out of 2^31+ elements (a sequence without keys between)",
+             note, OK);
+
+    /* Store through int64 slots past 2^31: Hkv * D = 8 per slot, a pool of 2^31 + 1024 slots. */
+    nb = (int32_t)(MARK / 16) + 64;
+    c = mk(AC_OP_STORE, AC_BF16, 1, 1, 8, 1, L(0), L(0), 6404);
+    sparse_store(c, 16, nb, (const int64_t[]){MARK - 1, MARK, 5, -1, MARK + 1000, (int64_t)nb * 16 - 1, MARK - 17}, 7, 1);
+    put_case(4, "store-slots-past-2g", "store, int64 slots past 2^31 (a pool of 2^31 + 1024 slots)",
+             "A store that keeps the low 32 bits of a slot, or reads it as int32, misses slot 2^31 and up.", OK);
+
+    /* Store through int32 slots whose element offsets pass 2^31: Hkv * D = 1024 per slot. */
+    nb = (int32_t)(MARK / (16 * 8 * 128)) + 64;
+    int64_t line = MARK / (8 * 128);
+    c = mk(AC_OP_STORE, AC_FP16, 8, 8, 128, 1, L(0), L(0), 6405);
+    sparse_store(c, 16, nb, (const int64_t[]){line - 1, line, 3, line + 500, -1, (int64_t)nb * 16 - 1}, 6, 0);
+    snprintf(note, sizeof note, "Slot %lld starts at element 2^31: slot * Hkv * D in 32 bits wraps there.", (long long)line);
+    put_case(5, "store-offsets-past-2g", "store, int32 slots whose element offsets pass 2^31", note, OK);
+}
+#undef MARK
+
 static const struct { ac_op op; void (*write)(void); } family_seeds[] = {
     {AC_OP_PREFILL, prefill_seeds},
     {AC_OP_DECODE, decode_seeds},
@@ -1109,6 +1208,8 @@ static int folders(folder *out)
         out[n++] = (folder){t[i]->seed_dir, t[i]->name, "fuzz target", target_seeds[k].ext, AC_OP_COUNT,
                             target_seeds[k].write};
     }
+    /* Folders of neither registry: cases past 2^31 elements of any family. */
+    if (n < MAX_FOLDERS) out[n++] = (folder){"index64", "index64", "cases", ".case", AC_OP_COUNT, index64_seeds};
     return n;
 }
 
