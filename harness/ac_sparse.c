@@ -132,7 +132,10 @@ void ac_sparse_fold(const ac_sparse_judged *j, ac_verdict *v)
 {
     v->n_bad_empty += j->empty_bad;
     v->rows_checked += j->empty_rows;
-    if (!j->empty_bad) return;
+    if (!j->empty_bad) {
+        ac_verdict_summarize(v); /* coordinates in the full case's numbering */
+        return;
+    }
     v->pass = 0;
     v->r_max = INFINITY;
     v->r_where = j->empty_where;

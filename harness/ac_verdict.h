@@ -77,6 +77,9 @@ typedef struct ac_bound_terms {
 void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row, int judge_f32,
                       ac_bound_terms *terms);
 
+/* (Re)write v->summary from its fields (for prefill, decode and combine):
+   after coordinates are renumbered (harness/ac_sparse.h). */
+void ac_verdict_summarize(ac_verdict *v);
 void ac_verdict_print(const ac_verdict *v, FILE *f);
 
 #ifdef __cplusplus

@@ -516,7 +516,7 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     const int64_t rows = p.total_q * c->heads_q;
     const size_t qn = (size_t)rows * c->head_dim;
     ac_gpu_bufs bufs = {};
-    void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof, *dlse, *dws = NULL;
+    void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof = NULL, *dlse, *dws = NULL;
     int32_t splits = 0;
     size_t ws_bytes = 0;
     int dev = 0, sms = 0;
@@ -530,7 +530,8 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dtbl, c->block_table,
                               sizeof(int32_t) * (size_t)c->batch * (size_t)c->max_blocks_per_seq, "block_table", err));
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dout, qn * 2, "o", err));
-    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, qn * 4, "o_f32", err));
+    // A sparse case leaves o_f32 out (docs/DATA.md): its batch may be 2^31 rows.
+    if (p.o_f32) AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, qn * 4, "o_f32", err));
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dlse, (size_t)rows * 4, "lse", err));
     AC_GPU_STEP(ac_gpu_check(cudaGetDevice(&dev), "cudaGetDevice", err));
     AC_GPU_STEP(ac_gpu_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
@@ -545,13 +546,13 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     p.seqlens_k = (const int32_t *)dsk;
     p.block_table = (const int32_t *)dtbl;
     p.o = dout;
-    p.o_f32 = (float *)dof;
+    p.o_f32 = p.o_f32 ? (float *)dof : NULL;
     p.lse = (float *)dlse;
     p.num_sms = sms;
     AC_GPU_STEP(ac_decode_launch(&p, dws, ws_bytes, NULL, NULL, err));
     AC_GPU_STEP(ac_gpu_sync("decode kernel", err));
     AC_GPU_STEP(ac_gpu_download(out->o, dout, qn * 2, "o", err));
-    AC_GPU_STEP(ac_gpu_download(out->o_f32, dof, qn * 4, "o_f32", err));
+    if (p.o_f32) AC_GPU_STEP(ac_gpu_download(out->o_f32, dof, qn * 4, "o_f32", err));
     AC_GPU_STEP(ac_gpu_download(out->lse, dlse, (size_t)rows * 4, "lse", err));
 done:
     ac_gpu_free_all(&bufs);

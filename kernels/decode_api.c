@@ -118,7 +118,9 @@ ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_o
         .num_splits = c->num_splits, .num_sms = 0, .num_blocks = c->num_blocks, .block_size = c->block_size,
         .max_blocks_per_seq = c->max_blocks_per_seq, .total_q = cu[c->batch],
         .q = t->q, .k_cache = t->k, .v_cache = t->v, .cu_seqlens_q = cu, .seqlens_k = c->seqlen_k,
-        .block_table = c->block_table, .o = o ? o->o : NULL, .o_f32 = o ? o->o_f32 : NULL,
+        .block_table = c->block_table, .o = o ? o->o : NULL,
+        /* a sparse case has no fp32 output (docs/DATA.md, "Sparse cases") */
+        .o_f32 = o && !(c->special & AC_SPECIAL_SPARSE) ? o->o_f32 : NULL,
         .lse = o ? o->lse : NULL,
         .cu_seqlens_q_host = cu, .seqlens_k_host = c->seqlen_k, .block_table_host = c->block_table,
         .cu_seqlens_q_owned = cu,

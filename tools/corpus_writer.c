@@ -1153,6 +1153,29 @@ static void index64_seeds(void)
     sparse_store(c, 16, nb, (const int64_t[]){line - 1, line, 3, line + 500, -1, (int64_t)nb * 16 - 1}, 6, 0);
     snprintf(note, sizeof note, "Slot %lld starts at element 2^31: slot * Hkv * D in 32 bits wraps there.", (long long)line);
     put_case(5, "store-offsets-past-2g", "store, int32 slots whose element offsets pass 2^31", note, OK);
+
+    /* Decode whose packed q/out pass 2^31 elements: Hq * D = 65536 per token,
+       4100 steps of 8 queries; four sequences have keys (the first, the two
+       on either side of the line, the last), the others none. */
+    int32_t steps = 4100, at = (int32_t)(MARK / (256 * 256) / 8);
+    c = mk(AC_OP_DECODE, AC_BF16, 256, 8, 256, 1, NULL, L(0), 6406);
+    ac_error e;
+    die_on(ac_case_set_batch(c, steps, &e), &e, "batch");
+    for (int32_t b = 0; b < steps; b++) c->seqlen_q[b] = 8;
+    c->seqlen_k[0] = 40;
+    c->seqlen_k[at - 1] = 100;
+    c->seqlen_k[at] = 64;
+    c->seqlen_k[steps - 1] = 33;
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    sparse_pool(c, 16, 20, 7);
+    for (int32_t b = 0; b < steps; b++) table_run(c, b, 0, 1, 0);
+    table_run(c, 0, 0, 1, 3);
+    table_run(c, at - 1, 3, 1, 7);
+    table_run(c, at, 10, 1, 4);
+    table_run(c, steps - 1, 19, -1, 3);
+    snprintf(note, sizeof note, "Sequence %d's queries start at element 2^31 of q and out (8 x 256 heads x 256 per step);\n"
+             "steps without keys are empty rows, checked exactly.", at);
+    put_case(6, "decode-q-past-2g", "decode, packed q and out of 2^31+ elements (4100 steps of 8 queries)", note, OK);
 }
 #undef MARK
 
