@@ -217,6 +217,7 @@ ac_status ac_fuzz_save_finding(const ac_fuzz_target *t, const uint8_t *data, siz
                                const ac_fuzz_outcome *o, const char *dir, char *path_out, size_t path_n,
                                ac_error *err);
 
+#define AC_FUZZ_MAX_GPUS 64
 typedef struct ac_fuzz_walk_opts {
     const ac_fuzz_target *target;
     ac_fuzz_env env;
@@ -229,12 +230,16 @@ typedef struct ac_fuzz_walk_opts {
     const char *findings_dir;
     double progress_every;  /* seconds between progress lines (0: 5) */
     FILE *log;
+    const char *trace;      /* non-NULL: worker i writes "<k> <fnv64 of input k> <outcome>" lines to
+                               <trace>.w<i>: two campaigns compare input by input (docs/SCALING.md) */
 } ac_fuzz_walk_opts;
 
 typedef struct ac_fuzz_walk_stats {
     int64_t execs, passes, rejected, skipped, findings, pool;
     int64_t unique;         /* findings of distinct kinds (message without numbers), one file each */
     double seconds;
+    int gpus;               /* GPUs the workers used (0: CPU backend) */
+    int64_t execs_gpu[AC_FUZZ_MAX_GPUS]; /* executions per GPU */
 } ac_fuzz_walk_stats;
 
 /* The random walk: a pool of inputs (seed corpus), each step picks one,

@@ -4,6 +4,7 @@
  * processes (fork) share counters through an anonymous shared mapping;
  * each worker picks its GPU before touching CUDA. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include "ac_devices.h"
 #include "ac_fuzz.h"
 #include "ac_file.h"
 #include "ac_stop.h"
@@ -198,6 +199,7 @@ static void pool_load_dir(pool *pl, const char *dir, ac_fuzz_rng *r)
 
 typedef struct shared_stats {
     volatile int64_t execs, passes, rejected, skipped, findings, unique, pool;
+    volatile int64_t execs_gpu[AC_FUZZ_MAX_GPUS];
     volatile int stop;        /* set by the parent on SIGINT/SIGTERM: workers finish their input and leave */
 } shared_stats;
 
@@ -228,6 +230,13 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
     ac_fuzz_outcome out;
     ac_fuzz_outcome_init(&out);
     int64_t execs = 0;
+    int gpu = o->gpus > 1 ? id % o->gpus : 0;
+    FILE *trace = NULL;
+    if (o->trace) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s.w%d", o->trace, id);
+        if (!(trace = fopen(path, "w"))) fprintf(log, "walk: worker %d: cannot write %s: %s\n", id, path, strerror(errno));
+    }
     while (buf && seen) {
         if (walk_interrupted || st->stop) break;
         if ((execs & 7) == 0) {
@@ -253,6 +262,12 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
         o->target->run(buf, n, &o->env, &out);
         execs++;
         __sync_fetch_and_add(&st->execs, 1);
+        __sync_fetch_and_add(&st->execs_gpu[gpu], 1);
+        if (trace) {
+            uint64_t h = 0xcbf29ce484222325ull;
+            for (size_t k = 0; k < n; k++) h = (h ^ buf[k]) * 0x100000001b3ull;
+            fprintf(trace, "%lld %016llx %d\n", (long long)execs, (unsigned long long)h, (int)out.kind);
+        }
         switch (out.kind) {
         case AC_FUZZ_PASS: __sync_fetch_and_add(&st->passes, 1); break;
         case AC_FUZZ_REJECTED: __sync_fetch_and_add(&st->rejected, 1); break;
@@ -293,6 +308,7 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
             pool_add(&pl, buf, n, &r);
     }
     if (id == 0) st->pool = pl.n;
+    if (trace) fclose(trace);
     ac_fuzz_outcome_free(&out);
     for (int i = 0; i < pl.n; i++) free(pl.v[i].p);
     free(pl.v);
@@ -336,23 +352,8 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
                 break;
             }
             if (p == 0) {
-                if (o->gpus > 1) {
-                    /* Worker i on GPU i % gpus: the i-th entry of a
-                       CUDA_VISIBLE_DEVICES the host already set, else index i. */
-                    char dev[64];
-                    const char *pre = getenv("CUDA_VISIBLE_DEVICES");
-                    snprintf(dev, sizeof dev, "%d", i % o->gpus);
-                    if (pre && *pre) {
-                        int want = i % o->gpus, k = 0;
-                        const char *p = pre;
-                        while (k < want && (p = strchr(p, ',')) != NULL) p++, k++;
-                        if (p && k == want) {
-                            size_t n = strcspn(p, ",");
-                            snprintf(dev, sizeof dev, "%.*s", (int)(n < 63 ? n : 63), p);
-                        }
-                    }
-                    setenv("CUDA_VISIBLE_DEVICES", dev, 1);
-                }
+                /* Worker i on GPU i % gpus (common/ac_devices.h). */
+                if (o->gpus > 1) ac_device_use(i % o->gpus);
                 walk_worker(o, i, deadline, st, log, 0.0);
                 fflush(log);
                 _exit(0);
@@ -398,6 +399,8 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         out->unique = st->unique;
         out->pool = st->pool;
         out->seconds = ac_now() - t0;
+        out->gpus = o->gpus;
+        for (int g = 0; g < AC_FUZZ_MAX_GPUS; g++) out->execs_gpu[g] = st->execs_gpu[g];
     }
     munmap((void *)st, sizeof *st);
     return AC_OK;

@@ -516,6 +516,7 @@ typedef struct fuzz_opts {
     int nextra;
     const char *kernel;     /* --kernel PATH: the plugin the walk runs */
     const char *root;       /* --root DIR: the checkout (else found above the program) */
+    const char *trace;      /* --trace PREFIX: the walk's inputs, worker by worker */
 } fuzz_opts;
 
 static void fuzz_usage(FILE *f)
@@ -530,7 +531,9 @@ static void fuzz_usage(FILE *f)
             "  --backend auto|gpu|cpu  auto: the GPU when the target runs kernels and a GPU is there\n"
             "  --kernel LIB.so         walk an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
             "  --root DIR              the attncheck checkout (seeds, build-fuzz/); default: found above this program\n"
-            "  --gpus N                GPUs to spread the workers over (0, the default: all)\n"
+            "  --gpus N                GPUs to spread the workers over (0, the default: all); worker i\n"
+            "                          uses GPU i %% N and its inputs do not depend on N (docs/SCALING.md)\n"
+            "  --trace PREFIX          walk: worker i lists its inputs (count, hash, outcome) in PREFIX.wi\n"
             "  --out DIR               default fuzz-out/TARGET\n"
             "  --seeds DIR             seed inputs (default corpus/<target's folder>)\n"
             "  --seed N                the walk's seed (0, the default: from the clock)\n"
@@ -868,6 +871,7 @@ static int run_walk(const fuzz_opts *o, const char *root, const char *out)
     w.seed_dirs[0] = seeds;
     w.findings_dir = findings;
     w.log = stdout;
+    w.trace = o->trace;
     int findings0 = count_files(findings, NULL);
     printf("fuzz %s: random walk (structure-aware mutator, no coverage feedback), %d workers, %s%s, %.0f s, "
            "seeds %s, findings %s, seed %llu\n",
@@ -887,6 +891,12 @@ static int run_walk(const fuzz_opts *o, const char *root, const char *out)
     printf("  executions    %lld (%.0f/s): %lld passed, %lld rejected as expected, %lld skipped (budget)\n",
            (long long)st.execs, st.seconds > 0 ? st.execs / st.seconds : 0.0, (long long)st.passes,
            (long long)st.rejected, (long long)st.skipped);
+    if (st.gpus > 1) { /* what each GPU did: the campaign's scaling (docs/SCALING.md) */
+        printf("  per GPU      ");
+        for (int g = 0; g < st.gpus && g < AC_FUZZ_MAX_GPUS; g++)
+            printf(" GPU%d %lld (%.0f/s)%s", g, (long long)st.execs_gpu[g],
+                   st.seconds > 0 ? st.execs_gpu[g] / st.seconds : 0.0, g + 1 < st.gpus ? "," : "\n");
+    }
     printf("  coverage      not measured (walk driver)\n");
     printf("  findings      %lld, of %lld kinds (%d new files in %s)\n", (long long)st.findings, (long long)st.unique,
            nf, findings);
@@ -914,7 +924,7 @@ int ac_fuzz_main(int argc, char **argv)
             break;
         }
     enum { OPT_SECONDS = AC_ARGS_LONG, OPT_JOBS, OPT_WALK, OPT_GPUS, OPT_OUT, OPT_SEEDS, OPT_SEED, OPT_ROWS,
-           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST, OPT_KERNEL, OPT_ROOT };
+           OPT_MAX_LEN, OPT_BACKEND, OPT_LIST, OPT_KERNEL, OPT_ROOT, OPT_TRACE };
     static const struct option opts[] = {
         {"seconds", required_argument, NULL, OPT_SECONDS}, {"jobs", required_argument, NULL, OPT_JOBS},
         {"walk", no_argument, NULL, OPT_WALK},             {"gpus", required_argument, NULL, OPT_GPUS},
@@ -923,7 +933,7 @@ int ac_fuzz_main(int argc, char **argv)
         {"max-len", required_argument, NULL, OPT_MAX_LEN}, {"backend", required_argument, NULL, OPT_BACKEND},
         {"list", no_argument, NULL, OPT_LIST},             {"help", no_argument, NULL, 'h'},
         {"kernel", required_argument, NULL, OPT_KERNEL},   {"root", required_argument, NULL, OPT_ROOT},
-        {NULL, 0, NULL, 0}};
+        {"trace", required_argument, NULL, OPT_TRACE},     {NULL, 0, NULL, 0}};
     ac_args a;
     ac_error err;
     ac_args_init(&a, "attncheck fuzz", nflags, argv, opts);
@@ -947,6 +957,7 @@ int ac_fuzz_main(int argc, char **argv)
             o.kernel = optarg;
             break;
         case OPT_ROOT: o.root = optarg; break;
+        case OPT_TRACE: o.trace = optarg; break;
         case OPT_LIST:
         case 'h': fuzz_usage(stdout); return 0;
         default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */

@@ -54,6 +54,7 @@ typedef struct cli_opts {
     FILE *json;          /* --json FILE: one object per case */
     int64_t max_memory, max_work; /* --max-memory, --max-oracle-work: the check's budget (docs/BUDGET.md) */
     const char *kernel;  /* --kernel LIB.so, for the replay command of a saved case */
+    int shard, shards;   /* --shard K/N: the cases whose index is K mod N (docs/SCALING.md) */
 } cli_opts;
 
 static void usage(FILE *f)
@@ -95,6 +96,7 @@ static void usage_run(FILE *f, const char *cmd)
             "                          lists them; auto then means cpu, gpu is refused)\n"
             "  --png DIR               pictures of each failing case's error map\n"
             "  --filter REGEX          only the cases whose case line matches (POSIX extended regex)\n"
+            "  --shard K/N             only the cases whose index is K mod N (split a sweep over N GPUs)\n"
             "  --verbose               a line for every case, not only the failing ones\n"
             "  --help                  this text\n"
             "FAMILY:",
@@ -128,7 +130,7 @@ static void usage_describe(FILE *f)
 }
 
 enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL,
-       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK, OPT_JSON };
+       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK, OPT_JSON, OPT_SHARD };
 
 static void free_opts(cli_opts *o)
 {
@@ -158,6 +160,7 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"json", required_argument, NULL, OPT_JSON},
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"max-oracle-work", required_argument, NULL, OPT_MAX_WORK},
+        {"shard", required_argument, NULL, OPT_SHARD},
         {NULL, 0, NULL, 0}};
     static const struct option e2e_opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
@@ -187,6 +190,19 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
             break;
         case OPT_MAX_MEMORY: st = ac_arg_i64(a.name, optarg, -1, INT64_MAX, &o->max_memory, &err); break;
         case OPT_MAX_WORK: st = ac_arg_i64(a.name, optarg, -1, INT64_MAX, &o->max_work, &err); break;
+        case OPT_SHARD: { /* K/N, 0 <= K < N: one of N processes (one per GPU) */
+            char k[32], n[32];
+            const char *slash = strchr(optarg, '/');
+            if (!slash || slash == optarg || (size_t)(slash - optarg) >= sizeof k || strlen(slash + 1) >= sizeof n) {
+                st = ac_fail(&err, AC_ERR_PARSE, "--shard %s: expected K/N (e.g. 0/2)", optarg);
+                break;
+            }
+            snprintf(k, sizeof k, "%.*s", (int)(slash - optarg), optarg);
+            snprintf(n, sizeof n, "%s", slash + 1);
+            st = ac_arg_int(a.name, n, 1, 4096, &o->shards, &err);
+            if (!st) st = ac_arg_int(a.name, k, 0, o->shards - 1, &o->shard, &err);
+            break;
+        }
         case OPT_SAVE:
             st = ac_arg_out_dir(a.name, optarg, &err);
             o->save = optarg;
@@ -365,8 +381,9 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         return AC_EXIT_USAGE;
     }
     for (int32_t i = 0; i < list.n; i++)
-        if (filter_keeps(o, &list.cases[i])) run[nrun++] = i;
+        if (filter_keeps(o, &list.cases[i]) && (o->shards <= 1 || i % o->shards == o->shard)) run[nrun++] = i;
     if (o->have_filter) printf("attncheck: --filter '%s' kept %d of %d cases\n", o->filter_text, nrun, list.n);
+    if (o->shards > 1) printf("attncheck: --shard %d/%d: %d of %d cases\n", o->shard, o->shards, nrun, list.n);
     printf("attncheck: %d cases on the %s%s%s%s\n", nrun, ac_backend_name(o->backend),
            o->backend == AC_BACKEND_MODEL ? " (CPU model of the kernels: no GPU used)"
            : o->backend == AC_BACKEND_GPU  ? " (CUDA kernels)"
