@@ -355,6 +355,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
                 }
                 walk_worker(o, i, deadline, st, log, 0.0);
                 fflush(log);
+                ac_backends_close(); /* _exit skips atexit: a bridge's worker is ended here */
                 _exit(0);
             }
             kids[started++] = p;
