@@ -443,9 +443,9 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         if (!ok || o->verbose)
             printf("%s %s\n  %s\n", ok ? "ok  " : unsup ? "UNSUP" : "FAIL", line,
                    st ? r.error.msg : r.verdict.summary);
+        if (!ok && !unsup && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
         char diag[sizeof(((ac_diagnosis *)0)->summary)] = "";
         if (st == AC_OK && !ok) diagnose_failure(c, &r, diag, sizeof diag);
-        if (!ok && !unsup && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
         if (o->json) json_case(o->json, list.group[i], line, ok, st, &r, unsup, diag[0] ? diag : NULL);
         if (junit) {
             fprintf(junit, "  <testcase classname=\"attncheck.%s\" name=\"", ac_op_name(c->op));
