@@ -355,7 +355,9 @@ static void save_failure(const cli_opts *o, const ac_case *c, int32_t index, con
 
 /* A failing case judged again under the classic wrong semantics
    (docs/DIAGNOSIS.md): prints the diagnosis line, and the empty-row report
-   when empty rows broke the verdict; the line goes to diag for --json. */
+   when the rows with no allowed key do not hold the contract's O = 0, LSE =
+   -inf (what they hold, which convention that is); the line goes to diag
+   for --json. */
 static void diagnose_failure(const ac_case *c, const ac_check_result *r, char *diag, size_t n)
 {
     if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) return; /* the store's verdict names the first wrong slot */
@@ -367,7 +369,7 @@ static void diagnose_failure(const ac_case *c, const ac_check_result *r, char *d
         return;
     }
     printf("  %s\n", dg.summary);
-    if (r->verdict.n_bad_empty) printf("  %s\n", er.text);
+    if (er.rows && !er.as_declared) printf("  %s\n", er.text); /* what the empty rows hold instead */
     snprintf(diag, n, "%s", dg.summary);
 }
 

@@ -87,8 +87,14 @@ class NumpyRef:
         return self._attention(case)
 
     def combine(self, case):
-        lse_part = case.lse_part.astype(np.float64)          # [rows, S]
-        o_part = case.o_part.astype(np.float64)              # [rows, S, D]; NaN where a split is empty
+        return self.combine_from(case.lse_part, case.o_part)
+
+    @staticmethod
+    def combine_from(lse_part, o_part):
+        """The guarded combine of natural-log partials: lse_part [rows, S],
+        o_part [rows, S, D] (NaN allowed where a split is empty)."""
+        lse_part = np.asarray(lse_part, np.float64)
+        o_part = np.asarray(o_part, np.float64)
         live = np.isfinite(lse_part)
         m = np.where(live, lse_part, -np.inf).max(axis=1)
         empty = ~np.isfinite(m)
