@@ -60,7 +60,7 @@ typedef struct cli_opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so|py:MODULE:ADAPTER] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
             "                     [--filter REGEX] [--verbose] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options as run]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N] [--bug NAME]\n"
@@ -84,6 +84,9 @@ static void usage_run(FILE *f, const char *cmd)
             "%s"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --kernel py:MODULE:ADAPTER\n"
+            "                          a Python adapter through the bridge (docs/BRIDGE.md), e.g.\n"
+            "                          py:attncheck.adapters:sdpa_flash; $ATTNCHECK_PYTHON, $ATTNCHECK_BRIDGE_TIMEOUT\n"
             "  --save DIR              write each failing case as a case file, with its replay command\n"
             "  --junit FILE            a JUnit report: one testcase per case line\n"
             "  --json FILE             one JSON object per case (JSON Lines): line, pass, r, lse_r, ulp, worst\n"

@@ -5,8 +5,10 @@ sdpa_flash, sdpa_efficient, sdpa_cudnn, sdpa_math
                  torch.nn.functional.scaled_dot_product_attention on one backend each:
                  prefill (varlen as one call per sequence) and decode (the paged cache
                  gathered per sequence)
-flex             torch.nn.attention.flex_attention, compiled: prefill (mask_mod over the
-                 packed sequences) and decode (paged, through a block mask over the table)
+flex             torch.nn.attention.flex_attention, compiled: prefill and decode, the sequences
+                 packed into one row (a mask_mod over document ids), paged K/V gathered
+flex_paged       the same reading the paged pool in place (the mask_mod maps each slot
+                 to its position through the block table)
 sdpa_misuse_scale1, sdpa_misuse_topleft, sdpa_misuse_gqa_mod, flex_misuse_lse_base2
                  classic wrapper bugs on real kernels, for the diagnosis demo: they must fail
 
@@ -19,8 +21,8 @@ import numpy as np
 from .bridge import Unsupported, float_to_half
 
 __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
-           "sdpa_math", "Flex", "flex", "sdpa_misuse_scale1", "sdpa_misuse_topleft", "sdpa_misuse_gqa_mod",
-           "flex_misuse_lse_base2"]
+           "sdpa_math", "Flex", "flex", "flex_paged", "sdpa_misuse_scale1", "sdpa_misuse_topleft",
+           "sdpa_misuse_gqa_mod", "flex_misuse_lse_base2"]
 
 
 # ---- the contract in float64 -----------------------------------------------------------------
@@ -118,3 +120,349 @@ class NumpyRef:
 
 
 numpy_ref = NumpyRef()
+
+
+# ---- torch: shared plumbing --------------------------------------------------------------------
+
+def _torch():
+    import torch
+    return torch
+
+
+def _no_kernel(e, caught):
+    """Unsupported with torch's own reasons (the warnings SDPA printed before
+    'No available kernel'), or None when e is another error."""
+    text = str(e)
+    if "No available kernel" not in text and "not supported" not in text.lower():
+        return None
+    why = "; ".join(str(w.message).strip().replace("\n", " ") for w in caught) or text
+    return Unsupported(why[:400])
+
+
+class _TorchAttention:
+    """Varlen attention as one torch call per sequence (or per packed batch):
+    q, k, v gathered on the device in [1, H, L, D]."""
+
+    families = ("prefill", "decode")
+    device = "cuda"
+
+    def _seq(self, case, b, q, k_all, v_all):
+        """Sequence b's q [1, Hq, Lq, D], k, v [1, Hkv, Lk, D] on the device."""
+        torch = _torch()
+        rows = case.q_rows(b)
+        idx = torch.from_numpy(case.kv_rows(b)).to(self.device)
+        qb = q[rows].transpose(0, 1).unsqueeze(0)
+        kb = k_all.index_select(0, idx).transpose(0, 1).unsqueeze(0)
+        vb = v_all.index_select(0, idx).transpose(0, 1).unsqueeze(0)
+        return qb, kb, vb
+
+    def _kv_all(self, case):
+        """K and V as [rows, Hkv, D] tensors: the token rows, or the cache's slots."""
+        if case.paged:
+            k = case.torch("k_cache", self.device).reshape(-1, case.heads_kv, case.head_dim)
+            v = case.torch("v_cache", self.device).reshape(-1, case.heads_kv, case.head_dim)
+        else:
+            k, v = case.torch("k", self.device), case.torch("v", self.device)
+        return k, v
+
+    def _expand(self, case, kb, mapping="contiguous"):
+        """K/V heads expanded to Hq: head h reads h // (Hq/Hkv), or (the bug) h % Hkv."""
+        torch = _torch()
+        g = case.heads_q // case.heads_kv
+        if g == 1:
+            return kb
+        if mapping == "mod":
+            idx = torch.tensor([h % case.heads_kv for h in range(case.heads_q)], device=kb.device)
+            return kb.index_select(1, idx)
+        return kb.repeat_interleave(g, dim=1)
+
+
+# ---- SDPA ----------------------------------------------------------------------------------------------
+
+class Sdpa(_TorchAttention):
+    """torch.nn.functional.scaled_dot_product_attention on one backend
+    (torch.nn.attention.sdpa_kernel([SDPBackend.X])): prefill as one call per
+    sequence, decode with the paged cache gathered per sequence. TOP_LEFT is
+    is_causal; BOTTOM_RIGHT is is_causal when Lq = Lk, else an explicit
+    lower-right bool mask (flash takes no mask: there the op SDPA's flash
+    backend and causal_lower_right call, aten._scaled_dot_product_flash_attention,
+    whose is_causal is lower-right); explicit masks through attn_mask (an fp32
+    bias only where it is exact in the query's dtype). A backend that cannot
+    run a case raises Unsupported with torch's reason.
+
+    SDPA returns no LSE. Empty rows: what a correct fused kernel gives for a row
+    with no key is O = 0 (math since 2.5); the bridge checks only O there
+    (no LSE), so "zero_neginf" declares O = 0, and a backend giving NaN fails
+    with the empty-row report saying so."""
+
+    lse = False
+    lse_base = "e"
+    empty_row = "zero_neginf"
+    # misuse switches (the diagnosis demo)
+    scale_one = False
+    top_left = False
+    gqa_mod = False
+
+    def __init__(self, backend, name):
+        self.backend, self.name = backend, name
+
+    def _scale(self, case):
+        if case.scale is None:
+            return 1.0 if self.scale_one else None
+        return float(case.scale)
+
+    def _mask(self, case, b, qb):
+        """(attn_mask, is_causal) for sequence b, or raise Unsupported."""
+        torch = _torch()
+        lq, lk = case.seqlen_q[b], case.seqlen_k[b]
+        causal = "TL" if (self.top_left and case.causal == "BR") else case.causal
+        m = case.mask_block(b)
+        if m is None:
+            if causal == "none":
+                return None, False
+            if causal == "TL" or lq == lk:
+                return None, True
+            return torch.from_numpy(case.causal_allowed(b)).to(qb.device)[None, None], False
+        allowed = case.causal_allowed(b) if causal != "TL" else (np.arange(lk)[None, :] <= np.arange(lq)[:, None])
+        if causal == "none":
+            allowed = np.ones((lq, lk), bool)
+        if m.dtype == bool:
+            return torch.from_numpy(m & allowed[None]).to(qb.device)[None], False
+        bias = np.where(allowed[None], m, -np.inf).astype(np.float32)
+        t = torch.from_numpy(bias).to(qb.device)
+        exact = t.to(qb.dtype).to(torch.float32)
+        if not torch.equal(exact[torch.isfinite(t)], t[torch.isfinite(t)]):
+            raise Unsupported("SDPA takes an additive mask in the query's dtype (%s): this fp32 bias is not exact "
+                              "in it" % case.dtype)
+        return t.to(qb.dtype)[None], False
+
+    def _run(self, case):
+        import warnings
+        torch = _torch()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        import torch.nn.functional as F
+        backend = getattr(SDPBackend, self.backend)
+        q = case.torch("q", self.device)
+        k_all, v_all = self._kv_all(case)
+        out = torch.zeros_like(q)
+        scale = self._scale(case)
+        for b in range(case.batch):
+            if case.seqlen_q[b] == 0:
+                continue
+            qb, kb, vb = self._seq(case, b, q, k_all, v_all)
+            mask, is_causal = self._mask(case, b, qb)
+            gqa = case.heads_q != case.heads_kv
+            if gqa and self.gqa_mod:
+                kb, vb = self._expand(case, kb, "mod"), self._expand(case, vb, "mod")
+                gqa = False
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    ob = self._call(F, sdpa_kernel, backend, case, qb, kb, vb, mask, is_causal, scale, gqa)
+                except RuntimeError as e:
+                    u = _no_kernel(e, caught)
+                    if u is None:
+                        raise
+                    raise u
+            out[case.q_rows(b)] = ob[0].transpose(0, 1)
+        return out
+
+    def _call(self, F, sdpa_kernel, backend, case, qb, kb, vb, mask, is_causal, scale, gqa):
+        torch = _torch()
+        lq, lk = qb.shape[2], kb.shape[2]
+        if self.backend == "FLASH_ATTENTION" and mask is not None and case.mask == "none" and case.causal == "BR" \
+                and not self.top_left:
+            # Bottom-right causal on flash: the op behind SDPA's flash backend, lower-right when is_causal.
+            ke, ve = (self._expand(case, x) for x in (kb, vb)) if gqa else (kb, vb)
+            params = torch.backends.cuda.SDPAParams(qb, ke, ve, None, 0.0, True, False)
+            if not torch.backends.cuda.can_use_flash_attention(params, True):
+                raise RuntimeError("No available kernel: flash cannot run this bottom-right case")
+            return torch.ops.aten._scaled_dot_product_flash_attention(qb, ke, ve, 0.0, True, False, scale=scale)[0]
+        with sdpa_kernel([backend]):
+            try:
+                return F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, is_causal=is_causal, scale=scale,
+                                                      enable_gqa=gqa)
+            except RuntimeError as e:
+                if not gqa or "No available kernel" not in str(e):
+                    raise
+            # This backend lacks enable_gqa: the same heads, repeated in contiguous groups.
+            return F.scaled_dot_product_attention(qb, self._expand(case, kb), self._expand(case, vb), attn_mask=mask,
+                                                  is_causal=is_causal, scale=scale)
+
+    def prefill(self, case):
+        return self._run(case)
+
+    def decode(self, case):
+        return self._run(case)
+
+
+sdpa_flash = Sdpa("FLASH_ATTENTION", "sdpa_flash")
+sdpa_efficient = Sdpa("EFFICIENT_ATTENTION", "sdpa_efficient")
+sdpa_cudnn = Sdpa("CUDNN_ATTENTION", "sdpa_cudnn")
+sdpa_math = Sdpa("MATH", "sdpa_math")
+
+
+def _misuse(name, **bug):
+    a = Sdpa("EFFICIENT_ATTENTION", name)
+    for k, v in bug.items():
+        setattr(a, k, v)
+    return a
+
+
+# The wrappers' classic bugs on a real kernel (memory-efficient SDPA, which takes masks): each must fail,
+# and the diagnosis must name it.
+sdpa_misuse_scale1 = _misuse("sdpa_misuse_scale1", scale_one=True)     # scale=1.0 for the default
+sdpa_misuse_topleft = _misuse("sdpa_misuse_topleft", top_left=True)    # is_causal where BOTTOM_RIGHT is declared
+sdpa_misuse_gqa_mod = _misuse("sdpa_misuse_gqa_mod", gqa_mod=True)     # K/V heads in h % Hkv order
+
+
+# ---- FlexAttention ------------------------------------------------------------------------------------------
+
+def _padded(n, tile=128):
+    """n rounded up to the tile, plus one tile."""
+    return (n + tile - 1) // tile * tile + tile
+
+
+class Flex(_TorchAttention):
+    """torch.nn.attention.flex_attention, compiled once per worker
+    (torch.compile(flex_attention, dynamic=True): a new shape may still
+    recompile, tens of seconds on the first cases). All sequences are packed
+    into one batch row: a mask_mod keeps each query to its own sequence
+    (document ids), applies the causal mode per sequence and looks the
+    explicit bool mask up; an additive mask is a score_mod. Paged K/V: with
+    paged_in_place (flex_paged) the whole pool is the key axis and the mask_mod
+    maps a slot to its logical position through the block table (the cache is
+    read in place); otherwise (flex) each sequence's positions are gathered.
+    LSE: return_lse / AuxRequest(lse=True), natural (the public API converts
+    the kernel's base 2); empty rows: O = 0, LSE = -inf."""
+
+    lse = True
+    lse_base = "e"
+    empty_row = "zero_neginf"
+    report_base2 = False      # misuse: hand back the LSE in base 2 while declaring e
+    paged_in_place = False
+
+    def __init__(self, name, **kw):
+        self.name = name
+        self._compiled = None
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    def _fa(self):
+        if self._compiled is None:
+            torch = _torch()
+            from torch.nn.attention.flex_attention import flex_attention
+            self._compiled = torch.compile(flex_attention, dynamic=True)
+        return self._compiled
+
+    def _run(self, case):
+        torch = _torch()
+        from torch.nn.attention.flex_attention import create_block_mask
+        dev = self.device
+        q = case.torch("q", dev)                          # [Tq, Hq, D]
+        tq = case.total_q
+        k_all, v_all = self._kv_all(case)
+        lq = np.array(case.seqlen_q, np.int64)
+        lk = np.array(case.seqlen_k, np.int64)
+        cu_q = np.concatenate([[0], np.cumsum(lq)])
+        doc_q = np.repeat(np.arange(case.batch), lq)
+        qpos = np.arange(tq) - cu_q[doc_q]
+        if case.paged and self.paged_in_place:
+            k, v = k_all, v_all                            # [slots, Hkv, D]: the pool, in place
+            nslots = k.shape[0]
+            logical = np.full((max(case.batch, 1), nslots), -1, np.int64)
+            for b in range(case.batch):
+                logical[b, case.kv_rows(b)] = np.arange(lk[b])
+            tk = nslots
+        else:
+            rows = np.concatenate([case.kv_rows(b) for b in range(case.batch)] or [np.zeros(0, np.int64)])
+            idx = torch.from_numpy(rows).to(dev)
+            k, v = k_all.index_select(0, idx), v_all.index_select(0, idx)
+            tk = len(rows)
+            cu_k = np.concatenate([[0], np.cumsum(lk)])
+            doc_k = np.repeat(np.arange(case.batch), lk)
+            kpos = np.arange(tk) - cu_k[doc_k]
+        if tq == 0 or tk == 0:
+            raise Unsupported("flex_attention needs at least one query and one key in the batch")
+        T = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        # Lookup tables padded past the lengths: the kernel may evaluate the mask
+        # on indices of its last, partial tile (they are masked out, never read).
+        pad_q, pad_k = _padded(tq), _padded(tk)
+        d_q = T(np.pad(doc_q, (0, pad_q - tq)))
+        p_q = T(np.pad(qpos, (0, pad_q - tq)))
+        LQ, LK = T(lq), T(lk)
+        causal = case.causal
+        if case.paged and self.paged_in_place:
+            logical_t = T(np.pad(logical, ((0, 0), (0, pad_k - tk)), constant_values=-1))
+
+            def key_of(q_idx, kv_idx):
+                p = logical_t[d_q[q_idx], kv_idx]
+                return p >= 0, p
+        else:
+            d_k, p_k = T(np.pad(doc_k, (0, pad_k - tk), constant_values=-1)), T(np.pad(kpos, (0, pad_k - tk)))
+
+            def key_of(q_idx, kv_idx):
+                return d_k[kv_idx] == d_q[q_idx], p_k[kv_idx]
+
+        mask = case.mask
+        if mask != "none":
+            flat = T(case.arrays["mask"])
+            moff = T(case.arrays["mask_off"])
+            per_head = case.mask_per_head
+
+        def entry(h, q_idx, p):
+            d = d_q[q_idx]
+            hh = h if per_head else 0
+            i = moff[d] + (hh * LQ[d] + p_q[q_idx]) * LK[d] + p.clamp(min=0)
+            return flat[i.clamp(max=flat.numel() - 1)]
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            ok, p = key_of(q_idx, kv_idx)
+            qp = p_q[q_idx]
+            if causal == "TL":
+                ok = ok & (p <= qp)
+            elif causal == "BR":
+                d = d_q[q_idx]
+                ok = ok & (p <= qp + LK[d] - LQ[d])
+            if mask == "bool":
+                ok = ok & (entry(h, q_idx, p) != 0)
+            elif mask == "additive":  # a -inf bias is a masked key: the block mask skips it too
+                ok = ok & (entry(h, q_idx, p) != float("-inf"))
+            return ok
+
+        score_mod = None
+        if mask == "additive":
+            def score_mod(score, b, h, q_idx, kv_idx):
+                _, p = key_of(q_idx, kv_idx)
+                return score + entry(h, q_idx, p)
+
+        H = case.heads_q if mask != "none" and case.mask_per_head else None
+        bm = create_block_mask(mask_mod, 1, H, tq, tk, device=dev)
+        qq = q.transpose(0, 1).unsqueeze(0)
+        kk = k.transpose(0, 1).unsqueeze(0).contiguous()
+        vv = v.transpose(0, 1).unsqueeze(0).contiguous()
+        kwargs = dict(score_mod=score_mod, block_mask=bm, scale=None if case.scale is None else float(case.scale),
+                      enable_gqa=case.heads_q != case.heads_kv)
+        try:
+            from torch.nn.attention.flex_attention import AuxRequest
+            o, aux = self._fa()(qq, kk, vv, return_aux=AuxRequest(lse=True), **kwargs)
+            lse = aux.lse
+        except ImportError:
+            o, lse = self._fa()(qq, kk, vv, return_lse=True, **kwargs)
+        lse = lse[0].transpose(0, 1).float()
+        if self.report_base2:
+            lse = lse / float(np.log(2.0))
+        return o[0].transpose(0, 1), lse
+
+    def prefill(self, case):
+        return self._run(case)
+
+    def decode(self, case):
+        return self._run(case)
+
+
+flex = Flex("flex")
+flex_paged = Flex("flex_paged", paged_in_place=True)
+# flex's LSE handed back in base 2 (as the kernel computes it) while natural is declared: must fail, and the
+# diagnosis must say lse_base=2.
+flex_misuse_lse_base2 = Flex("flex_misuse_lse_base2", report_base2=True)
