@@ -18,7 +18,7 @@ first case. docs/BRIDGE.md explains the conventions each one declares.
 
 import numpy as np
 
-from .bridge import Unsupported, float_to_half
+from .bridge import Unsupported
 
 __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
            "sdpa_math", "Flex", "flex", "flex_paged", "sdpa_misuse_scale1", "sdpa_misuse_topleft",
@@ -269,7 +269,6 @@ class Sdpa(_TorchAttention):
 
     def _call(self, F, sdpa_kernel, backend, case, qb, kb, vb, mask, is_causal, scale, gqa):
         torch = _torch()
-        lq, lk = qb.shape[2], kb.shape[2]
         if self.backend == "FLASH_ATTENTION" and mask is not None and case.mask == "none" and case.causal == "BR" \
                 and not self.top_left:
             # Bottom-right causal on flash: the op behind SDPA's flash backend, lower-right when is_causal.
@@ -318,6 +317,55 @@ sdpa_misuse_gqa_mod = _misuse("sdpa_misuse_gqa_mod", gqa_mod=True)     # K/V hea
 
 # ---- FlexAttention ------------------------------------------------------------------------------------------
 
+class _FlexState:
+    """The current case's lookup tables, read by the module-level mask_mod and
+    score_mod: the same function objects every case, so torch.compile guards
+    on the tables' metadata and the few modes (causal, mask, paging) instead of
+    recompiling for each new closure."""
+
+
+_FLEX = _FlexState()
+
+
+def _flex_key(q_idx, kv_idx):
+    """(kv_idx is a key of q_idx's sequence, its position in that sequence)."""
+    st = _FLEX
+    if st.in_place:
+        p = st.logical[st.d_q[q_idx], kv_idx]
+        return p >= 0, p
+    return st.d_k[kv_idx] == st.d_q[q_idx], st.p_k[kv_idx]
+
+
+def _flex_entry(h, q_idx, p):
+    """The explicit mask's entry (bool or bias) of (head h, query q_idx, key position p)."""
+    st = _FLEX
+    d = st.d_q[q_idx]
+    hh = h if st.per_head else 0
+    i = st.moff[d] + (hh * st.LQ[d] + st.p_q[q_idx]) * st.LK[d] + p.clamp(min=0)
+    return st.flat[i.clamp(max=st.flat.numel() - 1)]
+
+
+def _flex_mask_mod(b, h, q_idx, kv_idx):
+    st = _FLEX
+    ok, p = _flex_key(q_idx, kv_idx)
+    qp = st.p_q[q_idx]
+    if st.causal == "TL":
+        ok = ok & (p <= qp)
+    elif st.causal == "BR":
+        d = st.d_q[q_idx]
+        ok = ok & (p <= qp + st.LK[d] - st.LQ[d])
+    if st.mask == "bool":
+        ok = ok & (_flex_entry(h, q_idx, p) != 0)
+    elif st.mask == "additive":  # a -inf bias is a masked key: the block mask skips it too
+        ok = ok & (_flex_entry(h, q_idx, p) != float("-inf"))
+    return ok
+
+
+def _flex_score_mod(score, b, h, q_idx, kv_idx):
+    _, p = _flex_key(q_idx, kv_idx)
+    return score + _flex_entry(h, q_idx, p)
+
+
 def _padded(n, tile=128):
     """n rounded up to the tile, plus one tile."""
     return (n + tile - 1) // tile * tile + tile
@@ -352,6 +400,8 @@ class Flex(_TorchAttention):
         if self._compiled is None:
             torch = _torch()
             from torch.nn.attention.flex_attention import flex_attention
+            # Each mode (causal, mask kind, paging) is its own graph: room for all of them.
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             self._compiled = torch.compile(flex_attention, dynamic=True)
         return self._compiled
 
@@ -388,54 +438,23 @@ class Flex(_TorchAttention):
         # Lookup tables padded past the lengths: the kernel may evaluate the mask
         # on indices of its last, partial tile (they are masked out, never read).
         pad_q, pad_k = _padded(tq), _padded(tk)
-        d_q = T(np.pad(doc_q, (0, pad_q - tq)))
-        p_q = T(np.pad(qpos, (0, pad_q - tq)))
-        LQ, LK = T(lq), T(lk)
-        causal = case.causal
-        if case.paged and self.paged_in_place:
-            logical_t = T(np.pad(logical, ((0, 0), (0, pad_k - tk)), constant_values=-1))
-
-            def key_of(q_idx, kv_idx):
-                p = logical_t[d_q[q_idx], kv_idx]
-                return p >= 0, p
+        st = _FLEX
+        st.causal, st.mask, st.per_head = case.causal, case.mask, bool(case.mask_per_head)
+        st.in_place = bool(case.paged and self.paged_in_place)
+        st.d_q = T(np.pad(doc_q, (0, pad_q - tq)))
+        st.p_q = T(np.pad(qpos, (0, pad_q - tq)))
+        st.LQ, st.LK = T(lq), T(lk)
+        if st.in_place:
+            st.logical = T(np.pad(logical, ((0, 0), (0, pad_k - tk)), constant_values=-1))
         else:
-            d_k, p_k = T(np.pad(doc_k, (0, pad_k - tk), constant_values=-1)), T(np.pad(kpos, (0, pad_k - tk)))
-
-            def key_of(q_idx, kv_idx):
-                return d_k[kv_idx] == d_q[q_idx], p_k[kv_idx]
-
+            st.d_k = T(np.pad(doc_k, (0, pad_k - tk), constant_values=-1))
+            st.p_k = T(np.pad(kpos, (0, pad_k - tk)))
+        if case.mask != "none":
+            st.flat = T(case.arrays["mask"])
+            st.moff = T(case.arrays["mask_off"])
         mask = case.mask
-        if mask != "none":
-            flat = T(case.arrays["mask"])
-            moff = T(case.arrays["mask_off"])
-            per_head = case.mask_per_head
-
-        def entry(h, q_idx, p):
-            d = d_q[q_idx]
-            hh = h if per_head else 0
-            i = moff[d] + (hh * LQ[d] + p_q[q_idx]) * LK[d] + p.clamp(min=0)
-            return flat[i.clamp(max=flat.numel() - 1)]
-
-        def mask_mod(b, h, q_idx, kv_idx):
-            ok, p = key_of(q_idx, kv_idx)
-            qp = p_q[q_idx]
-            if causal == "TL":
-                ok = ok & (p <= qp)
-            elif causal == "BR":
-                d = d_q[q_idx]
-                ok = ok & (p <= qp + LK[d] - LQ[d])
-            if mask == "bool":
-                ok = ok & (entry(h, q_idx, p) != 0)
-            elif mask == "additive":  # a -inf bias is a masked key: the block mask skips it too
-                ok = ok & (entry(h, q_idx, p) != float("-inf"))
-            return ok
-
-        score_mod = None
-        if mask == "additive":
-            def score_mod(score, b, h, q_idx, kv_idx):
-                _, p = key_of(q_idx, kv_idx)
-                return score + entry(h, q_idx, p)
-
+        score_mod = _flex_score_mod if mask == "additive" else None
+        mask_mod = _flex_mask_mod
         H = case.heads_q if mask != "none" and case.mask_per_head else None
         bm = create_block_mask(mask_mod, 1, H, tq, tk, device=dev)
         qq = q.transpose(0, 1).unsqueeze(0)
