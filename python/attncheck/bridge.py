@@ -268,6 +268,9 @@ def conventions(adapter):
     fams = getattr(adapter, "families", None)
     if fams is None:
         fams = [f for f in FAMILIES if callable(getattr(adapter, f, None))]
+    unknown = sorted(set(fams) - set(FAMILIES))
+    if unknown:
+        raise ValueError("families: %s is not a family (%s)" % (", ".join(unknown), ", ".join(FAMILIES)))
     fams = [f for f in FAMILIES if f in set(fams)]
     for f in fams:
         if not callable(getattr(adapter, f, None)):
