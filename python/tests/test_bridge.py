@@ -61,8 +61,8 @@ def test_numpy_ref_sweep(family):
     assert rc == 0, out
     assert re.search(r"^\d+ passed, 0 failed$", out, re.M), out
     assert "py:numpy_ref" in out
-    assert not _workers("attncheck.adapters:numpy_ref")
     assert _shm_files() <= before  # the shared file was unlinked at once
+    # (leftover workers are looked for with adapters only this file uses: ctest runs numpy_ref alongside)
 
 
 def test_numpy_ref_properties():
