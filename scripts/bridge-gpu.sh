@@ -7,8 +7,9 @@
 # FAIL with the diagnosis naming their bug; then a summary table. The adapters run
 # concurrently (one GPU, 16 cores): phase 1 the sweeps and laws, phase 2 the walks
 # (--jobs 3 each), phase 3 the misuse demos.
-#   --quick   a first smoke call: quick sweeps, 4 points per law, 20 s walks (about 3 min)
-#   default   full sweeps, every law's grid, 120 s walks (about 8 min)
+#   --quick   a first smoke call: quick sweeps, 4 points per law, 20 s walks (at most about 5 min)
+#   default   full sweeps, every law's grid, 120 s walks (at most about 8 min: phase 1 is cut at
+#             240 s, the walks at 165 s, the misuse demos at 90 s; a cut command shows rc=124)
 # Needs the build folder build-gpu (scripts/gpu-round.sh build: tools/attncheck and
 # properties/property_gpu), python3 with torch and numpy. Everything goes to $OUT
 # (or ./bridge-results): summary.txt (also printed), bridge-logs.tgz (every log, the
@@ -58,7 +59,11 @@ say "device: $(head -1 "$work/logs/device.txt")"
 say "python: $($ATTNCHECK_PYTHON -c 'import sys, numpy, torch; print(sys.version.split()[0], "numpy", numpy.__version__, "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
 say "mode: $([ $quick = 1 ] && echo quick || echo full); adapters: ${adapters[*]}; timeout per case ${ATTNCHECK_BRIDGE_TIMEOUT} s"
 
-if [ $quick = 1 ]; then sweep_flag=--quick; prop_flag="--max 4"; walk_s=20; else sweep_flag=; prop_flag=; walk_s=120; fi
+# Time budget (the device runs a command 10 minutes at most): phase 1 (sweeps and laws) ends at its
+# deadline, whatever is still running is cut (rc=124 in the table) and the walks start on time.
+if [ $quick = 1 ]; then sweep_flag=--quick; prop_flag="--max 4"; walk_s=20; p1_s=150; p3_s=90
+else sweep_flag=; prop_flag=; walk_s=120; p1_s=240; p3_s=90; fi
+left() { local t=$((deadline - $(date +%s))); [ $t -lt 5 ] && t=5; echo $t; }
 
 families_of() {
   $ATTNCHECK_PYTHON -c "from attncheck.bridge import conventions, load_adapter
@@ -73,13 +78,13 @@ phase1() {
   [ -z "$fams" ] && { echo "families: cannot load the adapter" >"$r/result.txt"; return; }
   : >"$r/result.txt"
   for fam in $fams; do
-    timeout 900 "$A" sweep "$fam" $sweep_flag --kernel "py:attncheck.adapters:$ad" \
+    timeout "$(left)" "$A" sweep "$fam" $sweep_flag --kernel "py:attncheck.adapters:$ad" \
       --save "$work/failures/$ad-$fam" --json "$r/sweep-$fam.jsonl" >"$r/sweep-$fam.log" 2>&1
     rc=$?
     echo "sweep $fam rc=$rc $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$r/sweep-$fam.log" | tail -1)" >>"$r/result.txt"
   done
   if [ -x "$P" ]; then
-    timeout 900 "$P" --kernel "py:attncheck.adapters:$ad" $prop_flag >"$r/properties.log" 2>&1
+    timeout "$(left)" "$P" --kernel "py:attncheck.adapters:$ad" $prop_flag >"$r/properties.log" 2>&1
     rc=$?
     echo "properties rc=$rc $(tail -1 "$r/properties.log")" >>"$r/result.txt"
   fi
@@ -89,7 +94,7 @@ phase1() {
 phase2() {
   local ad=$1 r="$work/logs/$1"
   mkdir -p "$r"
-  timeout $((walk_s + 600)) "$A" fuzz layout --walk --jobs 3 --seconds "$walk_s" --seed 7 \
+  timeout $((walk_s + 45)) "$A" fuzz layout --walk --jobs 3 --seconds "$walk_s" --seed 7 \
     --kernel "py:attncheck.adapters:$ad" --out "$work/failures/walk-$ad" >"$r/walk.log" 2>&1
   echo "walk rc=$? $(grep -E '^ +executions' "$r/walk.log" | sed 's/^ *//') | $(grep -E '^ +findings' "$r/walk.log" | sed 's/^ *//')" >>"$r/result.txt"
 }
@@ -106,7 +111,7 @@ misuse=(
 phase3() {
   local ad=$1 fam=$2 want=$3 r="$work/logs/misuse"
   mkdir -p "$r"
-  timeout 900 "$A" sweep "$fam" --quick --kernel "py:attncheck.adapters:$ad" >"$r/$ad-$fam.log" 2>&1
+  timeout "$(left)" "$A" sweep "$fam" --quick --kernel "py:attncheck.adapters:$ad" >"$r/$ad-$fam.log" 2>&1
   local rc=$? fails diag
   fails=$(grep -cE '^FAIL ' "$r/$ad-$fam.log")
   diag=$(grep -c "diagnosis: matches $want" "$r/$ad-$fam.log")
@@ -115,6 +120,7 @@ phase3() {
 }
 
 t0=$(date +%s)
+deadline=$((t0 + p1_s))
 for ad in "${adapters[@]}"; do phase1 "$ad" & done
 wait
 say "phase 1 (sweeps, laws): $(( $(date +%s) - t0 )) s"
@@ -123,6 +129,7 @@ for ad in "${adapters[@]}"; do phase2 "$ad" & done
 wait
 say "phase 2 (walks, ${walk_s} s each, concurrent): $(( $(date +%s) - t1 )) s"
 t2=$(date +%s)
+deadline=$((t2 + p3_s))
 for m in "${misuse[@]}"; do phase3 $m & done
 wait
 say "phase 3 (misuse demos): $(( $(date +%s) - t2 )) s"
