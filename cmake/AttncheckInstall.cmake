@@ -26,6 +26,9 @@ list(APPEND AC_PUBLIC_HEADERS
   ${CMAKE_SOURCE_DIR}/common/ac_families.def
   ${CMAKE_SOURCE_DIR}/oracle/oracle.h)
 file(GLOB AC_HARNESS_HEADERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/harness/*.h)
+# Loading outside kernels (--kernel LIB.so | py:MODULE:ADAPTER) is the command
+# line's business (ac_plugin, with cJSON): not in the library.
+list(REMOVE_ITEM AC_HARNESS_HEADERS ${CMAKE_SOURCE_DIR}/harness/ac_plugin_load.h ${CMAKE_SOURCE_DIR}/harness/ac_pybridge.h)
 list(APPEND AC_PUBLIC_HEADERS ${AC_HARNESS_HEADERS})
 
 install(TARGETS attncheck RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

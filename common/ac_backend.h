@@ -57,7 +57,9 @@ typedef struct ac_run_opts {
 
 /* One family's entry point. Outputs arrive allocated and poisoned (the
    registry's ac_backend_run does that); bad input gets the host API's named
-   error and nothing is run. */
+   error and nothing is run. An entry whose kernel returns no LSE frees
+   out->lse and sets it NULL (the Python bridge does, for an adapter without
+   one): the verdict then judges O alone and says so. */
 typedef ac_status (*ac_run_fn)(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
                                ac_error *err);
 

@@ -42,6 +42,8 @@ typedef enum ac_fuzz_kind {
     AC_FUZZ_BAD_INPUT,      /* not an input of this target: a text that claims to be a case file
                                ("attncheck-case" first) and does not parse (why = the parser's
                                error). Fuzzing passes over it; replay reports it as unreadable. */
+    AC_FUZZ_UNSUPPORTED,    /* an outside kernel (plugin, Python bridge) refused a valid case by name
+                               (AC_ERR_UNSUPPORTED: a mode it lacks): counted apart, never a pass */
 } ac_fuzz_kind;
 
 /* How a target runs. */
@@ -236,6 +238,7 @@ typedef struct ac_fuzz_walk_opts {
 
 typedef struct ac_fuzz_walk_stats {
     int64_t execs, passes, rejected, skipped, findings, pool;
+    int64_t unsupported;    /* valid cases an outside kernel refused by name (AC_FUZZ_UNSUPPORTED) */
     int64_t unique;         /* findings of distinct kinds (message without numbers), one file each */
     double seconds;
     int gpus;               /* GPUs the workers used (0: CPU backend) */

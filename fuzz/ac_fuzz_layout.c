@@ -113,8 +113,9 @@ static void kernel_refuses(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_out
         ac_status st = ac_backend_run(env->backend, c, &t, NULL, &o, &e);
         char want[160];
         ac_fuzz_mask_str(kmask, want, sizeof want);
-        if (st == AC_ERR_NO_DEVICE) {
-            /* nothing to judge */
+        const ac_backend_ops *ops = ac_backend_get(env->backend);
+        if (st == AC_ERR_NO_DEVICE || (st == AC_ERR_UNSUPPORTED && ops && !ops->run[c->op])) {
+            /* nothing to judge: no device, or a backend without this family */
         } else if (!(kmask & BIT(st))) {
             out->code = st;
             finding(out, "kernel host API (%s) on a bad layout: expected %s, got %s", ac_backend_name(env->backend),
@@ -201,6 +202,11 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
                not a finding */
             out->kind = AC_FUZZ_SKIPPED;
             snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
+        } else if (st == AC_ERR_UNSUPPORTED && !strcmp(r.stage, "kernel") && env->backend > AC_BACKEND_GPU) {
+            /* An outside kernel refused a mode it lacks, by name: neither a
+               finding nor a pass (the bundled kernels' rules do not bind it). */
+            out->kind = AC_FUZZ_UNSUPPORTED;
+            snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
         } else if (st && (kwant & BIT(st)) && !strcmp(r.stage, "kernel")) {
             out->kind = AC_FUZZ_REJECTED; /* a mode the kernel does not have, refused by name */
             snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
@@ -221,7 +227,8 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
     if (env->verbose)
         fprintf(log, "%s: %s\n",
                 out->kind == AC_FUZZ_FINDING ? "FINDING" : out->kind == AC_FUZZ_PASS ? "pass"
-                : out->kind == AC_FUZZ_REJECTED ? "rejected as expected" : "skipped",
+                : out->kind == AC_FUZZ_REJECTED ? "rejected as expected"
+                : out->kind == AC_FUZZ_UNSUPPORTED ? "unsupported by the kernel" : "skipped",
                 out->why);
     /* Ready to save: title = the case line, note = what happened. */
     ac_casefile_free(&out->file);

@@ -198,7 +198,7 @@ static void pool_load_dir(pool *pl, const char *dir, ac_fuzz_rng *r)
 }
 
 typedef struct shared_stats {
-    volatile int64_t execs, passes, rejected, skipped, findings, unique, pool;
+    volatile int64_t execs, passes, rejected, skipped, findings, unique, pool, unsupported;
     volatile int64_t execs_gpu[AC_FUZZ_MAX_GPUS];
     volatile int stop;        /* set by the parent on SIGINT/SIGTERM: workers finish their input and leave */
 } shared_stats;
@@ -273,6 +273,7 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
         case AC_FUZZ_REJECTED: __sync_fetch_and_add(&st->rejected, 1); break;
         case AC_FUZZ_SKIPPED:
         case AC_FUZZ_BAD_INPUT: __sync_fetch_and_add(&st->skipped, 1); break;
+        case AC_FUZZ_UNSUPPORTED: __sync_fetch_and_add(&st->unsupported, 1); break;
         case AC_FUZZ_FINDING: {
             /* One file per kind of finding: the message with its numbers
                taken out (indices, values) is the signature. */
@@ -320,10 +321,11 @@ static void progress(const ac_fuzz_walk_opts *o, const shared_stats *st, double 
 {
     double el = ac_now() - t0;
     fprintf(log,
-            "[fuzz %s walk] %6.0f s  execs %lld (%.0f/s)  pass %lld  rejected %lld  skipped %lld  findings %lld"
+            "[fuzz %s walk] %6.0f s  execs %lld (%.0f/s)  pass %lld  rejected %lld  skipped %lld%s%.0lld  findings %lld"
             " (%lld kinds)\n",
             o->target->name, el, (long long)st->execs, el > 0 ? (double)st->execs / el : 0.0, (long long)st->passes,
-            (long long)st->rejected, (long long)st->skipped, (long long)st->findings, (long long)st->unique);
+            (long long)st->rejected, (long long)st->skipped, st->unsupported ? "  unsupported " : "",
+            (long long)st->unsupported, (long long)st->findings, (long long)st->unique);
     fflush(log);
 }
 
@@ -356,6 +358,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
                 if (o->gpus > 1) ac_device_use(i % o->gpus);
                 walk_worker(o, i, deadline, st, log, 0.0);
                 fflush(log);
+                ac_backends_close(); /* _exit skips atexit: a bridge's worker is ended here */
                 _exit(0);
             }
             kids[started++] = p;
@@ -398,6 +401,7 @@ ac_status ac_fuzz_walk(const ac_fuzz_walk_opts *o, ac_fuzz_walk_stats *out, ac_e
         out->findings = st->findings;
         out->unique = st->unique;
         out->pool = st->pool;
+        out->unsupported = st->unsupported;
         out->seconds = ac_now() - t0;
         out->gpus = o->gpus;
         for (int g = 0; g < AC_FUZZ_MAX_GPUS; g++) out->execs_gpu[g] = st->execs_gpu[g];

@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     }
     /* -1: libFuzzer keeps no input that was skipped (over the budget). */
-    return outcome.kind == AC_FUZZ_SKIPPED || outcome.kind == AC_FUZZ_BAD_INPUT ? -1 : 0;
+    return outcome.kind == AC_FUZZ_SKIPPED || outcome.kind == AC_FUZZ_BAD_INPUT || outcome.kind == AC_FUZZ_UNSUPPORTED
+               ? -1 : 0;
 }
 
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)

@@ -77,3 +77,16 @@ ac_status ac_backend_run(ac_backend be, const ac_case *c, const ac_tensors *t, c
     if (st) return st;
     return o->run[c->op](c, t, opts, out, err);
 }
+
+static void (*close_hooks[8])(void);
+static int n_close_hooks;
+
+void ac_backend_on_close(void (*fn)(void))
+{
+    if (fn && n_close_hooks < 8) close_hooks[n_close_hooks++] = fn;
+}
+
+void ac_backends_close(void)
+{
+    for (int i = 0; i < n_close_hooks; i++) close_hooks[i]();
+}

@@ -26,6 +26,13 @@ const char *ac_backend_name(ac_backend be);
 /* 1 if usable now; else 0 and why (the backend's own reason). */
 int ac_backend_available(ac_backend be, char *why, size_t n);
 
+/* What a registered backend needs done when a process is through with it
+   (the Python bridge ends its worker). At most 8 hooks; a process that
+   leaves by _exit (a fuzz walk's worker, which skips atexit) calls
+   ac_backends_close first. */
+void ac_backend_on_close(void (*fn)(void));
+void ac_backends_close(void);
+
 /* Run the case on the backend. Outputs are (re)allocated and poisoned first.
    Bad input gets the host API's named error and nothing is run.
    AC_ERR_NO_DEVICE when the backend is not available (the reason in the

@@ -114,7 +114,9 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
     }
     if (!st) {
         r->stage = "verdict";
-        st = ac_verdict_judge(jc, jt, &res, jo, have_ref ? &ref : NULL, NULL, &r->verdict, map, err);
+        /* A backend whose kernel returns no LSE leaves outputs.lse NULL (ac_backend.h): O alone is judged. */
+        ac_verdict_opts vo = {0, 0, jo->lse == NULL};
+        st = ac_verdict_judge(jc, jt, &res, jo, have_ref ? &ref : NULL, &vo, &r->verdict, map, err);
         if (!st && sparse) {
             ac_sparse_unmap(&sj, &r->verdict.r_where, c->heads_q);
             ac_sparse_unmap(&sj, &r->verdict.lse_where, c->heads_q);

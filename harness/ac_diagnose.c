@@ -178,6 +178,40 @@ static double half_neighbour(ac_dtype dt, uint16_t h, int up)
     return ac_half_to_f32(dt, n);
 }
 
+int ac_map_empty_row(ac_empty_rule rule, const ac_case *c, const ac_tensors *t, int out_f32, ac_outputs *o,
+                     int64_t r)
+{
+    const int32_t D = c->head_dim;
+    int mapped = 0;
+    if (empty_o_ok(rule, c, t, out_f32, o, r)) {
+        for (int32_t dd = 0; dd < D; dd++) {
+            o->o[r * D + dd] = 0;
+            if (o->o_f32) o->o_f32[r * D + dd] = 0.0f;
+        }
+        mapped = 1;
+    }
+    if (o->lse && empty_lse_ok(rule, o->lse[r])) o->lse[r] = -INFINITY;
+    else if (o->lse) mapped = 0;
+    return mapped;
+}
+
+int ac_row_is_empty(const ac_case *c, const ac_tensors *t, int64_t r)
+{
+    if (c->op == AC_OP_STORE) return 0;
+    if (c->op == AC_OP_COMBINE) {
+        for (int32_t s = 0; s < c->num_splits; s++)
+            if (t->lse_part[r * c->num_splits + s] != -INFINITY) return 0;
+        return 1;
+    }
+    const int64_t tok = r / c->heads_q;
+    const int32_t h = (int32_t)(r % c->heads_q), b = seq_of(t->cu_seqlens_q, c->batch, tok);
+    const int32_t i = (int32_t)(tok - t->cu_seqlens_q[b]);
+    const int32_t end = ac_causal_end((int)c->causal, i, c->seqlen_q[b], c->seqlen_k[b]);
+    for (int32_t j = 0; j < end; j++)
+        if (mask_allows(c, t, b, h, i, j)) return 0;
+    return 1;
+}
+
 /* The declared conventions, applied to a copy of the outputs so that the
    verdict (which knows the contract's rules only) judges them:
    - an empty row holding what the declared rule says becomes O = 0, LSE = -inf;
@@ -193,12 +227,7 @@ static void apply_conventions(const ac_dump *d, const ac_case *c, const ac_tenso
     for (int64_t r = 0; r < res->rows; r++) {
         if (!res->checked[r]) continue;
         if (res->n_allowed[r] == 0) {
-            if (empty_o_ok(rule, c, t, out_f32, o, r))
-                for (int32_t dd = 0; dd < D; dd++) {
-                    o->o[r * D + dd] = 0;
-                    o->o_f32[r * D + dd] = 0.0f;
-                }
-            if (o->lse && empty_lse_ok(rule, o->lse[r])) o->lse[r] = -INFINITY;
+            ac_map_empty_row(rule, c, t, out_f32, o, r);
             continue;
         }
         if (!combine || out_f32) continue;
@@ -888,4 +917,22 @@ ac_status ac_dump_diagnose(const ac_dump *d, const ac_verdict *declared, const a
     }
 #undef SUM
     return AC_OK;
+}
+
+/* ---- a generated case, diagnosed like a dump ------------------------------------------------ */
+
+ac_status ac_case_diagnose(const ac_case *c, const ac_tensors *t, const ac_outputs *out, const ac_verdict *declared,
+                           const ac_oracle_result *res, ac_diagnosis *dg, ac_empty_report *er, ac_error *err)
+{
+    /* A view, not a copy: the diagnosis copies the case and the outputs it judges. */
+    ac_dump d;
+    memset(&d, 0, sizeof d);
+    d.c = *c;
+    d.t = *t;
+    d.out = *out;
+    d.conv.has_lse = out->lse != NULL;
+    d.conv.out_f32 = c->op == AC_OP_COMBINE;
+    d.lse_file = out->lse;
+    if (er) ac_dump_empty_report(&d, res, er);
+    return ac_dump_diagnose(&d, declared, NULL, dg, err);
 }

@@ -82,6 +82,25 @@ typedef struct ac_diagnosis {
 ac_status ac_dump_diagnose(const ac_dump *d, const ac_verdict *declared, const ac_dump_check_opts *o,
                            ac_diagnosis *dg, ac_error *err);
 
+/* ---- kernels run live (the Python bridge, harness/ac_pybridge.h; attncheck run/sweep) ---- */
+
+/* 1 if row r (token * Hq + head; a combine's row) has no allowed key: its
+   causal mode and mask leave none, or (combine) every split is -inf. */
+int ac_row_is_empty(const ac_case *c, const ac_tensors *t, int64_t r);
+/* The declared rule applied to one empty row r of outputs o, as `verify`
+   applies a dump's: O (o_f32 when out_f32, else o in c's dtype) holding what
+   `rule` says becomes 0, an LSE (unless o->lse is NULL) holding it becomes
+   -inf; anything else stays as it is, and fails. 1 if the whole row held
+   the rule's values. */
+int ac_map_empty_row(ac_empty_rule rule, const ac_case *c, const ac_tensors *t, int out_f32, ac_outputs *o,
+                     int64_t r);
+/* The diagnosis of a failing generated case: its tensors and a backend's
+   outputs (in the contract's conventions already; no LSE when out->lse is
+   NULL) judged as a dump of them. With res (the check's oracle) and er,
+   also the empty-row report. */
+ac_status ac_case_diagnose(const ac_case *c, const ac_tensors *t, const ac_outputs *out, const ac_verdict *declared,
+                           const ac_oracle_result *res, ac_diagnosis *dg, ac_empty_report *er, ac_error *err);
+
 #ifdef __cplusplus
 }
 #endif

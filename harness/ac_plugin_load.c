@@ -4,9 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ac_pybridge.h"
+
 ac_status ac_plugin_load(const char *path, ac_backend *out, ac_error *err)
 {
     if (!path || !out) return ac_fail(err, AC_ERR_NULL, "ac_plugin_load: path or out is NULL");
+    /* py:MODULE:ADAPTER: a Python adapter through the bridge (harness/ac_pybridge.h). */
+    if (!strncmp(path, AC_PYBRIDGE_PREFIX, strlen(AC_PYBRIDGE_PREFIX)))
+        return ac_pybridge_load(path + strlen(AC_PYBRIDGE_PREFIX), out, err);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) return ac_fail(err, AC_ERR_IO, "--kernel %s: cannot load: %s", path, dlerror());
     /* The cast through a union keeps ISO C's object/function pointer rule. */

@@ -9,7 +9,8 @@
 extern "C" {
 #endif
 
-/* dlopen the library at `path` (a path with a '/' is taken as it is; a bare
+/* `py:MODULE:ADAPTER`: a Python adapter through the bridge instead
+   (ac_pybridge_load, harness/ac_pybridge.h). Otherwise: dlopen the library at `path` (a path with a '/' is taken as it is; a bare
    name is searched the dynamic loader's way), call its attncheck_backend with
    this build's ABI version, check the table and register it. *out receives
    the handle. Named errors: AC_ERR_IO (cannot load: dlerror's text),

@@ -27,7 +27,7 @@ static void check_empty(const ac_case *c, const ac_outputs *out, int32_t b, int6
             int64_t r = (tok0 + i) * c->heads_q + h;
             int32_t bad_dim = -2;
             float got = 0.0f;
-            if (!(isinf(out->lse[r]) && out->lse[r] < 0)) bad_dim = -1, got = out->lse[r];
+            if (out->lse && !(isinf(out->lse[r]) && out->lse[r] < 0)) bad_dim = -1, got = out->lse[r];
             for (int64_t d = 0; d < D && bad_dim == -2; d++)
                 if ((out->o[r * D + d] & 0x7fffu) != 0) bad_dim = (int32_t)d, got = (float)out->o[r * D + d];
             j->empty_rows++;
@@ -84,7 +84,7 @@ ac_status ac_sparse_gather(const ac_case *c, const ac_tensors *t, const ac_outpu
     jt->q = malloc(sizeof(uint16_t) * (size_t)(tq * row_q + 1));
     jo->o = malloc(sizeof(uint16_t) * (size_t)(tq * row_q + 1));
     jo->o_f32 = malloc(sizeof(float) * (size_t)(tq * row_q + 1));
-    jo->lse = malloc(sizeof(float) * (size_t)(tq * c->heads_q + 1));
+    jo->lse = out->lse ? malloc(sizeof(float) * (size_t)(tq * c->heads_q + 1)) : NULL; /* no LSE returned */
     if (!c->paged) {
         jt->k = malloc(sizeof(uint16_t) * (size_t)(tk * row_kv + 1));
         jt->v = malloc(sizeof(uint16_t) * (size_t)(tk * row_kv + 1));
@@ -95,7 +95,7 @@ ac_status ac_sparse_gather(const ac_case *c, const ac_tensors *t, const ac_outpu
         jt->kv_elems = t->kv_elems;
         j->kv_aliased = 1;
     }
-    if (!jt->cu_seqlens_q || !jt->cu_seqlens_k || !jt->q || !jo->o || !jo->o_f32 || !jo->lse || !jt->k || !jt->v) {
+    if (!jt->cu_seqlens_q || !jt->cu_seqlens_k || !jt->q || !jo->o || !jo->o_f32 || (out->lse && !jo->lse) || !jt->k || !jt->v) {
         ac_sparse_free(j);
         return ac_fail(err, AC_ERR_NOMEM, "sparse: out of memory for the judged case (%lld queries)", (long long)tq);
     }
@@ -108,7 +108,8 @@ ac_status ac_sparse_gather(const ac_case *c, const ac_tensors *t, const ac_outpu
         memcpy(jt->q + q0 * row_q, t->q + j->tok_of[i] * row_q, sizeof(uint16_t) * (size_t)(n * row_q));
         memcpy(jo->o + q0 * row_q, out->o + j->tok_of[i] * row_q, sizeof(uint16_t) * (size_t)(n * row_q));
         memcpy(jo->o_f32 + q0 * row_q, out->o_f32 + j->tok_of[i] * row_q, sizeof(float) * (size_t)(n * row_q));
-        memcpy(jo->lse + q0 * c->heads_q, out->lse + j->tok_of[i] * c->heads_q, sizeof(float) * (size_t)(n * c->heads_q));
+        if (out->lse)
+            memcpy(jo->lse + q0 * c->heads_q, out->lse + j->tok_of[i] * c->heads_q, sizeof(float) * (size_t)(n * c->heads_q));
         if (!c->paged)
             memcpy(jt->k + (int64_t)jt->cu_seqlens_k[i] * row_kv, t->k + (int64_t)t->cu_seqlens_k[b] * row_kv,
                    sizeof(uint16_t) * (size_t)((int64_t)c->seqlen_k[b] * row_kv)),

@@ -59,6 +59,7 @@ typedef struct ac_verdict {
     int64_t n_bad_empty;   /* empty rows not giving O = 0, LSE = -inf */
     int64_t n_over;        /* elements or rows with r > 1 */
     int64_t n_cache_bits;  /* store: cache elements differing bitwise */
+    int lse_not_returned;  /* the kernel returned no LSE: O alone was judged */
     char summary[256];     /* one line: PASS/FAIL r=.. lse=.. ulp=.. at (seq, head, row, dim) */
 } ac_verdict;
 

@@ -156,8 +156,12 @@ static int attend_round(const ac_prop_ctx *ctx, const prop_inst *full, const ac_
         for (int32_t i = lo[b]; i < hi[b]; i++) {
             int64_t from = x.t.cu_seqlens_q[b] + i - lo[b], to = full->t.cu_seqlens_q[b] + i;
             memcpy(into->o + to * qrow, x.o.o + from * qrow, sizeof(uint16_t) * (size_t)qrow);
-            memcpy(into->lse + to * Hq, x.o.lse + from * Hq, sizeof(float) * (size_t)Hq);
+            if (x.o.lse && into->lse) memcpy(into->lse + to * Hq, x.o.lse + from * Hq, sizeof(float) * (size_t)Hq);
         }
+    if (!x.o.lse) { /* a kernel without an LSE: the assembled run has none either */
+        free(into->lse);
+        into->lse = NULL;
+    }
 done:
     prop_inst_free(&x);
     return rc;

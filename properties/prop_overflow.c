@@ -46,7 +46,7 @@ int prop_overflow(const ac_prop_ctx *ctx, char *why, size_t n)
     const int32_t D = x.c.head_dim;
     for (int64_t row = 0; row < x.m.rows; row++) {
         int empty = x.m.n_allowed[row] == 0;
-        int bad = !empty && !isfinite(x.o.lse[row]);
+        int bad = !empty && x.o.lse && !isfinite(x.o.lse[row]);
         for (int32_t d = 0; d < D && !bad; d++) bad = !isfinite(prop_out_val(&x.c, &x.o, row * D + d));
         if (bad) {
             char where[96];

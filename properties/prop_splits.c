@@ -117,11 +117,11 @@ static int combine_laws(const ac_prop_ctx *ctx, ac_rng *r, char *why, size_t n)
             float lse0 = one.t.lse_part[row];
             int bad = -2;
             if (lse0 == -INFINITY) {
-                if (one.o.lse[row] != -INFINITY) bad = -1;
+                if (one.o.lse && one.o.lse[row] != -INFINITY) bad = -1;
                 for (int32_t d = 0; d < D && bad == -2; d++)
                     if (one.o.o_f32[row * D + d] != 0.0f) bad = d;
             } else {
-                if (memcmp(&one.o.lse[row], &lse0, sizeof lse0) != 0) bad = -1;
+                if (one.o.lse && memcmp(&one.o.lse[row], &lse0, sizeof lse0) != 0) bad = -1;
                 for (int32_t d = 0; d < D && bad == -2; d++) {
                     float want = one.t.o_part[row * D + d];
                     if (memcmp(&one.o.o_f32[row * D + d], &want, sizeof want) != 0 ||

@@ -264,7 +264,7 @@ int prop_same_bits(const ac_case *c, const ac_outputs *a, int64_t ra, const ac_o
                 diff_o++;
             }
         }
-        if (ac_f32_bits(a->lse[ra + i]) != ac_f32_bits(b->lse[rb + i])) {
+        if (a->lse && b->lse && ac_f32_bits(a->lse[ra + i]) != ac_f32_bits(b->lse[rb + i])) {
             if (first_r < 0) first_r = i;
             diff_lse++;
         }
@@ -307,6 +307,11 @@ static double side_lse(const side *s, int64_t r)
 {
     return s->out ? (double)s->out->lse[r] : s->model->lse[r];
 }
+/* 1 if both sides have an LSE (a kernel may return none: then O alone is compared). */
+static int both_lse(const ac_outputs *a, const side *s)
+{
+    return a->lse && (!s->out || s->out->lse);
+}
 
 typedef struct tally {
     int64_t over_o, over_lse, bad_empty, nonfinite;
@@ -344,7 +349,7 @@ static void compare(const ac_case *c, const ac_oracle_result *ma, const ac_outpu
                     note(t, INFINITY, r * D + d, va, vb, 0.0);
                 }
             }
-            double la = a->lse[r], lb = side_lse(b, r);
+            double la = both_lse(a, b) ? a->lse[r] : -INFINITY, lb = both_lse(a, b) ? side_lse(b, r) : -INFINITY;
             if (la != -INFINITY || lb != -INFINITY) {
                 t->bad_empty++;
                 note(t, INFINITY, -(r + 1), la, lb, 0.0);
@@ -364,6 +369,7 @@ static void compare(const ac_case *c, const ac_oracle_result *ma, const ac_outpu
             if (!(diff <= tol)) t->over_o++;
             note(t, diff / tol, e, va, vb, tol);
         }
+        if (!both_lse(a, b)) continue;
         double la = a->lse[r], lb = side_lse(b, r) - (lse_shift ? lse_shift[r] : 0.0);
         double tol = AC_VERDICT_C * (prop_lse_bound(c, ma, r) + b->bound_weight * prop_lse_bound(c, b->model, r));
         if (!isfinite(la) || !isfinite(lb)) {
@@ -495,7 +501,7 @@ int prop_empty_rows_exact(const ac_case *c, const ac_oracle_result *m, const ac_
     const int32_t D = m->head_dim;
     for (int64_t r = 0; r < m->rows; r++) {
         if (m->n_allowed[r] != 0) continue;
-        int bad = !(a->lse[r] == -INFINITY);
+        int bad = a->lse && !(a->lse[r] == -INFINITY);
         int32_t bad_d = -1;
         for (int32_t d = 0; d < D && bad_d < 0; d++)
             if (!(prop_out_val(c, a, r * D + d) == 0.0)) bad_d = d;
@@ -504,7 +510,7 @@ int prop_empty_rows_exact(const ac_case *c, const ac_oracle_result *m, const ac_
             prop_row_name(c, r, where, sizeof where);
             snprintf(why, n, "%s: the row %s has no allowed key but gives O[%d] = %.9g, LSE = %.9g (want 0, -inf)",
                      what, where, bad_d < 0 ? 0 : bad_d, prop_out_val(c, a, r * D + (bad_d < 0 ? 0 : bad_d)),
-                     (double)a->lse[r]);
+                     a->lse ? (double)a->lse[r] : -INFINITY);
             prop_why_case(why, n, c);
             return 1;
         }
@@ -524,7 +530,8 @@ ac_status prop_oracle_verdict(const ac_case *c, const ac_tensors *t, const ac_ou
     ac_oracle_result res;
     memset(&res, 0, sizeof res);
     ac_status st = ac_oracle_run(c, t, &oo, &res, err);
-    if (!st) st = ac_verdict_judge(c, t, &res, o, NULL, NULL, v, NULL, err);
+    ac_verdict_opts vo = {0, 0, o->lse == NULL}; /* a kernel without an LSE is judged on O */
+    if (!st) st = ac_verdict_judge(c, t, &res, o, NULL, &vo, v, NULL, err);
     ac_oracle_result_free(&res);
     return st;
 }

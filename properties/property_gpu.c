@@ -1,11 +1,14 @@
 /* Plain driver: every property over its grid on one backend, a table of the
  * results. For the GPU host (no Criterion there): exits AC_EXIT_SKIP (77)
  * without a CUDA device, so ctest reports the `gpu` test skipped.
- *   property_gpu [--backend gpu|cpu|auto] [--prop NAME] [--max N] [--seed S] [--scale K]
- *                  [--bug NAME]
+ *   property_gpu [--backend gpu|cpu|auto | --kernel LIB.so|py:MODULE:ADAPTER] [--prop NAME] [--max N]
+ *                  [--seed S] [--scale K] [--bug NAME]
  * --scale K multiplies the sequence lengths (ac_prop_set_length_scale);
  * --bug injects one of ac_backend.h's bugs into the CPU models (then
- * failures are the point); with the GPU backend it is refused.
+ * failures are the point); with the GPU backend it is refused. --kernel
+ * holds an outside kernel to the laws: a C plugin or a Python adapter
+ * (harness/ac_plugin_load.h); points it refuses by name are skipped, and a
+ * run where every point was skipped exits 77 (nothing was checked).
  * A bad flag is exit 2 before any work. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 
 #include "ac_args.h"
 #include "ac_clock.h"
+#include "ac_plugin_load.h"
 #include "ac_prop.h"
 #include "ac_status.h"
 
@@ -23,6 +27,9 @@ static void usage(FILE *f)
             "usage: property_gpu [options]\n"
             "Every property over its grid on one backend, a table of the results.\n"
             "  --backend gpu|cpu|auto  the CUDA kernels (default) or their CPU models\n"
+            "  --kernel LIB.so|py:MODULE:ADAPTER\n"
+            "                          an outside kernel: a plugin (common/ac_plugin.h) or a Python adapter\n"
+            "                          through the bridge (docs/BRIDGE.md)\n"
             "  --prop NAME             this property only:");
     for (int i = 0; i < ac_prop_count; i++) fprintf(f, " %s", ac_props[i].name);
     fprintf(f,
@@ -37,12 +44,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_PROP, OPT_MAX, OPT_BUG, OPT_SCALE, OPT_SEED };
+    enum { OPT_BACKEND = AC_ARGS_LONG, OPT_PROP, OPT_MAX, OPT_BUG, OPT_SCALE, OPT_SEED, OPT_KERNEL };
     static const struct option opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"prop", required_argument, NULL, OPT_PROP},
         {"max", required_argument, NULL, OPT_MAX},         {"bug", required_argument, NULL, OPT_BUG},
         {"scale", required_argument, NULL, OPT_SCALE},     {"seed", required_argument, NULL, OPT_SEED},
-        {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0}};
+        {"kernel", required_argument, NULL, OPT_KERNEL},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     ac_backend be = AC_BACKEND_GPU;
     int be_auto = 0, max_cases = 0, scale = 0, have_seed = 0; /* scale 0: $ATTNCHECK_PROP_SCALE or 1 */
     const char *only = NULL;
@@ -55,6 +63,10 @@ int main(int argc, char **argv)
         ac_status st = AC_OK;
         switch (c) {
         case OPT_BACKEND: st = ac_arg_backend(a.name, optarg, &be, &be_auto, &err); break;
+        case OPT_KERNEL:
+            st = ac_plugin_load(optarg, &be, &err);
+            be_auto = 0;
+            break;
         case OPT_PROP: {
             int found = 0;
             for (int i = 0; i < ac_prop_count; i++) found |= !strcmp(optarg, ac_props[i].name);
@@ -85,7 +97,7 @@ int main(int argc, char **argv)
                              ac_bug_name(bug));
     if (be_auto) be = ac_gpu_available() ? AC_BACKEND_GPU : AC_BACKEND_MODEL;
     char why[160]; /* the backend's own reason: "built without CUDA" is not "no device" */
-    if (be == AC_BACKEND_GPU && !ac_backend_available(be, why, sizeof why)) {
+    if (be != AC_BACKEND_MODEL && !ac_backend_available(be, why, sizeof why)) {
         printf("property_gpu: skipped: %s\n", why);
         return AC_EXIT_SKIP;
     }
@@ -93,7 +105,7 @@ int main(int argc, char **argv)
     if (scale) ac_prop_set_length_scale(scale);
     printf("properties on %s, bug %s, ATTNCHECK_SEED=%" PRIu64 ", length scale %d\n", ac_backend_name(be),
            ac_bug_name(bug), seed, ac_prop_length_scale());
-    int failed = 0, ran = 0;
+    int failed = 0, ran = 0, points_passed = 0, points_skipped = 0;
     printf("%-12s %6s %6s %6s %6s %8s %9s  %s\n", "property", "points", "pass", "fail", "skip", "seconds", "worst r",
            "first failure");
     for (int i = 0; i < ac_prop_count; i++) {
@@ -110,10 +122,16 @@ int main(int argc, char **argv)
                rep.skipped, ac_now() - t0, ac_prop_worst_ratio(1), rep.failed ? rep.first_why : "");
         fflush(stdout);
         failed += rep.failed > 0;
+        points_passed += rep.passed;
+        points_skipped += rep.skipped;
     }
     if (!ran) { /* not reached: --prop is checked against the list */
         fprintf(stderr, "property_gpu: no property named %s\n", only ? only : "?");
         return AC_EXIT_USAGE;
+    }
+    if (!failed && !points_passed && points_skipped) { /* every point skipped: nothing was checked */
+        printf("SKIP: every point was skipped on %s: nothing was checked\n", ac_backend_name(be));
+        return AC_EXIT_SKIP;
     }
     printf("%s: %d of %d properties failed\n", failed ? "FAIL" : "PASS", failed, ran);
     return failed ? 1 : 0;

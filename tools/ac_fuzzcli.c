@@ -100,7 +100,7 @@ typedef struct replay_opts {
 
 /* files: inputs read; filtered: of those, the ones the filter passed over
    (counted nowhere else). */
-typedef struct replay_count { int files, passed, rejected, failed, skipped, errors, filtered; } replay_count;
+typedef struct replay_count { int files, passed, rejected, failed, skipped, errors, filtered, unsupported; } replay_count;
 
 /* Which target a file belongs to: its folder (corpus/<dir>), its name
    ("<target>-..." as findings and artifacts are named), or "case" for a case
@@ -310,16 +310,18 @@ static void replay_file(const char *path, const replay_opts *o, replay_count *cn
                           : out.kind == AC_FUZZ_BAD_INPUT ? "BAD"
                           : out.kind == AC_FUZZ_SKIPPED   ? "UNRUN"
                           : out.kind == AC_FUZZ_REJECTED  ? "REJECTED"
+                          : out.kind == AC_FUZZ_UNSUPPORTED ? "UNSUP"
                                                           : "PASS";
     char why[700];
     snprintf(why, sizeof why, "%s", out.why);
     if (!strcmp(verdict, "FAIL")) cnt->failed++;
     else if (!strcmp(verdict, "BAD") || !strcmp(verdict, "UNRUN")) cnt->errors++;
     else if (!strcmp(verdict, "REJECTED")) cnt->rejected++;
+    else if (!strcmp(verdict, "UNSUP")) cnt->unsupported++;
     else cnt->passed++;
     if (o->quiet)
     {
-        int say = strcmp(verdict, "PASS") && strcmp(verdict, "REJECTED"); /* FAIL, BAD, UNRUN: say why */
+        int say = strcmp(verdict, "PASS") && strcmp(verdict, "REJECTED"); /* FAIL, BAD, UNRUN, UNSUP: say why */
         printf("%-8s %s  %s%s%s\n", verdict, path, out.line, say ? "\n         " : "", say ? why : "");
     }
     else
@@ -387,6 +389,7 @@ static void replay_usage(FILE *f)
             "verdict, the worst elements and an error map; a case file's `expect` line is checked.\n"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --kernel py:MODULE:ADAPTER  a Python adapter through the bridge (docs/BRIDGE.md)\n"
             "  --bug NAME              inject the classic bug a saved failure was found with (CPU models)\n"
             "  --max-memory BYTES      host memory one check may take (default 4 GiB; -1: no limit)\n"
             "  --max-oracle-work N     oracle multiply-adds one check may take (default 1e11; -1: no limit;\n"
@@ -487,12 +490,15 @@ int ac_replay_main(int argc, char **argv)
     for (int i = optind; i < argc; i++) replay_path(argv[i], &o, &cnt);
     if (o.have_filter)
         printf("replay: --filter '%s' kept %d of %d files\n", filter_text, cnt.files - cnt.filtered, cnt.files);
-    printf("replay (%s): %d files: %d passed, %d rejected as expected, %d failed, %d disabled, %d unreadable or unrun\n",
+    printf("replay (%s): %d files: %d passed, %d rejected as expected, %d failed, %d disabled, %d unreadable or unrun",
            ac_backend_name(o.backend), cnt.files - cnt.filtered, cnt.passed, cnt.rejected, cnt.failed, cnt.skipped,
            cnt.errors);
+    if (cnt.unsupported) printf(", %d unsupported by the kernel (not passed)", cnt.unsupported);
+    printf("\n");
     replay_opts_free(&o);
     if (cnt.errors) return AC_EXIT_USAGE;
-    return cnt.failed ? 1 : 0;
+    if (cnt.failed) return 1;
+    return cnt.unsupported && !cnt.passed && !cnt.rejected ? AC_EXIT_SKIP : 0; /* nothing checked is no pass */
 }
 
 /* ======================================================================== */
@@ -530,6 +536,8 @@ static void fuzz_usage(FILE *f)
             "  --walk                  the random walk even when libFuzzer is there\n"
             "  --backend auto|gpu|cpu  auto: the GPU when the target runs kernels and a GPU is there\n"
             "  --kernel LIB.so         walk an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --kernel py:MODULE:ADAPTER  walk a Python adapter through the bridge (docs/BRIDGE.md); each\n"
+            "                          worker process starts its own Python worker\n"
             "  --root DIR              the attncheck checkout (seeds, build-fuzz/); default: found above this program\n"
             "  --gpus N                GPUs to spread the workers over (0, the default: all); worker i\n"
             "                          uses GPU i %% N and its inputs do not depend on N (docs/SCALING.md)\n"
@@ -888,9 +896,10 @@ static int run_walk(const fuzz_opts *o, const char *root, const char *out)
     int nf = count_files(findings, NULL) - findings0;
     printf("\nfuzz %s: summary\n", o->target->name);
     printf("  duration      %.0f s, %d workers, backend %s\n", st.seconds, w.workers, ac_backend_name(o->backend));
-    printf("  executions    %lld (%.0f/s): %lld passed, %lld rejected as expected, %lld skipped (budget)\n",
+    printf("  executions    %lld (%.0f/s): %lld passed, %lld rejected as expected, %lld skipped (budget)%s",
            (long long)st.execs, st.seconds > 0 ? st.execs / st.seconds : 0.0, (long long)st.passes,
-           (long long)st.rejected, (long long)st.skipped);
+           (long long)st.rejected, (long long)st.skipped, st.unsupported ? ", " : "\n");
+    if (st.unsupported) printf("%lld unsupported by the kernel (not passed)\n", (long long)st.unsupported);
     if (st.gpus > 1) { /* what each GPU did: the campaign's scaling (docs/SCALING.md) */
         printf("  per GPU      ");
         for (int g = 0; g < st.gpus && g < AC_FUZZ_MAX_GPUS; g++)
@@ -901,7 +910,13 @@ static int run_walk(const fuzz_opts *o, const char *root, const char *out)
     printf("  findings      %lld, of %lld kinds (%d new files in %s)\n", (long long)st.findings, (long long)st.unique,
            nf, findings);
     list_findings(findings, stdout);
-    return st.findings ? 1 : 0;
+    if (st.findings) return 1;
+    if (st.unsupported && !st.passes) { /* the kernel ran nothing: no pass */
+        printf("fuzz %s: every case the kernel was given was unsupported: nothing was checked (exit %d)\n",
+               o->target->name, AC_EXIT_SKIP);
+        return AC_EXIT_SKIP;
+    }
+    return 0;
 }
 
 int ac_fuzz_main(int argc, char **argv)

@@ -23,6 +23,7 @@
 #include "ac_args.h"
 #include "ac_casefile.h"
 #include "ac_check.h"
+#include "ac_diagnose.h"
 #include "ac_e2e.h"
 #include "ac_errpic.h"
 #include "ac_fuzzcli.h"
@@ -60,7 +61,7 @@ typedef struct cli_opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
+            "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so|py:MODULE:ADAPTER] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
             "                     [--filter REGEX] [--verbose] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options as run]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N] [--bug NAME]\n"
@@ -84,6 +85,9 @@ static void usage_run(FILE *f, const char *cmd)
             "%s"
             "  --backend auto|gpu|cpu  the CUDA kernels or their CPU models (auto: the GPU when there is one)\n"
             "  --kernel LIB.so         an outside kernel through the plugin ABI (common/ac_plugin.h)\n"
+            "  --kernel py:MODULE:ADAPTER\n"
+            "                          a Python adapter through the bridge (docs/BRIDGE.md), e.g.\n"
+            "                          py:attncheck.adapters:sdpa_flash; $ATTNCHECK_PYTHON, $ATTNCHECK_BRIDGE_TIMEOUT\n"
             "  --save DIR              write each failing case as a case file, with its replay command\n"
             "  --junit FILE            a JUnit report: one testcase per case line\n"
             "  --json FILE             one JSON object per case (JSON Lines): line, pass, r, lse_r, ulp, worst\n"
@@ -277,7 +281,7 @@ static int filter_keeps(const cli_opts *o, const ac_case *c)
 /* ---- per-group statistics for the summary table ---- */
 typedef struct group_stat {
     char name[64];
-    int cases, passed, errors;
+    int cases, passed, errors, unsupported;
     double r_max, lse_max, ratio_max, oracle_s, kernel_s;
     int64_t ulp_max;
 } group_stat;
@@ -294,23 +298,31 @@ static group_stat *stat_for(group_stat *g, int *ng, const char *name)
 
 static void print_table(const group_stat *g, int ng, FILE *f)
 {
-    fprintf(f, "\n%-34s %6s %6s %9s %9s %6s %8s %8s\n", "group", "cases", "pass", "worst r", "worst lse", "ulp",
-            "ratio", "oracle s");
-    for (int i = 0; i < ng; i++)
-        fprintf(f, "%-34s %6d %6d %9.3g %9.3g %6lld %8.3g %8.1f\n", g[i].name, g[i].cases, g[i].passed, g[i].r_max,
-                g[i].lse_max, (long long)g[i].ulp_max, g[i].ratio_max, g[i].oracle_s);
+    int unsup = 0;
+    for (int i = 0; i < ng; i++) unsup += g[i].unsupported;
+    fprintf(f, "\n%-34s %6s %6s%s %9s %9s %6s %8s %8s\n", "group", "cases", "pass", unsup ? "  unsup" : "", "worst r",
+            "worst lse", "ulp", "ratio", "oracle s");
+    for (int i = 0; i < ng; i++) {
+        char u[16] = "";
+        if (unsup) snprintf(u, sizeof u, " %6d", g[i].unsupported);
+        fprintf(f, "%-34s %6d %6d%s %9.3g %9.3g %6lld %8.3g %8.1f\n", g[i].name, g[i].cases, g[i].passed, u,
+                g[i].r_max, g[i].lse_max, (long long)g[i].ulp_max, g[i].ratio_max, g[i].oracle_s);
+    }
 }
 
 /* Runs every case of the listed families (those o's filter keeps); returns
    the process exit code. */
 /* --json: one object a line per case (JSON Lines), written by cJSON. */
-static void json_case(FILE *f, const char *group, const char *line, int ok, ac_status st, const ac_check_result *r)
+static void json_case(FILE *f, const char *group, const char *line, int ok, ac_status st, const ac_check_result *r,
+                      int unsupported, const char *diagnosis)
 {
     cJSON *obj = cJSON_CreateObject();
     if (!obj) return;
     cJSON_AddStringToObject(obj, "case", line);
     cJSON_AddStringToObject(obj, "group", group);
     cJSON_AddBoolToObject(obj, "pass", ok);
+    if (unsupported) cJSON_AddBoolToObject(obj, "unsupported", 1);
+    if (diagnosis) cJSON_AddStringToObject(obj, "diagnosis", diagnosis);
     if (st) {
         cJSON_AddStringToObject(obj, "error", ac_status_name(st));
         cJSON_AddStringToObject(obj, "message", r->error.msg);
@@ -360,6 +372,26 @@ static void save_failure(const cli_opts *o, const ac_case *c, int32_t index, con
     ac_casefile_free(&f);
 }
 
+/* A failing case judged again under the classic wrong semantics
+   (docs/DIAGNOSIS.md): prints the diagnosis line, and the empty-row report
+   when the rows with no allowed key do not hold the contract's O = 0, LSE =
+   -inf (what they hold, which convention that is); the line goes to diag
+   for --json. */
+static void diagnose_failure(const ac_case *c, const ac_check_result *r, char *diag, size_t n)
+{
+    if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) return; /* the store's verdict names the first wrong slot */
+    ac_diagnosis dg;
+    ac_empty_report er;
+    ac_error e;
+    if (ac_case_diagnose(c, &r->tensors, &r->outputs, &r->verdict, &r->oracle, &dg, &er, &e)) {
+        printf("  diagnosis: not made: %s\n", e.msg);
+        return;
+    }
+    printf("  %s\n", dg.summary);
+    if (er.rows && !er.as_declared) printf("  %s\n", er.text); /* what the empty rows hold instead */
+    snprintf(diag, n, "%s", dg.summary);
+}
+
 static int run_families(char **fam, int nfam, const cli_opts *o)
 {
     ac_case_list list;
@@ -390,7 +422,7 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
                                            : " (a plugin kernel)",
            o->bug ? ", injected bug: " : "", o->bug ? ac_bug_name(o->bug) : "");
     group_stat *groups = calloc((size_t)list.n + 1, sizeof *groups);
-    int ng = 0, failed = 0, tty = isatty(2);
+    int ng = 0, failed = 0, unsupported = 0, tty = isatty(2);
     /* JUnit: one testcase per case line, written once the counts are known. */
     char *junit_body = NULL;
     size_t junit_len = 0;
@@ -408,15 +440,19 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         co.with_ref = 1;
         co.budget_bytes = o->max_memory;
         co.budget_macs = o->max_work;
-        co.keep = o->png != NULL;
+        co.keep = 1; /* a failure's diagnosis and pictures read the tensors and outputs */
         ac_check_result r;
         ac_status st = ac_check_case(c, &co, &r);
         group_stat *g = stat_for(groups, &ng, list.group[i]);
         g->cases++;
         int ok = st == AC_OK && r.verdict.pass;
-        if (st) g->errors++;
+        /* A case the backend refuses by name (a mode its kernel lacks) is
+           counted apart: not a failure, never a pass. */
+        int unsup = st == AC_ERR_UNSUPPORTED && r.stage && !strcmp(r.stage, "kernel");
+        if (unsup) g->unsupported++, unsupported++;
+        else if (st) g->errors++;
         if (ok) g->passed++;
-        else failed++;
+        else if (!unsup) failed++;
         if (st == AC_OK) {
             const ac_verdict *v = &r.verdict;
             g->r_max = fmax(g->r_max, v->r_max);
@@ -427,16 +463,22 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         g->oracle_s += r.seconds_oracle;
         g->kernel_s += r.seconds_kernel;
         if (!ok || o->verbose)
-            printf("%s %s\n  %s\n", ok ? "ok  " : "FAIL", line,
+            printf("%s %s\n  %s\n", ok ? "ok  " : unsup ? "UNSUP" : "FAIL", line,
                    st ? r.error.msg : r.verdict.summary);
-        if (!ok && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
-        if (o->json) json_case(o->json, list.group[i], line, ok, st, &r);
+        if (!ok && !unsup && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
+        char diag[sizeof(((ac_diagnosis *)0)->summary)] = "";
+        if (st == AC_OK && !ok) diagnose_failure(c, &r, diag, sizeof diag);
+        if (o->json) json_case(o->json, list.group[i], line, ok, st, &r, unsup, diag[0] ? diag : NULL);
         if (junit) {
             fprintf(junit, "  <testcase classname=\"attncheck.%s\" name=\"", ac_op_name(c->op));
             ac_report_xml_text(junit, line);
             fprintf(junit, "\" time=\"%.3f\"", r.seconds_kernel + r.seconds_oracle);
             if (ok) {
                 fprintf(junit, "/>\n");
+            } else if (unsup) {
+                fprintf(junit, ">\n    <skipped message=\"");
+                ac_report_xml_text(junit, r.error.msg);
+                fprintf(junit, "\"/>\n  </testcase>\n");
             } else {
                 fprintf(junit, ">\n    <failure message=\"");
                 ac_report_xml_text(junit, st ? r.error.msg : r.verdict.summary);
@@ -467,18 +509,26 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
     if (junit) {
         fclose(junit);
         fprintf(o->junit, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"attncheck %s\" "
-                "tests=\"%d\" failures=\"%d\">\n%s</testsuite>\n</testsuites>\n", ac_backend_name(o->backend),
-                nrun, failed, junit_body ? junit_body : "");
+                "tests=\"%d\" failures=\"%d\" skipped=\"%d\">\n%s</testsuite>\n</testsuites>\n",
+                ac_backend_name(o->backend), nrun, failed, unsupported, junit_body ? junit_body : "");
         free(junit_body);
         fflush(o->junit);
     }
     print_table(groups, ng, stdout);
-    printf("\n%d passed, %d failed\n", nrun - failed, failed);
+    int passed = nrun - failed - unsupported;
+    if (unsupported) printf("\n%d passed, %d failed, %d unsupported\n", passed, failed, unsupported);
+    else printf("\n%d passed, %d failed\n", passed, failed);
     if (o->have_filter) printf("(--filter '%s': %d of %d cases run)\n", o->filter_text, nrun, list.n);
     free(run);
     free(groups);
     ac_case_list_free(&list);
-    return failed ? 1 : 0;
+    if (failed) return 1;
+    if (unsupported && !passed) { /* nothing was checked: that is no pass */
+        printf("attncheck: every case was unsupported by %s: nothing was checked (exit %d)\n",
+               ac_backend_name(o->backend), AC_EXIT_SKIP);
+        return AC_EXIT_SKIP;
+    }
+    return 0;
 }
 
 /* The oracle checks itself: its fast path (double-double sums) against its

@@ -1,0 +1,487 @@
+"""Adapters for attncheck's Python bridge (`--kernel py:attncheck.adapters:NAME`).
+
+numpy_ref        the contract in float64 numpy, all four families (CI's end-to-end check)
+sdpa_flash, sdpa_efficient, sdpa_cudnn, sdpa_math
+                 torch.nn.functional.scaled_dot_product_attention on one backend each:
+                 prefill (varlen as one call per sequence) and decode (the paged cache
+                 gathered per sequence)
+flex             torch.nn.attention.flex_attention, compiled: prefill and decode, the sequences
+                 packed into one row (a mask_mod over document ids), paged K/V gathered
+flex_paged       the same reading the paged pool in place (the mask_mod maps each slot
+                 to its position through the block table)
+sdpa_misuse_scale1, sdpa_misuse_topleft, sdpa_misuse_gqa_mod, flex_misuse_lse_base2
+                 classic wrapper bugs on real kernels, for the diagnosis demo: they must fail
+
+Importing this module imports numpy only; torch is imported on a torch adapter's
+first case. docs/BRIDGE.md explains the conventions each one declares.
+"""
+
+import numpy as np
+
+from .bridge import Unsupported
+
+__all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
+           "sdpa_math", "Flex", "flex", "flex_paged", "sdpa_misuse_scale1", "sdpa_misuse_topleft",
+           "sdpa_misuse_gqa_mod", "flex_misuse_lse_base2"]
+
+
+# ---- the contract in float64 -----------------------------------------------------------------
+
+def attention_f64(q, k, v, allowed, scale, bias=None, kv_head=None):
+    """One sequence: q [Lq, Hq, D], k, v [Lk, Hkv, D] float64; allowed [Hm, Lq, Lk]
+    bool (Hm 1 or Hq); bias [Hm, Lq, Lk] or None; kv_head [Hq] -> the KV head each
+    query head reads. Returns O [Lq, Hq, D] and the natural LSE [Lq, Hq]; a row
+    with no allowed key is O = 0, LSE = -inf (docs/CONTRACT.md)."""
+    lq, hq, d = q.shape
+    kh = k[:, kv_head, :]                                   # [Lk, Hq, D]
+    vh = v[:, kv_head, :]
+    s = scale * np.einsum("qhd,khd->hqk", q, kh)            # [Hq, Lq, Lk]
+    if bias is not None:
+        s = s + bias
+    s = np.where(allowed, s, -np.inf)
+    with np.errstate(invalid="ignore"):
+        m = s.max(axis=2, initial=-np.inf)                  # [Hq, Lq]
+        empty = ~np.isfinite(m)
+        p = np.exp(s - np.where(empty, 0.0, m)[..., None])
+        p[empty] = 0.0
+        l = p.sum(axis=2)
+        o = np.einsum("hqk,khd->hqd", p, vh) / np.where(empty, 1.0, l)[..., None]
+        lse = np.where(empty, -np.inf, m + np.log(np.where(empty, 1.0, l)))
+    o[empty] = 0.0
+    return o.transpose(1, 0, 2), lse.T
+
+
+class NumpyRef:
+    """The contract computed in float64 and rounded once to the output format:
+    what the oracle computes, to double precision. Every family; LSE natural,
+    empty rows O = 0, LSE = -inf, the guarded combine."""
+
+    name = "numpy_ref"
+    families = ("prefill", "decode", "combine", "store")
+    lse = True
+    lse_base = "e"
+    empty_row = "zero_neginf"
+    combine_empty = "guard"
+
+    def _attention(self, case):
+        o = np.zeros((case.total_q, case.heads_q, case.head_dim))
+        lse = np.full((case.total_q, case.heads_q), -np.inf)
+        kv_head = np.array([case.kv_head(h) for h in range(case.heads_q)], dtype=np.int64)
+        q_all = case.values("q")
+        for b in range(case.batch):
+            rows = case.q_rows(b)
+            if rows.stop == rows.start:
+                continue
+            k = case.kv(b, "k")
+            v = case.kv(b, "v")
+            m = case.mask_block(b)
+            bias = m if m is not None and m.dtype != bool else None
+            with np.errstate(invalid="ignore"):
+                ob, lb = attention_f64(q_all[rows], case.values_of(k), case.values_of(v), case.allowed(b),
+                                       case.scale_value(), bias, kv_head)
+            o[rows], lse[rows] = ob, lb
+        return o, lse
+
+    def prefill(self, case):
+        return self._attention(case)
+
+    def decode(self, case):
+        return self._attention(case)
+
+    def combine(self, case):
+        return self.combine_from(case.lse_part, case.o_part)
+
+    @staticmethod
+    def combine_from(lse_part, o_part):
+        """The guarded combine of natural-log partials: lse_part [rows, S],
+        o_part [rows, S, D] (NaN allowed where a split is empty)."""
+        lse_part = np.asarray(lse_part, np.float64)
+        o_part = np.asarray(o_part, np.float64)
+        live = np.isfinite(lse_part)
+        m = np.where(live, lse_part, -np.inf).max(axis=1)
+        empty = ~np.isfinite(m)
+        with np.errstate(invalid="ignore", over="ignore"):
+            w = np.where(live, np.exp(lse_part - np.where(empty, 0.0, m)[:, None]), 0.0)
+            total = w.sum(axis=1)
+            o = np.einsum("rs,rsd->rd", w, np.where(live[..., None], o_part, 0.0))
+            o = o / np.where(empty, 1.0, total)[:, None]
+            lse = np.where(empty, -np.inf, m + np.log(np.where(empty, 1.0, total)))
+        o[empty] = 0.0
+        return o, lse
+
+    def store(self, case):
+        k = case.k_cache.copy().reshape(-1, case.heads_kv, case.head_dim)
+        v = case.v_cache.copy().reshape(-1, case.heads_kv, case.head_dim)
+        slots = case.slot_mapping
+        keep = slots != -1
+        k[slots[keep]] = case.k_new[keep]
+        v[slots[keep]] = case.v_new[keep]
+        return k.reshape(case.k_cache.shape), v.reshape(case.v_cache.shape)  # bit patterns, copied
+
+
+numpy_ref = NumpyRef()
+
+
+# ---- torch: shared plumbing --------------------------------------------------------------------
+
+def _torch():
+    import torch
+    return torch
+
+
+def _no_kernel(e, caught):
+    """Unsupported with torch's own reasons (the warnings SDPA printed before
+    'No available kernel'), or None when e is another error."""
+    text = str(e)
+    if "No available kernel" not in text and "not supported" not in text.lower():
+        return None
+    why = "; ".join(str(w.message).strip().replace("\n", " ") for w in caught) or text
+    return Unsupported(why[:400])
+
+
+class _TorchAttention:
+    """Varlen attention as one torch call per sequence (or per packed batch):
+    q, k, v gathered on the device in [1, H, L, D]."""
+
+    families = ("prefill", "decode")
+    device = "cuda"
+
+    def _seq(self, case, b, q, k_all, v_all):
+        """Sequence b's q [1, Hq, Lq, D], k, v [1, Hkv, Lk, D] on the device."""
+        torch = _torch()
+        rows = case.q_rows(b)
+        idx = torch.from_numpy(case.kv_rows(b)).to(self.device)
+        qb = q[rows].transpose(0, 1).unsqueeze(0)
+        kb = k_all.index_select(0, idx).transpose(0, 1).unsqueeze(0)
+        vb = v_all.index_select(0, idx).transpose(0, 1).unsqueeze(0)
+        return qb, kb, vb
+
+    def _kv_all(self, case):
+        """K and V as [rows, Hkv, D] tensors: the token rows, or the cache's slots."""
+        if case.paged:
+            k = case.torch("k_cache", self.device).reshape(-1, case.heads_kv, case.head_dim)
+            v = case.torch("v_cache", self.device).reshape(-1, case.heads_kv, case.head_dim)
+        else:
+            k, v = case.torch("k", self.device), case.torch("v", self.device)
+        return k, v
+
+    def _expand(self, case, kb, mapping="contiguous"):
+        """K/V heads expanded to Hq: head h reads h // (Hq/Hkv), or (the bug) h % Hkv."""
+        torch = _torch()
+        g = case.heads_q // case.heads_kv
+        if g == 1:
+            return kb
+        if mapping == "mod":
+            idx = torch.tensor([h % case.heads_kv for h in range(case.heads_q)], device=kb.device)
+            return kb.index_select(1, idx)
+        return kb.repeat_interleave(g, dim=1)
+
+
+# ---- SDPA ----------------------------------------------------------------------------------------------
+
+class Sdpa(_TorchAttention):
+    """torch.nn.functional.scaled_dot_product_attention on one backend
+    (torch.nn.attention.sdpa_kernel([SDPBackend.X])): prefill as one call per
+    sequence, decode with the paged cache gathered per sequence. TOP_LEFT is
+    is_causal; BOTTOM_RIGHT is is_causal when Lq = Lk, else an explicit
+    lower-right bool mask (flash takes no mask: there the op SDPA's flash
+    backend and causal_lower_right call, aten._scaled_dot_product_flash_attention,
+    whose is_causal is lower-right); explicit masks through attn_mask (an fp32
+    bias only where it is exact in the query's dtype). A backend that cannot
+    run a case raises Unsupported with torch's reason.
+
+    SDPA returns no LSE. Empty rows: what a correct fused kernel gives for a row
+    with no key is O = 0 (math since 2.5); the bridge checks only O there
+    (no LSE), so "zero_neginf" declares O = 0, and a backend giving NaN fails
+    with the empty-row report saying so."""
+
+    lse = False
+    lse_base = "e"
+    empty_row = "zero_neginf"
+    # misuse switches (the diagnosis demo)
+    scale_one = False
+    top_left = False
+    gqa_mod = False
+
+    def __init__(self, backend, name):
+        self.backend, self.name = backend, name
+
+    def _scale(self, case):
+        if case.scale is None:
+            return 1.0 if self.scale_one else None
+        return float(case.scale)
+
+    def _mask(self, case, b, qb):
+        """(attn_mask, is_causal) for sequence b, or raise Unsupported."""
+        torch = _torch()
+        lq, lk = case.seqlen_q[b], case.seqlen_k[b]
+        causal = "TL" if (self.top_left and case.causal == "BR") else case.causal
+        m = case.mask_block(b)
+        if m is None:
+            if causal == "none":
+                return None, False
+            if causal == "TL" or lq == lk:
+                return None, True
+            return torch.from_numpy(case.causal_allowed(b)).to(qb.device)[None, None], False
+        allowed = case.causal_allowed(b) if causal != "TL" else (np.arange(lk)[None, :] <= np.arange(lq)[:, None])
+        if causal == "none":
+            allowed = np.ones((lq, lk), bool)
+        if m.dtype == bool:
+            return torch.from_numpy(m & allowed[None]).to(qb.device)[None], False
+        bias = np.where(allowed[None], m, -np.inf).astype(np.float32)
+        t = torch.from_numpy(bias).to(qb.device)
+        exact = t.to(qb.dtype).to(torch.float32)
+        if not torch.equal(exact[torch.isfinite(t)], t[torch.isfinite(t)]):
+            raise Unsupported("SDPA takes an additive mask in the query's dtype (%s): this fp32 bias is not exact "
+                              "in it" % case.dtype)
+        return t.to(qb.dtype)[None], False
+
+    def _run(self, case):
+        import warnings
+        torch = _torch()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        import torch.nn.functional as F
+        backend = getattr(SDPBackend, self.backend)
+        q = case.torch("q", self.device)
+        k_all, v_all = self._kv_all(case)
+        out = torch.zeros_like(q)
+        scale = self._scale(case)
+        for b in range(case.batch):
+            if case.seqlen_q[b] == 0:
+                continue
+            qb, kb, vb = self._seq(case, b, q, k_all, v_all)
+            mask, is_causal = self._mask(case, b, qb)
+            gqa = case.heads_q != case.heads_kv
+            if gqa and self.gqa_mod:
+                kb, vb = self._expand(case, kb, "mod"), self._expand(case, vb, "mod")
+                gqa = False
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    ob = self._call(F, sdpa_kernel, backend, case, qb, kb, vb, mask, is_causal, scale, gqa)
+                except RuntimeError as e:
+                    u = _no_kernel(e, caught)
+                    if u is None:
+                        raise
+                    raise u
+            out[case.q_rows(b)] = ob[0].transpose(0, 1)
+        return out
+
+    def _call(self, F, sdpa_kernel, backend, case, qb, kb, vb, mask, is_causal, scale, gqa):
+        torch = _torch()
+        if self.backend == "FLASH_ATTENTION" and mask is not None and case.mask == "none" and case.causal == "BR" \
+                and not self.top_left:
+            # Bottom-right causal on flash: the op behind SDPA's flash backend, lower-right when is_causal.
+            ke, ve = (self._expand(case, x) for x in (kb, vb)) if gqa else (kb, vb)
+            params = torch.backends.cuda.SDPAParams(qb, ke, ve, None, 0.0, True, False)
+            if not torch.backends.cuda.can_use_flash_attention(params, True):
+                raise RuntimeError("No available kernel: flash cannot run this bottom-right case")
+            return torch.ops.aten._scaled_dot_product_flash_attention(qb, ke, ve, 0.0, True, False, scale=scale)[0]
+        with sdpa_kernel([backend]):
+            try:
+                return F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, is_causal=is_causal, scale=scale,
+                                                      enable_gqa=gqa)
+            except RuntimeError as e:
+                if not gqa or "No available kernel" not in str(e):
+                    raise
+            # This backend lacks enable_gqa: the same heads, repeated in contiguous groups.
+            return F.scaled_dot_product_attention(qb, self._expand(case, kb), self._expand(case, vb), attn_mask=mask,
+                                                  is_causal=is_causal, scale=scale)
+
+    def prefill(self, case):
+        return self._run(case)
+
+    def decode(self, case):
+        return self._run(case)
+
+
+sdpa_flash = Sdpa("FLASH_ATTENTION", "sdpa_flash")
+sdpa_efficient = Sdpa("EFFICIENT_ATTENTION", "sdpa_efficient")
+sdpa_cudnn = Sdpa("CUDNN_ATTENTION", "sdpa_cudnn")
+sdpa_math = Sdpa("MATH", "sdpa_math")
+
+
+def _misuse(name, **bug):
+    a = Sdpa("EFFICIENT_ATTENTION", name)
+    for k, v in bug.items():
+        setattr(a, k, v)
+    return a
+
+
+# The wrappers' classic bugs on a real kernel (memory-efficient SDPA, which takes masks): each must fail,
+# and the diagnosis must name it.
+sdpa_misuse_scale1 = _misuse("sdpa_misuse_scale1", scale_one=True)     # scale=1.0 for the default
+sdpa_misuse_topleft = _misuse("sdpa_misuse_topleft", top_left=True)    # is_causal where BOTTOM_RIGHT is declared
+sdpa_misuse_gqa_mod = _misuse("sdpa_misuse_gqa_mod", gqa_mod=True)     # K/V heads in h % Hkv order
+
+
+# ---- FlexAttention ------------------------------------------------------------------------------------------
+
+class _FlexState:
+    """The current case's lookup tables, read by the module-level mask_mod and
+    score_mod: the same function objects every case, so torch.compile guards
+    on the tables' metadata and the few modes (causal, mask, paging) instead of
+    recompiling for each new closure."""
+
+
+_FLEX = _FlexState()
+
+
+def _flex_key(q_idx, kv_idx):
+    """(kv_idx is a key of q_idx's sequence, its position in that sequence)."""
+    st = _FLEX
+    if st.in_place:
+        p = st.logical[st.d_q[q_idx], kv_idx]
+        return p >= 0, p
+    return st.d_k[kv_idx] == st.d_q[q_idx], st.p_k[kv_idx]
+
+
+def _flex_entry(h, q_idx, p):
+    """The explicit mask's entry (bool or bias) of (head h, query q_idx, key position p)."""
+    st = _FLEX
+    d = st.d_q[q_idx]
+    hh = h if st.per_head else 0
+    i = st.moff[d] + (hh * st.LQ[d] + st.p_q[q_idx]) * st.LK[d] + p.clamp(min=0)
+    return st.flat[i.clamp(max=st.flat.numel() - 1)]
+
+
+def _flex_mask_mod(b, h, q_idx, kv_idx):
+    st = _FLEX
+    ok, p = _flex_key(q_idx, kv_idx)
+    qp = st.p_q[q_idx]
+    if st.causal == "TL":
+        ok = ok & (p <= qp)
+    elif st.causal == "BR":
+        d = st.d_q[q_idx]
+        ok = ok & (p <= qp + st.LK[d] - st.LQ[d])
+    if st.mask == "bool":
+        ok = ok & (_flex_entry(h, q_idx, p) != 0)
+    elif st.mask == "additive":  # a -inf bias is a masked key: the block mask skips it too
+        ok = ok & (_flex_entry(h, q_idx, p) != float("-inf"))
+    return ok
+
+
+def _flex_score_mod(score, b, h, q_idx, kv_idx):
+    _, p = _flex_key(q_idx, kv_idx)
+    return score + _flex_entry(h, q_idx, p)
+
+
+def _padded(n, tile=128):
+    """n rounded up to the tile, plus one tile."""
+    return (n + tile - 1) // tile * tile + tile
+
+
+class Flex(_TorchAttention):
+    """torch.nn.attention.flex_attention, compiled once per worker
+    (torch.compile(flex_attention, dynamic=True): a new shape may still
+    recompile, tens of seconds on the first cases). All sequences are packed
+    into one batch row: a mask_mod keeps each query to its own sequence
+    (document ids), applies the causal mode per sequence and looks the
+    explicit bool mask up; an additive mask is a score_mod. Paged K/V: with
+    paged_in_place (flex_paged) the whole pool is the key axis and the mask_mod
+    maps a slot to its logical position through the block table (the cache is
+    read in place); otherwise (flex) each sequence's positions are gathered.
+    LSE: return_lse / AuxRequest(lse=True), natural (the public API converts
+    the kernel's base 2); empty rows: O = 0, LSE = -inf."""
+
+    lse = True
+    lse_base = "e"
+    empty_row = "zero_neginf"
+    report_base2 = False      # misuse: hand back the LSE in base 2 while declaring e
+    paged_in_place = False
+
+    def __init__(self, name, **kw):
+        self.name = name
+        self._compiled = None
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+    def _fa(self):
+        if self._compiled is None:
+            torch = _torch()
+            from torch.nn.attention.flex_attention import flex_attention
+            # Each mode (causal, mask kind, paging) is its own graph: room for all of them.
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+            self._compiled = torch.compile(flex_attention, dynamic=True)
+        return self._compiled
+
+    def _run(self, case):
+        torch = _torch()
+        from torch.nn.attention.flex_attention import create_block_mask
+        dev = self.device
+        q = case.torch("q", dev)                          # [Tq, Hq, D]
+        tq = case.total_q
+        k_all, v_all = self._kv_all(case)
+        lq = np.array(case.seqlen_q, np.int64)
+        lk = np.array(case.seqlen_k, np.int64)
+        cu_q = np.concatenate([[0], np.cumsum(lq)])
+        doc_q = np.repeat(np.arange(case.batch), lq)
+        qpos = np.arange(tq) - cu_q[doc_q]
+        if case.paged and self.paged_in_place:
+            k, v = k_all, v_all                            # [slots, Hkv, D]: the pool, in place
+            nslots = k.shape[0]
+            logical = np.full((max(case.batch, 1), nslots), -1, np.int64)
+            for b in range(case.batch):
+                logical[b, case.kv_rows(b)] = np.arange(lk[b])
+            tk = nslots
+        else:
+            rows = np.concatenate([case.kv_rows(b) for b in range(case.batch)] or [np.zeros(0, np.int64)])
+            idx = torch.from_numpy(rows).to(dev)
+            k, v = k_all.index_select(0, idx), v_all.index_select(0, idx)
+            tk = len(rows)
+            cu_k = np.concatenate([[0], np.cumsum(lk)])
+            doc_k = np.repeat(np.arange(case.batch), lk)
+            kpos = np.arange(tk) - cu_k[doc_k]
+        if tq == 0 or tk == 0:
+            raise Unsupported("flex_attention needs at least one query and one key in the batch")
+        T = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        # Lookup tables padded past the lengths: the kernel may evaluate the mask
+        # on indices of its last, partial tile (they are masked out, never read).
+        pad_q, pad_k = _padded(tq), _padded(tk)
+        st = _FLEX
+        st.causal, st.mask, st.per_head = case.causal, case.mask, bool(case.mask_per_head)
+        st.in_place = bool(case.paged and self.paged_in_place)
+        st.d_q = T(np.pad(doc_q, (0, pad_q - tq)))
+        st.p_q = T(np.pad(qpos, (0, pad_q - tq)))
+        st.LQ, st.LK = T(lq), T(lk)
+        if st.in_place:
+            st.logical = T(np.pad(logical, ((0, 0), (0, pad_k - tk)), constant_values=-1))
+        else:
+            st.d_k = T(np.pad(doc_k, (0, pad_k - tk), constant_values=-1))
+            st.p_k = T(np.pad(kpos, (0, pad_k - tk)))
+        if case.mask != "none":
+            st.flat = T(case.arrays["mask"])
+            st.moff = T(case.arrays["mask_off"])
+        mask = case.mask
+        score_mod = _flex_score_mod if mask == "additive" else None
+        mask_mod = _flex_mask_mod
+        H = case.heads_q if mask != "none" and case.mask_per_head else None
+        bm = create_block_mask(mask_mod, 1, H, tq, tk, device=dev)
+        qq = q.transpose(0, 1).unsqueeze(0)
+        kk = k.transpose(0, 1).unsqueeze(0).contiguous()
+        vv = v.transpose(0, 1).unsqueeze(0).contiguous()
+        kwargs = dict(score_mod=score_mod, block_mask=bm, scale=None if case.scale is None else float(case.scale),
+                      enable_gqa=case.heads_q != case.heads_kv)
+        try:
+            from torch.nn.attention.flex_attention import AuxRequest
+            o, aux = self._fa()(qq, kk, vv, return_aux=AuxRequest(lse=True), **kwargs)
+            lse = aux.lse
+        except ImportError:
+            o, lse = self._fa()(qq, kk, vv, return_lse=True, **kwargs)
+        lse = lse[0].transpose(0, 1).float()
+        if self.report_base2:
+            lse = lse / float(np.log(2.0))
+        return o[0].transpose(0, 1), lse
+
+    def prefill(self, case):
+        return self._run(case)
+
+    def decode(self, case):
+        return self._run(case)
+
+
+flex = Flex("flex")
+flex_paged = Flex("flex_paged", paged_in_place=True)
+# flex's LSE handed back in base 2 (as the kernel computes it) while natural is declared: must fail, and the
+# diagnosis must say lse_base=2.
+flex_misuse_lse_base2 = Flex("flex_misuse_lse_base2", report_base2=True)

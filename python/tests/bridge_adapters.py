@@ -1,0 +1,194 @@
+"""Deliberately wrong adapters for test_bridge.py: each breaks one thing the
+bridge or the verdict must catch and name (numpy only, like numpy_ref)."""
+
+import math
+import os
+import time
+
+import numpy as np
+
+from attncheck.adapters import NumpyRef, attention_f64
+from attncheck.bridge import Unsupported
+
+
+class _Semantics(NumpyRef):
+    """numpy_ref computing another question: scale, causal mode or head map."""
+
+    def _attention(self, case):
+        o = np.zeros((case.total_q, case.heads_q, case.head_dim))
+        lse = np.full((case.total_q, case.heads_q), -np.inf)
+        kv_head = np.array([self.kv_head(case, h) for h in range(case.heads_q)], dtype=np.int64)
+        q_all = case.values("q")
+        for b in range(case.batch):
+            rows = case.q_rows(b)
+            if rows.stop == rows.start:
+                continue
+            m = case.mask_block(b)
+            allowed = self.allowed(case, b)
+            ob, lb = attention_f64(q_all[rows], case.values_of(case.kv(b, "k")), case.values_of(case.kv(b, "v")),
+                                   allowed, self.scale(case), m if m is not None and m.dtype != bool else None,
+                                   kv_head)
+            o[rows], lse[rows] = ob, lb
+        return o, lse
+
+    def kv_head(self, case, h):
+        return case.kv_head(h)
+
+    def allowed(self, case, b):
+        return case.allowed(b)
+
+    def scale(self, case):
+        return case.scale_value()
+
+
+class ScaleOne(_Semantics):
+    """The wrapper bug: 1.0 passed where the default 1/sqrt(D) was meant."""
+    name = "scale_one"
+
+    def scale(self, case):
+        return 1.0 if case.scale is None else case.scale_value()
+
+
+class TopLeft(_Semantics):
+    """SDPA's is_causal (top-left) where bottom-right is declared."""
+    name = "top_left"
+
+    def allowed(self, case, b):
+        if case.causal != "BR":
+            return case.allowed(b)
+        lq, lk = case.seqlen_q[b], case.seqlen_k[b]
+        tl = np.arange(lk)[None, :] <= np.arange(lq)[:, None]
+        m = case.mask_block(b)
+        return tl[None] & (m if m is not None and m.dtype == bool else True)
+
+
+class GqaMod(_Semantics):
+    """Query head h reads KV head h % Hkv."""
+    name = "gqa_mod"
+
+    def kv_head(self, case, h):
+        return h % case.heads_kv
+
+
+class NanRow(NumpyRef):
+    """A NaN in row 0 of every output: a non-empty row's NaN must fail."""
+    name = "nan_row"
+
+    def _attention(self, case):
+        o, lse = NumpyRef._attention(self, case)
+        if len(o):
+            o[0, 0, 0] = np.nan
+        return o, lse
+
+
+class LseBase2Declared(NumpyRef):
+    """The LSE in base 2 while natural is declared (flex's raw HOP output)."""
+    name = "lse_base2_declared_e"
+
+    def _attention(self, case):
+        o, lse = NumpyRef._attention(self, case)
+        return o, lse / math.log(2)
+
+
+class LseBase2Honest(LseBase2Declared):
+    """The same base-2 LSE, declared: converted by the bridge, it passes."""
+    name = "lse_base2_honest"
+    lse_base = "2"
+
+    def combine(self, case):  # every LSE of the call is base 2: the partials arrive in base 2
+        lse_part = case.lse_part.astype(np.float64) * math.log(2)
+        o, lse = NumpyRef.combine_from(lse_part, case.o_part)
+        return o, lse / math.log(2)
+
+
+class NoLse(NumpyRef):
+    """A kernel that returns no LSE (SDPA): judged on O alone."""
+    name = "no_lse"
+    lse = False
+
+    def _attention(self, case):
+        return NumpyRef._attention(self, case)[0]
+
+
+class NanEmpty(NumpyRef):
+    """Empty rows hold NaN (SDPA before 2.5). empty_row is set per test."""
+    name = "nan_empty"
+    empty_row = os.environ.get("BRIDGE_TEST_EMPTY_ROW", "nan")
+    lse = False
+
+    def _attention(self, case):
+        o, lse = NumpyRef._attention(self, case)
+        o[np.isneginf(lse)] = np.nan
+        return o
+
+
+class Crash(NumpyRef):
+    """Dies in the middle of every third case of a worker."""
+    name = "crash"
+    calls = 0
+
+    def _attention(self, case):
+        Crash.calls += 1
+        if Crash.calls % 3 == 0:
+            print("crash: going down on purpose in %s" % case.line, flush=True)
+            os._exit(3)
+        return NumpyRef._attention(self, case)
+
+
+class Hang(NumpyRef):
+    """Hangs in its first case while $BRIDGE_TEST_MARKER does not exist
+    (it makes the file first), so the worker after the kill runs normally."""
+    name = "hang"
+
+    def _attention(self, case):
+        marker = os.environ["BRIDGE_TEST_MARKER"]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            print("hang: sleeping in %s" % case.line, flush=True)
+            time.sleep(3600)
+        return NumpyRef._attention(self, case)
+
+
+class Slow(NumpyRef):
+    """Every case takes a second (for the stop test)."""
+    name = "slow"
+
+    def _attention(self, case):
+        time.sleep(1.0)
+        return NumpyRef._attention(self, case)
+
+
+class Garbage(NumpyRef):
+    """Writes a line that is not the protocol's on the answer pipe."""
+    name = "garbage"
+
+    def _attention(self, case):
+        os.write(int(os.environ["ATTNCHECK_BRIDGE_FDS"].split(",")[1]), b"this is not json\n")
+        return NumpyRef._attention(self, case)
+
+
+class NothingSupported(NumpyRef):
+    """Refuses every case by name."""
+    name = "nothing"
+
+    def _attention(self, case):
+        raise Unsupported("this adapter expresses no case (%s)" % case.causal)
+
+    def combine(self, case):
+        raise Unsupported("no combine here")
+
+    def store(self, case):
+        raise Unsupported("no store here")
+
+
+class Raises(NumpyRef):
+    """An ordinary exception in the adapter."""
+    name = "raises"
+
+    def _attention(self, case):
+        return 1 / 0
+
+
+class BadImport:
+    name = "bad"
+    families = ("prefill", "teleport")
