@@ -51,8 +51,9 @@ int prop_overflow(const ac_prop_ctx *ctx, char *why, size_t n)
         if (bad) {
             char where[96];
             prop_row_name(&x.c, row, where, sizeof where);
+            /* A kernel may return no LSE (ac_backend.h): then there is none to show. */
             snprintf(why, n, "overflow/no-inf-or-nan: %s: LSE %.9g, O[0] %.9g with logits up to %.3g", where,
-                     (double)x.o.lse[row], prop_out_val(&x.c, &x.o, row * D), x.m.logit_abs[row]);
+                     x.o.lse ? (double)x.o.lse[row] : NAN, prop_out_val(&x.c, &x.o, row * D), x.m.logit_abs[row]);
             prop_why_case(why, n, &x.c);
             rc = AC_PROP_FAIL;
             goto done;

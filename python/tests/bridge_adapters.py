@@ -110,6 +110,18 @@ class NoLse(NumpyRef):
         return NumpyRef._attention(self, case)[0]
 
 
+class NoLseOverflowNan(NoLse):
+    """No LSE, and NaN outputs once the logits reach the thousands (a kernel
+    without the running max): the overflow law must fail it by name."""
+    name = "no_lse_overflow_nan"
+
+    def _attention(self, case):
+        o = NoLse._attention(self, case)
+        if abs(case.scale_value()) > 4:
+            o[:] = np.nan
+        return o
+
+
 class NanEmpty(NumpyRef):
     """Empty rows hold NaN (SDPA before 2.5). empty_row is set per test."""
     name = "nan_empty"

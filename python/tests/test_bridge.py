@@ -186,6 +186,19 @@ def test_everything_unsupported_is_no_success(tmp_path):
         assert p.returncode == 77, p.stdout + p.stderr
 
 
+def test_overflow_law_without_lse_names_the_row():
+    # SDPA returns no LSE; the overflow law's report once read the LSE anyway
+    # and property_gpu died (rc 139 on the H200 for sdpa_flash and sdpa_cudnn).
+    prop = os.path.join(os.path.dirname(_binary()), os.pardir, "properties", "property_gpu")
+    if not os.path.exists(prop):
+        pytest.skip("no property_gpu beside the binary")
+    p = subprocess.run([prop, "--kernel", "py:bridge_adapters:NoLseOverflowNan", "--prop", "overflow", "--max", "4",
+                        "--seed", "3"], capture_output=True, text=True, timeout=300, env=_env())
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out
+    assert "overflow/no-inf-or-nan" in out and "LSE nan" in out, out
+
+
 def test_bad_adapters_refused_at_load():
     rc, out = run(["sweep", "prefill", "--quick", "--kernel", "py:bridge_adapters:BadImport"])
     assert rc == 2 and "cannot load bridge_adapters:BadImport: ValueError: families: teleport is not a family" in out, out
