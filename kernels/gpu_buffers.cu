@@ -1,6 +1,7 @@
 // Device copies of a backend call's tensors (gpu_buffers.cuh).
 #include "gpu_buffers.cuh"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "ac_big.h"
@@ -11,9 +12,17 @@ ac_status ac_gpu_check(cudaError_t e, const char *what, ac_error *err)
     return ac_fail(err, AC_ERR_CUDA, "%s: %s", what, cudaGetErrorString(e));
 }
 
+// Set when a kernel faulted (ac_gpu_free_all): the text of the fault.
+static char g_lost[160];
+
 ac_status ac_gpu_alloc(ac_gpu_bufs *bufs, void **dev, size_t bytes, const char *name, ac_error *err)
 {
     *dev = NULL;
+    // After a fault every later call fails with it: say so, once per case,
+    // as a device that cannot run it (reported unrun, not as this case's bug).
+    if (g_lost[0])
+        return ac_fail(err, AC_ERR_NO_DEVICE, "the CUDA context was lost to an earlier case's fault (%s): "
+                       "this process cannot run more cases; replay this one on its own", g_lost);
     if (bufs->n == (int)(sizeof bufs->ptr / sizeof bufs->ptr[0]))
         return ac_fail(err, AC_ERR_NOMEM, "%s: too many device buffers", name);
     cudaError_t e = cudaMalloc(dev, bytes < 16 ? 16 : bytes);
@@ -55,9 +64,30 @@ ac_status ac_gpu_sync(const char *what, ac_error *err)
     return ac_gpu_check(cudaDeviceSynchronize(), what, err);
 }
 
+// Errors after which the context is unusable: every later CUDA call of the
+// process returns them again.
+static bool sticky(cudaError_t e)
+{
+    switch (e) {
+    case cudaErrorIllegalAddress: case cudaErrorLaunchFailure: case cudaErrorMisalignedAddress:
+    case cudaErrorHardwareStackError: case cudaErrorIllegalInstruction: case cudaErrorInvalidPc:
+    case cudaErrorAssert: case cudaErrorInvalidAddressSpace: case cudaErrorLaunchTimeout:
+        return true;
+    default:
+        return false;
+    }
+}
+
+// g_lost (above) is set here when a kernel faulted: CUDA cannot recover a
+// context from such an error (cudaDeviceReset does not give this process the
+// device back: measured on the H200, later calls say "busy or unavailable").
+
 void ac_gpu_free_all(ac_gpu_bufs *bufs)
 {
-    for (int i = 0; i < bufs->n; i++) cudaFree(bufs->ptr[i]);
+    cudaError_t e = cudaDeviceSynchronize();
+    if (sticky(e) && !g_lost[0]) snprintf(g_lost, sizeof g_lost, "%s", cudaGetErrorString(e));
+    if (!g_lost[0])
+        for (int i = 0; i < bufs->n; i++) cudaFree(bufs->ptr[i]);
     bufs->n = 0;
 }
 
