@@ -7,10 +7,10 @@
 # case files, and the log of any failing property round). Per-GPU and total
 # throughput print at the end.
 #   scripts/gpu-campaign.sh [--seconds S] [--gpus N] [--jobs J] [--seed K]
-#                           [--properties SCALE] [--out DIR] [--bin DIR]
+#                           [--properties SCALE] [--out DIR] [--bin DIR] [--trace PREFIX]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-seconds=300 gpus= jobs= seed=1 props= out=${OUT:-campaign-out} bin=
+seconds=300 gpus= jobs= seed=1 props= out=${OUT:-campaign-out} bin= trace=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -20,6 +20,7 @@ while [ $# -gt 0 ]; do
     --properties) props=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
+    --trace) trace=$2; shift 2 ;;
     *) echo "gpu-campaign: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +51,7 @@ if [ -n "$props" ]; then
   done
 fi
 "$bin/tools/attncheck" fuzz layout --walk --backend gpu --gpus "$gpus" --jobs "$jobs" --seconds "$seconds" --seed "$seed" \
-  --out "$out" >"$out/walk.log" 2>&1
+  --out "$out" ${trace:+--trace "$trace"} >"$out/walk.log" 2>&1
 walk_rc=$?
 for p in "${pids[@]}"; do wait "$p"; done
 sed -n '/summary/,$p' "$out/walk.log"
