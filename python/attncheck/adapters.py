@@ -462,12 +462,19 @@ class Flex(_TorchAttention):
         vv = v.transpose(0, 1).unsqueeze(0).contiguous()
         kwargs = dict(score_mod=score_mod, block_mask=bm, scale=None if case.scale is None else float(case.scale),
                       enable_gqa=case.heads_q != case.heads_kv)
+        if case.head_dim < 16:  # Inductor's flex lowering: "NYI: embedding dimension ... must be at least 16"
+            raise Unsupported("flex_attention compiles head dims of 16 and more (got %d)" % case.head_dim)
         try:
-            from torch.nn.attention.flex_attention import AuxRequest
-            o, aux = self._fa()(qq, kk, vv, return_aux=AuxRequest(lse=True), **kwargs)
-            lse = aux.lse
-        except ImportError:
-            o, lse = self._fa()(qq, kk, vv, return_lse=True, **kwargs)
+            try:
+                from torch.nn.attention.flex_attention import AuxRequest
+                o, aux = self._fa()(qq, kk, vv, return_aux=AuxRequest(lse=True), **kwargs)
+                lse = aux.lse
+            except ImportError:
+                o, lse = self._fa()(qq, kk, vv, return_lse=True, **kwargs)
+        except Exception as e:  # what the library says it does not implement is unsupported, not wrong
+            if "NYI" in str(e) or isinstance(e, NotImplementedError):
+                raise Unsupported("flex_attention: %s" % str(e).splitlines()[-1][:200])
+            raise
         lse = lse[0].transpose(0, 1).float()
         if self.report_base2:
             lse = lse / float(np.log(2.0))
