@@ -450,7 +450,10 @@ class Flex(_TorchAttention):
             st.d_k = T(np.pad(doc_k, (0, pad_k - tk), constant_values=-1))
             st.p_k = T(np.pad(kpos, (0, pad_k - tk)))
         if case.mask != "none":
-            st.flat = T(case.arrays["mask"])
+            # One masked entry past the end: the lookup clamps its index there, and a
+            # batch whose sequences all lack queries or keys has an empty mask.
+            m = np.asarray(case.arrays["mask"]).reshape(-1)
+            st.flat = T(np.concatenate([m, np.array([float("-inf") if case.mask == "additive" else 0], m.dtype)]))
             st.moff = T(case.arrays["mask_off"])
         mask = case.mask
         score_mod = _flex_score_mod if mask == "additive" else None
