@@ -13,6 +13,8 @@
  *                              such a code and writes nothing.
  * Anything else is a finding. */
 #include "ac_fuzz.h"
+#include "ac_diagnose.h"
+#include "ac_family.h"
 #include "ac_index.h"
 
 #include <stdlib.h>
@@ -29,6 +31,34 @@ static void finding(ac_fuzz_outcome *out, const char *fmt, const char *a, const 
 {
     out->kind = AC_FUZZ_FINDING;
     snprintf(out->why, sizeof out->why, fmt, a, b, msg);
+}
+
+/* A verdict failure judged again under the classic wrong semantics
+   (docs/DIAGNOSIS.md), on the finding's line: a replay, a walk's log and a
+   saved file then name the bug its output matches. The check is run again
+   keeping its tensors when the first run did not keep them (findings are
+   rare; a sparse case keeps none and gets no diagnosis). */
+static void append_diagnosis(const ac_case *c, const ac_fuzz_env *env, const ac_fuzz_check *r, ac_fuzz_outcome *out)
+{
+    if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) return; /* the store's verdict names the slot */
+    ac_fuzz_check again;
+    memset(&again, 0, sizeof again);
+    const ac_fuzz_check *use = r;
+    if (!r->tensors.q) {
+        if (ac_fuzz_check_case(c, env, NULL, NULL, 1, &again) != AC_OK || again.verdict.pass || !again.tensors.q) {
+            ac_check_result_free(&again);
+            return;
+        }
+        use = &again;
+    }
+    ac_diagnosis dg;
+    ac_empty_report er;
+    ac_error e;
+    if (ac_case_diagnose(c, &use->tensors, &use->outputs, &use->verdict, &use->oracle, &dg, &er, &e) == AC_OK) {
+        size_t l = strlen(out->why);
+        snprintf(out->why + l, sizeof out->why - l, "; %s", dg.summary);
+    }
+    ac_check_result_free(&again);
 }
 
 /* The paged/slot rules the kernel's host API sees for this op (the store API
@@ -216,6 +246,7 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
             finding(out, "%s failed on a valid case: %s (%s)", r.stage, ac_status_name(st), r.error.msg);
         } else if (!r.verdict.pass) {
             finding(out, "verdict (%s): %s%s", ac_backend_name(env->backend), r.verdict.summary, "");
+            append_diagnosis(c, env, &r, out);
         } else {
             out->kind = AC_FUZZ_PASS;
             snprintf(out->why, sizeof out->why, "%s", r.verdict.summary);

@@ -380,6 +380,10 @@ static void save_failure(const cli_opts *o, const ac_case *c, int32_t index, con
 static void diagnose_failure(const ac_case *c, const ac_check_result *r, char *diag, size_t n)
 {
     if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) return; /* the store's verdict names the first wrong slot */
+    if (!r->tensors.q) { /* a sparse case keeps no tensors (harness/ac_sparse.h) */
+        printf("  diagnosis: not made: a sparse case keeps no tensors\n");
+        return;
+    }
     ac_diagnosis dg;
     ac_empty_report er;
     ac_error e;
