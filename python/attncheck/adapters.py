@@ -222,6 +222,8 @@ class Sdpa(_TorchAttention):
                 return None, False
             if causal == "TL" or lq == lk:
                 return None, True
+            if causal == "BR" and lq == 1:  # one query at the end sees every key: no mask at all
+                return None, False
             return torch.from_numpy(case.causal_allowed(b)).to(qb.device)[None, None], False
         allowed = case.causal_allowed(b) if causal != "TL" else (np.arange(lk)[None, :] <= np.arange(lq)[:, None])
         if causal == "none":
@@ -273,7 +275,9 @@ class Sdpa(_TorchAttention):
                 and not self.top_left:
             # Bottom-right causal on flash: the op behind SDPA's flash backend, lower-right when is_causal.
             ke, ve = (self._expand(case, x) for x in (kb, vb)) if gqa else (kb, vb)
-            params = torch.backends.cuda.SDPAParams(qb, ke, ve, None, 0.0, True, False)
+            # SDPA's gate refuses is_causal with Lq != Lk (its is_causal is top-left); ask it
+            # about the rest (dtype, head dim, device) without the flag.
+            params = torch.backends.cuda.SDPAParams(qb, ke, ve, None, 0.0, False, False)
             if not torch.backends.cuda.can_use_flash_attention(params, True):
                 raise RuntimeError("No available kernel: flash cannot run this bottom-right case")
             return torch.ops.aten._scaled_dot_product_flash_attention(qb, ke, ve, 0.0, True, False, scale=scale)[0]
