@@ -9,7 +9,8 @@
 # (--jobs 3 each), phase 3 the misuse demos.
 #   --quick   a first smoke call: quick sweeps, 4 points per law, 20 s walks (at most about 5 min)
 #   default   full sweeps, every law's grid, 120 s walks (at most about 8 min: phase 1 is cut at
-#             240 s, the walks at 165 s, the misuse demos at 90 s; a cut command shows rc=124)
+#             240 s (BRIDGE_PHASE1_S overrides), the walks at 165 s, the misuse demos at 90 s;
+#             a cut command shows rc=124)
 # Needs the build folder build-gpu (scripts/gpu-round.sh build: tools/attncheck and
 # properties/property_gpu), python3 with torch and numpy. Everything goes to $OUT
 # (or ./bridge-results): summary.txt (also printed), bridge-logs.tgz (every log, the
@@ -63,6 +64,9 @@ say "mode: $([ $quick = 1 ] && echo quick || echo full); adapters: ${adapters[*]
 # deadline, whatever is still running is cut (rc=124 in the table) and the walks start on time.
 if [ $quick = 1 ]; then sweep_flag=--quick; prop_flag="--max 4"; walk_s=20; p1_s=150; p3_s=90
 else sweep_flag=; prop_flag=; walk_s=120; p1_s=240; p3_s=90; fi
+# A longer first phase for adapters that compile (flex: one graph per mode), e.g.
+# BRIDGE_PHASE1_S=420 scripts/bridge-gpu.sh flex flex_paged
+p1_s=${BRIDGE_PHASE1_S:-$p1_s}
 left() { local t=$((deadline - $(date +%s))); [ $t -lt 5 ] && t=5; echo $t; }
 
 families_of() {
