@@ -25,7 +25,7 @@ adapters=()
 for a in "$@"; do
   case "$a" in
   --quick) quick=1 ;;
-  -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) adapters+=("$a") ;;
   esac
 done
