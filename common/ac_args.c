@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ac_errpic.h" /* ac_errpic_mkdirs */
+#include "ac_file.h" /* ac_mkdirs */
 
 /* A value as it is quoted back in a message: cut short (the message buffer
    is 256 bytes) and '' when empty, so the user sees what was given. */
@@ -280,7 +280,7 @@ ac_status ac_arg_out_dir(const char *name, const char *path, ac_error *err)
     ac_error e;
     if (!path) return ac_fail(err, AC_ERR_PARSE, "%s: missing value", name);
     if (!path[0]) return ac_fail(err, AC_ERR_IO, "%s '': cannot make: empty path", name);
-    if (ac_errpic_mkdirs(path, &e)) return ac_fail(err, AC_ERR_IO, "%s %s: %s", name, shown(path, buf, sizeof buf), e.msg);
+    if (ac_mkdirs(path, &e)) return ac_fail(err, AC_ERR_IO, "%s %s: %s", name, shown(path, buf, sizeof buf), e.msg);
     return AC_OK;
 }
 

@@ -549,31 +549,6 @@ ac_status ac_errpic_write(const ac_errpic_src *s, const char *stem, ac_error *er
     return st;
 }
 
-ac_status ac_errpic_mkdirs(const char *dir, ac_error *err)
-{
-    if (!dir || !dir[0]) return ac_fail(err, AC_ERR_NULL, "dir = NULL or empty: must name a folder");
-    size_t n = strlen(dir);
-    char *tmp = malloc(n + 1);
-    if (!tmp) return ac_fail(err, AC_ERR_NOMEM, "%s: out of memory", dir);
-    memcpy(tmp, dir, n + 1);
-    for (char *p = tmp + 1;; p++) {
-        int end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(tmp, 0777) && errno != EEXIST) {
-                int e = errno;
-                ac_fail(err, AC_ERR_IO, "%s: cannot create: %s", tmp, strerror(e));
-                free(tmp);
-                return AC_ERR_IO;
-            }
-            if (end) break;
-            *p = '/';
-        }
-    }
-    free(tmp);
-    return AC_OK;
-}
-
 ac_status ac_errpic_write_case(const ac_case *c, const int32_t *cu_seqlens_q, int64_t rows, const double *err_map,
                                const int32_t *n_allowed, const char *stem, ac_error *err)
 {

@@ -80,8 +80,6 @@ ac_status ac_errpic_write(const ac_errpic_src *s, const char *stem, ac_error *er
 ac_status ac_errpic_write_case(const ac_case *c, const int32_t *cu_seqlens_q, int64_t rows, const double *err_map,
                                const int32_t *n_allowed, const char *stem, ac_error *err);
 
-/* mkdir -p. AC_ERR_IO naming the path when a level cannot be made. */
-ac_status ac_errpic_mkdirs(const char *dir, ac_error *err);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,10 @@ extern "C" {
    message gives both sizes); AC_ERR_NOMEM. Nothing is allocated on error. */
 ac_status ac_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size, ac_error *err);
 
+/* mkdir -p: every level of `dir` that is missing. AC_ERR_IO naming the level
+   that cannot be made (and why); AC_ERR_NULL for an empty name. */
+ac_status ac_mkdirs(const char *dir, ac_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,26 +84,14 @@ static void slug(const char *line, char *out, size_t n)
     out[k] = '\0';
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return (mkdir(tmp, 0777) && errno != EEXIST) ? -1 : 0;
-}
-
 ac_status ac_fuzz_save_finding(const ac_fuzz_target *t, const uint8_t *data, size_t size, const ac_fuzz_outcome *o,
                                const char *dir, char *path_out, size_t path_n, ac_error *err)
 {
     char s[96], path[1200];
     slug(o->line, s, sizeof s);
     uint64_t h = fnv1a(data, size, 0xcbf29ce484222325ull);
-    if (mkdirs(dir)) return ac_fail(err, AC_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    ac_status st = ac_mkdirs(dir, err);
+    if (st) return st;
     if (o->has_case) {
         snprintf(path, sizeof path, "%s/%s-%s-%08llx.case", dir, t->name, s, (unsigned long long)(h & 0xffffffffu));
         ac_status st = ac_casefile_save(path, &o->file, err);

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "ac_errpic.h"
+#include "ac_file.h"
 
 enum { B = 2, HQ = 2, D = 8, TOKENS = 8, ROWS = TOKENS * HQ };
 
@@ -232,7 +233,7 @@ Test(errpic, unwritable_paths_are_named)
     cr_assert(fp);
     fclose(fp);
     snprintf(under, sizeof under, "%s/sub/dir", file); /* below a plain file: ENOTDIR */
-    cr_assert_eq(ac_errpic_mkdirs(under, &e), AC_ERR_IO);
+    cr_assert_eq(ac_mkdirs(under, &e), AC_ERR_IO);
     cr_assert(strstr(e.msg, file), "%s", e.msg);
     unlink(file);
 }

@@ -23,6 +23,7 @@
 #include "ac_args.h"
 #include "ac_clock.h"
 #include "ac_errpic.h"
+#include "ac_file.h"
 #include "ac_fuzz.h"
 #include "ac_plugin_load.h"
 #include "ac_status.h"
@@ -605,19 +606,6 @@ static void list_findings(const char *dir, FILE *f)
     closedir(d);
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return (mkdir(tmp, 0777) && errno != EEXIST) ? -1 : 0;
-}
-
 /* Numbers of a libFuzzer status line ("#N ... cov: C ft: F corp: K ... exec/s: E"). */
 typedef struct lf_stats { long long execs, cov, ft, corp, execs_s, crashes; } lf_stats;
 
@@ -696,9 +684,13 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     snprintf(dict, sizeof dict, "%s/fuzz/dicts/%s.dict", root, o->target->name);
     snprintf(prefix, sizeof prefix, "-artifact_prefix=%s/%s-", artifacts, o->target->name);
     snprintf(logpath, sizeof logpath, "%s/libfuzzer.log", out);
-    if (mkdir_p(corpus) || mkdir_p(findings) || mkdir_p(artifacts)) {
-        fprintf(stderr, "fuzz: cannot create %s: %s\n", out, strerror(errno));
-        return 2;
+    const char *made[] = {corpus, findings, artifacts};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+        ac_error me;
+        if (ac_mkdirs(made[i], &me)) {
+            fprintf(stderr, "fuzz: %s\n", me.msg);
+            return 2;
+        }
     }
     char a_fork[32], a_time[48], a_len[48], a_dict[PATH_MAX + 8], a_seed[48];
     snprintf(a_fork, sizeof a_fork, "-fork=%d", o->jobs);
@@ -827,7 +819,8 @@ static int run_libfuzzer(const fuzz_opts *o, const char *bin, const char *root, 
     double el = ac_now() - t0;
 
     /* Merge: the working corpus minimised into merged/. */
-    mkdir_p(merged);
+    ac_error merr;
+    ac_mkdirs(merged, &merr); /* a failure shows as the merge's own error below */
     pid_t mp = fork();
     if (mp == 0) {
         int fd = log ? fileno(log) : 2;

@@ -23,6 +23,7 @@
 #include "ac_diagnose.h"
 #include "ac_dump.h"
 #include "ac_errpic.h"
+#include "ac_file.h"
 #include "ac_fuzz.h"
 
 #ifndef PATH_MAX
@@ -432,7 +433,7 @@ int ac_verify_main(int argc, char **argv)
     }
     if (o.png) {
         ac_error e;
-        if (ac_errpic_mkdirs(o.png, &e)) {
+        if (ac_mkdirs(o.png, &e)) {
             fprintf(stderr, "verify: --png: %s\n", e.msg);
             return 2;
         }

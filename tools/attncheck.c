@@ -26,6 +26,7 @@
 #include "ac_diagnose.h"
 #include "ac_e2e.h"
 #include "ac_errpic.h"
+#include "ac_file.h"
 #include "ac_fuzzcli.h"
 #include "ac_selftest.h"
 #include "ac_gen.h"
@@ -493,7 +494,7 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
             char stem[4096];
             ac_error pe;
             snprintf(stem, sizeof stem, "%s/case%04d-%s", o->png, (int)i, ac_op_name(c->op));
-            if (ac_errpic_mkdirs(o->png, &pe) || ac_errpic_write_case(c, r.tensors.cu_seqlens_q, r.oracle.rows, r.err_map, r.oracle.n_allowed, stem, &pe))
+            if (ac_mkdirs(o->png, &pe) || ac_errpic_write_case(c, r.tensors.cu_seqlens_q, r.oracle.rows, r.err_map, r.oracle.n_allowed, stem, &pe))
                 printf("  pictures: %s\n", pe.msg);
             else
                 printf("  pictures: %s-heat.png %s-rows.png %s-map.tsv.gz\n", stem, stem, stem);

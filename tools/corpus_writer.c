@@ -21,10 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ac_casefile.h"
 #include "ac_family.h"
+#include "ac_file.h"
 #include "ac_fuzz.h"
 #include "ac_index.h"
 
@@ -45,19 +45,6 @@ static void die_on(ac_status st, const ac_error *e, const char *what)
         fprintf(stderr, "attncheck-corpus: %s: %s\n", what, e->msg);
         exit(1);
     }
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return (mkdir(tmp, 0777) && errno != EEXIST) ? -1 : 0;
 }
 
 static int write_file(const char *path, const void *p, size_t n)
@@ -1302,8 +1289,9 @@ static int save_finding(const folder *fo, const char *file, const char *topic, i
                 number ? "that number is taken" : "no finding number left");
         return 2;
     }
-    if (mkdirs(dirpath)) {
-        fprintf(stderr, "attncheck-corpus: cannot create %s: %s\n", dirpath, strerror(errno));
+    ac_error me;
+    if (ac_mkdirs(dirpath, &me)) {
+        fprintf(stderr, "attncheck-corpus: %s\n", me.msg);
         return 2;
     }
     snprintf(path, sizeof path, "%s/%04d-%s%s", dirpath, num, topic, fo->ext);
@@ -1460,8 +1448,9 @@ int main(int argc, char **argv)
         if (!want[i]) continue;
         char dirpath[1024];
         snprintf(dirpath, sizeof dirpath, "%s/%s", g_root, fo[i].dir);
-        if (mkdirs(dirpath)) {
-            fprintf(stderr, "attncheck-corpus: cannot create %s: %s\n", dirpath, strerror(errno));
+        ac_error me;
+        if (ac_mkdirs(dirpath, &me)) {
+            fprintf(stderr, "attncheck-corpus: %s\n", me.msg);
             return 1;
         }
         g_dir = fo[i].dir;
