@@ -18,6 +18,7 @@ reason; the model's forward pass is never changed.
 """
 
 import functools
+import importlib
 import inspect
 import os
 import re
@@ -343,32 +344,28 @@ class capture:
             return
         self._set(cls, name, self._wrapper(original, kind, library, version))
 
+    def _target(self, key, module):
+        """The module to patch for target `key`: the one the user gave, the
+        importable `module` when True was given, or None."""
+        t = self._targets[key]
+        if t is not True:
+            return t
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            return None
+
     def _patch_all(self):
-        t = self._targets["sdpa"]
-        if t is True:
-            try:
-                import torch.nn.functional as t
-            except ImportError:
-                t = None
+        t = self._target("sdpa", "torch.nn.functional")
         if t:
             self._patch_function(t, "scaled_dot_product_attention", "sdpa", "torch.sdpa",
                                  _root_version(t))
-        t = self._targets["flash_attn"]
-        if t is True:
-            try:
-                import flash_attn as t
-            except ImportError:
-                t = None
+        t = self._target("flash_attn", "flash_attn")
         if t:
             version = _root_version(t)
             self._patch_function(t, "flash_attn_varlen_func", "fa_varlen", "flash_attn", version)
             self._patch_function(t, "flash_attn_with_kvcache", "fa_kvcache", "flash_attn", version)
-        t = self._targets["flashinfer"]
-        if t is True:
-            try:
-                import flashinfer as t
-            except ImportError:
-                t = None
+        t = self._target("flashinfer", "flashinfer")
         if t:
             version = _root_version(t)
             for cls_name, kind in (("BatchPrefillWithPagedKVCacheWrapper", "fi_prefill"),
