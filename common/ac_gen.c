@@ -102,19 +102,13 @@ static uint64_t sparse_stream(uint64_t stream, int64_t index) { return stream + 
 
 /* A sparse paged pool: only the touched blocks hold values, each from its
    own stream; the rest stays reserved and reads as zero. */
-static ac_status fill_sparse_pool(const ac_case *c, ac_tensors *t, ac_error *err)
+static void fill_sparse_pool(const ac_case *c, ac_tensors *t, const int32_t *blocks, int64_t n)
 {
-    int32_t *blocks;
-    int64_t n;
-    ac_status st = ac_case_touched_blocks(c, &blocks, &n, err);
-    if (st) return st;
     int64_t per = (int64_t)c->block_size * c->heads_kv * c->head_dim;
     for (int64_t i = 0; i < n; i++) {
         fill_half(t->k + blocks[i] * per, per, c->dtype, c->dist, ROLE_K, c->seed, sparse_stream(AC_STREAM_K, blocks[i]));
         fill_half(t->v + blocks[i] * per, per, c->dtype, c->dist, ROLE_V, c->seed, sparse_stream(AC_STREAM_V, blocks[i]));
     }
-    free(blocks);
-    return AC_OK;
 }
 
 static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
@@ -132,12 +126,16 @@ static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
         ac_big_free(valid);
         return ac_fail(err, AC_ERR_NOMEM, "k/v: out of memory for %lld elements", (long long)t->kv_elems);
     }
+    /* A sparse pool: the blocks the case touches, for the values and the poison. */
+    int32_t *blocks = NULL;
+    int64_t nb = 0;
     if (sparse && c->paged) {
-        ac_status st = fill_sparse_pool(c, t, err);
+        ac_status st = ac_case_touched_blocks(c, &blocks, &nb, err);
         if (st) {
             ac_big_free(valid);
             return st;
         }
+        fill_sparse_pool(c, t, blocks, nb);
     } else {
         fill_half(t->k, t->kv_elems, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K);
         fill_half(t->v, t->kv_elems, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V);
@@ -163,22 +161,13 @@ static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
     if (c->paged && (nan || inf)) {
         /* Every slot that is not a valid position; in a sparse case those of
            the touched blocks (the others are never read, and stay untouched). */
-        int32_t *blocks = NULL;
-        int64_t nb = 0;
-        if (sparse) {
-            ac_status st = ac_case_touched_blocks(c, &blocks, &nb, err);
-            if (st) {
-                ac_big_free(valid);
-                return st;
-            }
-        }
-        int64_t n_slots = sparse ? nb * c->block_size : slots;
+        int64_t n_slots = blocks ? nb * c->block_size : slots;
         for (int64_t i = 0; i < n_slots; i++) {
-            int64_t s = sparse ? (int64_t)blocks[i / c->block_size] * c->block_size + i % c->block_size : i;
+            int64_t s = blocks ? (int64_t)blocks[i / c->block_size] * c->block_size + i % c->block_size : i;
             if (!valid[s]) poison_slot(c, t, s, nan, inf);
         }
-        free(blocks);
     }
+    free(blocks);
     ac_big_free(valid);
     return AC_OK;
 }
