@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ac_big.h"
 #include "ac_clock.h"
 #include "ac_diagnose.h"
 #include "ac_family.h"
@@ -615,7 +616,7 @@ static ac_status validate(const ac_case *c, const ac_tensors *t, ac_error *err)
     ac_status st;
     /* A sparse case's pool is reserved memory of 2^31+ elements (docs/DATA.md):
        the bridge would copy all of it into shared memory. */
-    if (c->special & AC_SPECIAL_SPARSE)
+    if (ac_case_is_sparse(c))
         return ac_fail(err, AC_ERR_UNSUPPORTED, "special = sparse: the Python bridge does not ship a sparse pool "
                        "(2^31+ elements); check it with a C plugin or the bundled kernels");
     if (c->op == AC_OP_COMBINE) {

@@ -35,7 +35,9 @@ pids=()
 if [ -n "$props" ]; then
   for ((g = 0; g < gpus; g++)); do
     (
-      export CUDA_VISIBLE_DEVICES=$(python3 -c "import os,sys; v=os.environ.get('CUDA_VISIBLE_DEVICES'); print(v.split(',')[$g] if v else $g)")
+      # GPU g: the g-th entry of the host's list, else index g (as common/ac_devices.h)
+      IFS=, read -ra visible <<<"${CUDA_VISIBLE_DEVICES:-}"
+      export CUDA_VISIBLE_DEVICES=${visible[$g]:-$g}
       end=$((SECONDS + seconds)) r=0
       while [ $SECONDS -lt $end ]; do
         s=$((seed + r * gpus + g))
