@@ -131,6 +131,19 @@ def _csr_to_table(indptr, indices):
     return table
 
 
+def _unpage_planned(paged_kv_cache, p, kv_layout):
+    """K and V of a FlashInfer paged cache (a (K, V) tuple or one tensor with
+    K and V at index 1) as planned: CSR page lists and last-page lengths."""
+    kc, vc = paged_kv_cache if isinstance(paged_kv_cache, tuple) else (
+        paged_kv_cache[:, 0], paged_kv_cache[:, 1])
+    table = _csr_to_table(p["indptr"], p["indices"])
+    pages = np.diff(p["indptr"])
+    lens = np.where(pages > 0, (pages - 1) * p["page"] + p["last"], 0)
+    kk, cu_k = unpage(kc, table, lens, kv_layout)
+    vv, _ = unpage(vc, table, lens, kv_layout)
+    return kk, vv, cu_k
+
+
 class BatchPrefillWithPagedKVCacheWrapper:
     def __init__(self, workspace, kv_layout="NHD"):
         self._kv_layout = kv_layout
@@ -149,13 +162,7 @@ class BatchPrefillWithPagedKVCacheWrapper:
     def run(self, q, paged_kv_cache, *args, k_scale=None, v_scale=None, out=None, lse=None,
             return_lse=False):
         p = self._p
-        kc, vc = paged_kv_cache if isinstance(paged_kv_cache, tuple) else (
-            paged_kv_cache[:, 0], paged_kv_cache[:, 1])
-        table = _csr_to_table(p["indptr"], p["indices"])
-        pages = np.diff(p["indptr"])
-        lens = np.where(pages > 0, (pages - 1) * p["page"] + p["last"], 0)
-        kk, cu_k = unpage(kc, table, lens, self._kv_layout)
-        vv, _ = unpage(vc, table, lens, self._kv_layout)
+        kk, vv, cu_k = _unpage_planned(paged_kv_cache, p, self._kv_layout)
         mask = None if p["mask"] is None else np.asarray(p["mask"]).reshape(1, -1)
         o, l = reference(q, kk, vv, p["qo"], cu_k, "BR" if p["causal"] else "none", p["scale"], mask)
         o = o.astype(np.asarray(q).dtype)
@@ -178,13 +185,7 @@ class BatchDecodeWithPagedKVCacheWrapper:
             v_scale=None):
         p = self._p
         batch = q.shape[0]
-        kc, vc = paged_kv_cache if isinstance(paged_kv_cache, tuple) else (
-            paged_kv_cache[:, 0], paged_kv_cache[:, 1])
-        table = _csr_to_table(p["indptr"], p["indices"])
-        pages = np.diff(p["indptr"])
-        lens = np.where(pages > 0, (pages - 1) * p["page"] + p["last"], 0)
-        kk, cu_k = unpage(kc, table, lens, self._kv_layout)
-        vv, _ = unpage(vc, table, lens, self._kv_layout)
+        kk, vv, cu_k = _unpage_planned(paged_kv_cache, p, self._kv_layout)
         o, l = reference(q, kk, vv, np.arange(batch + 1), cu_k, "BR", p["scale"])
         o = o.astype(np.asarray(q).dtype)
         if return_lse:
