@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ac_big.h"
 #include "ac_validate.h"
 #include "decode.h"
 
@@ -120,7 +121,7 @@ ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_o
         .q = t->q, .k_cache = t->k, .v_cache = t->v, .cu_seqlens_q = cu, .seqlens_k = c->seqlen_k,
         .block_table = c->block_table, .o = o ? o->o : NULL,
         /* a sparse case has no fp32 output (docs/DATA.md, "Sparse cases") */
-        .o_f32 = o && !(c->special & AC_SPECIAL_SPARSE) ? o->o_f32 : NULL,
+        .o_f32 = o && !ac_case_is_sparse(c) ? o->o_f32 : NULL,
         .lse = o ? o->lse : NULL,
         .cu_seqlens_q_host = cu, .seqlens_k_host = c->seqlen_k, .block_table_host = c->block_table,
         .cu_seqlens_q_owned = cu,
