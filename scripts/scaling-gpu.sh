@@ -5,6 +5,11 @@
 # count, with traces compared input by input (scripts/trace_compare.py).
 #   scripts/scaling-gpu.sh [SECONDS] [GPU counts, largest first...]
 # Needs build-gpu (scripts/gpu-round.sh build). Results in $OUT/scaling.txt.
+# One device call runs 10 minutes at most, so two 5-minute walks take two calls:
+#   SCALING_CTEST=0   skip the ctest timings (they ran in an earlier call)
+#   SCALING_TRACES=D  keep the walk traces in D (default /tmp); a later call on the
+#                     same warm machine compares its trace with the one left there
+#                     (an ignored folder of the repository survives between calls)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
@@ -19,7 +24,8 @@ src=$(sed -n 's/^# Source directory: //p' build-gpu/CTestTestfile.cmake)
 if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
 nvidia-smi --query-gpu=index,name --format=csv,noheader | tee "$sum"
 echo "cores $(nproc)" | tee -a "$sum"
-for g in $n 1; do
+traces=${SCALING_TRACES:-/tmp}
+[ "${SCALING_CTEST:-1}" = 0 ] || for g in $n 1; do
   t0=$(date +%s.%N)
   bash scripts/ctest-gpus.sh build-gpu "$g" >"$dest/ctest-gpus-$g.log" 2>&1
   rc=$?
@@ -28,13 +34,17 @@ for g in $n 1; do
     "$(grep -E 'tests passed|tests failed' "$dest/ctest-gpus-$g.log")" | tee -a "$sum"
 done
 for g in "${counts[@]}"; do
-  mkdir -p "/tmp/trace-$g"
+  rm -rf "$traces/trace-$g" && mkdir -p "$traces/trace-$g"
   bash scripts/gpu-campaign.sh --seconds "$secs" --gpus "$g" --jobs "$(nproc)" --seed 20261129 --bin build-gpu \
-    --out "/tmp/campaign-$g" --trace "/tmp/trace-$g/t" >"$dest/campaign-$g.log" 2>&1 || true
+    --out "/tmp/campaign-$g" --trace "$traces/trace-$g/t" >"$dest/campaign-$g.log" 2>&1 || true
   echo "== layout walk, $g GPU(s), ${secs} s:" | tee -a "$sum"
   grep -E "duration|executions|per GPU|findings" "$dest/campaign-$g.log" | tee -a "$sum"
 done
-if [ ${#counts[@]} -ge 2 ]; then
-  echo "inputs, ${counts[0]} GPUs vs ${counts[-1]}: $(python3 scripts/trace_compare.py /tmp/trace-${counts[0]}/t /tmp/trace-${counts[-1]}/t | tail -1)" | tee -a "$sum"
-fi
+# Every pair of traces present (this call's and any an earlier call left in $traces).
+have=()
+for d in "$traces"/trace-*; do [ -e "$d/t.w0" ] && have+=("${d##*/trace-}"); done
+for ((i = 0; i + 1 < ${#have[@]}; i++)); do
+  a=${have[$i]} b=${have[$((i + 1))]}
+  echo "inputs, $a GPU(s) vs $b: $(python3 scripts/trace_compare.py "$traces/trace-$a/t" "$traces/trace-$b/t" | tail -1)" | tee -a "$sum"
+done
 tar czf "$dest/scaling-logs.tgz" -C "$dest" --exclude scaling-logs.tgz . 2>/dev/null || true
