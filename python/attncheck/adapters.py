@@ -280,7 +280,15 @@ class Sdpa(_TorchAttention):
             params = torch.backends.cuda.SDPAParams(qb, ke, ve, None, 0.0, False, False)
             if not torch.backends.cuda.can_use_flash_attention(params, True):
                 raise RuntimeError("No available kernel: flash cannot run this bottom-right case")
-            return torch.ops.aten._scaled_dot_product_flash_attention(qb, ke, ve, 0.0, True, False, scale=scale)[0]
+            # The op takes head dims in multiples of 8 ("ensured by padding" in SDPA's front end):
+            # pad with zeros as the front end does, the default scale of the true D made explicit.
+            d = case.head_dim
+            if d % 8:
+                pad = lambda x: F.pad(x, (0, 8 - d % 8))  # noqa: E731
+                qb, ke, ve = pad(qb), pad(ke), pad(ve)
+                scale = 1.0 / float(np.sqrt(d)) if scale is None else scale
+            o = torch.ops.aten._scaled_dot_product_flash_attention(qb, ke, ve, 0.0, True, False, scale=scale)[0]
+            return o[..., :d]
         with sdpa_kernel([backend]):
             try:
                 return F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, is_causal=is_causal, scale=scale,
@@ -426,7 +434,13 @@ class Flex(_TorchAttention):
             nslots = k.shape[0]
             logical = np.full((max(case.batch, 1), nslots), -1, np.int64)
             for b in range(case.batch):
-                logical[b, case.kv_rows(b)] = np.arange(lk[b])
+                rows = case.kv_rows(b)
+                if len(np.unique(rows)) != len(rows):
+                    # One slot, two positions of one sequence (a block listed twice in its table):
+                    # a mask over the pool can let a slot in once, not twice.
+                    raise Unsupported("flex_paged reads the pool in place: sequence %d lists a block twice in its "
+                                      "block table" % b)
+                logical[b, rows] = np.arange(lk[b])
             tk = nslots
         else:
             rows = np.concatenate([case.kv_rows(b) for b in range(case.batch)] or [np.zeros(0, np.int64)])
