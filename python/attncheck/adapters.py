@@ -9,6 +9,9 @@ flex             torch.nn.attention.flex_attention, compiled: prefill and decode
                  packed into one row (a mask_mod over document ids), paged K/V gathered
 flex_paged       the same reading the paged pool in place (the mask_mod maps each slot
                  to its position through the block table)
+flex_eager, flex_paged_eager
+                 the same two uncompiled on the CPU (flex's reference path): the adapter's
+                 packing, masks and paging checked on any machine with torch
 sdpa_misuse_scale1, sdpa_misuse_topleft, sdpa_misuse_gqa_mod, flex_misuse_lse_base2
                  classic wrapper bugs on real kernels, for the diagnosis demo: they must fail
 
@@ -21,8 +24,8 @@ import numpy as np
 from .bridge import Unsupported
 
 __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
-           "sdpa_math", "Flex", "flex", "flex_paged", "sdpa_misuse_scale1", "sdpa_misuse_topleft",
-           "sdpa_misuse_gqa_mod", "flex_misuse_lse_base2"]
+           "sdpa_math", "Flex", "flex", "flex_paged", "FlexEager", "flex_eager", "flex_paged_eager",
+           "sdpa_misuse_scale1", "sdpa_misuse_topleft", "sdpa_misuse_gqa_mod", "flex_misuse_lse_base2"]
 
 
 # ---- the contract in float64 -----------------------------------------------------------------
@@ -331,9 +334,10 @@ sdpa_misuse_gqa_mod = _misuse("sdpa_misuse_gqa_mod", gqa_mod=True)     # K/V hea
 
 class _FlexState:
     """The current case's lookup tables, read by the module-level mask_mod and
-    score_mod: the same function objects every case, so torch.compile guards
-    on the tables' metadata and the few modes (causal, mask, paging) instead of
-    recompiling for each new closure."""
+    score_mod: the same function objects every case, and every mode (causal
+    or not, which mask, per head or not) a value in a tensor, not a Python
+    branch, so torch.compile guards on the tables' metadata only and compiles
+    once per (heads, head dim, dtype) instead of once per mode as well."""
 
 
 _FLEX = _FlexState()
@@ -349,28 +353,22 @@ def _flex_key(q_idx, kv_idx):
 
 
 def _flex_entry(h, q_idx, p):
-    """The explicit mask's entry (bool or bias) of (head h, query q_idx, key position p)."""
+    """The additive bias of (head h, query q_idx, key position p): the explicit
+    mask (a bool mask as 0 / -inf), or the single 0 entry without a mask."""
     st = _FLEX
     d = st.d_q[q_idx]
-    hh = h if st.per_head else 0
-    i = st.moff[d] + (hh * st.LQ[d] + st.p_q[q_idx]) * st.LK[d] + p.clamp(min=0)
+    i = st.moff[d] + (h * st.per_head * st.LQ[d] + st.p_q[q_idx]) * st.LK[d] + p.clamp(min=0)
     return st.flat[i.clamp(max=st.flat.numel() - 1)]
 
 
 def _flex_mask_mod(b, h, q_idx, kv_idx):
     st = _FLEX
     ok, p = _flex_key(q_idx, kv_idx)
-    qp = st.p_q[q_idx]
-    if st.causal == "TL":
-        ok = ok & (p <= qp)
-    elif st.causal == "BR":
-        d = st.d_q[q_idx]
-        ok = ok & (p <= qp + st.LK[d] - st.LQ[d])
-    if st.mask == "bool":
-        ok = ok & (_flex_entry(h, q_idx, p) != 0)
-    elif st.mask == "additive":  # a -inf bias is a masked key: the block mask skips it too
-        ok = ok & (_flex_entry(h, q_idx, p) != float("-inf"))
-    return ok
+    # The causal bound of q_idx's sequence: p <= row + shift (TOP_LEFT 0, BOTTOM_RIGHT
+    # Lk - Lq, none a shift past every key). A -inf bias is a masked key, which the
+    # block mask then skips.
+    ok = ok & (p <= st.p_q[q_idx] + st.shift[st.d_q[q_idx]])
+    return ok & (_flex_entry(h, q_idx, p) != float("-inf"))
 
 
 def _flex_score_mod(score, b, h, q_idx, kv_idx):
@@ -457,7 +455,9 @@ class Flex(_TorchAttention):
         # on indices of its last, partial tile (they are masked out, never read).
         pad_q, pad_k = _padded(tq), _padded(tk)
         st = _FLEX
-        st.causal, st.mask, st.per_head = case.causal, case.mask, bool(case.mask_per_head)
+        shift = {"none": np.full_like(lk, 1 << 40), "TL": np.zeros_like(lk), "BR": lk - lq}[case.causal]
+        st.shift = T(shift)
+        st.per_head = torch.tensor(1 if case.mask != "none" and case.mask_per_head else 0, dtype=torch.int64, device=dev)
         st.in_place = bool(case.paged and self.paged_in_place)
         st.d_q = T(np.pad(doc_q, (0, pad_q - tq)))
         st.p_q = T(np.pad(qpos, (0, pad_q - tq)))
@@ -468,23 +468,34 @@ class Flex(_TorchAttention):
             st.d_k = T(np.pad(doc_k, (0, pad_k - tk), constant_values=-1))
             st.p_k = T(np.pad(kpos, (0, pad_k - tk)))
         if case.mask != "none":
-            # One masked entry past the end: the lookup clamps its index there, and a
-            # batch whose sequences all lack queries or keys has an empty mask.
+            # Every mask as an fp32 bias (a bool mask as 0 / -inf: adding 0 leaves a logit
+            # exact), with one masked entry past the end: the lookup clamps its index
+            # there, and a batch whose sequences all lack queries or keys has an empty mask.
             m = np.asarray(case.arrays["mask"]).reshape(-1)
-            st.flat = T(np.concatenate([m, np.array([float("-inf") if case.mask == "additive" else 0], m.dtype)]))
-            st.moff = T(case.arrays["mask_off"])
-        mask = case.mask
-        score_mod = _flex_score_mod if mask == "additive" else None
-        mask_mod = _flex_mask_mod
-        H = case.heads_q if mask != "none" and case.mask_per_head else None
-        bm = create_block_mask(mask_mod, 1, H, tq, tk, device=dev)
+            if case.mask == "bool":  # (bytes, 0 or 1)
+                m = np.where(m != 0, np.float32(0), np.float32(-np.inf))
+            st.flat = T(np.concatenate([m.astype(np.float32), np.array([-np.inf], np.float32)]))
+            st.moff = T(np.asarray(case.arrays["mask_off"], np.int64))
+        else:  # one 0 entry that every lookup clamps to
+            st.flat = T(np.zeros(1, np.float32))
+            st.moff = T(np.zeros(max(case.batch, 1), np.int64))
+        H = case.heads_q if case.mask != "none" and case.mask_per_head else None
+        bm = create_block_mask(_flex_mask_mod, 1, H, tq, tk, device=dev)
         qq = q.transpose(0, 1).unsqueeze(0)
         kk = k.transpose(0, 1).unsqueeze(0).contiguous()
         vv = v.transpose(0, 1).unsqueeze(0).contiguous()
-        kwargs = dict(score_mod=score_mod, block_mask=bm, scale=None if case.scale is None else float(case.scale),
+        # The default scale given as flex computes it (1/sqrt(D) in double): one graph for
+        # both, where None and a float are two. A score_mod only for an additive mask (a
+        # bool mask's 0 / -inf is all in the mask_mod): two graphs, not one, but the
+        # kernel without a score_mod, the common case, is the one judged elsewhere.
+        scale = 1.0 / float(np.sqrt(case.head_dim)) if case.scale is None else float(case.scale)
+        score_mod = _flex_score_mod if case.mask == "additive" else None
+        kwargs = dict(score_mod=score_mod, block_mask=bm, scale=scale,
                       enable_gqa=case.heads_q != case.heads_kv)
         if case.head_dim < 16:  # Inductor's flex lowering: "NYI: embedding dimension ... must be at least 16"
             raise Unsupported("flex_attention compiles head dims of 16 and more (got %d)" % case.head_dim)
+        if not self.lse:  # (torch.compile of flex on the CPU returns no LSE)
+            return self._fa()(qq, kk, vv, **kwargs)[0].transpose(0, 1)
         try:
             try:
                 from torch.nn.attention.flex_attention import AuxRequest
@@ -508,8 +519,22 @@ class Flex(_TorchAttention):
         return self._run(case)
 
 
+class FlexEager(Flex):
+    """flex_attention uncompiled, on the CPU: its reference path (a masked matrix of
+    scores), not a kernel. It checks the adapter's packing, masks and paging against
+    the contract on any machine with torch, before a GPU run judges the kernel
+    (python/tests/test_flex_eager.py)."""
+    device = "cpu"
+
+    def _fa(self):
+        from torch.nn.attention.flex_attention import flex_attention
+        return flex_attention
+
+
 flex = Flex("flex")
 flex_paged = Flex("flex_paged", paged_in_place=True)
+flex_eager = FlexEager("flex_eager")
+flex_paged_eager = FlexEager("flex_paged_eager", paged_in_place=True)
 # flex's LSE handed back in base 2 (as the kernel computes it) while natural is declared: must fail, and the
 # diagnosis must say lse_base=2.
 flex_misuse_lse_base2 = Flex("flex_misuse_lse_base2", report_base2=True)
