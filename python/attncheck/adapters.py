@@ -9,6 +9,8 @@ flex             torch.nn.attention.flex_attention, compiled: prefill and decode
                  packed into one row (a mask_mod over document ids), paged K/V gathered
 flex_paged       the same reading the paged pool in place (the mask_mod maps each slot
                  to its position through the block table)
+flashinfer       FlashInfer's batch wrappers (ragged and paged prefill, paged decode) and
+                 merge_states; LSE in base 2
 flex_eager, flex_paged_eager
                  the same two uncompiled on the CPU (flex's reference path): the adapter's
                  packing, masks and paging checked on any machine with torch
@@ -25,6 +27,7 @@ from .bridge import Unsupported
 
 __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
            "sdpa_math", "Flex", "flex", "flex_paged", "FlexEager", "flex_eager", "flex_paged_eager",
+           "FlashInfer", "flashinfer",
            "sdpa_misuse_scale1", "sdpa_misuse_topleft", "sdpa_misuse_gqa_mod", "flex_misuse_lse_base2"]
 
 
@@ -457,7 +460,8 @@ class Flex(_TorchAttention):
         st = _FLEX
         shift = {"none": np.full_like(lk, 1 << 40), "TL": np.zeros_like(lk), "BR": lk - lq}[case.causal]
         st.shift = T(shift)
-        st.per_head = torch.tensor(1 if case.mask != "none" and case.mask_per_head else 0, dtype=torch.int64, device=dev)
+        per_head = 1 if case.mask != "none" and case.mask_per_head else 0
+        st.per_head = torch.tensor(per_head, dtype=torch.int64, device=dev)
         st.in_place = bool(case.paged and self.paged_in_place)
         st.d_q = T(np.pad(doc_q, (0, pad_q - tq)))
         st.p_q = T(np.pad(qpos, (0, pad_q - tq)))
@@ -529,6 +533,140 @@ class FlexEager(Flex):
     def _fa(self):
         from torch.nn.attention.flex_attention import flex_attention
         return flex_attention
+
+
+# ---- FlashInfer ----------------------------------------------------------------------------------------
+
+class FlashInfer(_TorchAttention):
+    """FlashInfer's batch wrappers, planned for each case as an engine plans them
+    for a step: prefill on a contiguous batch through
+    BatchPrefillWithRaggedKVCacheWrapper, on a paged cache through
+    BatchPrefillWithPagedKVCacheWrapper (NHD pages of block_size tokens, the
+    block table as CSR page lists and last-page lengths); decode through
+    BatchDecodeWithPagedKVCacheWrapper when every sequence has one query, else
+    the paged prefill wrapper (several queries per step: FlashInfer's causal is
+    bottom-right); the combine through merge_states. Its causal flag is
+    bottom-right, so TOP_LEFT with Lq != Lk and a boolean mask go in custom_mask
+    (one [Lq, Lk] block per request: per-head masks and additive masks are
+    unsupported). LSE in base 2, as FlashInfer returns it, in and out of the
+    combine. What FlashInfer refuses (a head dim, a group size) is unsupported."""
+
+    families = ("prefill", "decode", "combine")
+    lse = True
+    lse_base = "2"
+    empty_row = "zero_neginf"
+    combine_empty = "guard"
+    workspace_bytes = 128 << 20
+
+    def __init__(self, name):
+        self.name = name
+        self._ws = None
+
+    def _fi(self):
+        import flashinfer
+        return flashinfer
+
+    def _workspace(self):
+        if self._ws is None:
+            self._ws = _torch().zeros(self.workspace_bytes, dtype=_torch().uint8, device=self.device)
+        return self._ws
+
+    def _refused(self, e):
+        text = str(e)
+        low = text.lower()
+        if isinstance(e, NotImplementedError) or "not supported" in low or "unsupported" in low:
+            return Unsupported("FlashInfer: %s" % text.splitlines()[0][:200] if text else type(e).__name__)
+        return None
+
+    def _masks(self, case):
+        """(custom_mask or None, causal flag): the allowed keys of each request,
+        flattened and concatenated, where FlashInfer's causal flag cannot say it."""
+        if case.mask == "additive":
+            raise Unsupported("FlashInfer takes a boolean custom_mask, not an additive bias")
+        if case.mask == "bool" and case.mask_per_head:
+            raise Unsupported("FlashInfer's custom_mask is one per request, not one per head")
+        top_left_differs = case.causal == "TL" and any(
+            case.seqlen_q[b] != case.seqlen_k[b] for b in range(case.batch))
+        if case.mask == "none" and not top_left_differs:
+            return None, case.causal != "none"
+        torch = _torch()
+        parts = [case.allowed(b)[0].reshape(-1) for b in range(case.batch)]
+        flat = np.concatenate(parts) if parts else np.zeros(0, bool)
+        return torch.from_numpy(np.ascontiguousarray(flat)).to(self.device), False
+
+    def _pages(self, case):
+        """CSR page lists of the block table: indptr, indices, last-page lengths."""
+        torch = _torch()
+        bs = case.block_size
+        table = np.asarray(case.arrays["block_table"]).reshape(case.batch, -1)
+        n = [(int(lk) + bs - 1) // bs for lk in case.seqlen_k]
+        indptr = np.concatenate([[0], np.cumsum(n)]).astype(np.int32)
+        indices = np.concatenate([table[b, :n[b]] for b in range(case.batch)] or [np.zeros(0)]).astype(np.int32)
+        last = np.array([int(lk) - (m - 1) * bs if m else 0 for lk, m in zip(case.seqlen_k, n)], np.int32)
+        T = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        return T(indptr), T(indices), T(last)
+
+    def _cache(self, case):
+        shape = (case.num_blocks, case.block_size, case.heads_kv, case.head_dim)
+        return (case.torch("k_cache", self.device).reshape(shape), case.torch("v_cache", self.device).reshape(shape))
+
+    def _attention(self, case, decode):
+        torch = _torch()
+        fi = self._fi()
+        q = case.torch("q", self.device)
+        dt = q.dtype
+        scale = None if case.scale is None else float(case.scale)
+        T = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int32)).to(self.device)  # noqa: E731
+        qo = T(np.concatenate([[0], np.cumsum(case.seqlen_q)]))
+        try:
+            if decode and case.mask == "none" and all(int(x) == 1 for x in case.seqlen_q):
+                w = fi.BatchDecodeWithPagedKVCacheWrapper(self._workspace(), "NHD")
+                indptr, indices, last = self._pages(case)
+                w.plan(indptr, indices, last, case.heads_q, case.heads_kv, case.head_dim, case.block_size,
+                       sm_scale=scale, q_data_type=dt, kv_data_type=dt)
+                return w.run(q, self._cache(case), return_lse=True)
+            mask, causal = self._masks(case)
+            if case.paged:
+                w = fi.BatchPrefillWithPagedKVCacheWrapper(self._workspace(), "NHD")
+                indptr, indices, last = self._pages(case)
+                w.plan(qo, indptr, indices, last, case.heads_q, case.heads_kv, case.head_dim, case.block_size,
+                       custom_mask=mask, causal=causal, sm_scale=scale, q_data_type=dt, kv_data_type=dt)
+                return w.run(q, self._cache(case), return_lse=True)
+            w = fi.BatchPrefillWithRaggedKVCacheWrapper(self._workspace(), "NHD")
+            kv = T(np.concatenate([[0], np.cumsum(case.seqlen_k)]))
+            w.plan(qo, kv, case.heads_q, case.heads_kv, case.head_dim, custom_mask=mask, causal=causal,
+                   sm_scale=scale, q_data_type=dt, kv_data_type=dt)
+            return w.run(q, case.torch("k", self.device), case.torch("v", self.device), return_lse=True)
+        except (RuntimeError, ValueError, NotImplementedError) as e:
+            u = self._refused(e)
+            if u is None:
+                raise
+            raise u
+
+    def prefill(self, case):
+        return self._attention(case, decode=False)
+
+    def decode(self, case):
+        return self._attention(case, decode=True)
+
+    def combine(self, case):
+        """merge_states over the splits: v [rows, S, 1, D], s [rows, S, 1], base 2."""
+        torch = _torch()
+        fi = self._fi()
+        lse = torch.from_numpy(np.ascontiguousarray(case.lse_part, np.float32)).to(self.device)
+        o = torch.from_numpy(np.ascontiguousarray(case.o_part, np.float32)).to(self.device)
+        merge = getattr(fi, "merge_states", None) or fi.cascade.merge_states
+        try:
+            v, s = merge(o.unsqueeze(2).contiguous(), lse.unsqueeze(2).contiguous())
+        except (RuntimeError, ValueError, NotImplementedError) as e:
+            u = self._refused(e)
+            if u is None:
+                raise
+            raise u
+        return v[:, 0].float(), s[:, 0].float()
+
+
+flashinfer = FlashInfer("flashinfer")
 
 
 flex = Flex("flex")
