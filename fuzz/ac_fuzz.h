@@ -161,6 +161,8 @@ typedef ac_check_hook ac_fuzz_tensor_hook;
 typedef ac_check_result ac_fuzz_check;
 ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_tensor_hook hook, void *ctx,
                              int keep, ac_fuzz_check *r);
+/* The ac_check_opts behind ac_fuzz_check_case (keep 0, no hook). */
+void ac_fuzz_check_opts(const ac_fuzz_env *env, ac_check_opts *o);
 
 /* Print the worst elements (up to `top`) with their coordinates and an error
    map of r (rows x dims, downsampled to at most 64 x 32 characters). */

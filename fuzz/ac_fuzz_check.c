@@ -36,17 +36,22 @@ void ac_fuzz_outcome_free(ac_fuzz_outcome *o)
     ac_casefile_init(&o->file);
 }
 
+void ac_fuzz_check_opts(const ac_fuzz_env *env, ac_check_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backend = env->backend;
+    o->bug = env->bug;
+    o->max_rows = env->oracle_rows;
+    o->budget_bytes = env->budget_bytes;
+    o->budget_macs = env->budget_macs;
+    o->oracle_threads = env->oracle_threads;
+}
+
 ac_status ac_fuzz_check_case(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_tensor_hook hook, void *ctx,
                              int keep, ac_fuzz_check *r)
 {
     ac_check_opts o;
-    memset(&o, 0, sizeof o);
-    o.backend = env->backend;
-    o.bug = env->bug;
-    o.max_rows = env->oracle_rows;
-    o.budget_bytes = env->budget_bytes;
-    o.budget_macs = env->budget_macs;
-    o.oracle_threads = env->oracle_threads;
+    ac_fuzz_check_opts(env, &o);
     o.keep = keep;
     o.hook = hook;
     o.hook_ctx = ctx;

@@ -58,6 +58,14 @@ static void append_diagnosis(const ac_case *c, const ac_fuzz_env *env, const ac_
         size_t l = strlen(out->why);
         snprintf(out->why + l, sizeof out->why - l, "; %s", dg.summary);
     }
+    /* NaN or Inf out of a case that poisons its unused slots: the same case without the poison decides. */
+    ac_check_opts o;
+    ac_fuzz_check_opts(env, &o);
+    char poison[sizeof dg.summary];
+    if (ac_check_poison_blame(c, &o, &use->verdict, poison, sizeof poison) || poison[0]) {
+        size_t l = strlen(out->why);
+        snprintf(out->why + l, sizeof out->why - l, "; %s", poison);
+    }
     ac_check_result_free(&again);
 }
 

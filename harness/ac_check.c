@@ -139,3 +139,35 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
     }
     return st;
 }
+
+int ac_check_poison_blame(const ac_case *c, const ac_check_opts *opts, const ac_verdict *v, char *why, size_t n)
+{
+    const uint32_t poison = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_INF_SLOTS;
+    if (n) why[0] = 0;
+    if (!c->paged || !(c->special & poison) || !v || v->n_bad_nan == 0 || ac_case_is_sparse(c)) return 0;
+    ac_case twin;
+    ac_error err;
+    if (ac_case_copy(&twin, c, &err) != AC_OK) return 0;
+    twin.special &= ~poison;
+    ac_check_opts o = *opts;
+    o.keep = 0;
+    o.with_ref = 0;
+    o.hook = NULL; /* a hook's edits belong to the first run's data */
+    o.hook_ctx = NULL;
+    ac_check_result r;
+    ac_status st = ac_check_case(&twin, &o, &r);
+    int blamed = st == AC_OK && r.verdict.pass;
+    if (st != AC_OK)
+        snprintf(why, n, "poisoned slots: the same case with its unused slots finite did not run (%s)", r.error.msg);
+    else if (blamed)
+        snprintf(why, n, "poisoned slots: matches unused_slots_read: with its unused slots finite the same case passes "
+                 "(%s); the %s they hold reached the output (a zero weight times an excluded slot, or a mask "
+                 "applied after the read)", r.verdict.summary,
+                 (c->special & poison) == poison ? "NaN and Inf" : c->special & AC_SPECIAL_NAN_SLOTS ? "NaN" : "Inf");
+    else
+        snprintf(why, n, "poisoned slots: not the cause: with its unused slots finite the same case fails too (%s)",
+                 r.verdict.summary);
+    ac_check_result_free(&r);
+    ac_case_free(&twin);
+    return blamed;
+}

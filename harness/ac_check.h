@@ -66,6 +66,17 @@ ac_status ac_check_budget(const ac_case *c, const ac_check_opts *opts, ac_error 
 ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_result *result);
 void ac_check_result_free(ac_check_result *result);
 
+/* The poisoned-slot test (docs/DIAGNOSIS.md, "NaN from unused slots"): when c
+   fills its unused cache slots with NaN or Inf (special nan_slots / inf_slots)
+   and its verdict v found non-finite output, the same case is run again with
+   those slots left finite (their random values; every used slot is the same).
+   Returns 1 and says so in `why` when that twin passes: the poison reached the
+   output, the bug class of a kernel that multiplies a zero weight by what an
+   excluded slot holds, or masks after reading. Returns 0 when the test does not
+   apply (why empty) or the twin fails too (why says the poison is not the
+   cause). A sparse case is not run again. */
+int ac_check_poison_blame(const ac_case *c, const ac_check_opts *opts, const ac_verdict *v, char *why, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -378,7 +378,8 @@ static void save_failure(const cli_opts *o, const ac_case *c, int32_t index, con
    when the rows with no allowed key do not hold the contract's O = 0, LSE =
    -inf (what they hold, which convention that is); the line goes to diag
    for --json. */
-static void diagnose_failure(const ac_case *c, const ac_check_result *r, char *diag, size_t n)
+static void diagnose_failure(const ac_case *c, const ac_check_opts *co, const ac_check_result *r, char *diag,
+                             size_t n)
 {
     if (ac_family_judge(c->op) == AC_JUDGE_BITWISE) return; /* the store's verdict names the first wrong slot */
     if (!r->tensors.q) { /* a sparse case keeps no tensors (harness/ac_sparse.h) */
@@ -394,7 +395,11 @@ static void diagnose_failure(const ac_case *c, const ac_check_result *r, char *d
     }
     printf("  %s\n", dg.summary);
     if (er.rows && !er.as_declared) printf("  %s\n", er.text); /* what the empty rows hold instead */
-    snprintf(diag, n, "%s", dg.summary);
+    /* NaN or Inf out of a case that poisons its unused slots: the same case without the poison decides. */
+    char poison[sizeof dg.summary];
+    ac_check_poison_blame(c, co, &r->verdict, poison, sizeof poison);
+    if (poison[0]) printf("  %s\n", poison);
+    snprintf(diag, n, "%s%s%s", dg.summary, poison[0] ? "; " : "", poison);
 }
 
 static int run_families(char **fam, int nfam, const cli_opts *o)
@@ -471,8 +476,8 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
             printf("%s %s\n  %s\n", ok ? "ok  " : unsup ? "UNSUP" : "FAIL", line,
                    st ? r.error.msg : r.verdict.summary);
         if (!ok && !unsup && o->save) save_failure(o, c, i, st ? r.error.msg : r.verdict.summary);
-        char diag[sizeof(((ac_diagnosis *)0)->summary)] = "";
-        if (st == AC_OK && !ok) diagnose_failure(c, &r, diag, sizeof diag);
+        char diag[2 * sizeof(((ac_diagnosis *)0)->summary) + 8] = "";
+        if (st == AC_OK && !ok) diagnose_failure(c, &co, &r, diag, sizeof diag);
         if (o->json) json_case(o->json, list.group[i], line, ok, st, &r, unsup, diag[0] ? diag : NULL);
         if (junit) {
             fprintf(junit, "  <testcase classname=\"attncheck.%s\" name=\"", ac_op_name(c->op));

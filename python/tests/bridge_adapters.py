@@ -70,6 +70,45 @@ class GqaMod(_Semantics):
         return h % case.heads_kv
 
 
+class PoolTileLeak(NumpyRef):
+    """Reads every slot of a sequence's blocks and gives the ones past seqlens_k
+    a zero weight, then multiplies: right where those slots hold finite values,
+    NaN where they hold NaN or Inf (0 * NaN), as flex_attention over a pool read
+    in place does (docs/BRIDGE.md). The poisoned-slot test must name it."""
+    name = "pool_tile_leak"
+
+    def _attention(self, case):
+        o, lse = NumpyRef._attention(self, case)
+        if not case.paged:
+            return o, lse
+        bs = case.block_size
+        table = np.asarray(case.arrays["block_table"]).reshape(case.batch, -1).astype(np.int64)
+        pool = case.v_cache.reshape(-1, case.heads_kv, case.head_dim)
+        kv_head = np.array([case.kv_head(h) for h in range(case.heads_q)], dtype=np.int64)
+        for b in range(case.batch):
+            rows, n = case.q_rows(b), int(case.seqlen_k[b])
+            if rows.stop == rows.start or n == 0:
+                continue
+            used = table[b, :(n + bs - 1) // bs]
+            tail = (used[:, None] * bs + np.arange(bs)[None, :]).reshape(-1)[n:]  # the last block past seqlens_k
+            if len(tail):
+                with np.errstate(invalid="ignore"):
+                    o[rows] += 0.0 * case.values_of(pool[tail]).sum(axis=0)[kv_head][None]
+        return o, lse
+
+
+class ZeroScaleNan(NumpyRef):
+    """NaN for scale 0 (SDPA FLASH's finding), whatever the cache holds: the
+    poisoned-slot test must not blame the poison for it."""
+    name = "zero_scale_nan"
+
+    def _attention(self, case):
+        o, lse = NumpyRef._attention(self, case)
+        if case.scale is not None and float(case.scale) == 0.0:
+            o[...] = np.nan
+        return o, lse
+
+
 class NanRow(NumpyRef):
     """A NaN in row 0 of every output: a non-empty row's NaN must fail."""
     name = "nan_row"

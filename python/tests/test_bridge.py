@@ -103,6 +103,20 @@ def test_wrong_semantics_diagnosed(adapter, family, diagnosis):
     assert fails > 0 and out.count(diagnosis) > 0, out[-3000:]
 
 
+def test_poisoned_slots_blamed_only_when_they_are_the_cause():
+    # NaN through excluded slots (a zero weight times NaN): the same case without
+    # the poison passes, and the report says so.
+    rc, out = run(["sweep", "decode", "--quick", "--kernel", "py:bridge_adapters:PoolTileLeak"])
+    assert rc == 1, out[-2000:]
+    assert "poisoned slots: matches unused_slots_read" in out, out[-3000:]
+    assert "not the cause" not in out, out[-3000:]
+    # NaN for another reason (scale 0) in cases that also poison their slots: not blamed.
+    rc, out = run(["sweep", "decode", "--quick", "--kernel", "py:bridge_adapters:ZeroScaleNan"])
+    assert rc == 1, out[-2000:]
+    assert "poisoned slots: not the cause" in out, out[-3000:]
+    assert "matches unused_slots_read" not in out, out[-3000:]
+
+
 def test_nan_in_a_nonempty_row_fails():
     rc, out = run(["sweep", "prefill", "--quick", "--kernel", "py:bridge_adapters:NanRow"])
     assert rc == 1, out
