@@ -64,7 +64,9 @@ typedef struct ac_fuzz_env {
 typedef struct ac_fuzz_outcome {
     ac_fuzz_kind kind;
     char line[512];         /* the case line, or the target's one-line description */
-    char why[512];          /* what went wrong (FINDING) or the error met (REJECTED) */
+    char why[2048];         /* what went wrong (FINDING) or the error met (REJECTED), with the diagnosis */
+    char kind_sig[256];     /* a finding's class, for one file per kind (a walk saves one of each); "" when
+                               the message without its digits is the class */
     ac_status code;         /* the code the code under test returned */
     int has_case;           /* `file` below holds the case (layout), ready to save */
     ac_casefile file;       /* title = line, note = why, expectation = the correct one */

@@ -17,6 +17,7 @@
 #include "ac_family.h"
 #include "ac_index.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,18 +55,29 @@ static void append_diagnosis(const ac_case *c, const ac_fuzz_env *env, const ac_
     ac_diagnosis dg;
     ac_empty_report er;
     ac_error e;
+    const char *named = "no-diagnosis";
     if (ac_case_diagnose(c, &use->tensors, &use->outputs, &use->verdict, &use->oracle, &dg, &er, &e) == AC_OK) {
         size_t l = strlen(out->why);
         snprintf(out->why + l, sizeof out->why - l, "; %s", dg.summary);
+        named = dg.match >= 0 ? dg.h[dg.match].name : "no-match";
     }
     /* NaN or Inf out of a case that poisons its unused slots: the same case without the poison decides. */
     ac_check_opts o;
     ac_fuzz_check_opts(env, &o);
     char poison[sizeof dg.summary];
-    if (ac_check_poison_blame(c, &o, &use->verdict, poison, sizeof poison) || poison[0]) {
+    int blamed = ac_check_poison_blame(c, &o, &use->verdict, poison, sizeof poison);
+    if (poison[0]) {
         size_t l = strlen(out->why);
         snprintf(out->why + l, sizeof out->why - l, "; %s", poison);
     }
+    /* The kind: what failed and what it matches, not where or by how much (the
+       message's numbers, the closest hypotheses' order): one bug, one file. */
+    const ac_verdict *v = &use->verdict;
+    snprintf(out->kind_sig, sizeof out->kind_sig, "verdict %s:%s%s%s%s %s%s", ac_op_name(c->op),
+             v->n_bad_nan ? " non-finite" : "", v->n_bad_empty ? " empty-rows" : "",
+             v->r_max > 1 && isfinite(v->r_max) ? " values" : "",
+             v->r_lse_max > 1 && isfinite(v->r_lse_max) ? " lse" : "", named,
+             blamed ? " unused_slots_read" : "");
     ac_check_result_free(&again);
 }
 

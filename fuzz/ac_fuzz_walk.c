@@ -263,10 +263,10 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
         case AC_FUZZ_BAD_INPUT: __sync_fetch_and_add(&st->skipped, 1); break;
         case AC_FUZZ_UNSUPPORTED: __sync_fetch_and_add(&st->unsupported, 1); break;
         case AC_FUZZ_FINDING: {
-            /* One file per kind of finding: the message with its numbers
-               taken out (indices, values) is the signature. */
+            /* One file per kind of finding: the class the check gave it
+               (out.kind_sig), else the message with its numbers taken out. */
             uint64_t h = 0xcbf29ce484222325ull;
-            for (const char *p = out.why; *p; p++)
+            for (const char *p = out.kind_sig[0] ? out.kind_sig : out.why; *p; p++)
                 if (!(*p >= '0' && *p <= '9')) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
             uint64_t *slot = &seen[h % 4096];
             __sync_fetch_and_add(&st->findings, 1);

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -115,6 +116,17 @@ def test_poisoned_slots_blamed_only_when_they_are_the_cause():
     assert rc == 1, out[-2000:]
     assert "poisoned slots: not the cause" in out, out[-3000:]
     assert "matches unused_slots_read" not in out, out[-3000:]
+
+
+def test_one_bug_is_few_kinds_of_finding():
+    # A walk saves one file per kind of finding: the kind is what failed and what it
+    # matches, not where or by how much, so one bug in prefill and decode is a few
+    # kinds (one per family and failure class), not one per message.
+    rc, out = run(["fuzz", "layout", "--walk", "--jobs", "1", "--seconds", "15", "--seed", "7",
+                   "--kernel", "py:bridge_adapters:PoolTileLeak", "--out", tempfile.mkdtemp()], timeout=300)
+    m = re.search(r"findings +(\d+), of (\d+) kinds", out)
+    assert m, out[-2000:]
+    assert int(m.group(1)) >= 20 and 1 <= int(m.group(2)) <= 3, m.group(0)
 
 
 def test_nan_in_a_nonempty_row_fails():
