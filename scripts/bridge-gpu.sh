@@ -43,6 +43,13 @@ summary="$dest/summary.txt"
 pack() {
   tar czf "$dest/bridge-logs.tgz" -C "$work" logs 2>/dev/null
   tar czf "$dest/bridge-failures.tgz" -C "$work" failures 2>/dev/null
+  # The compile caches come back too (a returned file holds 16 MiB at most): carried
+  # as .gpu/compile-cache.tgz into a later call or session, flex starts compiled.
+  if [ -d .gpu/inductor ] || [ -d .gpu/triton ]; then
+    tar czf "$work/compile-cache.tgz" -C .gpu $(cd .gpu && ls -d inductor triton 2>/dev/null) 2>/dev/null
+    if [ "$(stat -c %s "$work/compile-cache.tgz")" -le $((16 << 20)) ]; then cp "$work/compile-cache.tgz" "$dest/"
+    else echo "compile cache: $(du -h "$work/compile-cache.tgz" | cut -f1), over the 16 MiB a returned file may hold: not returned" >>"$summary"; fi
+  fi
 }
 trap pack EXIT
 say() { echo "$*" | tee -a "$summary"; }
@@ -52,6 +59,12 @@ export ATTNCHECK_PYTHON=${ATTNCHECK_PYTHON:-python3}
 export ATTNCHECK_BRIDGE_TIMEOUT=${ATTNCHECK_BRIDGE_TIMEOUT:-300}
 export PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONDONTWRITEBYTECODE=1
+# torch.compile's caches in the repository's ignored .gpu/ (they survive between calls on a warm
+# host), primed from a cache an earlier run returned (.gpu/compile-cache.tgz, carried).
+mkdir -p .gpu
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.gpu/inductor}
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$PWD/.gpu/triton}
+[ -f .gpu/compile-cache.tgz ] && tar -C .gpu -xzf .gpu/compile-cache.tgz
 if [ ! -x "$A" ]; then
   say "bridge-gpu: no $A (build it with scripts/gpu-round.sh build and carry $B)"
   exit 2
