@@ -9,6 +9,8 @@ flex             torch.nn.attention.flex_attention, compiled: prefill and decode
                  packed into one row (a mask_mod over document ids), paged K/V gathered
 flex_paged       the same reading the paged pool in place (the mask_mod maps each slot
                  to its position through the block table)
+flex_gqa_expanded
+                 flex with GQA done by the adapter (K/V heads repeated), not enable_gqa
 flashinfer       FlashInfer's batch wrappers (ragged and paged prefill, paged decode) and
                  merge_states; LSE in base 2
 flex_eager, flex_paged_eager
@@ -27,7 +29,7 @@ from .bridge import Unsupported
 
 __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
            "sdpa_math", "Flex", "flex", "flex_paged", "FlexEager", "flex_eager", "flex_paged_eager",
-           "FlashInfer", "flashinfer",
+           "flex_gqa_expanded", "flex_eager_gqa_expanded", "FlashInfer", "flashinfer",
            "sdpa_misuse_scale1", "sdpa_misuse_topleft", "sdpa_misuse_gqa_mod", "flex_misuse_lse_base2"]
 
 
@@ -402,6 +404,7 @@ class Flex(_TorchAttention):
     empty_row = "zero_neginf"
     report_base2 = False      # misuse: hand back the LSE in base 2 while declaring e
     paged_in_place = False
+    expand_gqa = False        # K/V heads repeated to Hq by the adapter, flex called without enable_gqa
 
     def __init__(self, name, **kw):
         self.name = name
@@ -488,6 +491,10 @@ class Flex(_TorchAttention):
         qq = q.transpose(0, 1).unsqueeze(0)
         kk = k.transpose(0, 1).unsqueeze(0).contiguous()
         vv = v.transpose(0, 1).unsqueeze(0).contiguous()
+        gqa = case.heads_q != case.heads_kv
+        if gqa and self.expand_gqa:  # query head h reads KV head h // (Hq / Hkv)
+            g = case.heads_q // case.heads_kv
+            kk, vv, gqa = kk.repeat_interleave(g, dim=1), vv.repeat_interleave(g, dim=1), False
         # The default scale given as flex computes it (1/sqrt(D) in double): one graph for
         # both, where None and a float are two. A score_mod only for an additive mask (a
         # bool mask's 0 / -inf is all in the mask_mod): two graphs, not one, but the
@@ -495,7 +502,7 @@ class Flex(_TorchAttention):
         scale = 1.0 / float(np.sqrt(case.head_dim)) if case.scale is None else float(case.scale)
         score_mod = _flex_score_mod if case.mask == "additive" else None
         kwargs = dict(score_mod=score_mod, block_mask=bm, scale=scale,
-                      enable_gqa=case.heads_q != case.heads_kv)
+                      enable_gqa=gqa)
         if case.head_dim < 16:  # Inductor's flex lowering: "NYI: embedding dimension ... must be at least 16"
             raise Unsupported("flex_attention compiles head dims of 16 and more (got %d)" % case.head_dim)
         if not self.lse:  # (torch.compile of flex on the CPU returns no LSE)
@@ -671,8 +678,13 @@ flashinfer = FlashInfer("flashinfer")
 
 flex = Flex("flex")
 flex_paged = Flex("flex_paged", paged_in_place=True)
+# flex with GQA done by the adapter (K/V heads repeated): torch 2.11's Inductor finds no kernel for
+# enable_gqa with a block mask in the prefill template (docs/BRIDGE.md), and this is the workaround
+# a user would write; it judges the MHA kernel on GQA cases.
+flex_gqa_expanded = Flex("flex_gqa_expanded", expand_gqa=True)
 flex_eager = FlexEager("flex_eager")
 flex_paged_eager = FlexEager("flex_paged_eager", paged_in_place=True)
+flex_eager_gqa_expanded = FlexEager("flex_eager_gqa_expanded", expand_gqa=True)
 # flex's LSE handed back in base 2 (as the kernel computes it) while natural is declared: must fail, and the
 # diagnosis must say lse_base=2.
 flex_misuse_lse_base2 = Flex("flex_misuse_lse_base2", report_base2=True)

@@ -28,9 +28,10 @@ def _sweep(adapter, family, *extra):
     return res.returncode, res.stdout + res.stderr
 
 
+@pytest.mark.parametrize("adapter", ["flex_eager", "flex_eager_gqa_expanded"])
 @pytest.mark.parametrize("family", ["prefill", "decode"])
-def test_flex_eager_passes_the_sweep(family):
-    rc, out = _sweep("flex_eager", family)
+def test_flex_eager_passes_the_sweep(adapter, family):
+    rc, out = _sweep(adapter, family)
     assert rc == 0, out[-3000:]
 
 
