@@ -243,7 +243,7 @@ typedef struct ac_fuzz_walk_opts {
 typedef struct ac_fuzz_walk_stats {
     int64_t execs, passes, rejected, skipped, findings, pool;
     int64_t unsupported;    /* valid cases an outside kernel refused by name (AC_FUZZ_UNSUPPORTED) */
-    int64_t unique;         /* findings of distinct kinds (message without numbers), one file each */
+    int64_t unique;         /* findings of distinct kinds (kind_sig, else the message without numbers), one file each */
     double seconds;
     int gpus;               /* GPUs the workers used (0: CPU backend) */
     int64_t execs_gpu[AC_FUZZ_MAX_GPUS]; /* executions per GPU */
