@@ -55,17 +55,16 @@ static void append_diagnosis(const ac_case *c, const ac_fuzz_env *env, const ac_
     ac_diagnosis dg;
     ac_empty_report er;
     ac_error e;
+    ac_check_opts o;
+    ac_fuzz_check_opts(env, &o);
+    char poison[sizeof dg.summary];
+    int blamed;
     const char *named = "no-diagnosis";
-    if (ac_case_diagnose(c, &use->tensors, &use->outputs, &use->verdict, &use->oracle, &dg, &er, &e) == AC_OK) {
+    if (ac_check_explain(c, &o, use, &dg, &er, poison, sizeof poison, &blamed, &e) == AC_OK) {
         size_t l = strlen(out->why);
         snprintf(out->why + l, sizeof out->why - l, "; %s", dg.summary);
         named = dg.match >= 0 ? dg.h[dg.match].name : "no-match";
     }
-    /* NaN or Inf out of a case that poisons its unused slots: the same case without the poison decides. */
-    ac_check_opts o;
-    ac_fuzz_check_opts(env, &o);
-    char poison[sizeof dg.summary];
-    int blamed = ac_check_poison_blame(c, &o, &use->verdict, poison, sizeof poison);
     if (poison[0]) {
         size_t l = strlen(out->why);
         snprintf(out->why + l, sizeof out->why - l, "; %s", poison);

@@ -936,3 +936,14 @@ ac_status ac_case_diagnose(const ac_case *c, const ac_tensors *t, const ac_outpu
     if (er) ac_dump_empty_report(&d, res, er);
     return ac_dump_diagnose(&d, declared, NULL, dg, err);
 }
+
+ac_status ac_check_explain(const ac_case *c, const ac_check_opts *opts, const ac_check_result *r, ac_diagnosis *dg,
+                           ac_empty_report *er, char *poison, size_t n, int *blamed, ac_error *err)
+{
+    if (n) poison[0] = 0;
+    *blamed = 0;
+    ac_status st = ac_case_diagnose(c, &r->tensors, &r->outputs, &r->verdict, &r->oracle, dg, er, err);
+    /* NaN or Inf out of a case that poisons its unused slots: the same case without the poison decides. */
+    *blamed = ac_check_poison_blame(c, opts, &r->verdict, poison, n);
+    return st;
+}

@@ -101,6 +101,14 @@ int ac_map_empty_row(ac_empty_rule rule, const ac_case *c, const ac_tensors *t, 
 ac_status ac_case_diagnose(const ac_case *c, const ac_tensors *t, const ac_outputs *out, const ac_verdict *declared,
                            const ac_oracle_result *res, ac_diagnosis *dg, ac_empty_report *er, ac_error *err);
 
+/* A failing check r (run with keep = 1 by opts) explained: the diagnosis and
+   empty-row report above, then the poisoned-slot test (ac_check_poison_blame:
+   its sentence in `poison`, "" when it does not apply; *blamed when the poison
+   is the cause). The test runs also when the diagnosis cannot be made, whose
+   error is returned. */
+ac_status ac_check_explain(const ac_case *c, const ac_check_opts *opts, const ac_check_result *r, ac_diagnosis *dg,
+                           ac_empty_report *er, char *poison, size_t n, int *blamed, ac_error *err);
+
 #ifdef __cplusplus
 }
 #endif

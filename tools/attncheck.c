@@ -389,15 +389,16 @@ static void diagnose_failure(const ac_case *c, const ac_check_opts *co, const ac
     ac_diagnosis dg;
     ac_empty_report er;
     ac_error e;
-    if (ac_case_diagnose(c, &r->tensors, &r->outputs, &r->verdict, &r->oracle, &dg, &er, &e)) {
+    char poison[sizeof dg.summary];
+    int blamed;
+    if (ac_check_explain(c, co, r, &dg, &er, poison, sizeof poison, &blamed, &e)) {
         printf("  diagnosis: not made: %s\n", e.msg);
+        if (poison[0]) printf("  %s\n", poison);
+        snprintf(diag, n, "%s", poison);
         return;
     }
     printf("  %s\n", dg.summary);
     if (er.rows && !er.as_declared) printf("  %s\n", er.text); /* what the empty rows hold instead */
-    /* NaN or Inf out of a case that poisons its unused slots: the same case without the poison decides. */
-    char poison[sizeof dg.summary];
-    ac_check_poison_blame(c, co, &r->verdict, poison, sizeof poison);
     if (poison[0]) printf("  %s\n", poison);
     snprintf(diag, n, "%s%s%s", dg.summary, poison[0] ? "; " : "", poison);
 }
