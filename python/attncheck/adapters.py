@@ -164,6 +164,10 @@ class _TorchAttention:
         vb = v_all.index_select(0, idx).transpose(0, 1).unsqueeze(0)
         return qb, kb, vb
 
+    def _on_device(self, a, dtype=None):
+        """A numpy array (made contiguous, in dtype if given) as a tensor on the device."""
+        return _torch().from_numpy(np.ascontiguousarray(a, dtype)).to(self.device)
+
     def _kv_all(self, case):
         """K and V as [rows, Hkv, D] tensors: the token rows, or the cache's slots."""
         if case.paged:
@@ -456,7 +460,7 @@ class Flex(_TorchAttention):
             kpos = np.arange(tk) - cu_k[doc_k]
         if tq == 0 or tk == 0:
             raise Unsupported("flex_attention needs at least one query and one key in the batch")
-        T = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        T = self._on_device
         # Lookup tables padded past the lengths: the kernel may evaluate the mask
         # on indices of its last, partial tile (they are masked out, never read).
         pad_q, pad_k = _padded(tq), _padded(tk)
@@ -505,8 +509,6 @@ class Flex(_TorchAttention):
                       enable_gqa=gqa)
         if case.head_dim < 16:  # Inductor's flex lowering: "NYI: embedding dimension ... must be at least 16"
             raise Unsupported("flex_attention compiles head dims of 16 and more (got %d)" % case.head_dim)
-        if not self.lse:  # (torch.compile of flex on the CPU returns no LSE)
-            return self._fa()(qq, kk, vv, **kwargs)[0].transpose(0, 1)
         try:
             try:
                 from torch.nn.attention.flex_attention import AuxRequest
@@ -596,35 +598,28 @@ class FlashInfer(_TorchAttention):
             case.seqlen_q[b] != case.seqlen_k[b] for b in range(case.batch))
         if case.mask == "none" and not top_left_differs:
             return None, case.causal != "none"
-        torch = _torch()
         parts = [case.allowed(b)[0].reshape(-1) for b in range(case.batch)]
-        flat = np.concatenate(parts) if parts else np.zeros(0, bool)
-        return torch.from_numpy(np.ascontiguousarray(flat)).to(self.device), False
+        return self._on_device(np.concatenate(parts) if parts else np.zeros(0, bool)), False
 
     def _pages(self, case):
         """CSR page lists of the block table: indptr, indices, last-page lengths."""
-        torch = _torch()
         bs = case.block_size
         table = np.asarray(case.arrays["block_table"]).reshape(case.batch, -1)
         n = [(int(lk) + bs - 1) // bs for lk in case.seqlen_k]
         indptr = np.concatenate([[0], np.cumsum(n)]).astype(np.int32)
         indices = np.concatenate([table[b, :n[b]] for b in range(case.batch)] or [np.zeros(0)]).astype(np.int32)
         last = np.array([int(lk) - (m - 1) * bs if m else 0 for lk, m in zip(case.seqlen_k, n)], np.int32)
-        T = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
-        return T(indptr), T(indices), T(last)
+        return self._on_device(indptr), self._on_device(indices), self._on_device(last)
 
     def _cache(self, case):
         shape = (case.num_blocks, case.block_size, case.heads_kv, case.head_dim)
         return (case.torch("k_cache", self.device).reshape(shape), case.torch("v_cache", self.device).reshape(shape))
 
     def _attention(self, case, decode):
-        torch = _torch()
         fi = self._fi()
         q = case.torch("q", self.device)
         dt = q.dtype
         scale = None if case.scale is None else float(case.scale)
-        T = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int32)).to(self.device)  # noqa: E731
-        qo = T(np.concatenate([[0], np.cumsum(case.seqlen_q)]))
         try:
             if decode and case.mask == "none" and all(int(x) == 1 for x in case.seqlen_q):
                 w = fi.BatchDecodeWithPagedKVCacheWrapper(self._workspace(), "NHD")
@@ -633,6 +628,7 @@ class FlashInfer(_TorchAttention):
                        sm_scale=scale, q_data_type=dt, kv_data_type=dt)
                 return w.run(q, self._cache(case), return_lse=True)
             mask, causal = self._masks(case)
+            qo = self._on_device(np.concatenate([[0], np.cumsum(case.seqlen_q)]), np.int32)
             if case.paged:
                 w = fi.BatchPrefillWithPagedKVCacheWrapper(self._workspace(), "NHD")
                 indptr, indices, last = self._pages(case)
@@ -640,15 +636,12 @@ class FlashInfer(_TorchAttention):
                        custom_mask=mask, causal=causal, sm_scale=scale, q_data_type=dt, kv_data_type=dt)
                 return w.run(q, self._cache(case), return_lse=True)
             w = fi.BatchPrefillWithRaggedKVCacheWrapper(self._workspace(), "NHD")
-            kv = T(np.concatenate([[0], np.cumsum(case.seqlen_k)]))
+            kv = self._on_device(np.concatenate([[0], np.cumsum(case.seqlen_k)]), np.int32)
             w.plan(qo, kv, case.heads_q, case.heads_kv, case.head_dim, custom_mask=mask, causal=causal,
                    sm_scale=scale, q_data_type=dt, kv_data_type=dt)
             return w.run(q, case.torch("k", self.device), case.torch("v", self.device), return_lse=True)
         except (RuntimeError, ValueError, NotImplementedError) as e:
-            u = self._refused(e)
-            if u is None:
-                raise
-            raise u
+            raise self._refused(e) or e
 
     def prefill(self, case):
         return self._attention(case, decode=False)
@@ -658,18 +651,14 @@ class FlashInfer(_TorchAttention):
 
     def combine(self, case):
         """merge_states over the splits: v [rows, S, 1, D], s [rows, S, 1], base 2."""
-        torch = _torch()
         fi = self._fi()
-        lse = torch.from_numpy(np.ascontiguousarray(case.lse_part, np.float32)).to(self.device)
-        o = torch.from_numpy(np.ascontiguousarray(case.o_part, np.float32)).to(self.device)
+        lse = self._on_device(case.lse_part, np.float32)
+        o = self._on_device(case.o_part, np.float32)
         merge = getattr(fi, "merge_states", None) or fi.cascade.merge_states
         try:
             v, s = merge(o.unsqueeze(2).contiguous(), lse.unsqueeze(2).contiguous())
         except (RuntimeError, ValueError, NotImplementedError) as e:
-            u = self._refused(e)
-            if u is None:
-                raise
-            raise u
+            raise self._refused(e) or e
         return v[:, 0].float(), s[:, 0].float()
 
 
