@@ -21,8 +21,10 @@
 extern "C" {
 #endif
 
-/* Layout version of ac_backend_ops; a table of another version is refused. */
-#define AC_BACKEND_ABI_VERSION 1
+/* Layout version of ac_backend_ops; a table of another version is refused.
+   2: ac_case gained the features (window, softcap, ALiBi, sinks) and
+   ac_backend_ops the `features` a backend implements. */
+#define AC_BACKEND_ABI_VERSION 2
 
 /* A handle into the backend registry: the two built-in backends have fixed
    numbers, registered ones (plugins) get the next free ones. */
@@ -43,6 +45,11 @@ typedef enum ac_bug {
     AC_BUG_COMBINE_NO_INF_GUARD, /* combine without the -inf guard on empty splits */
     AC_BUG_LSE_BASE2,          /* LSE returned in base 2 */
     AC_BUG_SKIP_BLOCK_FIRST,   /* the first key of every cache block skipped */
+    /* Features (docs/CONTRACT.md, "Windows, softcap, ALiBi and sinks"): */
+    AC_BUG_WINDOW_TOP_LEFT,    /* the window aligned top-left (diagonal j = i) instead of bottom-right */
+    AC_BUG_SOFTCAP_AFTER_MASK, /* tanh applied after the bias: masked -inf logits come back as -c */
+    AC_BUG_ALIBI_SIGN,         /* ALiBi added with the distance's sign flipped */
+    AC_BUG_SINK_NUMERATOR,     /* the sink also weights a value row (key 0's), not only the denominator */
     AC_BUG_COUNT
 } ac_bug;
 
@@ -70,6 +77,8 @@ typedef struct ac_backend_ops {
     /* 1 if it can run now; else 0 and `why` (n bytes) says why (may be NULL). */
     int (*available)(char *why, size_t n);
     ac_run_fn run[AC_OP_COUNT];       /* by family; NULL: the backend lacks it */
+    uint32_t features;                /* AC_FEAT_* it implements; a case using another one is
+                                         refused as unsupported before the entry is called */
 } ac_backend_ops;
 
 /* The built-in tables (kernels/). */

@@ -20,8 +20,8 @@ static const char *const dist_names[AC_DIST_COUNT] = {"uniform", "normal", "larg
 
 #define NAME_OF(table, v, n) (((int)(v) >= 0 && (int)(v) < (n)) ? table[v] : "?")
 static const ac_op_traits op_traits[AC_OP_COUNT] = {
-#define AC_FAMILY(name, NAME, min_q, max_q, kv, splits, causal, slots, kmasks) \
-    [AC_OP_##NAME] = {min_q, max_q, kv, splits, causal, slots, kmasks},
+#define AC_FAMILY(name, NAME, min_q, max_q, kv, splits, causal, slots, kmasks, features) \
+    [AC_OP_##NAME] = {min_q, max_q, kv, splits, causal, slots, kmasks, features},
 #include "ac_families.def"
 #undef AC_FAMILY
 };
@@ -63,6 +63,7 @@ void ac_case_init(ac_case *c)
     c->head_dim = 64;
     c->mask_density = 0.75f;
     c->num_splits = 1;
+    c->window_left = c->window_right = -1;
     c->dist = AC_DIST_NORMAL;
 }
 
@@ -72,6 +73,8 @@ void ac_case_free(ac_case *c)
     free(c->seqlen_k);
     free(c->block_table);
     free(c->slot_mapping);
+    free(c->alibi_slopes);
+    free(c->sinks);
     memset(c, 0, sizeof *c);
 }
 
@@ -95,6 +98,10 @@ ac_status ac_case_copy(ac_case *dst, const ac_case *src, ac_error *err)
     dst->block_table = dup_array(src->block_table, sizeof(int32_t) * nt, &fail);
     dst->slot_mapping = dup_array(src->slot_mapping,
                                   sizeof(int64_t) * (size_t)(src->num_tokens > 0 ? src->num_tokens : 0), &fail);
+    dst->alibi_slopes = dup_array(src->alibi_slopes, sizeof(float) * (size_t)(src->n_alibi > 0 ? src->n_alibi : 0), &fail);
+    dst->sinks = dup_array(src->sinks, sizeof(float) * (size_t)(src->n_sinks > 0 ? src->n_sinks : 0), &fail);
+    if (!dst->alibi_slopes) dst->n_alibi = 0;
+    if (!dst->sinks) dst->n_sinks = 0;
     if (fail) {
         ac_case_free(dst);
         return ac_fail(err, AC_ERR_NOMEM, "case copy: out of memory");
@@ -137,6 +144,74 @@ ac_status ac_case_alloc_slots(ac_case *c, int32_t num_tokens, ac_error *err)
     if (!c->slot_mapping) return ac_fail(err, AC_ERR_NOMEM, "slot_mapping: out of memory for %d tokens", num_tokens);
     for (int32_t i = 0; i < num_tokens; i++) c->slot_mapping[i] = -1;
     return AC_OK;
+}
+
+uint32_t ac_case_features(const ac_case *c)
+{
+    return (c->window_left != -1 || c->window_right != -1 ? AC_FEAT_WINDOW : 0u) |
+           (c->softcap != 0.0f ? AC_FEAT_SOFTCAP : 0u) | (c->n_alibi != 0 ? AC_FEAT_ALIBI : 0u) |
+           (c->n_sinks != 0 ? AC_FEAT_SINKS : 0u);
+}
+
+const char *ac_feature_names(uint32_t bits, char *buf, size_t n)
+{
+    static const char *const names[] = {"window", "softcap", "alibi", "sinks"};
+    size_t len = 0;
+    if (n) buf[0] = '\0';
+    for (int i = 0; i < 4; i++)
+        if (bits & (1u << i)) {
+            int k = snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? "+" : "", names[i]);
+            if (k > 0) len += (size_t)k;
+            if (len >= n) break;
+        }
+    if (!len && n) snprintf(buf, n, "none");
+    return buf;
+}
+
+int ac_case_has_features(const ac_case *c) { return ac_case_features(c) != 0; }
+
+static ac_status set_head_array(float **dst, int32_t *dst_n, const float *v, int32_t n, const char *name,
+                                ac_error *err)
+{
+    if (!v || n <= 0) {
+        free(*dst);
+        *dst = NULL;
+        *dst_n = 0;
+        return AC_OK;
+    }
+    if (n > AC_MAX_HEADS) return ac_fail(err, AC_ERR_SHAPE, "%s: %d entries, at most %d", name, n, AC_MAX_HEADS);
+    float *p = malloc(sizeof(float) * (size_t)n);
+    if (!p) return ac_fail(err, AC_ERR_NOMEM, "%s: out of memory", name);
+    memcpy(p, v, sizeof(float) * (size_t)n);
+    free(*dst);
+    *dst = p;
+    *dst_n = n;
+    return AC_OK;
+}
+ac_status ac_case_set_alibi(ac_case *c, const float *slopes, int32_t n, ac_error *err)
+{
+    return set_head_array(&c->alibi_slopes, &c->n_alibi, slopes, n, "alibi_slopes", err);
+}
+ac_status ac_case_set_sinks(ac_case *c, const float *sinks, int32_t n, ac_error *err)
+{
+    return set_head_array(&c->sinks, &c->n_sinks, sinks, n, "sinks", err);
+}
+
+static ac_status fit_array(float **a, int32_t *n, int32_t heads, const char *name, ac_error *err)
+{
+    if (*n == 0 || *n == heads || heads <= 0 || heads > AC_MAX_HEADS) return AC_OK;
+    float *p = malloc(sizeof(float) * (size_t)heads);
+    if (!p) return ac_fail(err, AC_ERR_NOMEM, "%s: out of memory", name);
+    for (int32_t h = 0; h < heads; h++) p[h] = (*a)[h < *n ? h : *n - 1];
+    free(*a);
+    *a = p;
+    *n = heads;
+    return AC_OK;
+}
+ac_status ac_case_fit_head_params(ac_case *c, ac_error *err)
+{
+    ac_status st = fit_array(&c->alibi_slopes, &c->n_alibi, c->heads_q, "alibi_slopes", err);
+    return st ? st : fit_array(&c->sinks, &c->n_sinks, c->heads_q, "sinks", err);
 }
 
 int64_t ac_case_total_q(const ac_case *c)
@@ -262,6 +337,37 @@ ac_status ac_case_check_enums(const ac_case *c, ac_error *err)
     return AC_OK;
 }
 
+ac_status ac_case_validate_features(const ac_case *c, ac_error *err)
+{
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
+    if (!tr) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %d: unknown", (int)c->op);
+    if (c->window_left < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", c->window_left);
+    if (c->window_right < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", c->window_right);
+    if (!isfinite(c->softcap) || c->softcap < 0.0f)
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and > 0, or 0 for none", (double)c->softcap);
+    if (c->n_alibi != 0 && (c->n_alibi != c->heads_q || !c->alibi_slopes))
+        return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes: %d entries, heads_q = %d needs one per query head",
+                       c->n_alibi, c->heads_q);
+    for (int32_t h = 0; h < c->n_alibi; h++)
+        if (!isfinite(c->alibi_slopes[h]))
+            return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite", h, (double)c->alibi_slopes[h]);
+    if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks))
+        return ac_fail(err, AC_ERR_SHAPE, "sinks: %d entries, heads_q = %d needs one per query head", c->n_sinks,
+                       c->heads_q);
+    for (int32_t h = 0; h < c->n_sinks; h++)
+        if (isnan(c->sinks[h]) || c->sinks[h] == INFINITY)
+            return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be finite, or -inf for none", h, (double)c->sinks[h]);
+    if (!tr->features && ac_case_has_features(c))
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "%s takes no window, softcap, ALiBi or sinks (%s)", ac_op_name(c->op),
+                       c->window_left != -1 || c->window_right != -1 ? "window set"
+                       : c->softcap != 0.0f                          ? "softcap set"
+                       : c->n_alibi                                  ? "alibi_slopes set"
+                                                                     : "sinks set");
+    return AC_OK;
+}
+
 ac_status ac_case_validate(const ac_case *c, ac_error *err)
 {
     ac_status st = ac_case_check_enums(c, err);
@@ -277,6 +383,8 @@ ac_status ac_case_validate(const ac_case *c, ac_error *err)
         return ac_fail(err, AC_ERR_SHAPE, "scale = %g: must be finite", (double)c->scale);
     if (c->mask_density < 0.0f || c->mask_density > 1.0f)
         return ac_fail(err, AC_ERR_SHAPE, "mask_density = %g: must be in [0, 1]", (double)c->mask_density);
+    st = ac_case_validate_features(c, err);
+    if (st) return st;
     for (int32_t b = 0; b < c->batch; b++) {
         if (c->seqlen_q[b] < 0) return ac_fail(err, AC_ERR_SHAPE, "seqlen_q[%d] = %d: must be >= 0", b, c->seqlen_q[b]);
         if (c->seqlen_k[b] < 0) return ac_fail(err, AC_ERR_SHAPE, "seqlen_k[%d] = %d: must be >= 0", b, c->seqlen_k[b]);
@@ -356,7 +464,7 @@ int ac_case_line(const ac_case *c, char *buf, size_t n)
 #define APPEND(...) do { int k_ = snprintf(buf + (size_t)len < buf + n ? buf + len : NULL, \
                                          (size_t)len < n ? n - (size_t)len : 0, __VA_ARGS__); \
                          if (k_ > 0) len += k_; } while (0)
-    static const ac_op_traits unknown_op = {0, 0, AC_KV_ANY, AC_SPLITS_NONE, -1, 0, 0};
+    static const ac_op_traits unknown_op = {0, 0, AC_KV_ANY, AC_SPLITS_NONE, -1, 0, 0, 0};
     const ac_op_traits *tr = ac_op_traits_of(c->op);
     if (!tr) tr = &unknown_op;
     if (c->paged) APPEND(" paged block=%d pool=%d", c->block_size, c->num_blocks);
@@ -366,6 +474,11 @@ int ac_case_line(const ac_case *c, char *buf, size_t n)
         else APPEND(" splits=%d", c->num_splits);
     }
     if (tr->slots) APPEND(" tokens=%d slots=%s", c->num_tokens, c->slot_mapping_i64 ? "i64" : "i32");
+    if (c->window_left != -1 || c->window_right != -1) APPEND(" window=%d,%d", c->window_left, c->window_right);
+    if (c->softcap != 0.0f) APPEND(" softcap=%.9g", (double)c->softcap);
+    if (c->n_alibi > 0 && c->alibi_slopes) APPEND(" alibi=%.3g..%.3g", (double)c->alibi_slopes[0],
+                                                  (double)c->alibi_slopes[c->n_alibi - 1]);
+    if (c->n_sinks > 0 && c->sinks) APPEND(" sinks=%.3g..%.3g", (double)c->sinks[0], (double)c->sinks[c->n_sinks - 1]);
     APPEND(" dist=%s", ac_dist_name(c->dist));
     if (c->special) APPEND(" special=0x%x", c->special);
     APPEND(" seed=%llu", (unsigned long long)c->seed);

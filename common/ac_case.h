@@ -107,10 +107,42 @@ typedef struct ac_case {
        For AC_OP_COMBINE, num_splits partials per (query, head). */
     int32_t num_splits;
 
+    /* Features (docs/CONTRACT.md, "Windows, softcap, ALiBi and sinks"); all
+       off after ac_case_init. They apply to prefill and decode; a combine and a
+       store take none. */
+    int32_t window_left;         /* -1: unbounded; else key j >= i + (Lk - Lq) - window_left */
+    int32_t window_right;        /* -1: unbounded; else key j <= i + (Lk - Lq) + window_right */
+    float softcap;               /* 0: off; c > 0: s = c * tanh(s / c) on scale * q.k */
+    int32_t n_alibi;             /* 0: no ALiBi; else heads_q entries in alibi_slopes */
+    float *alibi_slopes;         /* [n_alibi]: bias slope_h * (j - i - (Lk - Lq)) */
+    int32_t n_sinks;             /* 0: no sinks; else heads_q entries in sinks */
+    float *sinks;                /* [n_sinks]: a logit in each row's denominator, -inf = none */
+
     ac_dist dist;
     uint32_t special;            /* AC_SPECIAL_* flags */
     uint64_t seed;
 } ac_case;
+
+/* The features as bits (a backend's ac_backend_ops.features says which it implements). */
+enum {
+    AC_FEAT_WINDOW = 1u << 0,
+    AC_FEAT_SOFTCAP = 1u << 1,
+    AC_FEAT_ALIBI = 1u << 2,
+    AC_FEAT_SINKS = 1u << 3,
+    AC_FEAT_ALL = (1u << 4) - 1,
+};
+/* The AC_FEAT_* bits a case uses; 0 when none. */
+uint32_t ac_case_features(const ac_case *c);
+/* Their names joined by '+' ("window+softcap"), "none" for 0. */
+const char *ac_feature_names(uint32_t bits, char *buf, size_t n);
+/* 1 if any feature above is on. */
+int ac_case_has_features(const ac_case *c);
+/* Set the per-head feature arrays (NULL or n = 0: off); copies. */
+ac_status ac_case_set_alibi(ac_case *c, const float *slopes, int32_t n, ac_error *err);
+ac_status ac_case_set_sinks(ac_case *c, const float *sinks, int32_t n, ac_error *err);
+/* After heads_q changed: resize alibi_slopes and sinks (when on) to heads_q,
+   keeping the first entries and repeating the last one. */
+ac_status ac_case_fit_head_params(ac_case *c, ac_error *err);
 
 /* What a family's case holds and which rules it obeys (the columns of
    common/ac_families.def). ac_case_validate, the data generator and the fuzz
@@ -125,6 +157,7 @@ typedef struct ac_op_traits {
     int causal;             /* -1: any ac_causal; else the family's one mode */
     int slots;              /* 1: a slot mapping (store) */
     int kernel_masks;       /* 1: the bundled kernel takes explicit masks */
+    int features;           /* 1: windows, softcap, ALiBi and sinks apply */
 } ac_op_traits;
 /* NULL for an unknown op. */
 const ac_op_traits *ac_op_traits_of(ac_op op);
@@ -170,6 +203,10 @@ ac_status ac_case_check_enums(const ac_case *c, ac_error *err);
    range for used blocks, seqlen_k within table capacity, slot collisions ...).
    The message names the field and the index. */
 ac_status ac_case_validate(const ac_case *c, ac_error *err);
+/* The features' part of ac_case_validate: window sides >= -1, softcap finite
+   and >= 0, one ALiBi slope (finite) and one sink (finite or -inf) per query
+   head, and none of them on a family that takes none. */
+ac_status ac_case_validate_features(const ac_case *c, ac_error *err);
 
 /* One-line description, e.g.
    "prefill bf16 B=3 Hq=8 Hkv=2 D=128 causal=BR mask=none paged block=16 dist=normal seed=42".

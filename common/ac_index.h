@@ -40,6 +40,34 @@ AC_HD int32_t ac_causal_end(int mode, int32_t i, int32_t seqlen_q, int32_t seqle
     return (int32_t)end;
 }
 
+/* --- sliding window ------------------------------------------------------ */
+/* Keys allowed to query i by the causal mode and a window (left, right), -1
+   meaning unbounded on that side, are exactly j in [*begin, *end), before any
+   explicit mask. The window is aligned bottom-right like the causal mode
+   BOTTOM_RIGHT (flash-attn's window_size): with off = Lk - Lq,
+   i + off - left <= j <= i + off + right. Both clamped to [0, Lk];
+   *begin >= *end means the row is empty. */
+AC_HD void ac_key_range(int causal_mode, int32_t window_left, int32_t window_right, int32_t i,
+                        int32_t seqlen_q, int32_t seqlen_k, int32_t *begin, int32_t *end)
+{
+    int64_t diag = (int64_t)i + ((int64_t)seqlen_k - seqlen_q);
+    int64_t b = 0, e = ac_causal_end(causal_mode, i, seqlen_q, seqlen_k);
+    if (window_left >= 0 && diag - window_left > b) b = diag - window_left;
+    if (window_right >= 0 && diag + window_right + 1 < e) e = diag + window_right + 1;
+    if (b > seqlen_k) b = seqlen_k;
+    if (e < 0) e = 0;
+    if (e < b) e = b;
+    *begin = (int32_t)b;
+    *end = (int32_t)e;
+}
+
+/* ALiBi's distance: j - (i + Lk - Lq), as a float (exact below 2^24). The bias
+   is slope_h times it: <= 0 for every key a causal bottom-right row sees. */
+AC_HD float ac_alibi_dist(int32_t i, int32_t j, int32_t seqlen_q, int32_t seqlen_k)
+{
+    return (float)((int64_t)j - (int64_t)i - ((int64_t)seqlen_k - seqlen_q));
+}
+
 /* --- paged cache ---------------------------------------------------------- */
 /* Slot s is block s / block_size, offset s % block_size. */
 AC_HD int64_t ac_slot_block(int64_t slot, int32_t block_size) { return slot / block_size; }

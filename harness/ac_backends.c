@@ -73,6 +73,12 @@ ac_status ac_backend_run(ac_backend be, const ac_case *c, const ac_tensors *t, c
     if (!o->available(why, sizeof why)) return ac_fail(err, AC_ERR_NO_DEVICE, "%s: %s", o->name, why);
     if (!o->run[c->op])
         return ac_fail(err, AC_ERR_UNSUPPORTED, "backend %s has no %s entry", o->name, ac_op_name(c->op));
+    uint32_t lacks = ac_case_features(c) & ~o->features;
+    if (lacks) {
+        char names[64];
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "backend %s does not implement %s", o->name,
+                       ac_feature_names(lacks, names, sizeof names));
+    }
     ac_status st = ac_outputs_alloc(c, out, err);
     if (st) return st;
     return o->run[c->op](c, t, opts, out, err);
