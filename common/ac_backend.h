@@ -77,8 +77,8 @@ typedef struct ac_backend_ops {
     /* 1 if it can run now; else 0 and `why` (n bytes) says why (may be NULL). */
     int (*available)(char *why, size_t n);
     ac_run_fn run[AC_OP_COUNT];       /* by family; NULL: the backend lacks it */
-    uint32_t features;                /* AC_FEAT_* it implements; a case using another one is
-                                         refused as unsupported before the entry is called */
+    uint32_t features[AC_OP_COUNT];   /* by family, the AC_FEAT_* bits it implements; a case using
+                                         another one is refused as unsupported before the entry runs */
 } ac_backend_ops;
 
 /* The built-in tables (kernels/). */

@@ -73,11 +73,11 @@ ac_status ac_backend_run(ac_backend be, const ac_case *c, const ac_tensors *t, c
     if (!o->available(why, sizeof why)) return ac_fail(err, AC_ERR_NO_DEVICE, "%s: %s", o->name, why);
     if (!o->run[c->op])
         return ac_fail(err, AC_ERR_UNSUPPORTED, "backend %s has no %s entry", o->name, ac_op_name(c->op));
-    uint32_t lacks = ac_case_features(c) & ~o->features;
+    uint32_t lacks = ac_case_features(c) & ~o->features[c->op];
     if (lacks) {
         char names[64];
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "backend %s does not implement %s", o->name,
-                       ac_feature_names(lacks, names, sizeof names));
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "backend %s does not implement %s for %s", o->name,
+                       ac_feature_names(lacks, names, sizeof names), ac_op_name(c->op));
     }
     ac_status st = ac_outputs_alloc(c, out, err);
     if (st) return st;
