@@ -127,9 +127,11 @@ static const char *const words[] = {
     "v_cache", "block_table", "seqlens_k", "cu_seqlens_q", "cu_seqlens_k", "out", "lse", "num_splits", "o_part",
     "lse_part", "k_new", "v_new", "slot_mapping", "k_cache_out", "v_cache_out", "dtype", "shape", "data_offsets",
     "F16", "BF16", "F32", "I32", "I64", "BOOL", "U8", "F64", "__metadata__", "attncheck", "attncheck-dump",
+    "window_left", "window_right", "softcap", "alibi_slopes", "sinks",
 };
 static const char *const numbers[] = {"0", "1", "2", "3", "7", "8", "16", "-1", "1.5", "0.0", "-0.0", "1e308",
-                                      "2147483647", "2147483648", "4294967296", "9007199254740993", "1e-300"};
+                                      "2147483647", "2147483648", "4294967296", "9007199254740993", "1e-300",
+                                      "-2", "-inf", "30.0"};
 
 static int is_word(uint8_t ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_'; }
 static int is_digit(uint8_t ch) { return ch >= '0' && ch <= '9'; }

@@ -88,6 +88,12 @@ static int mask_allows(const ac_case *c, const ac_tensors *t, int32_t b, int32_t
     return c->mask == AC_MASK_BOOL ? t->mask_bool[e] != 0 : t->mask_bias[e] != -INFINITY;
 }
 
+/* 1 if query head h has a finite sink (its keyless rows are not empty: LSE = sink). */
+static int has_sink(const ac_case *c, int32_t h)
+{
+    return c->n_sinks && h < c->n_sinks && c->sinks[h] != -INFINITY;
+}
+
 /* V row of (sequence b, kv head, key j). */
 static const uint16_t *v_row(const ac_case *c, const ac_tensors *t, int32_t b, int32_t kvh, int32_t j)
 {
@@ -206,8 +212,12 @@ int ac_row_is_empty(const ac_case *c, const ac_tensors *t, int64_t r)
     const int64_t tok = r / c->heads_q;
     const int32_t h = (int32_t)(r % c->heads_q), b = seq_of(t->cu_seqlens_q, c->batch, tok);
     const int32_t i = (int32_t)(tok - t->cu_seqlens_q[b]);
-    const int32_t end = ac_causal_end((int)c->causal, i, c->seqlen_q[b], c->seqlen_k[b]);
-    for (int32_t j = 0; j < end; j++)
+    /* A finite sink makes a keyless row the contract's O = 0, LSE = sink: no
+       empty-row convention applies to it, the verdict judges it as it is. */
+    if (has_sink(c, h)) return 0;
+    int32_t begin, end;
+    ac_key_range((int)c->causal, c->window_left, c->window_right, i, c->seqlen_q[b], c->seqlen_k[b], &begin, &end);
+    for (int32_t j = begin; j < end; j++)
         if (mask_allows(c, t, b, h, i, j)) return 0;
     return 1;
 }
@@ -226,7 +236,7 @@ static void apply_conventions(const ac_dump *d, const ac_case *c, const ac_tenso
     const int32_t D = c->head_dim;
     for (int64_t r = 0; r < res->rows; r++) {
         if (!res->checked[r]) continue;
-        if (res->n_allowed[r] == 0) {
+        if (res->n_allowed[r] == 0 && !(c->op != AC_OP_COMBINE && has_sink(c, (int32_t)(r % c->heads_q)))) {
             ac_map_empty_row(rule, c, t, out_f32, o, r);
             continue;
         }
@@ -317,6 +327,12 @@ static ac_status check_logit_range(const variant *v, ac_error *err)
             }
         bound = scale * c->head_dim * qm * km;
         if (c->mask == AC_MASK_ADDITIVE) bound += max_abs_f32(t->mask_bias, t->mask_off[c->batch]);
+        int64_t span = 0; /* |j - i - (Lk - Lq)| < max(Lq, Lk) */
+        for (int32_t b = 0; b < c->batch; b++) {
+            int64_t m = c->seqlen_q[b] > c->seqlen_k[b] ? c->seqlen_q[b] : c->seqlen_k[b];
+            if (m > span) span = m;
+        }
+        bound += max_abs_f32(c->alibi_slopes, c->n_alibi) * (double)span;
     }
     if (bound > AC_DUMP_MAX_LOGIT)
         return ac_fail(err, AC_ERR_NUMERIC, "logits up to %.3g (|scale| D max|q| max|k| + max|bias|): past 2^48, "
@@ -425,7 +441,7 @@ void ac_dump_empty_report(const ac_dump *d, const ac_oracle_result *res, ac_empt
     for (int64_t r = 0; r < res->rows; r++) {
         if (!res->checked[r]) continue;
         e->rows_checked++;
-        if (res->n_allowed[r] != 0) continue;
+        if (res->n_allowed[r] != 0 || (!combine && has_sink(c, (int32_t)(r % c->heads_q)))) continue;
         e->rows++;
         ok += empty_o_ok(declared, c, &d->t, out_f32, &d->out, r) &&
               (!e->has_lse || empty_lse_ok(declared, d->out.lse[r]));
@@ -768,6 +784,213 @@ static int hyp_gather(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
     return H_OK;
 }
 
+/* ---- the features' classic bugs (docs/DIAGNOSIS.md, "Windows, softcap, ALiBi, sinks") ---- */
+
+static void label(ac_hypothesis *h, const char *name, const char *declared, const char *about)
+{
+    snprintf(h->name, sizeof h->name, "%s", name);
+    snprintf(h->declared, sizeof h->declared, "%s", declared);
+    snprintf(h->about, sizeof h->about, "%s", about);
+}
+
+/* 1 if some row's causal-and-window key range differs between cases a and b. */
+static int ranges_differ(const ac_case *a, const ac_case *b)
+{
+    for (int32_t s = 0; s < a->batch; s++)
+        for (int32_t i = 0; i < a->seqlen_q[s]; i++) {
+            int32_t b0, e0, b1, e1;
+            ac_key_range((int)a->causal, a->window_left, a->window_right, i, a->seqlen_q[s], a->seqlen_k[s], &b0, &e0);
+            ac_key_range((int)b->causal, b->window_left, b->window_right, i, b->seqlen_q[s], b->seqlen_k[s], &b1, &e1);
+            if ((e0 > b0 || e1 > b1) && (b0 != b1 || e0 != e1)) return 1;
+        }
+    return 0;
+}
+
+static int hyp_window_side(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
+{
+    const ac_case *c = &d->c;
+    const int right = arg >= 2, delta = (arg & 1) ? -1 : 1;
+    const int32_t w = right ? c->window_right : c->window_left;
+    snprintf(h->name, sizeof h->name, "window_%s%+d", right ? "right" : "left", delta);
+    snprintf(h->declared, sizeof h->declared, "window=%d,%d", c->window_left, c->window_right);
+    snprintf(h->about, sizeof h->about, "the window one key %s on the %s side (a bound off by one)",
+             delta > 0 ? "wider" : "narrower", right ? "right" : "left");
+    if (c->window_left < 0 && c->window_right < 0) return H_SKIP; /* no window: nothing to say */
+    if (w < 0) return na(h, right ? "no right window bound declared" : "no left window bound declared");
+    if (w + delta < 0) return na(h, "the side is 0 keys wide: one less is no window");
+    if (right) v->c.window_right = w + delta;
+    else v->c.window_left = w + delta;
+    if (!ranges_differ(c, &v->c)) return na(h, "the same keys as declared for every row");
+    return H_OK;
+}
+
+static int hyp_alibi_sign(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
+{
+    (void)arg;
+    label(h, "alibi_sign_flipped", "alibi=+slope*(j-i-(Lk-Lq))",
+          "ALiBi added as -slope * (j - i - (Lk - Lq)): the distance's sign flipped");
+    if (!d->c.n_alibi) return H_SKIP;
+    int any = 0;
+    for (int32_t k = 0; k < v->c.n_alibi; k++) {
+        any |= v->c.alibi_slopes[k] != 0.0f;
+        v->c.alibi_slopes[k] = -v->c.alibi_slopes[k];
+    }
+    if (!any) return na(h, "every slope is 0");
+    return H_OK;
+}
+
+static int hyp_softcap_ignored(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
+{
+    (void)arg;
+    char decl[40];
+    snprintf(decl, sizeof decl, "softcap=%.9g", (double)d->c.softcap);
+    label(h, "softcap_ignored", decl, "the logits not capped: softcap ignored");
+    if (d->c.softcap == 0.0f) return H_SKIP;
+    v->c.softcap = 0.0f;
+    return H_OK;
+}
+
+static int hyp_sinks_ignored(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
+{
+    (void)arg;
+    label(h, "sinks_ignored", "sinks in the denominator", "the sinks left out of the softmax's denominator");
+    if (!d->c.n_sinks) return H_SKIP;
+    int any = 0;
+    for (int32_t k = 0; k < d->c.n_sinks; k++) any |= d->c.sinks[k] != -INFINITY;
+    if (!any) return na(h, "every sink is -inf");
+    free(v->c.sinks);
+    v->c.sinks = NULL;
+    v->c.n_sinks = 0;
+    return H_OK;
+}
+
+/* Hypotheses no case field expresses, as an explicit per-head additive mask
+   over every (query, key) of each sequence that carries the whole allowed set
+   and the logit's extra terms (the variant's causal mode, window and ALiBi
+   are then off):
+   - F_WINDOW_TOP_LEFT: the window's diagonal at j = i (the causal bound kept);
+   - F_ALIBI_ABS: ALiBi as -slope * |j - i - off| (flash-attn's convention);
+   - F_SOFTCAP_AFTER_MASK(_RANGE): tanh after masking, so that an excluded key
+     the kernel visits weighs in with logit -c: every key of the row, or only
+     the keys of the causal-and-window range (the explicit mask's exclusions). */
+enum { F_WINDOW_TOP_LEFT = 0, F_ALIBI_ABS, F_SOFTCAP_AFTER_MASK, F_SOFTCAP_AFTER_MASK_RANGE };
+
+static const uint16_t *kv_at(const ac_case *c, const ac_tensors *t, const uint16_t *base, int32_t b, int32_t kvh,
+                             int32_t j)
+{
+    int64_t off = c->paged
+        ? ac_cache_offset(ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, j, c->block_size), kvh,
+                          c->heads_kv, c->head_dim)
+        : ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kvh, c->heads_kv, c->head_dim);
+    return base + off;
+}
+
+static int feature_mask_variant(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
+{
+    const ac_case *c = &d->c;
+    const ac_tensors *t = &d->t;
+    const int32_t Hq = c->heads_q, D = c->head_dim;
+    int64_t total = 0;
+    for (int32_t b = 0; b < c->batch; b++) total += (int64_t)Hq * c->seqlen_q[b] * c->seqlen_k[b];
+    if (total > MAX_MASK_ENTRIES) return na(h, "the mask would exceed 2^28 entries");
+    float *mf = variant_alloc(v, (size_t)total, sizeof(float));
+    int64_t *off = variant_alloc(v, (size_t)c->batch + 1, sizeof(int64_t));
+    if (!mf || !off) return H_NOMEM;
+    const double scale = c->scale_given ? (double)c->scale : 1.0 / sqrt((double)D), cap = (double)c->softcap;
+    int changed = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        const int32_t lq = c->seqlen_q[b], lk = c->seqlen_k[b];
+        off[b + 1] = off[b] + (int64_t)Hq * lq * lk;
+        for (int32_t hh = 0; hh < Hq; hh++)
+            for (int32_t i = 0; i < lq; i++) {
+                int32_t kb, ke;
+                ac_key_range((int)c->causal, c->window_left, c->window_right, i, lq, lk, &kb, &ke);
+                const int32_t cend = ac_causal_end((int)c->causal, i, lq, lk);
+                for (int32_t j = 0; j < lk; j++) {
+                    const int mask_ok = mask_allows(c, t, b, hh, i, j);
+                    const int was = j >= kb && j < ke && mask_ok;
+                    const float dist = ac_alibi_dist(i, j, lq, lk);
+                    const float slope = c->n_alibi ? c->alibi_slopes[hh] : 0.0f;
+                    float extra = slope * dist; /* the declared ALiBi, as the kernels compute it in fp32 */
+                    int now = was;
+                    double logit = NAN; /* a fixed logit (softcap after the mask), else NAN */
+                    if (kind == F_WINDOW_TOP_LEFT) {
+                        now = j < cend && mask_ok && (c->window_left < 0 || j >= (int64_t)i - c->window_left) &&
+                              (c->window_right < 0 || j <= (int64_t)i + c->window_right);
+                    } else if (kind == F_ALIBI_ABS) {
+                        extra = -slope * fabsf(dist);
+                        changed |= was && dist > 0.0f && slope != 0.0f;
+                    } else if (!was && (kind == F_SOFTCAP_AFTER_MASK || (j >= kb && j < ke))) {
+                        now = 1;
+                        logit = -cap;
+                    }
+                    changed |= was != now;
+                    const int64_t e = off[b + 1] - (int64_t)Hq * lq * lk + ((int64_t)hh * lq + i) * lk + j;
+                    if (!now) {
+                        mf[e] = -INFINITY;
+                        continue;
+                    }
+                    if (isnan(logit)) {
+                        double bias = c->mask == AC_MASK_ADDITIVE
+                            ? t->mask_bias[t->mask_off[b] + ((int64_t)(c->mask_per_head ? hh : 0) * lq + i) * lk + j]
+                            : 0.0;
+                        mf[e] = (float)(bias + (double)extra);
+                        continue;
+                    }
+                    /* the bias that brings the capped logit to `logit`: -c - c tanh(scale q.k / c) */
+                    const int32_t kvh = ac_kv_head(hh, Hq, c->heads_kv);
+                    const uint16_t *qr = t->q + ac_thd_offset((int64_t)t->cu_seqlens_q[b] + i, hh, Hq, D);
+                    const uint16_t *kr = kv_at(c, t, t->k, b, kvh, j);
+                    double dot = 0.0;
+                    for (int32_t dd = 0; dd < D; dd++)
+                        dot += (double)ac_half_to_f32(c->dtype, qr[dd]) * (double)ac_half_to_f32(c->dtype, kr[dd]);
+                    if (!isfinite(dot)) return na(h, "a key outside the allowed set holds a non-finite value");
+                    mf[e] = (float)(logit - cap * tanh(scale * dot / cap));
+                }
+            }
+    }
+    if (!changed) return na(h, "the same logits and keys as declared for every row");
+    v->c.mask = AC_MASK_ADDITIVE;
+    v->c.mask_per_head = 1;
+    v->c.causal = AC_CAUSAL_NONE;
+    v->c.window_left = v->c.window_right = -1;
+    v->c.n_alibi = 0; /* carried in the mask */
+    v->t.mask_off = off;
+    v->t.mask_bool = NULL;
+    v->t.mask_bias = mf;
+    return H_OK;
+}
+
+static int hyp_feature_mask(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
+{
+    const ac_case *c = &d->c;
+    static const char *const names[] = {"window_top_left", "alibi_abs", "softcap_after_mask",
+                                        "softcap_after_mask(in_range)"};
+    static const char *const about[] = {
+        "the window aligned top-left (i - left <= j <= i + right) instead of bottom-right (+ Lk - Lq)",
+        "ALiBi as -slope * |j - i - (Lk - Lq)| (flash-attn's convention) instead of the signed distance",
+        "tanh applied after masking: every excluded key weighs in with logit -softcap",
+        "tanh applied after masking: the keys of the causal-and-window range that the explicit mask excludes "
+        "weigh in with logit -softcap",
+    };
+    snprintf(h->name, sizeof h->name, "%s", names[kind]);
+    snprintf(h->about, sizeof h->about, "%s", about[kind]);
+    if (kind == F_WINDOW_TOP_LEFT) {
+        snprintf(h->declared, sizeof h->declared, "window=%d,%d bottom-right", c->window_left, c->window_right);
+        if (c->window_left < 0 && c->window_right < 0) return H_SKIP;
+        int differs = 0;
+        for (int32_t b = 0; b < c->batch; b++) differs |= c->seqlen_q[b] != c->seqlen_k[b] && c->seqlen_q[b] > 0;
+        if (!differs) return na(h, "Lq = Lk in every sequence: both alignments agree");
+    } else if (kind == F_ALIBI_ABS) {
+        snprintf(h->declared, sizeof h->declared, "alibi=+slope*(j-i-(Lk-Lq))");
+        if (!c->n_alibi) return H_SKIP;
+    } else {
+        snprintf(h->declared, sizeof h->declared, "softcap=%.9g before the mask", (double)c->softcap);
+        if (c->softcap == 0.0f) return H_SKIP;
+    }
+    return feature_mask_variant(d, v, h, kind);
+}
+
 typedef int (*hyp_fn)(const ac_dump *d, variant *v, ac_hypothesis *h, int arg);
 typedef struct hyp_entry { hyp_fn fn; int arg; } hyp_entry;
 
@@ -778,6 +1001,10 @@ static const hyp_entry attention_hyps[] = {
     {hyp_lse_base, 1}, {hyp_lse_layout, 0}, {hyp_swap, 0},
     {hyp_gather, G_PAST_ONE}, {hyp_gather, G_PAST_BLOCK_END}, {hyp_gather, G_TABLE_PLUS_ONE},
     {hyp_gather, G_OFFSET_PLUS_ONE}, {hyp_gather, G_OFFSET_MINUS_ONE},
+    {hyp_feature_mask, F_WINDOW_TOP_LEFT}, {hyp_window_side, 0}, {hyp_window_side, 1}, {hyp_window_side, 2},
+    {hyp_window_side, 3}, {hyp_alibi_sign, 0}, {hyp_feature_mask, F_ALIBI_ABS}, {hyp_softcap_ignored, 0},
+    {hyp_feature_mask, F_SOFTCAP_AFTER_MASK}, {hyp_feature_mask, F_SOFTCAP_AFTER_MASK_RANGE},
+    {hyp_sinks_ignored, 0},
 };
 static const hyp_entry combine_hyps[] = {{hyp_lse_base, 0}, {hyp_lse_base, 1}};
 

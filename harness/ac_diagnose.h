@@ -50,7 +50,7 @@ typedef struct ac_empty_report {
 } ac_empty_report;
 void ac_dump_empty_report(const ac_dump *d, const ac_oracle_result *res, ac_empty_report *e);
 
-#define AC_DIAG_MAX 24
+#define AC_DIAG_MAX 32
 /* Rows judged per hypothesis before a match is confirmed on every row. */
 #define AC_DIAG_SAMPLE_ROWS 4096
 

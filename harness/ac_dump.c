@@ -48,20 +48,20 @@ static const int tdtype_bytes[T_COUNT] = {2, 2, 4, 4, 8, 1, 1};
 enum {
     TN_Q = 0, TN_K, TN_V, TN_K_CACHE, TN_V_CACHE, TN_BLOCK_TABLE, TN_SEQLENS_K, TN_CU_Q, TN_CU_K, TN_MASK,
     TN_OUT, TN_LSE, TN_NUM_SPLITS, TN_O_PART, TN_LSE_PART, TN_K_NEW, TN_V_NEW, TN_SLOT_MAPPING,
-    TN_K_CACHE_OUT, TN_V_CACHE_OUT, TN_COUNT
+    TN_K_CACHE_OUT, TN_V_CACHE_OUT, TN_ALIBI, TN_SINKS, TN_COUNT
 };
 static const char *const tn_names[TN_COUNT] = {
     "q", "k", "v", "k_cache", "v_cache", "block_table", "seqlens_k", "cu_seqlens_q", "cu_seqlens_k", "mask",
     "out", "lse", "num_splits", "o_part", "lse_part", "k_new", "v_new", "slot_mapping",
-    "k_cache_out", "v_cache_out",
+    "k_cache_out", "v_cache_out", "alibi_slopes", "sinks",
 };
 #define BIT(n) (1u << (n))
 static const uint32_t op_tensors_prefill = BIT(TN_Q) | BIT(TN_K) | BIT(TN_V) | BIT(TN_K_CACHE) | BIT(TN_V_CACHE) |
                                           BIT(TN_BLOCK_TABLE) | BIT(TN_SEQLENS_K) | BIT(TN_CU_Q) | BIT(TN_CU_K) |
-                                          BIT(TN_MASK) | BIT(TN_OUT) | BIT(TN_LSE);
+                                          BIT(TN_MASK) | BIT(TN_OUT) | BIT(TN_LSE) | BIT(TN_ALIBI) | BIT(TN_SINKS);
 static const uint32_t op_tensors_decode = BIT(TN_Q) | BIT(TN_K_CACHE) | BIT(TN_V_CACHE) | BIT(TN_BLOCK_TABLE) |
                                          BIT(TN_SEQLENS_K) | BIT(TN_CU_Q) | BIT(TN_MASK) | BIT(TN_OUT) |
-                                         BIT(TN_LSE) | BIT(TN_NUM_SPLITS);
+                                         BIT(TN_LSE) | BIT(TN_NUM_SPLITS) | BIT(TN_ALIBI) | BIT(TN_SINKS);
 static const uint32_t op_tensors_combine = BIT(TN_O_PART) | BIT(TN_LSE_PART) | BIT(TN_OUT) | BIT(TN_LSE);
 static const uint32_t op_tensors_store = BIT(TN_K_NEW) | BIT(TN_V_NEW) | BIT(TN_SLOT_MAPPING) | BIT(TN_K_CACHE) |
                                         BIT(TN_V_CACHE) | BIT(TN_K_CACHE_OUT) | BIT(TN_V_CACHE_OUT);
@@ -138,6 +138,8 @@ typedef struct parse_ctx {
     ac_mask_kind mask;
     int out_f32_declared;
     int have_causal, have_scale;
+    int32_t window_left, window_right; /* -1: unbounded (also when the key is absent) */
+    double softcap;                    /* 0: none */
 } parse_ctx;
 
 static void *xcalloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
@@ -293,11 +295,13 @@ static ac_status parse_header(parse_ctx *px, cJSON **root_out, ac_error *err)
 
 enum {
     MK_FORMAT = 0, MK_VERSION, MK_OP, MK_CAUSAL, MK_SCALE, MK_LAYOUT, MK_KV_LAYOUT, MK_LSE_BASE, MK_LSE_LAYOUT,
-    MK_EMPTY_ROW, MK_COMBINE_EMPTY, MK_MASK, MK_LIBRARY, MK_LIBRARY_VERSION, MK_NOTE, MK_OUT_DTYPE, MK_COUNT
+    MK_EMPTY_ROW, MK_COMBINE_EMPTY, MK_MASK, MK_LIBRARY, MK_LIBRARY_VERSION, MK_NOTE, MK_OUT_DTYPE,
+    MK_WINDOW_LEFT, MK_WINDOW_RIGHT, MK_SOFTCAP, MK_COUNT
 };
 static const char *const mk_names[MK_COUNT] = {
     "format", "version", "op", "causal", "scale", "layout", "kv_layout", "lse_base", "lse_layout",
     "empty_row", "combine_empty", "mask", "library", "library_version", "note", "out_dtype",
+    "window_left", "window_right", "softcap",
 };
 
 /* A string value that must be one of `choices`; *out = its index. */
@@ -418,6 +422,37 @@ static ac_status parse_meta(parse_ctx *px, ac_dump_conv *cv, ac_error *err)
         if ((st = pick(val[MK_MASK], MK_MASK, masks, 3, &idx, err))) goto out;
         px->mask = mask_of[idx];
     }
+    /* The features (docs/CONTRACT.md): a window side is an integer >= -1 (-1
+       unbounded, the default), softcap a finite number >= 0 (0 none). A
+       combine or a store takes none: a key for them is refused, not ignored,
+       since the call it describes would not be the one judged. */
+    px->window_left = px->window_right = -1;
+    for (int key = MK_WINDOW_LEFT; key <= MK_SOFTCAP; key++) {
+        const cJSON *v = val[key];
+        if (!v) continue;
+        if (!attention) {
+            st = ac_fail(err, AC_ERR_PARSE, "metadata key '%s': %s takes no window, softcap, ALiBi or sinks",
+                         mk_names[key], ops[idx]);
+            goto out;
+        }
+        if (key == MK_SOFTCAP) {
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0.0 ||
+                v->valuedouble > (double)FLT_MAX) {
+                st = ac_fail(err, AC_ERR_PARSE, "metadata key 'softcap': must be a finite number >= 0 (0 = none)");
+                goto out;
+            }
+            px->softcap = v->valuedouble;
+            continue;
+        }
+        double w = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        if (!(w >= -1.0 && w <= (double)INT32_MAX) || w != floor(w)) {
+            st = ac_fail(err, AC_ERR_PARSE, "metadata key '%s': must be an integer >= -1 (-1 = unbounded)",
+                         mk_names[key]);
+            goto out;
+        }
+        if (key == MK_WINDOW_LEFT) px->window_left = (int32_t)w;
+        else px->window_right = (int32_t)w;
+    }
     static const char *const out_dtypes[] = {"same", "float32"};
     if (val[MK_OUT_DTYPE] && (st = pick(val[MK_OUT_DTYPE], MK_OUT_DTYPE, out_dtypes, 2, &px->out_f32_declared, err)))
         goto out;
@@ -528,6 +563,33 @@ static ac_status load_lse(parse_ctx *px, ac_dump *d, int64_t rows_t, int64_t hea
 }
 
 /* ---- the ops ------------------------------------------------------------------------- */
+
+/* The window and softcap from the metadata, the per-head ALiBi slopes and
+   sinks from their F32 [Hq] tensors (validation then names a non-finite
+   slope, a NaN or +inf sink). */
+static ac_status load_features(const parse_ctx *px, ac_case *c, ac_error *err)
+{
+    c->window_left = px->window_left;
+    c->window_right = px->window_right;
+    c->softcap = (float)px->softcap;
+    const int which[2] = {TN_ALIBI, TN_SINKS};
+    for (int k = 0; k < 2; k++) {
+        const tensor *t = &px->tn[which[k]];
+        if (!t->present) continue;
+        ac_status st = check_dtype(t, which[k], BIT(T_F32), err);
+        if (st) return st;
+        const int64_t want[1] = {c->heads_q};
+        const char *const what[1] = {"Hq"};
+        if ((st = check_shape(t, which[k], 1, want, what, err))) return st;
+        float *v = xcalloc((size_t)c->heads_q, sizeof(float));
+        if (!v) return ac_fail(err, AC_ERR_NOMEM, "%s: out of memory", tn_names[which[k]]);
+        for (int32_t h = 0; h < c->heads_q; h++) v[h] = tensor_f32(t, (uint64_t)h);
+        st = k == 0 ? ac_case_set_alibi(c, v, c->heads_q, err) : ac_case_set_sinks(c, v, c->heads_q, err);
+        free(v);
+        if (st) return st;
+    }
+    return AC_OK;
+}
 
 static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
 {
@@ -708,6 +770,7 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
                            (long long)v, AC_MAX_SPLITS);
         c->num_splits = (int32_t)v;
     }
+    if ((st = load_features(px, c, err))) return st;
     if ((st = ac_case_validate(c, err))) return st; /* lengths, GQA, table range, capacity: before sizing by them */
     if (paged) /* validation bounds the total by 2^31 - 1 */
         for (int64_t b = 0; b < B; b++) t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + c->seqlen_k[b];
@@ -1209,6 +1272,17 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
             const int64_t one[1] = {1};
             write_ints(&wr, "num_splits", 0, &c->num_splits, NULL, 1, one);
         }
+        const int64_t hs[1] = {Hq};
+        if (c->n_alibi) {
+            begin_tensor(&wr, "alibi_slopes", T_F32, 1, hs);
+            write_f32(&wr, c->alibi_slopes, 0, 1, 1, Hq);
+            end_tensor(&wr);
+        }
+        if (c->n_sinks) {
+            begin_tensor(&wr, "sinks", T_F32, 1, hs);
+            write_f32(&wr, c->sinks, 0, 1, 1, Hq);
+            end_tensor(&wr);
+        }
     } else if (c->op == AC_OP_COMBINE) {
         const int64_t R = Tq * Hq, S = c->num_splits;
         const int64_t os[3] = {R, S, D}, ls[2] = {R, S}, outs[2] = {R, D}, l1[1] = {R};
@@ -1257,10 +1331,15 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
     if (c->scale_given) putf(&meta, "%.9g", (double)c->scale);
     else putf(&meta, "\"default\"");
     putf(&meta, ",\"layout\":\"%s\",\"kv_layout\":\"%s\",\"lse_base\":\"%s\",\"lse_layout\":\"%s\","
-         "\"empty_row\":\"%s\",\"combine_empty\":\"%s\",\"mask\":\"%s\",\"out_dtype\":\"%s\",\"library\":",
+         "\"empty_row\":\"%s\",\"combine_empty\":\"%s\",\"mask\":\"%s\",\"out_dtype\":\"%s\",",
          hnd ? "HND" : "NHD", kvs ? "HND" : "NHD", cv->lse_base2 ? "2" : "e", cv->lse_ht ? "HT" : "TH",
          ac_empty_rule_name(cv->empty_row), ac_combine_empty_name(cv->combine_empty), mask_names[c->mask],
          cv->out_f32 && c->op != AC_OP_COMBINE ? "float32" : "same");
+    /* The features only when on: a dump without them reads as before. */
+    if (c->window_left != -1) putf(&meta, "\"window_left\":%d,", c->window_left);
+    if (c->window_right != -1) putf(&meta, "\"window_right\":%d,", c->window_right);
+    if (c->softcap != 0.0f) putf(&meta, "\"softcap\":%.9g,", (double)c->softcap);
+    put(&meta, "\"library\":", 10);
     put_json_str(&meta, cv->library);
     put(&meta, ",\"library_version\":", 19);
     put_json_str(&meta, cv->library_version);

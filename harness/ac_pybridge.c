@@ -42,6 +42,7 @@ typedef struct hello {
     int has_lse, lse_base2;
     ac_empty_rule empty_row;
     ac_combine_empty combine_empty;
+    uint32_t features[AC_OP_COUNT]; /* by family, the AC_FEAT_* bits the adapter implements */
 } hello;
 
 typedef struct bridge {
@@ -297,7 +298,8 @@ static ac_status worker_start(ac_error *err)
     st = parse_hello(g.line, &h, err);
     if (!st && g.loaded &&
         (strcmp(h.name, g.h.name) || h.families != g.h.families || h.has_lse != g.h.has_lse ||
-         h.lse_base2 != g.h.lse_base2 || h.empty_row != g.h.empty_row || h.combine_empty != g.h.combine_empty))
+         h.lse_base2 != g.h.lse_base2 || h.empty_row != g.h.empty_row || h.combine_empty != g.h.combine_empty ||
+         memcmp(h.features, g.h.features, sizeof h.features)))
         st = ac_fail(err, AC_ERR_IO, "%s: the restarted worker announces other families or conventions than the "
                      "first one", g.backend_name);
     if (st) {
@@ -384,6 +386,45 @@ static ac_status read_line(double deadline, const char *what, ac_error *err)
 
 /* ---- the protocol ------------------------------------------------------------------------- */
 
+/* The hello's optional "features": {family: ["window", "softcap", "alibi",
+   "sinks"]}, for families the adapter runs and features they take. Absent:
+   none, so that a case using one is refused as unsupported (an adapter
+   written before the features cannot pass a window by ignoring it). */
+static ac_status parse_features(const cJSON *f, hello *h, ac_error *err)
+{
+    static const char *const names[4] = {"window", "softcap", "alibi", "sinks"};
+    static const uint32_t bits[4] = {AC_FEAT_WINDOW, AC_FEAT_SOFTCAP, AC_FEAT_ALIBI, AC_FEAT_SINKS};
+    if (!f || cJSON_IsNull(f)) return AC_OK;
+    if (!cJSON_IsObject(f))
+        return ac_fail(err, AC_ERR_IO, "%s: the hello's features: not an object {family: [feature, ...]}",
+                       g.backend_name);
+    const cJSON *fam;
+    cJSON_ArrayForEach(fam, f)
+    {
+        const ac_family *af = ac_family_find(fam->string);
+        if (!af || !(h->families & (1u << af->op)))
+            return ac_fail(err, AC_ERR_IO, "%s: features: %.40s is not a family the adapter runs", g.backend_name,
+                           fam->string);
+        const ac_op_traits *tr = ac_op_traits_of(af->op);
+        if (!cJSON_IsArray(fam))
+            return ac_fail(err, AC_ERR_IO, "%s: features[%.40s]: not a list", g.backend_name, fam->string);
+        const cJSON *x;
+        cJSON_ArrayForEach(x, fam)
+        {
+            int k = 0;
+            while (k < 4 && !(cJSON_IsString(x) && !strcmp(x->valuestring, names[k]))) k++;
+            if (k == 4)
+                return ac_fail(err, AC_ERR_IO, "%s: features[%.40s]: %.40s is not a feature (window, softcap, alibi, "
+                               "sinks)", g.backend_name, fam->string, cJSON_IsString(x) ? x->valuestring : "?");
+            if (!tr || !tr->features)
+                return ac_fail(err, AC_ERR_IO, "%s: features[%.40s]: %s takes no features", g.backend_name,
+                               fam->string, fam->string);
+            h->features[af->op] |= bits[k];
+        }
+    }
+    return AC_OK;
+}
+
 static ac_status parse_hello(const char *text, hello *h, ac_error *err)
 {
     memset(h, 0, sizeof *h);
@@ -446,6 +487,7 @@ static ac_status parse_hello(const char *text, hello *h, ac_error *err)
     }
     h->empty_row = (ac_empty_rule)rule;
     h->combine_empty = (ac_combine_empty)crule;
+    st = parse_features(cJSON_GetObjectItemCaseSensitive(j, "features"), h, err);
 done:
     cJSON_Delete(j);
     return st;
@@ -529,6 +571,9 @@ static void layout_case(const ac_case *c, const ac_tensors *t, layout *l)
         put(l, 1, "v", half, t->v, 3, t->total_k, Hkv, D, 0);
         put(l, 1, "cu_seqlens_k", "i32", t->cu_seqlens_k, 1, B + 1, 0, 0, 0);
     }
+    /* Per-head feature arrays as tensors: a sink may be -inf, which JSON cannot say. */
+    if (c->n_alibi) put(l, 1, "alibi_slopes", "f32", c->alibi_slopes, 1, Hq, 0, 0, 0);
+    if (c->n_sinks) put(l, 1, "sinks", "f32", c->sinks, 1, Hq, 0, 0, 0);
     if (c->mask != AC_MASK_NONE) {
         int64_t n = t->mask_off[B];
         if (c->mask == AC_MASK_BOOL) put(l, 1, "mask", "u8", t->mask_bool, 1, n, 0, 0, 0);
@@ -574,6 +619,9 @@ static char *request_json(const ac_case *c, const ac_tensors *t, const layout *l
     cJSON_AddNumberToObject(cs, "num_splits", c->num_splits);
     cJSON_AddNumberToObject(cs, "num_tokens", c->num_tokens);
     cJSON_AddBoolToObject(cs, "slot_mapping_i64", c->slot_mapping_i64);
+    cJSON_AddNumberToObject(cs, "window_left", c->window_left);
+    cJSON_AddNumberToObject(cs, "window_right", c->window_right);
+    cJSON_AddNumberToObject(cs, "softcap", (double)c->softcap);
     cJSON_AddNumberToObject(cs, "total_q", (double)t->total_q);
     cJSON_AddNumberToObject(cs, "total_k", (double)t->total_k);
     if (c->op != AC_OP_STORE) {
@@ -809,6 +857,7 @@ ac_status ac_pybridge_load(const char *spec, ac_backend *out, ac_error *err)
 #define AC_FAMILY(name, NAME, ...) ops.run[AC_OP_##NAME] = (g.h.families & (1u << AC_OP_##NAME)) ? bridge_run : NULL;
 #include "ac_families.def"
 #undef AC_FAMILY
+    memcpy(ops.features, g.h.features, sizeof ops.features);
     if (!g.h.families) {
         worker_drop(0);
         return ac_fail(err, AC_ERR_UNSUPPORTED, "--kernel py:%s: the adapter has no family", spec);

@@ -35,26 +35,40 @@ __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_e
 
 # ---- the contract in float64 -----------------------------------------------------------------
 
-def attention_f64(q, k, v, allowed, scale, bias=None, kv_head=None):
+def attention_f64(q, k, v, allowed, scale, bias=None, kv_head=None, softcap=0.0, alibi=None, sinks=None,
+                  softcap_after_mask=False):
     """One sequence: q [Lq, Hq, D], k, v [Lk, Hkv, D] float64; allowed [Hm, Lq, Lk]
     bool (Hm 1 or Hq); bias [Hm, Lq, Lk] or None; kv_head [Hq] -> the KV head each
-    query head reads. Returns O [Lq, Hq, D] and the natural LSE [Lq, Hq]; a row
-    with no allowed key is O = 0, LSE = -inf (docs/CONTRACT.md)."""
+    query head reads. Features (docs/CONTRACT.md): softcap c > 0 caps scale * q.k as
+    c * tanh(s / c); alibi [Hq, Lq, Lk] is added after it (slope_h times the signed
+    distance), then the bias; sinks [Hq] (natural-log logits, -inf = none) join each
+    row's denominator only. Returns O [Lq, Hq, D] and the natural LSE [Lq, Hq]; a row
+    with no allowed key is O = 0 and LSE = its sink (-inf without one).
+    softcap_after_mask: the classic bug, tanh applied after masking (a masked key
+    weighs in with logit -c)."""
     lq, hq, d = q.shape
     kh = k[:, kv_head, :]                                   # [Lk, Hq, D]
     vh = v[:, kv_head, :]
     s = scale * np.einsum("qhd,khd->hqk", q, kh)            # [Hq, Lq, Lk]
+    if softcap and not softcap_after_mask:
+        s = softcap * np.tanh(s / softcap)
+    if alibi is not None:
+        s = s + alibi
     if bias is not None:
         s = s + bias
     s = np.where(allowed, s, -np.inf)
+    if softcap and softcap_after_mask:
+        s = softcap * np.tanh(s / softcap)                  # -inf comes back as -c
+    sink = np.full(hq, -np.inf) if sinks is None else np.asarray(sinks, np.float64)
     with np.errstate(invalid="ignore"):
-        m = s.max(axis=2, initial=-np.inf)                  # [Hq, Lq]
+        m = np.maximum(s.max(axis=2, initial=-np.inf), sink[:, None])  # [Hq, Lq]
         empty = ~np.isfinite(m)
-        p = np.exp(s - np.where(empty, 0.0, m)[..., None])
+        mm = np.where(empty, 0.0, m)
+        p = np.exp(s - mm[..., None])
         p[empty] = 0.0
-        l = p.sum(axis=2)
+        l = p.sum(axis=2) + np.where(empty, 0.0, np.exp(sink[:, None] - mm))
         o = np.einsum("hqk,khd->hqd", p, vh) / np.where(empty, 1.0, l)[..., None]
-        lse = np.where(empty, -np.inf, m + np.log(np.where(empty, 1.0, l)))
+        lse = np.where(empty, -np.inf, mm + np.log(np.where(empty, 1.0, l)))
     o[empty] = 0.0
     return o.transpose(1, 0, 2), lse.T
 
@@ -62,7 +76,9 @@ def attention_f64(q, k, v, allowed, scale, bias=None, kv_head=None):
 class NumpyRef:
     """The contract computed in float64 and rounded once to the output format:
     what the oracle computes, to double precision. Every family; LSE natural,
-    empty rows O = 0, LSE = -inf, the guarded combine."""
+    empty rows O = 0, LSE = -inf, the guarded combine; windows, softcap, ALiBi
+    and sinks on prefill and decode. Subclasses (python/tests/bridge_adapters.py)
+    change one hook to compute a classic wrong question."""
 
     name = "numpy_ref"
     families = ("prefill", "decode", "combine", "store")
@@ -70,12 +86,39 @@ class NumpyRef:
     lse_base = "e"
     empty_row = "zero_neginf"
     combine_empty = "guard"
+    features = {"prefill": ["window", "softcap", "alibi", "sinks"], "decode": ["window", "softcap", "alibi", "sinks"]}
+    softcap_after_mask = False
+
+    # ---- hooks: what the kernel computes, by default the contract ----
+    def _kv_head(self, case, h):
+        return case.kv_head(h)
+
+    def _allowed(self, case, b):
+        return case.allowed(b)
+
+    def _scale(self, case):
+        return case.scale_value()
+
+    def _alibi(self, case, b):
+        """[Hq, Lq, Lk] bias, or None."""
+        if case.alibi_slopes is None:
+            return None
+        return case.alibi_slopes.astype(np.float64)[:, None, None] * case.alibi_dist(b)[None]
+
+    def _softcap(self, case):
+        return case.softcap
+
+    def _sinks(self, case):
+        return None if case.sinks is None else case.sinks.astype(np.float64)
 
     def _attention(self, case):
         o = np.zeros((case.total_q, case.heads_q, case.head_dim))
         lse = np.full((case.total_q, case.heads_q), -np.inf)
-        kv_head = np.array([case.kv_head(h) for h in range(case.heads_q)], dtype=np.int64)
+        kv_head = np.array([self._kv_head(case, h) for h in range(case.heads_q)], dtype=np.int64)
         q_all = case.values("q")
+        sinks = self._sinks(case)
+        if sinks is not None:  # a keyless row holds its sink as LSE, also in an empty sequence
+            lse[...] = sinks[None, :]
         for b in range(case.batch):
             rows = case.q_rows(b)
             if rows.stop == rows.start:
@@ -85,8 +128,10 @@ class NumpyRef:
             m = case.mask_block(b)
             bias = m if m is not None and m.dtype != bool else None
             with np.errstate(invalid="ignore"):
-                ob, lb = attention_f64(q_all[rows], case.values_of(k), case.values_of(v), case.allowed(b),
-                                       case.scale_value(), bias, kv_head)
+                ob, lb = attention_f64(q_all[rows], case.values_of(k), case.values_of(v), self._allowed(case, b),
+                                       self._scale(case), bias, kv_head, softcap=self._softcap(case),
+                                       alibi=self._alibi(case, b), sinks=sinks,
+                                       softcap_after_mask=self.softcap_after_mask)
             o[rows], lse[rows] = ob, lb
         return o, lse
 

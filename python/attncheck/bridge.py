@@ -17,6 +17,9 @@ An adapter is any object (a class is instantiated once) with
   empty_row      what a row with no allowed key holds: "zero_neginf" (the contract),
                  "zero_posinf", "nan", "zero_zero", "mean_v" (default "zero_neginf")
   combine_empty  "guard" or "flash_attn" (default "guard")
+  features       {family: [features]}: which of "window", "softcap", "alibi", "sinks" it
+                 implements for prefill and decode (default: none; a case using another
+                 one is reported unsupported by the kernel, never run)
 An attention method returns O [total_q, Hq, D] (the case's dtype, or any float dtype:
 rounded to it once) or (O, LSE [total_q, Hq]); combine returns (O [rows, D] fp32, LSE
 [rows]); store returns the caches after the store (k_cache, v_cache: uint16 bit
@@ -36,6 +39,8 @@ import numpy as np
 PROTOCOL = 1
 FAMILIES = ("prefill", "decode", "combine", "store")
 EMPTY_RULES = ("zero_neginf", "zero_posinf", "nan", "zero_zero", "mean_v")
+FEATURES = ("window", "softcap", "alibi", "sinks")
+FEATURE_FAMILIES = ("prefill", "decode")  # combine and store take none
 COMBINE_EMPTY = ("guard", "flash_attn")
 _NP = {"bf16": np.uint16, "fp16": np.uint16, "f32": np.float32, "i32": np.int32, "i64": np.int64, "u8": np.uint8}
 
@@ -106,6 +111,13 @@ class Case:
         self.total_k = fields["total_k"]
         self.seqlen_q = fields.get("seqlen_q", [])
         self.seqlen_k = fields.get("seqlen_k", [])
+        # Features (docs/CONTRACT.md): -1 = that window side unbounded, softcap 0 = none;
+        # alibi_slopes and sinks float32 [Hq] arrays, or None when off (a sink may be -inf).
+        self.window_left = int(fields.get("window_left", -1))
+        self.window_right = int(fields.get("window_right", -1))
+        self.softcap = float(fields.get("softcap", 0.0))
+        self.alibi_slopes = arrays.get("alibi_slopes")
+        self.sinks = arrays.get("sinks")
 
     def __getattr__(self, name):  # case.q, case.k_cache, ...
         arrays = self.__dict__.get("arrays", {})
@@ -191,9 +203,36 @@ class Case:
             return j <= i + (lk - lq)
         return np.ones((lq, lk), dtype=bool)
 
+    def has_window(self):
+        return self.window_left >= 0 or self.window_right >= 0
+
+    def features(self):
+        """The features this case uses, as names ("window", "softcap", "alibi", "sinks")."""
+        on = (self.has_window(), self.softcap > 0, self.alibi_slopes is not None, self.sinks is not None)
+        return [f for f, o in zip(FEATURES, on) if o]
+
+    def window_allowed(self, b):
+        """[Lq, Lk] bool: the keys the window lets sequence b's queries see, aligned
+        bottom-right like flash-attn's window_size: i + off - left <= j <= i + off + right,
+        off = Lk - Lq (all True without a window)."""
+        lq, lk = int(self.seqlen_q[b]), int(self.seqlen_k[b])
+        d = np.arange(lk)[None, :] - (np.arange(lq)[:, None] + (lk - lq))  # j - i - off
+        ok = np.ones((lq, lk), dtype=bool)
+        if self.window_left >= 0:
+            ok &= d >= -self.window_left
+        if self.window_right >= 0:
+            ok &= d <= self.window_right
+        return ok
+
+    def alibi_dist(self, b):
+        """[Lq, Lk] float64: j - i - (Lk - Lq), the signed ALiBi distance (<= 0 where a
+        bottom-right causal row looks)."""
+        lq, lk = int(self.seqlen_q[b]), int(self.seqlen_k[b])
+        return (np.arange(lk)[None, :] - (np.arange(lq)[:, None] + (lk - lq))).astype(np.float64)
+
     def allowed(self, b):
-        """[Hm, Lq, Lk] bool: the causal mode and the explicit mask together."""
-        allowed = self.causal_allowed(b)[None]
+        """[Hm, Lq, Lk] bool: the causal mode, the window and the explicit mask together."""
+        allowed = (self.causal_allowed(b) & self.window_allowed(b))[None]
         m = self.mask_block(b)
         if m is not None:
             allowed = allowed & (m if m.dtype == bool else m != -np.inf)
@@ -283,6 +322,7 @@ def conventions(adapter):
         "empty_row": str(getattr(adapter, "empty_row", "zero_neginf")),
         "combine_empty": str(getattr(adapter, "combine_empty", "guard")),
     }
+    conv["features"] = _declared_features(adapter, fams)
     if conv["lse_base"] not in ("e", "2"):
         raise ValueError("lse_base must be 'e' or '2', got %r" % conv["lse_base"])
     if conv["empty_row"] not in EMPTY_RULES:
@@ -290,6 +330,29 @@ def conventions(adapter):
     if conv["combine_empty"] not in COMBINE_EMPTY:
         raise ValueError("combine_empty must be guard or flash_attn, got %r" % conv["combine_empty"])
     return conv
+
+
+def _declared_features(adapter, fams):
+    """{family: [features]} from the adapter's `features` (a dict by family, or one
+    list for every attention family it runs), checked."""
+    decl = getattr(adapter, "features", None) or {}
+    if isinstance(decl, (list, tuple, set, frozenset)):
+        decl = {f: list(decl) for f in fams if f in FEATURE_FAMILIES}
+    if not isinstance(decl, dict):
+        raise TypeError("features must be {family: [features]} or a list, got %s" % type(decl).__name__)
+    out = {}
+    for fam, feats in decl.items():
+        if fam not in fams:
+            raise ValueError("features: %s is not a family the adapter runs (%s)" % (fam, ", ".join(fams)))
+        feats = list(feats)
+        if feats and fam not in FEATURE_FAMILIES:
+            raise ValueError("features: %s takes no features" % fam)
+        unknown = sorted(set(feats) - set(FEATURES))
+        if unknown:
+            raise ValueError("features: %s is not a feature (%s)" % (", ".join(unknown), ", ".join(FEATURES)))
+        if feats:
+            out[fam] = [f for f in FEATURES if f in set(feats)]
+    return out
 
 
 class _Shared:
@@ -325,6 +388,11 @@ def run_case(adapter, conv, shared, req):
     ins = {n: shared.array(d, False) for n, d in req["inputs"].items()}
     outs = {n: shared.array(d, True) for n, d in req["outputs"].items()}
     case = Case(op, req["case"], ins)
+    # attncheck refuses a case with a feature the adapter did not declare before sending
+    # it; this guards an adapter driven by another caller (a test, a script).
+    lacking = sorted(set(case.features()) - set(conv.get("features", {}).get(op, [])))
+    if lacking:
+        raise Unsupported("the adapter does not implement %s for %s" % ("+".join(lacking), op))
     result = getattr(adapter, op)(case)
     got_lse = False
     if op == "store":

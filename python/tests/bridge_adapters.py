@@ -11,49 +11,19 @@ from attncheck.adapters import NumpyRef, attention_f64
 from attncheck.bridge import Unsupported
 
 
-class _Semantics(NumpyRef):
-    """numpy_ref computing another question: scale, causal mode or head map."""
-
-    def _attention(self, case):
-        o = np.zeros((case.total_q, case.heads_q, case.head_dim))
-        lse = np.full((case.total_q, case.heads_q), -np.inf)
-        kv_head = np.array([self.kv_head(case, h) for h in range(case.heads_q)], dtype=np.int64)
-        q_all = case.values("q")
-        for b in range(case.batch):
-            rows = case.q_rows(b)
-            if rows.stop == rows.start:
-                continue
-            m = case.mask_block(b)
-            allowed = self.allowed(case, b)
-            ob, lb = attention_f64(q_all[rows], case.values_of(case.kv(b, "k")), case.values_of(case.kv(b, "v")),
-                                   allowed, self.scale(case), m if m is not None and m.dtype != bool else None,
-                                   kv_head)
-            o[rows], lse[rows] = ob, lb
-        return o, lse
-
-    def kv_head(self, case, h):
-        return case.kv_head(h)
-
-    def allowed(self, case, b):
-        return case.allowed(b)
-
-    def scale(self, case):
-        return case.scale_value()
-
-
-class ScaleOne(_Semantics):
+class ScaleOne(NumpyRef):
     """The wrapper bug: 1.0 passed where the default 1/sqrt(D) was meant."""
     name = "scale_one"
 
-    def scale(self, case):
+    def _scale(self, case):
         return 1.0 if case.scale is None else case.scale_value()
 
 
-class TopLeft(_Semantics):
+class TopLeft(NumpyRef):
     """SDPA's is_causal (top-left) where bottom-right is declared."""
     name = "top_left"
 
-    def allowed(self, case, b):
+    def _allowed(self, case, b):
         if case.causal != "BR":
             return case.allowed(b)
         lq, lk = case.seqlen_q[b], case.seqlen_k[b]
@@ -62,12 +32,68 @@ class TopLeft(_Semantics):
         return tl[None] & (m if m is not None and m.dtype == bool else True)
 
 
-class GqaMod(_Semantics):
+class GqaMod(NumpyRef):
     """Query head h reads KV head h % Hkv."""
     name = "gqa_mod"
 
-    def kv_head(self, case, h):
+    def _kv_head(self, case, h):
         return h % case.heads_kv
+
+
+# ---- the features' classic bugs (docs/DIAGNOSIS.md): each must fail and be named ----
+
+class WindowTopLeft(NumpyRef):
+    """The window's diagonal at j = i (top-left) instead of i + Lk - Lq; the causal bound kept."""
+    name = "window_top_left"
+
+    def _allowed(self, case, b):
+        lq, lk = int(case.seqlen_q[b]), int(case.seqlen_k[b])
+        d = np.arange(lk)[None, :] - np.arange(lq)[:, None]  # j - i
+        ok = case.causal_allowed(b).copy()
+        if case.window_left >= 0:
+            ok &= d >= -case.window_left
+        if case.window_right >= 0:
+            ok &= d <= case.window_right
+        m = case.mask_block(b)
+        return ok[None] & (m if m is not None and m.dtype == bool else True)
+
+
+class AlibiSign(NumpyRef):
+    """ALiBi added as -slope * (j - i - off)."""
+    name = "alibi_sign"
+
+    def _alibi(self, case, b):
+        a = NumpyRef._alibi(self, case, b)
+        return None if a is None else -a
+
+
+class AlibiAbs(NumpyRef):
+    """flash-attn's ALiBi, -slope * |j - i - off|, where the signed distance is declared."""
+    name = "alibi_abs"
+
+    def _alibi(self, case, b):
+        a = NumpyRef._alibi(self, case, b)
+        return None if a is None else -np.abs(a)
+
+
+class SoftcapIgnored(NumpyRef):
+    name = "softcap_ignored"
+
+    def _softcap(self, case):
+        return 0.0
+
+
+class SoftcapAfterMask(NumpyRef):
+    """tanh after masking, every key of the row visited: an excluded key weighs in with logit -c."""
+    name = "softcap_after_mask"
+    softcap_after_mask = True
+
+
+class SinksIgnored(NumpyRef):
+    name = "sinks_ignored"
+
+    def _sinks(self, case):
+        return None
 
 
 class PoolTileLeak(NumpyRef):

@@ -7,6 +7,7 @@
  * a wrong kernel behind the ABI is caught. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ac_plugin.h"
 
@@ -36,7 +37,8 @@ static int plugin_available(char *why, size_t n)
     return 1;
 }
 
-static const ac_backend_ops table = {
+/* Not const: the features table is the CPU model's, copied when the host asks. */
+static ac_backend_ops table = {
     .abi_version = AC_BACKEND_ABI_VERSION,
     .name = "cpu-plugin",
     .about = "the CPU models, loaded as a plugin (tests/plugin/cpu_plugin.c)",
@@ -50,5 +52,9 @@ static const ac_backend_ops table = {
 
 __attribute__((visibility("default"))) const ac_backend_ops *attncheck_backend(uint32_t host_abi_version)
 {
-    return host_abi_version == AC_BACKEND_ABI_VERSION ? &table : NULL;
+    if (host_abi_version != AC_BACKEND_ABI_VERSION) return NULL;
+    /* The features it implements per family are the models' own (ABI v2): a
+       kernel author's plugin declares its own here instead. */
+    memcpy(table.features, ac_backend_model_ops.features, sizeof table.features);
+    return &table;
 }
