@@ -96,6 +96,38 @@ class SinksIgnored(NumpyRef):
         return None
 
 
+class WindowLeftWide(NumpyRef):
+    """The window one key wider on the left (i + off - left - 1 <= j)."""
+    name = "window_left_wide"
+
+    def _allowed(self, case, b):
+        lq, lk = int(case.seqlen_q[b]), int(case.seqlen_k[b])
+        d = np.arange(lk)[None, :] - (np.arange(lq)[:, None] + (lk - lq))
+        wide = case.allowed(b) | ((d == -case.window_left - 1) & case.causal_allowed(b))[None]
+        return wide if case.window_left >= 0 else case.allowed(b)
+
+
+class WindowRightNarrow(NumpyRef):
+    """The window one key narrower on the right (j < i + off + right)."""
+    name = "window_right_narrow"
+
+    def _allowed(self, case, b):
+        lq, lk = int(case.seqlen_q[b]), int(case.seqlen_k[b])
+        d = np.arange(lk)[None, :] - (np.arange(lq)[:, None] + (lk - lq))
+        return case.allowed(b) & ~(d == case.window_right)[None] if case.window_right >= 0 else case.allowed(b)
+
+
+class NoFeatures(NumpyRef):
+    """numpy_ref declaring no feature: what every adapter written before them declares."""
+    name = "no_features"
+    features = {}
+
+
+class WindowAlibiOnly(NumpyRef):
+    name = "window_alibi_only"
+    features = ["window", "alibi"]
+
+
 class PoolTileLeak(NumpyRef):
     """Reads every slot of a sequence's blocks and gives the ones past seqlens_k
     a zero weight, then multiplies: right where those slots hold finite values,
