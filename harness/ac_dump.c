@@ -432,7 +432,7 @@ static ac_status parse_meta(parse_ctx *px, ac_dump_conv *cv, ac_error *err)
         if (!v) continue;
         if (!attention) {
             st = ac_fail(err, AC_ERR_PARSE, "metadata key '%s': %s takes no window, softcap, ALiBi or sinks",
-                         mk_names[key], ops[idx]);
+                         mk_names[key], ac_op_name(px->op));
             goto out;
         }
         if (key == MK_SOFTCAP) {

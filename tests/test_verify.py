@@ -11,6 +11,10 @@ computed here in float64 from SEMANTICS.md, and checks:
     KV head h % Hkv, K and V swapped, a base-2 LSE declared natural, and on a
     paged cache a key read past seqlens_k, block-table entries one too high,
     the next slot read;
+  - windows, softcap, ALiBi and sinks: correct calls pass; a top-left window, a
+    window one key wider, ALiBi's sign flipped or flash-attn's -slope*|d|, softcap
+    ignored or applied after the mask, sinks ignored are each named; malformed
+    feature keys and tensors are named errors;
   - the empty rows' convention is reported (flash-attn's LSE = +inf);
   - malformed dumps exit 2 with the named error: truncated, bad JSON, a
     missing tensor, a wrong shape, a huge header length, a header length past
@@ -29,6 +33,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "python"))
 
 ATTNCHECK = sys.argv[1] if len(sys.argv) > 1 else "attncheck"
 FAILS = []
@@ -196,6 +202,124 @@ def prefill_dump(path, bug=None, half=Half("F16"), causal="BR", scale_decl="defa
     return tensors
 
 
+# ---- the features (docs/CONTRACT.md: window, softcap, ALiBi, sinks) --------------------------------
+
+FEATURES = dict(window_left=3, window_right=1, softcap=4.0, alibi=[0.5, 0.25, 0.125, 0.0625],
+                sinks=[-math.inf, 0.0, -3.25, 2.0])
+
+
+def feature_dump(path, bug=None, causal="none", half=Half("BF16"), lse_base2=False, **over):
+    """Contiguous prefill (Lq < Lk and Lq = Lk... sequences of 5/9 and 3/6) with the features of
+    FEATURES (overridden by `over`; None = off), its outputs from the contract in float64
+    (python/attncheck's numpy reference), or with one classic bug: window_top_left,
+    window_left+1, alibi_sign, alibi_abs, softcap_ignored, softcap_after_mask, sinks_ignored."""
+    from attncheck.adapters import attention_f64
+    f = dict(FEATURES, **over)
+    rng = np.random.default_rng(11)
+    hq, hkv, d = 4, 2, 32
+    cu_q, cu_k = [0, 5, 8], [0, 9, 15]
+    q = half.random(rng, (cu_q[-1], hq, d)) * 2.0
+    k = half.random(rng, (cu_k[-1], hkv, d))
+    v = half.random(rng, (cu_k[-1], hkv, d))
+    wl = -1 if f["window_left"] is None else f["window_left"]
+    wr = -1 if f["window_right"] is None else f["window_right"]
+    cap = f["softcap"] or 0.0
+    slopes = None if f["alibi"] is None else np.asarray(f["alibi"], np.float32).astype(np.float64)
+    sinks = None if f["sinks"] is None else np.asarray(f["sinks"], np.float64)
+    out = np.zeros((cu_q[-1], hq, d))
+    lse = np.full((cu_q[-1], hq), -np.inf)
+    for b in range(2):
+        lq, lk = cu_q[b + 1] - cu_q[b], cu_k[b + 1] - cu_k[b]
+        i, j = np.arange(lq)[:, None], np.arange(lk)[None, :]
+        dist = (j - i - (lk - lq)).astype(np.float64)
+        diag = dist if bug != "window_top_left" else (j - i).astype(np.float64)
+        ok = {"none": np.ones((lq, lk), bool), "TL": j <= i, "BR": dist <= 0}[causal]
+        if wl >= 0:
+            ok = ok & (diag >= -(wl + (bug == "window_left+1")))
+        if wr >= 0:
+            ok = ok & (diag <= wr)
+        alibi = None
+        if slopes is not None:
+            alibi = np.asarray(np.float32(1) * slopes[:, None, None] * dist[None], np.float32).astype(np.float64)
+            alibi = -alibi if bug == "alibi_sign" else -np.abs(alibi) if bug == "alibi_abs" else alibi
+        o, l = attention_f64(q[cu_q[b]:cu_q[b + 1]], k[cu_k[b]:cu_k[b + 1]], v[cu_k[b]:cu_k[b + 1]], ok[None],
+                             1.0 / math.sqrt(d), None, np.array([h // 2 for h in range(hq)]),
+                             softcap=0.0 if bug == "softcap_ignored" else cap, alibi=alibi,
+                             sinks=None if bug == "sinks_ignored" else sinks,
+                             softcap_after_mask=bug == "softcap_after_mask")
+        out[cu_q[b]:cu_q[b + 1]], lse[cu_q[b]:cu_q[b + 1]] = o, l
+    if lse_base2:
+        lse = lse / math.log(2.0)
+    tensors = [("q", half.name, q.shape, half.encode(q)), ("k", half.name, k.shape, half.encode(k)),
+               ("v", half.name, v.shape, half.encode(v)), ("cu_seqlens_q", "I32", (3,), i32(cu_q)),
+               ("cu_seqlens_k", "I32", (3,), i32(cu_k)), ("out", half.name, out.shape, half.encode(out)),
+               ("lse", "F32", lse.shape, f32(lse))]
+    if slopes is not None:
+        tensors.append(("alibi_slopes", "F32", (hq,), f32(slopes)))
+    if sinks is not None:
+        tensors.append(("sinks", "F32", (hq,), f32(sinks)))
+    m = meta(causal=causal, lse_base="2" if lse_base2 else "e")
+    if wl >= 0:
+        m["window_left"] = wl
+    if wr >= 0:
+        m["window_right"] = wr
+    if cap:
+        m["softcap"] = cap
+    write_dump(path, tensors, m)
+    return tensors, m
+
+
+def feature_checks(p):
+    """Feature dumps: correct ones pass, each classic bug is named, malformed ones are named errors."""
+    feature_dump(p("feat-all"))
+    expect_pass("features: window (3, 1), softcap, ALiBi, sinks, no causal", p("feat-all"))
+    feature_dump(p("feat-br"), causal="BR", window_right=None)
+    expect_pass("features: bottom-right causal with a left window", p("feat-br"))
+    feature_dump(p("feat-base2"), causal="BR", lse_base2=True, half=Half("F16"))
+    expect_pass("features: fp16, a base-2 LSE declared", p("feat-base2"))
+    for bug, hyp in [("window_top_left", "window_top_left"), ("window_left+1", "window_left+1"),
+                     ("alibi_sign", "alibi_sign_flipped"), ("alibi_abs", "alibi_abs"),
+                     ("softcap_ignored", "softcap_ignored"), ("softcap_after_mask", "softcap_after_mask"),
+                     ("sinks_ignored", "sinks_ignored")]:
+        feature_dump(p("feat-bug-" + bug), bug=bug)
+        expect_match("features bug " + bug, p("feat-bug-" + bug), hyp)
+
+    good, m = feature_dump(p("feat-good"))
+    swap = lambda name, new: [new if t[0] == name else t for t in good]  # noqa: E731
+    for key, val, words in [("window_left", -2, ["AC_ERR_PARSE", "metadata key 'window_left'", "integer >= -1"]),
+                            ("window_right", 1.5, ["AC_ERR_PARSE", "metadata key 'window_right'"]),
+                            ("window_left", "3", ["AC_ERR_PARSE", "metadata key 'window_left'"]),
+                            ("softcap", -1.0, ["AC_ERR_PARSE", "metadata key 'softcap'", ">= 0"]),
+                            ("softcap", "tanh", ["AC_ERR_PARSE", "metadata key 'softcap'"])]:
+        write_dump(p("feat-bad-meta"), good, dict(m, **{key: val}))
+        expect_error("malformed %s = %r" % (key, val), p("feat-bad-meta"), words)
+    write_dump(p("feat-bad-alibi-shape"), swap("alibi_slopes", ("alibi_slopes", "F32", (3,), f32([1, 2, 3]))), m)
+    expect_error("alibi_slopes of 3 entries, Hq = 4", p("feat-bad-alibi-shape"),
+                 ["AC_ERR_SHAPE", "tensor 'alibi_slopes' dim 0 = 3"])
+    write_dump(p("feat-bad-alibi-dtype"),
+               swap("alibi_slopes", ("alibi_slopes", "F16", (4,), np.ones(4, np.float16).tobytes())), m)
+    expect_error("alibi_slopes in F16", p("feat-bad-alibi-dtype"),
+                 ["AC_ERR_UNSUPPORTED", "tensor 'alibi_slopes': dtype F16"])
+    write_dump(p("feat-bad-alibi-inf"), swap("alibi_slopes", ("alibi_slopes", "F32", (4,), f32([1, math.inf, 0, 0]))),
+               m)
+    expect_error("an infinite ALiBi slope", p("feat-bad-alibi-inf"), ["AC_ERR_SHAPE", "alibi_slopes[1] = inf"])
+    write_dump(p("feat-bad-sink-nan"), swap("sinks", ("sinks", "F32", (4,), f32([0, 0, math.nan, 0]))), m)
+    expect_error("a NaN sink", p("feat-bad-sink-nan"), ["AC_ERR_SHAPE", "sinks[2] = nan"])
+    write_dump(p("feat-bad-sink-posinf"), swap("sinks", ("sinks", "F32", (4,), f32([math.inf, 0, 0, 0]))), m)
+    expect_error("a +inf sink", p("feat-bad-sink-posinf"), ["AC_ERR_SHAPE", "sinks[0] = inf"])
+    comb = combine_dump(p("feat-combine"))
+    with open(p("feat-combine"), "rb") as fh:
+        blob = fh.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    cm = json.loads(json.loads(blob[8:8 + n])["__metadata__"]["attncheck"])
+    write_dump(p("feat-bad-combine"), comb, dict(cm, softcap=2.0))
+    expect_error("softcap on a combine", p("feat-bad-combine"),
+                 ["AC_ERR_PARSE", "metadata key 'softcap': combine takes no window"])
+    write_dump(p("feat-bad-combine-sinks"), comb + [("sinks", "F32", (4,), f32([0, 0, 0, 0]))], cm)
+    expect_error("sinks in a combine dump", p("feat-bad-combine-sinks"),
+                 ["AC_ERR_PARSE", "tensor 'sinks': not part of a combine dump"])
+
+
 def paged_dump(path, op="decode", hnd=False, lse_ht=False, empty_posinf=False):
     """Paged K/V (block size 16, permuted table, NaN in unused slots)."""
     rng = np.random.default_rng(11)
@@ -299,6 +423,7 @@ def combine_dump(path):
     tensors = [("o_part", "F32", o_part.shape, f32(o_part)), ("lse_part", "F32", lse_part.shape, f32(lse_part)),
                ("out", "F32", out.shape, f32(out)), ("lse", "F32", lse.shape, f32(lse))]
     write_dump(path, tensors, meta(op="combine", causal="none"))
+    return tensors
 
 
 def store_dump(path):
@@ -377,6 +502,8 @@ def main():
     check("empty rows LSE +inf declared zero_neginf: fail, named flash-attn's convention",
           rc == 1 and er.get("convention") == "zero_posinf" and not er.get("as_declared")
           and "flash-attn 2/3" in out, out[-2000:])
+
+    feature_checks(p)
 
     # Malformed dumps: exit 2, named error.
     with open(p("prefill-ok"), "rb") as f:
