@@ -424,9 +424,41 @@ def _flex_mask_mod(b, h, q_idx, kv_idx):
     return ok & (_flex_entry(h, q_idx, p) != float("-inf"))
 
 
+def _flex_window_mask_mod(b, h, q_idx, kv_idx):
+    """_flex_mask_mod and the sliding window, bottom-right like flash-attn's window_size:
+    -left <= p - (row + Lk - Lq) <= right (an unbounded side is a bound past every key)."""
+    st = _FLEX
+    _, p = _flex_key(q_idx, kv_idx)
+    dist = p - st.p_q[q_idx] - st.off[st.d_q[q_idx]]
+    return _flex_mask_mod(b, h, q_idx, kv_idx) & (dist >= -st.win_left) & (dist <= st.win_right)
+
+
 def _flex_score_mod(score, b, h, q_idx, kv_idx):
     _, p = _flex_key(q_idx, kv_idx)
     return score + _flex_entry(h, q_idx, p)
+
+
+def _flex_feature_score_mod(score, b, h, q_idx, kv_idx):
+    """softcap on scale * q.k (flex passes the scaled score), then ALiBi's
+    slope_h * (p - row - (Lk - Lq)), then the explicit bias (docs/CONTRACT.md's order).
+    A case without softcap carries cap 0 and takes the score as it is."""
+    st = _FLEX
+    _, p = _flex_key(q_idx, kv_idx)
+    capped = st.cap * _torch().tanh(score / st.cap_div)
+    score = _torch().where(st.cap > 0, capped, score)
+    dist = (p - st.p_q[q_idx] - st.off[st.d_q[q_idx]]).to(score.dtype)
+    return score + st.slopes[h] * dist + _flex_entry(h, q_idx, p)
+
+
+def _with_sinks(o, lse, sinks):
+    """Sinks joined to a kernel's result over the keys alone (O [T, H, D], natural LSE
+    [T, H], sinks [H], -inf = none): LSE' = ln(e^LSE + e^sink), O' = O e^(LSE - LSE'),
+    in fp32. A keyless row (O = 0, LSE = -inf) becomes O = 0, LSE = sink. This is
+    the adapter's composition, which the check then judges (docs/BRIDGE.md)."""
+    torch = _torch()
+    both = torch.logaddexp(lse, sinks[None, :])
+    w = torch.where(torch.isfinite(both), torch.exp(lse - both), torch.zeros_like(lse))
+    return o.float() * w[..., None], both
 
 
 def _padded(n, tile=128):
@@ -450,6 +482,8 @@ class Flex(_TorchAttention):
     lse = True
     lse_base = "e"
     empty_row = "zero_neginf"
+    # the window as a mask_mod, softcap and ALiBi as a score_mod, sinks composed with the LSE
+    features = {"prefill": ["window", "softcap", "alibi", "sinks"], "decode": ["window", "softcap", "alibi", "sinks"]}
     report_base2 = False      # misuse: hand back the LSE in base 2 while declaring e
     paged_in_place = False
     expand_gqa = False        # K/V heads repeated to Hq by the adapter, flex called without enable_gqa
@@ -534,8 +568,20 @@ class Flex(_TorchAttention):
         else:  # one 0 entry that every lookup clamps to
             st.flat = T(np.zeros(1, np.float32))
             st.moff = T(np.zeros(max(case.batch, 1), np.int64))
+        # Features: the window in the mask_mod, softcap and ALiBi in the score_mod, the
+        # sinks composed with flex's LSE after the call (below).
+        big = 1 << 40
+        st.off = T(lk - lq)
+        st.win_left = torch.tensor(case.window_left if case.window_left >= 0 else big, dtype=torch.int64, device=dev)
+        st.win_right = torch.tensor(case.window_right if case.window_right >= 0 else big, dtype=torch.int64,
+                                    device=dev)
+        st.cap = torch.tensor(case.softcap, dtype=torch.float32, device=dev)
+        st.cap_div = torch.tensor(case.softcap if case.softcap > 0 else 1.0, dtype=torch.float32, device=dev)
+        slopes = case.alibi_slopes if case.alibi_slopes is not None else np.zeros(case.heads_q, np.float32)
+        st.slopes = T(np.asarray(slopes, np.float32))
+        mask_mod = _flex_window_mask_mod if case.has_window() else _flex_mask_mod
         H = case.heads_q if case.mask != "none" and case.mask_per_head else None
-        bm = create_block_mask(_flex_mask_mod, 1, H, tq, tk, device=dev)
+        bm = create_block_mask(mask_mod, 1, H, tq, tk, device=dev)
         qq = q.transpose(0, 1).unsqueeze(0)
         kk = k.transpose(0, 1).unsqueeze(0).contiguous()
         vv = v.transpose(0, 1).unsqueeze(0).contiguous()
@@ -549,6 +595,8 @@ class Flex(_TorchAttention):
         # kernel without a score_mod, the common case, is the one judged elsewhere.
         scale = 1.0 / float(np.sqrt(case.head_dim)) if case.scale is None else float(case.scale)
         score_mod = _flex_score_mod if case.mask == "additive" else None
+        if case.softcap > 0 or case.alibi_slopes is not None:
+            score_mod = _flex_feature_score_mod
         kwargs = dict(score_mod=score_mod, block_mask=bm, scale=scale,
                       enable_gqa=gqa)
         if case.head_dim < 16:  # Inductor's flex lowering: "NYI: embedding dimension ... must be at least 16"
@@ -565,9 +613,12 @@ class Flex(_TorchAttention):
                 raise Unsupported("flex_attention: %s" % str(e).splitlines()[-1][:200])
             raise
         lse = lse[0].transpose(0, 1).float()
+        o = o[0].transpose(0, 1)
+        if case.sinks is not None:
+            o, lse = _with_sinks(o, lse, self._on_device(case.sinks, np.float32))
         if self.report_base2:
             lse = lse / float(np.log(2.0))
-        return o[0].transpose(0, 1), lse
+        return o, lse
 
     def prefill(self, case):
         return self._run(case)

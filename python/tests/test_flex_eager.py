@@ -46,3 +46,36 @@ def test_flex_paged_eager_fails_only_on_poisoned_unused_slots():
     poisoned = lambda l: int((re.search(r"special=(0x[0-9a-f]+)", l) or [0, "0"])[1], 16) & 3  # noqa: E731
     clean = [l for l in fails if not poisoned(l)]
     assert not clean, "\n".join(clean[:5])
+
+
+# ---- windows, softcap, ALiBi and sinks: the adapter's mask_mod, score_mod and sink composition ----
+
+def _replay(path, adapter):
+    binary = cli.find_binary()
+    if binary is None:
+        pytest.skip("no attncheck binary")
+    env = dict(os.environ, ATTNCHECK_PYTHON=sys.executable)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.abspath(__file__))] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    res = subprocess.run([binary, "replay", path, "--kernel", "py:attncheck.adapters:" + adapter],
+                         capture_output=True, text=True, timeout=600, env=env)
+    return res.returncode, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("adapter", ["flex_eager", "flex_paged_eager"])
+@pytest.mark.parametrize("family,causal,wl,wr", [("prefill", "BR", 5, 0), ("prefill", "none", 3, 4),
+                                                 ("prefill", "TL", -1, 2), ("decode", "BR", 6, -1)])
+def test_flex_eager_features(tmp_path, adapter, family, causal, wl, wr):
+    from test_bridge_features import ALL, _DECODE, _PREFILL, _case
+    path = _case(tmp_path, family, _DECODE if family == "decode" else _PREFILL, ALL.format(wl=wl, wr=wr), causal)
+    rc, out = _replay(path, adapter)
+    assert rc == 0 and "result: PASS" in out, out[-3000:]
+
+
+@pytest.mark.parametrize("features", ["window_left 5\nwindow_right 0\n", "softcap 0x1.4p+2\n",
+                                      "alibi_slopes 0x1p-1,0x1p-2,0x1p-3,0x1p-4\n",
+                                      "sinks -inf,0x0p+0,-0x1.ap+1,0x1p+1\n"])
+def test_flex_eager_one_feature_at_a_time(tmp_path, features):
+    from test_bridge_features import _PREFILL, _case
+    rc, out = _replay(_case(tmp_path, "p", _PREFILL, features), "flex_eager")
+    assert rc == 0 and "result: PASS" in out, out[-3000:]
