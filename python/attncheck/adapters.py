@@ -261,17 +261,60 @@ class Sdpa(_TorchAttention):
 
     def __init__(self, backend, name):
         self.backend, self.name = backend, name
+        # SDPA has no window, softcap, ALiBi or sinks: a window and ALiBi go in attn_mask on the
+        # backends that take one (flash takes none); softcap and sinks it cannot express.
+        both = ["window", "alibi"] if backend != "FLASH_ATTENTION" else []
+        self.features = {"prefill": both, "decode": both}
 
     def _scale(self, case):
         if case.scale is None:
             return 1.0 if self.scale_one else None
         return float(case.scale)
 
+    def _feature_mask(self, case, b, qb, causal):
+        """A window and ALiBi as SDPA's attn_mask: the allowed set (causal mode, window,
+        a bool mask) as a bool mask, or with ALiBi or an additive mask the bias
+        slope_h * (j - i - (Lk - Lq)) (fp32, as kernels compute it) plus that mask, -inf
+        where not allowed, [1 or Hq, Lq, Lk] in the query's dtype where it is exact there."""
+        torch = _torch()
+        if self.backend == "FLASH_ATTENTION":
+            raise Unsupported("SDPA's flash backend takes no attn_mask: a window or ALiBi needs one")
+        lq, lk = case.seqlen_q[b], case.seqlen_k[b]
+        if causal == "TL":
+            allowed = np.arange(lk)[None, :] <= np.arange(lq)[:, None]
+        else:
+            allowed = case.causal_allowed(b) if causal == "BR" else np.ones((lq, lk), bool)
+        allowed = (allowed & case.window_allowed(b))[None]
+        m = case.mask_block(b)
+        if m is not None and m.dtype == bool:
+            allowed = allowed & m
+        if case.alibi_slopes is None and (m is None or m.dtype == bool):
+            return torch.from_numpy(np.ascontiguousarray(allowed)).to(qb.device)[None], False
+        bias = np.zeros((1, lq, lk), np.float32)
+        if case.alibi_slopes is not None:
+            bias = case.alibi_slopes.astype(np.float32)[:, None, None] * case.alibi_dist(b).astype(np.float32)[None]
+        if m is not None and m.dtype != bool:
+            bias = bias + m
+        bias = np.where(allowed, bias, -np.inf).astype(np.float32)
+        return self._exact_bias(case, bias, qb), False
+
+    def _exact_bias(self, case, bias, qb):
+        """An fp32 bias as attn_mask in the query's dtype, or Unsupported when it is not exact there."""
+        torch = _torch()
+        t = torch.from_numpy(np.ascontiguousarray(bias)).to(qb.device)
+        exact = t.to(qb.dtype).to(torch.float32)
+        if not torch.equal(exact[torch.isfinite(t)], t[torch.isfinite(t)]):
+            raise Unsupported("SDPA takes an additive mask in the query's dtype (%s): this fp32 bias is not exact "
+                              "in it" % case.dtype)
+        return t.to(qb.dtype)[None]
+
     def _mask(self, case, b, qb):
         """(attn_mask, is_causal) for sequence b, or raise Unsupported."""
         torch = _torch()
         lq, lk = case.seqlen_q[b], case.seqlen_k[b]
         causal = "TL" if (self.top_left and case.causal == "BR") else case.causal
+        if case.has_window() or case.alibi_slopes is not None:
+            return self._feature_mask(case, b, qb, causal)
         m = case.mask_block(b)
         if m is None:
             if causal == "none":
@@ -287,12 +330,7 @@ class Sdpa(_TorchAttention):
         if m.dtype == bool:
             return torch.from_numpy(m & allowed[None]).to(qb.device)[None], False
         bias = np.where(allowed[None], m, -np.inf).astype(np.float32)
-        t = torch.from_numpy(bias).to(qb.device)
-        exact = t.to(qb.dtype).to(torch.float32)
-        if not torch.equal(exact[torch.isfinite(t)], t[torch.isfinite(t)]):
-            raise Unsupported("SDPA takes an additive mask in the query's dtype (%s): this fp32 bias is not exact "
-                              "in it" % case.dtype)
-        return t.to(qb.dtype)[None], False
+        return self._exact_bias(case, bias, qb), False
 
     def _run(self, case):
         import warnings

@@ -301,3 +301,16 @@ class Raises(NumpyRef):
 class BadImport:
     name = "bad"
     families = ("prefill", "teleport")
+
+
+def _sdpa_cpu(backend, name):
+    """An SDPA adapter on the CPU (torch imported on its first case): its masks and
+    feature biases judged without a GPU (python/tests/test_flex_eager.py)."""
+    from attncheck.adapters import Sdpa
+    a = Sdpa(backend, name)
+    a.device = "cpu"
+    return a
+
+
+sdpa_math_cpu = _sdpa_cpu("MATH", "sdpa_math_cpu")
+sdpa_flash_cpu = _sdpa_cpu("FLASH_ATTENTION", "sdpa_flash_cpu")

@@ -50,14 +50,14 @@ def test_flex_paged_eager_fails_only_on_poisoned_unused_slots():
 
 # ---- windows, softcap, ALiBi and sinks: the adapter's mask_mod, score_mod and sink composition ----
 
-def _replay(path, adapter):
+def _replay(path, adapter, module="attncheck.adapters"):
     binary = cli.find_binary()
     if binary is None:
         pytest.skip("no attncheck binary")
     env = dict(os.environ, ATTNCHECK_PYTHON=sys.executable)
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.abspath(__file__))] +
                                         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    res = subprocess.run([binary, "replay", path, "--kernel", "py:attncheck.adapters:" + adapter],
+    res = subprocess.run([binary, "replay", path, "--kernel", "py:%s:%s" % (module, adapter)],
                          capture_output=True, text=True, timeout=600, env=env)
     return res.returncode, res.stdout + res.stderr
 
@@ -79,3 +79,25 @@ def test_flex_eager_one_feature_at_a_time(tmp_path, features):
     from test_bridge_features import _PREFILL, _case
     rc, out = _replay(_case(tmp_path, "p", _PREFILL, features), "flex_eager")
     assert rc == 0 and "result: PASS" in out, out[-3000:]
+
+
+# SDPA (MATH on the CPU): a window and ALiBi as an explicit attn_mask; softcap and sinks unsupported.
+@pytest.mark.parametrize("family,causal,wl,wr", [("prefill", "BR", 5, 0), ("prefill", "none", 3, 4),
+                                                 ("decode", "BR", 6, -1)])
+def test_sdpa_math_window_and_alibi(tmp_path, family, causal, wl, wr):
+    from test_bridge_features import _DECODE, _PREFILL, _case
+    feats = "window_left %d\nwindow_right %d\nalibi_slopes 0x1p-1,0x1p-2,0x1p-3,0x1p-4\n" % (wl, wr)
+    path = _case(tmp_path, family, _DECODE if family == "decode" else _PREFILL, feats, causal)
+    rc, out = _replay(path, "sdpa_math_cpu", "bridge_adapters")
+    assert rc == 0 and "result: PASS" in out, out[-3000:]
+
+
+@pytest.mark.parametrize("adapter,features,why", [
+    ("sdpa_math_cpu", "softcap 0x1.4p+2\n", "does not implement softcap"),
+    ("sdpa_math_cpu", "sinks -inf,0x0p+0,-0x1.ap+1,0x1p+1\n", "does not implement sinks"),
+    ("sdpa_flash_cpu", "window_left 5\nwindow_right 0\n", "does not implement window"),
+])
+def test_sdpa_unsupported_features(tmp_path, adapter, features, why):
+    from test_bridge_features import _PREFILL, _case
+    rc, out = _replay(_case(tmp_path, "p", _PREFILL, features), adapter, "bridge_adapters")
+    assert rc == 77 and "result: UNSUP" in out and why in out, out[-3000:]
