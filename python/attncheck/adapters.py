@@ -694,6 +694,9 @@ class FlashInfer(_TorchAttention):
     combine. What FlashInfer refuses (a head dim, a group size) is unsupported."""
 
     families = ("prefill", "decode", "combine")
+    # window_left and logits_soft_cap are plan() arguments of every wrapper; ALiBi (its own
+    # slopes only) and sinks (not in the wrappers' plan/run) are not declared.
+    features = {"prefill": ["window", "softcap"], "decode": ["window", "softcap"]}
     lse = True
     lse_base = "2"
     empty_row = "zero_neginf"
@@ -720,19 +723,36 @@ class FlashInfer(_TorchAttention):
             return Unsupported("FlashInfer: %s" % text.splitlines()[0][:200] if text else type(e).__name__)
         return None
 
+    def _window(self, case):
+        """(window_left, causal) when FlashInfer's own window says the case's causal mode
+        and window: its window_left is the left side, bottom-right aligned like its causal
+        flag, with no right side of its own (causal gives right = 0). None when it cannot."""
+        if not case.has_window():
+            return -1, case.causal != "none"
+        if case.causal == "TL" and any(case.seqlen_q[b] != case.seqlen_k[b] for b in range(case.batch)):
+            return None
+        wr, causal = case.window_right, case.causal != "none"
+        if wr < 0 or causal:       # no right side, or the causal bound is the tighter one
+            return case.window_left, causal
+        if wr == 0:                # right = 0 without a causal mode: the bottom-right causal flag
+            return case.window_left, True
+        return None
+
     def _masks(self, case):
-        """(custom_mask or None, causal flag): the allowed keys of each request,
-        flattened and concatenated, where FlashInfer's causal flag cannot say it."""
+        """(custom_mask or None, causal flag, window_left): the allowed keys of each
+        request, flattened and concatenated, where FlashInfer's causal flag and
+        window_left cannot say them."""
         if case.mask == "additive":
             raise Unsupported("FlashInfer takes a boolean custom_mask, not an additive bias")
         if case.mask == "bool" and case.mask_per_head:
             raise Unsupported("FlashInfer's custom_mask is one per request, not one per head")
         top_left_differs = case.causal == "TL" and any(
             case.seqlen_q[b] != case.seqlen_k[b] for b in range(case.batch))
-        if case.mask == "none" and not top_left_differs:
-            return None, case.causal != "none"
-        parts = [case.allowed(b)[0].reshape(-1) for b in range(case.batch)]
-        return self._on_device(np.concatenate(parts) if parts else np.zeros(0, bool)), False
+        window = self._window(case)
+        if case.mask == "none" and not top_left_differs and window is not None:
+            return None, window[1], window[0]
+        parts = [case.allowed(b)[0].reshape(-1) for b in range(case.batch)]  # the window included
+        return self._on_device(np.concatenate(parts) if parts else np.zeros(0, bool)), False, -1
 
     def _pages(self, case):
         """CSR page lists of the block table: indptr, indices, last-page lengths."""
@@ -753,25 +773,28 @@ class FlashInfer(_TorchAttention):
         q = case.torch("q", self.device)
         dt = q.dtype
         scale = None if case.scale is None else float(case.scale)
+        # logits_soft_cap: c * tanh(scale q.k / c), None for none
+        feat = dict(logits_soft_cap=case.softcap if case.softcap > 0 else None)
         try:
             if decode and case.mask == "none" and all(int(x) == 1 for x in case.seqlen_q):
+                # one query at the end of its sequence: only the window's left side matters
                 w = fi.BatchDecodeWithPagedKVCacheWrapper(self._workspace(), "NHD")
                 indptr, indices, last = self._pages(case)
                 w.plan(indptr, indices, last, case.heads_q, case.heads_kv, case.head_dim, case.block_size,
-                       sm_scale=scale, q_data_type=dt, kv_data_type=dt)
+                       sm_scale=scale, q_data_type=dt, kv_data_type=dt, window_left=case.window_left, **feat)
                 return w.run(q, self._cache(case), return_lse=True)
-            mask, causal = self._masks(case)
+            mask, causal, feat["window_left"] = self._masks(case)
             qo = self._on_device(np.concatenate([[0], np.cumsum(case.seqlen_q)]), np.int32)
             if case.paged:
                 w = fi.BatchPrefillWithPagedKVCacheWrapper(self._workspace(), "NHD")
                 indptr, indices, last = self._pages(case)
                 w.plan(qo, indptr, indices, last, case.heads_q, case.heads_kv, case.head_dim, case.block_size,
-                       custom_mask=mask, causal=causal, sm_scale=scale, q_data_type=dt, kv_data_type=dt)
+                       custom_mask=mask, causal=causal, sm_scale=scale, q_data_type=dt, kv_data_type=dt, **feat)
                 return w.run(q, self._cache(case), return_lse=True)
             w = fi.BatchPrefillWithRaggedKVCacheWrapper(self._workspace(), "NHD")
             kv = self._on_device(np.concatenate([[0], np.cumsum(case.seqlen_k)]), np.int32)
             w.plan(qo, kv, case.heads_q, case.heads_kv, case.head_dim, custom_mask=mask, causal=causal,
-                   sm_scale=scale, q_data_type=dt, kv_data_type=dt)
+                   sm_scale=scale, q_data_type=dt, kv_data_type=dt, **feat)
             return w.run(q, case.torch("k", self.device), case.torch("v", self.device), return_lse=True)
         except (RuntimeError, ValueError, NotImplementedError) as e:
             raise self._refused(e) or e

@@ -11,8 +11,9 @@ import math
 import torch
 
 
-def _attend(q, k, v, allowed, scale):
-    """One request in float64: q [Lq, Hq, D], k/v [Lk, Hkv, D], allowed [Lq, Lk]."""
+def _attend(q, k, v, allowed, scale, soft_cap=None):
+    """One request in float64: q [Lq, Hq, D], k/v [Lk, Hkv, D], allowed [Lq, Lk];
+    logits_soft_cap c: the scaled logits become c * tanh(s / c)."""
     lq, hq, d = q.shape
     hkv = k.shape[1]
     scale = 1.0 / math.sqrt(d) if scale is None else scale
@@ -23,6 +24,8 @@ def _attend(q, k, v, allowed, scale):
     kk = k.double().repeat_interleave(hq // hkv, dim=1)
     vv = v.double().repeat_interleave(hq // hkv, dim=1)
     s = torch.einsum("qhd,khd->hqk", q.double(), kk) * scale
+    if soft_cap:
+        s = soft_cap * torch.tanh(s / soft_cap)
     s = s.masked_fill(~allowed[None], -math.inf)
     m = s.amax(dim=-1, keepdim=True)
     live = torch.isfinite(m)
@@ -33,7 +36,8 @@ def _attend(q, k, v, allowed, scale):
     return o, lse
 
 
-def _requests(q, qo, kv_of, causal, mask, scale):
+def _requests(q, qo, kv_of, causal, mask, scale, window_left=-1, logits_soft_cap=None):
+    """window_left >= 0: keys j >= i + (Lk - Lq) - window_left (aligned like the causal flag)."""
     outs, lses, off = [], [], 0
     for b in range(len(qo) - 1):
         qb = q[int(qo[b]):int(qo[b + 1])]
@@ -45,7 +49,9 @@ def _requests(q, qo, kv_of, causal, mask, scale):
         if mask is not None:
             allowed = allowed & mask[off:off + lq * lk].reshape(lq, lk).bool()
             off += lq * lk
-        o, lse = _attend(qb, kb, vb, allowed, scale)
+        if window_left >= 0:
+            allowed = allowed & (torch.arange(lk)[None, :] >= torch.arange(lq)[:, None] + (lk - lq) - window_left)
+        o, lse = _attend(qb, kb, vb, allowed, scale, logits_soft_cap)
         outs.append(o)
         lses.append(lse)
     o = torch.cat(outs).to(q.dtype)
@@ -71,13 +77,15 @@ class BatchPrefillWithPagedKVCacheWrapper:
 
     def plan(self, qo_indptr, paged_kv_indptr, paged_kv_indices, paged_kv_last_page_len, num_qo_heads,
              num_kv_heads, head_dim_qk, page_size, custom_mask=None, causal=False, sm_scale=None,
-             q_data_type=None, kv_data_type=None, **kw):
+             q_data_type=None, kv_data_type=None, window_left=-1, logits_soft_cap=None, **kw):
         self.p = (qo_indptr.clone(), paged_kv_indptr.clone(), paged_kv_indices.clone(),
                   paged_kv_last_page_len.clone(), page_size, custom_mask, causal, sm_scale)
+        self.feat = dict(window_left=window_left, logits_soft_cap=logits_soft_cap)
 
     def run(self, q, paged_kv_cache, return_lse=False):
         qo, indptr, indices, last, page, mask, causal, scale = self.p
-        o, lse = _requests(q, qo, _paged(paged_kv_cache, indptr, indices, last, page), causal, mask, scale)
+        o, lse = _requests(q, qo, _paged(paged_kv_cache, indptr, indices, last, page), causal, mask, scale,
+                           **self.feat)
         return (o, lse) if return_lse else o
 
 
@@ -86,13 +94,15 @@ class BatchPrefillWithRaggedKVCacheWrapper:
         assert kv_layout == "NHD"
 
     def plan(self, qo_indptr, kv_indptr, num_qo_heads, num_kv_heads, head_dim_qk, custom_mask=None,
-             causal=False, sm_scale=None, q_data_type=None, kv_data_type=None, **kw):
+             causal=False, sm_scale=None, q_data_type=None, kv_data_type=None, window_left=-1,
+             logits_soft_cap=None, **kw):
         self.p = (qo_indptr.clone(), kv_indptr.clone(), custom_mask, causal, sm_scale)
+        self.feat = dict(window_left=window_left, logits_soft_cap=logits_soft_cap)
 
     def run(self, q, k, v, return_lse=False):
         qo, kv, mask, causal, scale = self.p
         o, lse = _requests(q, qo, lambda b: (k[int(kv[b]):int(kv[b + 1])], v[int(kv[b]):int(kv[b + 1])]),
-                           causal, mask, scale)
+                           causal, mask, scale, **self.feat)
         return (o, lse) if return_lse else o
 
 
@@ -101,13 +111,15 @@ class BatchDecodeWithPagedKVCacheWrapper:
         assert kv_layout == "NHD"
 
     def plan(self, indptr, indices, last_page_len, num_qo_heads, num_kv_heads, head_dim, page_size,
-             sm_scale=None, q_data_type=None, kv_data_type=None, **kw):
+             sm_scale=None, q_data_type=None, kv_data_type=None, window_left=-1, logits_soft_cap=None, **kw):
         self.p = (indptr.clone(), indices.clone(), last_page_len.clone(), page_size, sm_scale)
+        self.feat = dict(window_left=window_left, logits_soft_cap=logits_soft_cap)
 
     def run(self, q, paged_kv_cache, return_lse=False):
         indptr, indices, last, page, scale = self.p
         qo = torch.arange(q.shape[0] + 1)
-        o, lse = _requests(q, qo, _paged(paged_kv_cache, indptr, indices, last, page), False, None, scale)
+        o, lse = _requests(q, qo, _paged(paged_kv_cache, indptr, indices, last, page), False, None, scale,
+                           **self.feat)
         return (o, lse) if return_lse else o
 
 
