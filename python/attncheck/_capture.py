@@ -527,7 +527,6 @@ class capture:
                    "softcap", "alibi_slopes", "deterministic", "return_attn_probs",
                    "block_table", "return_softmax_lse"}
         _reject_extras(sig, a, handled, "flash_attn_varlen_func")
-        self._flash_common(a)
         q, k, v = a["q"], a["k"], a["v"]
         hq = _shape(q)[1]
         out, lse = _split_result(result)
@@ -547,6 +546,7 @@ class capture:
         else:
             tensors.update(k=k, v=v, cu_seqlens_k=a["cu_seqlens_k"])
         meta = {"causal": causal, "scale": _scale(a["softmax_scale"]), "empty_row": "zero_posinf"}
+        self._flash_common(a, meta, tensors)
         if lse is not None:
             meta["lse_layout"] = _lse_layout(lse, hq, _shape(q)[0], "HT")
             tensors["lse"] = lse
@@ -561,7 +561,6 @@ class capture:
             if a.get(name) is not None:
                 raise _Skip("flash_attn_with_kvcache: %s is not part of the contract" % name)
         _reject_extras(sig, a, handled, "flash_attn_with_kvcache")
-        self._flash_common(a)
         q, kc, vc = a["q"], a["k_cache"], a["v_cache"]
         batch, lq, hq, d = _shape(q)
         new = 0 if a.get("k") is None else _shape(a["k"])[1]
@@ -592,6 +591,7 @@ class capture:
                    "seqlens_k": lk.astype(np.int32),
                    "cu_seqlens_q": np.arange(batch + 1, dtype=np.int32) * lq}
         meta = {"causal": causal, "scale": _scale(a["softmax_scale"]), "empty_row": "zero_posinf"}
+        self._flash_common(a, meta, tensors)
         if new:
             meta["note"] = "k, v (%d tokens) appended by the call: the cache is recorded after" % new
         if op == "decode" and a.get("num_splits"):
@@ -606,15 +606,32 @@ class capture:
         return op, tensors, meta
 
     @staticmethod
-    def _flash_common(a):
+    def _flash_common(a, meta, tensors):
+        """dropout refused; window_size, softcap and alibi_slopes recorded in the dump
+        (docs/CONTRACT.md): flash-attn's window_size is the contract's (left, right),
+        bottom-right aligned, -1 unbounded; its softcap caps scale * q.k as the
+        contract's does. Its ALiBi is -slope * |i + Lk - Lq - j|, the contract's signed
+        slope * (j - i - (Lk - Lq)) only where no visible key lies past the diagonal
+        (causal, or a window whose right side is 0): another call is skipped, named."""
         if a.get("dropout_p") and float(a["dropout_p"]) > 0:
             raise _Skip("dropout_p = %g (random: not reproducible)" % float(a["dropout_p"]))
-        if not _window_off(a.get("window_size")):
-            raise _Skip("window_size %r (sliding window) is not part of the contract" % (a["window_size"],))
+        window = a.get("window_size")
+        if not _window_off(window):
+            left, right = (int(w) for w in window)
+            meta["window_left"], meta["window_right"] = max(left, -1), max(right, -1)
         if a.get("softcap"):
-            raise _Skip("softcap %r is not part of the contract" % (a["softcap"],))
-        if a.get("alibi_slopes") is not None:
-            raise _Skip("alibi_slopes are not part of the contract")
+            meta["softcap"] = float(a["softcap"])
+        slopes = a.get("alibi_slopes")
+        if slopes is not None:
+            if not (a["causal"] or meta.get("window_right", -1) == 0):
+                raise _Skip("alibi_slopes without causal: flash-attn adds -slope * |i + Lk - Lq - j|, the "
+                            "contract's ALiBi is signed (they differ past the diagonal)")
+            s = _float32("alibi_slopes", slopes)
+            if s.ndim == 2:  # [B, H]: one set of slopes per sequence
+                if s.shape[0] and np.any(s != s[:1]):
+                    raise _Skip("alibi_slopes [B, H] differ between sequences: the format has one per head")
+                s = s[0] if s.shape[0] else s.reshape(-1)
+            tensors["alibi_slopes"] = np.ascontiguousarray(s, dtype=np.float32)
 
     def _remember_plan(self, original, args, kwargs):
         try:

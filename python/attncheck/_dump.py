@@ -38,13 +38,18 @@ DEFAULTS = {"causal": "none", "scale": "default", "layout": "NHD", "kv_layout": 
             "combine_empty": "guard", "mask": "none", "library": "", "library_version": "",
             "note": "", "out_dtype": "same"}
 TEXT_KEYS = ("library", "library_version", "note")
+# The features (docs/CONTRACT.md), prefill and decode only: keys written only when on,
+# after the others, so a call without them is the same bytes as before.
+FEATURE_KEYS = ("window_left", "window_right", "softcap")
+FEATURE_DEFAULTS = {"window_left": -1, "window_right": -1, "softcap": 0.0}
+FEATURE_TENSORS = ("alibi_slopes", "sinks")
 
 # Which tensors each op may hold.
 TENSORS = {
     "prefill": ("q", "k", "v", "cu_seqlens_k", "k_cache", "v_cache", "block_table",
-                "seqlens_k", "cu_seqlens_q", "mask", "out", "lse"),
+                "seqlens_k", "cu_seqlens_q", "mask", "out", "lse", "alibi_slopes", "sinks"),
     "decode": ("q", "k_cache", "v_cache", "block_table", "seqlens_k", "cu_seqlens_q",
-               "mask", "out", "lse", "num_splits"),
+               "mask", "out", "lse", "num_splits", "alibi_slopes", "sinks"),
     "combine": ("o_part", "lse_part", "out", "lse"),
     "store": ("k_new", "v_new", "slot_mapping", "k_cache", "v_cache", "k_cache_out",
               "v_cache_out"),
@@ -226,6 +231,16 @@ class _Check:
             m["mask"] = "additive" if mdt == "F32" else "bool"
         else:
             m["mask"] = "none"
+        for name in FEATURE_TENSORS:
+            if not self.has(name):
+                continue
+            self.dtype(name, ("F32",))
+            self.shape(name, (hq,), "[Hq]")
+            arr = self.t[name][1].astype(np.float64)
+            bad = np.nonzero(~np.isfinite(arr) if name == "alibi_slopes" else (np.isnan(arr) | (arr == np.inf)))[0]
+            if bad.size:
+                _fail(name, "entry %d is %r: %s" % (bad[0], float(arr[bad[0]]), "must be finite"
+                                                    if name == "alibi_slopes" else "must be finite or -inf"))
         if self.has("num_splits"):
             self.dtype("num_splits", ("I32",))
             arr = self.t["num_splits"][1]
@@ -278,6 +293,27 @@ class _Check:
         m["mask"] = "none"
 
 
+def check_features(meta):
+    """The window sides (integers >= -1) and softcap (finite, >= 0) of meta, as ints and a
+    float; none of them on a combine or a store."""
+    for key in FEATURE_KEYS:
+        if key not in meta:
+            continue
+        value = meta[key]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            _fail(key, "must be a number, got %r" % (value,))
+        if key == "softcap":
+            if not math.isfinite(float(value)) or value < 0:
+                _fail(key, "must be finite and >= 0 (0 = none), got %r" % (value,))
+            meta[key] = float(value)
+        else:
+            if value != int(value) or value < -1 or value >= 2 ** 31:
+                _fail(key, "must be an integer >= -1 (-1 = unbounded), got %r" % (value,))
+            meta[key] = int(value)
+        if meta["op"] in ("combine", "store") and meta[key] != FEATURE_DEFAULTS[key]:
+            _fail(key, "a %s takes no window, softcap, ALiBi or sinks" % meta["op"])
+
+
 def check(meta, tensors):
     """Check a call (metadata dict with every key, {name: (dtype, array)}) and
     fill in the derived keys "mask" and "out_dtype". Raises DumpError."""
@@ -289,6 +325,7 @@ def check(meta, tensors):
         if not isinstance(meta[key], str):
             _fail(key, "must be a string, got %r" % (meta[key],))
     op = meta["op"]
+    check_features(meta)
     for name in tensors:
         if name not in TENSORS[op]:
             _fail(name, "is not a tensor of op %s (it has %s)" % (op, ", ".join(TENSORS[op])))
@@ -306,6 +343,9 @@ def _metadata_string(meta):
     ordered = {"format": FORMAT, "version": VERSION}
     for key in KEYS[2:]:
         ordered[key] = meta[key]
+    for key in FEATURE_KEYS:
+        if meta.get(key, FEATURE_DEFAULTS[key]) != FEATURE_DEFAULTS[key]:
+            ordered[key] = meta[key]
     return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -337,12 +377,16 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
          v_new=None, mask=None, out=None, lse=None, o_part=None, lse_part=None,
          k_cache_out=None, v_cache_out=None, num_splits=None, causal="none", scale="default",
          layout="NHD", kv_layout="NHD", lse_base="e", lse_layout="TH", empty_row="zero_neginf",
-         combine_empty="guard", library="", library_version="", note="", writer="auto"):
+         combine_empty="guard", library="", library_version="", note="", window_left=-1, window_right=-1,
+         softcap=0.0, alibi_slopes=None, sinks=None, writer="auto"):
     """Write one attention call to `path` (a .safetensors dump file).
 
     Tensors are numpy arrays, torch tensors (bf16 kept bit for bit) or
     attncheck.BF16 bit patterns. scale=None or "default" means 1/sqrt(D);
-    any number (1.0 and 0.0 included) is an explicit scale. An additive mask
+    any number (1.0 and 0.0 included) is an explicit scale. The features
+    (prefill and decode): window_left / window_right (-1 = unbounded side,
+    bottom-right aligned), softcap (0 = none), alibi_slopes and sinks (float32
+    [Hq]; a sink may be -inf). An additive mask
     given as float16/bf16 is widened to float32 (exactly). The keys "mask" and
     "out_dtype" of the metadata follow from the tensors. Every violation raises
     DumpError naming the argument (and the dimension or index).
@@ -354,12 +398,23 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
              "block_table": block_table, "seqlens_k": seqlens_k, "cu_seqlens_q": cu_seqlens_q,
              "cu_seqlens_k": cu_seqlens_k, "slot_mapping": slot_mapping, "k_new": k_new,
              "v_new": v_new, "mask": mask, "out": out, "lse": lse, "o_part": o_part,
-             "lse_part": lse_part, "k_cache_out": k_cache_out, "v_cache_out": v_cache_out}
+             "lse_part": lse_part, "k_cache_out": k_cache_out, "v_cache_out": v_cache_out,
+             "alibi_slopes": alibi_slopes, "sinks": sinks}
     tensors = {}
     for name, value in given.items():
         if value is None:
             continue
+        if name in FEATURE_TENSORS and not hasattr(value, "dtype"):
+            value = np.asarray(value, dtype=np.float64)  # a list of numbers
         dt, arr = to_array(name, value)
+        if name in FEATURE_TENSORS and arr.dtype == np.float64:
+            # float32 is what kernels take; a value it does not hold exactly would be another call
+            narrow = arr.astype(np.float32)
+            with np.errstate(invalid="ignore"):
+                inexact = (narrow.astype(np.float64) != arr) & ~np.isnan(arr)
+            if np.any(inexact):
+                _fail(name, "entry %d (%r) is not a float32 value" % (np.nonzero(inexact)[0][0], float(arr[inexact][0])))
+            dt, arr = "F32", narrow
         if name == "mask" and dt in ("F16", "BF16"):
             # A bias in the data dtype (SDPA takes one): float32 holds it exactly.
             arr = bf16_to_float(arr) if dt == "BF16" else arr.astype(np.float32)
@@ -378,10 +433,13 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
             "kv_layout": kv_layout, "lse_base": lse_base, "lse_layout": lse_layout,
             "empty_row": empty_row, "combine_empty": combine_empty, "mask": "none",
             "library": library, "library_version": library_version, "note": note,
-            "out_dtype": "same"}
+            "out_dtype": "same", "window_left": window_left, "window_right": window_right,
+            "softcap": softcap}
     check(meta, tensors)
     meta_out = {"format": FORMAT, "version": VERSION}
     meta_out.update((key, meta[key]) for key in KEYS[2:])
+    meta_out.update((key, meta[key]) for key in FEATURE_KEYS if meta.get(key, FEATURE_DEFAULTS[key])
+                    != FEATURE_DEFAULTS[key])
     _write(path, tensors, {"attncheck": _metadata_string(meta)}, writer)
     return meta_out
 
@@ -396,8 +454,8 @@ def parse_metadata(text):
     if not isinstance(obj, dict):
         raise DumpError("attncheck", "metadata is not a JSON object")
     for key in obj:
-        if key not in KEYS:
-            _fail(key, "unknown metadata key (known: %s)" % ", ".join(KEYS))
+        if key not in KEYS and key not in FEATURE_KEYS:
+            _fail(key, "unknown metadata key (known: %s)" % ", ".join(KEYS + FEATURE_KEYS))
     if obj.get("format") != FORMAT:
         _fail("format", "must be %r, got %r" % (FORMAT, obj.get("format")))
     if obj.get("version") != VERSION or isinstance(obj.get("version"), bool):
@@ -407,6 +465,9 @@ def parse_metadata(text):
     meta = {"format": FORMAT, "version": VERSION, "op": obj["op"]}
     for key in KEYS[3:]:
         meta[key] = obj.get(key, DEFAULTS[key])
+    for key in FEATURE_KEYS:  # only when the file says them, as dump() returns them
+        if key in obj:
+            meta[key] = obj[key]
     for key in ("mask", "out_dtype"):  # derived when writing, so only checked here
         _check_choice(key, meta[key])
     if isinstance(meta["scale"], str) and meta["scale"] != "default":

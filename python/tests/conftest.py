@@ -11,9 +11,12 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 
-def reference(q, k, v, cu_q, cu_k, causal="none", scale=None, mask=None):
+def reference(q, k, v, cu_q, cu_k, causal="none", scale=None, mask=None, window=(-1, -1), softcap=0.0,
+              alibi=None, alibi_abs=False):
     """Varlen NHD attention in float64: q [Tq, Hq, D], k, v [Tk, Hkv, D];
-    mask [Hm, sum Lq*Lk] bool (True takes part) or additive. Returns
+    mask [Hm, sum Lq*Lk] bool (True takes part) or additive; window (left, right)
+    bottom-right aligned, -1 unbounded; softcap c caps the scaled logits; alibi [Hq] (or
+    [B, Hq]) slopes times d = j - i - (Lk - Lq) (alibi_abs: flash-attn's -slope * |d|). Returns
     (out [Tq, Hq, D], natural-log LSE [Tq, Hq]; -inf for an empty row)."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     hq, d = q.shape[1], q.shape[2]
@@ -28,8 +31,18 @@ def reference(q, k, v, cu_q, cu_k, causal="none", scale=None, mask=None):
         i = np.arange(lq)[:, None]
         j = np.arange(lk)[None, :]
         allowed = {"none": np.ones((lq, lk), bool), "TL": j <= i, "BR": j <= i + (lk - lq)}[causal]
+        dist = (j - i - (lk - lq)).astype(np.float64)
+        if window[0] >= 0:
+            allowed = allowed & (dist >= -window[0])
+        if window[1] >= 0:
+            allowed = allowed & (dist <= window[1])
         for h in range(hq):
             logits = s * q[q0:q1, h] @ k[k0:k1, h // group].T
+            if softcap:
+                logits = softcap * np.tanh(logits / softcap)
+            if alibi is not None:
+                sl = float(np.asarray(alibi).reshape(-1, hq)[b if np.ndim(alibi) == 2 else 0][h])  # [Hq] or [B, Hq]
+                logits = logits + (-sl * np.abs(dist) if alibi_abs else sl * dist)
             ok = allowed.copy()
             if mask is not None:
                 m = np.asarray(mask)[h if mask.shape[0] > 1 else 0, col:col + lq * lk].reshape(lq, lk)

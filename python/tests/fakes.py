@@ -73,7 +73,8 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
         k, _ = unpage(np.asarray(k), np.asarray(block_table), np.diff(cu_k))
         v, _ = unpage(np.asarray(v), np.asarray(block_table), np.diff(cu_k))
     out, lse = reference(q, k, v, np.asarray(cu_seqlens_q), cu_k, "BR" if causal else "none",
-                         softmax_scale)
+                         softmax_scale, window=(window_size[0], 0 if causal else window_size[1]), softcap=softcap,
+                         alibi=alibi_slopes, alibi_abs=True)
     out = out.astype(np.asarray(q).dtype)
     lse = np.where(np.isneginf(lse), np.inf, lse)  # flash-attn's empty row: +inf
     if return_attn_probs:
@@ -108,7 +109,9 @@ def flash_attn_with_kvcache(q, k_cache, v_cache, k=None, v=None, rotary_cos=None
     kk, cu_k = unpage(k_cache, block_table, lens)
     vv, _ = unpage(v_cache, block_table, lens)
     out, lse = reference(q.reshape(batch * lq, hq, d), kk, vv, np.arange(batch + 1) * lq, cu_k,
-                         "BR" if causal else "none", softmax_scale)
+                         "BR" if causal else "none", softmax_scale,
+                         window=(window_size[0], 0 if causal else window_size[1]), softcap=softcap,
+                         alibi=alibi_slopes, alibi_abs=True)
     out = out.astype(q.dtype).reshape(batch, lq, hq, d)
     if return_softmax_lse:
         return out, lse.reshape(batch, lq, hq).transpose(0, 2, 1).astype(np.float32).copy()

@@ -6,12 +6,14 @@ dump's conventions, gives the recorded output)."""
 import math
 import os
 import sys
+import subprocess
 import types
 
 import numpy as np
 import pytest
 
 import attncheck
+from attncheck import __main__ as cli
 import fakes
 from conftest import f16, reference, unpage
 
@@ -46,7 +48,9 @@ def _check_against_reference(meta, t, tol=2e-3):
         cu_k = t.get("cu_seqlens_k", np.array([0, k.shape[0]]))
     cu_q = t.get("cu_seqlens_q", np.array([0, t["q"].shape[0]]))
     scale = None if meta["scale"] == "default" else meta["scale"]
-    out, lse = reference(t["q"], k, v, cu_q, cu_k, meta["causal"], scale, t.get("mask"))
+    out, lse = reference(t["q"], k, v, cu_q, cu_k, meta["causal"], scale, t.get("mask"),
+                         window=(meta.get("window_left", -1), meta.get("window_right", -1)),
+                         softcap=meta.get("softcap", 0.0), alibi=t.get("alibi_slopes"))
     assert np.allclose(t["out"].astype(np.float64), out, atol=tol, rtol=tol)
     if "lse" in t:
         got = t["lse"].T if meta["lse_layout"] == "HT" else t["lse"]
@@ -312,12 +316,57 @@ def test_flash_attn_varlen_skips(tmp_path, monkeypatch, rng):
     q = f16(rng, 4, 2, 8)
     cu = np.array([0, 4], np.int32)
     with cap:
-        fa.flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, window_size=(2, 0))
-        fa.flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, softcap=30.0)
+        fa.flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, dropout_p=0.1)
+        # flash-attn's ALiBi (-slope*|d|) differs from the contract's past the diagonal: not recorded
         fa.flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, alibi_slopes=np.ones(2, np.float32))
         fa.flash_attn_varlen_func(q, q, q, cu, cu, 4, 4, deterministic=True)
-    assert [s["index"] for s in cap.skipped] == [0, 1, 2]
-    assert _files(tmp_path) == ["0003-prefill.safetensors"]
+    assert [s["index"] for s in cap.skipped] == [0, 1]
+    assert "alibi_slopes without causal" in cap.skipped[1]["reason"]
+    assert _files(tmp_path) == ["0002-prefill.safetensors"]
+
+
+def test_flash_attn_features_recorded(tmp_path, monkeypatch, rng):
+    # window_size, softcap and (causal) alibi_slopes are written in the dump, and the recorded
+    # outputs are the contract's answer to the recorded call.
+    _, fa, _, cap = _capture(tmp_path, monkeypatch)
+    q, k, v = f16(rng, 7, 4, 8), f16(rng, 9, 2, 8), f16(rng, 9, 2, 8)
+    cu_q, cu_k = np.array([0, 3, 7], np.int32), np.array([0, 4, 9], np.int32)
+    slopes = np.array([0.5, 0.25, 0.125, 0.0625], np.float32)
+    with cap:
+        fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 4, 5, window_size=(2, 1))
+        fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 4, 5, causal=True, softcap=3.0, alibi_slopes=slopes,
+                                  window_size=(3, -1), return_attn_probs=True)
+        fa.flash_attn_varlen_func(q, k, v, cu_q, cu_k, 4, 5, alibi_slopes=slopes[None].repeat(2, 0),
+                                  window_size=(-1, 0))
+    assert cap.skipped == []
+    meta, t = _load(tmp_path, "0000-prefill.safetensors")
+    assert (meta["window_left"], meta["window_right"]) == (2, 1) and "softcap" not in meta
+    _check_against_reference(meta, t)
+    meta, t = _load(tmp_path, "0001-prefill.safetensors")
+    assert (meta["window_left"], "window_right" in meta, meta["softcap"]) == (3, False, 3.0)
+    assert t["alibi_slopes"].tolist() == slopes.tolist()
+    _check_against_reference(meta, t)
+    meta, t = _load(tmp_path, "0002-prefill.safetensors")  # [B, H] slopes, equal per sequence
+    assert meta["window_right"] == 0 and t["alibi_slopes"].shape == (4,)
+    _check_against_reference(meta, t)
+    binary = cli.find_binary()
+    if binary is not None:  # attncheck's own reader and oracle agree: every recorded call passes
+        res = subprocess.run([binary, "verify", "--quiet", str(tmp_path / "dumps")], capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_flash_attn_kvcache_features_recorded(tmp_path, monkeypatch, rng):
+    _, fa, _, cap = _capture(tmp_path, monkeypatch)
+    kc, vc = f16(rng, 6, 4, 2, 8), f16(rng, 6, 4, 2, 8)
+    table = np.array([[4, 1, 3], [0, 5, 2]], np.int32)
+    q = f16(rng, 2, 1, 4, 8)
+    with cap:
+        fa.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=np.array([9, 5], np.int32), block_table=table,
+                                   causal=True, window_size=(4, 0), softcap=2.5,
+                                   alibi_slopes=np.array([1, 0.5, 0.25, 0.125], np.float32))
+    meta, t = _load(tmp_path, "0000-decode.safetensors")
+    assert (meta["window_left"], meta["window_right"], meta["softcap"]) == (4, 0, 2.5)
+    _check_against_reference(meta, t)
 
 
 def test_flash_attn_paged_varlen_and_compaction(tmp_path, monkeypatch, rng):

@@ -415,3 +415,49 @@ def test_load_without_attncheck_metadata(tmp_path):
     assert e.value.argument == "attncheck"
     with pytest.raises(attncheck.DumpError):
         attncheck.load(path, bf16="float16")
+
+
+# ---- windows, softcap, ALiBi, sinks ----------------------------------------------------------
+
+def test_features_round_trip(tmp_path, rng):
+    call = dict(prefill_contiguous(rng), causal="BR", window_left=3, window_right=0, softcap=30.0,
+                alibi_slopes=[0.5, 0.25, 0.125, 0.0625], sinks=np.array([-np.inf, 0, 1.5, -2], np.float32))
+    written = attncheck.dump(tmp_path / "f.safetensors", **call)
+    assert (written["window_left"], written["window_right"], written["softcap"]) == (3, 0, 30.0)
+    meta, t = attncheck.load(tmp_path / "f.safetensors")
+    assert meta == written
+    assert t["alibi_slopes"].dtype == np.float32 and t["alibi_slopes"].tolist() == [0.5, 0.25, 0.125, 0.0625]
+    assert t["sinks"][0] == -np.inf and t["sinks"][1:].tolist() == [0, 1.5, -2]
+    raw = raw_metadata(tmp_path / "f.safetensors")
+    assert raw["window_left"] == 3 and raw["softcap"] == 30.0
+
+
+def test_features_off_write_nothing(tmp_path, rng):
+    # a call without features is the same metadata as before them
+    attncheck.dump(tmp_path / "f.safetensors", **prefill_contiguous(rng))
+    raw = raw_metadata(tmp_path / "f.safetensors")
+    assert not set(raw) & {"window_left", "window_right", "softcap"}
+
+
+@pytest.mark.parametrize("override,argument,words", [
+    (dict(window_left=-2), "window_left", "integer >= -1"),
+    (dict(window_right=1.5), "window_right", "integer >= -1"),
+    (dict(window_left="3"), "window_left", "must be a number"),
+    (dict(softcap=-1.0), "softcap", ">= 0"),
+    (dict(softcap=math.nan), "softcap", "finite"),
+    (dict(alibi_slopes=np.ones(3, np.float32)), "alibi_slopes", "[Hq]"),
+    (dict(alibi_slopes=[1.0, math.inf, 0, 0]), "alibi_slopes", "must be finite"),
+    (dict(alibi_slopes=[0.1, 0, 0, 0]), "alibi_slopes", "not a float32 value"),
+    (dict(alibi_slopes=np.ones(4, np.float16)), "alibi_slopes", "F16"),
+    (dict(sinks=np.array([0, np.nan, 0, 0], np.float32)), "sinks", "finite or -inf"),
+    (dict(sinks=np.array([np.inf, 0, 0, 0], np.float32)), "sinks", "finite or -inf"),
+])
+def test_feature_errors(tmp_path, rng, override, argument, words):
+    e = _err(tmp_path, prefill_contiguous(rng), **override)
+    assert e.argument == argument and words in str(e), str(e)
+
+
+def test_features_refused_on_combine_and_store(tmp_path, rng):
+    assert _err(tmp_path, combine(rng), softcap=2.0).argument == "softcap"
+    assert _err(tmp_path, store(rng), window_left=4).argument == "window_left"
+    assert _err(tmp_path, combine(rng), sinks=np.zeros(4, np.float32)).argument == "sinks"
