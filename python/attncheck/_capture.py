@@ -684,15 +684,18 @@ class capture:
                 "seqlens_k": lk.astype(np.int32)}, kv_layout
 
     @staticmethod
-    def _fi_checks(plan, run_args):
+    def _fi_checks(plan, run_args, meta):
+        """Refuse what the format cannot say; record window_left (FlashInfer's window is
+        the left side, aligned like its bottom-right causal flag, no right side of its
+        own) and logits_soft_cap (c * tanh(scale q.k / c), the contract's softcap)."""
         if str(plan.get("pos_encoding_mode", "NONE")) != "NONE":
-            raise _Skip("pos_encoding_mode %r applies RoPE inside the call" % plan["pos_encoding_mode"])
+            raise _Skip("pos_encoding_mode %r applies RoPE or ALiBi inside the call" % plan["pos_encoding_mode"])
         if plan.get("logits_soft_cap"):
-            raise _Skip("logits_soft_cap %r is not part of the contract" % plan["logits_soft_cap"])
-        for src in (plan, run_args):
+            meta["softcap"] = float(plan["logits_soft_cap"])
+        for src in (plan, run_args):  # a run() argument overrides the plan's
             w = src.get("window_left")
             if w is not None and int(w) >= 0:
-                raise _Skip("window_left %r (sliding window) is not part of the contract" % w)
+                meta["window_left"] = int(w)
         for name in ("k_scale", "v_scale", "q_scale"):
             if run_args.get(name) is not None:
                 raise _Skip("%s given: fp8 caches are not part of the contract" % name)
@@ -712,7 +715,8 @@ class capture:
         a = self._fi_run_args(original, args, kwargs)
         obj = args[0]
         plan = self._fi_plan(obj)
-        self._fi_checks(plan, a)
+        features = {}
+        self._fi_checks(plan, a, features)
         q = a["q"]
         paged, kv_layout = self._fi_paged(obj, plan, plan["paged_kv_indptr"], plan["paged_kv_indices"],
                                           plan["paged_kv_last_page_len"], a["paged_kv_cache"],
@@ -728,8 +732,7 @@ class capture:
         lq = np.diff(plan["qo_indptr"])
         op = ("decode" if causal == "BR" and "mask" not in tensors and lq.size and lq.min() >= 1
               and lq.max() <= MAX_QUERIES_DECODE else "prefill")
-        meta = {"causal": causal, "scale": _scale(plan.get("sm_scale")), "kv_layout": kv_layout,
-                "lse_base": "2"}
+        meta = dict(features, causal=causal, scale=_scale(plan.get("sm_scale")), kv_layout=kv_layout, lse_base="2")
         if lse is not None:
             tensors["lse"] = lse
         return op, tensors, meta
@@ -738,7 +741,8 @@ class capture:
         a = self._fi_run_args(original, args, kwargs)
         obj = args[0]
         plan = self._fi_plan(obj)
-        self._fi_checks(plan, a)
+        meta = {}
+        self._fi_checks(plan, a, meta)
         q = a["q"]
         batch = _shape(q)[0]
         paged, kv_layout = self._fi_paged(obj, plan, plan["indptr"], plan["indices"],
@@ -746,8 +750,7 @@ class capture:
                                           plan.get("page_size"))
         out, lse = _split_result(result)
         tensors = dict(paged, q=q, out=out, cu_seqlens_q=np.arange(batch + 1, dtype=np.int32))
-        meta = {"causal": "BR", "scale": _scale(plan.get("sm_scale")), "kv_layout": kv_layout,
-                "lse_base": "2"}
+        meta.update(causal="BR", scale=_scale(plan.get("sm_scale")), kv_layout=kv_layout, lse_base="2")
         if lse is not None:
             tensors["lse"] = lse
         return "decode", tensors, meta

@@ -158,7 +158,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         self._p = dict(qo=np.asarray(qo_indptr).copy(), indptr=np.asarray(paged_kv_indptr).copy(),
                        indices=np.asarray(paged_kv_indices).copy(),
                        last=np.asarray(paged_kv_last_page_len).copy(), page=page_size,
-                       causal=causal, scale=sm_scale, mask=custom_mask)
+                       causal=causal, scale=sm_scale, mask=custom_mask, window_left=window_left,
+                       cap=logits_soft_cap or 0.0)
 
     begin_forward = plan
 
@@ -167,7 +168,8 @@ class BatchPrefillWithPagedKVCacheWrapper:
         p = self._p
         kk, vv, cu_k = _unpage_planned(paged_kv_cache, p, self._kv_layout)
         mask = None if p["mask"] is None else np.asarray(p["mask"]).reshape(1, -1)
-        o, l = reference(q, kk, vv, p["qo"], cu_k, "BR" if p["causal"] else "none", p["scale"], mask)
+        o, l = reference(q, kk, vv, p["qo"], cu_k, "BR" if p["causal"] else "none", p["scale"], mask,
+                         window=(p["window_left"], -1), softcap=p["cap"])
         o = o.astype(np.asarray(q).dtype)
         if return_lse:
             return o, (l / math.log(2)).astype(np.float32)
@@ -182,14 +184,16 @@ class BatchDecodeWithPagedKVCacheWrapper:
              page_size, pos_encoding_mode="NONE", window_left=-1, logits_soft_cap=None,
              sm_scale=None):
         self._p = dict(indptr=np.asarray(indptr).copy(), indices=np.asarray(indices).copy(),
-                       last=np.asarray(last_page_len).copy(), page=page_size, scale=sm_scale)
+                       last=np.asarray(last_page_len).copy(), page=page_size, scale=sm_scale,
+                       window_left=window_left, cap=logits_soft_cap or 0.0)
 
     def run(self, q, paged_kv_cache, *, out=None, lse=None, return_lse=False, k_scale=None,
             v_scale=None):
         p = self._p
         batch = q.shape[0]
         kk, vv, cu_k = _unpage_planned(paged_kv_cache, p, self._kv_layout)
-        o, l = reference(q, kk, vv, np.arange(batch + 1), cu_k, "BR", p["scale"])
+        o, l = reference(q, kk, vv, np.arange(batch + 1), cu_k, "BR", p["scale"], window=(p["window_left"], -1),
+                         softcap=p["cap"])
         o = o.astype(np.asarray(q).dtype)
         if return_lse:
             return o, (l / math.log(2)).astype(np.float32)

@@ -454,6 +454,26 @@ def test_flashinfer_prefill_and_decode(tmp_path, monkeypatch, rng, kv_layout):
     assert meta["scale"] == 0.25 and meta["causal"] == "none"
 
 
+def test_flashinfer_window_and_softcap_recorded(tmp_path, monkeypatch, rng):
+    _, _, fi, cap = _capture(tmp_path, monkeypatch)
+    page, hq, hkv, d = 4, 4, 2, 8
+    cache = f16(rng, 12, 2, page, hkv, d)
+    indptr, indices, last = np.array([0, 3, 5], np.int32), np.array([7, 2, 9, 0, 11], np.int32), np.array([2, 4])
+    qo = np.array([0, 3, 7], np.int32)
+    pre = fi.BatchPrefillWithPagedKVCacheWrapper(None)
+    dec = fi.BatchDecodeWithPagedKVCacheWrapper(None)
+    with cap:
+        pre.plan(qo, indptr, indices, last, hq, hkv, d, page, causal=True, window_left=3, logits_soft_cap=2.0)
+        pre.run(f16(rng, 7, hq, d), cache, return_lse=True)
+        dec.plan(indptr, indices, last, hq, hkv, d, page, window_left=5, logits_soft_cap=1.5)
+        dec.run(f16(rng, 2, hq, d), cache, return_lse=True)
+    assert cap.skipped == []
+    for name, w, c in [("0000-decode.safetensors", 3, 2.0), ("0001-decode.safetensors", 5, 1.5)]:
+        meta, t = _load(tmp_path, name)
+        assert (meta["window_left"], "window_right" in meta, meta["softcap"]) == (w, False, c)
+        _check_against_reference(meta, t)
+
+
 def test_flashinfer_custom_mask_and_run_without_plan(tmp_path, monkeypatch, rng):
     _, _, fi, cap = _capture(tmp_path, monkeypatch)
     cache = f16(rng, 4, 2, 4, 1, 8)
