@@ -208,7 +208,8 @@ FEATURES = dict(window_left=3, window_right=1, softcap=4.0, alibi=[0.5, 0.25, 0.
                 sinks=[-math.inf, 0.0, -3.25, 2.0])
 
 
-def feature_dump(path, bug=None, causal="none", half=Half("BF16"), lse_base2=False, **over):
+def feature_dump(path, bug=None, causal="none", half=Half("BF16"), lse_base2=False, empty_row="zero_neginf",
+                 **over):
     """Contiguous prefill (Lq < Lk and Lq = Lk... sequences of 5/9 and 3/6) with the features of
     FEATURES (overridden by `over`; None = off), its outputs from the contract in float64
     (python/attncheck's numpy reference), or with one classic bug: window_top_left,
@@ -258,7 +259,7 @@ def feature_dump(path, bug=None, causal="none", half=Half("BF16"), lse_base2=Fal
         tensors.append(("alibi_slopes", "F32", (hq,), f32(slopes)))
     if sinks is not None:
         tensors.append(("sinks", "F32", (hq,), f32(sinks)))
-    m = meta(causal=causal, lse_base="2" if lse_base2 else "e")
+    m = meta(causal=causal, lse_base="2" if lse_base2 else "e", empty_row=empty_row)
     if wl >= 0:
         m["window_left"] = wl
     if wr >= 0:
@@ -277,6 +278,12 @@ def feature_checks(p):
     expect_pass("features: bottom-right causal with a left window", p("feat-br"))
     feature_dump(p("feat-base2"), causal="BR", lse_base2=True, half=Half("F16"))
     expect_pass("features: fp16, a base-2 LSE declared", p("feat-base2"))
+    feature_dump(p("feat-empty-sink"), window_left=0, window_right=0, causal="TL", alibi=None, softcap=None)
+    expect_pass("features: keyless rows with a sink hold O = 0, LSE = sink", p("feat-empty-sink"))
+    # a sink of 0 is the contract's LSE, not flash-attn-style zero_zero's "empty" LSE: never remapped
+    feature_dump(p("feat-sink-zero"), window_left=0, window_right=0, causal="TL", alibi=None, softcap=None,
+                 sinks=[0.0, 0.0, 1.0, -1.0], empty_row="zero_zero")
+    expect_pass("features: keyless rows with sink 0 under a declared zero_zero rule", p("feat-sink-zero"))
     for bug, hyp in [("window_top_left", "window_top_left"), ("window_left+1", "window_left+1"),
                      ("alibi_sign", "alibi_sign_flipped"), ("alibi_abs", "alibi_abs"),
                      ("softcap_ignored", "softcap_ignored"), ("softcap_after_mask", "softcap_after_mask"),
