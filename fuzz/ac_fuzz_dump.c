@@ -293,7 +293,7 @@ size_t ac_fuzz_dump_cross(const uint8_t *a, size_t na, const uint8_t *b, size_t 
 
 /* ---- seeds ------------------------------------------------------------------------ */
 
-#define NUM_SEEDS 6
+#define NUM_SEEDS 7
 static const char *const seed_slugs[NUM_SEEDS] = {
     "prefill-fp16-contiguous-br",
     "prefill-bf16-paged-tl-bool-mask-hnd-lse-ht-scale",
@@ -301,6 +301,7 @@ static const char *const seed_slugs[NUM_SEEDS] = {
     "combine-fp32-out",
     "store-bf16-i64-slots",
     "prefill-fp16-additive-mask-fp32-out-empty-rows",
+    "prefill-bf16-window-softcap-alibi-sinks",
 };
 
 int ac_fuzz_dump_seed_count(void) { return NUM_SEEDS; }
@@ -364,6 +365,16 @@ ac_status ac_fuzz_dump_seed(int i, const char **slug, uint8_t **bytes, size_t *s
         if (!st) st = ac_case_make_layout(&c, AC_LAYOUT_PERMUTED, 1, err);
         if (!st) st = ac_case_make_store_slots(&c, 2, 1, err);
         break;
+    case 6: {
+        /* every feature key and tensor, a -inf sink among them, and keyless rows with a sink */
+        static const float slopes[4] = {0.5f, 0.25f, 0.125f, 0.0625f}, sinks[4] = {-INFINITY, 0.0f, -1.5f, 2.0f};
+        c.heads_q = 4, c.heads_kv = 2, c.head_dim = 16, c.causal = AC_CAUSAL_BOTTOM_RIGHT;
+        c.window_left = 3, c.window_right = 0, c.softcap = 20.0f;
+        st = set_lengths(&c, 2, (const int32_t[]){3, 4}, (const int32_t[]){7, 2}, err);
+        if (!st) st = ac_case_set_alibi(&c, slopes, 4, err);
+        if (!st) st = ac_case_set_sinks(&c, sinks, 4, err);
+        break;
+    }
     default:
         c.dtype = AC_FP16, c.heads_q = 2, c.heads_kv = 2, c.head_dim = 8, c.causal = AC_CAUSAL_BOTTOM_RIGHT;
         c.mask = AC_MASK_ADDITIVE, c.mask_density = 0.9f;
