@@ -920,9 +920,19 @@ static int feature_mask_variant(const ac_dump *d, variant *v, ac_hypothesis *h, 
                     } else if (kind == F_ALIBI_ABS) {
                         extra = -slope * fabsf(dist);
                         changed |= was && dist > 0.0f && slope != 0.0f;
-                    } else if (!was && (kind == F_SOFTCAP_AFTER_MASK || (j >= kb && j < ke))) {
-                        now = 1;
-                        logit = -cap;
+                    } else if (kind >= F_SOFTCAP_AFTER_MASK) {
+                        /* tanh last: an allowed key's capped logit takes ALiBi and the bias
+                           inside; an excluded key the kernel visits comes back as -c */
+                        const int visited = kind == F_SOFTCAP_AFTER_MASK || (j >= kb && j < ke);
+                        double bias = 0.0;
+                        if (was && c->mask == AC_MASK_ADDITIVE)
+                            bias = t->mask_bias[t->mask_off[b] +
+                                                ((int64_t)(c->mask_per_head ? hh : 0) * lq + i) * lk + j];
+                        if (was) logit = INFINITY; /* computed below from q.k */
+                        else if (visited) logit = -cap;
+                        now = was || visited;
+                        extra = (float)bias + extra; /* s + alibi + bias, inside the tanh */
+                        changed |= was && extra != 0.0f; /* an allowed logit moves too */
                     }
                     changed |= was != now;
                     const int64_t e = off[b + 1] - (int64_t)Hq * lq * lk + ((int64_t)hh * lq + i) * lk + j;
@@ -937,7 +947,8 @@ static int feature_mask_variant(const ac_dump *d, variant *v, ac_hypothesis *h, 
                         mf[e] = (float)(bias + (double)extra);
                         continue;
                     }
-                    /* the bias that brings the capped logit to `logit`: -c - c tanh(scale q.k / c) */
+                    /* the bias that brings the oracle's c tanh(scale q.k / c) to the logit:
+                       -c, or c tanh((scale q.k + alibi + bias) / c) for an allowed key */
                     const int32_t kvh = ac_kv_head(hh, Hq, c->heads_kv);
                     const uint16_t *qr = t->q + ac_thd_offset((int64_t)t->cu_seqlens_q[b] + i, hh, Hq, D);
                     const uint16_t *kr = kv_at(c, t, t->k, b, kvh, j);
@@ -945,7 +956,9 @@ static int feature_mask_variant(const ac_dump *d, variant *v, ac_hypothesis *h, 
                     for (int32_t dd = 0; dd < D; dd++)
                         dot += (double)ac_half_to_f32(c->dtype, qr[dd]) * (double)ac_half_to_f32(c->dtype, kr[dd]);
                     if (!isfinite(dot)) return na(h, "a key outside the allowed set holds a non-finite value");
-                    mf[e] = (float)(logit - cap * tanh(scale * dot / cap));
+                    const double capped = cap * tanh(scale * dot / cap);
+                    if (logit == INFINITY) logit = cap * tanh((scale * dot + (double)extra) / cap);
+                    mf[e] = (float)(logit - capped);
                 }
             }
     }

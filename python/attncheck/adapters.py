@@ -44,20 +44,24 @@ def attention_f64(q, k, v, allowed, scale, bias=None, kv_head=None, softcap=0.0,
     distance), then the bias; sinks [Hq] (natural-log logits, -inf = none) join each
     row's denominator only. Returns O [Lq, Hq, D] and the natural LSE [Lq, Hq]; a row
     with no allowed key is O = 0 and LSE = its sink (-inf without one).
-    softcap_after_mask: the classic bug, tanh applied after masking: every excluded
-    key of the row (causal, window, mask, -inf bias) weighs in with logit -c."""
+    softcap_after_mask: the classic bug, tanh applied last, after ALiBi, the bias and
+    the masking: an allowed key's logit is c * tanh((s + alibi + bias) / c), and every
+    excluded key of the row (causal, window, mask, -inf bias) weighs in with -c."""
     lq, hq, d = q.shape
     kh = k[:, kv_head, :]                                   # [Lk, Hq, D]
     vh = v[:, kv_head, :]
     s = scale * np.einsum("qhd,khd->hqk", q, kh)            # [Hq, Lq, Lk]
-    if softcap:
+    last = bool(softcap) and softcap_after_mask
+    if softcap and not last:
         s = softcap * np.tanh(s / softcap)
     if alibi is not None:
         s = s + alibi
     if bias is not None:
         s = s + bias
     excluded = ~np.broadcast_to(allowed, s.shape) | (s == -np.inf)
-    s = np.where(excluded, -softcap if softcap and softcap_after_mask else -np.inf, s)
+    if last:
+        s = softcap * np.tanh(s / softcap)
+    s = np.where(excluded, -softcap if last else -np.inf, s)
     sink = np.full(hq, -np.inf) if sinks is None else np.asarray(sinks, np.float64)
     with np.errstate(invalid="ignore"):
         m = np.maximum(s.max(axis=2, initial=-np.inf), sink[:, None])  # [Hq, Lq]
