@@ -29,4 +29,5 @@ const ac_backend_ops ac_backend_gpu_ops = {
 #include "ac_families.def"
 #undef AC_FAMILY
     },
+    .features = {[AC_OP_PREFILL] = AC_FEAT_ALL},
 };
