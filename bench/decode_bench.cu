@@ -10,7 +10,7 @@
 //                                    Hq=32 Hkv=8 D=128 bf16, block 16, random
 //                                    block permutation; with F (the output of
 //                                    bench/sdpa_decode_peers.py), ratios to SDPA.
-//                [--feature L]       L: comma list of none, window, softcap,
+//                [--features L]      L: comma list of none, window, softcap,
 //                                    alibi, sinks, all (default none): the same
 //                                    shapes timed with each feature on (a 4k
 //                                    window: GB/s counts the keys it reads).
@@ -868,7 +868,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
         {"quick", no_argument, NULL, OPT_QUICK}, {"peers", required_argument, NULL, OPT_PEERS},
-        {"feature", required_argument, NULL, OPT_FEATURE},
+        {"features", required_argument, NULL, OPT_FEATURE},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int check = 0, do_bench = 0, quick = 0;
     std::vector<int> features;
@@ -895,7 +895,7 @@ int main(int argc, char **argv)
                 while (f < BF_COUNT && !(strlen(bench_feature_names[f]) == n && !strncmp(q, bench_feature_names[f], n)))
                     f++;
                 if (f == BF_COUNT)
-                    return ac_args_failf(&a, "--feature %s: each must be one of none, window, softcap, alibi, sinks, all",
+                    return ac_args_failf(&a, "--features %s: each must be one of none, window, softcap, alibi, sinks, all",
                                          optarg);
                 features.push_back(f);
                 q += n + (q[n] == ',');
@@ -903,12 +903,12 @@ int main(int argc, char **argv)
             break;
         }
         case 'h':
-            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE] [--feature LIST]]  (neither: --check)\n"
+            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE] [--features LIST]]  (neither: --check)\n"
                    "  --check         kernels vs the double reference and the CPU models, then end to end\n"
                    "  --quick         a smaller sweep\n"
                    "  --bench         KV-read bandwidth of the decode\n"
                    "  --peers FILE    bench/sdpa_decode_peers.py's output: ratios to SDPA\n"
-                   "  --feature LIST  comma list of none, window, softcap, alibi, sinks, all: the bench\n"
+                   "  --features LIST comma list of none, window, softcap, alibi, sinks, all: the bench\n"
                    "                  with each in turn (default none; e.g. none,window to compare)\n"
                    "  --help          this text\n");
             return 0;

@@ -21,5 +21,6 @@ const ac_backend_ops ac_backend_model_ops = {
 #include "ac_families.def"
 #undef AC_FAMILY
     },
-    .features = {[AC_OP_PREFILL] = AC_FEAT_ALL, [AC_OP_DECODE] = AC_FEAT_ALL}, /* window, softcap, ALiBi, sinks */
+    /* window, softcap, ALiBi and sinks in prefill and decode (docs/PREFILL.md, docs/DECODE.md) */
+    .features = {[AC_OP_PREFILL] = AC_FEAT_ALL, [AC_OP_DECODE] = AC_FEAT_ALL},
 };
