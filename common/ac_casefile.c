@@ -8,6 +8,7 @@
 #include "ac_numfmt.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,14 +23,16 @@ typedef enum key {
     K_TITLE, K_NOTE, K_EXPECT, K_OP, K_DTYPE, K_BATCH, K_SEQLEN_Q, K_SEQLEN_K, K_HEADS_Q,
     K_HEADS_KV, K_HEAD_DIM, K_SCALE, K_CAUSAL, K_MASK, K_MASK_PER_HEAD, K_MASK_DENSITY,
     K_PAGED, K_BLOCK_SIZE, K_NUM_BLOCKS, K_MAX_BLOCKS, K_BLOCK_TABLE, K_NUM_TOKENS,
-    K_SLOT_MAPPING, K_SLOT_I64, K_NUM_SPLITS, K_DIST, K_SPECIAL, K_SEED, K_COUNT
+    K_SLOT_MAPPING, K_SLOT_I64, K_NUM_SPLITS, K_WINDOW_LEFT, K_WINDOW_RIGHT, K_SOFTCAP, K_ALIBI, K_SINKS,
+    K_DIST, K_SPECIAL, K_SEED, K_COUNT
 } key;
 
 static const char *const key_names[K_COUNT] = {
     "title", "note", "expect", "op", "dtype", "batch", "seqlen_q", "seqlen_k", "heads_q",
     "heads_kv", "head_dim", "scale", "causal", "mask", "mask_per_head", "mask_density",
     "paged", "block_size", "num_blocks", "max_blocks_per_seq", "block_table", "num_tokens",
-    "slot_mapping", "slot_mapping_i64", "num_splits", "dist", "special", "seed",
+    "slot_mapping", "slot_mapping_i64", "num_splits", "window_left", "window_right", "softcap",
+    "alibi_slopes", "sinks", "dist", "special", "seed",
 };
 
 /* note and block_table repeat; block_table rows are required only when
@@ -310,6 +313,9 @@ typedef struct pstate {
     float scale, mask_density;
     int scale_given;
     ivec seqlen_q, seqlen_k, table, slots;
+    float softcap;
+    float *alibi, *sinks;        /* [n_alibi], [n_sinks]: the per-head feature lists */
+    int32_t n_alibi, n_sinks;
     int32_t table_rows, row_len; /* rows seen; entries per row (all rows alike) */
     sbuf note;
     int notes;
@@ -509,6 +515,47 @@ static ac_status parse_note(pstate *ps, const char *v, size_t n)
     return AC_OK;
 }
 
+
+/* "x0,x1,...": one float per query head, comma separated (no spaces), read
+   into a fresh array of at most AC_MAX_HEADS entries. `allow_neg_inf`: -inf
+   is a value (a sink that is off for its head); NaN and +inf never are. */
+static ac_status get_head_floats(pstate *ps, key k, const char *v, size_t n, int allow_neg_inf, float **dst,
+                                 int32_t *count)
+{
+    char ex[32];
+    if (n == 0) return PFAIL(ps, "line %d: key '%s': empty list (leave the key out for none)", ps->lineno, key_names[k]);
+    float *a = malloc(sizeof(float) * AC_MAX_HEADS);
+    if (!a) return ac_fail(ps->err, AC_ERR_NOMEM, "line %d: key '%s': out of memory", ps->lineno, key_names[k]);
+    int32_t m = 0;
+    size_t i = 0;
+    for (;;) {
+        const char *comma = memchr(v + i, ',', n - i);
+        size_t tn = comma ? (size_t)(comma - (v + i)) : n - i;
+        ac_status st = AC_OK;
+        if (m == AC_MAX_HEADS)
+            st = PFAIL(ps, "line %d: key '%s': more than %d entries", ps->lineno, key_names[k], AC_MAX_HEADS);
+        else if (tn == 0)
+            st = PFAIL(ps, "line %d: key '%s': entry %d is empty (two commas, or one at an end)", ps->lineno,
+                       key_names[k], m);
+        else if (parse_float(v + i, tn, &a[m]) != NUM_OK)
+            st = PFAIL(ps, "line %d: key '%s': entry %d '%s' is not a float (hex float like 0x1p-3, decimal%s)",
+                       ps->lineno, key_names[k], m, excerpt(v + i, tn, ex), allow_neg_inf ? ", -inf" : "");
+        else if (isnan(a[m]) || a[m] == INFINITY || (a[m] == -INFINITY && !allow_neg_inf))
+            st = PFAIL(ps, "line %d: key '%s': entry %d is %s: must be finite%s", ps->lineno, key_names[k], m,
+                       excerpt(v + i, tn, ex), allow_neg_inf ? ", or -inf for none" : "");
+        if (st) {
+            free(a);
+            return st;
+        }
+        m++;
+        if (!comma) break;
+        i += tn + 1;
+    }
+    *dst = a;
+    *count = m;
+    return AC_OK;
+}
+
 static ac_status parse_line(pstate *ps, ac_casefile *out, const char *s, size_t n)
 {
     char ex[32];
@@ -576,6 +623,19 @@ static ac_status parse_line(pstate *ps, ac_casefile *out, const char *s, size_t 
         ps->scale_given = 1;
         return get_float(ps, K_SCALE, v, vn, &ps->scale);
     case K_MASK_DENSITY: return get_float(ps, K_MASK_DENSITY, v, vn, &ps->mask_density);
+    /* The features (docs/CONTRACT.md): each key only when on, so its value
+       must say "on": -1 (unbounded) is a legal window side, -2 is not. */
+    case K_WINDOW_LEFT: return get_int(ps, K_WINDOW_LEFT, v, vn, -1, INT32_MAX);
+    case K_WINDOW_RIGHT: return get_int(ps, K_WINDOW_RIGHT, v, vn, -1, INT32_MAX);
+    case K_SOFTCAP: {
+        ac_status st = get_float(ps, K_SOFTCAP, v, vn, &ps->softcap);
+        if (!st && !(isfinite(ps->softcap) && ps->softcap > 0.0f))
+            return PFAIL(ps, "line %d: key 'softcap': '%s' must be finite and > 0 (leave the key out for none)",
+                         ps->lineno, excerpt(v, vn, ex));
+        return st;
+    }
+    case K_ALIBI: return get_head_floats(ps, K_ALIBI, v, vn, 0, &ps->alibi, &ps->n_alibi);
+    case K_SINKS: return get_head_floats(ps, K_SINKS, v, vn, 1, &ps->sinks, &ps->n_sinks);
     case K_SPECIAL: return parse_special(ps, v, vn);
     case K_SEED: {
         uint64_t x;
@@ -647,6 +707,16 @@ static ac_status finish(pstate *ps, ac_casefile *out)
     if ((int64_t)ps->slots.n != ps->scalar[K_NUM_TOKENS])
         return PFAIL(ps, "line %d: key 'slot_mapping': %zu values, num_tokens = %lld", ps->line_of[K_SLOT_MAPPING],
                      ps->slots.n, (long long)ps->scalar[K_NUM_TOKENS]);
+    if (ps->line_of[K_ALIBI] && ps->n_alibi != ps->scalar[K_HEADS_Q])
+        return PFAIL(ps, "line %d: key 'alibi_slopes': %d entries, heads_q = %lld needs one per query head",
+                     ps->line_of[K_ALIBI], ps->n_alibi, (long long)ps->scalar[K_HEADS_Q]);
+    if (ps->line_of[K_SINKS] && ps->n_sinks != ps->scalar[K_HEADS_Q])
+        return PFAIL(ps, "line %d: key 'sinks': %d entries, heads_q = %lld needs one per query head",
+                     ps->line_of[K_SINKS], ps->n_sinks, (long long)ps->scalar[K_HEADS_Q]);
+    if (ps->line_of[K_WINDOW_LEFT] && ps->line_of[K_WINDOW_RIGHT] && ps->scalar[K_WINDOW_LEFT] == -1 &&
+        ps->scalar[K_WINDOW_RIGHT] == -1)
+        return PFAIL(ps, "line %d: key 'window_right': window -1,-1 is no window (leave both keys out)",
+                     ps->line_of[K_WINDOW_RIGHT]);
 
     /* Build the case. */
     ac_case *c = &out->c;
@@ -684,6 +754,15 @@ static ac_status finish(pstate *ps, ac_casefile *out)
     }
     c->slot_mapping_i64 = (int)ps->scalar[K_SLOT_I64];
     c->num_splits = (int32_t)ps->scalar[K_NUM_SPLITS];
+    c->window_left = ps->line_of[K_WINDOW_LEFT] ? (int32_t)ps->scalar[K_WINDOW_LEFT] : -1;
+    c->window_right = ps->line_of[K_WINDOW_RIGHT] ? (int32_t)ps->scalar[K_WINDOW_RIGHT] : -1;
+    c->softcap = ps->line_of[K_SOFTCAP] ? ps->softcap : 0.0f;
+    c->alibi_slopes = ps->alibi; /* ownership moves to the case */
+    c->n_alibi = ps->n_alibi;
+    ps->alibi = NULL;
+    c->sinks = ps->sinks;
+    c->n_sinks = ps->n_sinks;
+    ps->sinks = NULL;
     c->dist = (ac_dist)ps->scalar[K_DIST];
     c->special = (uint32_t)ps->scalar[K_SPECIAL];
     c->seed = ps->seed;
@@ -745,6 +824,8 @@ done:
     free(ps.seqlen_k.v);
     free(ps.table.v);
     free(ps.slots.v);
+    free(ps.alibi);
+    free(ps.sinks);
     free(ps.note.p);
     if (st) ac_casefile_free(out);
     return st;
@@ -798,6 +879,27 @@ static ac_status check_writable(const ac_casefile *f, ac_error *err)
                        (long long)entries);
     if (c->num_tokens > 0 && !c->slot_mapping)
         return ac_fail(err, AC_ERR_NULL, "slot_mapping is NULL with num_tokens = %d", c->num_tokens);
+    /* The features, as the parser reads them back (its messages, without a line). */
+    if (c->window_left < -1 || c->window_right < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window = %d,%d: each side must be >= -1", c->window_left, c->window_right);
+    if (c->softcap != 0.0f && !(isfinite(c->softcap) && c->softcap > 0.0f))
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and > 0, or 0 for none", (double)c->softcap);
+    const struct { const char *name; const float *v; int32_t n; int neg_inf; } lists[] = {
+        {"alibi_slopes", c->alibi_slopes, c->n_alibi, 0},
+        {"sinks", c->sinks, c->n_sinks, 1},
+    };
+    for (int l = 0; l < 2; l++) {
+        if (lists[l].n == 0) continue;
+        if (lists[l].n != c->heads_q || !lists[l].v)
+            return ac_fail(err, AC_ERR_SHAPE, "%s: %d entries, heads_q = %d needs one per query head", lists[l].name,
+                           lists[l].n, c->heads_q);
+        for (int32_t h = 0; h < lists[l].n; h++) {
+            float x = lists[l].v[h];
+            if (isnan(x) || x == INFINITY || (x == -INFINITY && !lists[l].neg_inf))
+                return ac_fail(err, AC_ERR_SHAPE, "%s[%d] = %g: must be finite%s", lists[l].name, h, (double)x,
+                               lists[l].neg_inf ? ", or -inf for none" : "");
+        }
+    }
     size_t tn = strnlen(f->title, sizeof f->title);
     if (tn == sizeof f->title) return ac_fail(err, AC_ERR_SHAPE, "title: not NUL-terminated within 512 bytes");
     if (memchr(f->title, '\n', tn) || memchr(f->title, '\r', tn))
@@ -820,6 +922,19 @@ static void put_i32_list(sbuf *b, const char *k, const int32_t *v, int64_t n)
 {
     sb_str(b, k);
     for (int64_t i = 0; i < n; i++) sb_fmt(b, " %d", v[i]);
+    sb_put(b, "\n", 1);
+}
+
+static void put_head_floats(sbuf *b, const char *k, const float *v, int32_t n)
+{
+    char num[32];
+    if (n <= 0) return;
+    sb_str(b, k);
+    for (int32_t h = 0; h < n; h++) {
+        format_float(v[h], num);
+        sb_put(b, h ? "," : " ", 1);
+        sb_str(b, num);
+    }
     sb_put(b, "\n", 1);
 }
 
@@ -888,6 +1003,16 @@ ac_status ac_casefile_write(const ac_casefile *f, char **text, size_t *len, ac_e
     sb_put(&b, "\n", 1);
     sb_fmt(&b, "slot_mapping_i64 %d\n", c->slot_mapping_i64);
     sb_fmt(&b, "num_splits %d\n", c->num_splits);
+    /* The features: nothing when off, so a file without them is the same
+       bytes it always was. A window writes both sides (-1: unbounded). */
+    if (c->window_left != -1 || c->window_right != -1)
+        sb_fmt(&b, "window_left %d\nwindow_right %d\n", c->window_left, c->window_right);
+    if (c->softcap != 0.0f) {
+        format_float(c->softcap, num);
+        put_key(&b, "softcap", num);
+    }
+    put_head_floats(&b, "alibi_slopes", c->alibi_slopes, c->n_alibi);
+    put_head_floats(&b, "sinks", c->sinks, c->n_sinks);
     put_key(&b, "dist", ac_dist_name(c->dist));
     if (c->special == 0) {
         sb_str(&b, "special none\n");
@@ -1006,6 +1131,15 @@ static int same_i32(const int32_t *a, const int32_t *b, int64_t n)
     return memcmp(a, b, sizeof(int32_t) * (size_t)n) == 0;
 }
 
+/* Bit patterns compared, so -0 != +0 and NaN payloads count. */
+static int same_f32(const float *a, int32_t na, const float *b, int32_t nb)
+{
+    if (na != nb) return 0;
+    for (int32_t i = 0; i < na; i++)
+        if (ac_f32_bits(a[i]) != ac_f32_bits(b[i])) return 0;
+    return 1;
+}
+
 int ac_casefile_equal(const ac_casefile *fa, const ac_casefile *fb)
 {
     const ac_case *a = &fa->c, *b = &fb->c;
@@ -1019,6 +1153,11 @@ int ac_casefile_equal(const ac_casefile *fa, const ac_casefile *fb)
         a->special != b->special || a->seed != b->seed)
         return 0;
     if (a->scale_given && ac_f32_bits(a->scale) != ac_f32_bits(b->scale)) return 0;
+    if (a->window_left != b->window_left || a->window_right != b->window_right ||
+        ac_f32_bits(a->softcap) != ac_f32_bits(b->softcap) || !same_f32(a->alibi_slopes, a->n_alibi, b->alibi_slopes,
+                                                                        b->n_alibi) ||
+        !same_f32(a->sinks, a->n_sinks, b->sinks, b->n_sinks))
+        return 0;
     if (!same_i32(a->seqlen_q, b->seqlen_q, a->batch) || !same_i32(a->seqlen_k, b->seqlen_k, a->batch)) return 0;
     if (!same_i32(a->block_table, b->block_table, (int64_t)a->batch * a->max_blocks_per_seq)) return 0;
     if (a->num_tokens > 0) {
@@ -1089,6 +1228,22 @@ void ac_casefile_describe(const ac_casefile *f, FILE *out)
     if (ac_op_traits_of(c->op) && ac_op_traits_of(c->op)->splits != AC_SPLITS_NONE) {
         if (c->num_splits == 0) fprintf(out, "splits auto\n");
         else fprintf(out, "splits %d\n", c->num_splits);
+    }
+    if (ac_case_has_features(c)) {
+        fprintf(out, "features:");
+        if (c->window_left != -1 || c->window_right != -1)
+            fprintf(out, " window left %d right %d (-1: unbounded; bottom-right aligned)", c->window_left,
+                    c->window_right);
+        if (c->softcap != 0.0f) fprintf(out, " softcap %.9g", (double)c->softcap);
+        fprintf(out, "\n");
+        const struct { const char *name; const float *v; int32_t n; } lists[] = {
+            {"alibi slopes", c->alibi_slopes, c->n_alibi}, {"sinks", c->sinks, c->n_sinks}};
+        for (int l = 0; l < 2; l++) {
+            if (lists[l].n <= 0 || !lists[l].v) continue;
+            fprintf(out, "%s (%d):", lists[l].name, lists[l].n);
+            for (int32_t h = 0; h < lists[l].n && h < MAX_COLS; h++) fprintf(out, " %.9g", (double)lists[l].v[h]);
+            fprintf(out, "%s\n", lists[l].n > MAX_COLS ? " ..." : "");
+        }
     }
     fprintf(out, "dist %s, special", ac_dist_name(c->dist));
     if (!c->special) fprintf(out, " none");

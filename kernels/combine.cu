@@ -31,6 +31,8 @@ struct combine_args {
     float *o_f32, *lse;
     int32_t num_splits, d;
     ac_dtype dtype;
+    const float *sinks;  // decode's final combine: [sink_heads] or NULL
+    int32_t sink_heads;
 };
 
 __device__ float block_reduce(float v, bool is_max, float *scratch)
@@ -58,9 +60,10 @@ __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(const combine_
     const float *lse_s = a.lse_part + row * S;
     const float *o_s = a.o_part + row * S * (int64_t)d;
 
+    const float sink = a.sinks ? a.sinks[row % a.sink_heads] : -INFINITY; // uniform: one load per row
     float m = -INFINITY;
     for (int s = threadIdx.x; s < S; s += blockDim.x) m = fmaxf(m, lse_s[s]);
-    m = block_reduce(m, true, scratch);
+    m = fmaxf(block_reduce(m, true, scratch), sink);
     if (m == -INFINITY) { // every split empty
         for (int e = threadIdx.x; e < d; e += blockDim.x) {
             if (a.o) a.o[row * d + e] = ac_from_f32(a.dtype, 0.0f);
@@ -73,6 +76,7 @@ __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(const combine_
     for (int s = threadIdx.x; s < S; s += blockDim.x)
         if (lse_s[s] != -INFINITY) l += expf(lse_s[s] - m);
     l = block_reduce(l, false, scratch);
+    if (sink != -INFINITY) l += expf(sink - m); // the denominator only, after the splits' sum (as the model)
     for (int s = threadIdx.x; s < S; s += blockDim.x)
         sm_w[s] = lse_s[s] == -INFINITY ? -1.0f : __fdiv_rn(expf(lse_s[s] - m), l);
     if (threadIdx.x < 4) sm_w[S + threadIdx.x] = -1.0f; // the padding: defined, and "skip"
@@ -106,6 +110,8 @@ extern "C" ac_status ac_combine_launch(const ac_combine_params *p, void *stream,
     a.num_splits = p->num_splits;
     a.d = p->head_dim;
     a.dtype = p->dtype;
+    a.sinks = p->sinks;
+    a.sink_heads = p->sink_heads;
     // <= 16 KiB for AC_MAX_SPLITS. 4 floats of padding: compute-sanitizer saw the
     // compiled split loop read up to 3 floats past S in one access (values unused).
     const size_t smem = sizeof(float) * ((size_t)p->num_splits + 4);

@@ -34,6 +34,13 @@ typedef struct ac_combine_params {
     void *o;                     /* [rows, D] in dtype (optional) */
     float *o_f32;                /* [rows, D] (optional; at least one of o, o_f32) */
     float *lse;                  /* [rows] (optional) */
+    /* Decode's final combine only (the COMBINE family takes no features and
+       leaves these zero): the sink of row r is sinks[r % sink_heads], a
+       natural-log logit that joins the denominator once, here:
+       LSE = ln(exp(sink) + sum_s exp(LSE_s)). NULL: no sinks. Same kind of
+       pointer as the data (device for the launch, host for the model). */
+    const float *sinks;          /* [sink_heads] or NULL; -inf entries = no sink */
+    int32_t sink_heads;          /* >= 1 when sinks is set (rows are (token, head), head fastest) */
 } ac_combine_params;
 
 ac_status ac_combine_validate(const ac_combine_params *p, ac_error *err);

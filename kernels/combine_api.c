@@ -17,6 +17,8 @@ ac_status ac_combine_validate(const ac_combine_params *p, ac_error *err)
     if (!p->o_part) return ac_fail(err, AC_ERR_NULL, "o_part is NULL");
     if (!p->lse_part) return ac_fail(err, AC_ERR_NULL, "lse_part is NULL");
     if (!p->o && !p->o_f32) return ac_fail(err, AC_ERR_NULL, "o and o_f32 are both NULL: nothing to write");
+    if (p->sinks && p->sink_heads < 1)
+        return ac_fail(err, AC_ERR_SHAPE, "sink_heads = %d: must be >= 1 with sinks", p->sink_heads);
     return AC_OK;
 }
 

@@ -3,7 +3,9 @@
  *   w_s = exp(LSE_s - M), L = sum_s w_s, LSE = M + ln L
  *   O = sum_s (w_s / L) * O_s, summed in split order.
  * Empty splits are skipped entirely: their O_s is never read (it may be NaN).
- * Every split empty: O = 0, LSE = -inf. */
+ * Every split empty: O = 0, LSE = -inf. With a sink (decode's final combine
+ * only), M and L also take it in: w_sink = exp(sink - M) joins L, not O; every
+ * split empty then gives O = 0, LSE = sink. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -17,7 +19,8 @@ static void combine_row(const ac_combine_params *p, int64_t r, ac_bug bug)
     const float *lse_s = p->lse_part + r * S;
     const float *o_s = p->o_part + r * S * (int64_t)d;
     const int guard = bug != AC_BUG_COMBINE_NO_INF_GUARD;
-    float m = -INFINITY;
+    const float sink = p->sinks ? p->sinks[r % p->sink_heads] : -INFINITY;
+    float m = sink;
     for (int32_t s = 0; s < S; s++) m = fmaxf(m, lse_s[s]);
     if (guard && m == -INFINITY) {
         for (int32_t e = 0; e < d; e++) {
@@ -30,6 +33,7 @@ static void combine_row(const ac_combine_params *p, int64_t r, ac_bug bug)
     float l = 0.0f;
     for (int32_t s = 0; s < S; s++)
         if (!guard || lse_s[s] != -INFINITY) l += expf(lse_s[s] - m);
+    if (sink != -INFINITY) l += expf(sink - m); /* the denominator only: no value row */
     const float lse = m + logf(l);
     for (int32_t e = 0; e < d; e++) {
         float acc = 0.0f;

@@ -12,6 +12,14 @@
 // at the end (warp butterfly, then warps through shared memory). Masked keys
 // (past the row's causal end, the split or seqlen_k) are never loaded or
 // accumulated, so NaN in unused cache slots cannot reach the output.
+//
+// Features (docs/DECODE.md): the template flag FEAT (a window, softcap or
+// ALiBi is on) compiles the per-key work in; FEAT = false is the kernel as it
+// was without them. A window narrows the keys the splits cut to the step's
+// hull (ac_decode_seq_keys: blocks outside it are never read) and masks each
+// row's edges; softcap and ALiBi go through ac_decode_logit2, the model's
+// formula. A sink is per row, not per key: it joins in the epilogue of a
+// one-split launch or in the final combine, never in a partial.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
@@ -81,6 +89,12 @@ struct decode_args {
     int32_t block_size, block_shift; // block_shift >= 0 when block_size is a power of two
     int32_t max_blocks, num_splits, row_chunks;
     float scale2;                // scale * log2(e)
+    // Features (read only when FEAT, except sinks).
+    int32_t window, wl, wr;      // window: 0 none; sides -1 = unbounded
+    int32_t capped;              // softcap on: logit = tanhf(dot * scale_c) * cap2
+    float scale_c, cap2;         // scale / c, c * log2(e)
+    const float *alibi;          // [hq] or NULL
+    const float *sinks;          // [hq] or NULL: one-split epilogue (more splits: the combine)
 };
 
 // Keys a step loads per key lane (the model uses the same: ac_decode_kpt).
@@ -126,12 +140,21 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
 // of AC_DECODE_SOFTMAX_KEYS keys one rescale per row and P.V for the keys
 // each row may see. kr/vr hold the keys'
 // 8-element chunks (zero where the key or the chunk is not there).
-template <typename T, int TPK, int ROWS, int KPT, int NS>
+// With FEAT, a key counts for a row in [row_beg, row_end) and its logit is
+// ac_decode_logit2 (softcap, ALiBi at distance p - row_diag).
+struct row_feats {
+    int32_t beg, diag;
+    float slope;
+};
+
+template <typename T, int TPK, int ROWS, int KPT, int NS, bool FEAT>
 __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 (&vr)[KPT], int32_t base,
                                             int key_lane, const float (&qf)[ROWS][8],
-                                            const int32_t (&row_end)[ROWS], float scale2, float (&m)[ROWS],
-                                            float (&l)[ROWS], float (&acc)[ROWS][8])
+                                            const int32_t (&row_end)[ROWS], const row_feats (&rf)[ROWS],
+                                            const decode_args &a, float (&m)[ROWS], float (&l)[ROWS],
+                                            float (&acc)[ROWS][8])
 {
+    const float scale2 = a.scale2;
     float sc[KPT][ROWS];
 #pragma unroll
     for (int kk = 0; kk < KPT; kk++) {
@@ -145,7 +168,13 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
             for (int e = 0; e < 8; e++) dot = __fmaf_rn(qf[r][e], kf[e], dot);
 #pragma unroll
             for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-            sc[kk][r] = p < row_end[r] ? dot * scale2 : -INFINITY; // a select: a masked dot never counts
+            if (FEAT) {
+                const float s = ac_decode_logit2(dot, scale2, a.capped, a.scale_c, a.cap2, rf[r].slope,
+                                                 (float)(p - rf[r].diag));
+                sc[kk][r] = p >= rf[r].beg && p < row_end[r] ? s : -INFINITY;
+            } else {
+                sc[kk][r] = p < row_end[r] ? dot * scale2 : -INFINITY; // a select: a masked dot never counts
+            }
         }
     }
     // The running max moves AC_DECODE_SOFTMAX_KEYS keys at a time, whatever
@@ -189,7 +218,7 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
 // ASYNC = true: cp.async copies each thread's chunks into its own slots of
 // shared memory, ASYNC_STAGES - 1 steps ahead of the math (no barrier: a
 // thread only reads what it copied), so loads stay in flight during the math.
-template <typename T, int TPK, int ROWS, bool ASYNC>
+template <typename T, int TPK, int ROWS, bool ASYNC, bool FEAT>
 __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CTAS_PER_SM : 2)
     decode_kernel(const decode_args a)
 {
@@ -215,21 +244,36 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     const int b = (int)(x / a.hkv);
 
     const int32_t q0 = a.cu_q[b], lq = a.cu_q[b + 1] - q0, lk = a.seqlens_k[b];
-    int32_t kb, ke;
-    ac_split_range(lk, a.num_splits, s, a.block_size, &kb, &ke);
+    // The splits cut [r0, r1): all keys, or with a window the step's hull.
+    int32_t r0 = 0, r1 = lk, kb, ke;
+    if (FEAT) ac_decode_seq_keys(a.causal, a.window, a.wl, a.wr, lq, lk, a.block_size, 0, &r0, &r1);
+    ac_split_range(r1 - r0, a.num_splits, s, a.block_size, &kb, &ke);
+    kb += r0;
+    ke += r0;
 
     float qf[ROWS][8];
     int32_t row_end[ROWS];
+    row_feats rf[ROWS];
     int32_t hi = kb;
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
         const int rg = rc * ROWS + r, i = rg / a.group, g = rg % a.group;
         row_end[r] = kb; // inactive row: no key
+        rf[r] = row_feats{kb, 0, 0.0f};
 #pragma unroll
         for (int e = 0; e < 8; e++) qf[r][e] = 0.0f;
         if (i < lq) {
-            int32_t end = ac_causal_end(a.causal, i, lq, lk);
+            int32_t beg = 0, end;
+            if (FEAT) {
+                ac_decode_row_keys(a.causal, a.window, a.wl, a.wr, i, lq, lk, 0, &beg, &end);
+                rf[r].beg = beg > kb ? beg : kb;
+                rf[r].diag = i + (lk - lq);
+                rf[r].slope = a.alibi ? __ldg(a.alibi + kvh * a.group + g) : 0.0f;
+            } else {
+                end = ac_causal_end(a.causal, i, lq, lk);
+            }
             row_end[r] = end < ke ? end : ke;
+            if (FEAT && rf[r].beg >= row_end[r]) row_end[r] = kb; // nothing here: loads no key for it
             hi = row_end[r] > hi ? row_end[r] : hi;
             if (dim_on) {
                 const int64_t off = ac_thd_offset(q0 + i, kvh * a.group + g, a.hq, a.d) + c * 8;
@@ -269,7 +313,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
                     vr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.v + off));
                 }
             }
-            decode_step<T, TPK, ROWS, KPT, NS>(kr, vr, base, key_lane, qf, row_end, a.scale2, m, l, acc);
+            decode_step<T, TPK, ROWS, KPT, NS, FEAT>(kr, vr, base, key_lane, qf, row_end, rf, a, m, l, acc);
         }
     } else {
         // Slot of (stage, kk) for this thread: [stage][kk][key_lane][c] uint4s, K then V.
@@ -303,7 +347,8 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
                 kr[kk] = sk[slot_of(st, kk)];
                 vr[kk] = sv[slot_of(st, kk)];
             }
-            decode_step<T, TPK, ROWS, KPT, NS>(kr, vr, kb + it * step, key_lane, qf, row_end, a.scale2, m, l, acc);
+            decode_step<T, TPK, ROWS, KPT, NS, FEAT>(kr, vr, kb + it * step, key_lane, qf, row_end, rf, a, m, l,
+                                                     acc);
         }
         cp_async_wait<0>();
         __syncthreads(); // every thread is done with the pipeline before the merge reuses it
@@ -362,12 +407,18 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
             tm = mn;
         }
         const bool empty = tm == -INFINITY;
-        const float lse = empty ? -INFINITY : (tm + log2f(tl)) * 0.69314718055994530942f;
+        float lse = empty ? -INFINITY : (tm + log2f(tl)) * 0.69314718055994530942f;
         const int64_t row = (int64_t)(q0 + i) * a.hq + kvh * a.group + g;
         float ov[8];
 #pragma unroll
         for (int e = 0; e < 8; e++) ov[e] = empty ? 0.0f : ta[e] / tl;
         if (a.num_splits == 1) {
+            if (a.sinks) { // the one split is the final combine: the sink joins here, once
+                float w;
+                lse = ac_decode_sink_join(lse, __ldg(a.sinks + kvh * a.group + g), &w);
+#pragma unroll
+                for (int e = 0; e < 8; e++) ov[e] = ov[e] * w;
+            }
             const int64_t off = row * a.d + cc * 8;
             *reinterpret_cast<uint4 *>(a.o + off) = ac_from_f32x8(T(), ov);
             if (a.o_f32) {
@@ -387,16 +438,26 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     }
 }
 
-template <typename T, int TPK, int ROWS, bool ASYNC>
-ac_status launch_one(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+template <typename T, int TPK, int ROWS, bool ASYNC, bool FEAT>
+ac_status launch_feat(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
 {
     constexpr size_t smem = decode_smem_bytes<TPK, ROWS, ASYNC>();
     if (smem > 48 * 1024)
-        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, TPK, ROWS, ASYNC>,
+        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, TPK, ROWS, ASYNC, FEAT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    decode_kernel<T, TPK, ROWS, ASYNC><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
+    decode_kernel<T, TPK, ROWS, ASYNC, FEAT><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
     AC_CUDA_LAUNCHED("decode_kernel");
     return AC_OK;
+}
+
+// The per-key features as a template flag: without them the kernel is the
+// one that predates them (no extra compare, select or load per key).
+template <typename T, int TPK, int ROWS, bool ASYNC>
+ac_status launch_one(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+{
+    const bool feat = a.window || a.capped || a.alibi;
+    return feat ? launch_feat<T, TPK, ROWS, ASYNC, true>(grid, a, stream, err)
+                : launch_feat<T, TPK, ROWS, ASYNC, false>(grid, a, stream, err);
 }
 
 template <typename T, int TPK>
@@ -487,14 +548,24 @@ extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace
     a.num_splits = splits;
     a.row_chunks = row_chunks;
     const float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)p->head_dim);
-    a.scale2 = scale * 1.44269504088896340736f;
+    a.scale2 = scale * AC_DECODE_LOG2E;
+    a.window = p->window;
+    a.wl = p->window_left;
+    a.wr = p->window_right;
+    a.capped = p->softcap > 0.0f;
+    a.scale_c = a.capped ? scale / p->softcap : 0.0f; // as the model: the same fp32 values
+    a.cap2 = a.capped ? p->softcap * AC_DECODE_LOG2E : 0.0f;
+    a.alibi = p->alibi_slopes;
+    a.sinks = p->sinks;
 
     const int64_t grid = (int64_t)p->batch * p->heads_kv * splits * row_chunks;
     const bool async = use_async_loads();
     st = p->dtype == AC_BF16 ? launch_dim<ac_bf16_t>(cta_rows, async, grid, a, stream, err)
                              : launch_dim<ac_fp16_t>(cta_rows, async, grid, a, stream, err);
     if (st || splits == 1) return st;
-    ac_combine_params cp = {p->dtype, rows, splits, p->head_dim, a.o_part, a.lse_part, p->o, p->o_f32, p->lse};
+    // Partials carry no sink: it joins once, in this combine.
+    ac_combine_params cp = {p->dtype, rows,    splits,     p->head_dim, a.o_part, a.lse_part,
+                            p->o,     p->o_f32, p->lse,    p->sinks,    p->heads_q};
     return ac_combine_launch(&cp, stream_ptr, err);
 }
 
@@ -516,7 +587,7 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     const int64_t rows = p.total_q * c->heads_q;
     const size_t qn = (size_t)rows * c->head_dim;
     ac_gpu_bufs bufs = {};
-    void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof = NULL, *dlse, *dws = NULL;
+    void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof = NULL, *dlse, *dws = NULL, *dal = NULL, *dsink = NULL;
     int32_t splits = 0;
     size_t ws_bytes = 0;
     int dev = 0, sms = 0;
@@ -529,6 +600,12 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dsk, c->seqlen_k, sizeof(int32_t) * (size_t)c->batch, "seqlens_k", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dtbl, c->block_table,
                               sizeof(int32_t) * (size_t)c->batch * (size_t)c->max_blocks_per_seq, "block_table", err));
+    // The per-head feature arrays (host copies stay in p for validation).
+    if (p.alibi_slopes)
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &dal, p.alibi_slopes_host, sizeof(float) * (size_t)c->heads_q,
+                                  "alibi_slopes", err));
+    if (p.sinks)
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &dsink, p.sinks_host, sizeof(float) * (size_t)c->heads_q, "sinks", err));
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dout, qn * 2, "o", err));
     // A sparse case leaves o_f32 out (docs/DATA.md): its batch may be 2^31 rows.
     if (p.o_f32) AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, qn * 4, "o_f32", err));
@@ -548,6 +625,8 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     p.o = dout;
     p.o_f32 = p.o_f32 ? (float *)dof : NULL;
     p.lse = (float *)dlse;
+    p.alibi_slopes = (const float *)dal;
+    p.sinks = (const float *)dsink;
     p.num_sms = sms;
     AC_GPU_STEP(ac_decode_launch(&p, dws, ws_bytes, NULL, NULL, err));
     AC_GPU_STEP(ac_gpu_sync("decode kernel", err));

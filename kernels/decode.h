@@ -16,6 +16,7 @@
 #ifndef AC_DECODE_H
 #define AC_DECODE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,17 @@ typedef struct ac_decode_params {
     const int32_t *seqlens_k_host;
     const int32_t *block_table_host;
 
+    /* Features (docs/DECODE.md, "Windows, softcap, ALiBi and sinks"); a
+       zeroed struct has none, so callers that predate them are unchanged. */
+    int window;                  /* 0: no window (the two sides are ignored); 1: window_left/right */
+    int32_t window_left;         /* -1: unbounded; else key j >= i + (Lk - Lq) - window_left */
+    int32_t window_right;        /* -1: unbounded; else key j <= i + (Lk - Lq) + window_right */
+    float softcap;               /* 0: off; c > 0: s = c * tanhf(s / c) on scale * q.k */
+    const float *alibi_slopes;   /* [Hq] or NULL: s += slope_h * (j - i - (Lk - Lq)) */
+    const float *sinks;          /* [Hq] or NULL: natural-log logit in the final denominator, -inf = none */
+    const float *alibi_slopes_host; /* host copies for validation (required when the above are set) */
+    const float *sinks_host;
+
     /* The cu_seqlens_q that ac_decode_params_from_case derived from the
        case's seqlen_q (a case carries lengths, the kernel offsets); freed by
        ac_decode_params_free. NULL in a struct the caller filled. */
@@ -67,6 +79,11 @@ typedef struct ac_decode_params {
 
 /* Checks every argument, metadata included (host copies), before any work. */
 ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err);
+
+/* The features' part of ac_decode_validate (window sides >= -1, softcap
+   finite >= 0, per-head slopes finite and sinks finite or -inf, on the host
+   copies); the message names the argument and the head. */
+ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err);
 
 /* Fill params from a decode case and its host tensors: host pointers in the
    data fields, o / o_f32 / lse from `o` (may be NULL), num_sms = 0. Refuses a
@@ -137,6 +154,90 @@ AC_HD int32_t ac_decode_cta_rows(int32_t rows_needed)
 AC_HD int32_t ac_decode_kpt(int32_t cta_rows)
 {
     return cta_rows <= 2 ? 8 : cta_rows == 4 ? 4 : 2;
+}
+
+/* The keys query i (0-based of lq) may see, [*b, *e): the causal bound and
+   the window (ac_key_range). top_left_window = 1 is the CPU model's injected
+   AC_BUG_WINDOW_TOP_LEFT (the window's diagonal at i, the causal bound
+   untouched); the kernel passes 0. */
+AC_HD void ac_decode_row_keys(int causal, int window, int32_t wl, int32_t wr, int32_t i, int32_t lq,
+                              int32_t lk, int top_left_window, int32_t *b, int32_t *e)
+{
+    if (!window) wl = wr = -1;
+    if (!top_left_window) {
+        ac_key_range(causal, wl, wr, i, lq, lk, b, e);
+        return;
+    }
+    int32_t cb, ce, wb, we;
+    ac_key_range(causal, -1, -1, i, lq, lk, &cb, &ce);
+    ac_key_range(0, wl, wr, i, lk, lk, &wb, &we); /* seqlen_q = lk: the diagonal is i */
+    *b = cb > wb ? cb : wb;
+    *e = ce < we ? ce : we;
+    if (*e < *b) *e = *b;
+}
+
+/* The keys a decode step of a sequence reads, [*r0, *r1): without a window
+   all of [0, lk) (the causal bound is masked per row, as before windows);
+   with one, the hull of its queries' key ranges, r0 rounded down to a block
+   boundary so the splits still cut on blocks. The splits cut only this range:
+   blocks wholly outside every query's window are never read (a 32k sequence
+   with a 4k window reads 4k keys), and the automatic split count sees only
+   its length. No query sees a key: r0 = r1 = 0. */
+AC_HD void ac_decode_seq_keys(int causal, int window, int32_t wl, int32_t wr, int32_t lq, int32_t lk,
+                              int32_t block_size, int top_left_window, int32_t *r0, int32_t *r1)
+{
+    *r0 = 0;
+    *r1 = lk;
+    if (!window) return;
+    int32_t lo = lk, hi = 0;
+    for (int32_t i = 0; i < lq; i++) {
+        int32_t b, e;
+        ac_decode_row_keys(causal, window, wl, wr, i, lq, lk, top_left_window, &b, &e);
+        if (b >= e) continue;
+        lo = b < lo ? b : lo;
+        hi = e > hi ? e : hi;
+    }
+    if (lo >= hi) {
+        *r1 = 0;
+        return;
+    }
+    *r0 = lo - lo % block_size;
+    *r1 = hi;
+}
+
+/* Softcap and ALiBi on a logit, the one formula of kernel and model. dot is
+   q.k in fp32; the result is the base-2 logit:
+     no softcap: dot * scale2                      (scale2 = scale * log2 e)
+     softcap c:  tanhf(dot * scale_c) * cap2       (scale_c = scale / c, cap2 = c * log2 e)
+   then + (slope * (float)dist) * log2 e with ALiBi (slope 0: none). */
+#define AC_DECODE_LOG2E 1.44269504088896340736f
+AC_HD float ac_decode_logit2(float dot, float scale2, int capped, float scale_c, float cap2, float slope,
+                             float dist)
+{
+    float s = capped ? tanhf(dot * scale_c) * cap2 : dot * scale2;
+    return slope != 0.0f ? s + (slope * dist) * AC_DECODE_LOG2E : s;
+}
+
+/* The sink joining a row's merged (O, LSE) once, in natural log: with
+   M = max(lse, sink), L = exp(lse - M) + exp(sink - M), the new LSE is
+   M + ln L and O is scaled by *w = exp(lse - M) / L. An empty row
+   (lse = -inf) gets LSE = sink exactly and w = 0; sink = -inf changes
+   nothing (w = 1). The final combine of more splits has its own sum
+   (combine.h); this one is for a decode of one split. */
+AC_HD float ac_decode_sink_join(float lse, float sink, float *w)
+{
+    if (sink == -INFINITY) {
+        *w = 1.0f;
+        return lse;
+    }
+    if (lse == -INFINITY) {
+        *w = 0.0f;
+        return sink;
+    }
+    const float m = lse > sink ? lse : sink;
+    const float a = expf(lse - m), l = a + expf(sink - m);
+    *w = a / l;
+    return m + logf(l);
 }
 
 /* Automatic split count: with base_ctas = B * Hkv * row_chunks CTAs for one

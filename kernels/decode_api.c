@@ -45,6 +45,8 @@ ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
     st = ac_validate_paged(p->block_table_host, p->batch, p->max_blocks_per_seq, p->seqlens_k_host,
                            p->block_size, p->num_blocks, err);
     if (st) return st;
+    st = ac_decode_validate_features(p, err);
+    if (st) return st;
     struct { const void *ptr; const char *name; } need[] = {
         {p->q, "q"}, {p->k_cache, "k_cache"}, {p->v_cache, "v_cache"}, {p->cu_seqlens_q, "cu_seqlens_q"},
         {p->seqlens_k, "seqlens_k"}, {p->block_table, "block_table"}, {p->o, "o"},
@@ -71,6 +73,35 @@ ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
     return AC_OK;
 }
 
+ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err)
+{
+    if (p->window != 0 && p->window != 1)
+        return ac_fail(err, AC_ERR_SHAPE, "window = %d: must be 0 (none) or 1", p->window);
+    if (p->window && (p->window_left < -1 || p->window_right < -1))
+        return ac_fail(err, AC_ERR_SHAPE, "window_left, window_right = %d, %d: each must be >= -1 (-1 = unbounded)",
+                       p->window_left, p->window_right);
+    if (!isfinite(p->softcap) || p->softcap < 0.0f)
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and >= 0 (0 = off)", (double)p->softcap);
+    /* The per-head arrays: the data pointer and its host copy come together. */
+    struct { const float *ptr, *host; const char *name; int sink; } arr[] = {
+        {p->alibi_slopes, p->alibi_slopes_host, "alibi_slopes", 0},
+        {p->sinks, p->sinks_host, "sinks", 1},
+    };
+    for (size_t k = 0; k < sizeof arr / sizeof arr[0]; k++) {
+        if (!arr[k].ptr && !arr[k].host) continue;
+        if (!arr[k].ptr) return ac_fail(err, AC_ERR_NULL, "%s is NULL but %s_host is set", arr[k].name, arr[k].name);
+        if (!arr[k].host) return ac_fail(err, AC_ERR_NULL, "%s_host is NULL: %s needs its host copy", arr[k].name,
+                                         arr[k].name);
+        for (int32_t h = 0; h < p->heads_q; h++) {
+            float v = arr[k].host[h];
+            if (isfinite(v) || (arr[k].sink && v == -INFINITY)) continue;
+            return ac_fail(err, AC_ERR_SHAPE, "%s[%d] = %g: must be finite%s", arr[k].name, h, (double)v,
+                           arr[k].sink ? " or -inf (no sink)" : "");
+        }
+    }
+    return AC_OK;
+}
+
 int32_t ac_decode_rows_needed(const ac_decode_params *p)
 {
     int32_t max_lq = 1;
@@ -87,8 +118,14 @@ int32_t ac_decode_splits(const ac_decode_params *p, int32_t num_sms)
     /* CTAs of one split: (sequence, kv head, row chunk). */
     int32_t rows = ac_decode_rows_needed(p), max_k = 0;
     int64_t base = (int64_t)p->batch * p->heads_kv * ac_num_tiles(rows, ac_decode_cta_rows(rows));
-    for (int32_t b = 0; b < p->batch; b++)
-        if (p->seqlens_k_host[b] > max_k) max_k = p->seqlens_k_host[b];
+    /* With a window only the keys its splits cut count (ac_decode_seq_keys). */
+    for (int32_t b = 0; b < p->batch; b++) {
+        int32_t r0, r1;
+        ac_decode_seq_keys(p->causal, p->window, p->window_left, p->window_right,
+                           p->cu_seqlens_q_host[b + 1] - p->cu_seqlens_q_host[b], p->seqlens_k_host[b],
+                           p->block_size, 0, &r0, &r1);
+        if (r1 - r0 > max_k) max_k = r1 - r0;
+    }
     return ac_decode_auto_splits(num_sms > 0 ? num_sms : AC_DECODE_NOMINAL_SMS, base, max_k, p->block_size);
 }
 
@@ -125,7 +162,19 @@ ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_o
         .lse = o ? o->lse : NULL,
         .cu_seqlens_q_host = cu, .seqlens_k_host = c->seqlen_k, .block_table_host = c->block_table,
         .cu_seqlens_q_owned = cu,
+        .window = c->window_left != -1 || c->window_right != -1,
+        .window_left = c->window_left, .window_right = c->window_right, .softcap = c->softcap,
+        .alibi_slopes = c->n_alibi ? c->alibi_slopes : NULL, .sinks = c->n_sinks ? c->sinks : NULL,
+        .alibi_slopes_host = c->n_alibi ? c->alibi_slopes : NULL, .sinks_host = c->n_sinks ? c->sinks : NULL,
     };
+    /* One entry per query head (ac_case_validate_features); a mismatch here
+       would read past the arrays. */
+    if ((c->n_alibi && c->n_alibi != c->heads_q) || (c->n_sinks && c->n_sinks != c->heads_q)) {
+        free(cu);
+        memset(p, 0, sizeof *p);
+        return ac_fail(err, AC_ERR_SHAPE, "n_alibi = %d, n_sinks = %d: each must be 0 or heads_q = %d", c->n_alibi,
+                       c->n_sinks, c->heads_q);
+    }
     return AC_OK;
 }
 

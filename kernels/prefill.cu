@@ -8,6 +8,9 @@
 // rounded to the input dtype before the P.V mma; exp2 with scale*log2(e)
 // folded into one multiply. Tiles that need no masking (below the causal
 // diagonal, inside seqlen_k, no explicit mask) skip the mask code.
+// Features (window, softcap, ALiBi, sinks) live in a separate instantiation
+// (kFeat), so a case without them runs the same code as before they existed;
+// a window also moves the first key tile, so tiles outside it are skipped.
 // The CPU model (prefill_model.c) repeats this order of arithmetic.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -57,6 +60,11 @@ struct KParams {
     int32_t paged, block_size, max_blocks_per_seq;
     int32_t causal, mask_kind, mask_per_head;
     float scale_log2;
+    // Features, read only by the kFeat instantiation.
+    int32_t window_left, window_right; // -1: unbounded on that side
+    float cap_in, cap_out;             // softcap: t = tanhf(s * cap_in) * cap_out; cap_out 0 = off
+    const float *alibi;                // [Hq] slopes or NULL
+    const float *sinks;                // [Hq] natural-log sink logits or NULL
 };
 
 // --- number formats and PTX wrappers ------------------------------------------
@@ -151,9 +159,10 @@ __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, in
     }
 }
 
-// kMask: an explicit (bool or additive) mask is present. A separate
-// instantiation keeps its register cost out of the common kernel.
-template <typename T, int DPAD, bool kMask>
+// kMask: an explicit (bool or additive) mask is present. kFeat: a window,
+// softcap, ALiBi or sinks are on (which ones: uniform flags in KParams).
+// Separate instantiations keep their register cost out of the common kernel.
+template <typename T, int DPAD, bool kMask, bool kFeat>
 __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) prefill_kernel(KParams p)
 {
     constexpr int kWarps = Cfg<DPAD>::kWarps;
@@ -184,14 +193,32 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, tig = lane % 4;
 
-    // Key tiles: up to the causal end of the CTA's last row (bounds grow with i).
+    // Key tiles [tile_begin, tile_end): from the window's begin of the CTA's
+    // first row to the end of its last row (both bounds grow with i); whole
+    // tiles outside them are never loaded.
     const int last = min(m0 + BM, lq) - 1;
-    const int kv_end = ac_causal_end(p.causal, last, lq, lk);
-    const int ntiles = ac_num_tiles(kv_end, BN);
-    // Tiles from `first_masked` on need masking: the causal bound of the first
-    // row, the seqlen_k tail, or an explicit mask everywhere.
-    int first_masked = kMask ? 0 : lk / BN;
-    if (p.causal != AC_CAUSAL_NONE) first_masked = min(first_masked, ac_causal_end(p.causal, m0, lq, lk) / BN);
+    int tile_begin = 0, first_full = 0, kv_end, first_masked;
+    if (kFeat) {
+        // Tiles in [first_full, first_masked) lie inside every row's
+        // [begin, end): at or after the last row's begin, before the first
+        // row's end (which is also within seqlen_k). The rest need masking.
+        int b_first, e_first, b_last, e_last;
+        ac_key_range(p.causal, p.window_left, p.window_right, m0, lq, lk, &b_first, &e_first);
+        ac_key_range(p.causal, p.window_left, p.window_right, last, lq, lk, &b_last, &e_last);
+        tile_begin = b_first / BN;
+        kv_end = e_last;
+        first_full = ac_num_tiles(b_last, BN);
+        first_masked = kMask ? 0 : e_first / BN;
+    } else {
+        kv_end = ac_causal_end(p.causal, last, lq, lk);
+        // Tiles from `first_masked` on need masking: the causal bound of the first
+        // row, the seqlen_k tail, or an explicit mask everywhere.
+        first_masked = kMask ? 0 : lk / BN;
+        if (p.causal != AC_CAUSAL_NONE) first_masked = min(first_masked, ac_causal_end(p.causal, m0, lq, lk) / BN);
+    }
+    const int tile_end = max(ac_num_tiles(kv_end, BN), tile_begin);
+    const float slope = kFeat && p.alibi ? p.alibi[h] : 0.0f;
+    const float sink = kFeat && p.sinks ? p.sinks[h] : -INFINITY;
 
     auto q_row = [&](int r) -> int64_t {
         return m0 + r < lq ? ac_thd_offset((int64_t)q0 + m0 + r, h, p.hq, p.d) : -1;
@@ -207,7 +234,7 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
 
     load_tile<DPAD, BM>(sQ, p.q, p.d, q_row);
     cp_async_commit();
-    if (ntiles > 0) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(0));
+    if (tile_end > tile_begin) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(tile_begin * BN));
     cp_async_commit();
 
     // Per lane: rows g and g+8 of each of its MB m-blocks (index r = 2*mb + hr).
@@ -226,7 +253,7 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
     const uint32_t aQ = swz<DPAD>(sQ, wrow + (lane % 16), lane / 16);
     const uint32_t aK = swz<DPAD>(sK, (lane % 8) + (lane / 16) * 8, (lane / 8) % 2);
     const uint32_t aV = swz<DPAD>(sV, (lane % 8) + ((lane / 8) % 2) * 8, lane / 16);
-    for (int j = 0; j < ntiles; j++) {
+    for (int j = tile_begin; j < tile_end; j++) {
         const int n0 = j * BN;
         cp_async_wait_all();
         __syncthreads(); // K[j] (and Q) in shared memory; V[j-1] no longer read
@@ -259,17 +286,47 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         // under the softmax and P.V. V[j] must be in by now as well.
         cp_async_wait_all();
         __syncthreads();
-        if (j + 1 < ntiles) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0 + BN));
+        if (j + 1 < tile_end) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0 + BN));
         cp_async_commit();
 
-        // Logits in log2 units; masked ones -inf (bias added).
+        // Logits in log2 units: scale (or softcap), ALiBi, then masking with
+        // -inf (and the bias), in the contract's order.
+        if (kFeat && p.cap_out != 0.0f) { // uniform: softcap on for the whole launch
 #pragma unroll
-        for (int mb = 0; mb < MB; mb++)
+            for (int mb = 0; mb < MB; mb++)
 #pragma unroll
-            for (int nb = 0; nb < NB; nb++)
+                for (int nb = 0; nb < NB; nb++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) s[mb][nb][e] = __fmul_rn(s[mb][nb][e], p.scale_log2);
-        if (j >= first_masked) {
+                    for (int e = 0; e < 4; e++)
+                        s[mb][nb][e] = __fmul_rn(tanhf(__fmul_rn(s[mb][nb][e], p.cap_in)), p.cap_out);
+        } else {
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) s[mb][nb][e] = __fmul_rn(s[mb][nb][e], p.scale_log2);
+        }
+        if (kFeat && p.alibi) { // uniform: ALiBi on for the whole launch
+#pragma unroll
+            for (int mb = 0; mb < MB; mb++)
+#pragma unroll
+                for (int hr = 0; hr < 2; hr++) {
+                    // dist = j - (i + Lk - Lq) in int32: |dist| < max(Lq, Lk) for
+                    // rows i < Lq (padding rows are clamped; they write nothing).
+                    const int i = min(m0 + wrow + mb * 16 + g + hr * 8, lq - 1);
+                    const int base = n0 + 2 * tig - (i + (lk - lq));
+#pragma unroll
+                    for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                        for (int c = 0; c < 2; c++) {
+                            const float bias = __fmul_rn(slope, (float)(base + nb * 8 + c));
+                            float &x = s[mb][nb][hr * 2 + c];
+                            x = __fmaf_rn(bias, kLog2e, x);
+                        }
+                }
+        }
+        if ((kFeat && j < first_full) || j >= first_masked) {
             int64_t moff = 0;
             if (kMask)
                 moff = p.mask_off[b] + (p.mask_per_head ? (int64_t)h * lq * lk : 0);
@@ -278,14 +335,16 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
 #pragma unroll
                 for (int hr = 0; hr < 2; hr++) {
                     const int i = m0 + wrow + mb * 16 + g + hr * 8;
-                    const int end = ac_causal_end(p.causal, i, lq, lk);
+                    int begin = 0, end;
+                    if (kFeat) ac_key_range(p.causal, p.window_left, p.window_right, i, lq, lk, &begin, &end);
+                    else end = ac_causal_end(p.causal, i, lq, lk);
 #pragma unroll
                     for (int nb = 0; nb < NB; nb++)
 #pragma unroll
                         for (int c = 0; c < 2; c++) {
                             const int col = n0 + nb * 8 + 2 * tig + c;
                             float &x = s[mb][nb][hr * 2 + c];
-                            if (col >= end || i >= lq) {
+                            if (col >= end || (kFeat && col < begin) || i >= lq) {
                                 x = -INFINITY;
                             } else if (kMask && p.mask_kind == AC_MASK_BOOL) {
                                 if (!p.mask_bool[moff + (int64_t)i * lk + col]) x = -INFINITY;
@@ -358,6 +417,8 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
     cp_async_wait_all();
 
     // Epilogue: O / l in the input dtype, LSE in natural log; empty rows 0 / -inf.
+    // A sink (finite) joins the denominator only: l' = l 2^(m - m') + 2^(sink log2 e - m')
+    // with m' the larger of the two; an empty row then gives 0 / sink.
 #pragma unroll
     for (int mb = 0; mb < MB; mb++)
 #pragma unroll
@@ -369,7 +430,23 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
             const int i = m0 + wrow + mb * 16 + g + hr * 8;
             if (i >= lq) continue;
             const bool empty = row_m[r] == -INFINITY;
-            const float inv = empty ? 0.0f : 1.0f / l;
+            float inv, lse;
+            if (kFeat && sink != -INFINITY) { // uniform: one head per CTA
+                if (empty) {
+                    inv = 0.0f;
+                    lse = sink;
+                } else {
+                    const float ms = __fmul_rn(sink, kLog2e);
+                    const float mn = fmaxf(row_m[r], ms);
+                    const float a = fast_exp2(__fsub_rn(row_m[r], mn));
+                    const float l2 = __fmaf_rn(l, a, fast_exp2(__fsub_rn(ms, mn)));
+                    inv = __fmul_rn(a, 1.0f / l2);
+                    lse = __fmaf_rn(mn, kLn2, logf(l2));
+                }
+            } else {
+                inv = empty ? 0.0f : 1.0f / l;
+                lse = empty ? -INFINITY : __fmaf_rn(row_m[r], kLn2, logf(l));
+            }
             uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, p.d);
 #pragma unroll
             for (int db = 0; db < DB; db++) {
@@ -380,28 +457,30 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
                     *reinterpret_cast<uint32_t *>(orow + col) = DType<T>::pack(x0, x1);
                 }
             }
-            if (p.lse && tig == 0)
-                p.lse[((int64_t)q0 + i) * p.hq + h] = empty ? -INFINITY : __fmaf_rn(row_m[r], kLn2, logf(l));
+            if (p.lse && tig == 0) p.lse[((int64_t)q0 + i) * p.hq + h] = lse;
         }
 }
 
-template <typename T, int DPAD, bool kMask>
+template <typename T, int DPAD, bool kMask, bool kFeat>
 cudaError_t launch_one(const KParams &kp, int m_tiles, int batch, cudaStream_t stream)
 {
     constexpr int BM = Cfg<DPAD>::BM, BN = Cfg<DPAD>::BN;
     constexpr int smem = (BM + 2 * BN) * DPAD * 2;
-    cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, DPAD, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, DPAD, kMask, kFeat>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
     dim3 grid(m_tiles, kp.hq, batch);
-    prefill_kernel<T, DPAD, kMask><<<grid, Cfg<DPAD>::kThreads, smem, stream>>>(kp);
+    prefill_kernel<T, DPAD, kMask, kFeat><<<grid, Cfg<DPAD>::kThreads, smem, stream>>>(kp);
     return cudaGetLastError();
 }
 
 template <typename T, int DPAD>
-cudaError_t launch(const KParams &kp, int m_tiles, int batch, cudaStream_t stream)
+cudaError_t launch(const KParams &kp, bool feat, int m_tiles, int batch, cudaStream_t stream)
 {
-    return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true>(kp, m_tiles, batch, stream)
-                                        : launch_one<T, DPAD, false>(kp, m_tiles, batch, stream);
+    if (feat)
+        return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true, true>(kp, m_tiles, batch, stream)
+                                            : launch_one<T, DPAD, false, true>(kp, m_tiles, batch, stream);
+    return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true, false>(kp, m_tiles, batch, stream)
+                                        : launch_one<T, DPAD, false, false>(kp, m_tiles, batch, stream);
 }
 
 } // namespace
@@ -444,13 +523,19 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
     kp.mask_kind = p->mask_kind;
     kp.mask_per_head = p->mask_per_head;
     kp.scale_log2 = ac_prefill_scale(p) * kLog2e;
+    kp.window_left = AC_PREFILL_WINDOW_LEFT(p);
+    kp.window_right = AC_PREFILL_WINDOW_RIGHT(p);
+    if (p->softcap > 0.0f) ac_prefill_softcap_factors(ac_prefill_scale(p), p->softcap, &kp.cap_in, &kp.cap_out);
+    kp.alibi = p->h_alibi_slopes ? p->d_alibi_slopes : nullptr;
+    kp.sinks = p->h_sinks ? p->d_sinks : nullptr;
+    const bool feat = ac_prefill_features(p) != 0;
 
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     cudaError_t e;
     const bool bf = p->dtype == AC_BF16;
-    if (dpad == 64) e = bf ? launch<__nv_bfloat16, 64>(kp, m_tiles, p->batch, s) : launch<__half, 64>(kp, m_tiles, p->batch, s);
-    else if (dpad == 128) e = bf ? launch<__nv_bfloat16, 128>(kp, m_tiles, p->batch, s) : launch<__half, 128>(kp, m_tiles, p->batch, s);
-    else e = bf ? launch<__nv_bfloat16, 256>(kp, m_tiles, p->batch, s) : launch<__half, 256>(kp, m_tiles, p->batch, s);
+    if (dpad == 64) e = bf ? launch<__nv_bfloat16, 64>(kp, feat, m_tiles, p->batch, s) : launch<__half, 64>(kp, feat, m_tiles, p->batch, s);
+    else if (dpad == 128) e = bf ? launch<__nv_bfloat16, 128>(kp, feat, m_tiles, p->batch, s) : launch<__half, 128>(kp, feat, m_tiles, p->batch, s);
+    else e = bf ? launch<__nv_bfloat16, 256>(kp, feat, m_tiles, p->batch, s) : launch<__half, 256>(kp, feat, m_tiles, p->batch, s);
     if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "prefill launch (D=%d): %s", p->head_dim, cudaGetErrorString(e));
     return AC_OK;
 }
@@ -477,7 +562,7 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
     ac_gpu_bufs bufs = {};
     ac_prefill_params dp = hp; // same sizes and host metadata, device data
     void *d_q = 0, *d_k = 0, *d_v = 0, *d_o = 0, *d_lse = 0, *d_cuq = 0, *d_cuk = 0, *d_tab = 0, *d_sk = 0,
-         *d_mask = 0, *d_moff = 0;
+         *d_mask = 0, *d_moff = 0, *d_alibi = 0, *d_sinks = 0;
     AC_GPU_STEP(ac_gpu_upload(&bufs, &d_q, hp.q, qo_bytes, "q", err));
     if (hp.paged) { // a sparse pool costs the host and the copy only its touched blocks
         AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &d_k, c, (const uint16_t *)hp.k, "k", err));
@@ -505,6 +590,13 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
         dp.mask_bool = is_bool ? (const uint8_t *)d_mask : NULL;
         dp.mask_bias = is_bool ? NULL : (const float *)d_mask;
     }
+    if (hp.h_alibi_slopes)
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_alibi, hp.h_alibi_slopes, (size_t)hp.heads_q * sizeof(float),
+                                  "alibi_slopes", err));
+    if (hp.h_sinks)
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_sinks, hp.h_sinks, (size_t)hp.heads_q * sizeof(float), "sinks", err));
+    dp.d_alibi_slopes = (const float *)d_alibi;
+    dp.d_sinks = (const float *)d_sinks;
     dp.q = d_q;
     dp.k = d_k;
     dp.v = d_v;

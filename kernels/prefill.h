@@ -81,7 +81,32 @@ typedef struct ac_prefill_params {
     ac_mask_kind mask_kind;
     int mask_per_head;              /* mask of sequence b: [Hm, Lq_b, Lk_b] at mask_off[b], Hm = Hq or 1 */
     int64_t mask_elems;             /* elements in the mask buffer (bounds check of mask_off) */
+
+    /* Features (docs/CONTRACT.md, "Windows, softcap, ALiBi and sinks";
+       docs/PREFILL.md, "Features"). Zeroed params use none of them. */
+    int has_window;                 /* 0: no window (window_left/right ignored) */
+    int32_t window_left;            /* -1: unbounded; else key j >= i + (Lk - Lq) - window_left */
+    int32_t window_right;           /* -1: unbounded; else key j <= i + (Lk - Lq) + window_right */
+    float softcap;                  /* 0: off; c > 0: scale*q.k -> c * tanh(scale*q.k / c) */
+    /* Per query head [Hq]; NULL: off. h_* for validation (and the CPU model),
+       d_* for the kernel: both must be given to ac_prefill_launch. */
+    const float *h_alibi_slopes, *d_alibi_slopes; /* bias slope_h * (j - i - (Lk - Lq)), finite */
+    const float *h_sinks, *d_sinks;               /* natural-log logit in the denominator; -inf: none */
 } ac_prefill_params;
+
+/* The window of params as passed to ac_key_range: (-1, -1) without one. */
+#define AC_PREFILL_WINDOW_LEFT(p) ((p)->has_window ? (p)->window_left : -1)
+#define AC_PREFILL_WINDOW_RIGHT(p) ((p)->has_window ? (p)->window_right : -1)
+
+/* The AC_FEAT_* bits params use (0: none; the kernel then runs its
+   feature-free instantiation). */
+uint32_t ac_prefill_features(const ac_prefill_params *p);
+
+/* Softcap in the log2 units of the kernel and the model: with `scale` the
+   effective scale and c > 0, t = tanhf(s * cap_in) * cap_out for the raw
+   dot product s, cap_in = scale / c and cap_out = c * log2(e), both
+   rounded to fp32 once here so the kernel and the model use the same two. */
+void ac_prefill_softcap_factors(float scale, float softcap, float *cap_in, float *cap_out);
 
 /* Validate every argument (shared by both entries). for_device = 1 also
    requires the d_* metadata pointers and 16-byte aligned data pointers. */

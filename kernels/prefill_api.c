@@ -15,6 +15,55 @@ float ac_prefill_scale(const ac_prefill_params *p)
     return p->scale_given ? p->scale : 1.0f / sqrtf((float)p->head_dim);
 }
 
+#define LOG2E_F 1.4426950408889634f
+
+uint32_t ac_prefill_features(const ac_prefill_params *p)
+{
+    return (p->has_window && (p->window_left != -1 || p->window_right != -1) ? AC_FEAT_WINDOW : 0u) |
+           (p->softcap != 0.0f ? AC_FEAT_SOFTCAP : 0u) | (p->h_alibi_slopes ? AC_FEAT_ALIBI : 0u) |
+           (p->h_sinks ? AC_FEAT_SINKS : 0u);
+}
+
+void ac_prefill_softcap_factors(float scale, float softcap, float *cap_in, float *cap_out)
+{
+    *cap_in = scale / softcap;
+    *cap_out = softcap * LOG2E_F;
+}
+
+/* The features' arguments: window sides >= -1, softcap finite and >= 0, one
+   finite slope and one sink (finite or -inf) per query head; on the device
+   path the d_* copies must be there too. */
+static ac_status validate_features(const ac_prefill_params *p, int for_device, ac_error *err)
+{
+    if (p->has_window && p->window_left < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", p->window_left);
+    if (p->has_window && p->window_right < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", p->window_right);
+    if (!isfinite(p->softcap) || p->softcap < 0.0f)
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and > 0, or 0 for none", (double)p->softcap);
+    if (p->h_alibi_slopes) {
+        for (int32_t h = 0; h < p->heads_q; h++)
+            if (!isfinite(p->h_alibi_slopes[h]))
+                return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite", h,
+                               (double)p->h_alibi_slopes[h]);
+    } else if (p->d_alibi_slopes) {
+        return ac_fail(err, AC_ERR_NULL, "h_alibi_slopes is NULL but d_alibi_slopes is set (validation needs the host copy)");
+    }
+    if (p->h_sinks) {
+        for (int32_t h = 0; h < p->heads_q; h++)
+            if (isnan(p->h_sinks[h]) || p->h_sinks[h] == INFINITY)
+                return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be finite, or -inf for none", h,
+                               (double)p->h_sinks[h]);
+    } else if (p->d_sinks) {
+        return ac_fail(err, AC_ERR_NULL, "h_sinks is NULL but d_sinks is set (validation needs the host copy)");
+    }
+    if (for_device && p->h_alibi_slopes && !p->d_alibi_slopes)
+        return ac_fail(err, AC_ERR_NULL, "d_alibi_slopes is NULL (h_alibi_slopes is set)");
+    if (for_device && p->h_sinks && !p->d_sinks)
+        return ac_fail(err, AC_ERR_NULL, "d_sinks is NULL (h_sinks is set)");
+    return AC_OK;
+}
+
 /* A data pointer may be NULL only when its tensor has no elements. */
 static ac_status need_ptr(const void *ptr, int64_t elems, const char *name, ac_error *err)
 {
@@ -48,6 +97,7 @@ ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_err
         return ac_fail(err, AC_ERR_SHAPE, "mask_kind = %d: unknown kind", (int)p->mask_kind);
     if (p->scale_given && !isfinite(p->scale))
         return ac_fail(err, AC_ERR_SHAPE, "scale = %g: must be finite", (double)p->scale);
+    if ((st = validate_features(p, for_device, err))) return st;
 
     /* Queries. */
     if (p->total_q < 0 || p->total_q > INT32_MAX)
@@ -159,6 +209,19 @@ ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_
         p->h_mask_off = t->mask_off;
         p->mask_elems = t->mask_off ? t->mask_off[c->batch > 0 ? c->batch : 0] : 0;
     }
+    /* The params read heads_q entries of each per-head array. */
+    if (c->n_alibi != 0 && (c->n_alibi != c->heads_q || !c->alibi_slopes))
+        return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes: %d entries, heads_q = %d needs one per query head",
+                       c->n_alibi, c->heads_q);
+    if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks))
+        return ac_fail(err, AC_ERR_SHAPE, "sinks: %d entries, heads_q = %d needs one per query head", c->n_sinks,
+                       c->heads_q);
+    p->has_window = c->window_left != -1 || c->window_right != -1;
+    p->window_left = c->window_left;
+    p->window_right = c->window_right;
+    p->softcap = c->softcap;
+    p->h_alibi_slopes = c->n_alibi ? c->alibi_slopes : NULL;
+    p->h_sinks = c->n_sinks ? c->sinks : NULL;
     return AC_OK;
 }
 

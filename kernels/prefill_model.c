@@ -31,6 +31,7 @@ typedef struct row_rule {
     int32_t block_size;    /* paged: for AC_BUG_SKIP_BLOCK_FIRST; 0 contiguous */
     const uint8_t *mbool;  /* this (sequence, mask head)'s [lq, lk] mask or NULL */
     const float *mbias;
+    int32_t window_left, window_right; /* (-1, -1) without a window */
 } row_rule;
 
 /* Causal end of row i under the (possibly injected) rule; keys [0, end). */
@@ -50,6 +51,23 @@ static int32_t row_end(const row_rule *r, int32_t i)
     return e;
 }
 
+/* Keys [*begin, *end) of row i: the causal end above intersected with the
+   window (ac_key_range's window with the causal mode left out, which is the
+   same set: docs/PREFILL.md). AC_BUG_WINDOW_TOP_LEFT puts the window's
+   diagonal at i (Lq = Lk for the window only); the causal bound is untouched. */
+static void row_range(const row_rule *r, int32_t i, int32_t *begin, int32_t *end)
+{
+    int32_t e = row_end(r, i), wb = 0, we = e;
+    if (r->window_left >= 0 || r->window_right >= 0) {
+        int32_t lq_win = r->bug == AC_BUG_WINDOW_TOP_LEFT ? r->lk : r->lq;
+        ac_key_range(AC_CAUSAL_NONE, r->window_left, r->window_right, i, lq_win, r->lk, &wb, &we);
+        if (we < e) e = we;
+        if (e < wb) e = wb;
+    }
+    *begin = wb;
+    *end = e;
+}
+
 /* Explicit mask of (i, j): 1 = takes part. Keys past lk (only read under
    AC_BUG_TAIL_UNMASKED) have no mask entry and take part. */
 static int mask_ok(const row_rule *r, int32_t i, int32_t j)
@@ -62,26 +80,27 @@ static int mask_ok(const row_rule *r, int32_t i, int32_t j)
 
 static float round_to(ac_dtype t, float x) { return ac_half_to_f32(t, ac_f32_to_half(t, x)); }
 
-/* One query row through the key tiles [0, ntiles * tile_n). Kf/Vf hold the
-   row's visible keys in logical order as fp32 ([key_limit, D]). */
-static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float *Vf, int32_t D,
-                      int32_t ntiles, int32_t tile_n, float scale_log2, const row_rule *r, int32_t i,
-                      float *acc, float *m_out, float *l_out, float *t /* [tile_n] scratch */)
+/* One query row through the key tiles [tile0, tile1) of its CTA. Kf/Vf hold
+   the row's visible keys in logical order as fp32 ([key_limit, D]). */
+static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float *Vf, int32_t D, int32_t tile0,
+                      int32_t tile1, int32_t tile_n, float scale_log2, const row_rule *r, int32_t i, float *acc,
+                      float *m_out, float *l_out, float *t /* [tile_n] scratch */)
 {
-    int32_t end = row_end(r, i);
+    int32_t begin, end;
+    row_range(r, i, &begin, &end);
     int32_t drop = -1; /* AC_BUG_DROP_LAST_KEY: the last allowed key of the row */
     if (r->bug == AC_BUG_DROP_LAST_KEY)
-        for (int32_t j = end - 1; j >= 0; j--)
+        for (int32_t j = end - 1; j >= begin; j--)
             if (mask_ok(r, i, j)) { drop = j; break; }
 
     float m = -INFINITY, lg[4] = {0, 0, 0, 0};
     for (int32_t d = 0; d < D; d++) acc[d] = 0.0f;
-    for (int32_t tile = 0; tile < ntiles; tile++) {
+    for (int32_t tile = tile0; tile < tile1; tile++) {
         int32_t n0 = tile * tile_n;
         float mx = -INFINITY;
         for (int32_t c = 0; c < tile_n; c++) {
             int32_t j = n0 + c;
-            int ok = j < end && mask_ok(r, i, j) && j != drop &&
+            int ok = j >= begin && j < end && mask_ok(r, i, j) && j != drop &&
                      !(r->bug == AC_BUG_SKIP_BLOCK_FIRST && r->block_size > 0 && j % r->block_size == 0);
             if (!ok) { t[c] = -INFINITY; continue; }
             const float *kr = Kf + (int64_t)j * D;
@@ -170,6 +189,8 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
         r.bug = bug;
         r.block_size = p->paged ? p->block_size : 0;
         r.key_limit = lk;
+        r.window_left = AC_PREFILL_WINDOW_LEFT(p);
+        r.window_right = AC_PREFILL_WINDOW_RIGHT(p);
         if (bug == AC_BUG_TAIL_UNMASKED) { /* read to the end of the last block / tile */
             if (p->paged) {
                 r.key_limit = ac_blocks_used(lk, p->block_size) * p->block_size;
@@ -196,15 +217,19 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
                 r.mbias = p->mask_kind == AC_MASK_ADDITIVE ? p->mask_bias + moff : NULL;
             }
             for (int32_t m0 = 0; m0 < lq; m0 += tile_m) {
-                /* The CTA walks the key tiles its last row needs (bounds grow with i). */
+                /* The CTA walks the key tiles from its first row's begin to its
+                   last row's end (both bounds grow with i); tiles wholly outside
+                   a window are never visited. */
                 int32_t last = (m0 + tile_m < lq ? m0 + tile_m : lq) - 1;
-                int32_t kv_end = row_end(&r, last);
-                int32_t ntiles = ac_num_tiles(kv_end, tile_n);
+                int32_t kv_begin, kv_end, unused;
+                row_range(&r, m0, &kv_begin, &unused);
+                row_range(&r, last, &unused, &kv_end);
+                int32_t tile0 = kv_begin / tile_n, tile1 = ac_num_tiles(kv_end, tile_n);
                 for (int32_t i = m0; i <= last; i++) {
                     int64_t qoff = ac_thd_offset((int64_t)q0 + i, h, Hq, D);
                     for (int32_t d = 0; d < D; d++) qf[d] = ac_half_to_f32(dt, q[qoff + d]);
                     float m, l;
-                    model_row(dt, qf, Kf, Vf, D, ntiles, tile_n, scale_log2, &r, i, acc, &m, &l, t);
+                    model_row(dt, qf, Kf, Vf, D, tile0, tile1, tile_n, scale_log2, &r, i, acc, &m, &l, t);
                     int empty = m == -INFINITY;
                     float inv = empty ? 0.0f : 1.0f / l;
                     for (int32_t d = 0; d < D; d++)

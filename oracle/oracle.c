@@ -33,6 +33,8 @@ void ac_oracle_result_free(ac_oracle_result *res)
     free(res->sv_tiny);
     free(res->qk_abs);
     free(res->logit_abs);
+    free(res->capped_abs);
+    free(res->alibi_abs);
     free(res->n_allowed);
     ac_big_free(res->k_cache);
     ac_big_free(res->v_cache);
@@ -55,9 +57,11 @@ static ac_status alloc_rows(ac_oracle_result *res, int64_t rows, int32_t D, ac_d
     res->lse = malloc(sizeof(double) * (r ? r : 1));
     res->qk_abs = malloc(sizeof(double) * (r ? r : 1));
     res->logit_abs = malloc(sizeof(double) * (r ? r : 1));
+    res->capped_abs = malloc(sizeof(double) * (r ? r : 1));
+    res->alibi_abs = malloc(sizeof(double) * (r ? r : 1));
     res->n_allowed = malloc(sizeof(int32_t) * (r ? r : 1));
     if (!res->checked || !res->o || !res->o_f32 || !res->o_half || !res->spv || !res->spvo || !res->sv || !res->sv_tiny || !res->lse ||
-        !res->qk_abs || !res->logit_abs || !res->n_allowed)
+        !res->qk_abs || !res->logit_abs || !res->capped_abs || !res->alibi_abs || !res->n_allowed)
         return ac_fail(err, AC_ERR_NOMEM, "oracle result: out of memory for %lld rows x %d", (long long)rows, D);
     /* Rows not evaluated (sampling) stay NaN / -1, never mistaken for results. */
     uint16_t half_nan = dtype == AC_FP16 ? 0x7e00u : 0x7fc0u;
@@ -67,7 +71,7 @@ static ac_status alloc_rows(ac_oracle_result *res, int64_t rows, int32_t D, ac_d
         res->o_half[i] = half_nan;
     }
     for (size_t i = 0; i < r; i++) {
-        res->lse[i] = res->qk_abs[i] = res->logit_abs[i] = NAN;
+        res->lse[i] = res->qk_abs[i] = res->logit_abs[i] = res->capped_abs[i] = res->alibi_abs[i] = NAN;
         res->n_allowed[i] = -1;
     }
     return AC_OK;
@@ -127,7 +131,7 @@ typedef struct job {
 } job;
 
 typedef struct scratch {
-    double *kr, *kt, *vr, *q, *bias, *p, *s;
+    double *kr, *kt, *vr, *q, *bias, *p, *s, *capped;
     int32_t *idx;
     uint8_t *bad;
     size_t cap_kv, cap_n, cap_d;
@@ -154,7 +158,8 @@ static int scratch_reserve(scratch *w, size_t kv, size_t n, size_t d)
     }
     if (n > w->cap_n) {
         if (grow((void **)&w->bias, NULL, n * sizeof(double)) || grow((void **)&w->p, NULL, n * sizeof(double)) ||
-            grow((void **)&w->s, NULL, n * sizeof(double)) || grow((void **)&w->idx, NULL, n * sizeof(int32_t)) ||
+            grow((void **)&w->s, NULL, n * sizeof(double)) || grow((void **)&w->capped, NULL, n * sizeof(double)) ||
+            grow((void **)&w->idx, NULL, n * sizeof(int32_t)) ||
             grow((void **)&w->bad, NULL, n))
             return -1;
         w->cap_n = n;
@@ -175,6 +180,7 @@ static void scratch_free(scratch *w)
     free(w->bias);
     free(w->p);
     free(w->s);
+    free(w->capped);
     free(w->idx);
     free(w->bad);
     ac_fast_ws_free(w->fast);
@@ -199,7 +205,7 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
     ac_oracle_result *res = jb->res;
     int32_t D = c->head_dim;
     int64_t e0 = r * D;
-    ac_row_out out = {res->o + e0, res->o_f32 + e0, res->o_half + e0, 0.0, 0.0, w->p, w->s};
+    ac_row_out out = {res->o + e0, res->o_f32 + e0, res->o_half + e0, 0.0, 0.0, w->p, w->s, w->capped};
     int rc = jb->opts->mode == AC_ORACLE_MPFR ? ac_mpfr_row(&w->mp, in, c->dtype, &out)
                                               : ac_fast_row(&w->fast, in, c->dtype, &out);
     if (rc) return -1;
@@ -209,12 +215,13 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
     double *spv = res->spv + e0, *spvo = res->spvo + e0, *sv = res->sv + e0, *svt = res->sv_tiny + e0;
     const double *o = res->o + e0;
     for (int32_t d = 0; d < D; d++) spv[d] = spvo[d] = sv[d] = svt[d] = 0.0;
-    double logit_abs = 0.0, qk_abs = 0.0;
+    double logit_abs = in->sink > -INFINITY ? fabs(in->sink) : 0.0, qk_abs = 0.0, capped_abs = 0.0,
+           alibi_abs = 0.0;
     /* A kernel's unnormalised weight is p_j = exp(s_j - max s) = P_j * L with
        L = exp(LSE - max s) >= 1; those below 2^-14 are subnormal in fp16. */
     double smax = -INFINITY;
     for (int32_t j = 0; j < in->n; j++) smax = w->s[j] > smax ? w->s[j] : smax;
-    double L = in->n ? exp(out.lse - smax) : 1.0;
+    double L = in->n ? exp(out.lse - smax) : 1.0; /* with a sink, L = sum_j p_j + exp(sink - max s) */
     for (int32_t j = 0; j < in->n; j++) {
         const double *v = in->vr + (int64_t)in->idx[j] * D;
         double pj = w->p[j];
@@ -226,6 +233,11 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
             if (tiny) svt[d] += fabs(v[d]) / L;
         }
         if (fabs(w->s[j]) > logit_abs) logit_abs = fabs(w->s[j]);
+        if (in->softcap > 0.0 && fabs(w->capped[j]) > capped_abs) capped_abs = fabs(w->capped[j]);
+        if (in->alibi) {
+            double a = fabs(in->alibi_slope * (double)((int64_t)in->idx[j] - in->alibi_diag));
+            if (a > alibi_abs) alibi_abs = a;
+        }
         if (!in->logits) {
             const double *k = in->kr + (int64_t)in->idx[j] * D;
             double a = 0.0;
@@ -236,6 +248,8 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
     }
     res->logit_abs[r] = logit_abs;
     res->qk_abs[r] = qk_abs;
+    res->capped_abs[r] = capped_abs;
+    res->alibi_abs[r] = alibi_abs;
     return 0;
 }
 
@@ -255,10 +269,11 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
     int32_t D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv, b = u->b, kvh = u->kvh;
     int32_t lq = c->seqlen_q[b], lk = c->seqlen_k[b];
     int32_t group = Hq / Hkv;
-    /* Gather positions [0, g): g is the largest causal end of these queries. */
+    /* Gather positions [0, g): g is the largest key-range end of these queries. */
     int32_t g = 0;
     for (int32_t i = u->i0; i < u->i1; i++) {
-        int32_t e = ac_causal_end((int)c->causal, i, lq, lk);
+        int32_t kb, e;
+        ac_key_range((int)c->causal, c->window_left, c->window_right, i, lq, lk, &kb, &e);
         if (e > g) g = e;
     }
     if (scratch_reserve(w, (size_t)g * D, (size_t)(g > 0 ? g : 1), (size_t)D)) {
@@ -287,7 +302,9 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
     (void)hm_count;
     for (int32_t i = u->i0; i < u->i1 && !atomic_load(&jb->failed); i++) {
         int64_t tq = jb->q0[b] + i;
-        int32_t end = ac_causal_end((int)c->causal, i, lq, lk);
+        /* The allowed set: causal mode and window here, the explicit mask below. */
+        int32_t begin, end;
+        ac_key_range((int)c->causal, c->window_left, c->window_right, i, lq, lk, &begin, &end);
         for (int32_t h = kvh * group; h < (kvh + 1) * group; h++) {
             int64_t r = tq * Hq + h;
             if (!jb->res->checked[r]) continue;
@@ -302,7 +319,7 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
             int64_t moff = 0;
             if (c->mask != AC_MASK_NONE)
                 moff = t->mask_off[b] + ((int64_t)(c->mask_per_head ? h : 0) * lq + i) * lk;
-            for (int32_t j = 0; j < end; j++) {
+            for (int32_t j = begin; j < end; j++) {
                 double bias = 0.0;
                 if (c->mask == AC_MASK_BOOL) {
                     if (!t->mask_bool[moff + j]) continue;
@@ -327,6 +344,10 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
             ac_row_in in = {
                 .head_dim = D, .n = n, .idx = w->idx, .q = w->q, .kr = w->kr, .kt = w->kt, .g = g, .end = end,
                 .bias = c->mask == AC_MASK_ADDITIVE ? w->bias : NULL, .scale = (double)ac_case_scale(c),
+                .softcap = (double)c->softcap, .alibi = c->n_alibi > 0,
+                .alibi_slope = c->n_alibi > 0 ? (double)c->alibi_slopes[h] : 0.0,
+                .alibi_diag = (int64_t)i + lk - lq,
+                .sink = c->n_sinks > 0 ? (double)c->sinks[h] : -INFINITY,
                 .logits = NULL, .vr = w->vr,
             };
             if (jb->exact_scale) {
@@ -378,7 +399,7 @@ static void run_combine_unit(job *jb, scratch *w, const unit *u)
             }
             /* Base-2 convention: split LSEs in and the LSE out are both base 2. */
             ac_row_in in = {.head_dim = D, .n = n, .idx = w->idx, .logits = w->bias,
-                            .logits_base2 = jb->opts->lse_base2, .vr = w->vr};
+                            .logits_base2 = jb->opts->lse_base2, .sink = -INFINITY, .vr = w->vr};
             if (eval_row(jb, w, &in, r)) {
                 job_fail(jb, AC_ERR_NOMEM, "oracle: out of memory in a row");
                 return;

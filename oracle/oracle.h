@@ -55,7 +55,12 @@ typedef struct ac_oracle_result {
     double *sv_tiny;       /* [rows*D] sum over j with p_j = exp(s_j - max s) < 2^-14 of |v_jd| / L,
                               L = sum_j p_j: the keys whose weight is subnormal in fp16 */
     double *qk_abs;        /* [rows] max over allowed j of |scale| * sum_d |q_d k_jd| */
-    double *logit_abs;     /* [rows] max over allowed j of |s_j| (bias included) */
+    double *logit_abs;     /* [rows] max over allowed j of |s_j| (bias included), and |sink| for a
+                              finite sink (the kernel subtracts a maximum from it too) */
+    double *capped_abs;    /* [rows] softcap > 0: max over allowed j of |c tanh(scale q.k_j / c)|
+                              (what a tanh approximation errs relative to); else 0 */
+    double *alibi_abs;     /* [rows] ALiBi: max over allowed j of |slope_h (j - i - off)| (what
+                              the fp32 bias product errs relative to); else 0 */
     int32_t *n_allowed;    /* [rows] size of the allowed set */
     int scale_exact;       /* 1: the logits used the exact 1/sqrt(D) (opts.exact_default_scale
                               with a default scale): the verdict then adds the fp32 scale's

@@ -173,7 +173,7 @@ struct ac_fast_ws {
     dd *e;                   /* [cap_n] logits, then exp(s_j - m) */
     double *acc_hi, *acc_lo; /* [cap_d] */
     size_t cap_g, cap_n, cap_d;
-    mpfr_t t, log2;
+    mpfr_t t, t2, log2;
 };
 
 static int grow(void **p, size_t bytes)
@@ -191,6 +191,7 @@ static int reserve(ac_fast_ws **wsp, size_t g, size_t n, size_t d)
         ws = calloc(1, sizeof *ws);
         if (!ws) return -1;
         mpfr_init2(ws->t, AC_ORACLE_PREC);
+        mpfr_init2(ws->t2, AC_ORACLE_PREC);
         mpfr_init2(ws->log2, AC_ORACLE_PREC);
         mpfr_const_log2(ws->log2, MPFR_RNDN);
         *wsp = ws;
@@ -220,6 +221,7 @@ void ac_fast_ws_free(ac_fast_ws *ws)
     free(ws->acc_hi);
     free(ws->acc_lo);
     mpfr_clear(ws->t);
+    mpfr_clear(ws->t2);
     mpfr_clear(ws->log2);
     free(ws);
 }
@@ -264,13 +266,20 @@ int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
     if (reserve(wsp, (size_t)(in->logits ? 1 : (in->end > 0 ? in->end : 1)), (size_t)(n > 0 ? n : 1), (size_t)D))
         return -1;
     ac_fast_ws *ws = *wsp;
-    if (n == 0) { /* empty allowed set: O = 0, LSE = -inf */
+    int sink = in->sink > -INFINITY;
+    if (n == 0) { /* empty allowed set: O = 0, LSE = the sink (-inf without one) */
         for (int32_t d = 0; d < D; d++) {
             out->o[d] = 0.0;
             out->o_f32[d] = 0.0f;
             out->o_half[d] = 0;
         }
         out->lse = out->lse2 = -INFINITY;
+        if (sink) {
+            out->lse = in->sink;
+            mpfr_set_d(ws->t, in->sink, MPFR_RNDN);
+            mpfr_div(ws->t, ws->t, ws->log2, MPFR_RNDN);
+            out->lse2 = mpfr_get_d(ws->t, MPFR_RNDN);
+        }
         return 0;
     }
     dd *e = ws->e;
@@ -312,6 +321,22 @@ int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
                     s = u;
                 }
             }
+            if (in->softcap > 0.0) {
+                /* tanh in MPFR, as exp and log are elsewhere: from the exact
+                   double-double at AC_ORACLE_PREC bits, back to a double-double
+                   (relative error about 2^-105, docs/ORACLE.md). */
+                mpfr_set_d(ws->t, s.hi, MPFR_RNDN);
+                mpfr_add_d(ws->t, ws->t, s.lo, MPFR_RNDN);
+                mpfr_div_d(ws->t, ws->t, in->softcap, MPFR_RNDN);
+                mpfr_tanh(ws->t, ws->t, MPFR_RNDN);
+                mpfr_mul_d(ws->t, ws->t, in->softcap, MPFR_RNDN);
+                s = mpfr_to_dd(ws->t, ws->t2);
+                out->capped[j] = s.hi;
+            }
+            if (in->alibi) { /* 24-bit slope times an integer below 2^33: TwoProduct is exact */
+                dd a = two_prod(in->alibi_slope, (double)((int64_t)in->idx[j] - in->alibi_diag));
+                s = dd_add(s, a);
+            }
             if (in->bias) {
                 dd b = two_sum(s.hi, in->bias[j]);
                 b.lo += s.lo;
@@ -323,7 +348,10 @@ int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
     double m = e[0].hi;
     for (int32_t j = 1; j < n; j++)
         if (e[j].hi > m) m = e[j].hi;
+    if (sink && in->sink > m) m = in->sink;
     dd sum = {0.0, 0.0};
+    if (sink) /* the sink's term: in the denominator, weighting no value row */
+        sum = exp_dd(two_sum(in->sink, -m));
     for (int32_t j = 0; j < n; j++) {
         out->s[j] = e[j].hi;
         dd x = two_sum(e[j].hi, -m);

@@ -25,6 +25,18 @@ typedef struct ac_row_in {
     int32_t g;               /* gathered positions G (leading dim of kt) */
     int32_t end;             /* every allowed position is < end <= G */
     const double *bias;      /* [n] additive bias (exact fp32), NULL: none */
+    /* The features (docs/CONTRACT.md), applied in this order after the scale:
+       s = softcap * tanh(s / softcap) (when softcap > 0), then
+       s += alibi_slope * (idx[j] - alibi_diag) (when alibi; the product is
+       formed exactly: a 24-bit slope times an integer below 2^32), then the
+       bias. The sink (a natural-log logit, -inf: none) joins the denominator
+       only: LSE = ln(exp(sink) + sum_j exp(s_j)), O = sum_j exp(s_j - LSE) v_j;
+       with n == 0 and a finite sink, O = 0 and LSE = sink. */
+    double softcap;          /* 0: off */
+    int alibi;
+    double alibi_slope;      /* exact fp32 */
+    int64_t alibi_diag;      /* i + Lk - Lq */
+    double sink;             /* -inf: none */
     double scale;            /* exact fp32 value (the scale used unless the two below are set) */
     /* The exact default 1/sqrt(D) (opts.exact_default_scale): fast mode sums the
        products with each fp32 piece (their sum is 1/sqrt(D) within 2^-96
@@ -48,6 +60,8 @@ typedef struct ac_row_out {
     double lse2;             /* the same in base 2, rounded once */
     double *p;               /* [n] P_j = exp(s_j - LSE) rounded to double */
     double *s;               /* [n] s_j rounded to double */
+    double *capped;          /* [n] the softcapped part c tanh(scale q.k / c) rounded to double
+                                (only written when softcap > 0) */
 } ac_row_out;
 
 /* Per-thread scratch of each mode, grown on demand; freed by *_ws_free. */

@@ -51,13 +51,20 @@ int ac_mpfr_row(ac_mpfr_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
     const ac_fmt *half = ac_fmt_of(dtype);
     if (reserve(wsp, (size_t)(n > 0 ? n : 1))) return -1;
     ac_mpfr_ws *ws = *wsp;
-    if (n == 0) { /* empty allowed set: O = 0, LSE = -inf */
+    int sink = in->sink > -INFINITY;
+    if (n == 0) { /* empty allowed set: O = 0, LSE = the sink (-inf without one) */
         for (int32_t d = 0; d < D; d++) {
             out->o[d] = 0.0;
             out->o_f32[d] = 0.0f;
             out->o_half[d] = 0;
         }
         out->lse = out->lse2 = -INFINITY;
+        if (sink) {
+            out->lse = in->sink;
+            mpfr_set_d(ws->tmp, in->sink, MPFR_RNDN);
+            mpfr_div(ws->tmp, ws->tmp, ws->log2, MPFR_RNDN);
+            out->lse2 = mpfr_get_d(ws->tmp, MPFR_RNDN);
+        }
         return 0;
     }
     mpfr_t *s = ws->s;
@@ -76,14 +83,32 @@ int ac_mpfr_row(ac_mpfr_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
                 mpfr_mul(s[j], ws->acc, in->scale_mp, MPFR_RNDN);
             else
                 mpfr_mul_d(s[j], ws->acc, in->scale, MPFR_RNDN);
+            if (in->softcap > 0.0) { /* three roundings at AC_ORACLE_PREC bits; tanh's slope is <= 1 */
+                mpfr_div_d(s[j], s[j], in->softcap, MPFR_RNDN);
+                mpfr_tanh(s[j], s[j], MPFR_RNDN);
+                mpfr_mul_d(s[j], s[j], in->softcap, MPFR_RNDN);
+                out->capped[j] = mpfr_get_d(s[j], MPFR_RNDN);
+            }
+            if (in->alibi) { /* slope (24 bits) times an integer (< 2^33): exact at this precision */
+                mpfr_set_d(ws->tmp, in->alibi_slope, MPFR_RNDN);
+                mpfr_mul_si(ws->tmp, ws->tmp, (long)((int64_t)in->idx[j] - in->alibi_diag), MPFR_RNDN);
+                mpfr_add(s[j], s[j], ws->tmp, MPFR_RNDN);
+            }
             if (in->bias) mpfr_add_d(s[j], s[j], in->bias[j], MPFR_RNDN);
         }
         out->s[j] = mpfr_get_d(s[j], MPFR_RNDN);
         if (j == 0 || mpfr_greater_p(s[j], ws->m)) mpfr_set(ws->m, s[j], MPFR_RNDN);
     }
+    if (sink && mpfr_cmp_d(ws->m, in->sink) < 0) mpfr_set_d(ws->m, in->sink, MPFR_RNDN);
     /* Subtracting the maximum changes nothing mathematically; it keeps the
        exponentials in [0, 1] (MPFR's exponent range would cope anyway). */
     mpfr_set_zero(ws->sum, 1);
+    if (sink) { /* the sink's term: in the denominator, weighting no value row */
+        mpfr_set_d(ws->tmp, in->sink, MPFR_RNDN);
+        mpfr_sub(ws->tmp, ws->tmp, ws->m, MPFR_RNDN);
+        mpfr_exp(ws->tmp, ws->tmp, MPFR_RNDN);
+        mpfr_add(ws->sum, ws->sum, ws->tmp, MPFR_RNDN);
+    }
     for (int32_t j = 0; j < n; j++) {
         mpfr_sub(s[j], s[j], ws->m, MPFR_RNDN);
         mpfr_exp(s[j], s[j], MPFR_RNDN);

@@ -6,7 +6,11 @@ Runs oracle_dump (path given as argv[1]; further arguments go to it:
 with their exact inputs (bit patterns) and the oracle's answers, and
 recomputes every answer here from SEMANTICS.md alone: which keys a query
 sees (causal modes, masks, GQA, the paged cache), the softmax, the LSE and
-the combine of split partials. Nothing here is translated from the C code.
+the combine of split partials, and the features of docs/CONTRACT.md
+("Windows, softcap, ALiBi and sinks"): the bottom-right window, the softcap
+c tanh(s/c) on scale q.k, the ALiBi bias slope (j - i - (Lk - Lq)) after it,
+and a sink's term in the denominator only (an empty row with a finite sink:
+O = 0, LSE = sink). Nothing here is translated from the C code.
 
 Requires, per evaluated (row, head): the same number of allowed keys; O
 rounded to fp32 within 1 fp32 ulp of mpmath's value rounded to fp32 (and
@@ -97,13 +101,16 @@ def default_scale(D):
     return round_to_format(mpf(1) / mpf(s), "fp32")
 
 
-def softmax_out(logits, rows_v, D):
-    """LSE and O for the allowed logits (mpf) and their V rows (floats)."""
+def softmax_out(logits, rows_v, D, sink=None):
+    """LSE and O for the allowed logits (mpf) and their V rows (floats); a
+    sink (mpf, or None) adds exp(sink) to the denominator and weights no V."""
     if not logits:
+        if sink is not None:
+            return sink, [mpf(0)] * D, [0.0] * D
         return mpf("-inf"), [mpf(0)] * D, [0.0] * D
-    m = max(logits)
+    m = max(logits + ([sink] if sink is not None else []))
     w = [mp.exp(s - m) for s in logits]
-    total = mp.fsum(w)
+    total = mp.fsum(w + ([mp.exp(sink - m)] if sink is not None else []))
     lse = m + mp.log(total)
     p = [wi / total for wi in w]
     # Divide last: with equal logits (w_j = 1 exactly) the quotient of exact
@@ -142,6 +149,10 @@ def expected_rows(case):
     paged, block_size, num_blocks, max_blocks = case["paged"]
     table = case.get("table", [])
     group = Hq // Hkv
+    wl, wr = case.get("window", [-1, -1])
+    cap = mpf(f32_from_bits(case["softcap"][0])) if "softcap" in case else None
+    slopes = [mpf(f32_from_bits(x)) for x in case["alibi"]] if "alibi" in case else None
+    sinks = [f32_from_bits(x) for x in case["sinks"]] if "sinks" in case else None
     q_start, k_start, m_start = 0, 0, 0
     for b in range(B):
         Lq, Lk = lq[b], lk[b]
@@ -163,6 +174,11 @@ def expected_rows(case):
                         continue
                     if causal == 2 and not j <= i + (Lk - Lq):
                         continue
+                    # The window is aligned bottom-right, whatever the causal mode.
+                    if wl >= 0 and j < i + (Lk - Lq) - wl:
+                        continue
+                    if wr >= 0 and j > i + (Lk - Lq) + wr:
+                        continue
                     bias = mpf(0)
                     if mask_kind:
                         mi = m_start + ((h if per_head else 0) * Lq + i) * Lk + j
@@ -177,10 +193,18 @@ def expected_rows(case):
                     off = kv_offset(j, kvh)
                     krow = [half_from_bits(dtype, x) for x in k[off:off + D]]
                     dot = mp.fsum(mpf(qrow[d]) * krow[d] for d in range(D))
-                    logits.append(scale * dot + bias)
+                    s = scale * dot
+                    if cap is not None:
+                        s = cap * mp.tanh(s / cap)
+                    if slopes is not None:
+                        s += slopes[h] * (j - i - (Lk - Lq))
+                    logits.append(s + bias)
                     vrows.append([half_from_bits(dtype, x) for x in v[off:off + D]])
                 r = (q_start + i) * Hq + h
-                lse, o, spv = softmax_out(logits, vrows, D)
+                sink = None
+                if sinks is not None and sinks[h] != -math.inf:
+                    sink = mpf(sinks[h])
+                lse, o, spv = softmax_out(logits, vrows, D, sink)
                 out[r] = (len(logits), lse, o, spv)
         q_start += Lq
         k_start += Lk
@@ -202,11 +226,11 @@ def parse(stream):
             case = None
         elif key in ("op", "dtype"):
             case[key] = vals[0]
-        elif key in ("dims", "lq", "lk", "paged", "table", "mask", "mask_bool"):
+        elif key in ("dims", "lq", "lk", "paged", "table", "mask", "mask_bool", "window"):
             case[key] = [int(x) for x in vals]
         elif key in ("scale_given", "causal", "base2", "splits"):
             case[key] = int(vals[0])
-        elif key in ("scale", "q", "k", "v", "mask_bias", "lse_part", "o_part"):
+        elif key in ("scale", "q", "k", "v", "mask_bias", "lse_part", "o_part", "softcap", "alibi", "sinks"):
             case[key] = vals
         elif key == "row":
             case["rows"].append({"r": int(vals[0]), "n": int(vals[1]), "lse": float.fromhex(vals[2])})
@@ -222,7 +246,7 @@ def main():
     dump = sys.argv[1]
     extra = sys.argv[2:]
     proc = subprocess.run([dump] + extra, capture_output=True, text=True, check=True)
-    cases = rows = elems = exact32 = exacth = 0
+    cases = rows = elems = exact32 = exacth = featured = 0
     failures = []
     ln2 = mp.log(2)
     for case in parse(proc.stdout.splitlines()):
@@ -235,9 +259,9 @@ def main():
             if got["n"] != n:
                 failures.append("%s: n_allowed %d, mpmath %d" % (where, got["n"], n))
                 continue
-            if case["base2"] and n:
+            if case["base2"] and lse != mpf("-inf"):
                 lse = lse / ln2
-            if n == 0:
+            if lse == mpf("-inf"):
                 if got["lse"] != -math.inf:
                     failures.append("%s: empty row, lse %r" % (where, got["lse"]))
             elif abs(mpf(got["lse"]) - lse) > mpf("1e-12") * max(abs(lse), 1):
@@ -257,14 +281,17 @@ def main():
             rows += 1
             elems += D
         cases += 1
-    print("mpmath check (prec %d): %d cases, %d rows, %d elements; o_f32 equal to mpmath's "
+        featured += any(k in case for k in ("window", "softcap", "alibi", "sinks"))
+    print("mpmath check (prec %d): %d cases (%d with features), %d rows, %d elements; o_f32 equal to mpmath's "
           "rounding in %d, o_half in %d (the rest within 1 ulp); %d disagreements"
-          % (mp.prec, cases, rows, elems, exact32, exacth, len(failures)))
+          % (mp.prec, cases, featured, rows, elems, exact32, exacth, len(failures)))
     for f in failures[:20]:
         print("FAIL", f)
-    if failures or cases < 200:
+    if failures or cases < 200 or featured < 60:
         if cases < 200:
             print("FAIL: only %d cases compared (need 200)" % cases)
+        if featured < 60:
+            print("FAIL: only %d cases with features (need 60)" % featured)
         sys.exit(1)
 
 

@@ -50,6 +50,42 @@ static int32_t rnd_i32_any(void)
     }
 }
 
+/* A feature float the format must keep exactly: any finite pattern
+   (subnormals and -0 included), and -inf where `neg_inf`. */
+static float rnd_feature_float(int neg_inf)
+{
+    for (;;) {
+        float x = rnd_float();
+        if (isfinite(x) || (neg_inf && x == -INFINITY)) return x;
+    }
+}
+
+/* The features, each on one time in three, over every value a file may hold. */
+static void rnd_features(ac_case *c)
+{
+    if (rnd() % 3 == 0) {
+        c->window_left = (int32_t)rnd_in(-1, 40);
+        c->window_right = (rnd() % 4 == 0) ? INT32_MAX : (int32_t)rnd_in(-1, 40);
+        if (c->window_left == -1 && c->window_right == -1) c->window_right = 0;
+    }
+    if (rnd() % 3 == 0) {
+        float x = fabsf(rnd_feature_float(0));
+        c->softcap = x > 0.0f ? x : 30.0f;
+    }
+    if (c->heads_q > 0 && rnd() % 3 == 0) {
+        float *a = malloc(sizeof(float) * (size_t)c->heads_q);
+        for (int32_t h = 0; h < c->heads_q; h++) a[h] = rnd_feature_float(0);
+        cr_assert_eq(ac_case_set_alibi(c, a, c->heads_q, NULL), AC_OK);
+        free(a);
+    }
+    if (c->heads_q > 0 && rnd() % 3 == 0) {
+        float *a = malloc(sizeof(float) * (size_t)c->heads_q);
+        for (int32_t h = 0; h < c->heads_q; h++) a[h] = rnd_feature_float(1);
+        cr_assert_eq(ac_case_set_sinks(c, a, c->heads_q, NULL), AC_OK);
+        free(a);
+    }
+}
+
 /* A case with every field drawn over everything the format can hold, valid
    layout or not (the format does not care). */
 static void rnd_casefile(ac_casefile *f)
@@ -129,6 +165,7 @@ static void rnd_casefile(ac_casefile *f)
     }
     f->expect_error = (int)(rnd() & 1);
     f->expect_code = f->expect_error ? (ac_status)rnd_in(1, AC_STATUS_COUNT - 1) : AC_OK;
+    rnd_features(c);
 }
 
 static char *write_ok(const ac_casefile *f, size_t *len)
@@ -164,6 +201,70 @@ Test(casefile, round_trip_random_cases_byte_exact)
 
 /* The float text is exact for every bit pattern: drive it through
    mask_density and scale over many random patterns and all the edges. */
+/* Every feature on at once: the keys appear after num_splits in the
+   canonical order, each float exactly (-inf sinks and subnormal slopes
+   included), and a file without features carries none of the keys. */
+Test(casefile, features_round_trip_exact)
+{
+    ac_casefile f, g;
+    ac_casefile_init(&f);
+    ac_case *c = &f.c;
+    c->heads_q = 3;
+    c->window_left = 7;
+    c->window_right = -1;
+    c->softcap = 30.0f;
+    const float slopes[3] = {0.5f, 0x1p-149f, -0.0625f};
+    const float sinks[3] = {-INFINITY, 0.0f, -3.25f};
+    cr_assert_eq(ac_case_set_alibi(c, slopes, 3, NULL), AC_OK);
+    cr_assert_eq(ac_case_set_sinks(c, sinks, 3, NULL), AC_OK);
+    size_t n;
+    char *t = write_ok(&f, &n);
+    cr_assert(strstr(t, "num_splits 1\nwindow_left 7\nwindow_right -1\nsoftcap 0x1.ep+4\n"
+                        "alibi_slopes 0x1p-1,0x1p-149,-0x1p-4\nsinks -inf,0x0p+0,-0x1.ap+1\ndist "),
+              "%s", t);
+    ac_error e = {0};
+    cr_assert_eq(ac_casefile_parse(t, n, &g, &e), AC_OK, "%s\n%s", e.msg, t);
+    cr_assert(ac_casefile_equal(&f, &g));
+    cr_assert_eq(g.c.n_sinks, 3);
+    cr_assert_eq(ac_f32_bits(g.c.sinks[0]), ac_f32_bits(-INFINITY));
+    cr_assert_eq(ac_f32_bits(g.c.alibi_slopes[1]), 1u);
+    size_t n2;
+    char *t2 = write_ok(&g, &n2);
+    cr_assert(n == n2 && memcmp(t, t2, n) == 0);
+    /* Each feature is a difference equal() sees. */
+    g.c.sinks[0] = -1.0f;
+    cr_assert_not(ac_casefile_equal(&f, &g));
+    g.c.sinks[0] = -INFINITY;
+    g.c.window_right = 0;
+    cr_assert_not(ac_casefile_equal(&f, &g));
+    g.c.window_right = -1;
+    g.c.softcap = 0.0f;
+    cr_assert_not(ac_casefile_equal(&f, &g));
+    free(t);
+    free(t2);
+    ac_casefile_free(&g);
+    /* Off again: none of the keys is written. */
+    c->window_left = -1;
+    c->softcap = 0.0f;
+    cr_assert_eq(ac_case_set_alibi(c, NULL, 0, NULL), AC_OK);
+    cr_assert_eq(ac_case_set_sinks(c, NULL, 0, NULL), AC_OK);
+    t = write_ok(&f, &n);
+    cr_assert_null(strstr(t, "window"));
+    cr_assert_null(strstr(t, "softcap"));
+    cr_assert_null(strstr(t, "alibi"));
+    cr_assert_null(strstr(t, "sinks"));
+    free(t);
+    /* The writer refuses what the parser would: a count off heads_q, a NaN slope. */
+    cr_assert_eq(ac_case_set_alibi(c, slopes, 2, NULL), AC_OK);
+    cr_assert_eq(ac_casefile_write(&f, &t, &n, &e), AC_ERR_SHAPE);
+    cr_assert(strstr(e.msg, "alibi_slopes"), "%s", e.msg);
+    const float bad[3] = {0.5f, NAN, 0.25f};
+    cr_assert_eq(ac_case_set_alibi(c, bad, 3, NULL), AC_OK);
+    cr_assert_eq(ac_casefile_write(&f, &t, &n, &e), AC_ERR_SHAPE);
+    cr_assert(strstr(e.msg, "alibi_slopes[1]"), "%s", e.msg);
+    ac_casefile_free(&f);
+}
+
 Test(casefile, floats_exact_for_all_patterns)
 {
     rng.state = 2;
@@ -363,6 +464,28 @@ static const bad_case BAD[] = {
     {"attncheck-case", "\xef\xbb\xbf" "attncheck-case 1", 0, "line 1:", "not a case file"},
     {"attncheck-case", "# comment first", 0, "line 1:", "not a case file"},
     {"title", "title base case\r", 0, "line 2:", "carriage return"},
+    /* The features (heads_q 4 in BASE; inserted after num_splits, line 28). */
+    {"num_splits", "window_left -2", 1, "line 28:", "'window_left'"},
+    {"num_splits", "window_right -2", 1, "line 28:", "out of range [-1,"},
+    {"num_splits", "window_left 01", 1, "line 28:", "canonical"},
+    {"num_splits", "window_left -1\nwindow_right -1", 1, "line 29:", "no window"},
+    {"num_splits", "window_left 3\nwindow_left 4", 1, "line 29:", "duplicate"},
+    {"num_splits", "softcap -0x1p+4", 1, "line 28:", "'softcap'"},
+    {"num_splits", "softcap 0x0p+0", 1, "line 28:", "> 0"},
+    {"num_splits", "softcap inf", 1, "line 28:", "> 0"},
+    {"num_splits", "softcap nan:0x7fc00000", 1, "line 28:", "'softcap'"},
+    {"num_splits", "alibi_slopes 0x1p-1,0x1p-2,0x1p-3", 1, "line 28:", "3 entries, heads_q = 4"},
+    {"num_splits", "alibi_slopes 0x1p-1,0x1p-2,0x1p-3,0x1p-4,0x1p-5", 1, "line 28:", "5 entries"},
+    {"num_splits", "alibi_slopes 0x1p-1,0x1p-2,nan:0x7fc00000,0x1p-4", 1, "line 28:", "entry 2"},
+    {"num_splits", "alibi_slopes 0x1p-1,0x1p-2,-inf,0x1p-4", 1, "line 28:", "entry 2 is -inf"},
+    {"num_splits", "alibi_slopes 0x1p-1,,0x1p-3,0x1p-4", 1, "line 28:", "entry 1 is empty"},
+    {"num_splits", "alibi_slopes 0x1p-1,0x1p-2,0x1p-3,0x1p-4,", 1, "line 28:", "entry 4 is empty"},
+    {"num_splits", "alibi_slopes 0x1p-1, 0x1p-2,0x1p-3,0x1p-4", 1, "line 28:", "entry 1"},
+    {"num_splits", "alibi_slopes", 1, "line 28:", "empty list"},
+    {"num_splits", "sinks 0,0,0", 1, "line 28:", "'sinks': 3 entries, heads_q = 4"},
+    {"num_splits", "sinks 0,inf,0,0", 1, "line 28:", "entry 1 is inf"},
+    {"num_splits", "sinks 0,0,0,nan:0x7fc00001", 1, "line 28:", "entry 3"},
+    {"num_splits", "sinks 0,0,0,x", 1, "line 28:", "entry 3 'x' is not a float"},
 };
 
 Test(casefile, malformed_inputs_named_by_line_and_key)

@@ -349,13 +349,19 @@ static void expect_reject(dcase *dc, ac_status want, const char *what)
     ac_outputs_free(&ref);
 }
 
-Test(decode_model, bad_input_is_named_and_nothing_written)
+/* The small two-sequence case the rejection tests break one field at a time. */
+static void bad_input_case(dcase *dc, int32_t hq, uint64_t seed)
 {
     int32_t lk[] = {20, 33};
     int32_t lq[] = {1, 2};
-    dspec sp = {AC_BF16, 2, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 600};
+    dspec sp = {AC_BF16, 2, hq, 2, 64, 16, 1, lk, lq, 0, -1e31f, seed};
+    dcase_build(dc, &sp);
+}
+
+Test(decode_model, bad_input_is_named_and_nothing_written)
+{
     dcase dc;
-    dcase_build(&dc, &sp);
+    bad_input_case(&dc, 8, 600);
     int32_t saved;
 
     dc.c.heads_kv = 3;
@@ -652,6 +658,357 @@ Test(store_model, injected_pad_write_is_caught)
     cr_expect(!store_matches(&dc, &out, why, sizeof why), "store-pad-write not caught");
     ac_outputs_free(&out);
     dcase_free(&dc);
+}
+
+/* ---- windows, softcap, ALiBi and sinks (docs/DECODE.md) ------------------ */
+/* A straightforward reference of the features' semantics in double, written from
+   the contract alone (no tiles, no splits): for each (query, head) row the
+   allowed keys are ac_key_range's [b, e); logit s = scale q.k, softcap
+   c tanh(s / c), + slope (j - i - off); the sink only in the denominator. */
+static void feat_ref(const dcase *dc, double *o, double *lse)
+{
+    const ac_case *c = &dc->c;
+    const int32_t hq = c->heads_q, hkv = c->heads_kv, d = c->head_dim, bs = c->block_size;
+    const double scale = ac_case_scale(c);
+    double *s = malloc(sizeof(double) * (size_t)(c->max_blocks_per_seq * bs + 1));
+    int64_t tok = 0;
+    for (int32_t b = 0; b < c->batch; b++) {
+        const int32_t lq = c->seqlen_q[b], lk = c->seqlen_k[b];
+        const int32_t *tbl = c->block_table + (int64_t)b * c->max_blocks_per_seq;
+        for (int32_t i = 0; i < lq; i++, tok++) {
+            int32_t kb, ke;
+            ac_key_range(c->causal, c->window_left, c->window_right, i, lq, lk, &kb, &ke);
+            for (int32_t h = 0; h < hq; h++) {
+                const int64_t row = tok * hq + h;
+                const int32_t kvh = h / (hq / hkv);
+                const double sink = c->n_sinks ? (double)c->sinks[h] : -INFINITY;
+                double m = sink;
+                for (int32_t j = kb; j < ke; j++) {
+                    int64_t off = ((int64_t)tbl[j / bs] * bs + j % bs) * hkv * d + (int64_t)kvh * d;
+                    double dot = 0.0;
+                    for (int32_t e = 0; e < d; e++)
+                        dot += (double)ac_half_to_f32(c->dtype, dc->t.q[row * d + e]) *
+                               (double)ac_half_to_f32(c->dtype, dc->t.k[off + e]);
+                    double x = scale * dot;
+                    if (c->softcap > 0.0f) x = c->softcap * tanh(x / c->softcap);
+                    if (c->n_alibi) x += (double)c->alibi_slopes[h] * ((double)j - i - (lk - lq));
+                    s[j] = x;
+                    if (x > m) m = x;
+                }
+                double l = sink == -INFINITY ? 0.0 : exp(sink - m);
+                for (int32_t j = kb; j < ke; j++) l += exp(s[j] - m);
+                for (int32_t e = 0; e < d; e++) o[row * d + e] = 0.0;
+                if (m == -INFINITY) {
+                    lse[row] = -INFINITY;
+                    continue;
+                }
+                for (int32_t j = kb; j < ke; j++) {
+                    int64_t off = ((int64_t)tbl[j / bs] * bs + j % bs) * hkv * d + (int64_t)kvh * d;
+                    double w = exp(s[j] - m) / l;
+                    for (int32_t e = 0; e < d; e++) o[row * d + e] += w * ac_half_to_f32(c->dtype, dc->t.v[off + e]);
+                }
+                lse[row] = m + log(l);
+            }
+        }
+    }
+    free(s);
+}
+
+/* Worst |model - reference| over o_f32 (|O| <= max |v| = 1 here) and LSE
+   (relative to 1 + |LSE|), divided by the tolerance: fp32 logits of size
+   up to ~100 (ALiBi over long distances) and exp2f/tanhf in fp32 put the
+   model's error near 1e-5; 1e-4 leaves room yet a wrong key moves a row by
+   far more. An empty row must be exactly O = 0 with LSE = sink (or -inf). */
+#define FEAT_TOL 1e-4
+static double feat_worst(const dcase *dc, const ac_outputs *out, const double *o, const double *lse, char *why,
+                         size_t n)
+{
+    const int64_t rows = ac_case_total_q(&dc->c) * dc->c.heads_q;
+    const int32_t d = dc->c.head_dim;
+    double worst = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        double el;
+        if (isinf(lse[r]) || !isfinite(out->lse[r])) {
+            el = out->lse[r] == lse[r] ? 0.0 : INFINITY;
+        } else {
+            el = fabs(out->lse[r] - lse[r]) / (1.0 + fabs(lse[r])) / FEAT_TOL;
+        }
+        if (!(el <= worst)) {
+            worst = el;
+            snprintf(why, n, "row %lld: lse %.9g, reference %.9g", (long long)r, (double)out->lse[r], lse[r]);
+        }
+        for (int32_t e = 0; e < d; e++) {
+            double eo = fabs(out->o_f32[r * d + e] - o[r * d + e]) / FEAT_TOL;
+            if (!(eo <= worst)) {
+                worst = eo;
+                snprintf(why, n, "row %lld elem %d: o %.9g, reference %.9g", (long long)r, e,
+                         (double)out->o_f32[r * d + e], o[r * d + e]);
+            }
+        }
+    }
+    return worst;
+}
+
+/* What one feature case turns on. */
+typedef struct feats {
+    int32_t wl, wr;
+    float softcap;
+    int alibi;                /* slopes 2^-(h+1) * alibi (0: off) */
+    int sinks;                /* 0 off; 1 per-head values, one of them -inf */
+    int causal_none;          /* causal NONE (a window's right side then matters) */
+} feats;
+
+static void apply_feats(dcase *dc, const feats *f)
+{
+    ac_error err = {0};
+    ac_case *c = &dc->c;
+    c->window_left = f->wl;
+    c->window_right = f->wr;
+    c->softcap = f->softcap;
+    if (f->causal_none) c->causal = AC_CAUSAL_NONE;
+    float v[64];
+    cr_assert(c->heads_q <= 64);
+    if (f->alibi) {
+        for (int32_t h = 0; h < c->heads_q; h++) v[h] = ldexpf((float)f->alibi, -(h % 8) - 1);
+        cr_assert_eq(ac_case_set_alibi(c, v, c->heads_q, &err), AC_OK, "%s", err.msg);
+    }
+    if (f->sinks) {
+        const float sv[] = {0.5f, -INFINITY, 3.0f, -1.5f, 6.0f, -8.0f};
+        for (int32_t h = 0; h < c->heads_q; h++) v[h] = sv[h % 6];
+        cr_assert_eq(ac_case_set_sinks(c, v, c->heads_q, &err), AC_OK, "%s", err.msg);
+    }
+}
+
+/* Model (with `bug`) against the reference for each split count; returns the
+   worst error/tolerance over them (the assertion is the caller's). */
+static double feat_run(dcase *dc, int bug, const int32_t *splits, int ns, char *why, size_t n)
+{
+    const int64_t rows = ac_case_total_q(&dc->c) * dc->c.heads_q;
+    double *o = malloc(sizeof(double) * (size_t)(rows * dc->c.head_dim)), *lse = malloc(sizeof(double) * (size_t)rows);
+    feat_ref(dc, o, lse);
+    double worst = 0.0;
+    for (int k = 0; k < ns; k++) {
+        dc->c.num_splits = splits[k];
+        ac_outputs out = {0};
+        ac_error err = {0};
+        char line[512], w1[256] = "";
+        ac_case_line(&dc->c, line, sizeof line);
+        cr_assert_eq(run_model(dc, bug, &out, &err), AC_OK, "%s: %s", line, err.msg);
+        double w = feat_worst(dc, &out, o, lse, w1, sizeof w1);
+        if (!(w <= worst)) {
+            worst = w;
+            snprintf(why, n, "%s: %s", line, w1);
+        }
+        ac_outputs_free(&out);
+    }
+    free(o);
+    free(lse);
+    return worst;
+}
+
+static void feat_check(dcase *dc, const int32_t *splits, int ns)
+{
+    char why[1024] = "";
+    double w = feat_run(dc, AC_BUG_NONE, splits, ns, why, sizeof why);
+    cr_assert(w <= 1.0, "%s (error %.3g x tolerance)", why, w);
+    char line[512];
+    ac_case_line(&dc->c, line, sizeof line);
+    cr_log_info("%s: worst %.3g x tolerance", line, w);
+}
+
+/* Windows whose edges fall on block starts and ends, inside blocks, on split
+   boundaries, shorter than a block, more splits than the window has blocks
+   (empty splits), speculative queries with rows the window empties. */
+Test(decode_model, window_edges_blocks_and_splits)
+{
+    const int32_t lk[] = {100, 64, 17, 3, 0, 161};
+    const int32_t lq[] = {1, 4, 8, 8, 2, 3};
+    /* For lk = 100, lq = 1 (diagonal 99): left 51 starts the window at key 48
+       (a block start), left 52 one key before it, left 35 at key 64 (the
+       start of the second half for 2 splits of a 7-block range). */
+    const feats fs[] = {
+        {51, -1, 0, 0, 0, 0}, {52, -1, 0, 0, 0, 0}, {35, -1, 0, 0, 0, 0}, {0, -1, 0, 0, 0, 0},
+        {15, 0, 0, 0, 0, 0},  {16, -1, 0, 0, 0, 0}, {200, -1, 0, 0, 0, 0}, {5, 3, 0, 0, 0, 1},
+        {-1, 2, 0, 0, 0, 1},  {0, 0, 0, 0, 0, 1},
+    };
+    const int32_t splits[] = {1, 2, 3, 5, 8, 64, 0};
+    for (size_t f = 0; f < sizeof fs / sizeof fs[0]; f++) {
+        dspec sp = {f % 2 ? AC_FP16 : AC_BF16, 6, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 2000 + f};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        apply_feats(&dc, &fs[f]);
+        feat_check(&dc, splits, 7);
+        dcase_free(&dc);
+    }
+}
+
+/* The splits cut only the window: keys before its hull's first block are
+   never read (NaN there would reach O), and the automatic split count sees
+   the window's length, not seqlen_k. */
+Test(decode_model, window_reads_only_its_blocks)
+{
+    const int32_t lk[] = {4000, 3000};
+    const int32_t lq[] = {1, 2};
+    dspec sp = {AC_BF16, 2, 8, 8, 64, 16, 1, lk, lq, 0, -1e31f, 2100};
+    dcase dc;
+    dcase_build(&dc, &sp);
+    const feats f = {300, -1, 0, 0, 0, 0};
+    apply_feats(&dc, &f);
+    /* NaN in every key and value before each sequence's window block. */
+    const int64_t row_elems = (int64_t)dc.c.heads_kv * dc.c.head_dim;
+    for (int32_t b = 0; b < 2; b++) {
+        const int32_t *row = dc.c.block_table + (int64_t)b * dc.c.max_blocks_per_seq;
+        int32_t first = lk[b] - lq[b] - 300; /* query 0's first key */
+        for (int32_t p = 0; p < first - first % 16; p++) {
+            int64_t slot = (int64_t)row[p / 16] * 16 + p % 16;
+            for (int64_t e = 0; e < row_elems; e++)
+                dc.t.k[slot * row_elems + e] = dc.t.v[slot * row_elems + e] = half_nan(AC_BF16);
+        }
+    }
+    const int32_t splits[] = {1, 4, 64, 0};
+    feat_check(&dc, splits, 4);
+    ac_decode_params p;
+    ac_error err = {0};
+    cr_assert_eq(ac_decode_params_from_case(&dc.c, &dc.t, NULL, &p, &err), AC_OK, "%s", err.msg);
+    p.num_splits = 0;
+    int32_t s_win = ac_decode_splits(&p, 132);
+    p.window = 0;
+    int32_t s_all = ac_decode_splits(&p, 132);
+    /* 16 CTAs: the heuristic wants many splits, capped by length / 256 keys:
+       about 15 for 4000 keys, 1 for the 304-key hull. */
+    cr_assert(s_win == 1 && s_all > 8, "auto splits: %d with the window, %d without", s_win, s_all);
+    ac_decode_params_free(&p);
+    dcase_free(&dc);
+}
+
+Test(decode_model, softcap_alibi_and_all_features)
+{
+    const int32_t lk[] = {77, 40, 5, 130};
+    const int32_t lq[] = {1, 4, 8, 2};
+    const feats fs[] = {
+        {-1, -1, 1.0f, 0, 0, 0},  {-1, -1, 30.0f, 0, 0, 0}, {-1, -1, 0, 1, 0, 0},  {-1, -1, 0, 8, 0, 0},
+        {20, -1, 2.5f, 1, 0, 0},  {20, -1, 2.5f, 1, 1, 0},  {9, 4, 5.0f, 2, 1, 1}, {-1, -1, 0, 1, 0, 1},
+    };
+    const int32_t splits[] = {1, 2, 5, 64, 0};
+    for (size_t f = 0; f < sizeof fs / sizeof fs[0]; f++) {
+        /* scale 2: logits well past the cap */
+        dspec sp = {f % 2 ? AC_FP16 : AC_BF16, 4, 8, 2, 128, 16, 1, lk, lq, 1, f < 2 ? 2.0f : -1e31f, 2200 + f};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        apply_feats(&dc, &fs[f]);
+        feat_check(&dc, splits, 5);
+        dcase_free(&dc);
+    }
+}
+
+/* Sinks with one split (the kernel's epilogue) and many (the final combine):
+   empty rows (seqlen_k = 0, queries before the first key) give O = 0 and
+   LSE = sink exactly; a -inf sink is no sink. */
+Test(decode_model, sinks_one_and_many_splits)
+{
+    const int32_t lk[] = {0, 3, 50, 300};
+    const int32_t lq[] = {2, 8, 1, 1};
+    const feats f = {-1, -1, 0, 0, 1, 0};
+    const int32_t splits[] = {1, 2, 3, 8, 64, 0};
+    for (int dt = 0; dt < 2; dt++) {
+        dspec sp = {(ac_dtype)dt, 4, 6, 3, 64, 16, 1, lk, lq, 0, -1e31f, 2300 + dt};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        apply_feats(&dc, &f);
+        feat_check(&dc, splits, 6);
+        /* Exactly: sequence 0 has no key: O = 0, LSE = the head's sink. */
+        for (int k = 0; k < 6; k++) {
+            dc.c.num_splits = splits[k];
+            ac_outputs out = {0};
+            ac_error err = {0};
+            cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+            for (int32_t h = 0; h < 6; h++) {
+                cr_assert(out.lse[h] == dc.c.sinks[h], "splits %d head %d: lse %g, sink %g", splits[k], h,
+                          (double)out.lse[h], (double)dc.c.sinks[h]);
+                for (int32_t e = 0; e < 64; e++) cr_assert(out.o_f32[h * 64 + e] == 0.0f);
+            }
+            ac_outputs_free(&out);
+        }
+        dcase_free(&dc);
+    }
+}
+
+Test(decode_model, bad_features_are_named_and_nothing_written)
+{
+    dcase dc;
+    bad_input_case(&dc, 4, 2400);
+    ac_error err = {0};
+    dc.c.window_left = -2;
+    expect_reject(&dc, AC_ERR_SHAPE, "window_left = -2");
+    dc.c.window_left = 4;
+    dc.c.window_right = -3;
+    expect_reject(&dc, AC_ERR_SHAPE, "window_right = -3");
+    dc.c.window_right = -1;
+    dc.c.softcap = -1.0f;
+    expect_reject(&dc, AC_ERR_SHAPE, "softcap = -1");
+    dc.c.softcap = NAN;
+    expect_reject(&dc, AC_ERR_SHAPE, "softcap = NaN");
+    dc.c.softcap = 0.0f;
+    float al[] = {0.5f, NAN, 0.1f, 0.1f};
+    cr_assert_eq(ac_case_set_alibi(&dc.c, al, 4, &err), AC_OK);
+    expect_reject(&dc, AC_ERR_SHAPE, "alibi_slopes[1] = NaN");
+    cr_assert_eq(ac_case_set_alibi(&dc.c, NULL, 0, &err), AC_OK);
+    float sk[] = {0.0f, -INFINITY, 1.0f, INFINITY};
+    cr_assert_eq(ac_case_set_sinks(&dc.c, sk, 4, &err), AC_OK);
+    expect_reject(&dc, AC_ERR_SHAPE, "sinks[3] = +inf");
+    sk[3] = NAN;
+    cr_assert_eq(ac_case_set_sinks(&dc.c, sk, 4, &err), AC_OK);
+    expect_reject(&dc, AC_ERR_SHAPE, "sinks[3] = NaN");
+    sk[3] = -INFINITY; /* -inf is "no sink": legal */
+    cr_assert_eq(ac_case_set_sinks(&dc.c, sk, 4, &err), AC_OK);
+    ac_outputs out = {0};
+    cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+    ac_outputs_free(&out);
+    /* A data pointer without its host copy (or the reverse) is named. */
+    ac_decode_params p;
+    cr_assert_eq(ac_decode_params_from_case(&dc.c, &dc.t, NULL, &p, &err), AC_OK, "%s", err.msg);
+    p.o = dc.t.q; /* validation only: nothing runs */
+    p.sinks_host = NULL;
+    cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_NULL);
+    cr_assert(strstr(err.msg, "sinks_host"), "%s", err.msg);
+    p.sinks_host = p.sinks;
+    p.alibi_slopes_host = p.sinks;
+    cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_NULL);
+    cr_assert(strstr(err.msg, "alibi_slopes"), "%s", err.msg);
+    ac_decode_params_free(&p);
+    dcase_free(&dc);
+}
+
+/* The four feature bugs of the selftest (ac_backend.h) each move the model
+   away from the reference on a case that uses their feature; the bug-free
+   model passes the same case. */
+Test(decode_model, feature_bugs_are_caught)
+{
+    const int32_t lk[] = {70, 45, 9, 200};
+    const int32_t lq[] = {1, 4, 8, 2};
+    const struct { ac_bug bug; feats f; } cases[] = {
+        {AC_BUG_WINDOW_TOP_LEFT, {24, -1, 0, 0, 0, 0}},
+        {AC_BUG_SOFTCAP_AFTER_MASK, {24, -1, 3.0f, 0, 0, 0}},
+        {AC_BUG_ALIBI_SIGN, {-1, -1, 0, 1, 0, 0}},
+        {AC_BUG_SINK_NUMERATOR, {-1, -1, 0, 0, 1, 0}},
+    };
+    const int32_t splits[] = {1, 3, 0};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dspec sp = {AC_BF16, 4, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 2500 + k};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        apply_feats(&dc, &cases[k].f);
+        char why[1024] = "";
+        for (int ns = 0; ns < 3; ns++) {
+            double ok = feat_run(&dc, AC_BUG_NONE, &splits[ns], 1, why, sizeof why);
+            cr_assert(ok <= 1.0, "bug-free model fails the case of %s: %s", ac_bug_name(cases[k].bug), why);
+            double w = feat_run(&dc, cases[k].bug, &splits[ns], 1, why, sizeof why);
+            cr_expect(w > 1.0, "bug %s (splits %d) not caught (%.3g x tolerance)", ac_bug_name(cases[k].bug),
+                      splits[ns], w);
+            cr_log_info("bug %s splits %d: %.3g x tolerance (%s)", ac_bug_name(cases[k].bug), splits[ns], w, why);
+        }
+        dcase_free(&dc);
+    }
 }
 
 #define WEAK __attribute__((weak))

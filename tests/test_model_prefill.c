@@ -34,7 +34,12 @@ typedef struct cfg {
     int scale_given;
     float scale;
     uint64_t seed;
+    /* Features (0 / NULL: off); window = 0 ignores wl, wr. */
+    int window, wl, wr;
+    float softcap;
+    const float *alibi, *sinks; /* [hq] */
 } cfg;
+#define NO_FEATURES 0, 0, 0, 0.0f, NULL, NULL /* cfg's last fields, all off */
 
 static const uint16_t NAN_HALF = 0x7fc1; /* a NaN in both bf16 and fp16 */
 
@@ -60,6 +65,13 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
     c->scale = g->scale;
     c->paged = g->paged;
     c->seed = g->seed;
+    if (g->window) {
+        c->window_left = g->wl;
+        c->window_right = g->wr;
+    }
+    c->softcap = g->softcap;
+    cr_assert_eq(ac_case_set_alibi(c, g->alibi, g->alibi ? g->hq : 0, &err), AC_OK);
+    cr_assert_eq(ac_case_set_sinks(c, g->sinks, g->sinks ? g->hq : 0, &err), AC_OK);
     for (int b = 0; b < g->batch; b++) {
         c->seqlen_q[b] = g->lq[b];
         c->seqlen_k[b] = g->lk[b];
@@ -279,7 +291,7 @@ Test(model_prefill, explicit_scales)
 {
     static const float scales[] = {0.0f, 1.0f, -0.3f, 0.01f};
     for (int i = 0; i < 4; i++) {
-        cfg g = {AC_BF16, 2, 4, 2, 64, LQ_D, LK_D, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 1, scales[i], 77};
+        cfg g = {AC_BF16, 2, 4, 2, 64, LQ_D, LK_D, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 1, scales[i], 77, NO_FEATURES};
         g.batch = 3;
         run_and_compare(&g, AC_BUG_NONE, 1);
     }
@@ -289,7 +301,7 @@ Test(model_prefill, explicit_scales)
    the same case with those slots zero gives identical outputs. */
 Test(model_prefill, nan_slots_change_nothing)
 {
-    cfg g = {AC_FP16, 4, 4, 2, 64, LQ_A, LK_A, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 1, 32, 0, 0, 5};
+    cfg g = {AC_FP16, 4, 4, 2, 64, LQ_A, LK_A, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 1, 32, 0, 0, 5, NO_FEATURES};
     ac_case c;
     ac_tensors t;
     build(&g, &c, &t);
@@ -327,7 +339,7 @@ Test(model_prefill, injected_bugs_are_caught)
         {AC_BUG_SKIP_BLOCK_FIRST, AC_CAUSAL_BOTTOM_RIGHT, 0, 2},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        cfg g = {AC_BF16, 3, 4, t[i].hkv, 64, lq, lk, t[i].causal, AC_MASK_NONE, 0, 1, 16, t[i].scale_given, 0, 9};
+        cfg g = {AC_BF16, 3, 4, t[i].hkv, 64, lq, lk, t[i].causal, AC_MASK_NONE, 0, 1, 16, t[i].scale_given, 0, 9, NO_FEATURES};
         /* The tail bug reads NaN slots of the last block: NaN is the finding. */
         verdict v = run_and_compare(&g, t[i].bug, 0);
         int caught = v.worst_o_ratio > 1.0 || v.worst_lse_ratio > 1.0 || v.nan_seen || v.empty_bad;
@@ -340,7 +352,7 @@ Test(model_prefill, injected_bugs_are_caught)
 /* Bad input: a named error, and nothing written. */
 Test(model_prefill, validation_names_the_argument)
 {
-    cfg g = {AC_BF16, 4, 4, 2, 64, LQ_A, LK_A, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 1, 16, 0, 0, 3};
+    cfg g = {AC_BF16, 4, 4, 2, 64, LQ_A, LK_A, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 1, 16, 0, 0, 3, NO_FEATURES};
     ac_case c;
     ac_tensors t;
     build(&g, &c, &t);
@@ -407,10 +419,259 @@ Test(model_prefill, validation_names_the_argument)
 Test(model_prefill, zero_sizes)
 {
     static const int z[] = {0, 0}, one[] = {3, 2};
-    cfg g0 = {AC_BF16, 0, 2, 1, 64, z, z, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 0, 16, 0, 0, 1};
+    cfg g0 = {AC_BF16, 0, 2, 1, 64, z, z, AC_CAUSAL_NONE, AC_MASK_NONE, 0, 0, 16, 0, 0, 1, NO_FEATURES};
     run_and_compare(&g0, AC_BUG_NONE, 1);
-    cfg g1 = {AC_FP16, 2, 2, 1, 64, z, one, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 0, 0, 2};
+    cfg g1 = {AC_FP16, 2, 2, 1, 64, z, one, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 0, 0, 2, NO_FEATURES};
     run_and_compare(&g1, AC_BUG_NONE, 1);
-    cfg g2 = {AC_FP16, 2, 2, 1, 128, one, z, AC_CAUSAL_NONE, AC_MASK_BOOL, 1, 0, 16, 0, 0, 3};
+    cfg g2 = {AC_FP16, 2, 2, 1, 128, one, z, AC_CAUSAL_NONE, AC_MASK_BOOL, 1, 0, 16, 0, 0, 3, NO_FEATURES};
     run_and_compare(&g2, AC_BUG_NONE, 1);
+}
+
+/* --- features: window, softcap, ALiBi, sinks ---------------------------------
+ * ac_ref64 predates the features, so these cases are judged against the
+ * contract written out here in double precision, straight from
+ * docs/CONTRACT.md (the inequalities themselves, not ac_key_range):
+ *   allowed:  causal mode, i + off - wl <= j <= i + off + wr, explicit mask
+ *   logit:    s = scale q.k; c tanh(s / c); + slope (j - i - off); + bias
+ *   sink:     LSE = ln(e^sink + sum e^s), O = sum e^(s - LSE) v; empty: 0 / sink
+ * Tolerances: the law of compare() above; for the LSE the magnitude A is
+ * max_j (|scale| sum|q k| + |slope (j - i - off)| + |bias_j|), plus c with
+ * softcap: the fp32 rounding of every term, tanh's derivative <= 1 carrying
+ * the dot product's error unchanged, the two rounded factors scale / c and
+ * c log2 e and tanhf's few ulp of c, and the bias multiply and its fma; the
+ * D + 8 u A budget holds each of them with room. */
+typedef struct feat_ref {
+    double *o, *lse, *spv, *mag; /* [rows, D], [rows], [rows, D], [rows] */
+} feat_ref;
+
+static int ref_allowed(const ac_case *c, const ac_tensors *t, int b, int h, int64_t i, int64_t j, int64_t lq,
+                       int64_t lk)
+{
+    int64_t off = lk - lq;
+    if (c->causal == AC_CAUSAL_TOP_LEFT && j > i) return 0;
+    if (c->causal == AC_CAUSAL_BOTTOM_RIGHT && j > i + off) return 0;
+    if (c->window_left >= 0 && j < i + off - c->window_left) return 0;
+    if (c->window_right >= 0 && j > i + off + c->window_right) return 0;
+    if (c->mask != AC_MASK_NONE) {
+        int64_t m = t->mask_off[b] + (c->mask_per_head ? (int64_t)h * lq * lk : 0) + i * lk + j;
+        if (c->mask == AC_MASK_BOOL && !t->mask_bool[m]) return 0;
+        if (c->mask == AC_MASK_ADDITIVE && t->mask_bias[m] == -INFINITY) return 0;
+    }
+    return 1;
+}
+
+static void feat_reference(const ac_case *c, const ac_tensors *t, feat_ref *r)
+{
+    int D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv;
+    int64_t rows = t->total_q * Hq;
+    r->o = calloc((size_t)(rows * D + 1), sizeof(double));
+    r->spv = calloc((size_t)(rows * D + 1), sizeof(double));
+    r->lse = calloc((size_t)rows + 1, sizeof(double));
+    r->mag = calloc((size_t)rows + 1, sizeof(double));
+    double scale = ac_case_scale(c);
+    for (int b = 0; b < c->batch; b++) {
+        int64_t q0 = t->cu_seqlens_q[b], lq = c->seqlen_q[b], lk = c->seqlen_k[b], k0 = t->cu_seqlens_k[b];
+        const int32_t *tr = c->paged ? c->block_table + (int64_t)b * c->max_blocks_per_seq : NULL;
+        double *s = malloc(sizeof(double) * (size_t)(lk + 1));
+        for (int h = 0; h < Hq; h++) {
+            int kvh = h / (Hq / Hkv);
+            for (int64_t i = 0; i < lq; i++) {
+                int64_t rr = (q0 + i) * Hq + h;
+                const uint16_t *qr = t->q + rr * D;
+                double mx = -INFINITY, mag = 0;
+                for (int64_t j = 0; j < lk; j++) {
+                    s[j] = -INFINITY;
+                    if (!ref_allowed(c, t, b, h, i, j, lq, lk)) continue;
+                    int64_t ko = c->paged ? (ac_pos_slot(tr, (int32_t)j, c->block_size) * Hkv + kvh) * D
+                                          : ((k0 + j) * Hkv + kvh) * D;
+                    double dot = 0, dabs = 0;
+                    for (int d = 0; d < D; d++) {
+                        double x = ac_half_to_f32(c->dtype, qr[d]) * (double)ac_half_to_f32(c->dtype, t->k[ko + d]);
+                        dot += x;
+                        dabs += fabs(x);
+                    }
+                    double v = scale * dot, a = fabs(scale) * dabs;
+                    if (c->softcap > 0) {
+                        v = c->softcap * tanh(v / c->softcap);
+                        a += c->softcap;
+                    }
+                    if (c->n_alibi) {
+                        double bias = c->alibi_slopes[h] * (double)(j - i - (lk - lq));
+                        v += bias;
+                        a += fabs(bias);
+                    }
+                    if (c->mask == AC_MASK_ADDITIVE) {
+                        double bias = t->mask_bias[t->mask_off[b] + (c->mask_per_head ? (int64_t)h * lq * lk : 0) +
+                                                   i * lk + j];
+                        v += bias;
+                        a += fabs(bias);
+                    }
+                    s[j] = v;
+                    if (v > mx) mx = v;
+                    if (a > mag) mag = a;
+                }
+                double sink = c->n_sinks ? c->sinks[h] : -INFINITY;
+                r->mag[rr] = mag;
+                if (mx == -INFINITY) { /* empty row: O = 0, LSE = the sink (or -inf) */
+                    r->lse[rr] = sink;
+                    continue;
+                }
+                double m = sink > mx ? sink : mx, l = exp(sink - m);
+                for (int64_t j = 0; j < lk; j++) l += exp(s[j] - m);
+                r->lse[rr] = m + log(l);
+                for (int64_t j = 0; j < lk; j++) {
+                    if (s[j] == -INFINITY) continue;
+                    double pj = exp(s[j] - r->lse[rr]);
+                    int64_t vo = c->paged ? (ac_pos_slot(tr, (int32_t)j, c->block_size) * Hkv + kvh) * D
+                                          : ((k0 + j) * Hkv + kvh) * D;
+                    for (int d = 0; d < D; d++) {
+                        double v = ac_half_to_f32(c->dtype, t->v[vo + d]);
+                        r->o[rr * D + d] += pj * v;
+                        r->spv[rr * D + d] += pj * fabs(v);
+                    }
+                }
+            }
+        }
+        free(s);
+    }
+}
+
+static void feat_ref_free(feat_ref *r)
+{
+    free(r->o);
+    free(r->lse);
+    free(r->spv);
+    free(r->mag);
+}
+
+typedef struct feat_result {
+    double worst_o, worst_lse; /* error / tolerance */
+    int empty_bad, nan_seen;
+    int64_t empty_rows;
+} feat_result;
+
+/* Run the model on g (with `bug`) and judge it against the reference; out
+   keeps the outputs when not NULL (the caller frees). */
+static feat_result feat_run(const cfg *g, ac_bug bug, ac_outputs *keep)
+{
+    ac_case c;
+    ac_tensors t;
+    build(g, &c, &t);
+    ac_error err;
+    cr_assert_eq(ac_case_validate(&c, &err), AC_OK, "%s", err.msg);
+    ac_outputs out = {0};
+    ac_run_opts opts = {bug, 0};
+    cr_assert_eq(ac_outputs_alloc(&c, &out, &err), AC_OK);
+    cr_assert_eq(ac_model_prefill(&c, &t, &opts, &out, &err), AC_OK, "model: %s", err.msg);
+    feat_ref r;
+    feat_reference(&c, &t, &r);
+    feat_result v = {0, 0, 0, 0, 0};
+    int D = c.head_dim;
+    double uin = ac_unit_roundoff(c.dtype), u = 0x1p-24;
+    for (int64_t rr = 0; rr < t.total_q * c.heads_q; rr++) {
+        float lse = out.lse[rr];
+        if (isnan(lse)) v.nan_seen = 1;
+        int empty = 1;
+        for (int d = 0; d < D; d++) empty &= r.o[rr * D + d] == 0 && r.spv[rr * D + d] == 0;
+        if (!isfinite(r.lse[rr]) || empty) { /* empty row: exactly +0 and the reference's LSE */
+            v.empty_rows++;
+            if (!(lse == (float)r.lse[rr])) v.empty_bad++;
+            for (int d = 0; d < D; d++)
+                if (out.o[rr * D + d] != 0) v.empty_bad++;
+            continue;
+        }
+        double lt = (D + 8) * u * r.mag[rr] + 16 * u * (fabs(r.lse[rr]) + 1);
+        double le = fabs((double)lse - r.lse[rr]) / lt;
+        if (!(le <= v.worst_lse)) v.worst_lse = isnan(le) ? INFINITY : le;
+        for (int d = 0; d < D; d++) {
+            double o = ac_half_to_f32(c.dtype, out.o[rr * D + d]), ref = r.o[rr * D + d];
+            if (isnan(o)) v.nan_seen = 1;
+            double e = fabs(o - ref) / (3 * uin * (r.spv[rr * D + d] + fabs(ref)) + 64 * u);
+            if (!(e <= v.worst_o)) v.worst_o = isnan(e) ? INFINITY : e;
+        }
+    }
+    feat_ref_free(&r);
+    if (keep) *keep = out;
+    else ac_outputs_free(&out);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+    return v;
+}
+
+static void feat_expect_ok(const cfg *g, const char *what)
+{
+    feat_result v = feat_run(g, AC_BUG_NONE, NULL);
+    cr_expect(v.worst_o <= 1.0 && v.worst_lse <= 1.0 && !v.empty_bad && !v.nan_seen,
+              "%s: O err/tol %.3g, LSE err/tol %.3g, empty-row faults %d (of %lld), NaN %d", what, v.worst_o,
+              v.worst_lse, v.empty_bad, (long long)v.empty_rows, v.nan_seen);
+}
+
+static const int LQ_W[] = {200, 70, 300, 1}, LK_W[] = {200, 300, 70, 129};
+
+/* Windows whose edges fall on the 64-key tiles, inside them, past the
+   sequence; with every causal mode and Lq = Lk, Lq < Lk, Lq > Lk, Lq = 1. */
+Test(model_prefill, window_against_contract)
+{
+    static const int win[][2] = {{64, 0}, {63, 63}, {0, 0}, {128, -1}, {-1, 64}, {1000, 1000}, {5, 200}, {-1, 0}};
+    int n = 0;
+    for (int wi = 0; wi < 8; wi++)
+        for (int causal = 0; causal < 3; causal++) {
+            cfg g = {0};
+            g.dtype = (ac_dtype)(n % 2);
+            g.batch = 4;
+            g.lq = LQ_W;
+            g.lk = LK_W;
+            g.hq = 4;
+            g.hkv = 2;
+            g.d = n % 3 == 0 ? 128 : 64;
+            g.causal = (ac_causal)causal;
+            g.paged = n % 2;
+            g.block_size = n % 4 == 1 ? 7 : 16;
+            g.mask = (ac_mask_kind)(n % 5 == 4 ? AC_MASK_BOOL : AC_MASK_NONE);
+            g.seed = 500 + (uint64_t)n;
+            g.window = 1;
+            g.wl = win[wi][0];
+            g.wr = win[wi][1];
+            char what[96];
+            snprintf(what, sizeof what, "window (%d, %d) causal %s paged %d", g.wl, g.wr,
+                     ac_causal_name(g.causal), g.paged);
+            feat_expect_ok(&g, what);
+            n++;
+        }
+}
+
+/* Each feature bug changes the output, and the contract's check sees it. */
+static void expect_bug_seen(const cfg *g, ac_bug bug)
+{
+    ac_outputs good, bad;
+    feat_result vg = feat_run(g, AC_BUG_NONE, &good);
+    feat_result vb = feat_run(g, bug, &bad);
+    cr_expect(vg.worst_o <= 1.0 && vg.worst_lse <= 1.0 && !vg.empty_bad, "%s: the clean run must pass",
+              ac_bug_name(bug));
+    int64_t elems = 0, n = 0;
+    for (int b = 0; b < g->batch; b++) elems += (int64_t)g->lq[b] * g->hq * g->d;
+    for (int64_t i = 0; i < elems; i++) n += good.o[i] != bad.o[i];
+    cr_expect_gt(n, 0, "bug %s changes no output element", ac_bug_name(bug));
+    cr_expect(vb.worst_o > 1.0 || vb.worst_lse > 1.0 || vb.empty_bad || vb.nan_seen, "bug %s not caught: O %.3g LSE %.3g",
+              ac_bug_name(bug), vb.worst_o, vb.worst_lse);
+    ac_outputs_free(&good);
+    ac_outputs_free(&bad);
+}
+
+Test(model_prefill, window_bug_is_caught)
+{
+    cfg g = {0};
+    g.dtype = AC_BF16;
+    g.batch = 4;
+    g.lq = LQ_W;
+    g.lk = LK_W;
+    g.hq = 4;
+    g.hkv = 2;
+    g.d = 64;
+    g.causal = AC_CAUSAL_BOTTOM_RIGHT;
+    g.seed = 41;
+    g.window = 1;
+    g.wl = 40;
+    g.wr = 0;
+    expect_bug_seen(&g, AC_BUG_WINDOW_TOP_LEFT);
 }

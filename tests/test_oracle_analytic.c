@@ -1,7 +1,9 @@
 /* The oracle against answers known in closed form (SEMANTICS.md), in both
  * modes: uniform attention at scale 0, a single key, equal logits, a dominant
  * key, empty rows, causal bounds, GQA, paging, NaN in unread slots, combine
- * identities, base-2 LSE and the store. */
+ * identities, base-2 LSE and the store; and the features: a window leaving
+ * one key, softcap on two keys, signed ALiBi (exact at large distances), a
+ * sink on n equal logits, an empty row with a sink. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <mpfr.h>
@@ -507,4 +509,273 @@ Test(oracle_analytic, sampling_and_threads_change_nothing_but_coverage)
     ac_oracle_result_free(&part);
     ac_tensors_free(&t);
     ac_case_free(&c);
+}
+
+/* ---- the features (docs/CONTRACT.md, "Windows, softcap, ALiBi and sinks") ---- */
+
+/* D = 1, q = 1 and scale 1, so the raw logit of key j is k[j] exactly; V is
+   v[j]. Values must be exact in bf16. Contiguous, one head, no causal mode. */
+static void known_logits(ac_case *c, ac_tensors *t, int32_t lq, int32_t lk, const float *k, const float *v)
+{
+    simple_case(c, AC_BF16, lq, lk, 1);
+    c->scale_given = 1;
+    c->scale = 1.0f;
+    cr_assert_eq(tg_fill(c, t, 3, (tg_range){-2, 2}, 0), 0);
+    for (int32_t i = 0; i < lq; i++) t->q[i] = ac_f32_to_half(AC_BF16, 1.0f);
+    for (int32_t j = 0; j < lk; j++) {
+        t->k[j] = ac_f32_to_half(AC_BF16, k[j]);
+        t->v[j] = ac_f32_to_half(AC_BF16, v[j]);
+        cr_assert_eq(ac_half_to_f32(AC_BF16, t->k[j]), k[j]);
+        cr_assert_eq(ac_half_to_f32(AC_BF16, t->v[j]), v[j]);
+    }
+}
+
+/* The exact softmax of logits s[0..n) (MPFR, 200 bits) with an optional
+   sink: LSE and O = sum_j exp(s_j - LSE) v_j, rounded once to fp32 / double. */
+static void exact_softmax(const double *s, const float *v, int n, double sink, double *lse, float *o32)
+{
+    mpfr_t sum, num, e;
+    mpfr_inits2(200, sum, num, e, (mpfr_ptr)0);
+    mpfr_set_zero(sum, 1);
+    mpfr_set_zero(num, 1);
+    for (int j = 0; j < n; j++) {
+        mpfr_set_d(e, s[j], MPFR_RNDN);
+        mpfr_exp(e, e, MPFR_RNDN);
+        mpfr_add(sum, sum, e, MPFR_RNDN);
+        mpfr_mul_d(e, e, (double)v[j], MPFR_RNDN);
+        mpfr_add(num, num, e, MPFR_RNDN);
+    }
+    if (sink > -INFINITY) {
+        mpfr_set_d(e, sink, MPFR_RNDN);
+        mpfr_exp(e, e, MPFR_RNDN);
+        mpfr_add(sum, sum, e, MPFR_RNDN);
+    }
+    mpfr_div(num, num, sum, MPFR_RNDN);
+    *o32 = mpfr_get_flt(num, MPFR_RNDN);
+    mpfr_log(sum, sum, MPFR_RNDN);
+    *lse = mpfr_get_d(sum, MPFR_RNDN);
+    mpfr_clears(sum, num, e, (mpfr_ptr)0);
+}
+
+Test(oracle_analytic, window_leaving_one_key_gives_its_v_and_logit)
+{
+    const float k[6] = {3.0f, -1.0f, 0.5f, 2.0f, -2.5f, 1.25f}, v[6] = {1, 2, 3, 4, 5, 6};
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        /* Lq = 2, Lk = 6 (off = 4), window (0, 0): row i sees only key i + 4. */
+        known_logits(&c, &t, 2, 6, k, v);
+        c.window_left = c.window_right = 0;
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        for (int i = 0; i < 2; i++) {
+            cr_assert_eq(res.n_allowed[i], 1);
+            cr_assert(res.o_f32[i] == v[i + 4], "row %d: O %a, v %a", i, (double)res.o_f32[i], (double)v[i + 4]);
+            cr_assert(res.lse[i] == (double)k[i + 4], "row %d: LSE %a vs s %a", i, res.lse[i], (double)k[i + 4]);
+        }
+        ac_oracle_result_free(&res);
+        /* The allowed counts of a window (2, 1) alone and under causal BR. */
+        c.window_left = 2;
+        c.window_right = 1;
+        run_ok(&c, &t, modes[m], 0, &res);
+        cr_assert(res.n_allowed[0] == 4 && res.n_allowed[1] == 3, "window (2,1): %d %d", res.n_allowed[0],
+                  res.n_allowed[1]); /* keys 2..5, 3..5 (clamped at Lk) */
+        ac_oracle_result_free(&res);
+        c.causal = AC_CAUSAL_BOTTOM_RIGHT;
+        run_ok(&c, &t, modes[m], 0, &res);
+        cr_assert(res.n_allowed[0] == 3 && res.n_allowed[1] == 3, "window (2,1) + BR: %d %d", res.n_allowed[0],
+                  res.n_allowed[1]); /* keys 2..4, 3..5 */
+        ac_oracle_result_free(&res);
+        /* Left 0, right unbounded, no causal mode: row 0 sees keys 4 and 5. */
+        c.causal = AC_CAUSAL_NONE;
+        c.window_left = 0;
+        c.window_right = -1;
+        run_ok(&c, &t, modes[m], 0, &res);
+        cr_assert_eq(res.n_allowed[0], 2);
+        double s[2] = {k[4], k[5]}, lse;
+        float o;
+        exact_softmax(s, v + 4, 2, -INFINITY, &lse, &o);
+        cr_assert(res.o_f32[0] == o && fabs(res.lse[0] - lse) <= 0x1p-50 * fabs(lse));
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, softcap_on_two_keys_is_c_tanh_s_over_c)
+{
+    const float k[2] = {6.0f, -1.5f}, v[2] = {2.0f, -3.0f};
+    const float caps[3] = {1.5f, 30.0f, 0.25f};
+    for (int m = 0; m < 2; m++)
+        for (int ci = 0; ci < 3; ci++) {
+            ac_case c;
+            ac_tensors t;
+            known_logits(&c, &t, 1, 2, k, v);
+            c.softcap = caps[ci];
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], 0, &res);
+            double s[2];
+            for (int j = 0; j < 2; j++) { /* c tanh(k / c) at 200 bits, then to double */
+                mpfr_t x;
+                mpfr_init2(x, 200);
+                mpfr_set_d(x, (double)k[j], MPFR_RNDN);
+                mpfr_div_d(x, x, (double)caps[ci], MPFR_RNDN);
+                mpfr_tanh(x, x, MPFR_RNDN);
+                mpfr_mul_d(x, x, (double)caps[ci], MPFR_RNDN);
+                s[j] = mpfr_get_d(x, MPFR_RNDN);
+                mpfr_clear(x);
+            }
+            double lse;
+            float o;
+            exact_softmax(s, v, 2, -INFINITY, &lse, &o);
+            cr_assert(res.o_f32[0] == o, "cap %g: O %a vs %a", (double)caps[ci], (double)res.o_f32[0], (double)o);
+            cr_assert(fabs(res.lse[0] - lse) <= 0x1p-50 * fabs(lse), "cap %g: LSE %a vs %a", (double)caps[ci],
+                      res.lse[0], lse);
+            /* The verdict's magnitude: |c tanh(6 / c)| is the largest capped logit. */
+            cr_assert(fabs(res.capped_abs[0] - s[0]) <= 0x1p-50 * s[0]);
+            cr_assert(res.alibi_abs[0] == 0.0);
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
+}
+
+Test(oracle_analytic, alibi_on_two_keys_is_signed_and_after_softcap)
+{
+    const float k[2] = {0.0f, 0.0f}, v[2] = {1.0f, 5.0f};
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        /* Lq = Lk = 2, no causal mode: row 0 sees key 1 at distance +1 (the
+           contract's signed bias: +slope there; flash-attn's -|d| would give
+           -slope), row 1 sees key 0 at distance -1. */
+        known_logits(&c, &t, 2, 2, k, v);
+        const float slope = 0.375f;
+        cr_assert_eq(ac_case_set_alibi(&c, &slope, 1, NULL), AC_OK);
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        double s0[2] = {0.0, 0.375}, s1[2] = {-0.375, 0.0}, lse;
+        float o;
+        exact_softmax(s0, v, 2, -INFINITY, &lse, &o);
+        cr_assert(res.o_f32[0] == o && fabs(res.lse[0] - lse) <= 0x1p-50 * lse, "row 0: O %a vs %a, LSE %a vs %a",
+                  (double)res.o_f32[0], (double)o, res.lse[0], lse);
+        exact_softmax(s1, v, 2, -INFINITY, &lse, &o);
+        cr_assert(res.o_f32[1] == o && fabs(res.lse[1] - lse) <= 0x1p-50 * lse, "row 1: O %a vs %a", (double)res.o_f32[1],
+                  (double)o);
+        cr_assert(res.alibi_abs[0] == 0.375 && res.alibi_abs[1] == 0.375);
+        ac_oracle_result_free(&res);
+        /* With a softcap the bias is added after the cap, uncapped: a cap of
+           0.25 on logits 0 leaves the ALiBi term 0.375 whole. */
+        c.softcap = 0.25f;
+        run_ok(&c, &t, modes[m], 0, &res);
+        exact_softmax(s0, v, 2, -INFINITY, &lse, &o);
+        cr_assert(res.o_f32[0] == o && fabs(res.lse[0] - lse) <= 0x1p-50 * lse);
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, alibi_product_is_exact_at_large_distances)
+{
+    /* slope = 1 + 2^-23 (24 bits) times the distance -(2^20 + 1) (21 bits)
+       needs 45 bits: an fp32 product would round it. Row 0 of Lq = 1 sees
+       only key 0 (a bool mask), at distance -(Lk - 1), with scale 0: its LSE
+       is the bias, exact in double. */
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        const int32_t lk = (1 << 20) + 2;
+        simple_case(&c, AC_BF16, 1, lk, 1);
+        c.scale_given = 1;
+        c.scale = 0.0f;
+        c.mask = AC_MASK_BOOL;
+        cr_assert_eq(tg_fill(&c, &t, 3, (tg_range){-2, 2}, 0), 0);
+        for (int32_t j = 0; j < lk; j++) t.mask_bool[j] = j == 0;
+        const float slope = 1.0f + 0x1p-23f;
+        cr_assert_eq(ac_case_set_alibi(&c, &slope, 1, NULL), AC_OK);
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        double want = (double)slope * -(double)(lk - 1);
+        cr_assert(res.lse[0] == want, "LSE %a, want %a (fp32 product: %a)", res.lse[0], want,
+                  (double)(slope * (float)-(lk - 1)));
+        cr_assert(res.alibi_abs[0] == -want);
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+Test(oracle_analytic, sink_on_n_equal_logits_adds_to_the_denominator_only)
+{
+    enum { N = 7 };
+    float k[N], v[N];
+    for (int j = 0; j < N; j++) {
+        k[j] = 1.5f;
+        v[j] = (float)(j - 3);
+    }
+    v[0] = 10.0f;
+    const float sinks[3] = {0.0f, 4.0f, -INFINITY};
+    for (int m = 0; m < 2; m++)
+        for (int si = 0; si < 3; si++) {
+            ac_case c;
+            ac_tensors t;
+            known_logits(&c, &t, 1, N, k, v);
+            cr_assert_eq(ac_case_set_sinks(&c, &sinks[si], 1, NULL), AC_OK);
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], 0, &res);
+            /* LSE = ln(n e^s + e^sink); O = e^s sum_j v_j / (n e^s + e^sink). */
+            double s[N], lse;
+            float o;
+            for (int j = 0; j < N; j++) s[j] = 1.5;
+            exact_softmax(s, v, N, (double)sinks[si], &lse, &o);
+            double closed = sinks[si] > -INFINITY ? log(N * exp(1.5) + exp((double)sinks[si])) : 1.5 + log((double)N);
+            cr_assert(fabs(lse - closed) <= 1e-15 * fabs(closed));
+            cr_assert(fabs(res.lse[0] - lse) <= 0x1p-50 * fabs(lse), "sink %g: LSE %a vs %a", (double)sinks[si],
+                      res.lse[0], lse);
+            cr_assert(res.o_f32[0] == o, "sink %g: O %a vs %a", (double)sinks[si], (double)res.o_f32[0], (double)o);
+            cr_assert_eq(res.n_allowed[0], N);
+            if (si == 1) cr_assert(res.logit_abs[0] == 4.0, "the sink's |logit| is in logit_abs");
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
+}
+
+Test(oracle_analytic, empty_row_with_a_sink_gives_zero_and_the_sink)
+{
+    const float k[1] = {0.75f}, v[1] = {2.0f};
+    for (int m = 0; m < 2; m++)
+        for (int base2 = 0; base2 < 2; base2++) {
+            ac_case c;
+            ac_tensors t;
+            /* Lq = 3, Lk = 1, causal BR: rows 0 and 1 see no key. */
+            known_logits(&c, &t, 3, 1, k, v);
+            c.causal = AC_CAUSAL_BOTTOM_RIGHT;
+            const float sink = 1.25f;
+            cr_assert_eq(ac_case_set_sinks(&c, &sink, 1, NULL), AC_OK);
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], base2, &res);
+            double want_sink = base2 ? 1.25 / log(2.0) : 1.25;
+            for (int i = 0; i < 2; i++) {
+                cr_assert_eq(res.n_allowed[i], 0);
+                cr_assert(res.o_f32[i] == 0.0f && res.o[i] == 0.0);
+                cr_assert(fabs(res.lse[i] - want_sink) <= 1e-15 * want_sink, "row %d: LSE %a, want the sink %a", i,
+                          res.lse[i], want_sink);
+            }
+            double s[1] = {0.75}, lse;
+            float o;
+            exact_softmax(s, v, 1, 1.25, &lse, &o);
+            if (base2) lse /= log(2.0);
+            cr_assert(res.o_f32[2] == o && fabs(res.lse[2] - lse) <= 1e-15 * lse);
+            ac_oracle_result_free(&res);
+            /* Without a sink (-inf) the old contract: LSE = -inf. */
+            const float none = -INFINITY;
+            cr_assert_eq(ac_case_set_sinks(&c, &none, 1, NULL), AC_OK);
+            run_ok(&c, &t, modes[m], base2, &res);
+            cr_assert(res.lse[0] == -INFINITY && res.lse[1] == -INFINITY);
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
 }

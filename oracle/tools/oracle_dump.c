@@ -1,5 +1,6 @@
 /* oracle_dump: writes random small cases (every op, causal mode, mask kind,
- * GQA ratio, paging, dtype and scale kind) with their exact inputs as bit
+ * GQA ratio, paging, dtype, scale kind and the features: window, softcap, ALiBi,
+ * sinks) with their exact inputs as bit
  * patterns and the oracle's answers, one block per case, for the independent
  * recomputation by tests/mpmath_check.py.
  *   oracle_dump [--cases N] [--mode fast|mpfr] [--seed S]
@@ -62,6 +63,11 @@ static int dump_case(FILE *f, const ac_case *c, const ac_tensors *t, ac_oracle_m
         put_f32(f, "o_part", t->o_part, tq * c->heads_q * c->num_splits * D);
     } else {
         fprintf(f, "paged %d %d %d %d\n", c->paged, c->block_size, c->num_blocks, c->max_blocks_per_seq);
+        /* The features (docs/CONTRACT.md): only when on; absent means off. */
+        if (c->window_left != -1 || c->window_right != -1) fprintf(f, "window %d %d\n", c->window_left, c->window_right);
+        if (c->softcap != 0.0f) put_f32(f, "softcap", &c->softcap, 1);
+        if (c->n_alibi) put_f32(f, "alibi", c->alibi_slopes, c->n_alibi);
+        if (c->n_sinks) put_f32(f, "sinks", c->sinks, c->n_sinks);
         if (c->paged) put_i32(f, "table", c->block_table, (int64_t)c->batch * c->max_blocks_per_seq);
         put_u16(f, "q", t->q, tq * c->heads_q * D);
         put_u16(f, "k", t->k, t->kv_elems);
@@ -133,7 +139,9 @@ int main(int argc, char **argv)
         ac_case c;
         ac_tensors t;
         uint64_t s = seed + (uint64_t)i * 104729u;
-        if (tg_random_case(ops[i % 4], s, &c, &t)) {
+        /* Every other group of four: the attention cases carry features. */
+        if (tg_random_case(ops[i % 4], s, &c, &t) ||
+            (ops[i % 4] != AC_OP_COMBINE && (i / 4) % 2 == 1 && tg_random_features(&c, s ^ 0x5eed))) {
             fprintf(stderr, "oracle_dump: out of memory\n");
             return 1;
         }

@@ -220,4 +220,37 @@ static inline int tg_random_case(ac_op op, uint64_t seed, ac_case *c, ac_tensors
     return tg_fill(c, t, tg_next(&r), vr, 1);
 }
 
+/* The features of docs/CONTRACT.md drawn from `seed` onto an attention case
+   (prefill or decode; its shapes and tensors stay as they are): each of
+   window, softcap, ALiBi and sinks on with probability 1/2, with values that
+   reach empty windows, caps below and above the logits, slopes of both signs
+   and -inf or dominant sinks. */
+static inline int tg_random_features(ac_case *c, uint64_t seed)
+{
+    tg_rng r = {seed};
+    if (tg_below(&r, 2)) {
+        c->window_left = tg_below(&r, 4) ? tg_below(&r, 9) : -1;
+        c->window_right = tg_below(&r, 3) ? tg_below(&r, 5) : -1;
+        if (c->window_left == -1 && c->window_right == -1) c->window_right = 0;
+    }
+    if (tg_below(&r, 2)) c->softcap = fabsf(tg_f32(&r, -2, 5)) + 0.25f; /* 0.25 .. 64 */
+    float v[64];
+    int32_t hq = c->heads_q < 64 ? c->heads_q : 64;
+    if (hq > 0 && tg_below(&r, 2)) {
+        for (int32_t h = 0; h < hq; h++) { /* the ALiBi geometric slopes 2^-(8(h+1)/H), either sign, or others */
+            float x = tg_below(&r, 2) ? ldexpf(1.0f, -(int)(1 + tg_below(&r, 8))) : tg_f32(&r, -6, 1);
+            v[h] = tg_below(&r, 4) ? x : -x;
+        }
+        if (ac_case_set_alibi(c, v, hq, NULL)) return -1;
+    }
+    if (hq > 0 && tg_below(&r, 2)) {
+        for (int32_t h = 0; h < hq; h++) {
+            int k = tg_below(&r, 4);
+            v[h] = k == 0 ? -INFINITY : k == 1 ? 0.0f : (tg_next(&r) & 1 ? 1.0f : -1.0f) * tg_f32(&r, -3, 4);
+        }
+        if (ac_case_set_sinks(c, v, hq, NULL)) return -1;
+    }
+    return 0;
+}
+
 #endif
