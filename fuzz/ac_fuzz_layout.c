@@ -171,8 +171,10 @@ static void kernel_refuses(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_out
         char want[160];
         ac_fuzz_mask_str(kmask, want, sizeof want);
         const ac_backend_ops *ops = ac_backend_get(env->backend);
-        if (st == AC_ERR_NO_DEVICE || (st == AC_ERR_UNSUPPORTED && ops && !ops->run[c->op])) {
-            /* nothing to judge: no device, or a backend without this family */
+        if (st == AC_ERR_NO_DEVICE ||
+            (st == AC_ERR_UNSUPPORTED && ops && (!ops->run[c->op] || lacks_features(env->backend, c)))) {
+            /* nothing to judge: no device, a backend without this family or
+               one of the case's features (refused before the entry ran) */
         } else if (!(kmask & BIT(st))) {
             out->code = st;
             finding(out, "kernel host API (%s) on a bad layout: expected %s, got %s", ac_backend_name(env->backend),
