@@ -236,6 +236,13 @@ static void run_oracle(ac_bug bug, uint64_t seed, int cases, check_result *res)
         ac_check_result cr;
         memset(&cr, 0, sizeof cr);
         st = ac_check_case(&c, &opts, &cr);
+        if (st == AC_ERR_UNSUPPORTED && cr.stage && !strcmp(cr.stage, "kernel")) {
+            /* a feature the models do not implement (yet): not run, never a catch */
+            if (g_verbose) printf("    oracle %-20s unsupported | %s\n", ac_bug_name(bug), line);
+            ac_check_result_free(&cr);
+            ac_case_free(&c);
+            continue;
+        }
         res->ran++;
         if (g_verbose)
             printf("    oracle %-20s %s | %s\n", ac_bug_name(bug), st ? ac_status_name(st) : cr.verdict.summary, line);
