@@ -32,9 +32,11 @@ static ac_status ref64_alloc(ac_oracle_result *m, int64_t rows, int32_t D, ac_er
     m->sv_tiny = malloc(sizeof(double) * e);
     m->qk_abs = malloc(sizeof(double) * r);
     m->logit_abs = malloc(sizeof(double) * r);
+    m->capped_abs = calloc(r, sizeof(double));
+    m->alibi_abs = calloc(r, sizeof(double));
     m->n_allowed = malloc(sizeof(int32_t) * r);
     if (!m->checked || !m->o || !m->o_f32 || !m->o_half || !m->lse || !m->spv || !m->spvo || !m->sv || !m->sv_tiny || !m->qk_abs ||
-        !m->logit_abs || !m->n_allowed) {
+        !m->logit_abs || !m->capped_abs || !m->alibi_abs || !m->n_allowed) {
         ac_oracle_result_free(m);
         return ac_fail(err, AC_ERR_NOMEM, "ref64: out of memory for %lld rows", (long long)rows);
     }
@@ -46,6 +48,7 @@ static ac_status ref64_alloc(ac_oracle_result *m, int64_t rows, int32_t D, ac_er
    SPV, SPVO, SV, SV_tiny, |s| max (the oracle's definitions, oracle.h). */
 typedef struct row_work {
     double *s, *p;
+    double sink;            /* the row's sink logit, -inf: none (docs/CONTRACT.md) */
     const uint16_t **vrow;  /* attention: V rows in the dtype */
     const float **vrow32;   /* combine: O_s rows in fp32 */
 } row_work;
@@ -57,16 +60,17 @@ static void finish_row(const ac_case *c, ac_oracle_result *m, int64_t r, int32_t
     double *sv = m->sv + r * D, *svt = m->sv_tiny + r * D;
     m->n_allowed[r] = n;
     for (int32_t d = 0; d < D; d++) o[d] = spv[d] = spvo[d] = sv[d] = svt[d] = 0.0;
-    double mx = -INFINITY, L = 0.0;
+    const int sink = w->sink > -INFINITY;
+    double mx = sink ? w->sink : -INFINITY, L = sink ? fabs(w->sink) : 0.0;
     for (int32_t j = 0; j < n; j++) {
         if (w->s[j] > mx) mx = w->s[j];
         if (fabs(w->s[j]) > L) L = fabs(w->s[j]);
     }
     m->logit_abs[r] = L;
     if (n == 0) {
-        m->lse[r] = -INFINITY;
+        m->lse[r] = sink ? w->sink : -INFINITY; /* an empty row: O = 0, LSE = the sink */
     } else {
-        double l = 0.0;
+        double l = sink ? exp(w->sink - mx) : 0.0; /* the sink: in the denominator only */
         for (int32_t j = 0; j < n; j++) l += (w->p[j] = exp(w->s[j] - mx));
         for (int32_t j = 0; j < n; j++) w->p[j] /= l;
         m->lse[r] = mx + log(l);
@@ -102,7 +106,7 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
     int32_t max_lk = 1;
     for (int32_t b = 0; b < c->batch; b++)
         if (c->seqlen_k[b] > max_lk) max_lk = c->seqlen_k[b];
-    row_work w = {malloc(sizeof(double) * (size_t)max_lk), malloc(sizeof(double) * (size_t)max_lk),
+    row_work w = {malloc(sizeof(double) * (size_t)max_lk), malloc(sizeof(double) * (size_t)max_lk), -INFINITY,
                   malloc(sizeof(uint16_t *) * (size_t)max_lk), NULL};
     if (!w.s || !w.p || !w.vrow) {
         free(w.s);
@@ -115,9 +119,12 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
         const int32_t Lq = c->seqlen_q[b], Lk = c->seqlen_k[b];
         const int32_t *row_tab = c->paged ? c->block_table + (int64_t)b * c->max_blocks_per_seq : NULL;
         for (int32_t i = 0; i < Lq; i++, tok++) {
-            const int32_t end = ac_causal_end((int)c->causal, i, Lq, Lk);
+            int32_t begin, end; /* causal mode and window; the mask below */
+            ac_key_range((int)c->causal, c->window_left, c->window_right, i, Lq, Lk, &begin, &end);
             for (int32_t h = 0; h < Hq; h++) {
                 const int64_t r = tok * Hq + h;
+                double capped_abs = 0.0, alibi_abs = 0.0;
+                w.sink = c->n_sinks > 0 ? (double)c->sinks[h] : -INFINITY;
                 const int32_t kvh = kv_mod ? h % Hkv : ac_kv_head(h, Hq, Hkv);
                 const uint16_t *q = t->q + ac_thd_offset(tok, h, Hq, D);
                 int64_t mrow = 0;
@@ -125,7 +132,7 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
                     mrow = t->mask_off[b] + ((int64_t)(c->mask_per_head ? h : 0) * Lq + i) * Lk;
                 int32_t n = 0;
                 double qk_abs = 0.0;
-                for (int32_t j = 0; j < end; j++) {
+                for (int32_t j = begin; j < end; j++) {
                     double bias = 0.0;
                     if (c->mask == AC_MASK_BOOL && !t->mask_bool[mrow + j]) continue;
                     if (c->mask == AC_MASK_ADDITIVE) {
@@ -141,11 +148,23 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
                         dabs += fabs(x);
                     }
                     if (fabs(scale) * dabs > qk_abs) qk_abs = fabs(scale) * dabs;
-                    w.s[n] = scale * dot + bias;
+                    double sj = scale * dot; /* then softcap, ALiBi, the bias (docs/CONTRACT.md) */
+                    if (c->softcap > 0.0f) {
+                        sj = (double)c->softcap * tanh(sj / (double)c->softcap);
+                        if (fabs(sj) > capped_abs) capped_abs = fabs(sj);
+                    }
+                    if (c->n_alibi > 0) {
+                        double a = (double)c->alibi_slopes[h] * (double)ac_alibi_dist(i, j, Lq, Lk); /* exact */
+                        sj += a;
+                        if (fabs(a) > alibi_abs) alibi_abs = fabs(a);
+                    }
+                    w.s[n] = sj + bias;
                     w.vrow[n] = t->v + off;
                     n++;
                 }
                 m->qk_abs[r] = qk_abs;
+                m->capped_abs[r] = capped_abs;
+                m->alibi_abs[r] = alibi_abs;
                 finish_row(c, m, r, n, &w);
             }
         }
@@ -159,7 +178,7 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
 static ac_status ref64_combine(const ac_case *c, const ac_tensors *t, ac_oracle_result *m, ac_error *err)
 {
     const int32_t D = c->head_dim, S = c->num_splits;
-    row_work w = {malloc(sizeof(double) * (size_t)S), malloc(sizeof(double) * (size_t)S), NULL,
+    row_work w = {malloc(sizeof(double) * (size_t)S), malloc(sizeof(double) * (size_t)S), -INFINITY, NULL,
                   malloc(sizeof(float *) * (size_t)S)};
     if (!w.s || !w.p || !w.vrow32) {
         free(w.s);
@@ -244,15 +263,17 @@ static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outpu
         const int32_t *row_tab = c->paged ? c->block_table + (int64_t)b * c->max_blocks_per_seq : NULL;
         for (int32_t i = 0; i < Lq; i++) {
             int64_t tok = t->cu_seqlens_q[b] + i;
-            int32_t end = ac_causal_end((int)c->causal, i, Lq, Lk);
+            int32_t begin, end; /* causal mode and window; the mask below */
+            ac_key_range((int)c->causal, c->window_left, c->window_right, i, Lq, Lk, &begin, &end);
             for (int32_t h = 0; h < Hq; h++) {
                 int32_t kvh = ac_kv_head(h, Hq, Hkv);
+                const float sink = c->n_sinks > 0 ? c->sinks[h] : -INFINITY;
                 const uint16_t *q = t->q + ac_thd_offset(tok, h, Hq, D);
                 int64_t mrow = 0;
                 if (c->mask != AC_MASK_NONE)
                     mrow = t->mask_off[b] + ((int64_t)(c->mask_per_head ? h : 0) * Lq + i) * Lk;
-                float m = -INFINITY;
-                for (int32_t j = 0; j < end; j++) {
+                float m = sink; /* the sink takes part in the maximum and the denominator */
+                for (int32_t j = begin; j < end; j++) {
                     s[j] = -INFINITY;
                     if (c->mask == AC_MASK_BOOL && !t->mask_bool[mrow + j]) continue;
                     float bias = c->mask == AC_MASK_ADDITIVE ? t->mask_bias[mrow + j] : 0.0f;
@@ -262,13 +283,16 @@ static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outpu
                     float dot = 0.0f;
                     for (int32_t d = 0; d < D; d++)
                         dot += ac_half_to_f32(c->dtype, q[d]) * ac_half_to_f32(c->dtype, t->k[ko + d]);
-                    s[j] = dot * scale + bias;
+                    float sj = dot * scale;
+                    if (c->softcap > 0.0f) sj = c->softcap * tanhf(sj / c->softcap);
+                    if (c->n_alibi > 0) sj += c->alibi_slopes[h] * ac_alibi_dist(i, j, Lq, Lk);
+                    s[j] = sj + bias;
                     if (s[j] > m) m = s[j];
                 }
-                float l = 0.0f;
+                float l = sink > -INFINITY ? expf(sink - m) : 0.0f;
                 for (int32_t d = 0; d < D; d++) acc[d] = 0.0f;
                 if (m != -INFINITY)
-                    for (int32_t j = 0; j < end; j++) {
+                    for (int32_t j = begin; j < end; j++) {
                         if (s[j] == -INFINITY) continue;
                         float p = expf(s[j] - m);
                         l += p;

@@ -32,19 +32,22 @@ extern "C" {
 /* Flags of ac_ref64. */
 #define AC_REF_KV_MOD 1u /* map query head h to KV head h % Hkv (what the GQA bug computes), not h / (Hq/Hkv) */
 
-/* Prefill, decode (causal mode, masks, paged or contiguous K/V, GQA), combine
+/* Prefill, decode (causal mode, masks, paged or contiguous K/V, GQA, and the
+   features: window, softcap, ALiBi and sinks, docs/CONTRACT.md section 12), combine
    (softmax over the splits' LSEs, empty splits skipped) or store (the caches
    after the store) of case c on tensors t, in double. Fills every row
    (checked = 1): o, o_f32 and o_half (O rounded once to fp32 and to the
-   dtype), lse (natural log, -inf for an empty row), spv, spvo, sv, sv_tiny,
-   qk_abs, logit_abs and n_allowed as oracle.h defines them; for the store
+   dtype), lse (natural log, -inf for an empty row without a sink, the sink
+   with one), spv, spvo, sv, sv_tiny, qk_abs, logit_abs, capped_abs,
+   alibi_abs and n_allowed as oracle.h defines them; for the store
    k_cache, v_cache and kv_elems. t needs cu_seqlens_k for contiguous K/V and
    mask_off for a mask; not cu_seqlens_q (rows follow the case's seqlen_q).
    Free with ac_oracle_result_free. */
 ac_status ac_ref64(const ac_case *c, const ac_tensors *t, unsigned flags, ac_oracle_result *res, ac_error *err);
 
 /* Same-precision CPU reference (flash-attn's "reference in the same
-   precision"): fp32 logits, plain softmax in fp32, P rounded to the input
+   precision"): fp32 logits (tanhf softcap, fp32 ALiBi product), plain
+   softmax in fp32 with the sink in the maximum and the sum, P rounded to the input
    dtype, fp32 accumulation, output rounded to the dtype. Prefill/decode/
    combine; allocates out (ac_outputs_alloc). The verdict's ratio_vs_ref. */
 ac_status ac_ref32(const ac_case *c, const ac_tensors *t, ac_outputs *out, ac_error *err);

@@ -30,6 +30,18 @@
    (<= 2 ulp = 4 u32); 4 u32 covers all three. It moves a logit by at most
    4 u32 * |scale q.k| <= 4 u32 * QK. */
 #define AC_SCALE_REPR_U32 4.0
+/* Softcap's tanh: a third-party kernel may use tanh.approx.f32, maximum
+   relative error about 2^-11 (PTX ISA); doubled for the multiply by c and
+   tanhf's own ulps, it moves a capped logit by at most 2^-10 |s_capped|. */
+#define AC_TANH_REL 0x1p-10
+/* Before the tanh, scale * q.k is divided by c: with the scale product that
+   is 2 roundings of the argument, each moving c tanh(x / c) by at most
+   u32 |scale q.k| (its slope is <= 1). */
+#define AC_SOFTCAP_ARG_ROUNDINGS 2.0
+/* ALiBi in fp32: slope * (float)dist is one rounding (the distance is exact
+   below 2^24), and adding it to the capped logit one more, of at most
+   u32 |bias| each beyond what AC_LOGIT_ROUNDINGS counts on |s|. */
+#define AC_ALIBI_ROUNDINGS 2.0
 /* Smallest normal fp32: a weight below it may be flushed to zero (ex2.approx.ftz,
    flush-to-zero arithmetic), dropping at most 2^-126 |v_j| per key. */
 #define AC_FTZ 0x1p-126
@@ -48,6 +60,9 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
     const double u32 = AC_U_FP32;
     double n = res->n_allowed[row] > 0 ? (double)res->n_allowed[row] : 1.0;
     int combine = ac_family_judge(c->op) == AC_JUDGE_BOUND_F32;
+    /* A finite sink is one more term of the denominator's sum. */
+    int32_t head = c->heads_q > 0 ? (int32_t)(row % c->heads_q) : 0;
+    if (!combine && c->n_sinks > head && c->sinks[head] > -INFINITY) n += 1.0;
     /* P is rounded to the input dtype before P.V (not in the combine, where
        the weights stay fp32). */
     tm->u_in = combine ? u32 : ac_unit_roundoff(c->dtype);
@@ -58,6 +73,13 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
     double dot = combine ? 0.0 : (double)(c->head_dim - 1) * u32 * res->qk_abs[row];
     tm->delta_s = dot + AC_LOGIT_ROUNDINGS * u32 * res->logit_abs[row] + AC_EPS_EXP;
     if (res->scale_exact && !combine) tm->delta_s += AC_SCALE_REPR_U32 * u32 * res->qk_abs[row];
+    /* The features' logit errors (docs/VERDICT.md, "Features"); the sink's
+       own |logit| is in logit_abs already (the max subtraction sees it). */
+    if (!combine && c->softcap > 0.0f)
+        tm->delta_s += AC_TANH_REL * (res->capped_abs ? res->capped_abs[row] : res->logit_abs[row]) +
+                       AC_SOFTCAP_ARG_ROUNDINGS * u32 * res->qk_abs[row];
+    if (!combine && c->n_alibi > 0)
+        tm->delta_s += AC_ALIBI_ROUNDINGS * u32 * (res->alibi_abs ? res->alibi_abs[row] : res->logit_abs[row]);
     tm->gamma_n = AC_LAMBDA_ACC * sqrt(n) * u32;
     tm->eps_log = AC_EPS_LOG;
     /* P rounded to fp16 below its normal range (2^-14) has an absolute error of
@@ -221,12 +243,13 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
             }
         }
         if (opts->skip_lse) continue;
-        /* LSE: -inf exactly for an empty row, else the tight bound. */
+        /* LSE: -inf exactly for an empty row without a sink, else the tight
+           bound (an empty row with a sink: LSE* = the sink). */
         double want = res->lse[r];
         double got = out->lse[r];
         if (opts->lse_base2 && isfinite(got)) got *= 0.69314718055994530942; /* ln 2 */
         double rl;
-        if (empty) {
+        if (empty && want == -INFINITY) {
             rl = (got == -INFINITY) ? 0.0 : INFINITY;
             if (got != -INFINITY) v->n_bad_empty++;
         } else if (!isfinite(got)) {

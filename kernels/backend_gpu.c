@@ -23,11 +23,11 @@ const ac_backend_ops ac_backend_gpu_ops = {
     .name = "gpu",
     .about = "the bundled CUDA kernels on the first visible device",
     .available = gpu_available,
-    .features[AC_OP_DECODE] = AC_FEAT_ALL, /* the decode kernel: window, softcap, ALiBi, sinks */
     .run = {
 #define AC_FAMILY(name, NAME, ...) [AC_OP_##NAME] = ac_gpu_##name,
 #include "ac_families.def"
 #undef AC_FAMILY
     },
-    .features = {[AC_OP_PREFILL] = AC_FEAT_WINDOW},
+    /* the prefill and decode kernels (and models): window, softcap, ALiBi, sinks */
+    .features = {[AC_OP_PREFILL] = AC_FEAT_ALL, [AC_OP_DECODE] = AC_FEAT_ALL},
 };

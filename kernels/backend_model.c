@@ -16,11 +16,11 @@ const ac_backend_ops ac_backend_model_ops = {
     .name = "cpu-model",
     .about = "the CPU models of the bundled kernels (same tiles and arithmetic order, no GPU used)",
     .available = model_available,
-    .features[AC_OP_DECODE] = AC_FEAT_ALL, /* the decode model: window, softcap, ALiBi, sinks */
     .run = {
 #define AC_FAMILY(name, NAME, ...) [AC_OP_##NAME] = ac_model_##name,
 #include "ac_families.def"
 #undef AC_FAMILY
     },
-    .features = {[AC_OP_PREFILL] = AC_FEAT_WINDOW},
+    /* the prefill and decode kernels (and models): window, softcap, ALiBi, sinks */
+    .features = {[AC_OP_PREFILL] = AC_FEAT_ALL, [AC_OP_DECODE] = AC_FEAT_ALL},
 };

@@ -5,13 +5,20 @@
  *
  * Order of the arithmetic, mirrored from the kernel (docs/PREFILL.md):
  *   s    = q.k as fp32 partial sums of 16 products (one m16n8k16 k-step each)
- *   t    = s * (scale*log2 e)            [+ fmaf(bias, log2 e, t) with a bias]
+ *   t    = s * (scale*log2 e),  or with softcap c: tanhf(s * (scale/c)) * (c log2 e)
+ *          [+ fmaf(slope * (float)dist, log2 e, t) with ALiBi]
+ *          [+ fmaf(bias, log2 e, t) with a bias]
+ *          keys outside the row's [begin, end) (causal mode and window) are -inf;
+ *          the CTA visits key tiles [begin(first row) / 64, ceil(end(last row) / 64))
  *   m'   = max(m, max_tile t);  m_use = m' == -inf ? 0 : m'   (empty-row guard)
  *   p    = exp2(t - m_use);     alpha = exp2(m - m_use)
  *   l_g  = fmaf(l_g, alpha, sum of the group's p)  for 4 column groups (the
  *          4 lanes sharing a row), reduced (l0+l1)+(l2+l3) at the end
  *   o    = o*alpha + sum over k-steps of (16 products round(p)*v)
- *   O    = o * (1/l),  LSE = fmaf(m, ln 2, ln l);  empty row: O = 0, LSE = -inf */
+ *   O    = o * (1/l),  LSE = fmaf(m, ln 2, ln l);  empty row: O = 0, LSE = -inf
+ *   with a finite sink (ms = sink * log2 e, m' = max(m, ms)):
+ *          l' = fmaf(l, exp2(m - m'), exp2(ms - m')),  O = o * (exp2(m - m') * (1/l')),
+ *          LSE = fmaf(m', ln 2, ln l');  empty row: O = 0, LSE = sink */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +39,9 @@ typedef struct row_rule {
     const uint8_t *mbool;  /* this (sequence, mask head)'s [lq, lk] mask or NULL */
     const float *mbias;
     int32_t window_left, window_right; /* (-1, -1) without a window */
+    float cap_in, cap_out;   /* softcap (ac_prefill_softcap_factors); cap_out 0: off */
+    int has_alibi;
+    float slope;             /* this head's ALiBi slope */
 } row_rule;
 
 /* Causal end of row i under the (possibly injected) rule; keys [0, end). */
@@ -84,7 +94,7 @@ static float round_to(ac_dtype t, float x) { return ac_half_to_f32(t, ac_f32_to_
    the row's visible keys in logical order as fp32 ([key_limit, D]). */
 static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float *Vf, int32_t D, int32_t tile0,
                       int32_t tile1, int32_t tile_n, float scale_log2, const row_rule *r, int32_t i, float *acc,
-                      float *m_out, float *l_out, float *t /* [tile_n] scratch */)
+                      float *m_out, float *l_out, int32_t *first_out, float *t /* [tile_n] scratch */)
 {
     int32_t begin, end;
     row_range(r, i, &begin, &end);
@@ -93,7 +103,11 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
         for (int32_t j = end - 1; j >= begin; j--)
             if (mask_ok(r, i, j)) { drop = j; break; }
 
+    /* AC_BUG_SOFTCAP_AFTER_MASK: every key of the visited tiles is computed,
+       masked to -inf, then capped: excluded keys come back as -c. */
+    const int cap_last = r->bug == AC_BUG_SOFTCAP_AFTER_MASK && r->cap_out != 0.0f;
     float m = -INFINITY, lg[4] = {0, 0, 0, 0};
+    int32_t first = -1;
     for (int32_t d = 0; d < D; d++) acc[d] = 0.0f;
     for (int32_t tile = tile0; tile < tile1; tile++) {
         int32_t n0 = tile * tile_n;
@@ -102,7 +116,8 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
             int32_t j = n0 + c;
             int ok = j >= begin && j < end && mask_ok(r, i, j) && j != drop &&
                      !(r->bug == AC_BUG_SKIP_BLOCK_FIRST && r->block_size > 0 && j % r->block_size == 0);
-            if (!ok) { t[c] = -INFINITY; continue; }
+            if (ok && first < 0) first = j;
+            if (!ok && !(cap_last && j < r->lk)) { t[c] = -INFINITY; continue; }
             const float *kr = Kf + (int64_t)j * D;
             float s = 0.0f;
             for (int32_t k0 = 0; k0 < D; k0 += 16) {
@@ -110,8 +125,15 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
                 for (int32_t d = k0; d < k0 + 16 && d < D; d++) part += qf[d] * kr[d];
                 s += part;
             }
-            float tv = s * scale_log2;
+            /* The contract's order: scale (or softcap), ALiBi, the bias. */
+            float tv = r->cap_out != 0.0f && !cap_last ? tanhf(s * r->cap_in) * r->cap_out : s * scale_log2;
+            if (r->has_alibi) {
+                float dist = ac_alibi_dist(i, j, r->lq, r->lk);
+                if (r->bug == AC_BUG_ALIBI_SIGN) dist = -dist;
+                tv = fmaf(r->slope * dist, LOG2E_F, tv);
+            }
             if (r->mbias && j < r->lk) tv = fmaf(r->mbias[(int64_t)i * r->lk + j], LOG2E_F, tv);
+            if (cap_last) tv = tanhf((ok ? tv : -INFINITY) / r->cap_out) * r->cap_out;
             t[c] = tv;
             if (tv > mx) mx = tv;
         }
@@ -142,6 +164,7 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
     }
     *m_out = m;
     *l_out = (lg[0] + lg[1]) + (lg[2] + lg[3]);
+    *first_out = first;
 }
 
 ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
@@ -191,6 +214,8 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
         r.key_limit = lk;
         r.window_left = AC_PREFILL_WINDOW_LEFT(p);
         r.window_right = AC_PREFILL_WINDOW_RIGHT(p);
+        if (p->softcap > 0.0f) ac_prefill_softcap_factors(scale, p->softcap, &r.cap_in, &r.cap_out);
+        r.has_alibi = p->h_alibi_slopes != NULL;
         if (bug == AC_BUG_TAIL_UNMASKED) { /* read to the end of the last block / tile */
             if (p->paged) {
                 r.key_limit = ac_blocks_used(lk, p->block_size) * p->block_size;
@@ -202,6 +227,8 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
         }
         for (int32_t h = 0; h < Hq; h++) {
             const int32_t kvh = bug == AC_BUG_GQA_MOD ? h % Hkv : ac_kv_head(h, Hq, Hkv);
+            r.slope = r.has_alibi ? p->h_alibi_slopes[h] : 0.0f;
+            const float sink = p->h_sinks ? p->h_sinks[h] : -INFINITY;
             for (int32_t j = 0; j < r.key_limit; j++) {
                 int64_t off = p->paged ? ac_cache_offset(ac_pos_slot(trow, j, p->block_size), kvh, Hkv, D)
                                        : ac_thd_offset((int64_t)k0 + j, kvh, Hkv, D);
@@ -229,18 +256,36 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
                     int64_t qoff = ac_thd_offset((int64_t)q0 + i, h, Hq, D);
                     for (int32_t d = 0; d < D; d++) qf[d] = ac_half_to_f32(dt, q[qoff + d]);
                     float m, l;
-                    model_row(dt, qf, Kf, Vf, D, tile0, tile1, tile_n, scale_log2, &r, i, acc, &m, &l, t);
+                    int32_t first;
+                    model_row(dt, qf, Kf, Vf, D, tile0, tile1, tile_n, scale_log2, &r, i, acc, &m, &l, &first, t);
                     int empty = m == -INFINITY;
-                    float inv = empty ? 0.0f : 1.0f / l;
-                    for (int32_t d = 0; d < D; d++)
-                        out[qoff + d] = ac_f32_to_half(dt, empty ? 0.0f : acc[d] * inv);
-                    if (p->lse) {
-                        float lse;
+                    float inv, lse, w_first = 0.0f; /* w_first: AC_BUG_SINK_NUMERATOR's weight */
+                    if (sink != -INFINITY) {
+                        /* The sink joins the denominator only (kernel epilogue):
+                           l' = l 2^(m - m') + 2^(ms - m'), m' = max(m, ms). */
+                        if (empty) {
+                            inv = 0.0f;
+                            lse = sink;
+                        } else {
+                            float ms = sink * LOG2E_F, mn = fmaxf(m, ms);
+                            float a = exp2f(m - mn), ws = exp2f(ms - mn);
+                            float l2 = fmaf(l, a, ws);
+                            inv = a * (1.0f / l2);
+                            lse = bug == AC_BUG_LSE_BASE2 ? mn + log2f(l2) : fmaf(mn, LN2_F, logf(l2));
+                            if (bug == AC_BUG_SINK_NUMERATOR && first >= 0) w_first = ws * (1.0f / l2);
+                        }
+                    } else {
+                        inv = empty ? 0.0f : 1.0f / l;
                         if (empty) lse = -INFINITY;
                         else if (bug == AC_BUG_LSE_BASE2) lse = m + log2f(l);
                         else lse = fmaf(m, LN2_F, logf(l));
-                        p->lse[(int64_t)(q0 + i) * Hq + h] = lse;
                     }
+                    for (int32_t d = 0; d < D; d++)
+                        out[qoff + d] = ac_f32_to_half(dt, empty ? 0.0f : acc[d] * inv);
+                    if (w_first != 0.0f) /* the sink as a key whose value row is the first allowed key's */
+                        for (int32_t d = 0; d < D; d++)
+                            out[qoff + d] = ac_f32_to_half(dt, fmaf(w_first, Vf[(int64_t)first * D + d], acc[d] * inv));
+                    if (p->lse) p->lse[(int64_t)(q0 + i) * Hq + h] = lse;
                 }
             }
         }

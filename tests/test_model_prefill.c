@@ -400,6 +400,32 @@ Test(model_prefill, validation_names_the_argument)
     bad.dtype = (ac_dtype)7;
     cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
 
+    /* The features' arguments: argument and index named. */
+    static const float slopes[] = {0.5f, 0.25f, 0.125f, NAN}, sinks[] = {1.0f, INFINITY, 0.0f, 3.0f};
+    bad = p;
+    bad.h_alibi_slopes = slopes;
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SHAPE);
+    cr_expect(strstr(err.msg, "alibi_slopes[3] = nan") != NULL, "%s", err.msg);
+    bad = p;
+    bad.h_sinks = sinks;
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SHAPE);
+    cr_expect(strstr(err.msg, "sinks[1] = inf") != NULL, "%s", err.msg);
+    bad = p;
+    bad.softcap = -1.0f;
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SHAPE);
+    cr_expect(strstr(err.msg, "softcap = -1") != NULL, "%s", err.msg);
+    bad = p;
+    bad.has_window = 1;
+    bad.window_left = 3;
+    bad.window_right = -2;
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SHAPE);
+    cr_expect(strstr(err.msg, "window_right = -2") != NULL, "%s", err.msg);
+    /* The device path also needs the device copies. */
+    bad = p;
+    bad.h_sinks = (const float[]){0.0f, 1.0f, 2.0f, 3.0f};
+    cr_expect_eq(ac_prefill_validate(&bad, 1, &err), AC_ERR_NULL);
+    cr_expect(strstr(err.msg, "d_sinks is NULL") != NULL, "%s", err.msg);
+
     /* None of the failures above wrote anything: rerun from poison. */
     ac_outputs out2 = {0};
     cr_assert_eq(ac_outputs_alloc(&c, &out2, &err), AC_OK);
@@ -608,6 +634,27 @@ static void feat_expect_ok(const cfg *g, const char *what)
 
 static const int LQ_W[] = {200, 70, 300, 1}, LK_W[] = {200, 300, 70, 129};
 
+/* A feature case's base: 4 sequences (Lq = Lk, Lq < Lk, Lq > Lk, Lq = 1),
+   GQA 2:1, dtype, D, causal mode, layout, block size and mask chosen by n. */
+static cfg feat_cfg(int n)
+{
+    cfg g = {0};
+    g.dtype = (ac_dtype)(n % 2);
+    g.batch = 4;
+    g.lq = LQ_W;
+    g.lk = LK_W;
+    g.hq = 4;
+    g.hkv = 2;
+    g.d = n % 3 == 0 ? 128 : 64;
+    g.causal = (ac_causal)(n % 3);
+    g.paged = n % 2;
+    g.block_size = n % 4 == 1 ? 7 : 16;
+    g.mask = (ac_mask_kind)(n % 3);
+    g.mask_per_head = n % 2;
+    g.seed = 700 + (uint64_t)n;
+    return g;
+}
+
 /* Windows whose edges fall on the 64-key tiles, inside them, past the
    sequence; with every causal mode and Lq = Lk, Lq < Lk, Lq > Lk, Lq = 1. */
 Test(model_prefill, window_against_contract)
@@ -616,17 +663,8 @@ Test(model_prefill, window_against_contract)
     int n = 0;
     for (int wi = 0; wi < 8; wi++)
         for (int causal = 0; causal < 3; causal++) {
-            cfg g = {0};
-            g.dtype = (ac_dtype)(n % 2);
-            g.batch = 4;
-            g.lq = LQ_W;
-            g.lk = LK_W;
-            g.hq = 4;
-            g.hkv = 2;
-            g.d = n % 3 == 0 ? 128 : 64;
+            cfg g = feat_cfg(n);
             g.causal = (ac_causal)causal;
-            g.paged = n % 2;
-            g.block_size = n % 4 == 1 ? 7 : 16;
             g.mask = (ac_mask_kind)(n % 5 == 4 ? AC_MASK_BOOL : AC_MASK_NONE);
             g.seed = 500 + (uint64_t)n;
             g.window = 1;
@@ -658,20 +696,102 @@ static void expect_bug_seen(const cfg *g, ac_bug bug)
     ac_outputs_free(&bad);
 }
 
-Test(model_prefill, window_bug_is_caught)
+/* Softcap weak (30), moderate (2) and saturating (0.25, with scale 8 so most
+   logits sit on the tanh plateau). */
+Test(model_prefill, softcap_against_contract)
 {
-    cfg g = {0};
-    g.dtype = AC_BF16;
-    g.batch = 4;
-    g.lq = LQ_W;
-    g.lk = LK_W;
-    g.hq = 4;
-    g.hkv = 2;
-    g.d = 64;
-    g.causal = AC_CAUSAL_BOTTOM_RIGHT;
-    g.seed = 41;
+    static const float caps[] = {30.0f, 2.0f, 0.25f};
+    for (int n = 0; n < 9; n++) {
+        cfg g = feat_cfg(n);
+        g.softcap = caps[n % 3];
+        if (n % 3 == 2) {
+            g.scale_given = 1;
+            g.scale = 8.0f;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "softcap %g causal %s mask %s", (double)g.softcap, ac_causal_name(g.causal),
+                 ac_mask_name(g.mask));
+        feat_expect_ok(&g, what);
+    }
+}
+
+/* ALiBi with the usual 2^-k slopes, a large one, a zero and a negative one;
+   non-causal rows see keys past the diagonal (positive distance). */
+Test(model_prefill, alibi_against_contract)
+{
+    static const float slopes[] = {0.5f, 0.0625f, 0.0f, -0.2f};
+    static const float steep[] = {3.0f, 1.0f, 0.25f, 0.0039f};
+    for (int n = 0; n < 9; n++) {
+        cfg g = feat_cfg(n);
+        g.alibi = n % 2 ? steep : slopes;
+        char what[64];
+        snprintf(what, sizeof what, "alibi causal %s mask %s n %d", ac_causal_name(g.causal), ac_mask_name(g.mask), n);
+        feat_expect_ok(&g, what);
+    }
+}
+
+/* Sinks: small, none (-inf), dominating, negative; with rows that have no
+   key (Lq > Lk bottom-right, a window that misses, Lk = 0): O = 0, LSE = sink. */
+Test(model_prefill, sinks_against_contract)
+{
+    static const float sinks[] = {0.5f, -INFINITY, 20.0f, -3.0f};
+    static const int lq[] = {90, 4, 64}, lk[] = {20, 0, 64};
+    for (int n = 0; n < 9; n++) {
+        cfg g = feat_cfg(n);
+        g.sinks = sinks;
+        if (n % 3 == 2) { /* empty rows */
+            g.batch = 3;
+            g.lq = lq;
+            g.lk = lk;
+            g.causal = AC_CAUSAL_BOTTOM_RIGHT;
+        }
+        if (n == 4) { /* TL with Lq < Lk and a window around BR's diagonal: rows of TL see none of it */
+            g.causal = AC_CAUSAL_TOP_LEFT;
+            g.window = 1;
+            g.wl = 10;
+            g.wr = 0;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "sinks causal %s mask %s n %d", ac_causal_name(g.causal), ac_mask_name(g.mask), n);
+        feat_expect_ok(&g, what);
+    }
+}
+
+/* All four at once, on both layouts. */
+Test(model_prefill, all_features_together)
+{
+    static const float slopes[] = {0.25f, 0.125f, 0.0625f, 0.03125f}, sinks[] = {1.0f, -INFINITY, 4.0f, 0.0f};
+    for (int n = 0; n < 6; n++) {
+        cfg g = feat_cfg(n);
+        g.window = 1;
+        g.wl = n % 2 ? 100 : 64;
+        g.wr = n % 3 ? 0 : 17;
+        g.softcap = 5.0f;
+        g.alibi = slopes;
+        g.sinks = sinks;
+        char what[64];
+        snprintf(what, sizeof what, "all four, causal %s mask %s n %d", ac_causal_name(g.causal), ac_mask_name(g.mask), n);
+        feat_expect_ok(&g, what);
+    }
+}
+
+Test(model_prefill, feature_bugs_are_caught)
+{
+    static const float slopes[] = {0.5f, 0.25f, 0.125f, 0.0625f}, sinks[] = {1.0f, 2.0f, 0.0f, 3.0f};
+    cfg g = feat_cfg(2); /* bottom-right causal, the window's diagonal moved by Lk - Lq */
+    g.mask = AC_MASK_NONE;
     g.window = 1;
     g.wl = 40;
     g.wr = 0;
     expect_bug_seen(&g, AC_BUG_WINDOW_TOP_LEFT);
+    g = feat_cfg(2); /* bottom-right causal: the diagonal tile holds keys the kernel visits but excludes */
+    g.mask = AC_MASK_NONE;
+    g.softcap = 1.0f;
+    expect_bug_seen(&g, AC_BUG_SOFTCAP_AFTER_MASK);
+    g = feat_cfg(0); /* non-causal: keys on both sides of the diagonal */
+    g.alibi = slopes;
+    expect_bug_seen(&g, AC_BUG_ALIBI_SIGN);
+    g = feat_cfg(1);
+    g.sinks = sinks;
+    expect_bug_seen(&g, AC_BUG_SINK_NUMERATOR);
 }
