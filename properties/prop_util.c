@@ -256,19 +256,7 @@ ac_status prop_inst_model(prop_inst *x, ac_error *err)
 {
     if (x->have_model) ac_oracle_result_free(&x->m);
     x->have_model = 0;
-    ac_status st;
-    if (ac_case_has_features(&x->c)) {
-        /* ac_ref64 knows no features; the oracle's fast mode does, with the
-           same magnitudes (and the features' own: capped_abs, alibi_abs),
-           every row evaluated. */
-        ac_oracle_opts oo;
-        memset(&oo, 0, sizeof oo);
-        oo.mode = AC_ORACLE_FAST;
-        oo.threads = 1; /* properties already run in parallel processes */
-        st = ac_oracle_run(&x->c, &x->t, &oo, &x->m, err);
-    } else {
-        st = ac_ref64(&x->c, &x->t, 0, &x->m, err);
-    }
+    ac_status st = ac_ref64(&x->c, &x->t, 0, &x->m, err);
     if (st == AC_OK) x->have_model = 1;
     return st;
 }

@@ -147,9 +147,8 @@ ac_status prop_oracle_verdict(const ac_case *c, const ac_tensors *t, const ac_ou
    docs/VERDICT.md) are ac_ref64's (harness/ac_ref.h): double precision, every
    row checked, so ac_verdict_terms applies unchanged. Free with
    ac_oracle_result_free. */
-/* (Re)compute x->m from x's current case and tensors: ac_ref64, or for a
-   case with features (which ac_ref64 lacks) the oracle's fast mode on every
-   row, which fills the same fields. */
+/* (Re)compute x->m from x's current case and tensors (ac_ref64, features
+   included). */
 ac_status prop_inst_model(prop_inst *x, ac_error *err);
 
 /* The verdict's per-element bound (docs/VERDICT.md, without the factor C)
