@@ -10,6 +10,10 @@
 //                                    Hq=32 Hkv=8 D=128 bf16, block 16, random
 //                                    block permutation; with F (the output of
 //                                    bench/sdpa_decode_peers.py), ratios to SDPA.
+//                [--feature L]       L: comma list of none, window, softcap,
+//                                    alibi, sinks, all (default none): the same
+//                                    shapes timed with each feature on (a 4k
+//                                    window: GB/s counts the keys it reads).
 // Exit status 0 only if every check passed; 2 a bad flag (before any work),
 // AC_EXIT_SKIP (77) no device.
 #include <algorithm>
@@ -25,6 +29,7 @@
 #include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "ac_ref.h"
+#include "oracle.h"
 #include "ac_verdict.h"
 #include "decode.h"
 #include "store.h"
@@ -130,12 +135,29 @@ static int make_decode_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t hq, 
     return 0;
 }
 
+// The GPU's outputs against the model's, into the group's columns.
+static void gpu_model_diff(group_stat &g, const ac_case *c, int64_t rows, const ac_outputs &og, const ac_outputs &om)
+{
+    for (int64_t i = 0; i < rows * c->head_dim; i++) {
+        g.max_o_diff = std::max(g.max_o_diff, (double)fabsf(og.o_f32[i] - om.o_f32[i]));
+        if (!ac_half_isnan(c->dtype, og.o[i]) && !ac_half_isnan(c->dtype, om.o[i]))
+            g.max_ulp = std::max(g.max_ulp, ac_half_ulp_diff(c->dtype, og.o[i], om.o[i]));
+    }
+    for (int64_t i = 0; i < rows; i++)
+        if (isfinite(og.lse[i]) || isfinite(om.lse[i]))
+            g.max_lse_diff = std::max(g.max_lse_diff, (double)fabsf(og.lse[i] - om.lse[i]));
+}
+
 static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const int32_t *splits, int ns,
                               int with_model)
 {
+    // A case with features is judged by the oracle and the verdict alone:
+    // ac_ref64 and the decode law know none of them.
+    const bool feats = ac_case_has_features(c);
     ac_oracle_result r;
     ac_error rerr = {};
-    OK(ac_ref64(c, t, 0, &r, &rerr));
+    ac_oracle_opts oo = {};
+    OK(feats ? ac_oracle_run(c, t, &oo, &r, &rerr) : ac_ref64(c, t, 0, &r, &rerr));
     for (int k = 0; k < ns; k++) {
         c->num_splits = splits[k];
         char line[512], why[512];
@@ -169,7 +191,11 @@ static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const in
         CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
         int32_t used = ac_decode_splits(&p, sms);
         free(cu);
-        double w = decode_vs_ref(c, t, &r, &og, used, why, sizeof why);
+        auto judge = [&](const ac_outputs *o) {
+            if (!feats) return decode_vs_ref(c, t, &r, o, used, why, sizeof why);
+            return verdict_ok(c, t, &r, o, why, sizeof why) ? 0.0 : INFINITY;
+        };
+        double w = judge(&og);
         if (!(w <= 1.0)) {
             printf("FAIL gpu vs reference: %s: %s\n", line, why);
             g.failed++;
@@ -179,21 +205,14 @@ static void decode_case_check(group_stat &g, ac_case *c, ac_tensors *t, const in
         if (with_model) {
             OK(ac_outputs_alloc(c, &om, &err));
             OK(ac_model_decode(c, t, &opts, &om, &err));
-            double wm = decode_vs_ref(c, t, &r, &om, used, why, sizeof why);
+            double wm = judge(&om);
             if (!(wm <= 1.0)) {
                 printf("FAIL model vs reference: %s: %s\n", line, why);
                 g.failed++;
                 g_fail = 1;
             } else if (wm > g.worst_model)
                 g.worst_model = wm;
-            for (int64_t i = 0; i < r.rows * c->head_dim; i++) {
-                g.max_o_diff = std::max(g.max_o_diff, (double)fabsf(og.o_f32[i] - om.o_f32[i]));
-                if (!ac_half_isnan(c->dtype, og.o[i]) && !ac_half_isnan(c->dtype, om.o[i]))
-                    g.max_ulp = std::max(g.max_ulp, ac_half_ulp_diff(c->dtype, og.o[i], om.o[i]));
-            }
-            for (int64_t i = 0; i < r.rows; i++)
-                if (isfinite(og.lse[i]) || isfinite(om.lse[i]))
-                    g.max_lse_diff = std::max(g.max_lse_diff, (double)fabsf(og.lse[i] - om.lse[i]));
+            gpu_model_diff(g, c, r.rows, og, om);
             ac_outputs_free(&om);
         }
         ac_outputs_free(&og);
@@ -235,6 +254,57 @@ static void decode_sweep(int quick)
                     ac_case_free(&c);
                     ac_tensors_free(&t);
                 }
+        stat_line(g);
+    }
+}
+
+// ---- features: windows, softcap, ALiBi, sinks -----------------------------------
+// decode_case_check judges these by the oracle's verdict (ac_ref64 and the
+// decode law know no features), GPU and model, and the GPU against the model.
+static void feature_sweep(int quick)
+{
+    struct fset { const char *name; int32_t wl, wr; float cap; int alibi, sinks; } fs[] = {
+        {"window 40", 40, -1, 0, 0, 0},          {"window 5 (in a block)", 5, -1, 0, 0, 0},
+        {"window 0,0", 0, 0, 0, 0, 0},           {"softcap 1.5", -1, -1, 1.5f, 0, 0},
+        {"softcap 30", -1, -1, 30.0f, 0, 0},     {"alibi", -1, -1, 0, 1, 0},
+        {"sinks", -1, -1, 0, 0, 1},              {"all four", 24, -1, 5.0f, 1, 1},
+    };
+    const int32_t splits_all[] = {1, 2, 7, 64, 0};
+    const int32_t splits_quick[] = {1, 5};
+    const int32_t dims[] = {64, 128, 256};
+    // err/bnd columns stay 0: a feature case passes or fails the verdict.
+    printf("\n%-28s %6s %6s %12s %12s %12s %8s %12s\n", "decode features", "runs", "fail", "gpu err/bnd",
+           "model err/bnd", "|gpu-model|", "ulp", "lse diff");
+    uint64_t seed = 5000;
+    for (const fset &f : fs) {
+        group_stat g;
+        g.name = f.name;
+        for (int dt = 0; dt < 2; dt++)
+            for (int di = 0; di < 3; di++) {
+                if (quick && (dt > 0 || di > 1)) continue;
+                ac_case c;
+                ac_tensors t = {};
+                ac_error err = {};
+                seed++;
+                const int32_t hq = di == 2 ? 8 : 32, hkv = di == 2 ? 1 : 8;
+                if (make_decode_case(&c, &t, (ac_dtype)dt, hq, hkv, dims[di], 16, seed % 2 ? 8 : 3, 1,
+                                     (int)(seed % AC_DIST_COUNT), 1, seed)) {
+                    g_fail = 1;
+                    continue;
+                }
+                c.window_left = f.wl;
+                c.window_right = f.wr;
+                c.softcap = f.cap;
+                std::vector<float> v(hq);
+                for (int h = 0; h < hq; h++) v[h] = ldexpf(1.0f, -(8 * (h + 1)) / hq); // the ALiBi paper's slopes
+                if (f.alibi) OK(ac_case_set_alibi(&c, v.data(), hq, &err));
+                const float sv[] = {0.5f, -INFINITY, 3.0f, -1.5f};
+                for (int h = 0; h < hq; h++) v[h] = sv[h % 4];
+                if (f.sinks) OK(ac_case_set_sinks(&c, v.data(), hq, &err));
+                decode_case_check(g, &c, &t, quick ? splits_quick : splits_all, quick ? 2 : 5, 1);
+                ac_case_free(&c);
+                ac_tensors_free(&t);
+            }
         stat_line(g);
     }
 }
@@ -632,7 +702,12 @@ static std::vector<peer> read_peers(const char *path)
     return v;
 }
 
-static void bench(const char *peers_path)
+// A feature of the benchmark's decode, on or off; timed on the same shapes.
+enum bench_feature { BF_NONE, BF_WINDOW, BF_SOFTCAP, BF_ALIBI, BF_SINKS, BF_ALL, BF_COUNT };
+static const char *const bench_feature_names[BF_COUNT] = {"none", "window", "softcap", "alibi", "sinks", "all"};
+static const int32_t BENCH_WINDOW = 4096; // keys a query sees with the window on (left = 4095)
+
+static void bench(const char *peers_path, const std::vector<int> &features)
 {
     const int32_t hq = 32, hkv = 8, d = 128, bs = 16;
     const int shapes[][2] = {{1, 32768}, {64, 4096}};
@@ -644,15 +719,15 @@ static void bench(const char *peers_path)
     CK(cudaGetDeviceProperties(&prop, dev));
     std::vector<peer> peers = read_peers(peers_path);
     printf("\ndevice %s, %d SMs, L2 %d MB\n", prop.name, sms, l2 >> 20);
-    printf("%-16s %6s %8s %10s %10s %10s %10s %10s %10s\n", "shape", "loads", "splits", "us", "GB/s", "FLASH",
-           "CUDNN", "x FLASH", "x CUDNN");
+    printf("%-16s %8s %6s %8s %10s %10s %10s %10s %10s %10s\n", "shape", "feature", "loads", "splits", "us", "GB/s",
+           "FLASH", "CUDNN", "x FLASH", "x CUDNN");
     for (auto &sh : shapes) {
         const int B = sh[0], S = sh[1];
         const int32_t blocks_per_seq = S / bs, num_blocks = B * blocks_per_seq;
         const int64_t pool = (int64_t)num_blocks * bs * hkv * d;
-        const double bytes = 2.0 * B * S * hkv * d * 2; // K and V actually needed
+        const double all_bytes = 2.0 * B * S * hkv * d * 2; // K and V actually needed
         // Copies rotated so that the data of one call is not in L2 from the previous one.
-        const int copies = std::max(1, (int)ceil(3.0 * l2 / bytes));
+        const int copies = std::max(1, (int)ceil(3.0 * l2 / all_bytes));
         ac_rng rng;
         ac_rng_init(&rng, 99, 1);
         std::vector<int32_t> perm(num_blocks), seqk(B, S), cu(B + 1);
@@ -674,7 +749,16 @@ static void bench(const char *peers_path)
         }
         uint16_t *dq, *dout;
         int32_t *dtbl, *dsk, *dcu;
-        float *dws, *dlse;
+        float *dws, *dlse, *dslopes, *dsinks;
+        std::vector<float> slopes(hq), sinks(hq);
+        for (int h = 0; h < hq; h++) {
+            slopes[h] = ldexpf(1.0f, -(8 * (h + 1)) / hq);
+            sinks[h] = 0.5f * (float)(h % 5) - 1.0f;
+        }
+        CK(cudaMalloc(&dslopes, hq * 4));
+        CK(cudaMalloc(&dsinks, hq * 4));
+        CK(cudaMemcpy(dslopes, slopes.data(), hq * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dsinks, sinks.data(), hq * 4, cudaMemcpyHostToDevice));
         const size_t ws_bytes = (size_t)B * hq * 128 * (d + 1) * 4;
         CK(cudaMalloc(&dq, (size_t)B * hq * d * 2));
         CK(cudaMemcpy(dq, hostv.data(), (size_t)B * hq * d * 2, cudaMemcpyHostToDevice));
@@ -714,6 +798,20 @@ static void bench(const char *peers_path)
                 if (!strcmp(pe.name, "CUDNN_ATTENTION")) cd = pe.gbps;
             }
         const int32_t split_opts[] = {0, 1, 2, 4, 8, 16, 32, 64, 128};
+        for (int feat : features) {
+        // Off: the params as before the features (a zeroed struct has none).
+        const bool win = feat == BF_WINDOW || feat == BF_ALL;
+        p.window = win;
+        p.window_left = win ? BENCH_WINDOW - 1 : -1;
+        p.window_right = -1;
+        p.softcap = feat == BF_SOFTCAP || feat == BF_ALL ? 30.0f : 0.0f;
+        const bool al = feat == BF_ALIBI || feat == BF_ALL, sk = feat == BF_SINKS || feat == BF_ALL;
+        p.alibi_slopes = al ? dslopes : NULL;
+        p.alibi_slopes_host = al ? slopes.data() : NULL;
+        p.sinks = sk ? dsinks : NULL;
+        p.sinks_host = sk ? sinks.data() : NULL;
+        // GB/s over the keys the step needs: with the window, its keys only.
+        const double bytes = win ? 2.0 * B * std::min(S, BENCH_WINDOW) * hkv * d * 2 : all_bytes;
         for (int variant = 0; variant < 2; variant++)
         for (int32_t so : split_opts) {
             if (variant) setenv("AC_DECODE_LOADS", "regs", 1);
@@ -749,15 +847,16 @@ static void bench(const char *peers_path)
             char shape[32], spl[16];
             snprintf(shape, sizeof shape, "B=%d S=%d", B, S);
             snprintf(spl, sizeof spl, so ? "%d" : "auto=%d", used);
-            printf("%-16s %6s %8s %10.1f %10.0f %10.0f %10.0f %10.2f %10.2f\n", shape, variant ? "regs" : "async", spl,
-                   med * 1e3, gbps, fl, cd,
+            printf("%-16s %8s %6s %8s %10.1f %10.0f %10.0f %10.0f %10.2f %10.2f\n", shape, bench_feature_names[feat],
+                   variant ? "regs" : "async", spl, med * 1e3, gbps, fl, cd,
                    fl > 0 ? gbps / fl : 0.0, cd > 0 ? gbps / cd : 0.0);
+        }
         }
         for (int c = 0; c < copies; c++) {
             CK(cudaFree(ks[c]));
             CK(cudaFree(vs[c]));
         }
-        void *bufs[] = {dq, dout, dlse, dws, dtbl, dsk, dcu};
+        void *bufs[] = {dq, dout, dlse, dws, dtbl, dsk, dcu, dslopes, dsinks};
         for (void *b : bufs) CK(cudaFree(b));
     }
     for (auto &pe : peers) printf("peer %s B=%d S=%d: %.0f GB/s (%s)\n", pe.name, pe.B, pe.S, pe.gbps, pe.mode);
@@ -765,12 +864,14 @@ static void bench(const char *peers_path)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_PEERS };
+    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_PEERS, OPT_FEATURE };
     static const struct option opts[] = {
         {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
         {"quick", no_argument, NULL, OPT_QUICK}, {"peers", required_argument, NULL, OPT_PEERS},
+        {"feature", required_argument, NULL, OPT_FEATURE},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int check = 0, do_bench = 0, quick = 0;
+    std::vector<int> features;
     const char *peers = NULL;
     ac_args a;
     ac_error err;
@@ -787,12 +888,28 @@ int main(int argc, char **argv)
             peers = optarg;
             break;
         }
+        case OPT_FEATURE: { /* a comma list of bench_feature_names */
+            for (const char *q = optarg; *q;) {
+                size_t n = strcspn(q, ",");
+                int f = 0;
+                while (f < BF_COUNT && !(strlen(bench_feature_names[f]) == n && !strncmp(q, bench_feature_names[f], n)))
+                    f++;
+                if (f == BF_COUNT)
+                    return ac_args_failf(&a, "--feature %s: each must be one of none, window, softcap, alibi, sinks, all",
+                                         optarg);
+                features.push_back(f);
+                q += n + (q[n] == ',');
+            }
+            break;
+        }
         case 'h':
-            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE]]  (neither: --check)\n"
+            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE] [--feature LIST]]  (neither: --check)\n"
                    "  --check         kernels vs the double reference and the CPU models, then end to end\n"
                    "  --quick         a smaller sweep\n"
                    "  --bench         KV-read bandwidth of the decode\n"
                    "  --peers FILE    bench/sdpa_decode_peers.py's output: ratios to SDPA\n"
+                   "  --feature LIST  comma list of none, window, softcap, alibi, sinks, all: the bench\n"
+                   "                  with each in turn (default none; e.g. none,window to compare)\n"
                    "  --help          this text\n");
             return 0;
         default: return ac_args_fail(&a, &err); /* AC_ARGS_ERROR: err says what */
@@ -800,6 +917,7 @@ int main(int argc, char **argv)
     }
     if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
     if (!check && !do_bench) check = 1;
+    if (features.empty()) features.push_back(BF_NONE);
     if (!ac_gpu_available()) {
         printf("no CUDA device: skipped\n");
         return AC_EXIT_SKIP;
@@ -814,12 +932,13 @@ int main(int argc, char **argv)
             decode_sweep(quick);
             end_to_end(quick ? 6 : 40, 0);
             if (!quick) end_to_end(8, 1);
+            feature_sweep(quick);
         }
         unsetenv("AC_DECODE_LOADS");
         combine_sweep(quick);
         if (!quick) store_sweep();
         printf("check: %s\n", g_fail ? "FAILED" : "all passed");
     }
-    if (do_bench) bench(peers);
+    if (do_bench) bench(peers, features);
     return g_fail ? 1 : 0;
 }

@@ -10,6 +10,14 @@
 //                                    and non-causal B=4 H=32 S=4096 (FLOPs 4*B*H*S*S*D,
 //                                    halved for causal); CUDA events after warm-up,
 //                                    median; fresh random data each shape
+//     [--features LIST]              one row per shape and feature set of LIST (comma
+//                                    separated: none, window, softcap, alibi, sinks, all;
+//                                    default none), same shapes and data: a feature's
+//                                    cost is its row against `none`. With a window the
+//                                    FLOPs count the allowed (query, key) pairs only.
+//     [--window N]                   the window's left size (default 1024; right 0 when
+//                                    causal, N otherwise)
+//   The check sweep also runs feature cases (each feature alone and all four).
 // Exit status: 0 ok, 1 a check failed, 2 usage / CUDA error, AC_EXIT_SKIP (77) no device.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -44,6 +52,10 @@ struct Cfg {
     int mask_per_head;
     int paged, block_size;
     uint64_t seed;
+    // Features (off when zero / empty): window (wl, wr) when window is set.
+    int window = 0, wl = -1, wr = -1;
+    float softcap = 0.0f;
+    std::vector<float> alibi, sinks; // [hq] when on
 };
 
 static const uint16_t kNanHalf = 0x7fc1; // NaN in bf16 and fp16
@@ -67,6 +79,14 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
     c->mask_per_head = g.mask_per_head;
     c->paged = g.paged;
     c->seed = g.seed;
+    if (g.window) {
+        c->window_left = g.wl;
+        c->window_right = g.wr;
+    }
+    c->softcap = g.softcap;
+    if (ac_case_set_alibi(c, g.alibi.empty() ? NULL : g.alibi.data(), (int32_t)g.alibi.size(), &err) ||
+        ac_case_set_sinks(c, g.sinks.empty() ? NULL : g.sinks.data(), (int32_t)g.sinks.size(), &err))
+        return -1;
     for (int b = 0; b < g.batch; b++) {
         c->seqlen_q[b] = g.lq[b];
         c->seqlen_k[b] = g.lk[b];
@@ -164,12 +184,18 @@ static int run_check(bool quick)
     };
     std::vector<Group> groups;
     int ncases = 0, fails = 0;
+    // fi = 0: no feature (the original sweep); 1..5: window, softcap, ALiBi,
+    // sinks, all four, on a thinner sweep (D 64/128/256, both dtypes, contiguous
+    // and paged 16/7, every causal mode across the layouts).
+    static const char *feat_names[] = {"", "window", "softcap", "alibi", "sinks", "all"};
+    for (int fi = 0; fi < 6; fi++)
     for (int dt = 0; dt < 2; dt++)
         for (int di = 0; di < 5; di++)
             for (int li = 0; li < 5; li++)
                 for (int ci = 0; ci < 3; ci++) {
                     if (quick && (di > 1 || ci != 2 || li > 2)) continue;
                     if (!quick && di >= 3 && ci != (li % 3)) continue; // fewer odd dims
+                    if (fi > 0 && (di >= 3 || (li != 0 && li != 1 && li != 4) || ci != (li + di) % 3)) continue;
                     Cfg g;
                     g.dtype = (ac_dtype)dt;
                     g.d = dims[di];
@@ -186,6 +212,16 @@ static int run_check(bool quick)
                     g.lk = L.lk;
                     g.batch = (int)L.lq.size();
                     g.seed = 4242 + (uint64_t)n;
+                    if (fi == 1 || fi == 5) { // edges on and off the 64-key tiles, by case
+                        g.window = 1;
+                        g.wl = n % 2 ? 64 : 37;
+                        g.wr = ci == AC_CAUSAL_NONE ? 100 : 0;
+                    }
+                    if (fi == 2 || fi == 5) g.softcap = n % 2 ? 2.0f : 0.5f;
+                    if (fi == 3 || fi == 5)
+                        for (int h = 0; h < g.hq; h++) g.alibi.push_back(exp2f(-8.0f * (h + 1) / g.hq));
+                    if (fi == 4 || fi == 5)
+                        for (int h = 0; h < g.hq; h++) g.sinks.push_back(h % 3 == 1 ? -INFINITY : 0.5f * h);
                     ncases++;
 
                     ac_case c;
@@ -205,7 +241,8 @@ static int run_check(bool quick)
                         return err.code == AC_ERR_NO_DEVICE ? AC_EXIT_SKIP : AC_EXIT_USAGE;
                     }
                     char gname[64];
-                    snprintf(gname, sizeof gname, "%s D=%-3d %-8s", ac_dtype_name(g.dtype), g.d, layout_names[li]);
+                    snprintf(gname, sizeof gname, "%s D=%-3d %-8s %s", ac_dtype_name(g.dtype), g.d, layout_names[li],
+                             feat_names[fi]);
                     Group *gr = nullptr;
                     for (auto &x : groups)
                         if (!strcmp(x.name, gname)) gr = &x;
@@ -233,11 +270,17 @@ static int run_check(bool quick)
                     int64_t exact = 0, total = 0;
                     long ebad = 0, nbad = 0, erows = 0;
                     for (int64_t r = 0; r < rows; r++) {
-                        const bool empty = om.lse[r] == -INFINITY;
+                        // Empty: the model wrote O = 0 and LSE = -inf, or the head's sink.
+                        const float sink_h = g.sinks.empty() ? -INFINITY : g.sinks[r % g.hq];
+                        bool empty = om.lse[r] == -INFINITY;
+                        if (!empty && om.lse[r] == sink_h) {
+                            empty = true;
+                            for (int d = 0; d < g.d && empty; d++) empty = om.o[r * g.d + d] == 0;
+                        }
                         if (isnan(og.lse[r])) nbad++;
                         if (empty) {
                             erows++;
-                            if (og.lse[r] != -INFINITY) ebad++;
+                            if (og.lse[r] != om.lse[r]) ebad++;
                         } else {
                             maxl = std::max(maxl, (double)fabsf(og.lse[r] - om.lse[r]));
                         }
@@ -275,10 +318,10 @@ static int run_check(bool quick)
                     ac_tensors_free(&t);
                     ac_case_free(&c);
                 }
-    printf("\n%-26s %5s %12s %12s %9s %10s %9s %6s %9s\n", "group", "cases", "worst norm", "worst |dLSE|",
+    printf("\n%-34s %5s %12s %12s %9s %10s %9s %6s %9s\n", "group", "cases", "worst norm", "worst |dLSE|",
            "min exact", "empty rows", "empty bad", "NaN", "verdict r");
     for (auto &x : groups)
-        printf("%-26s %5d %12.3e %12.3e %9.4f %10ld %9ld %6ld %9.3g\n", x.name, x.cases, x.worst_norm, x.worst_lse,
+        printf("%-34s %5d %12.3e %12.3e %9.4f %10ld %9ld %6ld %9.3g\n", x.name, x.cases, x.worst_norm, x.worst_lse,
                x.exact_frac, x.empty_rows, x.empty_bad, x.nan_bad, x.worst_r);
     printf("check: %d cases, %d failed\n", ncases, fails);
     return fails ? 1 : 0;
@@ -313,8 +356,8 @@ __global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
     } while (0)
 
 // Median time (ms) of `reps` runs of one shape; bf16, D=128, Hq=Hkv=H.
-static double bench_shape(int B, int H, int S, int D, ac_causal causal, int paged, int block_size, int reps,
-                          uint64_t seed)
+static double bench_shape(int B, int H, int S, int D, ac_causal causal, int paged, int block_size, uint32_t feat,
+                          int window, int reps, uint64_t seed)
 {
     const int64_t rows = (int64_t)B * S, elems = rows * H * D;
     uint16_t *q, *k, *v, *o;
@@ -371,6 +414,29 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
         p.d_block_table = tab;
         p.d_seqlens_k = sk;
     }
+    // Features: a window of `window` keys to the left (right 0 when causal),
+    // softcap 30, ALiBi's geometric slopes 2^(-8(h+1)/H), sinks 0.5.
+    std::vector<float> h_slopes(H), h_sinks(H, 0.5f);
+    float *d_slopes = nullptr, *d_sinks = nullptr;
+    for (int h = 0; h < H; h++) h_slopes[h] = exp2f(-8.0f * (h + 1) / H);
+    if (feat & AC_FEAT_WINDOW) {
+        p.has_window = 1;
+        p.window_left = window;
+        p.window_right = causal != AC_CAUSAL_NONE ? 0 : window;
+    }
+    if (feat & AC_FEAT_SOFTCAP) p.softcap = 30.0f;
+    if (feat & AC_FEAT_ALIBI) {
+        CK(cudaMalloc(&d_slopes, H * 4));
+        CK(cudaMemcpy(d_slopes, h_slopes.data(), H * 4, cudaMemcpyHostToDevice));
+        p.h_alibi_slopes = h_slopes.data();
+        p.d_alibi_slopes = d_slopes;
+    }
+    if (feat & AC_FEAT_SINKS) {
+        CK(cudaMalloc(&d_sinks, H * 4));
+        CK(cudaMemcpy(d_sinks, h_sinks.data(), H * 4, cudaMemcpyHostToDevice));
+        p.h_sinks = h_sinks.data();
+        p.d_sinks = d_sinks;
+    }
     ac_error err;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
@@ -401,12 +467,27 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(lse); cudaFree(cu);
     if (tab) cudaFree(tab);
     if (sk) cudaFree(sk);
+    if (d_slopes) cudaFree(d_slopes);
+    if (d_sinks) cudaFree(d_sinks);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return ms[ms.size() / 2];
 }
 
-static int run_bench(int reps)
+// Allowed (query, key) pairs of one sequence of S queries and S keys: the
+// work a kernel that skips what the causal mode and the window exclude does.
+static double allowed_pairs(int S, ac_causal causal, int wl, int wr)
+{
+    double n = 0;
+    for (int i = 0; i < S; i++) {
+        int32_t b, e;
+        ac_key_range(causal, wl, wr, i, S, S, &b, &e);
+        n += e - b;
+    }
+    return n;
+}
+
+static int run_bench(int reps, uint32_t const *feats, int nfeats, int window)
 {
     struct Shape { const char *name; int B, H, S; ac_causal causal; int paged, bs; };
     const Shape shapes[] = {
@@ -416,26 +497,36 @@ static int run_bench(int reps)
         {"causal BR paged bs=16 B=2 H=32 S=8192", 2, 32, 8192, AC_CAUSAL_BOTTOM_RIGHT, 1, 16},
     };
     const int D = 128;
-    printf("%-40s %10s %10s\n", "shape (bf16, D=128)", "median ms", "TFLOP/s");
+    printf("%-40s %-22s %10s %10s\n", "shape (bf16, D=128)", "features", "median ms", "TFLOP/s");
     int i = 0;
     for (const Shape &s : shapes) {
-        double ms = bench_shape(s.B, s.H, s.S, D, s.causal, s.paged, s.bs, reps, 1234 + i++);
-        if (ms < 0) return 2;
-        double flops = 4.0 * s.B * s.H * (double)s.S * s.S * D * (s.causal != AC_CAUSAL_NONE ? 0.5 : 1.0);
-        printf("%-40s %10.3f %10.1f\n", s.name, ms, flops / (ms * 1e-3) / 1e12);
+        for (int f = 0; f < nfeats; f++) {
+            double ms = bench_shape(s.B, s.H, s.S, D, s.causal, s.paged, s.bs, feats[f], window, reps, 1234 + i);
+            if (ms < 0) return 2;
+            double flops = 4.0 * s.B * s.H * (double)s.S * s.S * D * (s.causal != AC_CAUSAL_NONE ? 0.5 : 1.0);
+            if (feats[f] & AC_FEAT_WINDOW)
+                flops = 4.0 * s.B * s.H * D *
+                        allowed_pairs(s.S, s.causal, window, s.causal != AC_CAUSAL_NONE ? 0 : window);
+            char names[64];
+            printf("%-40s %-22s %10.3f %10.1f\n", s.name, ac_feature_names(feats[f], names, sizeof names), ms,
+                   flops / (ms * 1e-3) / 1e12);
+        }
+        i++;
     }
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_REPS };
+    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_REPS, OPT_FEATURES, OPT_WINDOW };
     static const struct option opts[] = {
         {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
         {"quick", no_argument, NULL, OPT_QUICK}, {"reps", required_argument, NULL, OPT_REPS},
+        {"features", required_argument, NULL, OPT_FEATURES}, {"window", required_argument, NULL, OPT_WINDOW},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     bool check = false, bench = false, quick = false;
-    int reps = 20;
+    int reps = 20, window = 1024, nfeats = 1;
+    uint32_t feats[16] = {0};
     ac_args a;
     ac_error err;
     ac_args_init(&a, "prefill_bench", argc, argv, opts);
@@ -446,12 +537,34 @@ int main(int argc, char **argv)
         case OPT_BENCH: bench = true; break;
         case OPT_QUICK: quick = true; break;
         case OPT_REPS: st = ac_arg_int(a.name, optarg, 10, 100000, &reps, &err); break; /* the median needs >= 10 */
+        case OPT_WINDOW: st = ac_arg_int(a.name, optarg, 0, 1 << 30, &window, &err); break;
+        case OPT_FEATURES: { // comma-separated names, one bench row each
+            static const struct { const char *name; uint32_t bits; } known[] = {
+                {"none", 0}, {"window", AC_FEAT_WINDOW}, {"softcap", AC_FEAT_SOFTCAP},
+                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_ALL}};
+            nfeats = 0;
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                size_t k = 0;
+                while (k < sizeof known / sizeof known[0] && strcmp(known[k].name, tok)) k++;
+                if (k == sizeof known / sizeof known[0])
+                    return ac_args_failf(&a, "--features: %s: unknown (none, window, softcap, alibi, sinks, all)", tok);
+                if (nfeats == 16) return ac_args_failf(&a, "--features: at most 16 entries");
+                feats[nfeats++] = known[k].bits;
+            }
+            if (!nfeats) return ac_args_failf(&a, "--features: empty list");
+            break;
+        }
         case 'h':
-            printf("usage: prefill_bench [--check [--quick]] [--bench [--reps N]]  (neither: both)\n"
+            printf("usage: prefill_bench [--check [--quick]] [--bench [--reps N] [--features LIST] [--window N]]  (neither: both)\n"
                    "  --check     kernel vs CPU model on a sweep of configurations\n"
                    "  --quick     a smaller sweep\n"
                    "  --bench     TFLOP/s on bf16 D=128\n"
                    "  --reps N    timed repetitions per shape (default 20, 10 to 100000)\n"
+                   "  --features LIST  bench rows per shape: comma-separated none, window, softcap,\n"
+                   "              alibi, sinks, all (default none)\n"
+                   "  --window N  the benched window's left size (default 1024)\n"
                    "  --help      this text\n");
             return 0;
         default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
@@ -467,7 +580,7 @@ int main(int argc, char **argv)
     int rc = 0;
     if (check) rc = run_check(quick);
     if (bench && rc != 2) {
-        int rb = run_bench(reps);
+        int rb = run_bench(reps, feats, nfeats, window);
         if (rb) rc = rb;
     }
     return rc;

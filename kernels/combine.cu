@@ -63,7 +63,8 @@ __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(const combine_
     const float sink = a.sinks ? a.sinks[row % a.sink_heads] : -INFINITY; // uniform: one load per row
     float m = -INFINITY;
     for (int s = threadIdx.x; s < S; s += blockDim.x) m = fmaxf(m, lse_s[s]);
-    m = fmaxf(block_reduce(m, true, scratch), sink);
+    m = block_reduce(m, true, scratch);
+    if (sink != -INFINITY) m = fmaxf(m, sink); // guarded: without a sink, m is exactly what it was
     if (m == -INFINITY) { // every split empty
         for (int e = threadIdx.x; e < d; e += blockDim.x) {
             if (a.o) a.o[row * d + e] = ac_from_f32(a.dtype, 0.0f);

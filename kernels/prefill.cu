@@ -211,12 +211,14 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         first_masked = kMask ? 0 : e_first / BN;
     } else {
         kv_end = ac_causal_end(p.causal, last, lq, lk);
+    }
+    const int tile_end = kFeat ? max(ac_num_tiles(kv_end, BN), tile_begin) : ac_num_tiles(kv_end, BN);
+    if (!kFeat) {
         // Tiles from `first_masked` on need masking: the causal bound of the first
         // row, the seqlen_k tail, or an explicit mask everywhere.
         first_masked = kMask ? 0 : lk / BN;
         if (p.causal != AC_CAUSAL_NONE) first_masked = min(first_masked, ac_causal_end(p.causal, m0, lq, lk) / BN);
     }
-    const int tile_end = max(ac_num_tiles(kv_end, BN), tile_begin);
     const float slope = kFeat && p.alibi ? p.alibi[h] : 0.0f;
     const float sink = kFeat && p.sinks ? p.sinks[h] : -INFINITY;
 
@@ -430,22 +432,16 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
             const int i = m0 + wrow + mb * 16 + g + hr * 8;
             if (i >= lq) continue;
             const bool empty = row_m[r] == -INFINITY;
-            float inv, lse;
+            float inv = empty ? 0.0f : 1.0f / l, lse_sink = sink;
             if (kFeat && sink != -INFINITY) { // uniform: one head per CTA
-                if (empty) {
-                    inv = 0.0f;
-                    lse = sink;
-                } else {
+                if (!empty) {
                     const float ms = __fmul_rn(sink, kLog2e);
                     const float mn = fmaxf(row_m[r], ms);
                     const float a = fast_exp2(__fsub_rn(row_m[r], mn));
                     const float l2 = __fmaf_rn(l, a, fast_exp2(__fsub_rn(ms, mn)));
                     inv = __fmul_rn(a, 1.0f / l2);
-                    lse = __fmaf_rn(mn, kLn2, logf(l2));
+                    lse_sink = __fmaf_rn(mn, kLn2, logf(l2));
                 }
-            } else {
-                inv = empty ? 0.0f : 1.0f / l;
-                lse = empty ? -INFINITY : __fmaf_rn(row_m[r], kLn2, logf(l));
             }
             uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, p.d);
 #pragma unroll
@@ -457,7 +453,9 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
                     *reinterpret_cast<uint32_t *>(orow + col) = DType<T>::pack(x0, x1);
                 }
             }
-            if (p.lse && tig == 0) p.lse[((int64_t)q0 + i) * p.hq + h] = lse;
+            if (p.lse && tig == 0)
+                p.lse[((int64_t)q0 + i) * p.hq + h] = kFeat && sink != -INFINITY ? lse_sink
+                                                      : empty ? -INFINITY : __fmaf_rn(row_m[r], kLn2, logf(l));
         }
 }
 

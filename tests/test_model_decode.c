@@ -842,9 +842,10 @@ Test(decode_model, window_edges_blocks_and_splits)
     }
 }
 
-/* The splits cut only the window: keys before its hull's first block are
-   never read (NaN there would reach O), and the automatic split count sees
-   the window's length, not seqlen_k. */
+/* The splits cut only the window's hull from its first block on
+   (ac_decode_seq_keys, the range kernel and model both split), NaN in the
+   blocks before it stays out of the output, and the automatic split count
+   sees the hull's length, not seqlen_k. */
 Test(decode_model, window_reads_only_its_blocks)
 {
     const int32_t lk[] = {4000, 3000};
@@ -867,6 +868,15 @@ Test(decode_model, window_reads_only_its_blocks)
     }
     const int32_t splits[] = {1, 4, 64, 0};
     feat_check(&dc, splits, 4);
+    /* Query 0 of sequence 0 sees keys 3699..3999, of sequence 1 2698..2999
+       (its query 1 one more): the hulls start at their blocks, 3696 and 2688. */
+    const int32_t want[2][2] = {{3696, 4000}, {2688, 3000}};
+    for (int32_t b = 0; b < 2; b++) {
+        int32_t r0, r1;
+        ac_decode_seq_keys(AC_CAUSAL_BOTTOM_RIGHT, 1, 300, -1, lq[b], lk[b], 16, 0, &r0, &r1);
+        cr_assert(r0 == want[b][0] && r1 == want[b][1], "sequence %d: keys [%d, %d), want [%d, %d)", b, r0, r1,
+                  want[b][0], want[b][1]);
+    }
     ac_decode_params p;
     ac_error err = {0};
     cr_assert_eq(ac_decode_params_from_case(&dc.c, &dc.t, NULL, &p, &err), AC_OK, "%s", err.msg);
