@@ -60,7 +60,7 @@ def test_numpy_ref_sweep(family):
     before = _shm_files()
     rc, out = run(["sweep", family, "--quick", "--kernel", REF])
     assert rc == 0, out
-    assert re.search(r"^\d+ passed, 0 failed$", out, re.M), out
+    assert re.search(r"^\d+ passed, 0 failed(, \d+ unsupported)?$", out, re.M), out  # feature rows: numpy_ref has none
     assert "py:numpy_ref" in out
     assert _shm_files() <= before  # the shared file was unlinked at once
     # (leftover workers are looked for with adapters only this file uses: ctest runs numpy_ref alongside)
@@ -73,7 +73,7 @@ def test_numpy_ref_properties():
     p = subprocess.run([prop, "--kernel", REF, "--seed", "7"], capture_output=True, text=True, timeout=900,
                        env=_env())
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "PASS: 0 of 11 properties failed" in p.stdout
+    assert re.search(r"PASS: 0 of \d+ properties failed", p.stdout), p.stdout
 
 
 def test_numpy_ref_walk_and_throughput(tmp_path, capsys):
