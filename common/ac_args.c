@@ -294,3 +294,86 @@ ac_status ac_arg_out_file(const char *name, const char *path, FILE **out, ac_err
     *out = f;
     return AC_OK;
 }
+
+/* ---- the features of run and sweep --------------------------------------------- */
+
+ac_status ac_arg_window(const char *name, const char *text, int32_t *left, int32_t *right, ac_error *err)
+{
+    char buf[64], part[32];
+    if (!text) return ac_fail(err, AC_ERR_PARSE, "%s: missing value", name);
+    const char *comma = strchr(text, ',');
+    if (!comma || (size_t)(comma - text) >= sizeof part)
+        return ac_fail(err, AC_ERR_PARSE, "%s %s: expected LEFT,RIGHT (e.g. 128,0; -1 = unbounded)", name,
+                       shown(text, buf, sizeof buf));
+    snprintf(part, sizeof part, "%.*s", (int)(comma - text), text);
+    int l, r;
+    ac_status st = ac_arg_int(name, part, -1, INT32_MAX, &l, err);
+    if (!st) st = ac_arg_int(name, comma + 1, -1, INT32_MAX, &r, err);
+    if (st) return st;
+    if (l == -1 && r == -1)
+        return ac_fail(err, AC_ERR_PARSE, "%s -1,-1: no window (give at least one side >= 0)", name);
+    *left = l;
+    *right = r;
+    return AC_OK;
+}
+
+ac_status ac_arg_floats(const char *name, const char *text, int allow_neg_inf, float *out, int32_t max, int32_t *n,
+                        ac_error *err)
+{
+    char buf[64], part[64];
+    if (!text || !*text) return ac_fail(err, AC_ERR_PARSE, "%s: missing value", name);
+    int32_t k = 0;
+    for (const char *p = text;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (k == max) return ac_fail(err, AC_ERR_PARSE, "%s %s: more than %d values", name, shown(text, buf, sizeof buf), max);
+        if (len >= sizeof part)
+            return ac_fail(err, AC_ERR_PARSE, "%s %s: value %d too long", name, shown(text, buf, sizeof buf), k);
+        snprintf(part, sizeof part, "%.*s", (int)len, p);
+        if (allow_neg_inf && !strcmp(part, "-inf")) {
+            out[k++] = -INFINITY;
+        } else {
+            double v;
+            ac_status st = ac_arg_double(name, part, -3.4e38, 3.4e38, &v, err);
+            if (st) return st;
+            out[k++] = (float)v;
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    *n = k;
+    return AC_OK;
+}
+
+ac_status ac_arg_alibi(const char *name, const char *text, ac_feature_args *f, ac_error *err)
+{
+    if (text && !strcmp(text, "std")) {
+        f->alibi = 1;
+        f->n_alibi = 0;
+        return AC_OK;
+    }
+    ac_status st = ac_arg_floats(name, text, 0, f->alibi_slopes, AC_MAX_HEADS, &f->n_alibi, err);
+    if (!st) f->alibi = 2;
+    return st;
+}
+
+int ac_feature_args_any(const ac_feature_args *f) { return f->window || f->softcap || f->alibi || f->n_sinks; }
+
+ac_status ac_feature_args_apply(const ac_feature_args *f, ac_case *c, ac_error *err)
+{
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
+    if (!tr || !tr->features) return AC_OK;
+    if (f->window) c->window_left = f->window_left, c->window_right = f->window_right;
+    if (f->softcap) c->softcap = f->softcap_value;
+    ac_status st = AC_OK;
+    if (f->alibi == 1) {
+        float s[AC_MAX_HEADS];
+        int32_t H = c->heads_q > 0 && c->heads_q <= AC_MAX_HEADS ? c->heads_q : 1;
+        for (int32_t h = 0; h < H; h++) s[h] = exp2f(-8.0f * (float)(h + 1) / (float)H);
+        st = ac_case_set_alibi(c, s, H, err);
+    } else if (f->alibi == 2) {
+        st = ac_case_set_alibi(c, f->alibi_slopes, f->n_alibi, err);
+    }
+    if (!st && f->n_sinks) st = ac_case_set_sinks(c, f->sinks, f->n_sinks, err);
+    return st ? st : ac_case_fit_head_params(c, err);
+}

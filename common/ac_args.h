@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "ac_backend.h"
+#include "ac_case.h"
 #include "ac_status.h"
 
 #ifdef __cplusplus
@@ -95,6 +96,37 @@ ac_status ac_arg_out_dir(const char *name, const char *path, ac_error *err);
 /* A file the program will write: opened ("w") now, so that a path that
    cannot be written stops the program before any work. AC_ERR_IO. */
 ac_status ac_arg_out_file(const char *name, const char *path, FILE **out, ac_error *err);
+
+/* ---- the features of run and sweep (docs/attncheck.1) ---------------------- */
+
+/* What --window, --softcap, --alibi and --sinks asked for; all off after
+   memset 0. Applied to every case of a family that takes features. */
+typedef struct ac_feature_args {
+    int window;                   /* 1: --window given */
+    int32_t window_left, window_right;
+    int softcap;                  /* 1: --softcap given (0.0 turns it off) */
+    float softcap_value;
+    int alibi;                    /* 0: not given; 1: "std", 2^(-8 (h + 1) / Hq); 2: the list */
+    int32_t n_alibi;
+    float alibi_slopes[AC_MAX_HEADS];
+    int32_t n_sinks;              /* 0: not given; else the list */
+    float sinks[AC_MAX_HEADS];
+} ac_feature_args;
+
+/* --window L,R: two integers >= -1 (-1: unbounded on that side), not both -1. */
+ac_status ac_arg_window(const char *name, const char *text, int32_t *left, int32_t *right, ac_error *err);
+/* A comma-separated list of 1..max finite floats; with allow_neg_inf, "-inf"
+   too. */
+ac_status ac_arg_floats(const char *name, const char *text, int allow_neg_inf, float *out, int32_t max, int32_t *n,
+                        ac_error *err);
+/* --alibi std|x0,x1,... into f. */
+ac_status ac_arg_alibi(const char *name, const char *text, ac_feature_args *f, ac_error *err);
+/* 1 if any feature flag was given. */
+int ac_feature_args_any(const ac_feature_args *f);
+/* Set f's features on c when c's family takes features (else c is left as
+   it is): a list shorter than heads_q repeats its last entry, a longer one
+   is cut (ac_case_fit_head_params). */
+ac_status ac_feature_args_apply(const ac_feature_args *f, ac_case *c, ac_error *err);
 
 #ifdef __cplusplus
 }

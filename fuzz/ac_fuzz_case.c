@@ -279,12 +279,113 @@ size_t ac_fuzz_case_to_bytes(const ac_case *c, uint8_t *out, size_t max_size)
 typedef enum mut {
     M_SEED, M_DIST, M_DTYPE, M_SPECIAL, M_SCALE, M_CAUSAL, M_MASK, M_HEADS, M_HEAD_DIM, M_OP,
     M_BATCH, M_SEQLEN_K, M_SEQLEN_Q, M_BLOCK_SIZE, M_RELAYOUT, M_TABLE_REUSE, M_TABLE_SWAP,
-    M_TABLE_UNUSED, M_POOL, M_COLUMNS, M_SPLITS, M_SLOTS_REMAKE, M_SLOT_PAD, M_SLOT_WIDTH,
+    M_TABLE_UNUSED, M_POOL, M_COLUMNS, M_SPLITS, M_SLOTS_REMAKE, M_SLOT_PAD, M_SLOT_WIDTH, M_FEATURE,
     /* Mutations that break the contract on purpose (the validation's food). */
     M_BAD_ENTRY, M_BAD_CAPACITY, M_BAD_SEQLEN, M_BAD_SIZES, M_BAD_HEADS, M_BAD_SPLITS, M_BAD_SLOT,
-    M_BAD_SCALE, M_BAD_QUERIES,
+    M_BAD_SCALE, M_BAD_QUERIES, M_BAD_FEATURE,
     M_COUNT
 } mut;
+
+/* The traits of the case's current family (the op may change mid-mutation). */
+#define TR_OF(c) ac_op_traits_of((c)->op)
+#define TR TR_OF(c)
+
+/* ---- the features (window, softcap, ALiBi, sinks) ------------------------ */
+
+/* Where a window edge is interesting: key positions on a block boundary, on
+   the 64-key tile of the kernels, on a split boundary of the decode (splits
+   take whole blocks: ceil(blocks / S) blocks each), or one key either side. */
+static int32_t edge_position(const ac_case *c, int32_t lk, ac_fuzz_rng *r)
+{
+    int32_t bs = c->block_size > 0 && c->block_size <= 4096 ? c->block_size : 16, at;
+    switch (ac_fuzz_below(r, 3)) {
+    case 0: at = bs * (int32_t)ac_fuzz_below(r, (uint32_t)(lk / bs + 1)); break;
+    case 1: at = 64 * (int32_t)ac_fuzz_below(r, (uint32_t)(lk / 64 + 1)); break;
+    default: {
+        int32_t s = c->num_splits > 0 && c->num_splits <= AC_MAX_SPLITS ? c->num_splits : 2;
+        int32_t blocks = (lk + bs - 1) / bs, per = (blocks + s - 1) / s;
+        at = per * bs * (int32_t)ac_fuzz_below(r, (uint32_t)s + 1);
+        break;
+    }
+    }
+    return at + (int32_t)ac_fuzz_below(r, 3) - 1;
+}
+
+/* A window whose left edge, seen from the first query of a random
+   sequence, falls on an edge_position (else a small random width); the
+   right side 0, unbounded or a few keys. */
+static void draw_window(ac_case *c, ac_fuzz_rng *r)
+{
+    int32_t left = (int32_t)ac_fuzz_below(r, 80);
+    if (c->batch > 0 && c->seqlen_k && c->seqlen_q && ac_fuzz_below(r, 2)) {
+        int32_t b = (int32_t)ac_fuzz_below(r, (uint32_t)c->batch);
+        int32_t lk = c->seqlen_k[b] > 0 && c->seqlen_k[b] <= 4096 ? c->seqlen_k[b] : 0;
+        int32_t diag = lk - (c->seqlen_q[b] > 0 && c->seqlen_q[b] <= 4096 ? c->seqlen_q[b] : 0);
+        int32_t w = diag - edge_position(c, lk, r);
+        left = w >= 0 ? w : 0;
+    }
+    static const int32_t rights[] = {0, 0, -1, 1, 7, 64};
+    c->window_left = ac_fuzz_below(r, 6) == 0 ? -1 : left;
+    c->window_right = PICK(r, rights);
+    if (c->window_left == -1 && c->window_right == -1) c->window_right = 0;
+}
+
+/* Turn one feature on with new values, or off; the per-head arrays always
+   get heads_q entries. Only for families that take features. */
+static void mutate_feature(ac_case *c, ac_fuzz_rng *r)
+{
+    static const float caps[] = {1.0f, 2.5f, 5.0f, 20.0f, 30.0f, 50.0f, 1e-3f, 1e30f};
+    float v[AC_MAX_HEADS];
+    int32_t H = c->heads_q;
+    int off = ac_fuzz_below(r, 4) == 0;
+    switch (ac_fuzz_below(r, 4)) {
+    case 0:
+        if (off) c->window_left = c->window_right = -1;
+        else draw_window(c, r);
+        break;
+    case 1: c->softcap = off ? 0.0f : PICK(r, caps); break;
+    case 2:
+        if (off || H < 1 || H > AC_MAX_HEADS) {
+            ac_case_set_alibi(c, NULL, 0, NULL);
+            break;
+        }
+        for (int32_t h = 0; h < H; h++) /* the standard slopes, or any in [0, 1], or negative ones */
+            v[h] = ac_fuzz_below(r, 2) ? exp2f(-8.0f * (float)(h + 1) / (float)H)
+                                       : (float)((int32_t)ac_fuzz_below(r, 80) - 16) / 64.0f;
+        ac_case_set_alibi(c, v, H, NULL);
+        break;
+    default:
+        if (off || H < 1 || H > AC_MAX_HEADS) {
+            ac_case_set_sinks(c, NULL, 0, NULL);
+            break;
+        }
+        for (int32_t h = 0; h < H; h++) /* -inf, ordinary logits, and ones that swamp the row */
+            v[h] = ac_fuzz_below(r, 5) == 0 ? -INFINITY : (float)((int32_t)ac_fuzz_below(r, 64) - 16) / 4.0f;
+        if (ac_fuzz_below(r, 8) == 0) v[ac_fuzz_below(r, (uint32_t)H)] = 80.0f;
+        ac_case_set_sinks(c, v, H, NULL);
+        break;
+    }
+}
+
+/* A feature that breaks the contract and that a case file can hold: any
+   feature on a family that takes none (AC_ERR_UNSUPPORTED). Out-of-range
+   values (a window side below -1, a softcap not finite and > 0, a NaN slope,
+   a sink of +inf, a list of the wrong length) cannot be written in a case
+   file (docs/CASEFILE.md), so they would only be thrown away here; the
+   parser's own tests and the casefile target hold them. */
+static void break_feature(ac_case *c, ac_fuzz_rng *r)
+{
+    if (TR_OF(c)->features) return;
+    int32_t H = c->heads_q >= 1 && c->heads_q <= AC_MAX_HEADS ? c->heads_q : 0;
+    float v[AC_MAX_HEADS];
+    for (int32_t h = 0; h < H; h++) v[h] = 0.5f;
+    switch (ac_fuzz_below(r, 4)) {
+    case 0: draw_window(c, r); break;
+    case 1: c->softcap = 30.0f; break;
+    case 2: ac_case_set_alibi(c, v, H, NULL); break;
+    default: ac_case_set_sinks(c, v, H, NULL); break;
+    }
+}
 
 /* Valid-preserving mutations are drawn 4 times as often as breaking ones:
    about a fifth of the executions then probe the validation. */
@@ -294,8 +395,6 @@ static mut draw_mut(ac_fuzz_rng *r)
     return (mut)ac_fuzz_below(r, M_BAD_ENTRY);
 }
 
-/* The traits of the case's current family (the op may change mid-mutation). */
-#define TR ac_op_traits_of(c->op)
 
 static void mutate_once(ac_case *c, ac_fuzz_rng *r)
 {
@@ -330,6 +429,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         static const int32_t groups[] = {1, 1, 2, 3, 4, 8};
         c->heads_kv = 1 + (int32_t)ac_fuzz_below(r, 3);
         c->heads_q = c->heads_kv * PICK(r, groups);
+        ac_case_fit_head_params(c, NULL); /* one slope and one sink per query head again */
         break;
     }
     case M_HEAD_DIM: c->head_dim = PICK(r, head_dims); break;
@@ -350,6 +450,12 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         c->op = op;
         c->paged = 1;
         if (!t->kernel_masks) c->mask = AC_MASK_NONE;
+        if (!t->features) { /* a family without features: they go (M_BAD_FEATURE puts them back on purpose) */
+            c->window_left = c->window_right = -1;
+            c->softcap = 0.0f;
+            ac_case_set_alibi(c, NULL, 0, NULL);
+            ac_case_set_sinks(c, NULL, 0, NULL);
+        }
         for (int32_t b = 0; b < c->batch; b++) {
             if (t->max_q == 0) c->seqlen_q[b] = 0;
             else if (t->max_q != AC_Q_ANY) c->seqlen_q[b] = t->min_q + (int32_t)ac_fuzz_below(r, q_span(t, 4, 4));
@@ -455,6 +561,9 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
     case M_SLOT_WIDTH:
         if (TR->slots) c->slot_mapping_i64 ^= 1;
         break;
+    case M_FEATURE:
+        if (TR->features) mutate_feature(c, r);
+        break;
 
     case M_BAD_ENTRY: {
         /* A used entry out of [0, num_blocks). */
@@ -501,6 +610,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         case 2: c->heads_q = 0; break;
         default: c->head_dim = PICK(r, bad_head_dims); break;
         }
+        ac_case_fit_head_params(c, NULL); /* the heads are what is wrong, not the features */
         break;
     case M_BAD_SPLITS:
         /* A split count out of range cannot be written in a case file (it
@@ -542,6 +652,7 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         if (TR->max_q > 0 && TR->max_q != AC_Q_ANY && c->batch > 0)
             c->seqlen_q[ac_fuzz_below(r, (uint32_t)c->batch)] = ac_fuzz_below(r, 2) ? TR->min_q - 1 : TR->max_q + 1;
         break;
+    case M_BAD_FEATURE: break_feature(c, r); break;
     case M_COUNT: break;
     }
 }
@@ -567,6 +678,17 @@ ac_status ac_fuzz_cross_case(ac_case *dst, const ac_case *a, const ac_case *b, a
     if (ac_fuzz_below(r, 2)) {
         dst->heads_q = b->heads_q;
         dst->heads_kv = b->heads_kv;
+        st = ac_case_fit_head_params(dst, err);
+        if (st) return st;
+    }
+    /* The features from b, one at a time, where both families take them. */
+    if (TR_OF(dst)->features && TR_OF(b)->features) {
+        if (ac_fuzz_below(r, 2)) dst->window_left = b->window_left, dst->window_right = b->window_right;
+        if (ac_fuzz_below(r, 2)) dst->softcap = b->softcap;
+        if (ac_fuzz_below(r, 2)) st = ac_case_set_alibi(dst, b->alibi_slopes, b->n_alibi, err);
+        if (!st && ac_fuzz_below(r, 2)) st = ac_case_set_sinks(dst, b->sinks, b->n_sinks, err);
+        if (!st) st = ac_case_fit_head_params(dst, err);
+        if (st) return st;
     }
     /* Sequence lengths from b where both have the sequence; then a fresh
        layout for them (half the time: else keep a's table as it is, which
@@ -622,6 +744,25 @@ int ac_fuzz_case_small(const ac_case *c)
 /* The contract's input rules, stated again (not calling ac_validate).       */
 
 #define BIT(code) (1u << (unsigned)(code))
+
+/* The features' rules (ac_case.h): window sides >= -1; a softcap finite and
+   >= 0; one finite slope and one sink (finite or -inf) per query head; none
+   on a family that takes none. */
+static uint32_t feature_rules(const ac_case *c)
+{
+    uint32_t m = 0;
+    if (c->window_left < -1 || c->window_right < -1) m |= BIT(AC_ERR_SHAPE);
+    if (!(c->softcap >= 0.0f) || c->softcap == INFINITY) m |= BIT(AC_ERR_SHAPE);
+    if (c->n_alibi != 0 && (c->n_alibi != c->heads_q || !c->alibi_slopes)) m |= BIT(AC_ERR_SHAPE);
+    for (int32_t h = 0; c->alibi_slopes && h < c->n_alibi; h++)
+        if (!isfinite(c->alibi_slopes[h])) m |= BIT(AC_ERR_SHAPE);
+    if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks)) m |= BIT(AC_ERR_SHAPE);
+    for (int32_t h = 0; c->sinks && h < c->n_sinks; h++)
+        if (c->sinks[h] != c->sinks[h] || c->sinks[h] == INFINITY) m |= BIT(AC_ERR_SHAPE);
+    int on = c->window_left != -1 || c->window_right != -1 || c->softcap != 0.0f || c->n_alibi || c->n_sinks;
+    if (on && !ac_op_traits_of(c->op)->features) m |= BIT(AC_ERR_UNSUPPORTED);
+    return m;
+}
 
 static uint32_t heads_rules(int32_t hq, int32_t hkv, int32_t d)
 {
@@ -691,6 +832,7 @@ uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
     if (c->batch < 0 || c->batch > AC_MAX_BATCH) return BIT(AC_ERR_SHAPE);
     if (c->batch > 0 && (!c->seqlen_q || !c->seqlen_k)) return BIT(AC_ERR_NULL);
     m |= heads_rules(c->heads_q, c->heads_kv, c->head_dim);
+    m |= feature_rules(c);
     if (c->scale_given && !isfinite(c->scale)) m |= BIT(AC_ERR_SHAPE);
     if (!(c->mask_density >= 0.0f && c->mask_density <= 1.0f)) m |= BIT(AC_ERR_SHAPE);
     int64_t tq = 0, tk = 0;

@@ -139,6 +139,14 @@ static int repaired_twin(const ac_case *c, ac_case *twin)
     return 0;
 }
 
+/* 1 if c uses a feature (window, softcap, ALiBi, sinks) that the backend
+   does not implement for c's family. */
+static int lacks_features(ac_backend be, const ac_case *c)
+{
+    const ac_backend_ops *ops = ac_backend_get(be);
+    return ops && (int)c->op >= 0 && c->op < AC_OP_COUNT && (ac_case_features(c) & ~ops->features[c->op]) != 0;
+}
+
 static int same_bytes(const void *a, const void *b, size_t n) { return (!a && !b) || (a && b && !memcmp(a, b, n)); }
 
 /* Hand the bad metadata to the kernel's host API (through the backend
@@ -163,8 +171,10 @@ static void kernel_refuses(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_out
         char want[160];
         ac_fuzz_mask_str(kmask, want, sizeof want);
         const ac_backend_ops *ops = ac_backend_get(env->backend);
-        if (st == AC_ERR_NO_DEVICE || (st == AC_ERR_UNSUPPORTED && ops && !ops->run[c->op])) {
-            /* nothing to judge: no device, or a backend without this family */
+        if (st == AC_ERR_NO_DEVICE ||
+            (st == AC_ERR_UNSUPPORTED && ops && (!ops->run[c->op] || lacks_features(env->backend, c)))) {
+            /* nothing to judge: no device, a backend without this family or
+               one of the case's features (refused before the entry ran) */
         } else if (!(kmask & BIT(st))) {
             out->code = st;
             finding(out, "kernel host API (%s) on a bad layout: expected %s, got %s", ac_backend_name(env->backend),
@@ -254,6 +264,11 @@ void ac_fuzz_layout_run(const uint8_t *data, size_t size, const ac_fuzz_env *env
         } else if (st == AC_ERR_UNSUPPORTED && !strcmp(r.stage, "kernel") && env->backend > AC_BACKEND_GPU) {
             /* An outside kernel refused a mode it lacks, by name: neither a
                finding nor a pass (the bundled kernels' rules do not bind it). */
+            out->kind = AC_FUZZ_UNSUPPORTED;
+            snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
+        } else if (st == AC_ERR_UNSUPPORTED && !strcmp(r.stage, "kernel") && lacks_features(env->backend, c)) {
+            /* A feature the backend does not declare (ac_backend_ops.features):
+               refused by the registry before the kernel ran, by name. */
             out->kind = AC_FUZZ_UNSUPPORTED;
             snprintf(out->why, sizeof out->why, "%s: %s", ac_status_name(st), r.error.msg);
         } else if (st && (kwant & BIT(st)) && !strcmp(r.stage, "kernel")) {

@@ -187,6 +187,7 @@ static void pool_load_dir(pool *pl, const char *dir, ac_fuzz_rng *r)
 
 typedef struct shared_stats {
     volatile int64_t execs, passes, rejected, skipped, findings, unique, pool, unsupported;
+    volatile int64_t featured; /* executions whose case carried a window, softcap, ALiBi or sinks */
     volatile int64_t execs_gpu[AC_FUZZ_MAX_GPUS];
     volatile int stop;        /* set by the parent on SIGINT/SIGTERM: workers finish their input and leave */
 } shared_stats;
@@ -249,6 +250,10 @@ static void walk_worker(const ac_fuzz_walk_opts *o, int id, double deadline, sha
         }
         o->target->run(buf, n, &o->env, &out);
         execs++;
+        /* The case line names the features only when on (ac_case_line). */
+        if (strstr(out.line, " window=") || strstr(out.line, " softcap=") || strstr(out.line, " alibi=") ||
+            strstr(out.line, " sinks="))
+            __sync_fetch_and_add(&st->featured, 1);
         __sync_fetch_and_add(&st->execs, 1);
         __sync_fetch_and_add(&st->execs_gpu[gpu], 1);
         if (trace) {
@@ -310,10 +315,11 @@ static void progress(const ac_fuzz_walk_opts *o, const shared_stats *st, double 
     double el = ac_now() - t0;
     fprintf(log,
             "[fuzz %s walk] %6.0f s  execs %lld (%.0f/s)  pass %lld  rejected %lld  skipped %lld%s%.0lld  findings %lld"
-            " (%lld kinds)\n",
+            " (%lld kinds)%s%.0lld\n",
             o->target->name, el, (long long)st->execs, el > 0 ? (double)st->execs / el : 0.0, (long long)st->passes,
             (long long)st->rejected, (long long)st->skipped, st->unsupported ? "  unsupported " : "",
-            (long long)st->unsupported, (long long)st->findings, (long long)st->unique);
+            (long long)st->unsupported, (long long)st->findings, (long long)st->unique,
+            st->featured ? "  with features " : "", (long long)st->featured);
     fflush(log);
 }
 

@@ -33,14 +33,40 @@ static const char *const bases[] = {
     "head_dim 8\nscale default\ncausal none\nmask none\nmask_per_head 0\nmask_density 0x1p+0\npaged 1\n"
     "block_size 4\nnum_blocks 3\nmax_blocks_per_seq 2\nblock_table 0: 2 0\nnum_tokens 3\n"
     "slot_mapping 8 -1 4\nslot_mapping_i64 1\nnum_splits 1\ndist uniform\nspecial none\nseed 3\n",
+    /* Every feature on (docs/CASEFILE.md, "The features"). */
+    "attncheck-case 1\ntitle extremes\nexpect ok\nop decode\ndtype bf16\nbatch 2\nseqlen_q 2 1\nseqlen_k 40 70\nheads_q 4\nheads_kv 2\n"
+    "head_dim 16\nscale default\ncausal BR\nmask none\nmask_per_head 0\nmask_density 0x1p+0\npaged 1\n"
+    "block_size 16\nnum_blocks 8\nmax_blocks_per_seq 5\nblock_table 0: 0 1 2 -1 -1\nblock_table 1: 3 4 5 6 7\n"
+    "num_tokens 0\nslot_mapping\nslot_mapping_i64 0\nnum_splits 3\nwindow_left 16\nwindow_right 0\nsoftcap 0x1.ep+4\n"
+    "alibi_slopes 0x1p-2,0x1p-4,0x1p-6,0x1p-8\nsinks -inf,0x0p+0,-0x1.ap+1,0x1p+1\ndist normal\nspecial none\nseed 5\n",
 };
+#define NBASES (sizeof bases / sizeof bases[0])
 
 /* The edges written into each field (as text, so the parser decides). */
 static const char *const edges32[] = {"2147483647", "-2147483648", "2147483646", "-1", "0", "1", "65536", "4097"};
 static const char *const edges64[] = {"9223372036854775807", "-9223372036854775808", "2147483648", "4294967296", "-2"};
 static const char *const fields[] = {"batch", "heads_q", "heads_kv", "head_dim", "block_size", "num_blocks",
                                      "max_blocks_per_seq", "num_tokens", "num_splits", "seqlen_q", "seqlen_k",
-                                     "slot_mapping", "seed", "block_table 0:"};
+                                     "slot_mapping", "seed", "block_table 0:", "window_left", "window_right",
+                                     "softcap", "alibi_slopes", "sinks"};
+/* The features' float edges (large and the smallest fp32, zero, negative,
+   inf, NaN; lists of one value per head, too short and too long). The cap
+   0x1.fffffep+127 (FLT_MAX) gives NaN in the models today (corpus/DISABLED:
+   prefill/1000 and decode/1000); it goes back in this list with the fix. */
+static const char *const edges_float[] = {"0x1p+127", "0x1p-149", "0x0p+0", "-0x1p+0", "inf", "-inf", "nan"};
+static const char *const edges_list[] = { /* +-FLT_MAX slopes: decode/1001 in corpus/DISABLED */
+    "0x1p+64,0x1p+64,0x1p+64,0x1p+64",
+    "-0x1p+64,-0x1p+64,-0x1p+64,-0x1p+64",
+    "0x1p-149,-0x1p-149,0x0p+0,-0x0p+0", "-inf,-inf,-inf,-inf", "0x1p+0,0x1p+0,0x1p+0", "0x1p+0,0x1p+0,0x1p+0,0x1p+0,0x1p+0",
+    "nan,0x0p+0,0x0p+0,0x0p+0", "inf,0x0p+0,0x0p+0,0x0p+0"};
+
+/* The edges tried on field f: n of them at *out. */
+static const char *const *edges_of(const char *f, size_t *n)
+{
+    if (!strcmp(f, "softcap")) return *n = sizeof edges_float / sizeof edges_float[0], edges_float;
+    if (!strcmp(f, "alibi_slopes") || !strcmp(f, "sinks")) return *n = sizeof edges_list / sizeof edges_list[0], edges_list;
+    return NULL;
+}
 
 /* Replace the value of `field` in text (the rest of its line) with `value`. */
 static int with_field(const char *text, const char *field, const char *value, char *out, size_t n)
@@ -117,12 +143,14 @@ int main(int argc, char **argv)
     char *text = malloc(MAX);
     if (!buf || !other || !child || !text) return 1;
     long parsed = 0, refused = 0, mutations = 0, runs = 0;
-    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
+    for (size_t b = 0; b < NBASES; b++)
         for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
             int wide = !strcmp(fields[f], "slot_mapping") || !strcmp(fields[f], "seed");
-            size_t ne = wide ? sizeof edges64 / sizeof edges64[0] : sizeof edges32 / sizeof edges32[0];
+            size_t ne = wide ? sizeof edges64 / sizeof edges64[0] : sizeof edges32 / sizeof edges32[0], nf = 0;
+            const char *const *fe = edges_of(fields[f], &nf);
+            if (fe) ne = nf, wide = 0;
             for (size_t e = 0; e < ne + (wide ? sizeof edges32 / sizeof edges32[0] : 0); e++) {
-                const char *v = e < ne && wide ? edges64[e] : edges32[wide ? e - ne : e];
+                const char *v = fe ? fe[e] : e < ne && wide ? edges64[e] : edges32[wide ? e - ne : e];
                 if (with_field(bases[b], fields[f], v, text, MAX)) continue;
                 ac_casefile cf;
                 ac_error err;
@@ -143,8 +171,8 @@ int main(int argc, char **argv)
                     size_t m = layout->mutate(buf, n, MAX, seed);
                     mutations++;
                     if (r % 16 == 0) { /* crossover with the untouched base */
-                        size_t nb = strlen(bases[(b + 1) % 3]);
-                        memcpy(other, bases[(b + 1) % 3], nb);
+                        size_t nb = strlen(bases[(b + 1) % NBASES]);
+                        memcpy(other, bases[(b + 1) % NBASES], nb);
                         size_t k = layout->cross(buf, m, other, nb, child, MAX, seed);
                         if (k) memcpy(buf, child, k), m = k;
                     }

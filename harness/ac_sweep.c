@@ -4,6 +4,7 @@
 
 #include "ac_family.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,51 @@ ac_status ac_sweep_set_lengths(ac_case *c, int32_t batch, const int32_t *lq, con
 const ac_dist ac_sweep_dist_cycle[5] = {AC_DIST_NORMAL, AC_DIST_NEEDLE, AC_DIST_UNIFORM, AC_DIST_POSCODE,
                                      AC_DIST_LARGE};
 
+/* AC_FEAT_* bits of each combination. */
+static const uint32_t feature_combos[AC_SWEEP_FEATURE_COMBOS] = {
+    AC_FEAT_WINDOW,
+    AC_FEAT_SOFTCAP,
+    AC_FEAT_ALIBI,
+    AC_FEAT_SINKS,
+    AC_FEAT_WINDOW | AC_FEAT_SOFTCAP,
+    AC_FEAT_ALIBI | AC_FEAT_SINKS,
+    AC_FEAT_WINDOW | AC_FEAT_SOFTCAP | AC_FEAT_SINKS,
+    AC_FEAT_ALL,
+};
+
+ac_status ac_sweep_features(ac_case *c, int combo, int idx, ac_error *err)
+{
+    uint32_t on = feature_combos[combo % AC_SWEEP_FEATURE_COMBOS];
+    if (on & AC_FEAT_WINDOW) {
+        /* Left edges on both sides of a block (16) and a tile (64), and past
+           every sequence; right 0 (causal kernels) or a few keys or unbounded. */
+        static const int32_t lefts[] = {0, 15, 16, 63, 64, 100, 3, 500};
+        static const int32_t rights[] = {0, -1, 5};
+        c->window_left = lefts[idx % 8];
+        c->window_right = rights[idx % 3];
+    }
+    if (on & AC_FEAT_SOFTCAP) {
+        static const float caps[] = {5.0f, 30.0f, 1.0f};
+        c->softcap = caps[idx % 3];
+    }
+    const int32_t H = c->heads_q;
+    if (H <= 0 || H > AC_MAX_HEADS) return ac_fail(err, AC_ERR_SHAPE, "sweep: heads_q = %d", H);
+    float v[AC_MAX_HEADS];
+    if (on & AC_FEAT_ALIBI) {
+        for (int32_t h = 0; h < H; h++) v[h] = exp2f(-8.0f * (float)(h + 1) / (float)H); /* the standard slopes */
+        ac_status st = ac_case_set_alibi(c, v, H, err);
+        if (st) return st;
+    }
+    if (on & AC_FEAT_SINKS) {
+        /* About as large as the logits of unit data, so they take a visible
+           share; one head without (-inf), where an empty row keeps LSE -inf. */
+        for (int32_t h = 0; h < H; h++) v[h] = (float)((h + idx) % 7) * 0.75f - 1.5f;
+        v[idx % H] = -INFINITY;
+        ac_status st = ac_case_set_sinks(c, v, H, err);
+        if (st) return st;
+    }
+    return AC_OK;
+}
 
 ac_status ac_sweep_build(const char *family, int quick, uint64_t seed, ac_case_list *list, ac_error *err)
 {

@@ -27,6 +27,13 @@ void ac_case_list_free(ac_case_list *list);
 ac_case *ac_sweep_push(ac_case_list *list, const char *group, ac_error *err);
 ac_status ac_sweep_set_lengths(ac_case *c, int32_t batch, const int32_t *lq, const int32_t *lk, ac_error *err);
 extern const ac_dist ac_sweep_dist_cycle[5];
+/* The feature groups of the prefill and decode matrices: combination
+   `combo` (0..AC_SWEEP_FEATURE_COMBOS-1: window, softcap, ALiBi, sinks, then
+   pairs, three and all four) set on c, after heads_q; `idx` varies the
+   values (window edges at 0, a 16-key block, the 64-key tile and past it;
+   caps that bite or barely; sinks finite and -inf). */
+#define AC_SWEEP_FEATURE_COMBOS 8
+ac_status ac_sweep_features(ac_case *c, int combo, int idx, ac_error *err);
 
 #ifdef __cplusplus
 }

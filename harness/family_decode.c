@@ -73,6 +73,36 @@ static ac_status sweep_decode(int quick, uint64_t seed, ac_case_list *l, ac_erro
                 st = ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 2, err);
                 if (st) return st;
             }
+    /* Windows, softcap, ALiBi and sinks, alone and combined, unsplit, split
+       in 3 (a sink must join once, in the final combine) and automatic;
+       windows whose edge falls on a block, a tile or a split boundary. */
+    static const int32_t feat_splits[] = {1, 3, 0};
+    for (int dt = 0; dt < 2; dt++)
+        for (int fc = 0; fc < AC_SWEEP_FEATURE_COMBOS; fc++)
+            for (int si = 0; si < 3; si++, idx++) {
+                if (quick && idx % 4 != 0) continue;
+                ac_case *c = ac_sweep_push(l, dt ? "decode features fp16" : "decode features bf16", err);
+                if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
+                c->op = AC_OP_DECODE;
+                c->dtype = dt ? AC_FP16 : AC_BF16;
+                c->head_dim = idx % 2 ? 128 : 64;
+                c->heads_q = 16;
+                c->heads_kv = 4;
+                c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+                int32_t q = idx % 3 == 1 ? 4 : 1;
+                int32_t lq[4] = {1, q, q, q}, lk[4] = {1, 17, 64 + q, 300 + idx % 37};
+                ac_status st = ac_sweep_set_lengths(c, 4, lq, lk, err);
+                if (st) return st;
+                c->num_splits = feat_splits[si];
+                c->dist = ac_sweep_dist_cycle[idx % 5];
+                c->seed = seed + (uint64_t)idx;
+                st = ac_sweep_features(c, fc, idx, err);
+                if (st) return st;
+                c->block_size = idx % 2 ? 32 : 16;
+                c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+                st = ac_case_make_layout(c, idx % 2 ? AC_LAYOUT_SHARED_PREFIX : AC_LAYOUT_PERMUTED, 3, err);
+                if (st) return st;
+            }
     return AC_OK;
 }
 

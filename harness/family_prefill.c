@@ -111,6 +111,37 @@ static ac_status sweep_prefill(int quick, uint64_t seed, ac_case_list *l, ac_err
                         if (st) return st;
                     }
                 }
+    /* Windows, softcap, ALiBi and sinks, alone and combined, over the length
+       patterns (Lq > Lk and an empty sequence too), the causal modes,
+       contiguous and paged K/V, with and without a mask. */
+    for (int dt = 0; dt < 2; dt++)
+        for (int fc = 0; fc < AC_SWEEP_FEATURE_COMBOS; fc++)
+            for (int pg = 0; pg < 2; pg++, idx++) {
+                if (quick && idx % 4 != 0) continue;
+                ac_case *c = ac_sweep_push(l, dt ? "prefill features fp16" : "prefill features bf16", err);
+                if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
+                c->op = AC_OP_PREFILL;
+                c->dtype = dt ? AC_FP16 : AC_BF16;
+                c->head_dim = idx % 2 ? 128 : 64;
+                c->heads_q = 8;
+                c->heads_kv = 2;
+                c->causal = (ac_causal)(idx % 3);
+                int pat = idx % 4;
+                ac_status st = ac_sweep_set_lengths(c, 3, pre_lq[pat], pre_lk[pat], err);
+                if (st) return st;
+                c->mask = idx % 5 == 2 ? AC_MASK_BOOL : idx % 5 == 4 ? AC_MASK_ADDITIVE : AC_MASK_NONE;
+                c->mask_per_head = idx % 2;
+                c->dist = ac_sweep_dist_cycle[idx % 5];
+                c->seed = seed + (uint64_t)idx;
+                st = ac_sweep_features(c, fc, idx, err);
+                if (st) return st;
+                if (pg) {
+                    c->block_size = 16;
+                    c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+                    st = ac_case_make_layout(c, idx % 3 == 0 ? AC_LAYOUT_SHARED_PREFIX : AC_LAYOUT_PERMUTED, 2, err);
+                    if (st) return st;
+                }
+            }
     return AC_OK;
 }
 

@@ -45,6 +45,8 @@ typedef struct ac_prop_ctx {
     int32_t gqa;             /* Hq / Hkv */
     ac_prop_layout layout;
     uint64_t seed;           /* every random choice of the property comes from it */
+    uint32_t features;       /* AC_FEAT_* bits the law's cases may carry (a nonempty subset is
+                                drawn per point, prop_case_features); 0: none, the old grid */
 } ac_prop_ctx;
 
 /* Result codes of a property function. */
@@ -68,6 +70,8 @@ typedef struct ac_prop {
     ac_prop_fn fn;
     unsigned ops;            /* AC_OPS(...) the law is checked on */
     unsigned layouts;        /* AC_LAYOUTS(...) where it means something */
+    uint32_t features;       /* AC_FEAT_* bits the law also holds with: the grid runs every point
+                                once without features and once with them (0: once) */
 } ac_prop;
 
 extern const ac_prop ac_props[];
@@ -76,12 +80,16 @@ extern const int ac_prop_count;
 const ac_prop *ac_prop_find(const char *name);
 
 const char *ac_prop_layout_name(ac_prop_layout l);
-/* "prefill bf16 D=64 gqa=4 layout=permuted backend=cpu-model bug=none seed=123" */
+/* "prefill bf16 D=64 gqa=4 layout=permuted backend=cpu-model bug=none seed=123"
+   (" features=window+sinks" before " seed=" when the point carries features) */
 int ac_prop_ctx_line(const ac_prop_ctx *ctx, char *buf, size_t n);
 
 /* ---- the parameter grid ---------------------------------------------------- */
 
-/* Grid axes: dtype x head dim x GQA ratio x layout, times the property's ops. */
+/* Grid axes: dtype x head dim x GQA ratio x layout, times the property's ops,
+   times (no features, the law's features) when the law has features: the
+   points without features come first, in the order and with the seeds they
+   had before features existed. */
 #define AC_PROP_GRID_DTYPES 2
 #define AC_PROP_GRID_DIMS 2
 #define AC_PROP_GRID_GQAS 2

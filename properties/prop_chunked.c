@@ -32,6 +32,7 @@ static int store_round(const ac_prop_ctx *ctx, ac_rng *r, const prop_inst *full,
     PROP_TRY(ac_case_copy(&s.c, paged, &err));
     s.c.op = AC_OP_STORE;
     s.c.causal = AC_CAUSAL_NONE;
+    prop_case_no_features(&s.c); /* the attention's features; a store takes none */
     s.c.slot_mapping_i64 = (int)ac_rng_below(r, 2);
     int32_t real = 0;
     for (int32_t b = 0; b < B; b++) {
@@ -186,6 +187,9 @@ int prop_chunked(const ac_prop_ctx *ctx, char *why, size_t n)
     prop_case_base(ctx, AC_OP_PREFILL, &full.c);
     full.c.causal = AC_CAUSAL_BOTTOM_RIGHT;
     PROP_TRY(prop_case_lengths(&full.c, &r, prop_pick(&r, 1, 2), 8, 96, 0, 0, &err));
+    /* Windows and ALiBi are bottom-right aligned: a chunk's query i sees the
+       keys and distances its full-prefill row sees. */
+    PROP_TRY(prop_case_features(ctx, &full.c, AC_FEAT_ALL, &err));
     PROP_TRY(prop_gen(&full, &err));
     PROP_RUN(prop_exec(ctx, &full, "chunked/full-prefill", why, n));
     PROP_TRY(prop_inst_model(&full, &err));

@@ -28,6 +28,8 @@ int prop_permutation(const ac_prop_ctx *ctx, char *why, size_t n)
     else
         PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 20, 1, 60, &err));
     PROP_TRY(prop_case_place(ctx, &a.c, &r, &err));
+    /* Softcap and sinks do not look at positions; windows and ALiBi do. */
+    PROP_TRY(prop_case_features(ctx, &a.c, AC_FEAT_SOFTCAP | AC_FEAT_SINKS, &err));
     PROP_TRY(prop_gen(&a, &err));
     PROP_RUN(prop_exec(ctx, &a, "permutation", why, n));
     PROP_TRY(prop_inst_model(&a, &err));

@@ -17,9 +17,14 @@ int prop_splits(const ac_prop_ctx *ctx, char *why, size_t n);
 int prop_permutation(const ac_prop_ctx *ctx, char *why, size_t n);
 int prop_linearity(const ac_prop_ctx *ctx, char *why, size_t n);
 int prop_overflow(const ac_prop_ctx *ctx, char *why, size_t n);
+int prop_window(const ac_prop_ctx *ctx, char *why, size_t n);
+int prop_softcap(const ac_prop_ctx *ctx, char *why, size_t n);
+int prop_alibi(const ac_prop_ctx *ctx, char *why, size_t n);
+int prop_sinks(const ac_prop_ctx *ctx, char *why, size_t n);
 
 /* A prefill (ragged Lq <= Lk, random causal mode) or decode case at the
-   grid point, placed per its layout (prop_scale.c). */
+   grid point, placed per its layout, with the grid point's features
+   (prop_scale.c). */
 ac_status prop_case_attention(const ac_prop_ctx *ctx, ac_rng *r, ac_case *c, ac_error *err);
 
 #endif

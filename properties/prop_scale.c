@@ -19,7 +19,8 @@ ac_status prop_case_attention(const ac_prop_ctx *ctx, ac_rng *r, ac_case *c, ac_
         c->causal = (ac_causal)prop_pick(r, 0, AC_CAUSAL_COUNT - 1);
     }
     if (st) return st;
-    return prop_case_place(ctx, c, r, err);
+    st = prop_case_place(ctx, c, r, err);
+    return st ? st : prop_case_features(ctx, c, AC_FEAT_ALL, err);
 }
 
 int prop_scale(const ac_prop_ctx *ctx, char *why, size_t n)

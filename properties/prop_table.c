@@ -12,37 +12,52 @@
 #define PREFILL AC_OPS(AC_OP_PREFILL)
 #define DECODE AC_OPS(AC_OP_DECODE)
 #define COMBINE AC_OPS(AC_OP_COMBINE)
+#define FEATS AC_FEAT_ALL
 
 const ac_prop ac_props[] = {
     {"scale", "omitted scale equals explicit 1/sqrt(D); explicit 1.0 is detectably different; scale 0 gives the "
               "mean of the allowed V rows; (q*c, scale/c) matches within the bound",
-     prop_scale, PREFILL | DECODE, AC_LAYOUTS_ALL},
+     prop_scale, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
     {"gqa", "GQA equals multi-head attention with K/V heads repeated in contiguous groups; h % Hkv would be caught",
-     prop_gqa, PREFILL | DECODE, AC_LAYOUTS_ALL},
+     prop_gqa, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
     {"causal", "TOP_LEFT is the lower triangle, BOTTOM_RIGHT the triangle shifted by Lk - Lq (leading rows 0 / -inf "
                "when Lq > Lk); they coincide when Lq == Lk; a TOP_LEFT decode step is detected",
-     prop_causal, PREFILL | DECODE, AC_LAYOUTS_ALL},
+     prop_causal, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
     {"chunked", "a prefill in random chunks through the paged cache (store, then BOTTOM_RIGHT against all keys so "
                 "far) equals one full causal prefill; each store writes exactly its slots",
-     prop_chunked, PREFILL, AC_LAYOUTS(AC_PROP_PAGED_IDENTITY) | AC_LAYOUTS(AC_PROP_PAGED_PERMUTED)},
+     prop_chunked, PREFILL, AC_LAYOUTS(AC_PROP_PAGED_IDENTITY) | AC_LAYOUTS(AC_PROP_PAGED_PERMUTED), FEATS},
     {"masks", "an all-true bool mask is no mask; bool false is additive -inf; a row constant in the bias changes "
               "nothing; a fully masked row is 0 / -inf; mask plus causal is their intersection",
-     prop_masks, PREFILL, AC_LAYOUTS_ALL},
+     prop_masks, PREFILL, AC_LAYOUTS_ALL, 0},
     {"paging", "relabelled physical blocks, unshared prefix blocks, NaN/Inf in unread slots and garbage in unread "
                "table entries change no output bit; paged equals contiguous within the bound",
-     prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED},
+     prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED, FEATS},
     {"batch", "a sequence's output bits do not depend on the other sequences, its place in the batch, or the run",
-     prop_batch, PREFILL | DECODE, AC_LAYOUTS_ALL},
+     prop_batch, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
     {"splits", "any split count (more splits than blocks too) equals the unsplit result within the bound; combining "
                "one split is the identity; split order and empty splits do not matter",
-     prop_splits, DECODE | COMBINE, AC_LAYOUTS_PAGED},
+     prop_splits, DECODE | COMBINE, AC_LAYOUTS_PAGED, FEATS},
     {"permutation", "without causal mode or mask, permuting keys together with values stays within the bound",
-     prop_permutation, PREFILL | DECODE, AC_LAYOUTS_ALL},
+     prop_permutation, PREFILL | DECODE, AC_LAYOUTS_ALL, AC_FEAT_SOFTCAP | AC_FEAT_SINKS},
     {"linearity", "O is linear in V within the bound; the LSE does not depend on V and matches the oracle's within "
                   "its tight tolerance",
-     prop_linearity, PREFILL | DECODE, AC_LAYOUTS_ALL},
+     prop_linearity, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
     {"overflow", "logits of magnitude 1e4 after scaling give no Inf/NaN and match the oracle", prop_overflow,
-     PREFILL | DECODE, AC_LAYOUTS_ALL},
+     PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+    /* The features' own laws; their second half of the grid adds the other
+       features in the background. */
+    {"window", "a window as wide as the sequence is no window; a window matches the model; on a prefill it equals "
+               "the bool mask of its band",
+     prop_window, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+    {"softcap", "a cap of 1e30 is no cap; a cap matches the model; masked keys stay out under a cap; with two keys "
+                "the weight of the larger logit never falls as the cap grows",
+     prop_softcap, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+    {"alibi", "zero slopes are no ALiBi; ALiBi matches the model; on a prefill it equals the per-head additive bias "
+              "slope_h (j - i - (Lk - Lq))",
+     prop_alibi, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+    {"sinks", "a sink of -inf is no sink; sinks match the model (empty rows: O = 0, LSE = the sink); on a prefill a "
+              "sink equals one more key with K = V = 0 and the sink as its bias",
+     prop_sinks, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
 };
 const int ac_prop_count = (int)(sizeof ac_props / sizeof ac_props[0]);
 
@@ -62,10 +77,15 @@ const char *ac_prop_layout_name(ac_prop_layout l)
 
 int ac_prop_ctx_line(const ac_prop_ctx *ctx, char *buf, size_t n)
 {
-    return snprintf(buf, n, "%s %s D=%d gqa=%d layout=%s backend=%s bug=%s seed=%" PRIu64, ac_op_name(ctx->op),
+    char feat[64] = "";
+    if (ctx->features) {
+        char names[48];
+        snprintf(feat, sizeof feat, " features=%s", ac_feature_names(ctx->features, names, sizeof names));
+    }
+    return snprintf(buf, n, "%s %s D=%d gqa=%d layout=%s backend=%s bug=%s%s seed=%" PRIu64, ac_op_name(ctx->op),
                     ac_dtype_name(ctx->dtype), ctx->head_dim, ctx->gqa,
                     ctx->op == AC_OP_COMBINE ? "-" : ac_prop_layout_name(ctx->layout), ac_backend_name(ctx->backend),
-                    ac_bug_name(ctx->bug), ctx->seed);
+                    ac_bug_name(ctx->bug), feat, ctx->seed);
 }
 
 /* ---- the grid ---------------------------------------------------------------------- */
@@ -87,28 +107,35 @@ static unsigned op_layouts(ac_op op)
 int ac_prop_grid(const ac_prop *p, ac_backend be, ac_bug bug, uint64_t base_seed, ac_prop_ctx *out, int max)
 {
     int count = 0;
-    for (int op = 0; op < AC_OP_COUNT; op++) {
-        if (!(p->ops & AC_OPS(op))) continue;
-        unsigned lays = op == AC_OP_COMBINE ? op_layouts((ac_op)op) : (p->layouts & op_layouts((ac_op)op));
-        for (int dt = 0; dt < AC_PROP_GRID_DTYPES; dt++)
-            for (int di = 0; di < AC_PROP_GRID_DIMS; di++)
-                for (int gi = 0; gi < AC_PROP_GRID_GQAS; gi++)
-                    for (int l = 0; l < AC_PROP_LAYOUT_COUNT; l++) {
-                        if (!(lays & AC_LAYOUTS(l))) continue;
-                        if (out && count < max) {
-                            ac_prop_ctx *c = &out[count];
-                            c->backend = be;
-                            c->bug = bug;
-                            c->op = (ac_op)op;
-                            c->dtype = (ac_dtype)dt;
-                            c->head_dim = ac_prop_grid_dims[di];
-                            c->gqa = ac_prop_grid_gqas[gi];
-                            c->layout = (ac_prop_layout)l;
-                            c->seed = mix(base_seed ^ mix((uint64_t)count + 1));
+    /* Pass 0: no features (the grid as it was before features existed, same
+       seeds); pass 1: the same points with the law's features, on the ops
+       that take them. */
+    for (int pass = 0; pass < (p->features ? 2 : 1); pass++)
+        for (int op = 0; op < AC_OP_COUNT; op++) {
+            if (!(p->ops & AC_OPS(op))) continue;
+            const ac_op_traits *tr = ac_op_traits_of((ac_op)op);
+            if (pass == 1 && !(tr && tr->features)) continue;
+            unsigned lays = op == AC_OP_COMBINE ? op_layouts((ac_op)op) : (p->layouts & op_layouts((ac_op)op));
+            for (int dt = 0; dt < AC_PROP_GRID_DTYPES; dt++)
+                for (int di = 0; di < AC_PROP_GRID_DIMS; di++)
+                    for (int gi = 0; gi < AC_PROP_GRID_GQAS; gi++)
+                        for (int l = 0; l < AC_PROP_LAYOUT_COUNT; l++) {
+                            if (!(lays & AC_LAYOUTS(l))) continue;
+                            if (out && count < max) {
+                                ac_prop_ctx *c = &out[count];
+                                c->backend = be;
+                                c->bug = bug;
+                                c->op = (ac_op)op;
+                                c->dtype = (ac_dtype)dt;
+                                c->head_dim = ac_prop_grid_dims[di];
+                                c->gqa = ac_prop_grid_gqas[gi];
+                                c->layout = (ac_prop_layout)l;
+                                c->seed = mix(base_seed ^ mix((uint64_t)count + 1));
+                                c->features = pass ? p->features : 0u;
+                            }
+                            count++;
                         }
-                        count++;
-                    }
-    }
+        }
     return count;
 }
 

@@ -54,6 +54,71 @@ void prop_case_base(const ac_prop_ctx *ctx, ac_op op, ac_case *c)
     }
 }
 
+void prop_alibi_standard(float *slopes, int32_t heads)
+{
+    for (int32_t h = 0; h < heads; h++) slopes[h] = exp2f(-8.0f * (float)(h + 1) / (float)heads);
+}
+
+void prop_case_no_features(ac_case *c)
+{
+    c->window_left = c->window_right = -1;
+    c->softcap = 0.0f;
+    ac_case_set_alibi(c, NULL, 0, NULL);
+    ac_case_set_sinks(c, NULL, 0, NULL);
+}
+
+/* A window side: 0, around a 16/32-key block or the 64-key tile, unbounded
+   (-1) or anything up to 100. */
+static int32_t draw_side(ac_rng *r, int allow_unbounded)
+{
+    static const int32_t edges[] = {0, 1, 15, 16, 31, 32, 63, 64, 65};
+    uint64_t k = ac_rng_below(r, 4);
+    if (k == 0 && allow_unbounded) return -1;
+    if (k <= 1) return edges[ac_rng_below(r, sizeof edges / sizeof edges[0])];
+    return prop_pick(r, 0, 100);
+}
+
+ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowed, ac_error *err)
+{
+    uint32_t bits = ctx->features & allowed;
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
+    if (!bits || !tr || !tr->features) return AC_OK;
+    ac_rng r;
+    ac_rng_init(&r, ctx->seed, PROP_FEAT_STREAM);
+    uint32_t on = 0;
+    while (!on) /* a nonempty subset of bits */
+        on = bits & (uint32_t)ac_rng_below(&r, AC_FEAT_ALL + 1);
+    if (on & AC_FEAT_WINDOW) {
+        c->window_left = draw_side(&r, 1);
+        /* Right of the diagonal: mostly 0 or unbounded (what causal kernels use). */
+        c->window_right = ac_rng_below(&r, 2) ? draw_side(&r, 1) : (ac_rng_below(&r, 2) ? 0 : -1);
+        if (c->window_left == -1 && c->window_right == -1) c->window_left = draw_side(&r, 0);
+    }
+    if (on & AC_FEAT_SOFTCAP) c->softcap = (float)prop_pick(&r, 1, 50);
+    float v[AC_MAX_HEADS];
+    const int32_t H = c->heads_q;
+    if (on & AC_FEAT_ALIBI) {
+        if (ac_rng_below(&r, 2)) prop_alibi_standard(v, H);
+        else
+            for (int32_t h = 0; h < H; h++) v[h] = (float)prop_pick(&r, 0, 64) / 128.0f; /* [0, 0.5], exact */
+        ac_status st = ac_case_set_alibi(c, v, H, err);
+        if (st) return st;
+    }
+    if (on & AC_FEAT_SINKS) {
+        for (int32_t h = 0; h < H; h++)
+            v[h] = ac_rng_below(&r, 6) == 0 ? -INFINITY : (float)prop_pick(&r, -24, 40) / 8.0f; /* [-3, 5] */
+        ac_status st = ac_case_set_sinks(c, v, H, err);
+        if (st) return st;
+    }
+    return AC_OK;
+}
+
+double prop_empty_lse(const ac_case *c, int64_t row)
+{
+    int32_t h = (int32_t)(row % c->heads_q);
+    return c->n_sinks > 0 && h < c->n_sinks ? (double)c->sinks[h] : -INFINITY;
+}
+
 /* Length scale: ATTNCHECK_PROP_SCALE or ac_prop_set_length_scale; 0 = not read yet. */
 static int g_length_scale;
 
@@ -194,6 +259,52 @@ ac_status prop_inst_model(prop_inst *x, ac_error *err)
     ac_status st = ac_ref64(&x->c, &x->t, 0, &x->m, err);
     if (st == AC_OK) x->have_model = 1;
     return st;
+}
+
+int prop_feature_base(const ac_prop_ctx *ctx, ac_rng *r, uint32_t own, prop_inst *x, const char *what, char *why,
+                      size_t n)
+{
+    ac_error err;
+    ac_error_clear(&err);
+    int rc = AC_PROP_PASS;
+    prop_case_base(ctx, ctx->op, &x->c);
+    if (ctx->op == AC_OP_DECODE) {
+        PROP_TRY(prop_case_lengths(&x->c, r, prop_pick(r, 1, 3), 1, 4, 0, 150, &err));
+    } else {
+        PROP_TRY(prop_case_lengths(&x->c, r, prop_pick(r, 1, 3), 1, 40, -4, 100, &err));
+        x->c.causal = (ac_causal)prop_pick(r, 0, AC_CAUSAL_COUNT - 1);
+    }
+    PROP_TRY(prop_case_place(ctx, &x->c, r, &err));
+    PROP_TRY(prop_case_features(ctx, &x->c, AC_FEAT_ALL & ~own, &err));
+    PROP_TRY(prop_gen(x, &err));
+    PROP_RUN(prop_exec(ctx, x, what, why, n));
+    PROP_TRY(prop_inst_model(x, &err));
+done:
+    return rc;
+}
+
+int prop_run_within(const ac_prop_ctx *ctx, const prop_inst *x, prop_inst *y, const char *what, char *why, size_t n)
+{
+    ac_error err;
+    ac_error_clear(&err);
+    int rc = AC_PROP_PASS;
+    PROP_RUN(prop_exec(ctx, y, what, why, n));
+    PROP_TRY(prop_inst_model(y, &err));
+    PROP_CHECK(prop_within(&x->c, &x->m, &y->m, &x->o, &y->o, NULL, what, why, n));
+done:
+    return rc;
+}
+
+int prop_run_vs_model(const ac_prop_ctx *ctx, prop_inst *y, const char *what, char *why, size_t n)
+{
+    ac_error err;
+    ac_error_clear(&err);
+    int rc = AC_PROP_PASS;
+    PROP_RUN(prop_exec(ctx, y, what, why, n));
+    PROP_TRY(prop_inst_model(y, &err));
+    PROP_CHECK(prop_vs_model(&y->c, &y->m, &y->o, what, why, n));
+done:
+    return rc;
 }
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -349,8 +460,9 @@ static void compare(const ac_case *c, const ac_oracle_result *ma, const ac_outpu
                     note(t, INFINITY, r * D + d, va, vb, 0.0);
                 }
             }
-            double la = both_lse(a, b) ? a->lse[r] : -INFINITY, lb = both_lse(a, b) ? side_lse(b, r) : -INFINITY;
-            if (la != -INFINITY || lb != -INFINITY) {
+            double want = prop_empty_lse(c, r);
+            double la = both_lse(a, b) ? a->lse[r] : want, lb = both_lse(a, b) ? side_lse(b, r) : want;
+            if (la != want || lb != want) {
                 t->bad_empty++;
                 note(t, INFINITY, -(r + 1), la, lb, 0.0);
             }
@@ -501,16 +613,16 @@ int prop_empty_rows_exact(const ac_case *c, const ac_oracle_result *m, const ac_
     const int32_t D = m->head_dim;
     for (int64_t r = 0; r < m->rows; r++) {
         if (m->n_allowed[r] != 0) continue;
-        int bad = a->lse && !(a->lse[r] == -INFINITY);
+        int bad = a->lse && !(a->lse[r] == prop_empty_lse(c, r));
         int32_t bad_d = -1;
         for (int32_t d = 0; d < D && bad_d < 0; d++)
             if (!(prop_out_val(c, a, r * D + d) == 0.0)) bad_d = d;
         if (bad || bad_d >= 0) {
             char where[96];
             prop_row_name(c, r, where, sizeof where);
-            snprintf(why, n, "%s: the row %s has no allowed key but gives O[%d] = %.9g, LSE = %.9g (want 0, -inf)",
+            snprintf(why, n, "%s: the row %s has no allowed key but gives O[%d] = %.9g, LSE = %.9g (want 0, %.9g)",
                      what, where, bad_d < 0 ? 0 : bad_d, prop_out_val(c, a, r * D + (bad_d < 0 ? 0 : bad_d)),
-                     a->lse ? (double)a->lse[r] : -INFINITY);
+                     a->lse ? (double)a->lse[r] : -INFINITY, prop_empty_lse(c, r));
             prop_why_case(why, n, c);
             return 1;
         }

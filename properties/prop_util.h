@@ -21,6 +21,9 @@
    permutations): apart from ac_gen's streams, so the data do not move when a
    property draws one more number. */
 #define PROP_STREAM 0x70726f70ULL /* "prop" */
+/* The features' own stream: drawing them moves no length, layout or datum
+   that a law without features would draw. */
+#define PROP_FEAT_STREAM 0x66656174ULL /* "feat" */
 
 /* One instance: a case, its tensors, a run's outputs and, when asked for,
    the bound model of the case. */
@@ -50,6 +53,36 @@ ac_status prop_case_lengths(ac_case *c, ac_rng *r, int32_t batch, int32_t lq_lo,
    block size of 16 or 32 and 0..2 spare blocks (ac_case_make_layout). */
 ac_status prop_case_place(const ac_prop_ctx *ctx, ac_case *c, ac_rng *r, ac_error *err);
 
+/* Draw the features of c (after heads_q is set) from ctx->features & allowed:
+   a nonempty random subset of them, each with values aimed at the kernels'
+   edges (window sides at 0, a block, a 64-key tile or unbounded; softcap
+   1..50; ALiBi's standard slopes or random ones; sinks in [-3, 5] with -inf
+   on some heads). Draws from PROP_FEAT_STREAM; nothing when the subset is
+   empty. Families without features are left alone. */
+ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowed, ac_error *err);
+/* Turn every feature of c off. */
+void prop_case_no_features(ac_case *c);
+/* ALiBi's standard slopes for H heads: 2^(-8 (h + 1) / H). */
+void prop_alibi_standard(float *slopes, int32_t heads);
+
+/* The LSE that an empty row (no allowed key) of head h has: the head's sink
+   when it has one, else -inf (docs/CONTRACT.md). O is 0 either way. */
+double prop_empty_lse(const ac_case *c, int64_t row);
+
+/* The first half of the feature laws (window, softcap, alibi, sinks): x
+   gets an attention case for ctx->op (prefill: 1..3 sequences of 1..40
+   queries, Lk - Lq in [-4, 100], any causal mode; decode: 1..4 queries,
+   Lk - Lq in [0, 150], so windows cut), placed per the layout, with
+   ctx->features minus `own` as background features; generated, run
+   (`what`) and modelled. Returns AC_PROP_PASS / SKIP / FAIL. */
+int prop_feature_base(const ac_prop_ctx *ctx, ac_rng *r, uint32_t own, prop_inst *x, const char *what, char *why,
+                      size_t n);
+/* Run y (a variant of x's problem whose exact answer is x's), model it and
+   compare the two runs within the bound. */
+int prop_run_within(const ac_prop_ctx *ctx, const prop_inst *x, prop_inst *y, const char *what, char *why, size_t n);
+/* Run y, model it and compare the run with its own model's answer. */
+int prop_run_vs_model(const ac_prop_ctx *ctx, prop_inst *y, const char *what, char *why, size_t n);
+
 /* Materialise x->t from x->c (ac_gen). */
 ac_status prop_gen(prop_inst *x, ac_error *err);
 /* A copy of src's case and tensors into dst (no outputs, no model). */
@@ -72,8 +105,8 @@ ac_status prop_inst_with_mask(prop_inst *dst, const prop_inst *src, ac_mask_kind
    contiguous rows or the paged cache through the block table. */
 int64_t prop_kv_offset(const ac_case *c, const ac_tensors *t, int32_t b, int32_t p, int32_t h);
 
-/* Rows that the model says are empty are exactly O = 0 and LSE = -inf in
-   the run (0 holds, 1 broken). */
+/* Rows that the model says are empty are exactly O = 0 and LSE = -inf (the
+   sink, when the head has one) in the run (0 holds, 1 broken). */
 int prop_empty_rows_exact(const ac_case *c, const ac_oracle_result *m, const ac_outputs *a, const char *what,
                           char *why, size_t n);
 
@@ -114,7 +147,8 @@ ac_status prop_oracle_verdict(const ac_case *c, const ac_tensors *t, const ac_ou
    docs/VERDICT.md) are ac_ref64's (harness/ac_ref.h): double precision, every
    row checked, so ac_verdict_terms applies unchanged. Free with
    ac_oracle_result_free. */
-/* (Re)compute x->m from x's current case and tensors. */
+/* (Re)compute x->m from x's current case and tensors (ac_ref64, features
+   included). */
 ac_status prop_inst_model(prop_inst *x, ac_error *err);
 
 /* The verdict's per-element bound (docs/VERDICT.md, without the factor C)

@@ -58,6 +58,9 @@ int main(int argc, char **argv)
     uint64_t seed = 0;
     ac_args a;
     ac_error err;
+    /* Line-buffered even into a file or a pipe: a law takes minutes on the GPU
+       host, and a log that stays empty that long looks like a hang. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     ac_args_init(&a, "property_gpu", argc, argv, opts);
     for (int c; (c = ac_args_next(&a, &err)) != AC_ARGS_END;) {
         ac_status st = AC_OK;

@@ -40,6 +40,10 @@ Test(property, splits) { check_property("splits"); }
 Test(property, permutation) { check_property("permutation"); }
 Test(property, linearity) { check_property("linearity"); }
 Test(property, overflow) { check_property("overflow"); }
+Test(property, window) { check_property("window"); }
+Test(property, softcap) { check_property("softcap"); }
+Test(property, alibi) { check_property("alibi"); }
+Test(property, sinks) { check_property("sinks"); }
 
 /* The laws' copy of the verdict's per-element bound (prop_elem_bound) is the
    verdict's: for every element of a run, the verdict's r times C times our
@@ -47,7 +51,7 @@ Test(property, overflow) { check_property("overflow"); }
    when docs/VERDICT.md gains a term. */
 static void bound_matches(ac_op op, ac_dtype dt, ac_dist dist)
 {
-    ac_prop_ctx ctx = {AC_BACKEND_MODEL, AC_BUG_NONE, op, dt, 64, 4, AC_PROP_PAGED_PERMUTED, 12345};
+    ac_prop_ctx ctx = {AC_BACKEND_MODEL, AC_BUG_NONE, op, dt, 64, 4, AC_PROP_PAGED_PERMUTED, 12345, 0};
     prop_inst x;
     memset(&x, 0, sizeof x);
     ac_error err;
@@ -90,4 +94,4 @@ Test(property, bound_matches_verdict)
 }
 
 /* Every property of the table has its test above. */
-Test(property, table_is_covered) { cr_expect_eq(ac_prop_count, 11); }
+Test(property, table_is_covered) { cr_expect_eq(ac_prop_count, 15); }

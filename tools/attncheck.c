@@ -57,13 +57,14 @@ typedef struct cli_opts {
     int64_t max_memory, max_work; /* --max-memory, --max-oracle-work: the check's budget (docs/BUDGET.md) */
     const char *kernel;  /* --kernel LIB.so, for the replay command of a saved case */
     int shard, shards;   /* --shard K/N: the cases whose index is K mod N (docs/SCALING.md) */
+    ac_feature_args feat; /* --window, --softcap, --alibi, --sinks: set on every prefill and decode case */
 } cli_opts;
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so|py:MODULE:ADAPTER] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
-            "                     [--filter REGEX] [--verbose] [FAMILY...]\n"
+            "                     [--filter REGEX] [--verbose] [--window L,R] [--softcap C] [--alibi std|LIST] [--sinks LIST] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options as run]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N] [--bug NAME]\n"
             "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--quiet] [--verbose]\n"
@@ -103,6 +104,12 @@ static void usage_run(FILE *f, const char *cmd)
             "  --filter REGEX          only the cases whose case line matches (POSIX extended regex)\n"
             "  --shard K/N             only the cases whose index is K mod N (split a sweep over N GPUs)\n"
             "  --verbose               a line for every case, not only the failing ones\n"
+            "  --window L,R            a sliding window on every prefill and decode case: key j of query i is\n"
+            "                          kept when i+Lk-Lq-L <= j <= i+Lk-Lq+R (-1: unbounded on that side)\n"
+            "  --softcap C             logit softcap C*tanh(s/C) on scale*q.k (0: none)\n"
+            "  --alibi std|x0,x1,...   ALiBi slopes per query head: std = 2^(-8(h+1)/Hq), or a list (the last\n"
+            "                          entry repeats for the remaining heads)\n"
+            "  --sinks x|x0,x1,...     a sink logit per query head (-inf: none), the last entry repeats\n"
             "  --help                  this text\n"
             "FAMILY:",
             cmd, sweep ? "FAMILY " : "", sweep ? "" : " [FAMILY...]",
@@ -135,7 +142,8 @@ static void usage_describe(FILE *f)
 }
 
 enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL,
-       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK, OPT_JSON, OPT_SHARD };
+       OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK, OPT_JSON, OPT_SHARD, OPT_WINDOW, OPT_SOFTCAP, OPT_ALIBI,
+       OPT_SINKS };
 
 static void free_opts(cli_opts *o)
 {
@@ -166,6 +174,8 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"max-oracle-work", required_argument, NULL, OPT_MAX_WORK},
         {"shard", required_argument, NULL, OPT_SHARD},
+        {"window", required_argument, NULL, OPT_WINDOW},   {"softcap", required_argument, NULL, OPT_SOFTCAP},
+        {"alibi", required_argument, NULL, OPT_ALIBI},     {"sinks", required_argument, NULL, OPT_SINKS},
         {NULL, 0, NULL, 0}};
     static const struct option e2e_opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
@@ -208,6 +218,19 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
             if (!st) st = ac_arg_int(a.name, k, 0, o->shards - 1, &o->shard, &err);
             break;
         }
+        case OPT_WINDOW:
+            st = ac_arg_window(a.name, optarg, &o->feat.window_left, &o->feat.window_right, &err);
+            o->feat.window = st == AC_OK;
+            break;
+        case OPT_SOFTCAP: {
+            double cap;
+            st = ac_arg_double(a.name, optarg, 0.0, 3.4e38, &cap, &err);
+            o->feat.softcap = st == AC_OK;
+            o->feat.softcap_value = (float)cap;
+            break;
+        }
+        case OPT_ALIBI: st = ac_arg_alibi(a.name, optarg, &o->feat, &err); break;
+        case OPT_SINKS: st = ac_arg_floats(a.name, optarg, 1, o->feat.sinks, AC_MAX_HEADS, &o->feat.n_sinks, &err); break;
         case OPT_SAVE:
             st = ac_arg_out_dir(a.name, optarg, &err);
             o->save = optarg;
@@ -410,6 +433,14 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
     ac_error err;
     for (int i = 0; i < nfam; i++)
         if (ac_sweep_build(fam[i], o->quick, o->seed, &list, &err)) {
+            fprintf(stderr, "attncheck: %s\n", err.msg);
+            ac_case_list_free(&list);
+            return AC_EXIT_USAGE;
+        }
+    /* The feature flags turn the built-in matrices into feature sweeps; the
+       families that take none (combine, store) run as they are. */
+    for (int32_t i = 0; i < list.n && ac_feature_args_any(&o->feat); i++)
+        if (ac_feature_args_apply(&o->feat, &list.cases[i], &err)) {
             fprintf(stderr, "attncheck: %s\n", err.msg);
             ac_case_list_free(&list);
             return AC_EXIT_USAGE;

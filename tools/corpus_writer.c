@@ -191,11 +191,83 @@ static void layout(ac_case *c, int32_t bs, ac_layout kind, int32_t extra)
     die_on(ac_case_make_layout(c, kind, extra, &e), &e, "layout");
 }
 
+/* The features (docs/CONTRACT.md, "Windows, softcap, ALiBi and sinks") on g_case:
+   window (wl, wr) unless both are -1, softcap cap unless 0, ALiBi's standard
+   slopes 2^(-8 (h + 1) / Hq) when alibi, and sinks when sinks: head h gets
+   (h % 5 - 1) * 0.75 (a quarter of a logit to 2.25), head 0 -inf (none). */
+static void feats(ac_case *c, int32_t wl, int32_t wr, float cap, int alibi, int sinks)
+{
+    ac_error e;
+    float v[AC_MAX_HEADS];
+    c->window_left = wl;
+    c->window_right = wr;
+    c->softcap = cap;
+    if (alibi) {
+        for (int32_t h = 0; h < c->heads_q; h++) v[h] = exp2f(-8.0f * (float)(h + 1) / (float)c->heads_q);
+        die_on(ac_case_set_alibi(c, v, c->heads_q, &e), &e, "alibi");
+    }
+    if (sinks) {
+        for (int32_t h = 0; h < c->heads_q; h++) v[h] = h == 0 ? -INFINITY : (float)(h % 5 - 1) * 0.75f;
+        die_on(ac_case_set_sinks(c, v, c->heads_q, &e), &e, "sinks");
+    }
+}
+
 /* ==== the families' folders (case files) =========================================== */
 
 static void prefill_seeds(void)
 {
     ac_case *c;
+
+    /* Windows, softcap, ALiBi and sinks. */
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 2, L(20, 5), L(90, 70), 137);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    feats(c, 64, 0, 0.0f, 0, 0);
+    put_case(37, "window-br-tile-edge", "window (64, 0), BR, Lq < Lk: the window starts on the 64-key tile",
+             "A top-left window (diagonal i instead of i + Lk - Lq) sees other keys.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_FP16, 8, 2, 64, 2, L(33, 17), L(50, 17), 138);
+    feats(c, 15, 16, 0.0f, 0, 0);
+    paged(c, 16, PERMUTED, 1, -1, 1);
+    put_case(38, "window-both-sides-paged", "window (15, 16) without causal mode, paged block 16: edges beside blocks",
+             NULL, OK);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(12, 6), L(5, 6), 139);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    feats(c, 0, 0, 0.0f, 0, 0);
+    put_case(39, "window-0-0-empty-rows", "window (0, 0): the diagonal key alone; Lq > Lk empties the leading rows",
+             "Rows with i + Lk - Lq < 0 have no key: O = 0, LSE = -inf.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 2, L(16, 9), L(40, 9), 140);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->mask = AC_MASK_BOOL;
+    c->mask_per_head = 1;
+    feats(c, -1, -1, 5.0f, 0, 0);
+    put_case(40, "softcap-bool-mask", "softcap 5 with causal and a bool mask: excluded keys stay out",
+             "Capping after masking turns an excluded key into logit -5 instead of dropping it.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 8, 2, 128, 2, L(24, 3), L(60, 30), 141);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    feats(c, -1, -1, 0.0f, 1, 0);
+    put_case(41, "alibi-std-br", "ALiBi, the standard slopes, BR with Lq < Lk (every distance <= 0)", NULL, OK);
+
+    c = mk(AC_OP_PREFILL, AC_FP16, 4, 4, 64, 1, L(10), L(30), 142);
+    feats(c, -1, -1, 0.0f, 1, 0);
+    put_case(42, "alibi-no-causal", "ALiBi without causal mode: keys past the diagonal get a positive bias",
+             "flash-attn's -slope |j - i - off| differs from the contract's signed distance exactly here.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 2, L(10, 4), L(6, 20), 143);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    feats(c, -1, -1, 0.0f, 0, 1);
+    put_case(43, "sinks-empty-rows", "sinks, Lq > Lk with BR: an empty row gives O = 0 and LSE = its sink",
+             "Head 0 has no sink (-inf): its empty rows keep LSE = -inf.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 8, 2, 64, 2, L(30, 12), L(70, 40), 144);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->mask = AC_MASK_ADDITIVE;
+    feats(c, 31, 0, 30.0f, 1, 1);
+    paged(c, 16, SHARED_PREFIX, 0, -1, 2);
+    put_case(44, "all-features-paged-shared", "window (31, 0), softcap 30, ALiBi and sinks with a bias, shared prefix",
+             NULL, OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(17, 33), L(17, 33), 101);
     put_case(1, "contiguous-basic", "contiguous varlen prefill, no causal mask, Lq = Lk, MHA", NULL, OK);
@@ -464,6 +536,37 @@ static void decode_seeds(void)
     put_case(5, "speculative-lq4-lq8", "speculative decode: 4 and 8 queries at the end, BR",
              "Sequence 1 has Lq = Lk = 8: BR equals TL there.", OK);
 
+    /* Windows, softcap, ALiBi and sinks. */
+    c = DEC(216, AC_BF16, 8, 2, 64, 2, L(96, 50));
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 3;
+    feats(c, 31, 0, 0.0f, 0, 0);
+    paged(c, 16, PERMUTED, 0, -1, 1);
+    put_case(16, "window-on-split-edge", "decode, window (31, 0), 3 splits of 2 blocks: sequence 0's window starts "
+             "where split 2 does", NULL, OK);
+
+    c = DEC(217, AC_FP16, 16, 4, 128, 3, L(300, 17, 64));
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 0;
+    feats(c, -1, -1, 20.0f, 1, 0);
+    paged(c, 32, PERMUTED, 1, -1, 2);
+    put_case(17, "softcap-alibi-splits-auto", "decode, softcap 20 and ALiBi, automatic splits", NULL, OK);
+
+    c = DEC(218, AC_BF16, 8, 8, 64, 2, L(100, 40));
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 3;
+    feats(c, -1, -1, 0.0f, 0, 1);
+    paged(c, 16, SEQUENTIAL, 0, -1, 0);
+    put_case(18, "sinks-splits3", "decode, sinks, 3 splits: the sink joins once, in the final combine",
+             "Partials carry no sink; adding it per split counts it three times.", OK);
+
+    c = mk(AC_OP_DECODE, AC_BF16, 4, 2, 64, 2, L(4, 8), L(70, 8), 219);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 2;
+    feats(c, 16, 0, 5.0f, 1, 1);
+    paged(c, 16, SEQUENTIAL, 0, -1, 1);
+    put_case(19, "all-features-speculative", "speculative decode (4 and 8 queries) with every feature", NULL, OK);
+
     c = DEC(206, AC_BF16, 4, 4, 64, 2, L(30, 1));
     c->causal = AC_CAUSAL_TOP_LEFT;
     c->num_splits = 1;
@@ -599,6 +702,12 @@ static void combine_seeds(void)
     c = mk(AC_OP_COMBINE, AC_BF16, 4, 4, 64, 1, L(1), L(20), 390);
     c->num_splits = 0;
     put_case(900, "err-splits0", "combine of zero splits", NULL, AC_ERR_SHAPE);
+
+    c = mk(AC_OP_COMBINE, AC_BF16, 4, 4, 64, 1, L(2), L(20), 391);
+    c->num_splits = 2;
+    feats(c, -1, -1, 0.0f, 0, 1);
+    put_case(901, "err-sinks", "a combine takes no features (the decode's own combine joins its sinks)", NULL,
+             AC_ERR_UNSUPPORTED);
 }
 
 /* Store: sequence b appends seqlen_q[b] tokens at positions
@@ -698,6 +807,12 @@ static void store_seeds(void)
         for (int t = 0; t < 3; t++) c->slot_mapping[t] = 7 + t;
     }
     put_case(903, "err-contiguous", "store without a paged cache", NULL, AC_ERR_UNSUPPORTED);
+
+    c = mk(AC_OP_STORE, AC_BF16, 2, 2, 64, 1, L(3), L(10), 494);
+    paged(c, 4, SEQUENTIAL, 0, -1, 1);
+    store_slots(c, 0);
+    feats(c, 8, 0, 0.0f, 0, 0);
+    put_case(904, "err-window", "a store takes no features: a window set on one", NULL, AC_ERR_UNSUPPORTED);
 }
 
 /* ==== the fuzz targets' folders ==================================================== */
@@ -815,6 +930,27 @@ static void layout_seeds(void)
     die_on(ac_case_make_store_slots(c, 0, 4, &e), &e, "slots");
     put_case(17, "store-block1-all-padding", NULL, "four -1 tokens: nothing is written", AS_VALIDATED);
 
+    /* the features with the layouts: window edges on a block of 7 and on the tile */
+    c = mkl(AC_OP_DECODE, AC_BF16, 4, 2, 16, 2, L(1, 3), L(50, 29), 18);
+    layout(c, 7, AC_LAYOUT_PERMUTED, 1);
+    c->num_splits = 3;
+    feats(c, 49 - 35, 0, 0.0f, 1, 1);
+    put_case(18, "decode-window-block7-edge", NULL, "sequence 0's window starts at key 35, a block-of-7 edge",
+             AS_VALIDATED);
+
+    c = mkl(AC_OP_PREFILL, AC_FP16, 4, 4, 16, 2, L(9, 30), L(80, 30), 19);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    layout(c, 16, AC_LAYOUT_PERMUTED, 2);
+    feats(c, 71 - 64, 0, 2.5f, 0, 0);
+    put_case(19, "prefill-window-tile-edge-softcap", NULL, "query 0 of sequence 0 starts its window at key 64",
+             AS_VALIDATED);
+
+    c = mkl(AC_OP_PREFILL, AC_BF16, 4, 2, 16, 3, L(4, 6, 2), L(40, 33, 1), 20);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    layout(c, 4, AC_LAYOUT_SHARED_PREFIX, 0);
+    feats(c, -1, -1, 0.0f, 1, 1);
+    put_case(20, "prefill-alibi-sinks-shared-prefix", NULL, NULL, AS_VALIDATED);
+
     /* invalid layouts: the named error */
     c = mkl(AC_OP_DECODE, AC_BF16, 2, 2, 16, 2, L(1, 1), L(16, 8), 900);
     layout(c, 4, AC_LAYOUT_IDENTITY, 0);
@@ -871,6 +1007,12 @@ static void layout_seeds(void)
     layout(c, 4, AC_LAYOUT_IDENTITY, 0);
     c->seqlen_k[0] = -1;
     put_case(910, "err-decode-negative-seqlen-k", NULL, NULL, AS_VALIDATED);
+
+    c = mkl(AC_OP_STORE, AC_BF16, 2, 2, 16, 1, NULL, L(6), 911);
+    layout(c, 4, AC_LAYOUT_IDENTITY, 0);
+    die_on(ac_case_make_store_slots(c, 2, 0, &e), &e, "slots");
+    feats(c, -1, -1, 0.0f, 0, 1);
+    put_case(911, "err-store-sinks", NULL, "a store takes no features", AS_VALIDATED);
 }
 
 /* ---- combine: ac_fuzz_partials records -------------------------------------------- */

@@ -60,7 +60,7 @@ def test_numpy_ref_sweep(family):
     before = _shm_files()
     rc, out = run(["sweep", family, "--quick", "--kernel", REF])
     assert rc == 0, out
-    assert re.search(r"^\d+ passed, 0 failed$", out, re.M), out
+    assert re.search(r"^\d+ passed, 0 failed(, \d+ unsupported)?$", out, re.M), out  # feature rows: numpy_ref has none
     assert "py:numpy_ref" in out
     assert _shm_files() <= before  # the shared file was unlinked at once
     # (leftover workers are looked for with adapters only this file uses: ctest runs numpy_ref alongside)
@@ -73,7 +73,7 @@ def test_numpy_ref_properties():
     p = subprocess.run([prop, "--kernel", REF, "--seed", "7"], capture_output=True, text=True, timeout=900,
                        env=_env())
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "PASS: 0 of 11 properties failed" in p.stdout
+    assert re.search(r"PASS: 0 of \d+ properties failed", p.stdout), p.stdout
 
 
 def test_numpy_ref_walk_and_throughput(tmp_path, capsys):
@@ -164,7 +164,7 @@ def test_crash_mid_case_is_named_and_restarted():
     rc, out = run(["sweep", "prefill", "--quick", "--kernel", "py:bridge_adapters:Crash"])
     assert rc == 1, out
     assert "the worker died (exit status 3) at a case; stderr: crash: going down on purpose" in out, out[-2000:]
-    m = re.search(r"^(\d+) passed, (\d+) failed$", out, re.M)
+    m = re.search(r"^(\d+) passed, (\d+) failed(?:, \d+ unsupported)?$", out, re.M)
     assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, out  # the next cases ran on a new worker
     assert not _workers("bridge_adapters:Crash")
 
@@ -177,7 +177,7 @@ def test_hang_is_killed_after_the_timeout(tmp_path):
     assert rc == 1, out
     assert "answered nothing in 2 s ($ATTNCHECK_BRIDGE_TIMEOUT): killed" in out, out[-2000:]
     assert "hang: sleeping in" in out
-    m = re.search(r"^(\d+) passed, 1 failed$", out, re.M)
+    m = re.search(r"^(\d+) passed, 1 failed(?:, \d+ unsupported)?$", out, re.M)
     assert m and int(m.group(1)) > 0, out
     assert time.time() - t0 < 60
     assert not _workers("bridge_adapters:Hang")
