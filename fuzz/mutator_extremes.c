@@ -52,7 +52,7 @@ static const char *const fields[] = {"batch", "heads_q", "heads_kv", "head_dim",
 /* The features' float edges (large and the smallest fp32, zero, negative,
    inf, NaN; lists of one value per head, too short and too long). The cap
    0x1.fffffep+127 (FLT_MAX) gives NaN in the models today (corpus/DISABLED:
-   prefill/1000 and decode/1000); it goes back in this list with the fix. */
+   decode/1000; prefill has the same overflow); it goes back in this list with the fix. */
 static const char *const edges_float[] = {"0x1p+127", "0x1p-149", "0x0p+0", "-0x1p+0", "inf", "-inf", "nan"};
 static const char *const edges_list[] = { /* +-FLT_MAX slopes: decode/1001 in corpus/DISABLED */
     "0x1p+64,0x1p+64,0x1p+64,0x1p+64",
