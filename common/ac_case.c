@@ -345,14 +345,15 @@ ac_status ac_case_validate_features(const ac_case *c, ac_error *err)
         return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", c->window_left);
     if (c->window_right < -1)
         return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", c->window_right);
-    if (!isfinite(c->softcap) || c->softcap < 0.0f)
-        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and > 0, or 0 for none", (double)c->softcap);
+    if (!(c->softcap >= 0.0f && c->softcap <= AC_MAX_SOFTCAP))
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)c->softcap);
     if (c->n_alibi != 0 && (c->n_alibi != c->heads_q || !c->alibi_slopes))
         return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes: %d entries, heads_q = %d needs one per query head",
                        c->n_alibi, c->heads_q);
     for (int32_t h = 0; h < c->n_alibi; h++)
-        if (!isfinite(c->alibi_slopes[h]))
-            return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite", h, (double)c->alibi_slopes[h]);
+        if (!(fabsf(c->alibi_slopes[h]) <= AC_MAX_ALIBI_SLOPE))
+            return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite, |slope| <= 2^64", h,
+                           (double)c->alibi_slopes[h]);
     if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks))
         return ac_fail(err, AC_ERR_SHAPE, "sinks: %d entries, heads_q = %d needs one per query head", c->n_sinks,
                        c->heads_q);

@@ -65,6 +65,12 @@ enum {
                                           (pools and batches past 2^31 elements: docs/DATA.md) */
 };
 
+/* The features' domain (docs/CONTRACT.md): a softcap or an ALiBi slope past these
+   leaves fp32 in a kernel's ordinary arithmetic (c * log2 e, slope * distance) for
+   no use a model has; they are refused by name, like a non-finite scale. */
+#define AC_MAX_SOFTCAP 0x1p100f     /* 1.27e30: c -> inf is reached long before */
+#define AC_MAX_ALIBI_SLOPE 0x1p64f  /* 1.8e19: times a distance < 2^31 stays below 2^95 */
+
 /* Sizes the suite refuses to describe (a parser bound, not a kernel limit). */
 #define AC_MAX_BATCH 65536
 #define AC_MAX_HEADS 1024

@@ -745,17 +745,17 @@ int ac_fuzz_case_small(const ac_case *c)
 
 #define BIT(code) (1u << (unsigned)(code))
 
-/* The features' rules (ac_case.h): window sides >= -1; a softcap finite and
-   >= 0; one finite slope and one sink (finite or -inf) per query head; none
-   on a family that takes none. */
+/* The features' rules (ac_case.h): window sides >= -1; a softcap in [0, 2^100];
+   one slope with |slope| <= 2^64 and one sink (finite or -inf) per query head;
+   none on a family that takes none. */
 static uint32_t feature_rules(const ac_case *c)
 {
     uint32_t m = 0;
     if (c->window_left < -1 || c->window_right < -1) m |= BIT(AC_ERR_SHAPE);
-    if (!(c->softcap >= 0.0f) || c->softcap == INFINITY) m |= BIT(AC_ERR_SHAPE);
+    if (!(c->softcap >= 0.0f && c->softcap <= 0x1p100f)) m |= BIT(AC_ERR_SHAPE);
     if (c->n_alibi != 0 && (c->n_alibi != c->heads_q || !c->alibi_slopes)) m |= BIT(AC_ERR_SHAPE);
     for (int32_t h = 0; c->alibi_slopes && h < c->n_alibi; h++)
-        if (!isfinite(c->alibi_slopes[h])) m |= BIT(AC_ERR_SHAPE);
+        if (!(fabsf(c->alibi_slopes[h]) <= 0x1p64f)) m |= BIT(AC_ERR_SHAPE);
     if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks)) m |= BIT(AC_ERR_SHAPE);
     for (int32_t h = 0; c->sinks && h < c->n_sinks; h++)
         if (c->sinks[h] != c->sinks[h] || c->sinks[h] == INFINITY) m |= BIT(AC_ERR_SHAPE);

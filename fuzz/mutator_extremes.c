@@ -49,14 +49,17 @@ static const char *const fields[] = {"batch", "heads_q", "heads_kv", "head_dim",
                                      "max_blocks_per_seq", "num_tokens", "num_splits", "seqlen_q", "seqlen_k",
                                      "slot_mapping", "seed", "block_table 0:", "window_left", "window_right",
                                      "softcap", "alibi_slopes", "sinks"};
-/* The features' float edges (large and the smallest fp32, zero, negative,
-   inf, NaN; lists of one value per head, too short and too long). The cap
-   0x1.fffffep+127 (FLT_MAX) gives NaN in the models today (corpus/DISABLED:
-   decode/1000; prefill has the same overflow); it goes back in this list with the fix. */
-static const char *const edges_float[] = {"0x1p+127", "0x1p-149", "0x0p+0", "-0x1p+0", "inf", "-inf", "nan"};
-static const char *const edges_list[] = { /* +-FLT_MAX slopes: decode/1001 in corpus/DISABLED */
+/* The features' float edges (FLT_MAX, the contract's bounds 2^100 and 2^64 and
+   just past them, the smallest fp32, zero, negative, inf, NaN; lists of one value
+   per head, too short and too long). FLT_MAX once gave NaN (c * log2 e overflowed):
+   corpus/decode/0905 and 0906 keep it refused by name. */
+static const char *const edges_float[] = {"0x1.fffffep+127", "0x1p+100", "0x1.000002p+100", "0x1p-149",
+                                          "0x0p+0", "-0x1p+0", "inf", "-inf", "nan"};
+static const char *const edges_list[] = {
+    "0x1.fffffep+127,0x1.fffffep+127,0x1.fffffep+127,0x1.fffffep+127",
+    "-0x1.fffffep+127,-0x1.fffffep+127,-0x1.fffffep+127,-0x1.fffffep+127",
     "0x1p+64,0x1p+64,0x1p+64,0x1p+64",
-    "-0x1p+64,-0x1p+64,-0x1p+64,-0x1p+64",
+    "-0x1p+64,-0x1.000002p+64,-0x1p+64,-0x1p+64",
     "0x1p-149,-0x1p-149,0x0p+0,-0x0p+0", "-inf,-inf,-inf,-inf", "0x1p+0,0x1p+0,0x1p+0", "0x1p+0,0x1p+0,0x1p+0,0x1p+0,0x1p+0",
     "nan,0x0p+0,0x0p+0,0x0p+0", "inf,0x0p+0,0x0p+0,0x0p+0"};
 

@@ -80,8 +80,8 @@ ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err)
     if (p->window && (p->window_left < -1 || p->window_right < -1))
         return ac_fail(err, AC_ERR_SHAPE, "window_left, window_right = %d, %d: each must be >= -1 (-1 = unbounded)",
                        p->window_left, p->window_right);
-    if (!isfinite(p->softcap) || p->softcap < 0.0f)
-        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and >= 0 (0 = off)", (double)p->softcap);
+    if (!(p->softcap >= 0.0f && p->softcap <= AC_MAX_SOFTCAP))
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)p->softcap);
     /* The per-head arrays: the data pointer and its host copy come together. */
     struct { const float *ptr, *host; const char *name; int sink; } arr[] = {
         {p->alibi_slopes, p->alibi_slopes_host, "alibi_slopes", 0},
@@ -94,9 +94,9 @@ ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err)
                                          arr[k].name);
         for (int32_t h = 0; h < p->heads_q; h++) {
             float v = arr[k].host[h];
-            if (isfinite(v) || (arr[k].sink && v == -INFINITY)) continue;
+            if (arr[k].sink ? (isfinite(v) || v == -INFINITY) : fabsf(v) <= AC_MAX_ALIBI_SLOPE) continue;
             return ac_fail(err, AC_ERR_SHAPE, "%s[%d] = %g: must be finite%s", arr[k].name, h, (double)v,
-                           arr[k].sink ? " or -inf (no sink)" : "");
+                           arr[k].sink ? " or -inf (no sink)" : ", |slope| <= 2^64");
         }
     }
     return AC_OK;

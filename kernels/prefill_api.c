@@ -39,12 +39,12 @@ static ac_status validate_features(const ac_prefill_params *p, int for_device, a
         return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", p->window_left);
     if (p->has_window && p->window_right < -1)
         return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", p->window_right);
-    if (!isfinite(p->softcap) || p->softcap < 0.0f)
-        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be finite and > 0, or 0 for none", (double)p->softcap);
+    if (!(p->softcap >= 0.0f && p->softcap <= AC_MAX_SOFTCAP))
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)p->softcap);
     if (p->h_alibi_slopes) {
         for (int32_t h = 0; h < p->heads_q; h++)
-            if (!isfinite(p->h_alibi_slopes[h]))
-                return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite", h,
+            if (!(fabsf(p->h_alibi_slopes[h]) <= AC_MAX_ALIBI_SLOPE))
+                return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite, |slope| <= 2^64", h,
                                (double)p->h_alibi_slopes[h]);
     } else if (p->d_alibi_slopes) {
         return ac_fail(err, AC_ERR_NULL, "h_alibi_slopes is NULL but d_alibi_slopes is set (validation needs the host copy)");
