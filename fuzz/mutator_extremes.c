@@ -52,7 +52,7 @@ static const char *const fields[] = {"batch", "heads_q", "heads_kv", "head_dim",
 /* The features' float edges (FLT_MAX, the contract's bounds 2^100 and 2^64 and
    just past them, the smallest fp32, zero, negative, inf, NaN; lists of one value
    per head, too short and too long). FLT_MAX once gave NaN (c * log2 e overflowed):
-   corpus/decode/0905 and 0906 keep it refused by name. */
+   corpus/decode/1000 and 1001 keep it refused by name. */
 static const char *const edges_float[] = {"0x1.fffffep+127", "0x1p+100", "0x1.000002p+100", "0x1p-149",
                                           "0x0p+0", "-0x1p+0", "inf", "-inf", "nan"};
 static const char *const edges_list[] = {
