@@ -358,8 +358,9 @@ ac_status ac_case_validate_features(const ac_case *c, ac_error *err)
         return ac_fail(err, AC_ERR_SHAPE, "sinks: %d entries, heads_q = %d needs one per query head", c->n_sinks,
                        c->heads_q);
     for (int32_t h = 0; h < c->n_sinks; h++)
-        if (isnan(c->sinks[h]) || c->sinks[h] == INFINITY)
-            return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be finite, or -inf for none", h, (double)c->sinks[h]);
+        if (!(fabsf(c->sinks[h]) <= AC_MAX_SINK || c->sinks[h] == -INFINITY))
+            return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be in [-2^64, 2^64], or -inf for none", h,
+                           (double)c->sinks[h]);
     if (!tr->features && ac_case_has_features(c))
         return ac_fail(err, AC_ERR_UNSUPPORTED, "%s takes no window, softcap, ALiBi or sinks (%s)", ac_op_name(c->op),
                        c->window_left != -1 || c->window_right != -1 ? "window set"

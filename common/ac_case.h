@@ -70,6 +70,7 @@ enum {
    no use a model has; they are refused by name, like a non-finite scale. */
 #define AC_MAX_SOFTCAP 0x1p100f     /* 1.27e30: c -> inf is reached long before */
 #define AC_MAX_ALIBI_SLOPE 0x1p64f  /* 1.8e19: times a distance < 2^31 stays below 2^95 */
+#define AC_MAX_SINK 0x1p64f         /* |sink| (or -inf): sink * log2 e and exp(s - sink) stay in fp32 */
 
 /* Sizes the suite refuses to describe (a parser bound, not a kernel limit). */
 #define AC_MAX_BATCH 65536

@@ -746,7 +746,7 @@ int ac_fuzz_case_small(const ac_case *c)
 #define BIT(code) (1u << (unsigned)(code))
 
 /* The features' rules (ac_case.h): window sides >= -1; a softcap in [0, 2^100];
-   one slope with |slope| <= 2^64 and one sink (finite or -inf) per query head;
+   one slope with |slope| <= 2^64 and one sink (|sink| <= 2^64, or -inf) per query head;
    none on a family that takes none. */
 static uint32_t feature_rules(const ac_case *c)
 {
@@ -758,7 +758,7 @@ static uint32_t feature_rules(const ac_case *c)
         if (!(fabsf(c->alibi_slopes[h]) <= 0x1p64f)) m |= BIT(AC_ERR_SHAPE);
     if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks)) m |= BIT(AC_ERR_SHAPE);
     for (int32_t h = 0; c->sinks && h < c->n_sinks; h++)
-        if (c->sinks[h] != c->sinks[h] || c->sinks[h] == INFINITY) m |= BIT(AC_ERR_SHAPE);
+        if (!(fabsf(c->sinks[h]) <= 0x1p64f || c->sinks[h] == -INFINITY)) m |= BIT(AC_ERR_SHAPE);
     int on = c->window_left != -1 || c->window_right != -1 || c->softcap != 0.0f || c->n_alibi || c->n_sinks;
     if (on && !ac_op_traits_of(c->op)->features) m |= BIT(AC_ERR_UNSUPPORTED);
     return m;

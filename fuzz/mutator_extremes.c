@@ -184,7 +184,7 @@ int main(int argc, char **argv)
                         runs++;
                         if (out.kind == AC_FUZZ_FINDING) {
                             fprintf(stderr, "FINDING on %s = %s, round %d: %s\n  %s\n", fields[f], v, r, out.line, out.why);
-                            return 1;
+                            goto found;
                         }
                     }
                     n = m ? m : n;
@@ -216,7 +216,7 @@ int main(int argc, char **argv)
                     if (out.kind == AC_FUZZ_FINDING) {
                         fprintf(stderr, "FINDING in %s on a 0x%02x pattern of %zu bytes: %s\n  %s\n", (*t)->name,
                                 fills[fi], len, out.line, out.why);
-                        return 1;
+                        goto found;
                     }
                 }
             }
@@ -225,4 +225,8 @@ int main(int argc, char **argv)
     ac_fuzz_outcome_free(&out);
     free(buf), free(other), free(child), free(text);
     return 0;
+found: /* the finding is the report; the sanitizers must not bury it under leaks */
+    ac_fuzz_outcome_free(&out);
+    free(buf), free(other), free(child), free(text);
+    return 1;
 }

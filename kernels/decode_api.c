@@ -94,9 +94,9 @@ ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err)
                                          arr[k].name);
         for (int32_t h = 0; h < p->heads_q; h++) {
             float v = arr[k].host[h];
-            if (arr[k].sink ? (isfinite(v) || v == -INFINITY) : fabsf(v) <= AC_MAX_ALIBI_SLOPE) continue;
+            if (arr[k].sink ? (fabsf(v) <= AC_MAX_SINK || v == -INFINITY) : fabsf(v) <= AC_MAX_ALIBI_SLOPE) continue;
             return ac_fail(err, AC_ERR_SHAPE, "%s[%d] = %g: must be finite%s", arr[k].name, h, (double)v,
-                           arr[k].sink ? " or -inf (no sink)" : ", |slope| <= 2^64");
+                           arr[k].sink ? ", |sink| <= 2^64, or -inf (no sink)" : ", |slope| <= 2^64");
         }
     }
     return AC_OK;

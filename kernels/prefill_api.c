@@ -51,8 +51,8 @@ static ac_status validate_features(const ac_prefill_params *p, int for_device, a
     }
     if (p->h_sinks) {
         for (int32_t h = 0; h < p->heads_q; h++)
-            if (isnan(p->h_sinks[h]) || p->h_sinks[h] == INFINITY)
-                return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be finite, or -inf for none", h,
+            if (!(fabsf(p->h_sinks[h]) <= AC_MAX_SINK || p->h_sinks[h] == -INFINITY))
+                return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be in [-2^64, 2^64], or -inf for none", h,
                                (double)p->h_sinks[h]);
     } else if (p->d_sinks) {
         return ac_fail(err, AC_ERR_NULL, "h_sinks is NULL but d_sinks is set (validation needs the host copy)");
