@@ -817,7 +817,8 @@ static int hyp_window_side(const ac_dump *d, variant *v, ac_hypothesis *h, int a
              delta > 0 ? "wider" : "narrower", right ? "right" : "left");
     if (c->window_left < 0 && c->window_right < 0) return H_SKIP; /* no window: nothing to say */
     if (w < 0) return na(h, right ? "no right window bound declared" : "no left window bound declared");
-    if (w + delta < 0) return na(h, "the side is 0 keys wide: one less is no window");
+    if ((int64_t)w + delta < 0) return na(h, "the side is 0 keys wide: one less is no window");
+    if ((int64_t)w + delta > INT32_MAX) return na(h, "the side is already as wide as a window can be");
     if (right) v->c.window_right = w + delta;
     else v->c.window_left = w + delta;
     if (!ranges_differ(c, &v->c)) return na(h, "the same keys as declared for every row");
