@@ -341,26 +341,16 @@ ac_status ac_case_validate_features(const ac_case *c, ac_error *err)
 {
     const ac_op_traits *tr = ac_op_traits_of(c->op);
     if (!tr) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %d: unknown", (int)c->op);
-    if (c->window_left < -1)
-        return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", c->window_left);
-    if (c->window_right < -1)
-        return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", c->window_right);
-    if (!(c->softcap >= 0.0f && c->softcap <= AC_MAX_SOFTCAP))
-        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)c->softcap);
     if (c->n_alibi != 0 && (c->n_alibi != c->heads_q || !c->alibi_slopes))
         return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes: %d entries, heads_q = %d needs one per query head",
                        c->n_alibi, c->heads_q);
-    for (int32_t h = 0; h < c->n_alibi; h++)
-        if (!(fabsf(c->alibi_slopes[h]) <= AC_MAX_ALIBI_SLOPE))
-            return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite, |slope| <= 2^64", h,
-                           (double)c->alibi_slopes[h]);
     if (c->n_sinks != 0 && (c->n_sinks != c->heads_q || !c->sinks))
         return ac_fail(err, AC_ERR_SHAPE, "sinks: %d entries, heads_q = %d needs one per query head", c->n_sinks,
                        c->heads_q);
-    for (int32_t h = 0; h < c->n_sinks; h++)
-        if (!(fabsf(c->sinks[h]) <= AC_MAX_SINK || c->sinks[h] == -INFINITY))
-            return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be in [-2^64, 2^64], or -inf for none", h,
-                           (double)c->sinks[h]);
+    ac_status st = ac_validate_features(c->window_left, c->window_right, c->softcap,
+                                        c->n_alibi ? c->alibi_slopes : NULL, c->n_sinks ? c->sinks : NULL,
+                                        c->heads_q, err);
+    if (st) return st;
     if (!tr->features && ac_case_has_features(c))
         return ac_fail(err, AC_ERR_UNSUPPORTED, "%s takes no window, softcap, ALiBi or sinks (%s)", ac_op_name(c->op),
                        c->window_left != -1 || c->window_right != -1 ? "window set"

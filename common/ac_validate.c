@@ -1,5 +1,6 @@
 #include "ac_validate.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "ac_case.h"
@@ -102,4 +103,24 @@ ac_status ac_validate_slots(const int32_t *slots32, const int64_t *slots64, int6
 out:
     free(pairs);
     return st;
+}
+
+ac_status ac_validate_features(int32_t window_left, int32_t window_right, float softcap,
+                               const float *alibi_slopes, const float *sinks, int32_t heads_q, ac_error *err)
+{
+    if (window_left < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", window_left);
+    if (window_right < -1)
+        return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", window_right);
+    if (!(softcap >= 0.0f && softcap <= AC_MAX_SOFTCAP))
+        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)softcap);
+    for (int32_t h = 0; alibi_slopes && h < heads_q; h++)
+        if (!(fabsf(alibi_slopes[h]) <= AC_MAX_ALIBI_SLOPE))
+            return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite, |slope| <= 2^64", h,
+                           (double)alibi_slopes[h]);
+    for (int32_t h = 0; sinks && h < heads_q; h++)
+        if (!(fabsf(sinks[h]) <= AC_MAX_SINK || sinks[h] == -INFINITY))
+            return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be in [-2^64, 2^64], or -inf for none", h,
+                           (double)sinks[h]);
+    return AC_OK;
 }

@@ -32,6 +32,14 @@ ac_status ac_validate_paged(const int32_t *block_table, int32_t batch, int32_t m
 ac_status ac_validate_slots(const int32_t *slots32, const int64_t *slots64, int64_t num_tokens,
                             int64_t num_slots, ac_error *err);
 
+/* The features' values (docs/CONTRACT.md, section 12): window sides >= -1
+   (-1 = unbounded; pass -1, -1 when there is no window), softcap 0 (none) or in
+   (0, 2^100], and for each of heads_q query heads a slope with |slope| <= 2^64
+   and a sink with |sink| <= 2^64 or -inf. alibi_slopes / sinks: NULL when off.
+   One check for ac_case_validate and the kernels' host APIs. */
+ac_status ac_validate_features(int32_t window_left, int32_t window_right, float softcap,
+                               const float *alibi_slopes, const float *sinks, int32_t heads_q, ac_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -77,29 +77,19 @@ ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err)
 {
     if (p->window != 0 && p->window != 1)
         return ac_fail(err, AC_ERR_SHAPE, "window = %d: must be 0 (none) or 1", p->window);
-    if (p->window && (p->window_left < -1 || p->window_right < -1))
-        return ac_fail(err, AC_ERR_SHAPE, "window_left, window_right = %d, %d: each must be >= -1 (-1 = unbounded)",
-                       p->window_left, p->window_right);
-    if (!(p->softcap >= 0.0f && p->softcap <= AC_MAX_SOFTCAP))
-        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)p->softcap);
     /* The per-head arrays: the data pointer and its host copy come together. */
-    struct { const float *ptr, *host; const char *name; int sink; } arr[] = {
-        {p->alibi_slopes, p->alibi_slopes_host, "alibi_slopes", 0},
-        {p->sinks, p->sinks_host, "sinks", 1},
+    struct { const float *ptr, *host; const char *name; } arr[] = {
+        {p->alibi_slopes, p->alibi_slopes_host, "alibi_slopes"},
+        {p->sinks, p->sinks_host, "sinks"},
     };
     for (size_t k = 0; k < sizeof arr / sizeof arr[0]; k++) {
         if (!arr[k].ptr && !arr[k].host) continue;
         if (!arr[k].ptr) return ac_fail(err, AC_ERR_NULL, "%s is NULL but %s_host is set", arr[k].name, arr[k].name);
         if (!arr[k].host) return ac_fail(err, AC_ERR_NULL, "%s_host is NULL: %s needs its host copy", arr[k].name,
                                          arr[k].name);
-        for (int32_t h = 0; h < p->heads_q; h++) {
-            float v = arr[k].host[h];
-            if (arr[k].sink ? (fabsf(v) <= AC_MAX_SINK || v == -INFINITY) : fabsf(v) <= AC_MAX_ALIBI_SLOPE) continue;
-            return ac_fail(err, AC_ERR_SHAPE, "%s[%d] = %g: must be finite%s", arr[k].name, h, (double)v,
-                           arr[k].sink ? ", |sink| <= 2^64, or -inf (no sink)" : ", |slope| <= 2^64");
-        }
     }
-    return AC_OK;
+    return ac_validate_features(p->window ? p->window_left : -1, p->window ? p->window_right : -1, p->softcap,
+                                p->alibi_slopes_host, p->sinks_host, p->heads_q, err);
 }
 
 int32_t ac_decode_rows_needed(const ac_decode_params *p)

@@ -35,28 +35,13 @@ void ac_prefill_softcap_factors(float scale, float softcap, float *cap_in, float
    path the d_* copies must be there too. */
 static ac_status validate_features(const ac_prefill_params *p, int for_device, ac_error *err)
 {
-    if (p->has_window && p->window_left < -1)
-        return ac_fail(err, AC_ERR_SHAPE, "window_left = %d: must be >= 0, or -1 for unbounded", p->window_left);
-    if (p->has_window && p->window_right < -1)
-        return ac_fail(err, AC_ERR_SHAPE, "window_right = %d: must be >= 0, or -1 for unbounded", p->window_right);
-    if (!(p->softcap >= 0.0f && p->softcap <= AC_MAX_SOFTCAP))
-        return ac_fail(err, AC_ERR_SHAPE, "softcap = %g: must be in (0, 2^100], or 0 for none", (double)p->softcap);
-    if (p->h_alibi_slopes) {
-        for (int32_t h = 0; h < p->heads_q; h++)
-            if (!(fabsf(p->h_alibi_slopes[h]) <= AC_MAX_ALIBI_SLOPE))
-                return ac_fail(err, AC_ERR_SHAPE, "alibi_slopes[%d] = %g: must be finite, |slope| <= 2^64", h,
-                               (double)p->h_alibi_slopes[h]);
-    } else if (p->d_alibi_slopes) {
+    ac_status st = ac_validate_features(p->has_window ? p->window_left : -1, p->has_window ? p->window_right : -1,
+                                        p->softcap, p->h_alibi_slopes, p->h_sinks, p->heads_q, err);
+    if (st) return st;
+    if (!p->h_alibi_slopes && p->d_alibi_slopes)
         return ac_fail(err, AC_ERR_NULL, "h_alibi_slopes is NULL but d_alibi_slopes is set (validation needs the host copy)");
-    }
-    if (p->h_sinks) {
-        for (int32_t h = 0; h < p->heads_q; h++)
-            if (!(fabsf(p->h_sinks[h]) <= AC_MAX_SINK || p->h_sinks[h] == -INFINITY))
-                return ac_fail(err, AC_ERR_SHAPE, "sinks[%d] = %g: must be in [-2^64, 2^64], or -inf for none", h,
-                               (double)p->h_sinks[h]);
-    } else if (p->d_sinks) {
+    if (!p->h_sinks && p->d_sinks)
         return ac_fail(err, AC_ERR_NULL, "h_sinks is NULL but d_sinks is set (validation needs the host copy)");
-    }
     if (for_device && p->h_alibi_slopes && !p->d_alibi_slopes)
         return ac_fail(err, AC_ERR_NULL, "d_alibi_slopes is NULL (h_alibi_slopes is set)");
     if (for_device && p->h_sinks && !p->d_sinks)
