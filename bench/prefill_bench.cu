@@ -541,7 +541,7 @@ int main(int argc, char **argv)
         case OPT_FEATURES: { // comma-separated names, one bench row each
             static const struct { const char *name; uint32_t bits; } known[] = {
                 {"none", 0}, {"window", AC_FEAT_WINDOW}, {"softcap", AC_FEAT_SOFTCAP},
-                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_ALL}};
+                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_LOGIT}};
             nfeats = 0;
             char buf[256];
             snprintf(buf, sizeof buf, "%s", optarg);

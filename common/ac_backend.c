@@ -7,6 +7,7 @@ static const char *const bug_names[AC_BUG_COUNT] = {
     "causal-off-by-one", "drop-last-key", "store-pad-write", "tail-unmasked",
     "combine-no-inf-guard", "lse-base2",  "skip-block-first",
     "window-top-left", "softcap-after-mask", "alibi-sign", "sink-numerator",
+    "v-scale-dropped", "dv-as-dqk",
 };
 
 const char *ac_bug_name(ac_bug b) { return ((int)b >= 0 && b < AC_BUG_COUNT) ? bug_names[b] : "?"; }

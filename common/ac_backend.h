@@ -23,8 +23,10 @@ extern "C" {
 
 /* Layout version of ac_backend_ops; a table of another version is refused.
    2: ac_case gained the features (window, softcap, ALiBi, sinks) and
-   ac_backend_ops the `features` a backend implements. */
-#define AC_BACKEND_ABI_VERSION 2
+   ac_backend_ops the `features` a backend implements.
+   3: ac_case gained head_dim_v, kv_format and the FP8 KV scales; ac_tensors
+   and ac_outputs v_elems (V may have its own head dim). */
+#define AC_BACKEND_ABI_VERSION 3
 
 /* A handle into the backend registry: the two built-in backends have fixed
    numbers, registered ones (plugins) get the next free ones. */
@@ -50,6 +52,8 @@ typedef enum ac_bug {
     AC_BUG_SOFTCAP_AFTER_MASK, /* tanh applied after the bias: masked -inf logits come back as -c */
     AC_BUG_ALIBI_SIGN,         /* ALiBi added with the distance's sign flipped */
     AC_BUG_SINK_NUMERATOR,     /* the sink also weights a value row (key 0's), not only the denominator */
+    AC_BUG_V_SCALE_DROPPED,    /* FP8 cache: the output never multiplied by v_scale */
+    AC_BUG_DV_AS_DQK,          /* V addressed with D_qk as its head dim (row stride) where D_v is due */
     AC_BUG_COUNT
 } ac_bug;
 

@@ -17,11 +17,12 @@ static const char *const dtype_names[AC_DTYPE_COUNT] = {"bf16", "fp16"};
 static const char *const causal_names[AC_CAUSAL_COUNT] = {"none", "TL", "BR"};
 static const char *const mask_names[AC_MASK_COUNT] = {"none", "bool", "add"};
 static const char *const dist_names[AC_DIST_COUNT] = {"uniform", "normal", "large", "needle", "poscode"};
+static const char *const kv_format_names[AC_KV_FORMAT_COUNT] = {"dtype", "e4m3", "e5m2"};
 
 #define NAME_OF(table, v, n) (((int)(v) >= 0 && (int)(v) < (n)) ? table[v] : "?")
 static const ac_op_traits op_traits[AC_OP_COUNT] = {
-#define AC_FAMILY(name, NAME, min_q, max_q, kv, splits, causal, slots, kmasks, features) \
-    [AC_OP_##NAME] = {min_q, max_q, kv, splits, causal, slots, kmasks, features},
+#define AC_FAMILY(name, NAME, min_q, max_q, kv, splits, causal, slots, kmasks, features, kv_features) \
+    [AC_OP_##NAME] = {min_q, max_q, kv, splits, causal, slots, kmasks, features, kv_features},
 #include "ac_families.def"
 #undef AC_FAMILY
 };
@@ -33,6 +34,7 @@ const char *ac_dtype_name(ac_dtype v) { return NAME_OF(dtype_names, v, AC_DTYPE_
 const char *ac_causal_name(ac_causal v) { return NAME_OF(causal_names, v, AC_CAUSAL_COUNT); }
 const char *ac_mask_name(ac_mask_kind v) { return NAME_OF(mask_names, v, AC_MASK_COUNT); }
 const char *ac_dist_name(ac_dist v) { return NAME_OF(dist_names, v, AC_DIST_COUNT); }
+const char *ac_kv_format_name(ac_kv_format v) { return NAME_OF(kv_format_names, v, AC_KV_FORMAT_COUNT); }
 
 static int lookup(const char *const *table, int n, const char *s)
 {
@@ -53,6 +55,7 @@ PARSER(ac_dtype_parse, ac_dtype, dtype_names, AC_DTYPE_COUNT)
 PARSER(ac_causal_parse, ac_causal, causal_names, AC_CAUSAL_COUNT)
 PARSER(ac_mask_parse, ac_mask_kind, mask_names, AC_MASK_COUNT)
 PARSER(ac_dist_parse, ac_dist, dist_names, AC_DIST_COUNT)
+PARSER(ac_kv_format_parse, ac_kv_format, kv_format_names, AC_KV_FORMAT_COUNT)
 
 void ac_case_init(ac_case *c)
 {
@@ -75,6 +78,8 @@ void ac_case_free(ac_case *c)
     free(c->slot_mapping);
     free(c->alibi_slopes);
     free(c->sinks);
+    free(c->k_scales);
+    free(c->v_scales);
     memset(c, 0, sizeof *c);
 }
 
@@ -102,6 +107,10 @@ ac_status ac_case_copy(ac_case *dst, const ac_case *src, ac_error *err)
     dst->sinks = dup_array(src->sinks, sizeof(float) * (size_t)(src->n_sinks > 0 ? src->n_sinks : 0), &fail);
     if (!dst->alibi_slopes) dst->n_alibi = 0;
     if (!dst->sinks) dst->n_sinks = 0;
+    size_t kvs = sizeof(float) * (size_t)(src->n_kv_scales > 0 ? src->n_kv_scales : 0);
+    dst->k_scales = dup_array(src->k_scales, kvs, &fail);
+    dst->v_scales = dup_array(src->v_scales, kvs, &fail);
+    if (!dst->k_scales || !dst->v_scales) dst->n_kv_scales = 0;
     if (fail) {
         ac_case_free(dst);
         return ac_fail(err, AC_ERR_NOMEM, "case copy: out of memory");
@@ -150,15 +159,16 @@ uint32_t ac_case_features(const ac_case *c)
 {
     return (c->window_left != -1 || c->window_right != -1 ? AC_FEAT_WINDOW : 0u) |
            (c->softcap != 0.0f ? AC_FEAT_SOFTCAP : 0u) | (c->n_alibi != 0 ? AC_FEAT_ALIBI : 0u) |
-           (c->n_sinks != 0 ? AC_FEAT_SINKS : 0u);
+           (c->n_sinks != 0 ? AC_FEAT_SINKS : 0u) | (c->kv_format != AC_KV_AS_DTYPE ? AC_FEAT_FP8_KV : 0u) |
+           (c->head_dim_v != 0 && c->head_dim_v != c->head_dim ? AC_FEAT_HEAD_DIM_V : 0u);
 }
 
 const char *ac_feature_names(uint32_t bits, char *buf, size_t n)
 {
-    static const char *const names[] = {"window", "softcap", "alibi", "sinks"};
+    static const char *const names[] = {"window", "softcap", "alibi", "sinks", "fp8kv", "dv"};
     size_t len = 0;
     if (n) buf[0] = '\0';
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         if (bits & (1u << i)) {
             int k = snprintf(buf + len, len < n ? n - len : 0, "%s%s", len ? "+" : "", names[i]);
             if (k > 0) len += (size_t)k;
@@ -197,6 +207,21 @@ ac_status ac_case_set_sinks(ac_case *c, const float *sinks, int32_t n, ac_error 
     return set_head_array(&c->sinks, &c->n_sinks, sinks, n, "sinks", err);
 }
 
+ac_status ac_case_set_kv_scales(ac_case *c, const float *k_scales, const float *v_scales, int32_t n, ac_error *err)
+{
+    if (n > 0 && (!k_scales || !v_scales)) return ac_fail(err, AC_ERR_NULL, "k_scales / v_scales: NULL with n = %d", n);
+    int32_t nk = c->n_kv_scales, nv = c->n_kv_scales;
+    ac_status st = set_head_array(&c->k_scales, &nk, k_scales, n, "k_scales", err);
+    if (!st) st = set_head_array(&c->v_scales, &nv, v_scales, n, "v_scales", err);
+    c->n_kv_scales = st ? 0 : nk;
+    if (st) {
+        free(c->k_scales);
+        free(c->v_scales);
+        c->k_scales = c->v_scales = NULL;
+    }
+    return st;
+}
+
 static ac_status fit_array(float **a, int32_t *n, int32_t heads, const char *name, ac_error *err)
 {
     if (*n == 0 || *n == heads || heads <= 0 || heads > AC_MAX_HEADS) return AC_OK;
@@ -211,7 +236,14 @@ static ac_status fit_array(float **a, int32_t *n, int32_t heads, const char *nam
 ac_status ac_case_fit_head_params(ac_case *c, ac_error *err)
 {
     ac_status st = fit_array(&c->alibi_slopes, &c->n_alibi, c->heads_q, "alibi_slopes", err);
-    return st ? st : fit_array(&c->sinks, &c->n_sinks, c->heads_q, "sinks", err);
+    if (!st) st = fit_array(&c->sinks, &c->n_sinks, c->heads_q, "sinks", err);
+    if (!st && c->n_kv_scales > 1) {
+        int32_t nk = c->n_kv_scales, nv = c->n_kv_scales;
+        st = fit_array(&c->k_scales, &nk, c->heads_kv, "k_scales", err);
+        if (!st) st = fit_array(&c->v_scales, &nv, c->heads_kv, "v_scales", err);
+        if (!st) c->n_kv_scales = nk;
+    }
+    return st;
 }
 
 int64_t ac_case_total_q(const ac_case *c)
@@ -265,7 +297,8 @@ static int64_t sat_add(int64_t a, int64_t b, int *ovf)
    full case and every other block are reserved, never touched. */
 static void sparse_cost(const ac_case *c, const ac_op_traits *tr, ac_case_cost *o)
 {
-    int64_t D = c->head_dim, tq_judged = 0, blocks = 0;
+    /* D: the larger of D_qk and D_v, so every count stays an upper bound. */
+    int64_t D = c->head_dim > ac_case_dv(c) ? c->head_dim : ac_case_dv(c), tq_judged = 0, blocks = 0;
     for (int32_t b = 0; b < c->batch; b++) {
         if (c->seqlen_k[b] > 0) tq_judged = ADD(tq_judged, c->seqlen_q[b] > 0 ? c->seqlen_q[b] : 0);
         if (c->paged) blocks = ADD(blocks, ac_blocks_used(c->seqlen_k[b] > 0 ? c->seqlen_k[b] : 0, c->block_size));
@@ -286,7 +319,7 @@ void ac_case_cost_of(const ac_case *c, ac_case_cost *o)
     memset(o, 0, sizeof *o);
     const ac_op_traits *tr = ac_op_traits_of(c->op);
     if (!tr || c->batch < 0) return;
-    int64_t D = c->head_dim, tq = 0, pairs = 0, mask_elems = 0;
+    int64_t D = c->head_dim > ac_case_dv(c) ? c->head_dim : ac_case_dv(c), tq = 0, pairs = 0, mask_elems = 0;
     for (int32_t b = 0; b < c->batch; b++) {
         int64_t lq = c->seqlen_q[b] > 0 ? c->seqlen_q[b] : 0, lk = c->seqlen_k[b] > 0 ? c->seqlen_k[b] : 0;
         tq = ADD(tq, lq);
@@ -351,7 +384,22 @@ ac_status ac_case_validate_features(const ac_case *c, ac_error *err)
                                         c->n_alibi ? c->alibi_slopes : NULL, c->n_sinks ? c->sinks : NULL,
                                         c->heads_q, err);
     if (st) return st;
-    if (!tr->features && ac_case_has_features(c))
+    if ((int)c->kv_format < 0 || c->kv_format >= AC_KV_FORMAT_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "kv_format = %d: unknown", (int)c->kv_format);
+    if (c->head_dim_v < 0 || c->head_dim_v > AC_MAX_HEAD_DIM)
+        return ac_fail(err, AC_ERR_SHAPE, "head_dim_v = %d: must be in [1, %d], or 0 for D_v = D", c->head_dim_v,
+                       AC_MAX_HEAD_DIM);
+    if (c->n_kv_scales != 0 && (!c->k_scales || !c->v_scales))
+        return ac_fail(err, AC_ERR_NULL, "k_scales / v_scales: NULL with n_kv_scales = %d", c->n_kv_scales);
+    st = ac_validate_kv_scales(c->kv_format != AC_KV_AS_DTYPE, c->n_kv_scales, c->k_scales, c->v_scales,
+                               c->heads_kv, err);
+    if (st) return st;
+    uint32_t kv_bits = ac_case_features(c) & AC_FEAT_KV;
+    if (kv_bits & ~tr->kv_features)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "%s takes no %s (%s)", ac_op_name(c->op),
+                       (kv_bits & ~tr->kv_features & AC_FEAT_FP8_KV) ? "FP8 KV cache" : "separate D_v",
+                       (kv_bits & ~tr->kv_features & AC_FEAT_FP8_KV) ? "kv_format set" : "head_dim_v set");
+    if (!tr->features && (ac_case_features(c) & AC_FEAT_LOGIT))
         return ac_fail(err, AC_ERR_UNSUPPORTED, "%s takes no window, softcap, ALiBi or sinks (%s)", ac_op_name(c->op),
                        c->window_left != -1 || c->window_right != -1 ? "window set"
                        : c->softcap != 0.0f                          ? "softcap set"
@@ -448,15 +496,17 @@ int ac_case_line(const ac_case *c, char *buf, size_t n)
         snprintf(scale, sizeof scale, "scale=%.9g", (double)c->scale);
     else
         snprintf(scale, sizeof scale, "scale=default");
-    int len = snprintf(buf, n, "%s %s B=%d Hq=%d Hkv=%d D=%d Lq=%s Lk=%s causal=%s mask=%s%s %s",
+    char dv[24] = "";
+    if (c->head_dim_v != 0 && c->head_dim_v != c->head_dim) snprintf(dv, sizeof dv, " Dv=%d", c->head_dim_v);
+    int len = snprintf(buf, n, "%s %s B=%d Hq=%d Hkv=%d D=%d%s Lq=%s Lk=%s causal=%s mask=%s%s %s",
                        ac_op_name(c->op), ac_dtype_name(c->dtype), c->batch, c->heads_q, c->heads_kv,
-                       c->head_dim, lq, lk, ac_causal_name(c->causal), ac_mask_name(c->mask),
+                       c->head_dim, dv, lq, lk, ac_causal_name(c->causal), ac_mask_name(c->mask),
                        c->mask != AC_MASK_NONE && c->mask_per_head ? "/head" : "", scale);
     if (len < 0) return len;
 #define APPEND(...) do { int k_ = snprintf(buf + (size_t)len < buf + n ? buf + len : NULL, \
                                          (size_t)len < n ? n - (size_t)len : 0, __VA_ARGS__); \
                          if (k_ > 0) len += k_; } while (0)
-    static const ac_op_traits unknown_op = {0, 0, AC_KV_ANY, AC_SPLITS_NONE, -1, 0, 0, 0};
+    static const ac_op_traits unknown_op = {0, 0, AC_KV_ANY, AC_SPLITS_NONE, -1, 0, 0, 0, 0};
     const ac_op_traits *tr = ac_op_traits_of(c->op);
     if (!tr) tr = &unknown_op;
     if (c->paged) APPEND(" paged block=%d pool=%d", c->block_size, c->num_blocks);
@@ -471,6 +521,15 @@ int ac_case_line(const ac_case *c, char *buf, size_t n)
     if (c->n_alibi > 0 && c->alibi_slopes) APPEND(" alibi=%.3g..%.3g", (double)c->alibi_slopes[0],
                                                   (double)c->alibi_slopes[c->n_alibi - 1]);
     if (c->n_sinks > 0 && c->sinks) APPEND(" sinks=%.3g..%.3g", (double)c->sinks[0], (double)c->sinks[c->n_sinks - 1]);
+    if (c->kv_format != AC_KV_AS_DTYPE) {
+        APPEND(" kv=%s", ac_kv_format_name(c->kv_format));
+        if (c->n_kv_scales == 1 && c->k_scales && c->v_scales)
+            APPEND(" kv_scale=%.3g,%.3g", (double)c->k_scales[0], (double)c->v_scales[0]);
+        else if (c->n_kv_scales > 1 && c->k_scales && c->v_scales)
+            APPEND(" kv_scale=head:%.3g..%.3g,%.3g..%.3g", (double)c->k_scales[0],
+                   (double)c->k_scales[c->n_kv_scales - 1], (double)c->v_scales[0],
+                   (double)c->v_scales[c->n_kv_scales - 1]);
+    }
     APPEND(" dist=%s", ac_dist_name(c->dist));
     if (c->special) APPEND(" special=0x%x", c->special);
     APPEND(" seed=%llu", (unsigned long long)c->seed);

@@ -32,6 +32,13 @@ typedef enum ac_op {
 
 typedef enum ac_dtype { AC_BF16 = 0, AC_FP16, AC_DTYPE_COUNT } ac_dtype;
 
+/* How the K/V cache stores its elements (docs/CONTRACT.md, section 13).
+   AC_KV_AS_DTYPE: the case dtype, like q. The FP8 formats are those of
+   CUDA's __nv_fp8_e4m3 (OCP E4M3FN: no Inf, NaN = S.1111.111, max 448; torch
+   float8_e4m3fn) and __nv_fp8_e5m2 (IEEE-like: Inf, NaN, max 57344; torch
+   float8_e5m2). An element's value is decode(code) * scale of its KV head. */
+typedef enum ac_kv_format { AC_KV_AS_DTYPE = 0, AC_KV_E4M3, AC_KV_E5M2, AC_KV_FORMAT_COUNT } ac_kv_format;
+
 typedef enum ac_causal {
     AC_CAUSAL_NONE = 0,     /* every j < Lk */
     AC_CAUSAL_TOP_LEFT,     /* j <= i               (SDPA is_causal) */
@@ -71,6 +78,11 @@ enum {
 #define AC_MAX_SOFTCAP 0x1p100f     /* 1.27e30: c -> inf is reached long before */
 #define AC_MAX_ALIBI_SLOPE 0x1p64f  /* 1.8e19: times a distance < 2^31 stays below 2^95 */
 #define AC_MAX_SINK 0x1p64f         /* |sink| (or -inf): sink * log2 e and exp(s - sink) stay in fp32 */
+/* FP8 KV scales: finite, in [2^-64, 2^64] (a zero or negative scale is no
+   dequantisation any runtime does; the bounds keep scale * 57344 * |q|
+   sums inside fp32). */
+#define AC_MIN_KV_SCALE 0x1p-64f
+#define AC_MAX_KV_SCALE 0x1p64f
 
 /* Sizes the suite refuses to describe (a parser bound, not a kernel limit). */
 #define AC_MAX_BATCH 65536
@@ -87,7 +99,9 @@ typedef struct ac_case {
     int32_t *seqlen_k;   /* [batch] keys of each sequence (for store: cache length after) */
     int32_t heads_q;     /* Hq */
     int32_t heads_kv;    /* Hkv; Hq % Hkv == 0 */
-    int32_t head_dim;    /* D */
+    int32_t head_dim;    /* D: of q and k (D_qk); also of v and out unless head_dim_v says otherwise */
+    int32_t head_dim_v;  /* 0: D_v = D; else D_v, the head dim of v and out (MLA: 192/128, 576/512).
+                            The default scale stays 1/sqrt(D_qk). */
 
     int scale_given;     /* 0: default 1/sqrt(D) in fp32; 1: `scale` below (0.0 is legal) */
     float scale;
@@ -125,6 +139,16 @@ typedef struct ac_case {
     int32_t n_sinks;             /* 0: no sinks; else heads_q entries in sinks */
     float *sinks;                /* [n_sinks]: a logit in each row's denominator, -inf = none */
 
+    /* The K/V cache's element format (docs/CONTRACT.md, section 13): prefill,
+       decode and store. With an FP8 format the tensors' k and v (and a store's
+       caches) hold one FP8 code per element in the low byte of each uint16_t;
+       the value is decode(code) * k_scales[g] (v_scales[g]), g = the KV head
+       (n_kv_scales == heads_kv) or 0 (n_kv_scales == 1, one scale per tensor);
+       n_kv_scales == 0 means scale 1. Scales are only allowed with FP8. */
+    ac_kv_format kv_format;
+    int32_t n_kv_scales;         /* 0, 1 or heads_kv */
+    float *k_scales, *v_scales;  /* [n_kv_scales] each */
+
     ac_dist dist;
     uint32_t special;            /* AC_SPECIAL_* flags */
     uint64_t seed;
@@ -136,7 +160,11 @@ enum {
     AC_FEAT_SOFTCAP = 1u << 1,
     AC_FEAT_ALIBI = 1u << 2,
     AC_FEAT_SINKS = 1u << 3,
-    AC_FEAT_ALL = (1u << 4) - 1,
+    AC_FEAT_LOGIT = (1u << 4) - 1, /* the four above: they change the logits and the softmax */
+    AC_FEAT_FP8_KV = 1u << 4,      /* kv_format is an FP8 format (with or without scales) */
+    AC_FEAT_HEAD_DIM_V = 1u << 5,  /* D_v != D_qk */
+    AC_FEAT_KV = AC_FEAT_FP8_KV | AC_FEAT_HEAD_DIM_V, /* they change how K and V are stored */
+    AC_FEAT_ALL = (1u << 6) - 1,
 };
 /* The AC_FEAT_* bits a case uses; 0 when none. */
 uint32_t ac_case_features(const ac_case *c);
@@ -147,8 +175,23 @@ int ac_case_has_features(const ac_case *c);
 /* Set the per-head feature arrays (NULL or n = 0: off); copies. */
 ac_status ac_case_set_alibi(ac_case *c, const float *slopes, int32_t n, ac_error *err);
 ac_status ac_case_set_sinks(ac_case *c, const float *sinks, int32_t n, ac_error *err);
+/* FP8 KV scales: n = 0 (or NULL): none (scale 1); else n entries each (1 or
+   heads_kv); copies. The format is set directly (c->kv_format). */
+ac_status ac_case_set_kv_scales(ac_case *c, const float *k_scales, const float *v_scales, int32_t n, ac_error *err);
+/* D_v of the case: head_dim_v, or head_dim when it is 0. */
+static inline int32_t ac_case_dv(const ac_case *c) { return c->head_dim_v ? c->head_dim_v : c->head_dim; }
+/* The dequantisation scale of KV head g (1 without scales). */
+static inline float ac_case_k_scale(const ac_case *c, int32_t g)
+{
+    return c->n_kv_scales > 0 ? c->k_scales[c->n_kv_scales == 1 ? 0 : g] : 1.0f;
+}
+static inline float ac_case_v_scale(const ac_case *c, int32_t g)
+{
+    return c->n_kv_scales > 0 ? c->v_scales[c->n_kv_scales == 1 ? 0 : g] : 1.0f;
+}
 /* After heads_q changed: resize alibi_slopes and sinks (when on) to heads_q,
-   keeping the first entries and repeating the last one. */
+   keeping the first entries and repeating the last one; after heads_kv
+   changed, per-head KV scales (n_kv_scales > 1) to heads_kv the same way. */
 ac_status ac_case_fit_head_params(ac_case *c, ac_error *err);
 
 /* What a family's case holds and which rules it obeys (the columns of
@@ -165,6 +208,7 @@ typedef struct ac_op_traits {
     int slots;              /* 1: a slot mapping (store) */
     int kernel_masks;       /* 1: the bundled kernel takes explicit masks */
     int features;           /* 1: windows, softcap, ALiBi and sinks apply */
+    uint32_t kv_features;   /* the AC_FEAT_KV bits that apply (FP8 cache, D_v != D_qk) */
 } ac_op_traits;
 /* NULL for an unknown op. */
 const ac_op_traits *ac_op_traits_of(ac_op op);
@@ -212,7 +256,8 @@ ac_status ac_case_check_enums(const ac_case *c, ac_error *err);
 ac_status ac_case_validate(const ac_case *c, ac_error *err);
 /* The features' part of ac_case_validate: window sides >= -1, softcap finite
    and >= 0, one ALiBi slope (finite) and one sink (finite or -inf) per query
-   head, and none of them on a family that takes none. */
+   head, the KV format and its scales, head_dim_v, and none of them on a
+   family that takes none. */
 ac_status ac_case_validate_features(const ac_case *c, ac_error *err);
 
 /* One-line description, e.g.
@@ -226,12 +271,14 @@ const char *ac_dtype_name(ac_dtype t);
 const char *ac_causal_name(ac_causal m);   /* "none", "TL", "BR" */
 const char *ac_mask_name(ac_mask_kind m);  /* "none", "bool", "add" */
 const char *ac_dist_name(ac_dist d);
+const char *ac_kv_format_name(ac_kv_format f); /* "dtype", "e4m3", "e5m2" */
 /* Reverse lookups: return 0 and set *out, or -1 if unknown. */
 int ac_op_parse(const char *s, ac_op *out);
 int ac_dtype_parse(const char *s, ac_dtype *out);
 int ac_causal_parse(const char *s, ac_causal *out);
 int ac_mask_parse(const char *s, ac_mask_kind *out);
 int ac_dist_parse(const char *s, ac_dist *out);
+int ac_kv_format_parse(const char *s, ac_kv_format *out);
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@ typedef enum key {
     K_HEADS_KV, K_HEAD_DIM, K_SCALE, K_CAUSAL, K_MASK, K_MASK_PER_HEAD, K_MASK_DENSITY,
     K_PAGED, K_BLOCK_SIZE, K_NUM_BLOCKS, K_MAX_BLOCKS, K_BLOCK_TABLE, K_NUM_TOKENS,
     K_SLOT_MAPPING, K_SLOT_I64, K_NUM_SPLITS, K_WINDOW_LEFT, K_WINDOW_RIGHT, K_SOFTCAP, K_ALIBI, K_SINKS,
-    K_DIST, K_SPECIAL, K_SEED, K_COUNT
+    K_HEAD_DIM_V, K_KV_FORMAT, K_K_SCALES, K_V_SCALES, K_DIST, K_SPECIAL, K_SEED, K_COUNT
 } key;
 
 static const char *const key_names[K_COUNT] = {
@@ -32,7 +32,7 @@ static const char *const key_names[K_COUNT] = {
     "heads_kv", "head_dim", "scale", "causal", "mask", "mask_per_head", "mask_density",
     "paged", "block_size", "num_blocks", "max_blocks_per_seq", "block_table", "num_tokens",
     "slot_mapping", "slot_mapping_i64", "num_splits", "window_left", "window_right", "softcap",
-    "alibi_slopes", "sinks", "dist", "special", "seed",
+    "alibi_slopes", "sinks", "head_dim_v", "kv_format", "k_scales", "v_scales", "dist", "special", "seed",
 };
 
 /* note and block_table repeat; block_table rows are required only when
@@ -316,6 +316,8 @@ typedef struct pstate {
     float softcap;
     float *alibi, *sinks;        /* [n_alibi], [n_sinks]: the per-head feature lists */
     int32_t n_alibi, n_sinks;
+    float *k_scales, *v_scales;  /* FP8 KV scales: [n_k_scales], [n_v_scales] */
+    int32_t n_k_scales, n_v_scales;
     int32_t table_rows, row_len; /* rows seen; entries per row (all rows alike) */
     sbuf note;
     int notes;
@@ -400,6 +402,13 @@ static int lk_dtype(const char *s, int *o) { ac_dtype x; int r = ac_dtype_parse(
 static int lk_causal(const char *s, int *o) { ac_causal x; int r = ac_causal_parse(s, &x); *o = (int)x; return r; }
 static int lk_mask(const char *s, int *o) { ac_mask_kind x; int r = ac_mask_parse(s, &x); *o = (int)x; return r; }
 static int lk_dist(const char *s, int *o) { ac_dist x; int r = ac_dist_parse(s, &x); *o = (int)x; return r; }
+static int lk_kv_format(const char *s, int *o)
+{
+    ac_kv_format x;
+    int r = ac_kv_format_parse(s, &x);
+    *o = (int)x;
+    return r;
+}
 
 static ac_status get_float(pstate *ps, key k, const char *v, size_t n, float *out)
 {
@@ -636,6 +645,10 @@ static ac_status parse_line(pstate *ps, ac_casefile *out, const char *s, size_t 
     }
     case K_ALIBI: return get_head_floats(ps, K_ALIBI, v, vn, 0, &ps->alibi, &ps->n_alibi);
     case K_SINKS: return get_head_floats(ps, K_SINKS, v, vn, 1, &ps->sinks, &ps->n_sinks);
+    case K_HEAD_DIM_V: return get_int(ps, K_HEAD_DIM_V, v, vn, 0, AC_MAX_HEAD_DIM);
+    case K_KV_FORMAT: return get_enum(ps, K_KV_FORMAT, v, vn, lk_kv_format, "dtype, e4m3, e5m2");
+    case K_K_SCALES: return get_head_floats(ps, K_K_SCALES, v, vn, 0, &ps->k_scales, &ps->n_k_scales);
+    case K_V_SCALES: return get_head_floats(ps, K_V_SCALES, v, vn, 0, &ps->v_scales, &ps->n_v_scales);
     case K_SPECIAL: return parse_special(ps, v, vn);
     case K_SEED: {
         uint64_t x;
@@ -713,6 +726,13 @@ static ac_status finish(pstate *ps, ac_casefile *out)
     if (ps->line_of[K_SINKS] && ps->n_sinks != ps->scalar[K_HEADS_Q])
         return PFAIL(ps, "line %d: key 'sinks': %d entries, heads_q = %lld needs one per query head",
                      ps->line_of[K_SINKS], ps->n_sinks, (long long)ps->scalar[K_HEADS_Q]);
+    if (!ps->line_of[K_K_SCALES] != !ps->line_of[K_V_SCALES])
+        return PFAIL(ps, "line %d: key '%s' without '%s': an FP8 cache's scales come in pairs",
+                     ps->line_of[K_K_SCALES] ? ps->line_of[K_K_SCALES] : ps->line_of[K_V_SCALES],
+                     ps->line_of[K_K_SCALES] ? "k_scales" : "v_scales", ps->line_of[K_K_SCALES] ? "v_scales" : "k_scales");
+    if (ps->line_of[K_K_SCALES] && ps->n_k_scales != ps->n_v_scales)
+        return PFAIL(ps, "line %d: key 'v_scales': %d entries, k_scales has %d", ps->line_of[K_V_SCALES],
+                     ps->n_v_scales, ps->n_k_scales);
     if (ps->line_of[K_WINDOW_LEFT] && ps->line_of[K_WINDOW_RIGHT] && ps->scalar[K_WINDOW_LEFT] == -1 &&
         ps->scalar[K_WINDOW_RIGHT] == -1)
         return PFAIL(ps, "line %d: key 'window_right': window -1,-1 is no window (leave both keys out)",
@@ -763,6 +783,12 @@ static ac_status finish(pstate *ps, ac_casefile *out)
     c->sinks = ps->sinks;
     c->n_sinks = ps->n_sinks;
     ps->sinks = NULL;
+    c->head_dim_v = ps->line_of[K_HEAD_DIM_V] ? (int32_t)ps->scalar[K_HEAD_DIM_V] : 0;
+    c->kv_format = ps->line_of[K_KV_FORMAT] ? (ac_kv_format)ps->scalar[K_KV_FORMAT] : AC_KV_AS_DTYPE;
+    c->k_scales = ps->k_scales;
+    c->v_scales = ps->v_scales;
+    c->n_kv_scales = ps->n_k_scales;
+    ps->k_scales = ps->v_scales = NULL;
     c->dist = (ac_dist)ps->scalar[K_DIST];
     c->special = (uint32_t)ps->scalar[K_SPECIAL];
     c->seed = ps->seed;
@@ -826,6 +852,8 @@ done:
     free(ps.slots.v);
     free(ps.alibi);
     free(ps.sinks);
+    free(ps.k_scales);
+    free(ps.v_scales);
     free(ps.note.p);
     if (st) ac_casefile_free(out);
     return st;
@@ -900,6 +928,18 @@ static ac_status check_writable(const ac_casefile *f, ac_error *err)
                                lists[l].neg_inf ? ", or -inf for none" : "");
         }
     }
+    if (c->head_dim_v < 0 || c->head_dim_v > AC_MAX_HEAD_DIM)
+        return ac_fail(err, AC_ERR_SHAPE, "head_dim_v = %d: a case file holds [0, %d]", c->head_dim_v, AC_MAX_HEAD_DIM);
+    if ((int)c->kv_format < 0 || c->kv_format >= AC_KV_FORMAT_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "kv_format = %d: unknown", (int)c->kv_format);
+    if (c->n_kv_scales < 0 || c->n_kv_scales > AC_MAX_HEADS)
+        return ac_fail(err, AC_ERR_SHAPE, "n_kv_scales = %d: a case file holds [0, %d]", c->n_kv_scales, AC_MAX_HEADS);
+    if (c->n_kv_scales > 0 && (!c->k_scales || !c->v_scales))
+        return ac_fail(err, AC_ERR_NULL, "k_scales / v_scales is NULL with n_kv_scales = %d", c->n_kv_scales);
+    for (int32_t i = 0; i < c->n_kv_scales; i++)
+        if (!isfinite(c->k_scales[i]) || !isfinite(c->v_scales[i]))
+            return ac_fail(err, AC_ERR_SHAPE, "%s[%d] = %g: must be finite", isfinite(c->k_scales[i]) ? "v_scales" : "k_scales",
+                           i, (double)(isfinite(c->k_scales[i]) ? c->v_scales[i] : c->k_scales[i]));
     size_t tn = strnlen(f->title, sizeof f->title);
     if (tn == sizeof f->title) return ac_fail(err, AC_ERR_SHAPE, "title: not NUL-terminated within 512 bytes");
     if (memchr(f->title, '\n', tn) || memchr(f->title, '\r', tn))
@@ -1013,6 +1053,11 @@ ac_status ac_casefile_write(const ac_casefile *f, char **text, size_t *len, ac_e
     }
     put_head_floats(&b, "alibi_slopes", c->alibi_slopes, c->n_alibi);
     put_head_floats(&b, "sinks", c->sinks, c->n_sinks);
+    /* The K/V storage (section 13): nothing when D_v = D and the cache is in the dtype. */
+    if (c->head_dim_v != 0 && c->head_dim_v != c->head_dim) sb_fmt(&b, "head_dim_v %d\n", c->head_dim_v);
+    if (c->kv_format != AC_KV_AS_DTYPE) put_key(&b, "kv_format", ac_kv_format_name(c->kv_format));
+    put_head_floats(&b, "k_scales", c->k_scales, c->n_kv_scales);
+    put_head_floats(&b, "v_scales", c->v_scales, c->n_kv_scales);
     put_key(&b, "dist", ac_dist_name(c->dist));
     if (c->special == 0) {
         sb_str(&b, "special none\n");
@@ -1157,6 +1202,12 @@ int ac_casefile_equal(const ac_casefile *fa, const ac_casefile *fb)
         ac_f32_bits(a->softcap) != ac_f32_bits(b->softcap) || !same_f32(a->alibi_slopes, a->n_alibi, b->alibi_slopes,
                                                                         b->n_alibi) ||
         !same_f32(a->sinks, a->n_sinks, b->sinks, b->n_sinks))
+        return 0;
+    /* head_dim_v: 0 and an explicit D are the same case (the writer writes neither). */
+    int32_t adv = a->head_dim_v ? a->head_dim_v : a->head_dim, bdv = b->head_dim_v ? b->head_dim_v : b->head_dim;
+    if (adv != bdv || a->kv_format != b->kv_format ||
+        !same_f32(a->k_scales, a->n_kv_scales, b->k_scales, b->n_kv_scales) ||
+        !same_f32(a->v_scales, a->n_kv_scales, b->v_scales, b->n_kv_scales))
         return 0;
     if (!same_i32(a->seqlen_q, b->seqlen_q, a->batch) || !same_i32(a->seqlen_k, b->seqlen_k, a->batch)) return 0;
     if (!same_i32(a->block_table, b->block_table, (int64_t)a->batch * a->max_blocks_per_seq)) return 0;

@@ -39,6 +39,30 @@ static void fill_half(uint16_t *dst, int64_t n, ac_dtype dt, ac_dist dist, role 
     for (int64_t i = 0; i < n; i++) dst[i] = ac_f64_to_half(dt, draw(&r, dist, who));
 }
 
+/* K or V storage of the case: the half format, or FP8 codes of value / scale
+   (the store's quantisation: the distribution describes dequantised values).
+   Elements run [.., Hkv, dim], so element i belongs to KV head (i / dim) % Hkv. */
+static void fill_kv(const ac_case *c, uint16_t *dst, int64_t n, int32_t dim, role who, uint64_t stream)
+{
+    if (c->kv_format == AC_KV_AS_DTYPE) {
+        fill_half(dst, n, c->dtype, c->dist, who, c->seed, stream);
+        return;
+    }
+    ac_rng r;
+    ac_rng_init(&r, c->seed, stream);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t g = (int32_t)((i / dim) % c->heads_kv);
+        float s = who == ROLE_V ? ac_case_v_scale(c, g) : ac_case_k_scale(c, g);
+        dst[i] = ac_fp8_quantize(c->kv_format, (float)draw(&r, c->dist, who), s);
+    }
+}
+/* One element of value x in the K/V storage of KV head g. */
+static uint16_t kv_elem(const ac_case *c, double x, int32_t g, role who)
+{
+    if (c->kv_format == AC_KV_AS_DTYPE) return ac_f64_to_half(c->dtype, x);
+    return ac_fp8_quantize(c->kv_format, (float)x, who == ROLE_V ? ac_case_v_scale(c, g) : ac_case_k_scale(c, g));
+}
+
 double ac_poscode_value(int64_t pos, int32_t kv_head, int32_t d)
 {
     if (d < AC_POSCODE_POS_DIGITS) return (double)((pos >> (4 * d)) & 15) * 0.0625;
@@ -59,13 +83,13 @@ static void *alloc_n(int64_t n, size_t elem)
 static uint16_t half_nan(ac_dtype dt, int neg) { return (uint16_t)((neg ? 0x8000u : 0) | (dt == AC_FP16 ? 0x7e00u : 0x7fc0u)); }
 static uint16_t half_inf(ac_dtype dt, int neg) { return (uint16_t)((neg ? 0x8000u : 0) | (dt == AC_FP16 ? 0x7c00u : 0x7f80u)); }
 
-/* Key j of sequence b at KV head kh. */
+/* Key j of sequence b at KV head kh, in a K/V tensor of head dim `dim`. */
 static const uint16_t *key_ptr(const ac_case *c, const ac_tensors *t, const uint16_t *base, int32_t b,
-                               int32_t j, int32_t kh)
+                               int32_t j, int32_t kh, int32_t dim)
 {
-    if (!c->paged) return base + ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kh, c->heads_kv, c->head_dim);
+    if (!c->paged) return base + ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kh, c->heads_kv, dim);
     const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
-    return base + ac_cache_offset(ac_pos_slot(row, j, c->block_size), kh, c->heads_kv, c->head_dim);
+    return base + ac_cache_offset(ac_pos_slot(row, j, c->block_size), kh, c->heads_kv, dim);
 }
 
 /* --- K / V and the cache -------------------------------------------------------- */
@@ -79,21 +103,24 @@ static const uint16_t *key_ptr(const ac_case *c, const ac_tensors *t, const uint
 /* Poison slot s of the pool per c->special: NaN only: NaN with alternating
    sign; Inf only: +Inf, -Inf alternating; both: NaN, +Inf, -Inf in turn.
    Indexed by element, no PRNG. */
+/* FP8 codes of NaN and Inf; E4M3FN has no Inf, so its "Inf" poison is NaN. */
+static uint16_t fp8_nan(int neg) { return (uint16_t)((neg ? 0x80u : 0) | 0x7fu); }
+static uint16_t fp8_inf(ac_kv_format f, int neg)
+{
+    return f == AC_KV_E5M2 ? (uint16_t)((neg ? 0x80u : 0) | 0x7cu) : fp8_nan(neg);
+}
+static uint16_t poison_value(const ac_case *c, int64_t e, uint32_t nan, uint32_t inf)
+{
+    int k = nan && inf ? (int)(e % 3) : nan ? 0 : 1 + (int)(e & 1);
+    int neg = nan && !inf ? (int)(e & 1) : k == 2;
+    if (c->kv_format != AC_KV_AS_DTYPE) return k == 0 ? fp8_nan(neg) : fp8_inf(c->kv_format, neg);
+    return k == 0 ? half_nan(c->dtype, neg) : half_inf(c->dtype, neg);
+}
 static void poison_slot(const ac_case *c, ac_tensors *t, int64_t s, uint32_t nan, uint32_t inf)
 {
-    int64_t row_elems = (int64_t)c->heads_kv * c->head_dim;
-    for (int64_t e = s * row_elems; e < (s + 1) * row_elems; e++) {
-        uint16_t x;
-        if (nan && inf) {
-            int k = (int)(e % 3);
-            x = k == 0 ? half_nan(c->dtype, 0) : half_inf(c->dtype, k == 2);
-        } else if (nan) {
-            x = half_nan(c->dtype, (int)(e & 1));
-        } else {
-            x = half_inf(c->dtype, (int)(e & 1));
-        }
-        t->k[e] = t->v[e] = x;
-    }
+    int64_t k_row = (int64_t)c->heads_kv * c->head_dim, v_row = (int64_t)c->heads_kv * ac_case_dv(c);
+    for (int64_t e = s * k_row; e < (s + 1) * k_row; e++) t->k[e] = poison_value(c, e, nan, inf);
+    for (int64_t e = s * v_row; e < (s + 1) * v_row; e++) t->v[e] = poison_value(c, e, nan, inf);
 }
 
 /* Stream of one block of a sparse pool (or one sequence's q): its own, so a
@@ -104,22 +131,25 @@ static uint64_t sparse_stream(uint64_t stream, int64_t index) { return stream + 
    own stream; the rest stays reserved and reads as zero. */
 static void fill_sparse_pool(const ac_case *c, ac_tensors *t, const int32_t *blocks, int64_t n)
 {
-    int64_t per = (int64_t)c->block_size * c->heads_kv * c->head_dim;
+    int32_t dv = ac_case_dv(c);
+    int64_t per_k = (int64_t)c->block_size * c->heads_kv * c->head_dim, per_v = (int64_t)c->block_size * c->heads_kv * dv;
     for (int64_t i = 0; i < n; i++) {
-        fill_half(t->k + blocks[i] * per, per, c->dtype, c->dist, ROLE_K, c->seed, sparse_stream(AC_STREAM_K, blocks[i]));
-        fill_half(t->v + blocks[i] * per, per, c->dtype, c->dist, ROLE_V, c->seed, sparse_stream(AC_STREAM_V, blocks[i]));
+        fill_kv(c, t->k + blocks[i] * per_k, per_k, c->head_dim, ROLE_K, sparse_stream(AC_STREAM_K, blocks[i]));
+        fill_kv(c, t->v + blocks[i] * per_v, per_v, dv, ROLE_V, sparse_stream(AC_STREAM_V, blocks[i]));
     }
 }
 
 static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
 {
-    int32_t hkv = c->heads_kv, dim = c->head_dim;
+    int32_t hkv = c->heads_kv, dim = c->head_dim, dv = ac_case_dv(c);
     int sparse = ac_case_is_sparse(c);
     int64_t slots = c->paged ? (int64_t)c->num_blocks * c->block_size : t->total_k;
     t->kv_elems = slots * hkv * dim;
-    size_t kv_bytes = sizeof(uint16_t) * (size_t)(t->kv_elems > 0 ? t->kv_elems : 1);
-    t->k = sparse ? ac_big_alloc(kv_bytes) : alloc_n(t->kv_elems, sizeof(uint16_t));
-    t->v = sparse ? ac_big_alloc(kv_bytes) : alloc_n(t->kv_elems, sizeof(uint16_t));
+    t->v_elems = slots * hkv * dv;
+    size_t k_bytes = sizeof(uint16_t) * (size_t)(t->kv_elems > 0 ? t->kv_elems : 1);
+    size_t v_bytes = sizeof(uint16_t) * (size_t)(t->v_elems > 0 ? t->v_elems : 1);
+    t->k = sparse ? ac_big_alloc(k_bytes) : alloc_n(t->kv_elems, sizeof(uint16_t));
+    t->v = sparse ? ac_big_alloc(v_bytes) : alloc_n(t->v_elems, sizeof(uint16_t));
     uint8_t *valid = !c->paged ? NULL : sparse ? ac_big_alloc((size_t)(slots > 0 ? slots : 1))
                                                : calloc((size_t)(slots > 0 ? slots : 1), 1);
     if (!t->k || !t->v || (c->paged && !valid)) {
@@ -137,8 +167,8 @@ static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
         }
         fill_sparse_pool(c, t, blocks, nb);
     } else {
-        fill_half(t->k, t->kv_elems, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K);
-        fill_half(t->v, t->kv_elems, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V);
+        fill_kv(c, t->k, t->kv_elems, dim, ROLE_K, AC_STREAM_K);
+        fill_kv(c, t->v, t->v_elems, dv, ROLE_V, AC_STREAM_V);
     }
 
     for (int32_t b = 0; b < c->batch; b++) {
@@ -150,9 +180,9 @@ static ac_status gen_kv(const ac_case *c, ac_tensors *t, ac_error *err)
             }
             if (c->dist != AC_DIST_POSCODE) continue;
             for (int32_t h = 0; h < hkv; h++) {
-                uint16_t *row = (uint16_t *)key_ptr(c, t, t->v, b, p, h);
-                for (int32_t d = 0; d < dim && d < AC_POSCODE_DIMS; d++)
-                    row[d] = ac_f64_to_half(c->dtype, ac_poscode_value(p, h, d));
+                uint16_t *row = (uint16_t *)key_ptr(c, t, t->v, b, p, h, dv);
+                for (int32_t d = 0; d < dv && d < AC_POSCODE_DIMS; d++)
+                    row[d] = kv_elem(c, ac_poscode_value(p, h, d), h, ROLE_V);
             }
         }
     }
@@ -355,8 +385,10 @@ static ac_status gen_needles(const ac_case *c, ac_tensors *t, ac_error *err)
         for (int32_t kh = 0; kh < c->heads_kv; kh++) {
             x.kh = kh;
             for (int32_t j = 0; j < x.lk; j++) {
-                const uint16_t *kp = key_ptr(c, t, t->k, b, j, kh);
-                for (int32_t d = 0; d < dim; d++) x.keys[(int64_t)j * dim + d] = ac_half_to_f32(c->dtype, kp[d]);
+                const uint16_t *kp = key_ptr(c, t, t->k, b, j, kh, dim);
+                double ks = (double)ac_case_k_scale(c, kh); /* the dequantised key (1 without FP8) */
+                for (int32_t d = 0; d < dim; d++)
+                    x.keys[(int64_t)j * dim + d] = ac_kv_elem_to_double(c->dtype, c->kv_format, kp[d]) * ks;
             }
             for (int32_t h = kh * group; h < (kh + 1) * group; h++) {
                 x.h = h;
@@ -484,15 +516,17 @@ ac_status ac_gen(const ac_case *c, ac_tensors *t, ac_error *err)
     st = gen_kv(c, t, err);
     if (st) goto fail;
     if (ac_op_traits_of(c->op)->slots) { /* new K/V rows for the slots */
+        /* The new rows come in the case dtype (a store with an FP8 cache quantises them). */
         int64_t n = (int64_t)c->num_tokens * c->heads_kv * c->head_dim;
+        int64_t nv = (int64_t)c->num_tokens * c->heads_kv * ac_case_dv(c);
         t->k_new = alloc_n(n, sizeof(uint16_t));
-        t->v_new = alloc_n(n, sizeof(uint16_t));
+        t->v_new = alloc_n(nv, sizeof(uint16_t));
         if (!t->k_new || !t->v_new) {
-            st = ac_fail(err, AC_ERR_NOMEM, "k_new/v_new: out of memory for %lld elements", (long long)n);
+            st = ac_fail(err, AC_ERR_NOMEM, "k_new/v_new: out of memory for %lld elements", (long long)(n + nv));
             goto fail;
         }
         fill_half(t->k_new, n, c->dtype, c->dist, ROLE_K, c->seed, AC_STREAM_K_NEW);
-        fill_half(t->v_new, n, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V_NEW);
+        fill_half(t->v_new, nv, c->dtype, c->dist, ROLE_V, c->seed, AC_STREAM_V_NEW);
         return AC_OK;
     }
     if (c->mask != AC_MASK_NONE) {

@@ -9,6 +9,7 @@
  * result is the same on every host and in device code. */
 #include "ac_numfmt.h"
 
+#include <math.h>
 #include <string.h>
 
 
@@ -157,4 +158,74 @@ int64_t ac_f32_ulp_diff(float a, float b)
     uint32_t ua = ac_f32_bits(a), ub = ac_f32_bits(b);
     int64_t d = ordinal(ua & 0x7fffffffu, ua >> 31) - ordinal(ub & 0x7fffffffu, ub >> 31);
     return d < 0 ? -d : d;
+}
+
+/* FP8: mantissa bits and exponent bias of each format. */
+static void fp8_params(ac_kv_format f, int *mbits, int *bias)
+{
+    *mbits = f == AC_KV_E5M2 ? 2 : 3;
+    *bias = f == AC_KV_E5M2 ? 15 : 7;
+}
+
+int ac_fp8_isnan(ac_kv_format f, uint8_t code)
+{
+    if (f == AC_KV_E5M2) return (code & 0x7cu) == 0x7cu && (code & 0x03u) != 0;
+    return (code & 0x7fu) == 0x7fu;
+}
+
+double ac_fp8_to_double(ac_kv_format f, uint8_t code)
+{
+    int mb, bias;
+    fp8_params(f, &mb, &bias);
+    int neg = code >> 7, e = (code & 0x7f) >> mb, m = code & ((1 << mb) - 1);
+    double v;
+    if (ac_fp8_isnan(f, code)) return NAN;
+    if (f == AC_KV_E5M2 && e == 31) v = INFINITY;
+    else if (e == 0) v = ldexp((double)m, 1 - bias - mb);                /* subnormal */
+    else v = ldexp((double)((1 << mb) | m), e - bias - mb);
+    return neg ? -v : v;
+}
+
+float ac_fp8_to_f32(ac_kv_format f, uint8_t code) { return (float)ac_fp8_to_double(f, code); }
+
+uint8_t ac_f32_to_fp8(ac_kv_format f, float x)
+{
+    int mb, bias;
+    fp8_params(f, &mb, &bias);
+    uint32_t u = ac_f32_bits(x);
+    uint8_t sign = (uint8_t)((u >> 31) << 7);
+    uint32_t ex = (u >> 23) & 0xffu, man = u & 0x7fffffu;
+    /* The largest finite code: E4M3 S.1111.110, E5M2 S.11110.11. */
+    uint8_t maxc = f == AC_KV_E5M2 ? 0x7bu : 0x7eu;
+    if (ex == 0xffu) return man ? (uint8_t)(sign | 0x7fu) : (uint8_t)(sign | maxc); /* NaN; Inf saturates */
+    if (ex == 0) return sign; /* zero and fp32 subnormals (< 2^-126) round to 0 */
+    int e = (int)ex - 127;                       /* x = sig * 2^(e - 23) */
+    if (e > 20) return (uint8_t)(sign | maxc);  /* far past both formats' largest */
+    uint64_t sig = (1u << 23) | man;
+    int emin = 1 - bias;
+    int shift = 23 - mb + (e < emin ? emin - e : 0); /* quanta of 2^(max(e, emin) - mb) */
+    if (shift > 40) return sign;
+    uint64_t r = sig >> shift, rem = sig & ((1ull << shift) - 1), half = 1ull << (shift - 1);
+    if (rem > half || (rem == half && (r & 1u))) r++;
+    int qexp = (e < emin ? emin : e) - mb;       /* value = r * 2^qexp */
+    if (r >= (2ull << mb)) { r >>= 1; qexp++; }  /* the carry renormalises (r was even) */
+    if (r == 0) return sign;
+    int field = r < (1ull << mb) ? 0 : qexp + mb + bias;
+    uint32_t mant = (uint32_t)(field ? r - (1ull << mb) : r);
+    uint32_t code = ((uint32_t)field << mb) | mant;
+    if (code > maxc) code = maxc;
+    return (uint8_t)(sign | code);
+}
+
+uint8_t ac_fp8_quantize(ac_kv_format f, float x, float scale) { return ac_f32_to_fp8(f, x / scale); }
+
+double ac_kv_elem_to_double(ac_dtype t, ac_kv_format f, uint16_t bits)
+{
+    if (f == AC_KV_AS_DTYPE) return (double)ac_half_to_f32(t, bits);
+    return ac_fp8_to_double(f, (uint8_t)(bits & 0xffu));
+}
+
+int ac_kv_elem_isnan(ac_dtype t, ac_kv_format f, uint16_t bits)
+{
+    return f == AC_KV_AS_DTYPE ? ac_half_isnan(t, bits) : ac_fp8_isnan(f, (uint8_t)(bits & 0xffu));
 }

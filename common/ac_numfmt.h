@@ -52,6 +52,27 @@ int64_t ac_half_ulp_diff(ac_dtype t, uint16_t a, uint16_t b);
 int64_t ac_f32_ulp_diff(float a, float b);
 int ac_half_isnan(ac_dtype t, uint16_t h);
 
+/* FP8 KV-cache formats (ac_kv_format, docs/CONTRACT.md section 13): E4M3 as
+   OCP E4M3FN (bias 7, no Inf, NaN = S.1111.111, largest 448), E5M2 IEEE-like
+   (bias 15, Inf, NaN, largest 57344). Exact, integer code. */
+#define AC_FP8_E4M3_MAX 448.0f
+#define AC_FP8_E5M2_MAX 57344.0f
+/* The value of a code: exact in double; NaN for NaN codes, +-Inf for E5M2's. */
+double ac_fp8_to_double(ac_kv_format f, uint8_t code);
+float ac_fp8_to_f32(ac_kv_format f, uint8_t code);
+int ac_fp8_isnan(ac_kv_format f, uint8_t code);
+/* fp32 -> FP8, round to nearest even, saturating: a finite value past the
+   largest and +-Inf become +-largest (CUDA's __NV_SATFINITE); NaN -> S.1111111. */
+uint8_t ac_f32_to_fp8(ac_kv_format f, float x);
+/* The store's quantisation of a new K/V element: ac_f32_to_fp8(f, x / scale)
+   with x / scale rounded to fp32 once (IEEE division). */
+uint8_t ac_fp8_quantize(ac_kv_format f, float x, float scale);
+/* A K/V storage element's value without its scale: the half format t for
+   AC_KV_AS_DTYPE, else the FP8 code in the element's low byte. */
+double ac_kv_elem_to_double(ac_dtype t, ac_kv_format f, uint16_t bits);
+/* 1 if the element is NaN (in its format). */
+int ac_kv_elem_isnan(ac_dtype t, ac_kv_format f, uint16_t bits);
+
 #ifdef __cplusplus
 }
 #endif

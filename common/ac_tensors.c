@@ -38,11 +38,12 @@ void ac_outputs_free(ac_outputs *o)
 #define POISON_F32_BITS 0x7fc0dead
 
 /* Poison the elements of one run of blocks of both caches. */
-typedef struct poison_ctx { ac_outputs *o; int64_t per; } poison_ctx;
+typedef struct poison_ctx { ac_outputs *o; int64_t per_k, per_v; } poison_ctx;
 static int poison_run(int64_t first, int64_t count, void *ctx)
 {
     poison_ctx *p = ctx;
-    for (int64_t i = first * p->per; i < (first + count) * p->per; i++) p->o->k_cache[i] = p->o->v_cache[i] = POISON_HALF;
+    for (int64_t i = first * p->per_k; i < (first + count) * p->per_k; i++) p->o->k_cache[i] = POISON_HALF;
+    for (int64_t i = first * p->per_v; i < (first + count) * p->per_v; i++) p->o->v_cache[i] = POISON_HALF;
     return 0;
 }
 
@@ -55,7 +56,7 @@ ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err)
        as zero before and after, on every side). */
     int sparse = ac_case_is_sparse(c);
     int64_t rows = ac_case_total_q(c) * c->heads_q;
-    size_t n = (size_t)rows * (size_t)c->head_dim;
+    size_t n = (size_t)rows * (size_t)ac_case_dv(c);
     o->o = sparse ? ac_big_alloc(sizeof(uint16_t) * (n ? n : 1)) : malloc(sizeof(uint16_t) * (n ? n : 1));
     o->o_f32 = sparse ? ac_big_alloc(sizeof(float) * (n ? n : 1)) : malloc(sizeof(float) * (n ? n : 1));
     o->lse = malloc(sizeof(float) * (size_t)(rows ? rows : 1));
@@ -72,10 +73,13 @@ ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err)
     }
     for (int64_t r = 0; r < rows; r++) o->lse[r] = fp;
     if (ac_op_traits_of(c->op)->slots) { /* the caches after the store */
-        o->kv_elems = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
+        int64_t slots = (int64_t)c->num_blocks * c->block_size;
+        o->kv_elems = slots * c->heads_kv * c->head_dim;
+        o->v_elems = slots * c->heads_kv * ac_case_dv(c);
         size_t bytes = sizeof(uint16_t) * (size_t)(o->kv_elems ? o->kv_elems : 1);
+        size_t v_bytes = sizeof(uint16_t) * (size_t)(o->v_elems ? o->v_elems : 1);
         o->k_cache = sparse ? ac_big_alloc(bytes) : malloc(bytes);
-        o->v_cache = sparse ? ac_big_alloc(bytes) : malloc(bytes);
+        o->v_cache = sparse ? ac_big_alloc(v_bytes) : malloc(v_bytes);
         if (!o->k_cache || !o->v_cache) {
             ac_outputs_free(o);
             return ac_fail(err, AC_ERR_NOMEM, "outputs: out of memory for caches");
@@ -88,11 +92,13 @@ ac_status ac_outputs_alloc(const ac_case *c, ac_outputs *o, ac_error *err)
                 ac_outputs_free(o);
                 return st;
             }
-            poison_ctx pc = {o, (int64_t)c->block_size * c->heads_kv * c->head_dim};
+            poison_ctx pc = {o, (int64_t)c->block_size * c->heads_kv * c->head_dim,
+                             (int64_t)c->block_size * c->heads_kv * ac_case_dv(c)};
             ac_block_runs(blocks, nb, poison_run, &pc);
             free(blocks);
         } else {
-            for (int64_t i = 0; i < o->kv_elems; i++) o->k_cache[i] = o->v_cache[i] = POISON_HALF;
+            for (int64_t i = 0; i < o->kv_elems; i++) o->k_cache[i] = POISON_HALF;
+            for (int64_t i = 0; i < o->v_elems; i++) o->v_cache[i] = POISON_HALF;
         }
     }
     return AC_OK;

@@ -20,9 +20,12 @@ typedef struct ac_tensors {
 
     /* Storage-dtype bit patterns (bf16 or fp16). */
     uint16_t *q;             /* [total_q, Hq, D] */
-    uint16_t *k, *v;         /* contiguous: [total_k, Hkv, D];
-                                paged: [num_blocks, block_size, Hkv, D] (NHD) */
-    int64_t kv_elems;        /* elements in each of k and v */
+    uint16_t *k, *v;         /* contiguous: [total_k, Hkv, D] and [total_k, Hkv, D_v];
+                                paged: [num_blocks, block_size, Hkv, D] and [.., D_v] (NHD).
+                                With an FP8 cache (c->kv_format) each element holds
+                                one FP8 code in its low byte, the high byte 0. */
+    int64_t kv_elems;        /* elements in k (and in v when D_v == D) */
+    int64_t v_elems;         /* elements in v */
 
     /* Explicit mask, per sequence b at mask_off[b]: [Hm, Lq_b, Lk_b] with
        Hm = Hq if mask_per_head else 1. */
@@ -30,8 +33,9 @@ typedef struct ac_tensors {
     float *mask_bias;        /* AC_MASK_ADDITIVE: fp32 bias, -inf == false */
     int64_t *mask_off;       /* [B+1] */
 
-    /* Store: new tokens' K/V [num_tokens, Hkv, D]; the cache before the store
-       is k/v above. */
+    /* Store: new tokens' K [num_tokens, Hkv, D] and V [num_tokens, Hkv, D_v]
+       in the case dtype (never FP8: the store quantises them); the cache
+       before the store is k/v above. */
     uint16_t *k_new, *v_new;
 
     /* Combine: partials of num_splits splits for each (query row, head):
@@ -42,12 +46,13 @@ typedef struct ac_tensors {
 
 /* Outputs of a kernel run or of the oracle rounded to the target format. */
 typedef struct ac_outputs {
-    uint16_t *o;             /* [total_q, Hq, D] in the case dtype */
+    uint16_t *o;             /* [total_q, Hq, D_v] in the case dtype */
     float *o_f32;            /* same, fp32 (diagnosis mode / combine output) */
     float *lse;              /* [total_q, Hq] natural log; -inf for an empty row */
-    /* Store: the caches after the store (same layout as ac_tensors k/v). */
+    /* Store: the caches after the store (same layout and format as ac_tensors k/v). */
     uint16_t *k_cache, *v_cache;
-    int64_t kv_elems;
+    int64_t kv_elems;        /* elements in k_cache (and in v_cache when D_v == D) */
+    int64_t v_elems;         /* elements in v_cache */
 } ac_outputs;
 
 void ac_tensors_free(ac_tensors *t);

@@ -124,3 +124,25 @@ ac_status ac_validate_features(int32_t window_left, int32_t window_right, float 
                            (double)sinks[h]);
     return AC_OK;
 }
+
+ac_status ac_validate_kv_scales(int fp8, int32_t n, const float *k_scales, const float *v_scales, int32_t heads_kv,
+                                ac_error *err)
+{
+    if (n == 0) return AC_OK;
+    if (!fp8)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "k_scales / v_scales: %d given, but the cache is not FP8 "
+                       "(kv_format = dtype takes no scales)", n);
+    if (n != 1 && n != heads_kv)
+        return ac_fail(err, AC_ERR_SHAPE, "k_scales / v_scales: %d entries, must be 1 (per tensor) or heads_kv = %d "
+                       "(per KV head)", n, heads_kv);
+    if (!k_scales || !v_scales) return ac_fail(err, AC_ERR_NULL, "k_scales / v_scales: NULL with %d entries", n);
+    for (int32_t i = 0; i < n; i++) {
+        if (!(k_scales[i] >= AC_MIN_KV_SCALE && k_scales[i] <= AC_MAX_KV_SCALE))
+            return ac_fail(err, AC_ERR_SHAPE, "k_scales[%d] = %g: must be finite, in [2^-64, 2^64]", i,
+                           (double)k_scales[i]);
+        if (!(v_scales[i] >= AC_MIN_KV_SCALE && v_scales[i] <= AC_MAX_KV_SCALE))
+            return ac_fail(err, AC_ERR_SHAPE, "v_scales[%d] = %g: must be finite, in [2^-64, 2^64]", i,
+                           (double)v_scales[i]);
+    }
+    return AC_OK;
+}

@@ -40,6 +40,13 @@ ac_status ac_validate_slots(const int32_t *slots32, const int64_t *slots64, int6
 ac_status ac_validate_features(int32_t window_left, int32_t window_right, float softcap,
                                const float *alibi_slopes, const float *sinks, int32_t heads_q, ac_error *err);
 
+/* FP8 KV scales (docs/CONTRACT.md, section 13): n == 0 (scale 1), 1 (per
+   tensor) or heads_kv (per KV head), only with an FP8 cache (fp8 != 0), each
+   k_scales[i] and v_scales[i] finite in [2^-64, 2^64]. The message names the
+   array and the index. */
+ac_status ac_validate_kv_scales(int fp8, int32_t n, const float *k_scales, const float *v_scales, int32_t heads_kv,
+                                ac_error *err);
+
 #ifdef __cplusplus
 }
 #endif

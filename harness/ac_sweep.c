@@ -63,7 +63,7 @@ static const uint32_t feature_combos[AC_SWEEP_FEATURE_COMBOS] = {
     AC_FEAT_WINDOW | AC_FEAT_SOFTCAP,
     AC_FEAT_ALIBI | AC_FEAT_SINKS,
     AC_FEAT_WINDOW | AC_FEAT_SOFTCAP | AC_FEAT_SINKS,
-    AC_FEAT_ALL,
+    AC_FEAT_LOGIT,
 };
 
 ac_status ac_sweep_features(ac_case *c, int combo, int idx, ac_error *err)

@@ -22,5 +22,5 @@ const ac_backend_ops ac_backend_model_ops = {
 #undef AC_FAMILY
     },
     /* window, softcap, ALiBi and sinks in prefill and decode (docs/PREFILL.md, docs/DECODE.md) */
-    .features = {[AC_OP_PREFILL] = AC_FEAT_ALL, [AC_OP_DECODE] = AC_FEAT_ALL},
+    .features = {[AC_OP_PREFILL] = AC_FEAT_LOGIT, [AC_OP_DECODE] = AC_FEAT_LOGIT},
 };

@@ -189,7 +189,7 @@ int prop_chunked(const ac_prop_ctx *ctx, char *why, size_t n)
     PROP_TRY(prop_case_lengths(&full.c, &r, prop_pick(&r, 1, 2), 8, 96, 0, 0, &err));
     /* Windows and ALiBi are bottom-right aligned: a chunk's query i sees the
        keys and distances its full-prefill row sees. */
-    PROP_TRY(prop_case_features(ctx, &full.c, AC_FEAT_ALL, &err));
+    PROP_TRY(prop_case_features(ctx, &full.c, AC_FEAT_LOGIT, &err));
     PROP_TRY(prop_gen(&full, &err));
     PROP_RUN(prop_exec(ctx, &full, "chunked/full-prefill", why, n));
     PROP_TRY(prop_inst_model(&full, &err));

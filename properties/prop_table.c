@@ -12,7 +12,7 @@
 #define PREFILL AC_OPS(AC_OP_PREFILL)
 #define DECODE AC_OPS(AC_OP_DECODE)
 #define COMBINE AC_OPS(AC_OP_COMBINE)
-#define FEATS AC_FEAT_ALL
+#define FEATS AC_FEAT_LOGIT
 
 const ac_prop ac_props[] = {
     {"scale", "omitted scale equals explicit 1/sqrt(D); explicit 1.0 is detectably different; scale 0 gives the "

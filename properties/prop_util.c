@@ -87,7 +87,7 @@ ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowe
     ac_rng_init(&r, ctx->seed, PROP_FEAT_STREAM);
     uint32_t on = 0;
     while (!on) /* a nonempty subset of bits */
-        on = bits & (uint32_t)ac_rng_below(&r, AC_FEAT_ALL + 1);
+        on = bits & (uint32_t)ac_rng_below(&r, AC_FEAT_LOGIT + 1);
     if (on & AC_FEAT_WINDOW) {
         c->window_left = draw_side(&r, 1);
         /* Right of the diagonal: mostly 0 or unbounded (what causal kernels use). */
@@ -275,7 +275,7 @@ int prop_feature_base(const ac_prop_ctx *ctx, ac_rng *r, uint32_t own, prop_inst
         x->c.causal = (ac_causal)prop_pick(r, 0, AC_CAUSAL_COUNT - 1);
     }
     PROP_TRY(prop_case_place(ctx, &x->c, r, &err));
-    PROP_TRY(prop_case_features(ctx, &x->c, AC_FEAT_ALL & ~own, &err));
+    PROP_TRY(prop_case_features(ctx, &x->c, AC_FEAT_LOGIT & ~own, &err));
     PROP_TRY(prop_gen(x, &err));
     PROP_RUN(prop_exec(ctx, x, what, why, n));
     PROP_TRY(prop_inst_model(x, &err));

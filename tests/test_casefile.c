@@ -84,6 +84,20 @@ static void rnd_features(ac_case *c)
         cr_assert_eq(ac_case_set_sinks(c, a, c->heads_q, NULL), AC_OK);
         free(a);
     }
+    /* The K/V storage: D_v, an FP8 format, scales (1 or heads_kv, any finite value). */
+    if (rnd() % 3 == 0) c->head_dim_v = (int32_t)rnd_in(0, AC_MAX_HEAD_DIM);
+    if (rnd() % 3 == 0) c->kv_format = (ac_kv_format)rnd_in(1, AC_KV_FORMAT_COUNT - 1);
+    if (rnd() % 3 == 0) {
+        int32_t n = (rnd() % 2 || c->heads_kv <= 0 || c->heads_kv > AC_MAX_HEADS) ? 1 : c->heads_kv;
+        float *k = malloc(sizeof(float) * (size_t)n), *v = malloc(sizeof(float) * (size_t)n);
+        for (int32_t i = 0; i < n; i++) {
+            k[i] = rnd_feature_float(0);
+            v[i] = rnd_feature_float(0);
+        }
+        cr_assert_eq(ac_case_set_kv_scales(c, k, v, n, NULL), AC_OK);
+        free(k);
+        free(v);
+    }
 }
 
 /* A case with every field drawn over everything the format can hold, valid
@@ -197,6 +211,64 @@ Test(casefile, round_trip_random_cases_byte_exact)
         ac_casefile_free(&f);
         ac_casefile_free(&g);
     }
+}
+
+/* The K/V storage keys: after sinks, only when set, each scale exactly; a
+   lone k_scales or counts that differ are named by line. */
+Test(casefile, kv_storage_round_trip_exact)
+{
+    ac_casefile f, g;
+    ac_casefile_init(&f);
+    ac_case *c = &f.c;
+    c->op = AC_OP_DECODE;
+    c->heads_kv = 2;
+    c->head_dim = 192;
+    c->head_dim_v = 128;
+    c->kv_format = AC_KV_E5M2;
+    const float ks[2] = {0.0625f, 0x1p-60f}, vs[2] = {3.0f, 0.1f};
+    cr_assert_eq(ac_case_set_kv_scales(c, ks, vs, 2, NULL), AC_OK);
+    size_t n;
+    char *t = write_ok(&f, &n);
+    cr_assert(strstr(t, "num_splits 1\nhead_dim_v 128\nkv_format e5m2\nk_scales 0x1p-4,0x1p-60\n"
+                        "v_scales 0x1.8p+1,0x1.99999ap-4\ndist "), "%s", t);
+    ac_error e = {0};
+    cr_assert_eq(ac_casefile_parse(t, n, &g, &e), AC_OK, "%s\n%s", e.msg, t);
+    cr_assert(ac_casefile_equal(&f, &g));
+    cr_assert_eq(g.c.n_kv_scales, 2);
+    cr_assert_eq(ac_f32_bits(g.c.v_scales[1]), ac_f32_bits(0.1f));
+    g.c.v_scales[1] = 0.2f;
+    cr_assert_not(ac_casefile_equal(&f, &g));
+    g.c.v_scales[1] = 0.1f;
+    g.c.kv_format = AC_KV_E4M3;
+    cr_assert_not(ac_casefile_equal(&f, &g));
+    g.c.kv_format = AC_KV_E5M2;
+    g.c.head_dim_v = 0;
+    cr_assert_not(ac_casefile_equal(&f, &g));
+    g.c.head_dim_v = 192; /* explicit D_v = D is D_v = D */
+    g.c.head_dim = 192;
+    f.c.head_dim_v = 0;
+    cr_assert(ac_casefile_equal(&f, &g));
+    ac_casefile_free(&g);
+    /* A lone k_scales, and counts that differ: named by key. */
+    static const struct { const char *from, *to, *want; } defects[] = {
+        {"v_scales 0x1.8p+1,0x1.99999ap-4\n", "", "'k_scales' without 'v_scales'"},
+        {"v_scales 0x1.8p+1,0x1.99999ap-4\n", "v_scales 0x1.8p+1\n", "'v_scales': 1 entries, k_scales has 2"},
+        {"kv_format e5m2", "kv_format e3m4", "kv_format"},
+    };
+    for (size_t i = 0; i < sizeof defects / sizeof defects[0]; i++) {
+        char *at = strstr(t, defects[i].from);
+        cr_assert_not_null(at);
+        size_t cut = (size_t)(at - t), fl = strlen(defects[i].from), tl = strlen(defects[i].to);
+        char *bad = malloc(n + tl + 1);
+        memcpy(bad, t, cut);
+        memcpy(bad + cut, defects[i].to, tl);
+        strcpy(bad + cut + tl, at + fl);
+        cr_assert_eq(ac_casefile_parse(bad, strlen(bad), &g, &e), AC_ERR_PARSE, "%s", bad);
+        cr_assert(strstr(e.msg, defects[i].want), "%s", e.msg);
+        free(bad);
+    }
+    free(t);
+    ac_casefile_free(&f);
 }
 
 /* The float text is exact for every bit pattern: drive it through

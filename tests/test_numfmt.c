@@ -231,3 +231,87 @@ Test(numfmt, random_f32_c, .init = ref_setup, .fini = ref_teardown) { random_f32
 Test(numfmt, random_f32_d, .init = ref_setup, .fini = ref_teardown) { random_f32(4, F32_PER_TEST); }
 /* 10^6 doubles, each rounded once to both formats. */
 Test(numfmt, random_f64, .init = ref_setup, .fini = ref_teardown) { random_f64(5, 1000000L); }
+
+/* --- FP8 KV formats (E4M3FN, E5M2), saturating ------------------------------ */
+
+/* MPFR emulation as above; then saturation (CUDA's __NV_SATFINITE): any
+   result past the largest finite (including MPFR's Inf) becomes the largest.
+   E4M3: p = 4, smallest subnormal 2^-9 -> emin = -8, 480 < 2^9 -> emax = 9
+   (480 itself is E4M3FN's NaN pattern: the saturation handles it).
+   E5M2: p = 3, smallest subnormal 2^-16 -> emin = -15, emax = 16. */
+typedef struct fmt8 {
+    ac_kv_format f;
+    fmt round;
+    double max;
+} fmt8;
+static const fmt8 E4M3 = {AC_KV_E4M3, {AC_BF16, 4, -8, 9, 0, 0}, 448.0};
+static const fmt8 E5M2 = {AC_KV_E5M2, {AC_BF16, 3, -15, 16, 0, 0}, 57344.0};
+
+static int check_fp8(const fmt8 *f, float x)
+{
+    uint8_t c = ac_f32_to_fp8(f->f, x);
+    if (isnan(x)) {
+        int ok = ac_fp8_isnan(f->f, c) && (c >> 7) == (signbit(x) ? 1 : 0);
+        if (!ok) cr_log_error("%s NaN %#010x -> %#04x", ac_kv_format_name(f->f), f2u(x), c);
+        return ok;
+    }
+    double want = ref_round(&f->round, (double)x);
+    if (fabs(want) > f->max) want = copysign(f->max, want);
+    double got = ac_fp8_to_double(f->f, c);
+    int ok = !ac_fp8_isnan(f->f, c) && got == want && !signbit(got) == !signbit(want);
+    if (!ok) cr_log_error("%s %a -> %#04x (%a), MPFR %a", ac_kv_format_name(f->f), (double)x, c, got, want);
+    return ok;
+}
+
+static void fp8_all_codes(const fmt8 *f)
+{
+    int bad = 0, nans = 0;
+    for (int i = 0; i < 256; i++) {
+        uint8_t c = (uint8_t)i;
+        double v = ac_fp8_to_double(f->f, c);
+        if (ac_fp8_isnan(f->f, c)) {
+            nans++;
+            if (!isnan(v)) bad++, cr_log_error("%s %#04x: a NaN code decodes to %a", ac_kv_format_name(f->f), c, v);
+            continue;
+        }
+        /* Every finite code is its own rounding; E5M2's Inf saturates. */
+        uint8_t back = ac_f32_to_fp8(f->f, (float)v);
+        uint8_t want = isinf(v) ? ac_f32_to_fp8(f->f, (float)copysign(f->max, v)) : c;
+        if (back != want) bad++, cr_log_error("%s %#04x (%a) round trip -> %#04x", ac_kv_format_name(f->f), c, v, back);
+        if (!isinf(v) && !check_fp8(f, (float)v)) bad++;
+    }
+    /* E4M3FN: 2 NaN codes; E5M2: 6 (S.11111.{01,10,11}). */
+    cr_assert_eq(nans, f->f == AC_KV_E4M3 ? 2 : 6, "%s: %d NaN codes", ac_kv_format_name(f->f), nans);
+    cr_assert_eq(bad, 0, "%d mismatches over the 256 %s codes", bad, ac_kv_format_name(f->f));
+}
+Test(numfmt, fp8_e4m3_all_codes, .init = ref_setup, .fini = ref_teardown) { fp8_all_codes(&E4M3); }
+Test(numfmt, fp8_e5m2_all_codes, .init = ref_setup, .fini = ref_teardown) { fp8_all_codes(&E5M2); }
+
+Test(numfmt, fp8_edges)
+{
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, 448.0f), 0x7e);
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, 1e30f), 0x7e);     /* saturates, never the NaN pattern */
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, -INFINITY), 0xfe);
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E5M2, INFINITY), 0x7b);  /* SATFINITE: Inf -> largest */
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, 0x1p-10f), 0x00);  /* half the smallest subnormal ties to 0 */
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, 0x1.8p-9f), 0x02); /* 1.5 quanta ties to 2 (even) */
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, 1.0625f), 0x38);   /* 1 + half an ulp: even, stays 1 */
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E4M3, 1.1875f), 0x3a);   /* 1 + 1.5 ulp: up to 1.25 */
+    cr_assert_eq(ac_f32_to_fp8(AC_KV_E5M2, 1.0f), 0x3c);
+    cr_assert(ac_fp8_isnan(AC_KV_E4M3, ac_f32_to_fp8(AC_KV_E4M3, NAN)));
+    cr_assert_eq(ac_fp8_quantize(AC_KV_E4M3, 3.0f, 0.5f), ac_f32_to_fp8(AC_KV_E4M3, 6.0f));
+}
+
+static void random_fp8(uint64_t seed, long n)
+{
+    sm.state = seed;
+    long bad = 0;
+    for (long i = 0; i < n && bad < 20; i++) {
+        const fmt8 *f = (i & 1) ? &E5M2 : &E4M3;
+        uint32_t u = (uint32_t)draw_pattern(23, 8, f->round.prec - 1, f->round.emax - 1);
+        if (!check_fp8(f, u2f(u))) bad++;
+    }
+    cr_assert_eq(bad, 0, "%ld mismatches", bad);
+}
+/* 10^6 fp32 patterns near both formats' ties, subnormals and top binade. */
+Test(numfmt, random_fp8, .init = ref_setup, .fini = ref_teardown) { random_fp8(6, 1000000L); }
