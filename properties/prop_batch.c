@@ -33,6 +33,7 @@ static ac_status subset(prop_inst *dst, const prop_inst *src, const int32_t *ord
     st = prop_gen(dst, err);
     if (st) return st;
     const int64_t qrow = (int64_t)c->heads_q * c->head_dim, kvrow = (int64_t)c->heads_kv * c->head_dim;
+    const int64_t vrow = (int64_t)c->heads_kv * ac_case_dv(c);
     for (int32_t i = 0; i < m; i++) {
         int32_t b = order[i];
         memcpy(dst->t.q + dst->t.cu_seqlens_q[i] * qrow, src->t.q + src->t.cu_seqlens_q[b] * qrow,
@@ -40,14 +41,15 @@ static ac_status subset(prop_inst *dst, const prop_inst *src, const int32_t *ord
         if (!c->paged) {
             memcpy(dst->t.k + dst->t.cu_seqlens_k[i] * kvrow, src->t.k + src->t.cu_seqlens_k[b] * kvrow,
                    sizeof(uint16_t) * (size_t)(c->seqlen_k[b] * kvrow));
-            memcpy(dst->t.v + dst->t.cu_seqlens_k[i] * kvrow, src->t.v + src->t.cu_seqlens_k[b] * kvrow,
-                   sizeof(uint16_t) * (size_t)(c->seqlen_k[b] * kvrow));
+            memcpy(dst->t.v + dst->t.cu_seqlens_k[i] * vrow, src->t.v + src->t.cu_seqlens_k[b] * vrow,
+                   sizeof(uint16_t) * (size_t)(c->seqlen_k[b] * vrow));
         }
     }
     if (c->paged) {
-        if (dst->t.kv_elems != src->t.kv_elems) return ac_fail(err, AC_ERR_SHAPE, "batch: pool size mismatch");
+        if (dst->t.kv_elems != src->t.kv_elems || dst->t.v_elems != src->t.v_elems)
+            return ac_fail(err, AC_ERR_SHAPE, "batch: pool size mismatch");
         memcpy(dst->t.k, src->t.k, sizeof(uint16_t) * (size_t)src->t.kv_elems);
-        memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)src->t.kv_elems);
+        memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)src->t.v_elems);
     }
     return AC_OK;
 }

@@ -43,7 +43,7 @@ int prop_overflow(const ac_prop_ctx *ctx, char *why, size_t n)
     PROP_TRY(prop_inst_model(&x, &err));
 
     /* No Inf or NaN anywhere (an empty row's LSE is -inf by contract). */
-    const int32_t D = x.c.head_dim;
+    const int32_t D = ac_case_dv(&x.c); /* out has D_v columns */
     for (int64_t row = 0; row < x.m.rows; row++) {
         int empty = x.m.n_allowed[row] == 0;
         int bad = !empty && x.o.lse && !isfinite(x.o.lse[row]);

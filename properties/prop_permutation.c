@@ -28,8 +28,9 @@ int prop_permutation(const ac_prop_ctx *ctx, char *why, size_t n)
     else
         PROP_TRY(prop_case_lengths(&a.c, &r, prop_pick(&r, 1, 3), 1, 20, 1, 60, &err));
     PROP_TRY(prop_case_place(ctx, &a.c, &r, &err));
-    /* Softcap and sinks do not look at positions; windows and ALiBi do. */
-    PROP_TRY(prop_case_features(ctx, &a.c, AC_FEAT_SOFTCAP | AC_FEAT_SINKS, &err));
+    /* Softcap and sinks do not look at positions; windows and ALiBi do. The
+       K/V formats move with their rows (codes and scales per KV head). */
+    PROP_TRY(prop_case_features(ctx, &a.c, AC_FEAT_SOFTCAP | AC_FEAT_SINKS | AC_FEAT_KV, &err));
     PROP_TRY(prop_gen(&a, &err));
     PROP_RUN(prop_exec(ctx, &a, "permutation", why, n));
     PROP_TRY(prop_inst_model(&a, &err));
@@ -62,7 +63,8 @@ int prop_permutation(const ac_prop_ctx *ctx, char *why, size_t n)
             for (int32_t h = 0; h < a.c.heads_kv; h++) {
                 int64_t to = prop_kv_offset(&x.c, &x.t, b, p, h), from = prop_kv_offset(&a.c, &a.t, b, perm[p], h);
                 memcpy(x.t.k + to, a.t.k + from, sizeof(uint16_t) * (size_t)a.c.head_dim);
-                memcpy(x.t.v + to, a.t.v + from, sizeof(uint16_t) * (size_t)a.c.head_dim);
+                to = prop_v_offset(&x.c, &x.t, b, p, h), from = prop_v_offset(&a.c, &a.t, b, perm[p], h);
+                memcpy(x.t.v + to, a.t.v + from, sizeof(uint16_t) * (size_t)ac_case_dv(&a.c));
             }
     }
     PROP_RUN(prop_exec(ctx, &x, "permutation/permuted", why, n));

@@ -21,6 +21,8 @@ int prop_window(const ac_prop_ctx *ctx, char *why, size_t n);
 int prop_softcap(const ac_prop_ctx *ctx, char *why, size_t n);
 int prop_alibi(const ac_prop_ctx *ctx, char *why, size_t n);
 int prop_sinks(const ac_prop_ctx *ctx, char *why, size_t n);
+int prop_dv(const ac_prop_ctx *ctx, char *why, size_t n);
+int prop_fp8(const ac_prop_ctx *ctx, char *why, size_t n);
 
 /* A prefill (ragged Lq <= Lk, random causal mode) or decode case at the
    grid point, placed per its layout, with the grid point's features

@@ -20,7 +20,7 @@ ac_status prop_case_attention(const ac_prop_ctx *ctx, ac_rng *r, ac_case *c, ac_
     }
     if (st) return st;
     st = prop_case_place(ctx, c, r, err);
-    return st ? st : prop_case_features(ctx, c, AC_FEAT_LOGIT, err);
+    return st ? st : prop_case_features(ctx, c, AC_FEAT_ALL, err); /* the law's table entry says which */
 }
 
 int prop_scale(const ac_prop_ctx *ctx, char *why, size_t n)

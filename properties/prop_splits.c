@@ -23,7 +23,7 @@ static int decode_splits(const ac_prop_ctx *ctx, ac_rng *r, char *why, size_t n)
     PROP_TRY(prop_case_lengths(&a.c, r, prop_pick(r, 1, 3), 1, 4, 20, 180, &err));
     PROP_TRY(prop_case_place(ctx, &a.c, r, &err));
     /* Sinks join once, in the final combine: every split count must agree. */
-    PROP_TRY(prop_case_features(ctx, &a.c, AC_FEAT_LOGIT, &err));
+    PROP_TRY(prop_case_features(ctx, &a.c, AC_FEAT_ALL, &err));
     a.c.num_splits = 1;
     PROP_TRY(prop_gen(&a, &err));
     PROP_RUN(prop_exec(ctx, &a, "splits/unsplit", why, n));

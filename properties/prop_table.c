@@ -13,6 +13,11 @@
 #define DECODE AC_OPS(AC_OP_DECODE)
 #define COMBINE AC_OPS(AC_OP_COMBINE)
 #define FEATS AC_FEAT_LOGIT
+/* The laws that hold as they are with an FP8 cache and D_v != D_qk in the
+   background (they move K/V rows and codes as they are, or only compare
+   runs); the others rewrite V's values in the case dtype or repeat K/V
+   heads, and keep the logit features. */
+#define FEATS_KV (AC_FEAT_LOGIT | AC_FEAT_KV)
 
 const ac_prop ac_props[] = {
     {"scale", "omitted scale equals explicit 1/sqrt(D); explicit 1.0 is detectably different; scale 0 gives the "
@@ -33,31 +38,39 @@ const ac_prop ac_props[] = {
                "table entries change no output bit; paged equals contiguous within the bound",
      prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED, FEATS},
     {"batch", "a sequence's output bits do not depend on the other sequences, its place in the batch, or the run",
-     prop_batch, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+     prop_batch, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"splits", "any split count (more splits than blocks too) equals the unsplit result within the bound; combining "
                "one split is the identity; split order and empty splits do not matter",
-     prop_splits, DECODE | COMBINE, AC_LAYOUTS_PAGED, FEATS},
+     prop_splits, DECODE | COMBINE, AC_LAYOUTS_PAGED, FEATS_KV},
     {"permutation", "without causal mode or mask, permuting keys together with values stays within the bound",
-     prop_permutation, PREFILL | DECODE, AC_LAYOUTS_ALL, AC_FEAT_SOFTCAP | AC_FEAT_SINKS},
+     prop_permutation, PREFILL | DECODE, AC_LAYOUTS_ALL, AC_FEAT_SOFTCAP | AC_FEAT_SINKS | AC_FEAT_KV},
     {"linearity", "O is linear in V within the bound; the LSE does not depend on V and matches the oracle's within "
                   "its tight tolerance",
-     prop_linearity, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+     prop_linearity, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS | AC_FEAT_HEAD_DIM_V},
     {"overflow", "logits of magnitude 1e4 after scaling give no Inf/NaN and match the oracle", prop_overflow,
-     PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+     PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     /* The features' own laws; their second half of the grid adds the other
        features in the background. */
     {"window", "a window as wide as the sequence is no window; a window matches the model; on a prefill it equals "
                "the bool mask of its band",
-     prop_window, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+     prop_window, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"softcap", "a cap of 1e30 is no cap; a cap matches the model; masked keys stay out under a cap; with two keys "
                 "the weight of the larger logit never falls as the cap grows",
      prop_softcap, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
     {"alibi", "zero slopes are no ALiBi; ALiBi matches the model; on a prefill it equals the per-head additive bias "
               "slope_h (j - i - (Lk - Lq))",
-     prop_alibi, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+     prop_alibi, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"sinks", "a sink of -inf is no sink; sinks match the model (empty rows: O = 0, LSE = the sink); on a prefill a "
               "sink equals one more key with K = V = 0 and the sink as its bias",
      prop_sinks, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+    /* The K/V formats' own laws: every point carries its feature; the second
+       half of the grid adds the others in the background. */
+    {"dv", "D_v != D_qk: V's two column halves give O's two column halves and the same LSE; padded to D_v == D_qk "
+           "(zero V columns, or zero q/k columns with the scale kept) gives the same O",
+     prop_dv, PREFILL | DECODE, AC_LAYOUTS_ALL, AC_FEAT_LOGIT | AC_FEAT_FP8_KV},
+    {"fp8", "an FP8 cache (E4M3/E5M2, power-of-two scales per tensor or per KV head) equals the case-dtype cache of "
+            "its dequantised values within the bound; per-head scales all equal are per-tensor; scale 1 is none",
+     prop_fp8, PREFILL | DECODE, AC_LAYOUTS_ALL, AC_FEAT_LOGIT | AC_FEAT_HEAD_DIM_V},
 };
 const int ac_prop_count = (int)(sizeof ac_props / sizeof ac_props[0]);
 
@@ -114,7 +127,7 @@ int ac_prop_grid(const ac_prop *p, ac_backend be, ac_bug bug, uint64_t base_seed
         for (int op = 0; op < AC_OP_COUNT; op++) {
             if (!(p->ops & AC_OPS(op))) continue;
             const ac_op_traits *tr = ac_op_traits_of((ac_op)op);
-            if (pass == 1 && !(tr && tr->features)) continue;
+            if (pass == 1 && !(tr && (tr->features || (tr->kv_features & p->features)))) continue;
             unsigned lays = op == AC_OP_COMBINE ? op_layouts((ac_op)op) : (p->layouts & op_layouts((ac_op)op));
             for (int dt = 0; dt < AC_PROP_GRID_DTYPES; dt++)
                 for (int di = 0; di < AC_PROP_GRID_DIMS; di++)

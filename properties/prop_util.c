@@ -65,6 +65,9 @@ void prop_case_no_features(ac_case *c)
     c->softcap = 0.0f;
     ac_case_set_alibi(c, NULL, 0, NULL);
     ac_case_set_sinks(c, NULL, 0, NULL);
+    c->head_dim_v = 0;
+    c->kv_format = AC_KV_AS_DTYPE;
+    ac_case_set_kv_scales(c, NULL, NULL, 0, NULL);
 }
 
 /* A window side: 0, around a 16/32-key block or the 64-key tile, unbounded
@@ -78,16 +81,63 @@ static int32_t draw_side(ac_rng *r, int allow_unbounded)
     return prop_pick(r, 0, 100);
 }
 
+/* Scales of an FP8 cache: powers of two (the dequantised value is exact in
+   bf16 and fp16) and others (a kernel that multiplies where it should
+   divide, or drops a scale, moves the output either way). Never 0. */
+static float draw_kv_scale(ac_rng *r)
+{
+    static const float scales[] = {0.5f, 2.0f, 0.25f, 1.0f, 0.375f, 1.75f, 0.1f, 3.0f};
+    return scales[ac_rng_below(r, sizeof scales / sizeof scales[0])];
+}
+
+void prop_kv_scales_draw(ac_rng *r, ac_case *c, int per_head, const float *pool, int npool, float *ks, float *vs)
+{
+    const int32_t n = per_head ? c->heads_kv : 1;
+    for (int32_t g = 0; g < n; g++) {
+        ks[g] = pool ? pool[ac_rng_below(r, (uint64_t)npool)] : draw_kv_scale(r);
+        vs[g] = pool ? pool[ac_rng_below(r, (uint64_t)npool)] : draw_kv_scale(r);
+    }
+}
+
+/* The K/V features (FP8 cache, D_v != D_qk), drawn after every logit
+   feature's values so that those stay what they were before. */
+static ac_status draw_kv_features(ac_rng *r, ac_case *c, uint32_t on, ac_error *err)
+{
+    if (on & AC_FEAT_HEAD_DIM_V) {
+        /* MLA-like (D_v < D_qk) and the other way round; both multiples of 8. */
+        static const int32_t num[] = {1, 3, 1, 3}, den[] = {2, 2, 4, 4};
+        int k = (int)ac_rng_below(r, 4);
+        int32_t dv = c->head_dim * num[k] / den[k];
+        c->head_dim_v = dv >= 8 && dv != c->head_dim ? dv : c->head_dim / 2;
+    }
+    if (on & AC_FEAT_FP8_KV) {
+        c->kv_format = ac_rng_below(r, 2) ? AC_KV_E5M2 : AC_KV_E4M3;
+        uint64_t how = ac_rng_below(r, 3); /* 0: no scales, 1: per tensor, 2: per KV head */
+        float ks[AC_MAX_HEADS], vs[AC_MAX_HEADS];
+        if (how) {
+            prop_kv_scales_draw(r, c, how == 2, NULL, 0, ks, vs);
+            ac_status st = ac_case_set_kv_scales(c, ks, vs, how == 2 ? c->heads_kv : 1, err);
+            if (st) return st;
+        }
+    }
+    return AC_OK;
+}
+
 ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowed, ac_error *err)
 {
     uint32_t bits = ctx->features & allowed;
     const ac_op_traits *tr = ac_op_traits_of(c->op);
-    if (!bits || !tr || !tr->features) return AC_OK;
+    if (!tr) return AC_OK;
+    bits &= (tr->features ? AC_FEAT_LOGIT : 0u) | tr->kv_features;
+    if (!bits) return AC_OK;
     ac_rng r;
     ac_rng_init(&r, ctx->seed, PROP_FEAT_STREAM);
-    uint32_t on = 0;
-    while (!on) /* a nonempty subset of bits */
-        on = bits & (uint32_t)ac_rng_below(&r, AC_FEAT_LOGIT + 1);
+    uint32_t on = 0, kv_bits = bits & AC_FEAT_KV;
+    bits &= AC_FEAT_LOGIT;
+    /* A nonempty subset of the logit bits (drawn as before the K/V features
+       existed), then a subset of the K/V bits: nonempty when there is no
+       logit bit. */
+    while (bits && !on) on = bits & (uint32_t)ac_rng_below(&r, AC_FEAT_LOGIT + 1);
     if (on & AC_FEAT_WINDOW) {
         c->window_left = draw_side(&r, 1);
         /* Right of the diagonal: mostly 0 or unbounded (what causal kernels use). */
@@ -109,6 +159,12 @@ ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowe
             v[h] = ac_rng_below(&r, 6) == 0 ? -INFINITY : (float)prop_pick(&r, -24, 40) / 8.0f; /* [-3, 5] */
         ac_status st = ac_case_set_sinks(c, v, H, err);
         if (st) return st;
+    }
+    if (kv_bits) {
+        uint32_t kv_on = 0;
+        do kv_on = kv_bits & ((uint32_t)ac_rng_below(&r, 4) << 4);
+        while (!kv_on && !on);
+        return draw_kv_features(&r, c, kv_on, err);
     }
     return AC_OK;
 }
@@ -150,6 +206,17 @@ ac_status prop_case_lengths(ac_case *c, ac_rng *r, int32_t batch, int32_t lq_lo,
         c->seqlen_k[b] = k < 0 ? 0 : k;
     }
     return AC_OK;
+}
+
+ac_status prop_case_kv_law(const ac_prop_ctx *ctx, ac_rng *r, ac_case *c, ac_error *err)
+{
+    prop_case_base(ctx, ctx->op, c);
+    if (ctx->op == AC_OP_DECODE) {
+        c->num_splits = prop_pick(r, 1, 3);
+        return prop_case_lengths(c, r, prop_pick(r, 1, 3), 1, 4, 0, 70, err);
+    }
+    c->causal = (ac_causal)prop_pick(r, 0, AC_CAUSAL_COUNT - 1);
+    return prop_case_lengths(c, r, prop_pick(r, 1, 3), 1, 32, 0, 64, err);
 }
 
 ac_status prop_case_place(const ac_prop_ctx *ctx, ac_case *c, ac_rng *r, ac_error *err)
@@ -203,22 +270,24 @@ ac_status prop_inst_clone(prop_inst *dst, const prop_inst *src, ac_error *err)
     size_t B1 = (size_t)c->batch + 1;
     size_t hd = (size_t)c->heads_q * (size_t)c->head_dim;
     size_t kvd = (size_t)c->heads_kv * (size_t)c->head_dim;
+    size_t vd = (size_t)c->heads_kv * (size_t)ac_case_dv(c);
     size_t S = c->num_splits > 0 ? (size_t)c->num_splits : 0;
     d->total_q = s->total_q;
     d->total_k = s->total_k;
     d->kv_elems = s->kv_elems;
+    d->v_elems = s->v_elems;
     d->cu_seqlens_q = dup_n(s->cu_seqlens_q, sizeof(int32_t) * B1, &fail);
     d->cu_seqlens_k = dup_n(s->cu_seqlens_k, sizeof(int32_t) * B1, &fail);
     d->q = dup_n(s->q, sizeof(uint16_t) * (size_t)s->total_q * hd, &fail);
     d->k = dup_n(s->k, sizeof(uint16_t) * (size_t)s->kv_elems, &fail);
-    d->v = dup_n(s->v, sizeof(uint16_t) * (size_t)s->kv_elems, &fail);
+    d->v = dup_n(s->v, sizeof(uint16_t) * (size_t)s->v_elems, &fail);
     d->mask_off = dup_n(s->mask_off, sizeof(int64_t) * B1, &fail);
     size_t mask_n = s->mask_off ? (size_t)s->mask_off[c->batch] : 0;
     d->mask_bool = dup_n(s->mask_bool, mask_n, &fail);
     d->mask_bias = dup_n(s->mask_bias, sizeof(float) * mask_n, &fail);
     size_t tok = c->num_tokens > 0 ? (size_t)c->num_tokens : 0;
     d->k_new = dup_n(s->k_new, sizeof(uint16_t) * tok * kvd, &fail);
-    d->v_new = dup_n(s->v_new, sizeof(uint16_t) * tok * kvd, &fail);
+    d->v_new = dup_n(s->v_new, sizeof(uint16_t) * tok * vd, &fail);
     size_t rows = (size_t)s->total_q * (size_t)c->heads_q;
     d->o_part = dup_n(s->o_part, sizeof(float) * rows * S * (size_t)c->head_dim, &fail);
     d->lse_part = dup_n(s->lse_part, sizeof(float) * rows * S, &fail);
@@ -275,7 +344,7 @@ int prop_feature_base(const ac_prop_ctx *ctx, ac_rng *r, uint32_t own, prop_inst
         x->c.causal = (ac_causal)prop_pick(r, 0, AC_CAUSAL_COUNT - 1);
     }
     PROP_TRY(prop_case_place(ctx, &x->c, r, &err));
-    PROP_TRY(prop_case_features(ctx, &x->c, AC_FEAT_LOGIT & ~own, &err));
+    PROP_TRY(prop_case_features(ctx, &x->c, AC_FEAT_ALL & ~own, &err));
     PROP_TRY(prop_gen(x, &err));
     PROP_RUN(prop_exec(ctx, x, what, why, n));
     PROP_TRY(prop_inst_model(x, &err));
@@ -362,7 +431,7 @@ double prop_lse_bound(const ac_case *c, const ac_oracle_result *m, int64_t r)
 int prop_same_bits(const ac_case *c, const ac_outputs *a, int64_t ra, const ac_outputs *b, int64_t rb,
                    int64_t rows, const char *what, char *why, size_t n)
 {
-    const int32_t D = c->head_dim;
+    const int32_t D = c->op == AC_OP_COMBINE ? c->head_dim : ac_case_dv(c); /* out has D_v columns */
     const int f32 = c->op == AC_OP_COMBINE;
     int64_t diff_o = 0, diff_lse = 0, first_e = -1, first_r = -1;
     for (int64_t i = 0; i < rows; i++) {
@@ -587,6 +656,15 @@ int64_t prop_kv_offset(const ac_case *c, const ac_tensors *t, int32_t b, int32_t
     return ac_thd_offset((int64_t)t->cu_seqlens_k[b] + p, h, c->heads_kv, c->head_dim);
 }
 
+int64_t prop_v_offset(const ac_case *c, const ac_tensors *t, int32_t b, int32_t p, int32_t h)
+{
+    const int32_t dv = ac_case_dv(c);
+    if (c->paged)
+        return ac_cache_offset(ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size),
+                               h, c->heads_kv, dv);
+    return ac_thd_offset((int64_t)t->cu_seqlens_k[b] + p, h, c->heads_kv, dv);
+}
+
 ac_status prop_inst_with_mask(prop_inst *dst, const prop_inst *src, ac_mask_kind kind, int per_head,
                               ac_causal causal, ac_error *err)
 {
@@ -598,12 +676,12 @@ ac_status prop_inst_with_mask(prop_inst *dst, const prop_inst *src, ac_mask_kind
     dst->c.causal = causal;
     st = prop_gen(dst, err);
     if (st) return st;
-    if (dst->t.kv_elems != src->t.kv_elems || dst->t.total_q != src->t.total_q)
+    if (dst->t.kv_elems != src->t.kv_elems || dst->t.v_elems != src->t.v_elems || dst->t.total_q != src->t.total_q)
         return ac_fail(err, AC_ERR_SHAPE, "property: masked twin has other tensor sizes");
     size_t qn = (size_t)src->t.total_q * (size_t)src->c.heads_q * (size_t)src->c.head_dim;
     memcpy(dst->t.q, src->t.q, sizeof(uint16_t) * qn);
     memcpy(dst->t.k, src->t.k, sizeof(uint16_t) * (size_t)src->t.kv_elems);
-    memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)src->t.kv_elems);
+    memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)src->t.v_elems);
     return AC_OK;
 }
 

@@ -49,6 +49,10 @@ void prop_case_base(const ac_prop_ctx *ctx, ac_op op, ac_case *c);
    (Lk clamped at 0). */
 ac_status prop_case_lengths(ac_case *c, ac_rng *r, int32_t batch, int32_t lq_lo, int32_t lq_hi,
                             int32_t dk_lo, int32_t dk_hi, ac_error *err);
+/* The K/V laws' case (dv, fp8): prop_case_base, then a prefill of 1..3
+   sequences of 1..32 queries, Lk - Lq in [0, 64], any causal mode, or a
+   decode of 1..4 queries, Lk - Lq in [0, 70], 1..3 splits; not placed. */
+ac_status prop_case_kv_law(const ac_prop_ctx *ctx, ac_rng *r, ac_case *c, ac_error *err);
 /* Place the keys per the grid point's layout: contiguous, or paged with a
    block size of 16 or 32 and 0..2 spare blocks (ac_case_make_layout). */
 ac_status prop_case_place(const ac_prop_ctx *ctx, ac_case *c, ac_rng *r, ac_error *err);
@@ -57,10 +61,18 @@ ac_status prop_case_place(const ac_prop_ctx *ctx, ac_case *c, ac_rng *r, ac_erro
    a nonempty random subset of them, each with values aimed at the kernels'
    edges (window sides at 0, a block, a 64-key tile or unbounded; softcap
    1..50; ALiBi's standard slopes or random ones; sinks in [-3, 5] with -inf
-   on some heads). Draws from PROP_FEAT_STREAM; nothing when the subset is
-   empty. Families without features are left alone. */
+   on some heads), then a subset of the K/V bits the family takes
+   (traits kv_features): head_dim_v at D/2, 3D/2, D/4 or 3D/4, an E4M3 or
+   E5M2 cache without scales, with one scale per tensor or one per KV head.
+   Draws from PROP_FEAT_STREAM, the K/V bits after every logit value;
+   nothing when the subset is empty. Bits the family does not take are
+   dropped. */
 ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowed, ac_error *err);
-/* Turn every feature of c off. */
+/* Scales for an FP8 cache of c: one (per tensor) or heads_kv (per_head) k and
+   v scales each, drawn from pool[0..npool) or, with pool NULL, from a fixed
+   list of powers of two and other values (never 0). */
+void prop_kv_scales_draw(ac_rng *r, ac_case *c, int per_head, const float *pool, int npool, float *ks, float *vs);
+/* Turn every feature of c off (the K/V ones too: D_v = D_qk, the case dtype's cache). */
 void prop_case_no_features(ac_case *c);
 /* ALiBi's standard slopes for H heads: 2^(-8 (h + 1) / H). */
 void prop_alibi_standard(float *slopes, int32_t heads);
@@ -104,6 +116,8 @@ ac_status prop_inst_with_mask(prop_inst *dst, const prop_inst *src, ac_mask_kind
 /* Element offset of (position p, KV head h) of sequence b in x's k / v:
    contiguous rows or the paged cache through the block table. */
 int64_t prop_kv_offset(const ac_case *c, const ac_tensors *t, int32_t b, int32_t p, int32_t h);
+/* The same in v (rows of D_v elements). */
+int64_t prop_v_offset(const ac_case *c, const ac_tensors *t, int32_t b, int32_t p, int32_t h);
 
 /* Rows that the model says are empty are exactly O = 0 and LSE = -inf (the
    sink, when the head has one) in the run (0 holds, 1 broken). */

@@ -44,6 +44,8 @@ Test(property, window) { check_property("window"); }
 Test(property, softcap) { check_property("softcap"); }
 Test(property, alibi) { check_property("alibi"); }
 Test(property, sinks) { check_property("sinks"); }
+Test(property, dv) { check_property("dv"); }
+Test(property, fp8) { check_property("fp8"); }
 
 /* The laws' copy of the verdict's per-element bound (prop_elem_bound) is the
    verdict's: for every element of a run, the verdict's r times C times our
@@ -94,4 +96,4 @@ Test(property, bound_matches_verdict)
 }
 
 /* Every property of the table has its test above. */
-Test(property, table_is_covered) { cr_expect_eq(ac_prop_count, 15); }
+Test(property, table_is_covered) { cr_expect_eq(ac_prop_count, 17); }
