@@ -17,7 +17,7 @@
 
 #define SELFTEST_STREAM 0x73656c66ULL /* "self" */
 #define ORACLE_ROWS 64                /* sampled oracle rows per case: the bugs move every row */
-#define ORACLE_TEMPLATES 8
+#define ORACLE_TEMPLATES 10
 #define SELFTEST_MAX_CASES 100000         /* a sanity bound: a case takes ~0.1 s */
 
 static int g_verbose; /* --verbose: one line per case run */
@@ -106,7 +106,7 @@ static void run_property(const ac_prop *p, ac_bug bug, uint64_t seed, int cases,
 
 /* ---- the oracle verdict ------------------------------------------------------------ */
 
-/* Case k of the oracle's list: eight templates, each aimed at a family of
+/* Case k of the oracle's list: ten templates, each aimed at a family of
    bugs (needle and poscode data make a dropped or extra key visible). */
 static ac_status oracle_case(int k, uint64_t seed, ac_case *c, ac_error *err)
 {
@@ -122,6 +122,18 @@ static ac_status oracle_case(int k, uint64_t seed, ac_case *c, ac_error *err)
     if (st) return st;
 #define PICK(lo, hi) ((int32_t)(lo) + (int32_t)ac_rng_below(&r, (uint64_t)((hi) - (lo) + 1)))
     switch (k % ORACLE_TEMPLATES) {
+    case 9: { /* case 1 with MLA's shape (D_qk = 1.5 D_v: V read with D_qk as
+                 its head dim moves every row but the first) on an E5M2 cache
+                 with one scale per tensor; k - 8 keeps dtype and head dim */
+        static const float ks[1] = {0.25f}, vs[1] = {0.5f};
+        ac_case_free(c);
+        st = oracle_case(k - 8, seed, c, err);
+        if (st) return st;
+        c->head_dim_v = c->head_dim;
+        c->head_dim = c->head_dim * 3 / 2;
+        c->kv_format = AC_KV_E5M2;
+        return ac_case_set_kv_scales(c, ks, vs, 1, err);
+    }
     case 0: /* contiguous prefill, BOTTOM_RIGHT, Lq < Lk, needles */
         c->op = AC_OP_PREFILL;
         c->causal = AC_CAUSAL_BOTTOM_RIGHT;
@@ -170,6 +182,15 @@ static ac_status oracle_case(int k, uint64_t seed, ac_case *c, ac_error *err)
         st = ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 1, err);
         if (st) return st;
         return ac_case_make_store_slots(c, 5, 2, err);
+    case 8: { /* case 4 on an E4M3 cache with one scale per KV head, none
+                 of the v scales 1: an output that misses its v scale is off
+                 by 2x or 4x */
+        static const float ks[2] = {0.5f, 2.0f}, vs[2] = {2.0f, 0.25f};
+        c->kv_format = AC_KV_E4M3;
+        st = ac_case_set_kv_scales(c, ks, vs, 2, err);
+        if (st) return st;
+    }
+        /* fall through */
     case 4: /* paged prefill, shared prefix, TOP_LEFT plus a bool mask, poscode */
         c->op = AC_OP_PREFILL;
         c->causal = AC_CAUSAL_TOP_LEFT;
