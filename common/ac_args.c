@@ -357,12 +357,99 @@ ac_status ac_arg_alibi(const char *name, const char *text, ac_feature_args *f, a
     return st;
 }
 
-int ac_feature_args_any(const ac_feature_args *f) { return f->window || f->softcap || f->alibi || f->n_sinks; }
+ac_status ac_arg_kv_format(const char *name, const char *text, ac_kv_format *out, ac_error *err)
+{
+    static const char *const names[] = {"e4m3", "e5m2", NULL};
+    int k;
+    ac_status st = ac_arg_choice(name, text, names, &k, err);
+    if (!st) *out = k ? AC_KV_E5M2 : AC_KV_E4M3;
+    return st;
+}
+
+ac_status ac_arg_kv_scales(const char *name, const char *text, ac_feature_args *f, ac_error *err)
+{
+    char buf[64], part[64];
+    if (text && !strcmp(text, "head")) {
+        f->kv_scales = 2;
+        return AC_OK;
+    }
+    const char *comma = text ? strchr(text, ',') : NULL;
+    if (!comma || (size_t)(comma - text) >= sizeof part)
+        return ac_fail(err, AC_ERR_PARSE, "%s %s: expected K,V (two scales, e.g. 0.5,2) or head", name,
+                       text ? shown(text, buf, sizeof buf) : "''");
+    snprintf(part, sizeof part, "%.*s", (int)(comma - text), text);
+    double k, v;
+    /* The case's domain (ac_case.h): finite, in [2^-64, 2^64]. */
+    ac_status st = ac_arg_double(name, part, (double)AC_MIN_KV_SCALE, (double)AC_MAX_KV_SCALE, &k, err);
+    if (!st) st = ac_arg_double(name, comma + 1, (double)AC_MIN_KV_SCALE, (double)AC_MAX_KV_SCALE, &v, err);
+    if (st) return st;
+    f->kv_scales = 1;
+    f->k_scale = (float)k;
+    f->v_scale = (float)v;
+    return AC_OK;
+}
+
+void ac_kv_scales_spread(int32_t g, float *k_scale, float *v_scale)
+{
+    static const float ks[8] = {0.5f, 1.5f, 2.0f, 0.375f, 1.0f, 3.0f, 0.25f, 0.75f};
+    static const float vs[8] = {2.0f, 0.75f, 0.25f, 1.25f, 4.0f, 0.5f, 3.0f, 0.125f};
+    *k_scale = ks[g % 8];
+    *v_scale = vs[g % 8];
+}
+
+ac_status ac_feature_args_check(const ac_feature_args *f, ac_error *err)
+{
+    if (f->kv_scales && f->kv_format == AC_KV_AS_DTYPE)
+        return ac_fail(err, AC_ERR_PARSE, "--kv-scales: scales need an FP8 cache (give --kv-format e4m3 or e5m2)");
+    return AC_OK;
+}
+
+int ac_feature_args_kv_any(const ac_feature_args *f)
+{
+    return f->head_dim_v || f->kv_format != AC_KV_AS_DTYPE || f->kv_scales;
+}
+
+int ac_feature_args_kv_taken(const ac_feature_args *f, const ac_case *c)
+{
+    const ac_op_traits *tr = ac_op_traits_of(c->op);
+    if (!tr || !ac_feature_args_kv_any(f)) return 0;
+    if (f->head_dim_v && !(tr->kv_features & AC_FEAT_HEAD_DIM_V)) return 0;
+    if ((f->kv_format != AC_KV_AS_DTYPE || f->kv_scales) && !(tr->kv_features & AC_FEAT_FP8_KV)) return 0;
+    return 1;
+}
+
+int ac_feature_args_any(const ac_feature_args *f)
+{
+    return f->window || f->softcap || f->alibi || f->n_sinks || ac_feature_args_kv_any(f);
+}
+
+/* The K/V flags on c (its family takes them: ac_feature_args_kv_taken). */
+static ac_status apply_kv(const ac_feature_args *f, ac_case *c, ac_error *err)
+{
+    if (f->head_dim_v) c->head_dim_v = f->head_dim_v == c->head_dim ? 0 : f->head_dim_v;
+    if (f->kv_format != AC_KV_AS_DTYPE) c->kv_format = f->kv_format;
+    if (!f->kv_scales) return AC_OK;
+    float ks[AC_MAX_HEADS], vs[AC_MAX_HEADS];
+    int32_t n = 1;
+    if (f->kv_scales == 1) {
+        ks[0] = f->k_scale;
+        vs[0] = f->v_scale;
+    } else {
+        n = c->heads_kv > 0 && c->heads_kv <= AC_MAX_HEADS ? c->heads_kv : 1;
+        for (int32_t g = 0; g < n; g++) ac_kv_scales_spread(g, &ks[g], &vs[g]);
+    }
+    return ac_case_set_kv_scales(c, ks, vs, n, err);
+}
 
 ac_status ac_feature_args_apply(const ac_feature_args *f, ac_case *c, ac_error *err)
 {
     const ac_op_traits *tr = ac_op_traits_of(c->op);
-    if (!tr || !tr->features) return AC_OK;
+    if (!tr) return AC_OK;
+    if (ac_feature_args_kv_taken(f, c)) {
+        ac_status st = apply_kv(f, c, err);
+        if (st) return st;
+    }
+    if (!tr->features) return AC_OK;
     if (f->window) c->window_left = f->window_left, c->window_right = f->window_right;
     if (f->softcap) c->softcap = f->softcap_value;
     ac_status st = AC_OK;

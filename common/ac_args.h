@@ -99,8 +99,11 @@ ac_status ac_arg_out_file(const char *name, const char *path, FILE **out, ac_err
 
 /* ---- the features of run and sweep (docs/attncheck.1) ---------------------- */
 
-/* What --window, --softcap, --alibi and --sinks asked for; all off after
-   memset 0. Applied to every case of a family that takes features. */
+/* What --window, --softcap, --alibi and --sinks asked for, and the K/V
+   flags --head-dim-v, --kv-format and --kv-scales; all off after memset 0.
+   The logit features are applied to every case of a family that takes
+   features, the K/V ones to every case of a family whose traits'
+   kv_features take them (prefill, decode, store). */
 typedef struct ac_feature_args {
     int window;                   /* 1: --window given */
     int32_t window_left, window_right;
@@ -111,6 +114,10 @@ typedef struct ac_feature_args {
     float alibi_slopes[AC_MAX_HEADS];
     int32_t n_sinks;              /* 0: not given; else the list */
     float sinks[AC_MAX_HEADS];
+    int32_t head_dim_v;           /* 0: not given; else D_v */
+    ac_kv_format kv_format;       /* AC_KV_AS_DTYPE: not given */
+    int kv_scales;                /* 0: not given; 1: per tensor (k_scale, v_scale); 2: "head", one per KV head */
+    float k_scale, v_scale;
 } ac_feature_args;
 
 /* --window L,R: two integers >= -1 (-1: unbounded on that side), not both -1. */
@@ -121,7 +128,24 @@ ac_status ac_arg_floats(const char *name, const char *text, int allow_neg_inf, f
                         ac_error *err);
 /* --alibi std|x0,x1,... into f. */
 ac_status ac_arg_alibi(const char *name, const char *text, ac_feature_args *f, ac_error *err);
-/* 1 if any feature flag was given. */
+/* --kv-format e4m3|e5m2. */
+ac_status ac_arg_kv_format(const char *name, const char *text, ac_kv_format *out, ac_error *err);
+/* --kv-scales K,V (two scales in [2^-64, 2^64], per tensor) or "head" (one
+   per KV head, a fixed spread of powers of two and others). */
+ac_status ac_arg_kv_scales(const char *name, const char *text, ac_feature_args *f, ac_error *err);
+/* The per-head spread of --kv-scales head for KV head g: k and v scales
+   (0.5, 1.5, 2, 0.375, ... and 2, 0.75, 0.25, 1.25, ...; never 0, v never
+   the k of the same head). */
+void ac_kv_scales_spread(int32_t g, float *k_scale, float *v_scale);
+/* The flags' combinations that no case can have, by name (--kv-scales
+   without --kv-format: scales on a cache of the case dtype). Call once after
+   parsing. */
+ac_status ac_feature_args_check(const ac_feature_args *f, ac_error *err);
+/* 1 if the K/V flags were given and c's family takes all of them. */
+int ac_feature_args_kv_taken(const ac_feature_args *f, const ac_case *c);
+/* 1 if any K/V flag was given. */
+int ac_feature_args_kv_any(const ac_feature_args *f);
+/* 1 if any feature flag was given (the K/V ones included). */
 int ac_feature_args_any(const ac_feature_args *f);
 /* Set f's features on c when c's family takes features (else c is left as
    it is): a list shorter than heads_q repeats its last entry, a longer one

@@ -64,7 +64,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: attncheck run [--backend auto|gpu|cpu | --kernel LIB.so|py:MODULE:ADAPTER] [--quick] [--seed N] [--tsv FILE] [--bug NAME] [--png DIR]\n"
-            "                     [--filter REGEX] [--verbose] [--window L,R] [--softcap C] [--alibi std|LIST] [--sinks LIST] [FAMILY...]\n"
+            "                     [--filter REGEX] [--verbose] [--window L,R] [--softcap C] [--alibi std|LIST] [--sinks LIST]\n"
+            "                     [--head-dim-v N] [--kv-format e4m3|e5m2] [--kv-scales K,V|head] [FAMILY...]\n"
             "       attncheck sweep FAMILY [same options as run]\n"
             "       attncheck e2e [--backend auto|gpu|cpu] [--quick] [--seed N] [--bug NAME]\n"
             "       attncheck selftest [--cases N] [--seed N] [--bug NAME] [--quiet] [--verbose]\n"
@@ -110,6 +111,12 @@ static void usage_run(FILE *f, const char *cmd)
             "  --alibi std|x0,x1,...   ALiBi slopes per query head: std = 2^(-8(h+1)/Hq), or a list (the last\n"
             "                          entry repeats for the remaining heads)\n"
             "  --sinks x|x0,x1,...     a sink logit per query head (-inf: none), the last entry repeats\n"
+            "  --head-dim-v N          D_v = N on every prefill, decode and store case (V and the output; q and k\n"
+            "                          keep D_qk; the default scale stays 1/sqrt(D_qk))\n"
+            "  --kv-format e4m3|e5m2   an FP8 K/V cache on every prefill, decode and store case\n"
+            "  --kv-scales K,V|head    FP8 dequantisation scales in [2^-64, 2^64]: one K and one V scale per tensor,\n"
+            "                          or head: one per KV head (0.5, 1.5, 2, 0.375, ... and 2, 0.75, 0.25, ...);\n"
+            "                          needs --kv-format\n"
             "  --help                  this text\n"
             "FAMILY:",
             cmd, sweep ? "FAMILY " : "", sweep ? "" : " [FAMILY...]",
@@ -143,7 +150,7 @@ static void usage_describe(FILE *f)
 
 enum { OPT_BACKEND = AC_ARGS_LONG, OPT_QUICK, OPT_SEED, OPT_TSV, OPT_BUG, OPT_PNG, OPT_FILTER, OPT_VERBOSE, OPT_KERNEL,
        OPT_SAVE, OPT_JUNIT, OPT_MAX_MEMORY, OPT_MAX_WORK, OPT_JSON, OPT_SHARD, OPT_WINDOW, OPT_SOFTCAP, OPT_ALIBI,
-       OPT_SINKS };
+       OPT_SINKS, OPT_HEAD_DIM_V, OPT_KV_FORMAT, OPT_KV_SCALES };
 
 static void free_opts(cli_opts *o)
 {
@@ -176,6 +183,8 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         {"shard", required_argument, NULL, OPT_SHARD},
         {"window", required_argument, NULL, OPT_WINDOW},   {"softcap", required_argument, NULL, OPT_SOFTCAP},
         {"alibi", required_argument, NULL, OPT_ALIBI},     {"sinks", required_argument, NULL, OPT_SINKS},
+        {"head-dim-v", required_argument, NULL, OPT_HEAD_DIM_V}, {"kv-format", required_argument, NULL, OPT_KV_FORMAT},
+        {"kv-scales", required_argument, NULL, OPT_KV_SCALES},
         {NULL, 0, NULL, 0}};
     static const struct option e2e_opts[] = {
         {"backend", required_argument, NULL, OPT_BACKEND}, {"quick", no_argument, NULL, OPT_QUICK},
@@ -231,6 +240,9 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
         }
         case OPT_ALIBI: st = ac_arg_alibi(a.name, optarg, &o->feat, &err); break;
         case OPT_SINKS: st = ac_arg_floats(a.name, optarg, 1, o->feat.sinks, AC_MAX_HEADS, &o->feat.n_sinks, &err); break;
+        case OPT_HEAD_DIM_V: st = ac_arg_int(a.name, optarg, 1, AC_MAX_HEAD_DIM, &o->feat.head_dim_v, &err); break;
+        case OPT_KV_FORMAT: st = ac_arg_kv_format(a.name, optarg, &o->feat.kv_format, &err); break;
+        case OPT_KV_SCALES: st = ac_arg_kv_scales(a.name, optarg, &o->feat, &err); break;
         case OPT_SAVE:
             st = ac_arg_out_dir(a.name, optarg, &err);
             o->save = optarg;
@@ -272,6 +284,10 @@ static int parse_opts(const char *prog, const char *cmd, int e2e, int argc, char
             free_opts(o);
             return ac_args_fail(&a, &err);
         }
+    }
+    if (ac_feature_args_check(&o->feat, &err)) {
+        free_opts(o);
+        return ac_args_fail(&a, &err);
     }
     *done = 0;
     return 0;
@@ -439,12 +455,21 @@ static int run_families(char **fam, int nfam, const cli_opts *o)
         }
     /* The feature flags turn the built-in matrices into feature sweeps; the
        families that take none (combine, store) run as they are. */
-    for (int32_t i = 0; i < list.n && ac_feature_args_any(&o->feat); i++)
+    int32_t kv_taken = 0;
+    for (int32_t i = 0; i < list.n && ac_feature_args_any(&o->feat); i++) {
+        kv_taken += ac_feature_args_kv_taken(&o->feat, &list.cases[i]);
         if (ac_feature_args_apply(&o->feat, &list.cases[i], &err)) {
             fprintf(stderr, "attncheck: %s\n", err.msg);
             ac_case_list_free(&list);
             return AC_EXIT_USAGE;
         }
+    }
+    if (ac_feature_args_kv_any(&o->feat) && !kv_taken && list.n) {
+        fprintf(stderr, "attncheck: --head-dim-v, --kv-format, --kv-scales: no case of the chosen families takes them "
+                        "(prefill, decode and store do; combine does not)\n");
+        ac_case_list_free(&list);
+        return AC_EXIT_USAGE;
+    }
     FILE *tsv = o->tsv;
     if (tsv) fprintf(tsv, "group\tpass\tr\tlse_r\tulp\tratio\tcase\n");
     /* Indexes of the cases to run; a case keeps its index (picture names). */
@@ -689,6 +714,15 @@ static int cmd_run(const char *cmd, int argc, char **argv)
             ac_family_names(names, sizeof names);
             rc = ac_args_failf(&a, "%s: unknown family; one of %s", fam[i], names);
         }
+    /* The K/V flags on families none of which takes them: said before any work. */
+    int kv_fams = 0;
+    for (int i = 0; !rc && nfam && i < nfam; i++) {
+        const ac_op_traits *tr = ac_op_traits_of(ac_family_find(fam[i])->op);
+        kv_fams += tr && tr->kv_features;
+    }
+    if (!rc && nfam && !kv_fams && ac_feature_args_kv_any(&o.feat))
+        rc = ac_args_failf(&a, "--head-dim-v, --kv-format, --kv-scales: no family given takes them (prefill, decode "
+                               "and store do; combine does not)");
     if (!rc) rc = bug_backend(prog, &o);
     if (rc) {
         free_opts(&o);
