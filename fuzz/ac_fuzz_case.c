@@ -367,6 +367,60 @@ static void mutate_feature(ac_case *c, ac_fuzz_rng *r)
     }
 }
 
+/* The K/V features (FP8 cache, D_v): one on with new values, or off.
+   Scales: powers of two, others and the domain's edges 2^-64 and 2^64;
+   per tensor or per KV head. Only for families that take them. */
+static void mutate_kv_feature(ac_case *c, ac_fuzz_rng *r)
+{
+    static const int32_t dvs[] = {8, 16, 32, 64, 96, 128, 192, 256, 40, 512};
+    static const float scales[] = {1.0f, 0.5f, 2.0f, 0.375f, 3.0f, 0.1f, 0x1p-64f, 0x1p64f, 0x1p-20f, 448.0f};
+    int off = ac_fuzz_below(r, 4) == 0;
+    if (ac_fuzz_below(r, 2)) {
+        if (TR_OF(c)->kv_features & AC_FEAT_HEAD_DIM_V) c->head_dim_v = off ? 0 : PICK(r, dvs);
+        return;
+    }
+    if (!(TR_OF(c)->kv_features & AC_FEAT_FP8_KV)) return;
+    if (off) {
+        c->kv_format = AC_KV_AS_DTYPE;
+        ac_case_set_kv_scales(c, NULL, NULL, 0, NULL);
+        return;
+    }
+    c->kv_format = ac_fuzz_below(r, 2) ? AC_KV_E4M3 : AC_KV_E5M2;
+    int32_t n = ac_fuzz_below(r, 3) == 0 ? 0 : ac_fuzz_below(r, 2) ? 1 : c->heads_kv;
+    if (n < 0 || n > AC_MAX_HEADS) n = 1;
+    float ks[AC_MAX_HEADS], vs[AC_MAX_HEADS];
+    for (int32_t g = 0; g < n; g++) ks[g] = PICK(r, scales), vs[g] = PICK(r, scales);
+    ac_case_set_kv_scales(c, ks, vs, n, NULL);
+}
+
+/* K/V features that break the contract, each with its named error: scales
+   on a cache of the case dtype, a scale outside [2^-64, 2^64] (0, 2^65,
+   a negative one), head_dim_v or an FP8 cache on a family that takes
+   neither (combine). */
+static void break_kv_feature(ac_case *c, ac_fuzz_rng *r)
+{
+    static const float bad[] = {0.0f, 0x1p65f, -1.0f, 0x1p-66f};
+    float ks[1] = {0.5f}, vs[1] = {2.0f};
+    switch (ac_fuzz_below(r, 4)) {
+    case 0: /* scales without FP8 */
+        c->kv_format = AC_KV_AS_DTYPE;
+        ac_case_set_kv_scales(c, ks, vs, 1, NULL);
+        break;
+    case 1: /* out of the domain */
+        if (!(TR_OF(c)->kv_features & AC_FEAT_FP8_KV)) break;
+        c->kv_format = AC_KV_E4M3;
+        (ac_fuzz_below(r, 2) ? ks : vs)[0] = PICK(r, bad);
+        ac_case_set_kv_scales(c, ks, vs, 1, NULL);
+        break;
+    case 2:
+        if (!TR_OF(c)->kv_features) c->head_dim_v = c->head_dim > 8 ? c->head_dim / 2 : 16;
+        break;
+    default:
+        if (!TR_OF(c)->kv_features) c->kv_format = AC_KV_E5M2;
+        break;
+    }
+}
+
 /* A feature that breaks the contract and that a case file can hold: any
    feature on a family that takes none (AC_ERR_UNSUPPORTED). Out-of-range
    values (a window side below -1, a softcap not finite and > 0, a NaN slope,
@@ -455,6 +509,11 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
             c->softcap = 0.0f;
             ac_case_set_alibi(c, NULL, 0, NULL);
             ac_case_set_sinks(c, NULL, 0, NULL);
+        }
+        if (!(t->kv_features & AC_FEAT_HEAD_DIM_V)) c->head_dim_v = 0;
+        if (!(t->kv_features & AC_FEAT_FP8_KV)) {
+            c->kv_format = AC_KV_AS_DTYPE;
+            ac_case_set_kv_scales(c, NULL, NULL, 0, NULL);
         }
         for (int32_t b = 0; b < c->batch; b++) {
             if (t->max_q == 0) c->seqlen_q[b] = 0;
@@ -562,7 +621,8 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         if (TR->slots) c->slot_mapping_i64 ^= 1;
         break;
     case M_FEATURE:
-        if (TR->features) mutate_feature(c, r);
+        if (TR->kv_features && (!TR->features || ac_fuzz_below(r, 3) == 0)) mutate_kv_feature(c, r);
+        else if (TR->features) mutate_feature(c, r);
         break;
 
     case M_BAD_ENTRY: {
@@ -652,7 +712,10 @@ static void mutate_once(ac_case *c, ac_fuzz_rng *r)
         if (TR->max_q > 0 && TR->max_q != AC_Q_ANY && c->batch > 0)
             c->seqlen_q[ac_fuzz_below(r, (uint32_t)c->batch)] = ac_fuzz_below(r, 2) ? TR->min_q - 1 : TR->max_q + 1;
         break;
-    case M_BAD_FEATURE: break_feature(c, r); break;
+    case M_BAD_FEATURE:
+        if (ac_fuzz_below(r, 2)) break_kv_feature(c, r);
+        else break_feature(c, r);
+        break;
     case M_COUNT: break;
     }
 }
@@ -761,6 +824,23 @@ static uint32_t feature_rules(const ac_case *c)
         if (!(fabsf(c->sinks[h]) <= 0x1p64f || c->sinks[h] == -INFINITY)) m |= BIT(AC_ERR_SHAPE);
     int on = c->window_left != -1 || c->window_right != -1 || c->softcap != 0.0f || c->n_alibi || c->n_sinks;
     if (on && !ac_op_traits_of(c->op)->features) m |= BIT(AC_ERR_UNSUPPORTED);
+    /* The K/V features (docs/CONTRACT.md, section 13): head_dim_v in [0, max];
+       scales (1 or heads_kv of them, each in [2^-64, 2^64]) only with an FP8
+       format; neither on a family whose traits take none. */
+    if ((int)c->kv_format < 0 || c->kv_format >= AC_KV_FORMAT_COUNT) m |= BIT(AC_ERR_UNSUPPORTED);
+    if (c->head_dim_v < 0 || c->head_dim_v > AC_MAX_HEAD_DIM) m |= BIT(AC_ERR_SHAPE);
+    if (c->n_kv_scales != 0) {
+        if (c->kv_format == AC_KV_AS_DTYPE) m |= BIT(AC_ERR_UNSUPPORTED);
+        else if (c->n_kv_scales != 1 && c->n_kv_scales != c->heads_kv) m |= BIT(AC_ERR_SHAPE);
+        for (int32_t g = 0; c->k_scales && c->v_scales && g < c->n_kv_scales; g++)
+            if (!(c->k_scales[g] >= 0x1p-64f && c->k_scales[g] <= 0x1p64f) ||
+                !(c->v_scales[g] >= 0x1p-64f && c->v_scales[g] <= 0x1p64f))
+                m |= BIT(AC_ERR_SHAPE);
+    }
+    uint32_t kv_take = ac_op_traits_of(c->op)->kv_features;
+    if (c->kv_format != AC_KV_AS_DTYPE && !(kv_take & AC_FEAT_FP8_KV)) m |= BIT(AC_ERR_UNSUPPORTED);
+    if (c->head_dim_v != 0 && c->head_dim_v != c->head_dim && !(kv_take & AC_FEAT_HEAD_DIM_V))
+        m |= BIT(AC_ERR_UNSUPPORTED);
     return m;
 }
 
@@ -858,6 +938,10 @@ uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
            mask in decode. */
         if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim >= 1 &&
             (c->head_dim % 8 != 0 || c->head_dim > 256))
+            m |= BIT(AC_ERR_UNSUPPORTED);
+        /* D_v likewise (576/512 is the oracle's and the models', not the kernels'). */
+        if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim_v >= 1 &&
+            (c->head_dim_v % 8 != 0 || c->head_dim_v > 256))
             m |= BIT(AC_ERR_UNSUPPORTED);
         if (c->op == AC_OP_DECODE && c->mask != AC_MASK_NONE) m |= BIT(AC_ERR_UNSUPPORTED);
     }

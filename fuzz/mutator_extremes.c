@@ -39,6 +39,18 @@ static const char *const bases[] = {
     "block_size 16\nnum_blocks 8\nmax_blocks_per_seq 5\nblock_table 0: 0 1 2 -1 -1\nblock_table 1: 3 4 5 6 7\n"
     "num_tokens 0\nslot_mapping\nslot_mapping_i64 0\nnum_splits 3\nwindow_left 16\nwindow_right 0\nsoftcap 0x1.ep+4\n"
     "alibi_slopes 0x1p-2,0x1p-4,0x1p-6,0x1p-8\nsinks -inf,0x0p+0,-0x1.ap+1,0x1p+1\ndist normal\nspecial none\nseed 5\n",
+    /* An FP8 cache with per-head scales and D_v != D_qk (docs/CASEFILE.md), a
+       prefill and a store. */
+    "attncheck-case 1\ntitle extremes\nexpect ok\nop prefill\ndtype fp16\nbatch 2\nseqlen_q 5 3\nseqlen_k 20 33\nheads_q 4\nheads_kv 2\n"
+    "head_dim 32\nscale default\ncausal BR\nmask none\nmask_per_head 0\nmask_density 0x1p+0\npaged 1\n"
+    "block_size 16\nnum_blocks 5\nmax_blocks_per_seq 4\nblock_table 0: 0 1 -1 -1\nblock_table 1: 2 3 4 -1\n"
+    "num_tokens 0\nslot_mapping\nslot_mapping_i64 0\nnum_splits 1\nhead_dim_v 16\nkv_format e4m3\n"
+    "k_scales 0x1p-1,0x1.8p+0\nv_scales 0x1p+1,0x1p-64\ndist normal\nspecial none\nseed 11\n",
+    "attncheck-case 1\ntitle extremes\nexpect ok\nop store\ndtype bf16\nbatch 1\nseqlen_q 0\nseqlen_k 5\nheads_q 2\nheads_kv 2\n"
+    "head_dim 16\nscale default\ncausal none\nmask none\nmask_per_head 0\nmask_density 0x1p+0\npaged 1\n"
+    "block_size 4\nnum_blocks 3\nmax_blocks_per_seq 2\nblock_table 0: 2 0\nnum_tokens 3\n"
+    "slot_mapping 8 -1 4\nslot_mapping_i64 1\nnum_splits 1\nhead_dim_v 8\nkv_format e5m2\n"
+    "k_scales 0x1p+64,0x1p+64\nv_scales 0x1p-3,0x1.4p+1\ndist uniform\nspecial none\nseed 13\n",
 };
 #define NBASES (sizeof bases / sizeof bases[0])
 
@@ -48,7 +60,7 @@ static const char *const edges64[] = {"9223372036854775807", "-92233720368547758
 static const char *const fields[] = {"batch", "heads_q", "heads_kv", "head_dim", "block_size", "num_blocks",
                                      "max_blocks_per_seq", "num_tokens", "num_splits", "seqlen_q", "seqlen_k",
                                      "slot_mapping", "seed", "block_table 0:", "window_left", "window_right",
-                                     "softcap", "alibi_slopes", "sinks"};
+                                     "softcap", "alibi_slopes", "sinks", "head_dim_v", "k_scales", "v_scales"};
 /* The features' float edges (FLT_MAX, the contract's bounds 2^100 and 2^64 and
    just past them, the smallest fp32, zero, negative, inf, NaN; lists of one value
    per head, too short and too long). FLT_MAX once gave NaN (c * log2 e overflowed):
@@ -63,11 +75,19 @@ static const char *const edges_list[] = {
     "0x1p-149,-0x1p-149,0x0p+0,-0x0p+0", "-inf,-inf,-inf,-inf", "0x1p+0,0x1p+0,0x1p+0", "0x1p+0,0x1p+0,0x1p+0,0x1p+0,0x1p+0",
     "nan,0x0p+0,0x0p+0,0x0p+0", "inf,0x0p+0,0x0p+0,0x0p+0"};
 
+/* FP8 scales (2 KV heads): the domain's edges 2^-64 and 2^64 and just past
+   them, zero, negative, inf, NaN, one (per tensor) and three (a wrong count). */
+static const char *const edges_scales[] = {"0x1p-64,0x1p-64", "0x1p+64,0x1p+64", "0x1p+65,0x1p+0", "0x1p-65,0x1p+0",
+                                           "0x0p+0,0x1p+0",   "-0x1p+0,0x1p+0",  "inf,0x1p+0",      "nan,0x1p+0",
+                                           "0x1p+0",          "0x1p+0,0x1p+0,0x1p+0"};
+
 /* The edges tried on field f: n of them at *out. */
 static const char *const *edges_of(const char *f, size_t *n)
 {
     if (!strcmp(f, "softcap")) return *n = sizeof edges_float / sizeof edges_float[0], edges_float;
     if (!strcmp(f, "alibi_slopes") || !strcmp(f, "sinks")) return *n = sizeof edges_list / sizeof edges_list[0], edges_list;
+    if (!strcmp(f, "k_scales") || !strcmp(f, "v_scales"))
+        return *n = sizeof edges_scales / sizeof edges_scales[0], edges_scales;
     return NULL;
 }
 

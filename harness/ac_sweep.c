@@ -100,6 +100,102 @@ ac_status ac_sweep_features(ac_case *c, int combo, int idx, ac_error *err)
     return AC_OK;
 }
 
+/* One row of the K/V groups: (D_qk, D_v), the cache format and its scales
+   (0: none, 1: one per tensor, 2: one per KV head), the layout (prefill:
+   contiguous or paged; decode: the split count) and the dtype. */
+typedef struct kv_row {
+    int32_t d, dv;
+    ac_kv_format fmt;
+    int scales;
+    int paged_or_splits;
+    ac_dtype dtype;
+} kv_row;
+
+/* Every FP8 format with scales per tensor and per head, contiguous and
+   paged prefill, split decodes and the store; D_v 192/128 and 128/64 (MLA
+   and the other way round), alone and on an FP8 cache; and one 576/512 row
+   per family, past the bundled kernels' 256 (they report it unsupported). */
+static const kv_row kv_rows[] = {
+    {128, 0, AC_KV_E4M3, 1, 0, AC_BF16},   {64, 0, AC_KV_E4M3, 2, 1, AC_FP16},
+    {128, 0, AC_KV_E5M2, 1, 1, AC_FP16},   {64, 0, AC_KV_E5M2, 2, 0, AC_BF16},
+    {128, 0, AC_KV_E4M3, 0, 3, AC_BF16},   {192, 128, AC_KV_AS_DTYPE, 0, 0, AC_BF16},
+    {128, 64, AC_KV_AS_DTYPE, 0, 1, AC_FP16}, {192, 128, AC_KV_E4M3, 2, 1, AC_BF16},
+    {128, 64, AC_KV_E5M2, 1, 0, AC_FP16}, {576, 512, AC_KV_AS_DTYPE, 0, 1, AC_BF16},
+};
+#define KV_ROWS ((int)(sizeof kv_rows / sizeof kv_rows[0]))
+
+/* Scales of row k for KV head g: powers of two and others, never a v
+   scale of 1 (an output that misses it must move). */
+static void kv_row_scales(int k, int32_t g, float *ks, float *vs)
+{
+    static const float kp[] = {0.5f, 2.0f, 0.375f, 1.0f, 0.25f, 1.5f}, vp[] = {2.0f, 0.25f, 0.75f, 4.0f, 0.5f, 1.25f};
+    *ks = kp[(k + g) % 6];
+    *vs = vp[(k + 2 * g) % 6];
+}
+
+static ac_status kv_row_case(ac_op op, int k, uint64_t seed, ac_case_list *l, ac_error *err)
+{
+    const kv_row *w = &kv_rows[k];
+    char group[64];
+    snprintf(group, sizeof group, "%s %s", ac_op_name(op), w->fmt != AC_KV_AS_DTYPE ? "fp8 kv" : "head_dim_v");
+    ac_case *c = ac_sweep_push(l, group, err);
+    if (!c) return ac_fail(err, AC_ERR_NOMEM, "sweep: out of memory");
+    c->op = op;
+    c->dtype = w->dtype;
+    c->head_dim = w->d;
+    c->head_dim_v = w->dv;
+    c->heads_q = 8;
+    c->heads_kv = 2;
+    c->kv_format = w->fmt;
+    c->dist = ac_sweep_dist_cycle[k % 5];
+    c->seed = seed + 7000u + (uint64_t)k;
+    if (w->scales) {
+        float ks[2], vs[2];
+        int32_t n = w->scales == 2 ? c->heads_kv : 1;
+        for (int32_t g = 0; g < n; g++) kv_row_scales(k, g, &ks[g], &vs[g]);
+        ac_status st = ac_case_set_kv_scales(c, ks, vs, n, err);
+        if (st) return st;
+    }
+    ac_status st;
+    if (op == AC_OP_STORE) {
+        int32_t lq[2] = {1, 1}, lk[2] = {21, 40};
+        st = ac_sweep_set_lengths(c, 2, lq, lk, err);
+        c->block_size = 16;
+        c->special = AC_SPECIAL_NAN_SLOTS;
+        if (!st) st = ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 1, err);
+        return st ? st : ac_case_make_store_slots(c, 6, 1, err);
+    }
+    if (op == AC_OP_DECODE) {
+        static const int32_t splits[4] = {1, 3, 0, 5};
+        int32_t lq[3] = {1, 4, 1}, lk[3] = {17, 70, 150 + k};
+        st = ac_sweep_set_lengths(c, 3, lq, lk, err);
+        c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+        c->num_splits = splits[w->paged_or_splits % 4];
+        c->block_size = k % 2 ? 32 : 16;
+        c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+        return st ? st : ac_case_make_layout(c, k % 2 ? AC_LAYOUT_SHARED_PREFIX : AC_LAYOUT_PERMUTED, 2, err);
+    }
+    int32_t lq[3] = {5, 33, 1}, lk[3] = {5, 70, 19};
+    st = ac_sweep_set_lengths(c, 3, lq, lk, err);
+    c->causal = (ac_causal)(k % 3);
+    if (st || !(w->paged_or_splits & 1)) return st;
+    c->block_size = 16;
+    c->special = AC_SPECIAL_NAN_SLOTS | AC_SPECIAL_GARBAGE_TABLE;
+    return ac_case_make_layout(c, k % 3 == 0 ? AC_LAYOUT_SHARED_PREFIX : AC_LAYOUT_PERMUTED, 2, err);
+}
+
+ac_status ac_sweep_kv_rows(ac_op op, int quick, uint64_t seed, ac_case_list *l, ac_error *err)
+{
+    const ac_op_traits *tr = ac_op_traits_of(op);
+    if (!tr || !tr->kv_features) return AC_OK;
+    for (int k = 0; k < KV_ROWS; k++) {
+        if (quick && k % 3 != 0) continue;
+        ac_status st = kv_row_case(op, k, seed, l, err);
+        if (st) return st;
+    }
+    return AC_OK;
+}
+
 ac_status ac_sweep_build(const char *family, int quick, uint64_t seed, ac_case_list *list, ac_error *err)
 {
     const ac_family *f = ac_family_find(family);
@@ -108,5 +204,7 @@ ac_status ac_sweep_build(const char *family, int quick, uint64_t seed, ac_case_l
         ac_family_names(names, sizeof names);
         return ac_fail(err, AC_ERR_UNSUPPORTED, "sweep family \"%s\": expected one of %s", family, names);
     }
-    return f->sweep(quick, seed, list, err);
+    ac_status st = f->sweep(quick, seed, list, err);
+    /* After the family's own matrix, so every row before them stays as it was. */
+    return st ? st : ac_sweep_kv_rows(f->op, quick, seed, list, err);
 }

@@ -34,6 +34,13 @@ extern const ac_dist ac_sweep_dist_cycle[5];
    caps that bite or barely; sinks finite and -inf). */
 #define AC_SWEEP_FEATURE_COMBOS 8
 ac_status ac_sweep_features(ac_case *c, int combo, int idx, ac_error *err);
+/* The K/V groups of op's matrix ("<family> fp8 kv", "<family> head_dim_v"),
+   appended after the family's own rows: E4M3 and E5M2 with scales per
+   tensor and per KV head, contiguous and paged prefill, split decodes, the
+   store; D_v 192/128 and 128/64, alone and on an FP8 cache, and one 576/512
+   row (past the bundled kernels' 256: unsupported there). Nothing for a
+   family that takes neither (combine). quick: every third row. */
+ac_status ac_sweep_kv_rows(ac_op op, int quick, uint64_t seed, ac_case_list *list, ac_error *err);
 
 #ifdef __cplusplus
 }
