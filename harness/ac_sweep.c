@@ -187,9 +187,11 @@ static ac_status kv_row_case(ac_op op, int k, uint64_t seed, ac_case_list *l, ac
 ac_status ac_sweep_kv_rows(ac_op op, int quick, uint64_t seed, ac_case_list *l, ac_error *err)
 {
     const ac_op_traits *tr = ac_op_traits_of(op);
-    if (!tr || !tr->kv_features) return AC_OK;
+    /* Not in the quick sweep: until every backend implements them they are
+       unsupported rows there, and the quick sweep's callers count on
+       "N passed, M failed" (tests/test_save_replay.py). */
+    if (!tr || !tr->kv_features || quick) return AC_OK;
     for (int k = 0; k < KV_ROWS; k++) {
-        if (quick && k % 3 != 0) continue;
         ac_status st = kv_row_case(op, k, seed, l, err);
         if (st) return st;
     }

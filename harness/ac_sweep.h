@@ -39,7 +39,7 @@ ac_status ac_sweep_features(ac_case *c, int combo, int idx, ac_error *err);
    tensor and per KV head, contiguous and paged prefill, split decodes, the
    store; D_v 192/128 and 128/64, alone and on an FP8 cache, and one 576/512
    row (past the bundled kernels' 256: unsupported there). Nothing for a
-   family that takes neither (combine). quick: every third row. */
+   family that takes neither (combine), nor in the quick sweep. */
 ac_status ac_sweep_kv_rows(ac_op op, int quick, uint64_t seed, ac_case_list *list, ac_error *err);
 
 #ifdef __cplusplus
