@@ -132,7 +132,9 @@ class _Check:
         kd, vd = self.t[k][0], self.t[v][0]
         if kd != vd and (kd in FP8 or vd in FP8):
             _fail(v, "dtype %s while %s is %s: K and V share one format" % (vd, k, kd))
-        return self.dtype(k, (dt,) + FP8)
+        kd = self.dtype(k, (dt,) + FP8)
+        self.dtype(v, (kd,))
+        return kd
 
     def kv_scales(self, kvdt, hkv):
         """k_scale and v_scale: both or neither, F32 [] / [1] / [Hkv], finite in [2^-64, 2^64],
