@@ -214,6 +214,17 @@ static void feats(ac_case *c, int32_t wl, int32_t wr, float cap, int alibi, int 
 
 /* ==== the families' folders (case files) =========================================== */
 
+/* The K/V storage (docs/CONTRACT.md section 13) on g_case: D_v (0: D), an FP8
+   format (AC_KV_AS_DTYPE: none) and n scales each for K and V (0: none). */
+static void kvst(ac_case *c, int32_t dv, ac_kv_format f, int32_t n, const float *ks, const float *vs)
+{
+    ac_error e;
+    c->head_dim_v = dv;
+    c->kv_format = f;
+    die_on(ac_case_set_kv_scales(c, ks, vs, n, &e), &e, "kv scales");
+}
+#define F(...) ((const float[]){__VA_ARGS__})
+
 static void prefill_seeds(void)
 {
     ac_case *c;
@@ -268,6 +279,27 @@ static void prefill_seeds(void)
     paged(c, 16, SHARED_PREFIX, 0, -1, 2);
     put_case(44, "all-features-paged-shared", "window (31, 0), softcap 30, ALiBi and sinks with a bias, shared prefix",
              NULL, OK);
+
+    /* An FP8 cache and D_v != D_qk. */
+    c = mk(AC_OP_PREFILL, AC_BF16, 8, 2, 64, 2, L(30, 12), L(70, 40), 145);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    kvst(c, 0, AC_KV_E4M3, 2, F(0.0731f, 0.5f), F(0.37f, 11.7f));
+    paged(c, 16, SHARED_PREFIX, 0, -1, 2);
+    put_case(45, "fp8-e4m3-per-head-paged-shared", "E4M3 cache, per-KV-head scales, shared prefix, BR",
+             "Dropping v_scale scales O by 1/0.37 or 1/11.7; a head's scale applied to the other head is as wrong.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_FP16, 4, 2, 192, 2, L(20, 5), L(45, 64), 146);
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    kvst(c, 128, AC_KV_AS_DTYPE, 0, NULL, NULL);
+    put_case(46, "dv128-dqk192-br", "D_qk = 192, D_v = 128 (MLA's prefill shapes), BR, contiguous",
+             "The default scale is 1/sqrt(192); V rows are 128 wide: reading them at stride 192 reads other rows.", OK);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 128, 2, L(33, 17), L(33, 50), 147);
+    kvst(c, 64, AC_KV_E5M2, 1, F(3.0f), F(0.1f));
+    feats(c, 40, 8, 30.0f, 1, 1);
+    paged(c, 16, PERMUTED, 1, -1, 1);
+    put_case(47, "fp8-e5m2-dv64-all-features", "E5M2 cache, per-tensor scales, D_v = 64 of D_qk = 128, window, "
+             "softcap, ALiBi and sinks, paged", NULL, OK);
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 64, 2, L(17, 33), L(17, 33), 101);
     put_case(1, "contiguous-basic", "contiguous varlen prefill, no causal mask, Lq = Lk, MHA", NULL, OK);
@@ -497,6 +529,15 @@ static void prefill_seeds(void)
 
     c = mk(AC_OP_PREFILL, AC_BF16, 4, 4, 0, 1, L(8), L(8), 197);
     put_case(907, "err-head-dim-zero", "head dim 0", NULL, AC_ERR_SHAPE);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 1, L(8), L(8), 908);
+    kvst(c, 0, AC_KV_AS_DTYPE, 1, F(0.5f), F(0.5f));
+    put_case(908, "err-scales-without-fp8", "k/v scales on a bf16 cache (most runtimes ignore them silently)", NULL,
+             AC_ERR_UNSUPPORTED);
+
+    c = mk(AC_OP_PREFILL, AC_BF16, 4, 2, 64, 1, L(8), L(8), 909);
+    kvst(c, 0, AC_KV_E4M3, 2, F(0.5f, 0.0f), F(0.5f, 0.5f));
+    put_case(909, "err-k-scale-zero", "an FP8 cache with k_scales[1] = 0", NULL, AC_ERR_SHAPE);
 }
 
 static void decode_seeds(void)
@@ -566,6 +607,24 @@ static void decode_seeds(void)
     feats(c, 16, 0, 5.0f, 1, 1);
     paged(c, 16, SEQUENTIAL, 0, -1, 1);
     put_case(19, "all-features-speculative", "speculative decode (4 and 8 queries) with every feature", NULL, OK);
+
+    /* An FP8 cache and D_v != D_qk. */
+    c = DEC(220, AC_BF16, 8, 2, 128, 3, L(300, 17, 64));
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 3;
+    kvst(c, 0, AC_KV_E4M3, 1, F(0.045f), F(1.7f));
+    feats(c, -1, -1, 0.0f, 0, 1);
+    paged(c, 16, PERMUTED, 1, -1, 2);
+    put_case(20, "fp8-e4m3-splits3-sinks", "decode on an E4M3 cache, per-tensor scales, 3 splits, sinks",
+             "v_scale applies once to the merged output (the merge is linear); the sink joins once.", OK);
+
+    c = DEC(221, AC_FP16, 16, 4, 192, 3, L(129, 16, 50));
+    c->causal = AC_CAUSAL_BOTTOM_RIGHT;
+    c->num_splits = 0;
+    kvst(c, 128, AC_KV_E5M2, 4, F(0.25f, 0.3f, 2.0f, 7.5f), F(0.125f, 0.9f, 1.5f, 40.0f));
+    paged(c, 16, PERMUTED, 0, -1, 1);
+    put_case(21, "fp8-e5m2-dv128-dqk192-auto", "decode, D_qk = 192, D_v = 128, E5M2 with per-head scales, automatic "
+             "splits", NULL, OK);
 
     c = DEC(206, AC_BF16, 4, 4, 64, 2, L(30, 1));
     c->causal = AC_CAUSAL_TOP_LEFT;
@@ -708,6 +767,12 @@ static void combine_seeds(void)
     feats(c, -1, -1, 0.0f, 0, 1);
     put_case(901, "err-sinks", "a combine takes no features (the decode's own combine joins its sinks)", NULL,
              AC_ERR_UNSUPPORTED);
+
+    c = mk(AC_OP_COMBINE, AC_BF16, 4, 4, 64, 1, L(2), L(20), 392);
+    c->num_splits = 2;
+    kvst(c, 32, AC_KV_AS_DTYPE, 0, NULL, NULL);
+    put_case(902, "err-head-dim-v", "a combine's partials have one head dim: head_dim_v set", NULL,
+             AC_ERR_UNSUPPORTED);
 }
 
 /* Store: sequence b appends seqlen_q[b] tokens at positions
@@ -755,6 +820,21 @@ static void store_seeds(void)
     store_slots(c, 3);
     c->slot_mapping_i64 = 1;
     put_case(4, "padding-i64", "store with -1 padding tokens (int64)", note, OK);
+
+    c = mk(AC_OP_STORE, AC_BF16, 4, 2, 64, 2, L(5, 3), L(20, 33), 406);
+    paged(c, 16, PERMUTED, 0, -1, 1);
+    store_slots(c, 2);
+    kvst(c, 32, AC_KV_E4M3, 2, F(0.01f, 0.3f), F(0.07f, 2.0f));
+    put_case(9, "fp8-e4m3-dv32-saturating", "store into an E4M3 cache with D_v = 32, per-head scales; KV head 0's "
+             "K scale 0.01 saturates values past 4.48", "code = RNE-saturating(fl32(x / scale)): x * (1 / scale) "
+             "differs in the last bit for some x.", OK);
+
+    c = mk(AC_OP_STORE, AC_FP16, 2, 2, 128, 2, L(4, 2), L(9, 30), 407);
+    paged(c, 8, SEQUENTIAL, 0, -1, 1);
+    store_slots(c, 0);
+    c->slot_mapping_i64 = 1;
+    kvst(c, 0, AC_KV_E5M2, 1, F(0.3f), F(1.0f));
+    put_case(10, "fp8-e5m2-i64", "store into an E5M2 cache, per-tensor scales, int64 slots", NULL, OK);
 
     c = mk(AC_OP_STORE, AC_BF16, 2, 1, 64, 2, L(4, 2), L(10, 2), 405);
     paged(c, 16, SEQUENTIAL, 0, -1, 1);
@@ -813,6 +893,12 @@ static void store_seeds(void)
     store_slots(c, 0);
     feats(c, 8, 0, 0.0f, 0, 0);
     put_case(904, "err-window", "a store takes no features: a window set on one", NULL, AC_ERR_UNSUPPORTED);
+
+    c = mk(AC_OP_STORE, AC_BF16, 4, 4, 64, 1, L(3), L(10), 495);
+    paged(c, 4, SEQUENTIAL, 0, -1, 1);
+    store_slots(c, 0);
+    kvst(c, 0, AC_KV_E4M3, 2, F(0.5f, 0.5f), F(0.5f, 0.5f));
+    put_case(905, "err-kv-scales-count", "two scales for four KV heads (1 or heads_kv)", NULL, AC_ERR_SHAPE);
 }
 
 /* ==== the fuzz targets' folders ==================================================== */
