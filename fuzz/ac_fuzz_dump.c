@@ -12,7 +12,9 @@
  * words), the header length, the data section's bytes; the header length is
  * kept consistent unless that field is the thing mutated. The seeds
  * (corpus/dump, written by attncheck-corpus through ac_fuzz_dump_seed) are
- * small valid dumps whose outputs the CPU models computed. */
+ * small valid dumps whose outputs the CPU models computed; the FP8-cache and
+ * D_v != D_qk seeds (kv-spec) take theirs from the oracle rounded once, so
+ * they hold a correct call whatever the models implement. */
 #include "ac_fuzz.h"
 
 #include <cjson/cJSON.h>
@@ -22,6 +24,7 @@
 
 #include "ac_diagnose.h"
 #include "ac_dump.h"
+#include "oracle.h"
 
 /* Messages are cut at their buffers on purpose (never past them). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -127,7 +130,8 @@ static const char *const words[] = {
     "v_cache", "block_table", "seqlens_k", "cu_seqlens_q", "cu_seqlens_k", "out", "lse", "num_splits", "o_part",
     "lse_part", "k_new", "v_new", "slot_mapping", "k_cache_out", "v_cache_out", "dtype", "shape", "data_offsets",
     "F16", "BF16", "F32", "I32", "I64", "BOOL", "U8", "F64", "__metadata__", "attncheck", "attncheck-dump",
-    "window_left", "window_right", "softcap", "alibi_slopes", "sinks",
+    "window_left", "window_right", "softcap", "alibi_slopes", "sinks", "F8_E4M3", "F8_E5M2", "k_scale",
+    "v_scale",
 };
 static const char *const numbers[] = {"0", "1", "2", "3", "7", "8", "16", "-1", "1.5", "0.0", "-0.0", "1e308",
                                       "2147483647", "2147483648", "4294967296", "9007199254740993", "1e-300",
@@ -293,7 +297,7 @@ size_t ac_fuzz_dump_cross(const uint8_t *a, size_t na, const uint8_t *b, size_t 
 
 /* ---- seeds ------------------------------------------------------------------------ */
 
-#define NUM_SEEDS 7
+#define NUM_SEEDS 10
 static const char *const seed_slugs[NUM_SEEDS] = {
     "prefill-fp16-contiguous-br",
     "prefill-bf16-paged-tl-bool-mask-hnd-lse-ht-scale",
@@ -302,6 +306,9 @@ static const char *const seed_slugs[NUM_SEEDS] = {
     "store-bf16-i64-slots",
     "prefill-fp16-additive-mask-fp32-out-empty-rows",
     "prefill-bf16-window-softcap-alibi-sinks",
+    "prefill-bf16-fp8-e4m3-head-scales-dv",
+    "decode-fp16-paged-fp8-e5m2-tensor-scale-dv",
+    "store-bf16-fp8-e4m3-head-scales-dv",
 };
 
 int ac_fuzz_dump_seed_count(void) { return NUM_SEEDS; }
@@ -313,6 +320,28 @@ static ac_status set_lengths(ac_case *c, int32_t b, const int32_t *lq, const int
         c->seqlen_q[i] = lq ? lq[i] : 0;
         c->seqlen_k[i] = lk[i];
     }
+    return st;
+}
+
+/* The exact call, rounded once: what a correct kernel returns (the oracle's
+   output in the case dtype and in fp32, its LSE; for a store its caches). */
+static ac_status oracle_outputs(const ac_case *c, const ac_tensors *t, ac_outputs *o, ac_error *err)
+{
+    ac_oracle_opts oo = {AC_ORACLE_FAST, 0, 0, 0, 1, 0};
+    ac_oracle_result r;
+    memset(&r, 0, sizeof r);
+    ac_status st = ac_outputs_alloc(c, o, err);
+    if (!st) st = ac_oracle_run(c, t, &oo, &r, err);
+    if (!st && ac_op_traits_of(c->op)->slots) {
+        memcpy(o->k_cache, r.k_cache, sizeof(uint16_t) * (size_t)r.kv_elems);
+        memcpy(o->v_cache, r.v_cache, sizeof(uint16_t) * (size_t)r.v_elems);
+    } else if (!st) {
+        size_t n = (size_t)r.rows * (size_t)r.head_dim;
+        memcpy(o->o, r.o_half, sizeof(uint16_t) * n);
+        memcpy(o->o_f32, r.o_f32, sizeof(float) * n);
+        for (int64_t i = 0; i < r.rows; i++) o->lse[i] = (float)r.lse[i];
+    }
+    ac_oracle_result_free(&r);
     return st;
 }
 
@@ -375,6 +404,35 @@ ac_status ac_fuzz_dump_seed(int i, const char **slug, uint8_t **bytes, size_t *s
         if (!st) st = ac_case_set_sinks(&c, sinks, 4, err);
         break;
     }
+    case 7: { /* FP8 E4M3 codes with per-head scales (v_scale != 1) and D_v < D_qk */
+        static const float ks[2] = {0.5f, 2.0f}, vs[2] = {0.25f, 4.0f};
+        c.heads_q = 4, c.heads_kv = 2, c.head_dim = 16, c.head_dim_v = 8, c.causal = AC_CAUSAL_BOTTOM_RIGHT;
+        c.kv_format = AC_KV_E4M3;
+        st = set_lengths(&c, 2, (const int32_t[]){3, 2}, (const int32_t[]){5, 4}, err);
+        if (!st) st = ac_case_set_kv_scales(&c, ks, vs, 2, err);
+        break;
+    }
+    case 8: { /* E5M2 in a paged cache (NaN codes in the unused slots), one scale per tensor */
+        static const float ks[1] = {0.125f}, vs[1] = {3.0f};
+        c.dtype = AC_FP16, c.op = AC_OP_DECODE, c.heads_q = 2, c.heads_kv = 1, c.head_dim = 16, c.head_dim_v = 24;
+        c.causal = AC_CAUSAL_BOTTOM_RIGHT, c.kv_format = AC_KV_E5M2;
+        c.paged = 1, c.block_size = 4, c.num_splits = 2, c.special = AC_SPECIAL_NAN_SLOTS;
+        st = set_lengths(&c, 2, (const int32_t[]){1, 1}, (const int32_t[]){6, 3}, err);
+        if (!st) st = ac_case_make_layout(&c, AC_LAYOUT_PERMUTED, 1, err);
+        if (!st) st = ac_case_set_kv_scales(&c, ks, vs, 1, err);
+        break;
+    }
+    case 9: { /* a store quantising into an E4M3 cache with per-head scales, D_v > D_qk */
+        static const float ks[2] = {0.5f, 0.0625f}, vs[2] = {8.0f, 0.25f};
+        c.op = AC_OP_STORE, c.heads_q = c.heads_kv = 2, c.head_dim = 8, c.head_dim_v = 16;
+        c.kv_format = AC_KV_E4M3, c.paged = 1, c.block_size = 4;
+        cv.has_lse = 0;
+        st = set_lengths(&c, 2, (const int32_t[]){1, 1}, (const int32_t[]){5, 3}, err);
+        if (!st) st = ac_case_make_layout(&c, AC_LAYOUT_PERMUTED, 1, err);
+        if (!st) st = ac_case_make_store_slots(&c, 2, 1, err);
+        if (!st) st = ac_case_set_kv_scales(&c, ks, vs, 2, err);
+        break;
+    }
     default:
         c.dtype = AC_FP16, c.heads_q = 2, c.heads_kv = 2, c.head_dim = 8, c.causal = AC_CAUSAL_BOTTOM_RIGHT;
         c.mask = AC_MASK_ADDITIVE, c.mask_density = 0.9f;
@@ -389,9 +447,11 @@ ac_status ac_fuzz_dump_seed(int i, const char **slug, uint8_t **bytes, size_t *s
     memset(&o, 0, sizeof o);
     if (!st) st = ac_case_validate(&c, err);
     if (!st) st = ac_gen(&c, &t, err);
-    if (!st) {
+    if (!st && !(ac_case_features(&c) & AC_FEAT_KV)) {
         ac_run_opts ro = {AC_BUG_NONE, 1};
         st = ac_backend_run(AC_BACKEND_MODEL, &c, &t, &ro, &o, err);
+    } else if (!st) {
+        st = oracle_outputs(&c, &t, &o, err);
     }
     if (!st && cv.lse_base2) /* the same call reporting log2 of its sum (FlashInfer) */
         for (int64_t r = 0; r < ac_case_total_q(&c) * c.heads_q; r++)

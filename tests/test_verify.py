@@ -15,6 +15,9 @@ computed here in float64 from SEMANTICS.md, and checks:
     window one key wider, ALiBi's sign flipped or flash-attn's -slope*|d|, softcap
     ignored or applied after the mask, sinks ignored are each named; malformed
     feature keys and tensors are named errors;
+  - an FP8 K/V cache (E4M3/E5M2 codes, per-head or per-tensor k_scale/v_scale) and
+    D_v != D_qk: correct calls pass and name no hypothesis; an output that never got
+    v_scale is named v_scale_dropped, V read with row stride D_qk dv_read_as_dqk;
   - the empty rows' convention is reported (flash-attn's LSE = +inf);
   - malformed dumps exit 2 with the named error: truncated, bad JSON, a
     missing tensor, a wrong shape, a huge header length, a header length past
@@ -99,9 +102,9 @@ def i32(x):
 # ---- the contract, in float64 --------------------------------------------------------
 
 def attention(q, k, v, cu_q, cu_k, causal, scale, kv_of):
-    """q [Tq, Hq, D], k/v [Tk, Hkv, D] contiguous; returns out, lse (natural)."""
+    """q [Tq, Hq, D], k [Tk, Hkv, D], v [Tk, Hkv, D_v] contiguous; returns out [Tq, Hq, D_v], lse (natural)."""
     tq, hq, d = q.shape
-    out = np.zeros((tq, hq, d))
+    out = np.zeros((tq, hq, v.shape[2]))
     lse = np.full((tq, hq), -np.inf)
     for b in range(len(cu_q) - 1):
         q0, lq = cu_q[b], cu_q[b + 1] - cu_q[b]
@@ -327,6 +330,75 @@ def feature_checks(p):
                  ["AC_ERR_PARSE", "tensor 'sinks': not part of a combine dump"])
 
 
+# ---- an FP8 K/V cache and D_v != D_qk (kv-spec) ------------------------------------------
+
+def kv_dump(path, fmt="e4m3", dv=16, scales=([0.5, 2.0], [0.25, 4.0]), bug=None):
+    """Contiguous bf16 prefill (BR, Hq=4, Hkv=2, D_qk=32) whose K/V are FP8 codes of `fmt`
+    with k_scale/v_scale `scales` (fmt None: K/V in bf16, no scales), V of D_v = dv;
+    the output from the contract in float64 (value = decode(code) * scale_g), or with
+    one classic bug: "v_scale_dropped" (O = sum_j P_j decode(v_j)), "dv_as_dqk" (V element
+    (r, g, d) read at (r * Hkv + g) * D_qk + d of v's elements, 0 past the end)."""
+    from attncheck.bridge import float_to_fp8, fp8_to_float
+    rng = np.random.default_rng(13)
+    half = Half("BF16")
+    hq, hkv, d = 4, 2, 32
+    cu_q, cu_k = [0, 5, 8], [0, 9, 15]
+    q = half.random(rng, (cu_q[-1], hq, d))
+    if fmt:
+        kc = float_to_fp8(rng.standard_normal((cu_k[-1], hkv, d)), fmt)
+        vc = float_to_fp8(rng.standard_normal((cu_k[-1], hkv, dv)), fmt)
+        ks, vs = (np.broadcast_to(np.asarray(s, np.float32).astype(np.float64), (hkv,)) for s in scales)
+        if bug == "v_scale_dropped":
+            vs = np.ones(hkv)
+        k_raw, v_raw = fp8_to_float(kc, fmt), fp8_to_float(vc, fmt)
+    else:
+        kc, vc = half.random(rng, (cu_k[-1], hkv, d)), half.random(rng, (cu_k[-1], hkv, dv))
+        ks = vs = np.ones(hkv)
+        k_raw, v_raw = kc, vc
+    if bug == "dv_as_dqk":
+        flat = v_raw.reshape(-1)
+        rows = np.arange(cu_k[-1])[:, None, None] * hkv + np.arange(hkv)[None, :, None]
+        src = rows * d + np.arange(dv)[None, None, :]
+        v_raw = np.where(src < flat.size, flat[np.minimum(src, flat.size - 1)], 0.0)
+    k_val, v_val = k_raw * ks[None, :, None], v_raw * vs[None, :, None]
+    out, lse = attention(q, k_val, v_val, cu_q, cu_k, "BR", 1.0 / math.sqrt(d), lambda h: h // (hq // hkv))
+    dt = {"e4m3": "F8_E4M3", "e5m2": "F8_E5M2", None: "BF16"}[fmt]
+    enc = (lambda a: np.asarray(a, np.uint8).tobytes()) if fmt else half.encode
+    tensors = [("q", "BF16", q.shape, half.encode(q)), ("k", dt, kc.shape, enc(kc)), ("v", dt, vc.shape, enc(vc)),
+               ("cu_seqlens_q", "I32", (3,), i32(cu_q)), ("cu_seqlens_k", "I32", (3,), i32(cu_k)),
+               ("out", "BF16", out.shape, half.encode(out)), ("lse", "F32", lse.shape, f32(lse))]
+    if fmt:
+        tensors += [("k_scale", "F32", (len(scales[0]),), f32(scales[0])),
+                    ("v_scale", "F32", (len(scales[1]),), f32(scales[1]))]
+    write_dump(path, tensors, meta())
+
+
+def expect_clean_pass(name, path):
+    """Passes, and the report names no hypothesis (no diagnosis runs on a pass)."""
+    rc, out, rep = verify(path)
+    match = (rep.get("diagnosis") or {}).get("match")
+    check(name + ": passes (exit 0), no hypothesis named", rc == 0 and rep.get("status") == "pass" and not match
+          and "v_scale_dropped" not in out and "dv_read_as_dqk" not in out, "exit %d, match %r\n%s" % (rc, match,
+                                                                                                     out[-3000:]))
+
+
+def kv_checks(p):
+    kv_dump(p("kv-e4m3-dv"))
+    expect_clean_pass("FP8 E4M3, per-head scales, D_v 16 < D_qk 32", p("kv-e4m3-dv"))
+    kv_dump(p("kv-e5m2"), fmt="e5m2", dv=32, scales=([0.125], [3.0]))
+    expect_clean_pass("FP8 E5M2, one scale per tensor, D_v = D_qk", p("kv-e5m2"))
+    kv_dump(p("kv-dv48"), fmt=None, dv=48)
+    expect_clean_pass("bf16 K/V, D_v 48 > D_qk 32", p("kv-dv48"))
+    kv_dump(p("kv-bug-vscale"), bug="v_scale_dropped")
+    expect_match("FP8 E4M3 per-head scales, output without v_scale", p("kv-bug-vscale"), "v_scale_dropped")
+    kv_dump(p("kv-bug-vscale-e5m2"), fmt="e5m2", dv=32, scales=([0.125], [3.0]), bug="v_scale_dropped")
+    expect_match("FP8 E5M2 per-tensor scale, output without v_scale", p("kv-bug-vscale-e5m2"), "v_scale_dropped")
+    kv_dump(p("kv-bug-dv"), fmt=None, bug="dv_as_dqk")
+    expect_match("bf16 K/V D_v 16, V read with stride D_qk", p("kv-bug-dv"), "dv_read_as_dqk")
+    kv_dump(p("kv-bug-dv-fp8"), bug="dv_as_dqk")
+    expect_match("FP8 E4M3 D_v 16, V read with stride D_qk", p("kv-bug-dv-fp8"), "dv_read_as_dqk")
+
+
 def paged_dump(path, op="decode", hnd=False, lse_ht=False, empty_posinf=False):
     """Paged K/V (block size 16, permuted table, NaN in unused slots)."""
     rng = np.random.default_rng(11)
@@ -511,6 +583,7 @@ def main():
           and "flash-attn 2/3" in out, out[-2000:])
 
     feature_checks(p)
+    kv_checks(p)
 
     # Malformed dumps: exit 2, named error.
     with open(p("prefill-ok"), "rb") as f:
