@@ -84,7 +84,7 @@ void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, 
         return;
     }
     if (!r->err_map || !r->tensors.cu_seqlens_q) return;
-    int64_t rows = r->oracle.rows, d = c->head_dim, n = rows * d;
+    int64_t rows = r->oracle.rows, d = ac_case_dv(c), n = rows * d; /* the output has D_v columns */
     if (n <= 0) return;
     /* Worst elements: a partial selection of the `top` largest r (NaN r,
        i.e. unchecked, skipped; an output NaN shows as +inf r). */

@@ -639,7 +639,7 @@ static int oracle_selfcheck(const cli_opts *o)
         ok = ok && ac_oracle_run(c, &t, &oo, &a, &err) == AC_OK;
         oo.mode = AC_ORACLE_MPFR;
         ok = ok && ac_oracle_run(c, &t, &oo, &b, &err) == AC_OK;
-        for (int64_t e = 0; ok && e < a.rows * c->head_dim; e++) {
+        for (int64_t e = 0; ok && e < a.rows * a.head_dim; e++) {
             elems++;
             /* zeros compare by value: the fast path's weights may underflow to +0 */
             if (a.o_f32[e] != b.o_f32[e] && !(isnan(a.o_f32[e]) && isnan(b.o_f32[e]))) ok = 0;
