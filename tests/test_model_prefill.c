@@ -890,7 +890,7 @@ static void set_fp8(cfg *g, ac_kv_format f, int per_head)
 }
 
 /* D_v != D_qk against the oracle: q.k over D_qk, V and O over D_v. */
-Test(model_prefill, head_dim_v_against_reference, .disabled = true) /* until the oracle takes D_v */
+Test(model_prefill, head_dim_v_against_reference)
 {
     static const int dims[][2] = {{192, 128}, {64, 128}, {128, 64}};
     int n = 0;
@@ -910,7 +910,7 @@ Test(model_prefill, head_dim_v_against_reference, .disabled = true) /* until the
 
 /* The FP8 cache against the oracle: both formats, per-tensor and per-head
    scales, paged (NaN codes in unused slots) and contiguous. */
-Test(model_prefill, fp8_cache_against_reference, .disabled = true) /* until the oracle takes FP8 */
+Test(model_prefill, fp8_cache_against_reference)
 {
     int n = 0;
     for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++)
@@ -926,7 +926,7 @@ Test(model_prefill, fp8_cache_against_reference, .disabled = true) /* until the 
 }
 
 /* The two K/V bugs fail the verdict. */
-Test(model_prefill, kv_bugs_are_caught, .disabled = true) /* until the oracle takes FP8 and D_v */
+Test(model_prefill, kv_bugs_are_caught)
 {
     cfg g = kv_cfg(AC_BF16, 64, 0, 1, 801);
     set_fp8(&g, AC_KV_E4M3, 1);
