@@ -11,7 +11,8 @@
 //                                    halved for causal); CUDA events after warm-up,
 //                                    median; fresh random data each shape
 //     [--features LIST]              one row per shape and feature set of LIST (comma
-//                                    separated: none, window, softcap, alibi, sinks, all;
+//                                    separated: none, window, softcap, alibi, sinks, all,
+//                                    fp8 (an E4M3 cache, per-tensor scales), all+fp8;
 //                                    default none), same shapes and data: a feature's
 //                                    cost is its row against `none`. With a window the
 //                                    FLOPs count the allowed (query, key) pairs only.
@@ -23,6 +24,7 @@
 // Exit status: 0 ok, 1 a check failed, 2 usage / CUDA error, AC_EXIT_SKIP (77) no device.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -391,14 +393,27 @@ static int run_check(bool quick)
 }
 
 // --- bench -----------------------------------------------------------------------------
+// Element i of a random stream: uniform in [-1, 1) (SplitMix64 of seed + i).
+__device__ __forceinline__ float unit_random(uint64_t seed, int64_t i)
+{
+    uint64_t z = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f;
+}
+
+// FP8 E4M3 codes of uniform [-1, 1) values (finite: no NaN code).
+__global__ void fill_random_e4m3(uint8_t *x, int64_t n, uint64_t seed)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = (uint8_t)__nv_cvt_float_to_fp8(unit_random(seed, i), __NV_SATFINITE, __NV_E4M3);
+}
+
 __global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        uint64_t z = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        const float u = (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f; // [-1, 1)
+        const float u = unit_random(seed, i);
         if (is_bf16) {
             __nv_bfloat16 h = __float2bfloat16_rn(u);
             x[i] = *reinterpret_cast<uint16_t *>(&h);
@@ -432,8 +447,13 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     CK(cudaMalloc(&o, elems * 2));
     CK(cudaMalloc(&lse, rows * H * 4));
     fill_random<<<1024, 256>>>(q, elems, seed * 3 + 1, 1);
-    fill_random<<<1024, 256>>>(k, elems, seed * 3 + 2, 1);
-    fill_random<<<1024, 256>>>(v, elems, seed * 3 + 3, 1);
+    if (feat & AC_FEAT_FP8_KV) { // E4M3 codes in the first `elems` bytes of k and v
+        fill_random_e4m3<<<1024, 256>>>((uint8_t *)k, elems, seed * 3 + 2);
+        fill_random_e4m3<<<1024, 256>>>((uint8_t *)v, elems, seed * 3 + 3);
+    } else {
+        fill_random<<<1024, 256>>>(k, elems, seed * 3 + 2, 1);
+        fill_random<<<1024, 256>>>(v, elems, seed * 3 + 3, 1);
+    }
     CK(cudaGetLastError());
     std::vector<int32_t> h_cu(B + 1), h_sk(B), h_tab;
     for (int b = 0; b <= B; b++) h_cu[b] = b * S;
@@ -500,6 +520,19 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
         p.h_sinks = h_sinks.data();
         p.d_sinks = d_sinks;
     }
+    // FP8: an E4M3 cache with per-tensor scales k 0.5, v 2 (k_scales then v_scales).
+    static const float h_kv_scales[2] = {0.5f, 2.0f};
+    float *d_kv_scales = nullptr;
+    if (feat & AC_FEAT_FP8_KV) {
+        CK(cudaMalloc(&d_kv_scales, sizeof h_kv_scales));
+        CK(cudaMemcpy(d_kv_scales, h_kv_scales, sizeof h_kv_scales, cudaMemcpyHostToDevice));
+        p.kv_format = AC_KV_E4M3;
+        p.n_kv_scales = 1;
+        p.h_k_scales = h_kv_scales;
+        p.h_v_scales = h_kv_scales + 1;
+        p.d_k_scales = d_kv_scales;
+        p.d_v_scales = d_kv_scales + 1;
+    }
     ac_error err;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
@@ -532,6 +565,7 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     if (sk) cudaFree(sk);
     if (d_slopes) cudaFree(d_slopes);
     if (d_sinks) cudaFree(d_sinks);
+    if (d_kv_scales) cudaFree(d_kv_scales);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return ms[ms.size() / 2];
@@ -604,7 +638,8 @@ int main(int argc, char **argv)
         case OPT_FEATURES: { // comma-separated names, one bench row each
             static const struct { const char *name; uint32_t bits; } known[] = {
                 {"none", 0}, {"window", AC_FEAT_WINDOW}, {"softcap", AC_FEAT_SOFTCAP},
-                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_LOGIT}};
+                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_LOGIT},
+                {"fp8", AC_FEAT_FP8_KV}, {"all+fp8", AC_FEAT_LOGIT | AC_FEAT_FP8_KV}};
             nfeats = 0;
             char buf[256];
             snprintf(buf, sizeof buf, "%s", optarg);
@@ -612,7 +647,7 @@ int main(int argc, char **argv)
                 size_t k = 0;
                 while (k < sizeof known / sizeof known[0] && strcmp(known[k].name, tok)) k++;
                 if (k == sizeof known / sizeof known[0])
-                    return ac_args_failf(&a, "--features: %s: unknown (none, window, softcap, alibi, sinks, all)", tok);
+                    return ac_args_failf(&a, "--features: %s: unknown (none, window, softcap, alibi, sinks, all, fp8, all+fp8)", tok);
                 if (nfeats == 16) return ac_args_failf(&a, "--features: at most 16 entries");
                 feats[nfeats++] = known[k].bits;
             }
@@ -626,7 +661,7 @@ int main(int argc, char **argv)
                    "  --bench     TFLOP/s on bf16 D=128\n"
                    "  --reps N    timed repetitions per shape (default 20, 10 to 100000)\n"
                    "  --features LIST  bench rows per shape: comma-separated none, window, softcap,\n"
-                   "              alibi, sinks, all (default none)\n"
+                   "              alibi, sinks, all, fp8 (E4M3 cache), all+fp8 (default none)\n"
                    "  --window N  the benched window's left size (default 1024)\n"
                    "  --help      this text\n");
             return 0;
