@@ -11,16 +11,20 @@
 //                                    halved for causal); CUDA events after warm-up,
 //                                    median; fresh random data each shape
 //     [--features LIST]              one row per shape and feature set of LIST (comma
-//                                    separated: none, window, softcap, alibi, sinks, all;
+//                                    separated: none, window, softcap, alibi, sinks, all,
+//                                    fp8 (an E4M3 cache, per-tensor scales), all+fp8;
 //                                    default none), same shapes and data: a feature's
 //                                    cost is its row against `none`. With a window the
 //                                    FLOPs count the allowed (query, key) pairs only.
 //     [--window N]                   the window's left size (default 1024; right 0 when
 //                                    causal, N otherwise)
-//   The check sweep also runs feature cases (each feature alone and all four).
+//   The check sweep also runs feature cases (each feature alone and all four) and
+//   the K/V storage groups (E4M3 / E5M2 caches with scales, D_v != D_qk, both with
+//   the four features), calling the family entries directly for those.
 // Exit status: 0 ok, 1 a check failed, 2 usage / CUDA error, AC_EXIT_SKIP (77) no device.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -56,9 +60,25 @@ struct Cfg {
     int window = 0, wl = -1, wr = -1;
     float softcap = 0.0f;
     std::vector<float> alibi, sinks; // [hq] when on
+    // K/V storage (off when zero / empty): D_v (0 = d), FP8 format, scales (1 or hkv).
+    int dv = 0;
+    ac_kv_format kvf = AC_KV_AS_DTYPE;
+    std::vector<float> k_scales, v_scales;
 };
 
 static const uint16_t kNanHalf = 0x7fc1; // NaN in bf16 and fp16
+static const uint16_t kNanFp8 = 0x007f;  // a NaN code in E4M3 and E5M2
+
+// One K/V element of KV head kvh: uniform in [-1, 1) in the dtype, or with an
+// FP8 cache the code of that value under the head's scale (low byte).
+static uint16_t kv_value(const Cfg &g, ac_rng *s, int kvh, bool is_v)
+{
+    const double x = 2 * ac_rng_unit(s) - 1;
+    if (g.kvf == AC_KV_AS_DTYPE) return ac_f64_to_half(g.dtype, x);
+    const std::vector<float> &sc = is_v ? g.v_scales : g.k_scales;
+    const float scale = sc.empty() ? 1.0f : sc[sc.size() == 1 ? 0 : kvh];
+    return ac_fp8_quantize(g.kvf, (float)x, scale);
+}
 
 // Case + tensors; paged pools are shuffled, unused slots NaN, unused table
 // entries garbage (-1 or 2^30).
@@ -84,6 +104,12 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
         c->window_right = g.wr;
     }
     c->softcap = g.softcap;
+    c->head_dim_v = g.dv;
+    c->kv_format = g.kvf;
+    if (ac_case_set_kv_scales(c, g.k_scales.empty() ? NULL : g.k_scales.data(),
+                              g.v_scales.empty() ? NULL : g.v_scales.data(), (int32_t)g.k_scales.size(), &err))
+        return -1;
+    const int dv = g.dv ? g.dv : g.d;
     if (ac_case_set_alibi(c, g.alibi.empty() ? NULL : g.alibi.data(), (int32_t)g.alibi.size(), &err) ||
         ac_case_set_sinks(c, g.sinks.empty() ? NULL : g.sinks.data(), (int32_t)g.sinks.size(), &err))
         return -1;
@@ -102,14 +128,15 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
     int64_t qn = t->total_q * g.hq * g.d;
     t->q = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(qn + 1));
     for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
-    int64_t row = (int64_t)g.hkv * g.d;
+    int64_t row = (int64_t)g.hkv * g.d, vrow = (int64_t)g.hkv * dv;
     if (!g.paged) {
         t->kv_elems = t->total_k * row;
+        t->v_elems = t->total_k * vrow;
         t->k = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
-        t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
-        for (int64_t i = 0; i < t->kv_elems; i++) {
-            t->k[i] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
-            t->v[i] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
+        t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)(t->v_elems + 1));
+        for (int64_t i = 0; i < t->kv_elems || i < t->v_elems; i++) { // k and v in turn, as before D_v
+            if (i < t->kv_elems) t->k[i] = kv_value(g, &s, (int)(i / g.d % g.hkv), false);
+            if (i < t->v_elems) t->v[i] = kv_value(g, &s, (int)(i / dv % g.hkv), true);
         }
     } else {
         int bs = g.block_size, used = 0, maxb = 1;
@@ -125,19 +152,22 @@ static int build(const Cfg &g, ac_case *c, ac_tensors *t)
         for (int i = 0; i < c->num_blocks; i++) perm[i] = i;
         for (int i = c->num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[(int)ac_rng_below(&s, (uint64_t)(i + 1))]);
         t->kv_elems = (int64_t)c->num_blocks * bs * row;
+        t->v_elems = (int64_t)c->num_blocks * bs * vrow;
         t->k = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
-        t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
-        for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = kNanHalf;
+        t->v = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)t->v_elems);
+        const uint16_t nan_elem = g.kvf == AC_KV_AS_DTYPE ? kNanHalf : kNanFp8;
+        std::fill(t->k, t->k + t->kv_elems, nan_elem);
+        std::fill(t->v, t->v + t->v_elems, nan_elem);
         int next = 0;
         for (int b = 0; b < g.batch; b++) {
             int32_t *tr = c->block_table + (int64_t)b * maxb;
             int u = ac_blocks_used(g.lk[b], bs);
             for (int i = 0; i < maxb; i++) tr[i] = i < u ? perm[next++] : (i % 2 ? -1 : 1 << 30);
             for (int p = 0; p < g.lk[b]; p++)
-                for (int64_t x = 0; x < row; x++) {
-                    int64_t o = ac_pos_slot(tr, p, bs) * row + x;
-                    t->k[o] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
-                    t->v[o] = ac_f64_to_half(g.dtype, 2 * ac_rng_unit(&s) - 1);
+                for (int64_t x = 0; x < row || x < vrow; x++) {
+                    const int64_t slot = ac_pos_slot(tr, p, bs);
+                    if (x < row) t->k[slot * row + x] = kv_value(g, &s, (int)(x / g.d), false);
+                    if (x < vrow) t->v[slot * vrow + x] = kv_value(g, &s, (int)(x / dv), true);
                 }
         }
     }
@@ -186,9 +216,13 @@ static int run_check(bool quick)
     int ncases = 0, fails = 0;
     // fi = 0: no feature (the original sweep); 1..5: window, softcap, ALiBi,
     // sinks, all four, on a thinner sweep (D 64/128/256, both dtypes, contiguous
-    // and paged 16/7, every causal mode across the layouts).
-    static const char *feat_names[] = {"", "window", "softcap", "alibi", "sinks", "all"};
-    for (int fi = 0; fi < 6; fi++)
+    // and paged 16/7, every causal mode across the layouts); 6..8: the K/V
+    // storage on the same thin sweep: an E4M3 cache with per-head scales, an
+    // E5M2 cache with per-tensor scales, D_v != D_qk (64/128, 128/64, 192/128),
+    // and 9: E4M3 with D_v != D_qk and the four features.
+    static const char *feat_names[] = {"", "window", "softcap", "alibi", "sinks", "all", "e4m3", "e5m2", "dv",
+                                       "e4m3+dv+all"};
+    for (int fi = 0; fi < 10; fi++)
     for (int dt = 0; dt < 2; dt++)
         for (int di = 0; di < 5; di++)
             for (int li = 0; li < 5; li++)
@@ -212,15 +246,32 @@ static int run_check(bool quick)
                     g.lk = L.lk;
                     g.batch = (int)L.lq.size();
                     g.seed = 4242 + (uint64_t)n;
-                    if (fi == 1 || fi == 5) { // edges on and off the 64-key tiles, by case
+                    if (fi == 6 || fi == 9) {
+                        g.kvf = AC_KV_E4M3;
+                        for (int h = 0; h < g.hkv; h++) {
+                            g.k_scales.push_back(exp2f((float)(h % 3) - 1.0f) * 0.75f);
+                            g.v_scales.push_back(exp2f(1.0f - (float)(h % 4)) * 1.25f);
+                        }
+                    }
+                    if (fi == 7) {
+                        g.kvf = AC_KV_E5M2;
+                        g.k_scales.push_back(0.375f);
+                        g.v_scales.push_back(3.0f);
+                    }
+                    if (fi >= 8) { // D_qk/D_v: 64/128, 128/64, 192/128
+                        static const int dqk[] = {64, 128, 192}, dvs[] = {128, 64, 128};
+                        g.d = dqk[di];
+                        g.dv = dvs[di];
+                    }
+                    if (fi == 1 || fi == 5 || fi == 9) { // edges on and off the 64-key tiles, by case
                         g.window = 1;
                         g.wl = n % 2 ? 64 : 37;
                         g.wr = ci == AC_CAUSAL_NONE ? 100 : 0;
                     }
-                    if (fi == 2 || fi == 5) g.softcap = n % 2 ? 2.0f : 0.5f;
-                    if (fi == 3 || fi == 5)
+                    if (fi == 2 || fi == 5 || fi == 9) g.softcap = n % 2 ? 2.0f : 0.5f;
+                    if (fi == 3 || fi == 5 || fi == 9)
                         for (int h = 0; h < g.hq; h++) g.alibi.push_back(exp2f(-8.0f * (h + 1) / g.hq));
-                    if (fi == 4 || fi == 5)
+                    if (fi == 4 || fi == 5 || fi == 9)
                         for (int h = 0; h < g.hq; h++) g.sinks.push_back(h % 3 == 1 ? -INFINITY : 0.5f * h);
                     ncases++;
 
@@ -232,17 +283,30 @@ static int run_check(bool quick)
                     ac_run_opts opts = {AC_BUG_NONE, 0};
                     char line[256];
                     ac_case_line(&c, line, sizeof line);
-                    if (ac_backend_run(AC_BACKEND_MODEL, &c, &t, &opts, &om, &err)) {
+                    // The K/V groups call the family's entries themselves: the
+                    // backend tables may not declare those features yet.
+                    const bool kv = fi >= 6;
+                    if (kv && (ac_outputs_alloc(&c, &om, &err) || ac_outputs_alloc(&c, &og, &err))) {
+                        fprintf(stderr, "outputs: %s: %s\n", line, err.msg);
+                        return 2;
+                    }
+                    if (kv ? ac_model_prefill(&c, &t, &opts, &om, &err)
+                           : ac_backend_run(AC_BACKEND_MODEL, &c, &t, &opts, &om, &err)) {
                         fprintf(stderr, "model: %s: %s\n", line, err.msg);
                         return 2;
                     }
-                    if (ac_backend_run(AC_BACKEND_GPU, &c, &t, &opts, &og, &err)) {
+                    if (kv ? ac_gpu_prefill(&c, &t, &opts, &og, &err)
+                           : ac_backend_run(AC_BACKEND_GPU, &c, &t, &opts, &og, &err)) {
                         fprintf(stderr, "gpu: %s: %s\n", line, err.msg);
                         return err.code == AC_ERR_NO_DEVICE ? AC_EXIT_SKIP : AC_EXIT_USAGE;
                     }
                     char gname[64];
-                    snprintf(gname, sizeof gname, "%s D=%-3d %-8s %s", ac_dtype_name(g.dtype), g.d, layout_names[li],
-                             feat_names[fi]);
+                    if (g.dv)
+                        snprintf(gname, sizeof gname, "%s D=%d/%d %-8s %s", ac_dtype_name(g.dtype), g.d, g.dv,
+                                 layout_names[li], feat_names[fi]);
+                    else
+                        snprintf(gname, sizeof gname, "%s D=%-3d %-8s %s", ac_dtype_name(g.dtype), g.d,
+                                 layout_names[li], feat_names[fi]);
                     Group *gr = nullptr;
                     for (auto &x : groups)
                         if (!strcmp(x.name, gname)) gr = &x;
@@ -266,6 +330,7 @@ static int run_check(bool quick)
                     ac_oracle_result_free(&ref);
                     gr->worst_r = std::max(gr->worst_r, std::max(v.r_max, v.r_lse_max));
                     const int64_t rows = t.total_q * g.hq;
+                    const int dv = ac_case_dv(&c); // O's columns
                     double maxd = 0, maxr = 0, maxl = 0;
                     int64_t exact = 0, total = 0;
                     long ebad = 0, nbad = 0, erows = 0;
@@ -275,7 +340,7 @@ static int run_check(bool quick)
                         bool empty = om.lse[r] == -INFINITY;
                         if (!empty && om.lse[r] == sink_h) {
                             empty = true;
-                            for (int d = 0; d < g.d && empty; d++) empty = om.o[r * g.d + d] == 0;
+                            for (int d = 0; d < dv && empty; d++) empty = om.o[r * dv + d] == 0;
                         }
                         if (isnan(og.lse[r])) nbad++;
                         if (empty) {
@@ -284,8 +349,8 @@ static int run_check(bool quick)
                         } else {
                             maxl = std::max(maxl, (double)fabsf(og.lse[r] - om.lse[r]));
                         }
-                        for (int d = 0; d < g.d; d++) {
-                            const uint16_t a = og.o[r * g.d + d], b = om.o[r * g.d + d];
+                        for (int d = 0; d < dv; d++) {
+                            const uint16_t a = og.o[r * dv + d], b = om.o[r * dv + d];
                             const float fa = ac_half_to_f32(g.dtype, a), fb = ac_half_to_f32(g.dtype, b);
                             if (isnan(fa)) nbad++;
                             if (empty && a != 0) ebad++;
@@ -328,14 +393,27 @@ static int run_check(bool quick)
 }
 
 // --- bench -----------------------------------------------------------------------------
+// Element i of a random stream: uniform in [-1, 1) (SplitMix64 of seed + i).
+__device__ __forceinline__ float unit_random(uint64_t seed, int64_t i)
+{
+    uint64_t z = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f;
+}
+
+// FP8 E4M3 codes of uniform [-1, 1) values (finite: no NaN code).
+__global__ void fill_random_e4m3(uint8_t *x, int64_t n, uint64_t seed)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = (uint8_t)__nv_cvt_float_to_fp8(unit_random(seed, i), __NV_SATFINITE, __NV_E4M3);
+}
+
 __global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        uint64_t z = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        const float u = (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f; // [-1, 1)
+        const float u = unit_random(seed, i);
         if (is_bf16) {
             __nv_bfloat16 h = __float2bfloat16_rn(u);
             x[i] = *reinterpret_cast<uint16_t *>(&h);
@@ -369,8 +447,13 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     CK(cudaMalloc(&o, elems * 2));
     CK(cudaMalloc(&lse, rows * H * 4));
     fill_random<<<1024, 256>>>(q, elems, seed * 3 + 1, 1);
-    fill_random<<<1024, 256>>>(k, elems, seed * 3 + 2, 1);
-    fill_random<<<1024, 256>>>(v, elems, seed * 3 + 3, 1);
+    if (feat & AC_FEAT_FP8_KV) { // E4M3 codes in the first `elems` bytes of k and v
+        fill_random_e4m3<<<1024, 256>>>((uint8_t *)k, elems, seed * 3 + 2);
+        fill_random_e4m3<<<1024, 256>>>((uint8_t *)v, elems, seed * 3 + 3);
+    } else {
+        fill_random<<<1024, 256>>>(k, elems, seed * 3 + 2, 1);
+        fill_random<<<1024, 256>>>(v, elems, seed * 3 + 3, 1);
+    }
     CK(cudaGetLastError());
     std::vector<int32_t> h_cu(B + 1), h_sk(B), h_tab;
     for (int b = 0; b <= B; b++) h_cu[b] = b * S;
@@ -437,6 +520,19 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
         p.h_sinks = h_sinks.data();
         p.d_sinks = d_sinks;
     }
+    // FP8: an E4M3 cache with per-tensor scales k 0.5, v 2 (k_scales then v_scales).
+    static const float h_kv_scales[2] = {0.5f, 2.0f};
+    float *d_kv_scales = nullptr;
+    if (feat & AC_FEAT_FP8_KV) {
+        CK(cudaMalloc(&d_kv_scales, sizeof h_kv_scales));
+        CK(cudaMemcpy(d_kv_scales, h_kv_scales, sizeof h_kv_scales, cudaMemcpyHostToDevice));
+        p.kv_format = AC_KV_E4M3;
+        p.n_kv_scales = 1;
+        p.h_k_scales = h_kv_scales;
+        p.h_v_scales = h_kv_scales + 1;
+        p.d_k_scales = d_kv_scales;
+        p.d_v_scales = d_kv_scales + 1;
+    }
     ac_error err;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
@@ -469,6 +565,7 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     if (sk) cudaFree(sk);
     if (d_slopes) cudaFree(d_slopes);
     if (d_sinks) cudaFree(d_sinks);
+    if (d_kv_scales) cudaFree(d_kv_scales);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     return ms[ms.size() / 2];
@@ -541,7 +638,8 @@ int main(int argc, char **argv)
         case OPT_FEATURES: { // comma-separated names, one bench row each
             static const struct { const char *name; uint32_t bits; } known[] = {
                 {"none", 0}, {"window", AC_FEAT_WINDOW}, {"softcap", AC_FEAT_SOFTCAP},
-                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_LOGIT}};
+                {"alibi", AC_FEAT_ALIBI}, {"sinks", AC_FEAT_SINKS}, {"all", AC_FEAT_LOGIT},
+                {"fp8", AC_FEAT_FP8_KV}, {"all+fp8", AC_FEAT_LOGIT | AC_FEAT_FP8_KV}};
             nfeats = 0;
             char buf[256];
             snprintf(buf, sizeof buf, "%s", optarg);
@@ -549,7 +647,7 @@ int main(int argc, char **argv)
                 size_t k = 0;
                 while (k < sizeof known / sizeof known[0] && strcmp(known[k].name, tok)) k++;
                 if (k == sizeof known / sizeof known[0])
-                    return ac_args_failf(&a, "--features: %s: unknown (none, window, softcap, alibi, sinks, all)", tok);
+                    return ac_args_failf(&a, "--features: %s: unknown (none, window, softcap, alibi, sinks, all, fp8, all+fp8)", tok);
                 if (nfeats == 16) return ac_args_failf(&a, "--features: at most 16 entries");
                 feats[nfeats++] = known[k].bits;
             }
@@ -563,7 +661,7 @@ int main(int argc, char **argv)
                    "  --bench     TFLOP/s on bf16 D=128\n"
                    "  --reps N    timed repetitions per shape (default 20, 10 to 100000)\n"
                    "  --features LIST  bench rows per shape: comma-separated none, window, softcap,\n"
-                   "              alibi, sinks, all (default none)\n"
+                   "              alibi, sinks, all, fp8 (E4M3 cache), all+fp8 (default none)\n"
                    "  --window N  the benched window's left size (default 1024)\n"
                    "  --help      this text\n");
             return 0;

@@ -11,9 +11,16 @@
 // Features (window, softcap, ALiBi, sinks) live in a separate instantiation
 // (kFeat), so a case without them runs the same code as before they existed;
 // a window also moves the first key tile, so tiles outside it are skipped.
+// D_v != D_qk: both dims are padded to one DPAD (that of the larger), V rows
+// load D_v columns and O writes D_v columns (runtime dims: no cost when equal).
+// FP8 KV cache (kKv8, only with kFeat): K/V tiles load as bytes into
+// registers, convert exactly to T and are stored into the same swizzled
+// shared-memory tiles (cp.async cannot convert); k_scale is folded into the
+// logit scale per CTA, v_scale multiplies O in the epilogue.
 // The CPU model (prefill_model.c) repeats this order of arithmetic.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,13 +57,14 @@ template <int DPAD> struct Cfg {
 
 struct KParams {
     const uint16_t *q, *k, *v;
+    const uint8_t *k8, *v8;            // FP8 cache (kKv8): one code per element
     uint16_t *out;
     float *lse;
     const uint8_t *mask_bool;
     const float *mask_bias;
     const int64_t *mask_off;
     const int32_t *cu_q, *cu_k, *block_table, *seqlens_k;
-    int32_t hq, hkv, d;
+    int32_t hq, hkv, d, dv;            // d: D_qk (q, k); dv: D_v (v, out)
     int32_t paged, block_size, max_blocks_per_seq;
     int32_t causal, mask_kind, mask_per_head;
     float scale_log2;
@@ -65,6 +73,11 @@ struct KParams {
     float cap_in, cap_out;             // softcap: t = tanhf(s * cap_in) * cap_out; cap_out 0 = off
     const float *alibi;                // [Hq] slopes or NULL
     const float *sinks;                // [Hq] natural-log sink logits or NULL
+    // FP8 cache, read only by the kKv8 instantiation.
+    int32_t kv_format;                 // AC_KV_E4M3 or AC_KV_E5M2
+    int32_t n_scales;                  // 0, 1 or hkv
+    const float *k_scales, *v_scales;  // [n_scales] or NULL
+    float scale, softcap;              // to refold scale * k_scale per CTA
 };
 
 // --- number formats and PTX wrappers ------------------------------------------
@@ -95,6 +108,32 @@ template <> struct DType<__half> {
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
 };
+
+// Eight FP8 codes (one 8-byte chunk) as eight T in one 16-byte chunk: exact
+// (fp16 and bf16 hold every E4M3 and E5M2 value, NaN and E5M2's Inf included).
+template <typename T> __device__ __forceinline__ uint4 fp8x8_to(uint2 codes, int kv_format);
+__device__ __forceinline__ uint32_t fp8x2_to_half2(uint32_t two, __nv_fp8_interpretation_t f)
+{
+    __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, f);
+    return (uint32_t)h.x | ((uint32_t)h.y << 16);
+}
+template <> __device__ __forceinline__ uint4 fp8x8_to<__half>(uint2 c, int kv_format)
+{
+    const __nv_fp8_interpretation_t f = kv_format == AC_KV_E5M2 ? __NV_E5M2 : __NV_E4M3;
+    return make_uint4(fp8x2_to_half2(c.x & 0xffffu, f), fp8x2_to_half2(c.x >> 16, f),
+                      fp8x2_to_half2(c.y & 0xffffu, f), fp8x2_to_half2(c.y >> 16, f));
+}
+__device__ __forceinline__ uint32_t half2_to_bf162(uint32_t hh)
+{
+    __half2 h = *reinterpret_cast<__half2 *>(&hh);
+    __nv_bfloat162 b = __floats2bfloat162_rn(__low2float(h), __high2float(h)); // exact: an FP8 value
+    return *reinterpret_cast<uint32_t *>(&b);
+}
+template <> __device__ __forceinline__ uint4 fp8x8_to<__nv_bfloat16>(uint2 c, int kv_format)
+{
+    uint4 h = fp8x8_to<__half>(c, kv_format);
+    return make_uint4(half2_to_bf162(h.x), half2_to_bf162(h.y), half2_to_bf162(h.z), half2_to_bf162(h.w));
+}
 
 __device__ __forceinline__ float fast_exp2(float x)
 {
@@ -140,10 +179,11 @@ __device__ __forceinline__ uint32_t swz_at(uint32_t lane_addr, int row_const, in
     return (lane_addr ^ (uint32_t)(chunk_const << 4)) + (uint32_t)(row_const * DPAD * 2);
 }
 
-// Copy `ROWS` rows of head_dim elements into a swizzled tile. row_off(r)
-// gives the element offset of row r in `src`, or -1 for a zero row.
-template <int DPAD, int ROWS, typename RowOff>
-__device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, int d, RowOff row_off)
+// This thread's 8-element chunks of a `ROWS`-row tile of d columns:
+// put(r, chunk, at) with `at` the element offset of the chunk in the source,
+// or -1 for a zero chunk (row_off(r) < 0: a zero row; or a padded column).
+template <int DPAD, int ROWS, typename RowOff, typename Put>
+__device__ __forceinline__ void for_tile_chunks(int d, RowOff row_off, Put put)
 {
     constexpr int kChunks = DPAD / 8;
     constexpr int kRowsPerPass = Cfg<DPAD>::kThreads / kChunks;
@@ -153,18 +193,44 @@ __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, in
     for (int it = 0; it < ROWS / kRowsPerPass; it++) {
         const int r = threadIdx.x / kChunks + it * kRowsPerPass;
         int64_t off = row_off(r);
-        bool ok = off >= 0 && chunk * 8 < d;
-        const uint16_t *g = ok ? src + off + chunk * 8 : src;
-        cp_async16(swz<DPAD>(smem, r, chunk), g, ok ? 16 : 0);
+        put(r, chunk, off >= 0 && chunk * 8 < d ? off + chunk * 8 : (int64_t)-1);
     }
+}
+
+// Copy `ROWS` rows of d elements into a swizzled tile. row_off(r) gives the
+// element offset of row r in `src`, or -1 for a zero row.
+template <int DPAD, int ROWS, typename RowOff>
+__device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, int d, RowOff row_off)
+{
+    for_tile_chunks<DPAD, ROWS>(d, row_off, [&](int r, int chunk, int64_t at) {
+        cp_async16(swz<DPAD>(smem, r, chunk), at >= 0 ? src + at : src, at >= 0 ? 16 : 0);
+    });
+}
+
+// The same tile from FP8 codes: each thread reads its 8-byte chunks (rows of
+// d codes; d % 8 == 0 keeps them 8-byte aligned), converts them to T and
+// stores them swizzled. Synchronous: the tile is complete in shared memory
+// for every thread after the next __syncthreads, as a cp.async tile is
+// after wait + __syncthreads, so the pipeline's barriers serve both.
+template <typename T, int DPAD, int ROWS, typename RowOff>
+__device__ __forceinline__ void load_tile8(uint32_t smem, const uint8_t *src, int d, int kv_format, RowOff row_off)
+{
+    for_tile_chunks<DPAD, ROWS>(d, row_off, [&](int r, int chunk, int64_t at) {
+        uint4 x = make_uint4(0u, 0u, 0u, 0u);
+        if (at >= 0) x = fp8x8_to<T>(__ldg(reinterpret_cast<const uint2 *>(src + at)), kv_format);
+        asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(swz<DPAD>(smem, r, chunk)), "r"(x.x), "r"(x.y),
+                     "r"(x.z), "r"(x.w));
+    });
 }
 
 // kMask: an explicit (bool or additive) mask is present. kFeat: a window,
 // softcap, ALiBi or sinks are on (which ones: uniform flags in KParams).
+// kKv8 (only with kFeat): K and V are FP8 codes with scales.
 // Separate instantiations keep their register cost out of the common kernel.
-template <typename T, int DPAD, bool kMask, bool kFeat>
+template <typename T, int DPAD, bool kMask, bool kFeat, bool kKv8>
 __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) prefill_kernel(KParams p)
 {
+    static_assert(kFeat || !kKv8, "the FP8 cache runs in the feature instantiation");
     constexpr int kWarps = Cfg<DPAD>::kWarps;
     constexpr int BM = Cfg<DPAD>::BM;
     constexpr int BN = Cfg<DPAD>::BN;
@@ -221,22 +287,41 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
     }
     const float slope = kFeat && p.alibi ? p.alibi[h] : 0.0f;
     const float sink = kFeat && p.sinks ? p.sinks[h] : -INFINITY;
+    // The logit scale (and softcap's input factor): with an FP8 cache the KV
+    // head's k_scale folds in once (ac_prefill_kv_scaled, as in the model).
+    float scale_log2 = p.scale_log2, cap_in = p.cap_in, v_scale = 1.0f;
+    if (kKv8) {
+        const int gi = p.n_scales == 1 ? 0 : kvh;
+        const float se = ac_prefill_kv_scaled(p.scale, p.n_scales ? p.k_scales[gi] : 1.0f);
+        scale_log2 = __fmul_rn(se, kLog2e);
+        if (p.cap_out != 0.0f) cap_in = __fdiv_rn(se, p.softcap);
+        v_scale = p.n_scales ? p.v_scales[gi] : 1.0f;
+    }
 
     auto q_row = [&](int r) -> int64_t {
         return m0 + r < lq ? ac_thd_offset((int64_t)q0 + m0 + r, h, p.hq, p.d) : -1;
     };
-    auto kv_row = [&](int n0) {
+    // Rows of K (dim = d) or V (dim = dv).
+    auto kv_row = [&](int n0, int dim) {
         return [=](int r) -> int64_t {
             int pos = n0 + r;
             if (pos >= lk) return -1; // never read past seqlen_k: zero rows instead
-            if (p.paged) return ac_cache_offset(ac_pos_slot(table, pos, p.block_size), kvh, p.hkv, p.d);
-            return ac_thd_offset((int64_t)k0 + pos, kvh, p.hkv, p.d);
+            if (p.paged) return ac_cache_offset(ac_pos_slot(table, pos, p.block_size), kvh, p.hkv, dim);
+            return ac_thd_offset((int64_t)k0 + pos, kvh, p.hkv, dim);
         };
+    };
+    auto load_k = [&](int n0) {
+        if (kKv8) load_tile8<T, DPAD, BN>(sK, p.k8, p.d, p.kv_format, kv_row(n0, p.d));
+        else load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0, p.d));
+    };
+    auto load_v = [&](int n0) {
+        if (kKv8) load_tile8<T, DPAD, BN>(sV, p.v8, p.dv, p.kv_format, kv_row(n0, p.dv));
+        else load_tile<DPAD, BN>(sV, p.v, p.dv, kv_row(n0, p.dv));
     };
 
     load_tile<DPAD, BM>(sQ, p.q, p.d, q_row);
     cp_async_commit();
-    if (tile_end > tile_begin) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(tile_begin * BN));
+    if (tile_end > tile_begin) load_k(tile_begin * BN);
     cp_async_commit();
 
     // Per lane: rows g and g+8 of each of its MB m-blocks (index r = 2*mb + hr).
@@ -259,7 +344,7 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         const int n0 = j * BN;
         cp_async_wait_all();
         __syncthreads(); // K[j] (and Q) in shared memory; V[j-1] no longer read
-        load_tile<DPAD, BN>(sV, p.v, p.d, kv_row(n0));
+        load_v(n0);
         cp_async_commit();
 
         // S = Q K^T for this warp's rows.
@@ -288,7 +373,7 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         // under the softmax and P.V. V[j] must be in by now as well.
         cp_async_wait_all();
         __syncthreads();
-        if (j + 1 < tile_end) load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0 + BN));
+        if (j + 1 < tile_end) load_k(n0 + BN);
         cp_async_commit();
 
         // Logits in log2 units: scale (or softcap), ALiBi, then masking with
@@ -300,14 +385,14 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
                 for (int nb = 0; nb < NB; nb++)
 #pragma unroll
                     for (int e = 0; e < 4; e++)
-                        s[mb][nb][e] = __fmul_rn(tanhf(__fmul_rn(s[mb][nb][e], p.cap_in)), p.cap_out);
+                        s[mb][nb][e] = __fmul_rn(tanhf(__fmul_rn(s[mb][nb][e], cap_in)), p.cap_out);
         } else {
 #pragma unroll
             for (int mb = 0; mb < MB; mb++)
 #pragma unroll
                 for (int nb = 0; nb < NB; nb++)
 #pragma unroll
-                    for (int e = 0; e < 4; e++) s[mb][nb][e] = __fmul_rn(s[mb][nb][e], p.scale_log2);
+                    for (int e = 0; e < 4; e++) s[mb][nb][e] = __fmul_rn(s[mb][nb][e], scale_log2);
         }
         if (kFeat && p.alibi) { // uniform: ALiBi on for the whole launch
 #pragma unroll
@@ -443,13 +528,17 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
                     lse_sink = __fmaf_rn(mn, kLn2, logf(l2));
                 }
             }
-            uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, p.d);
+            uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, p.dv);
 #pragma unroll
             for (int db = 0; db < DB; db++) {
                 const int col = db * 8 + 2 * tig;
-                if (col < p.d) {
-                    const float x0 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2], inv);
-                    const float x1 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2 + 1], inv);
+                if (col < p.dv) {
+                    float x0 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2], inv);
+                    float x1 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2 + 1], inv);
+                    if (kKv8) { // v_scale on the fp32 output, before rounding
+                        x0 = __fmul_rn(x0, v_scale);
+                        x1 = __fmul_rn(x1, v_scale);
+                    }
                     *reinterpret_cast<uint32_t *>(orow + col) = DType<T>::pack(x0, x1);
                 }
             }
@@ -459,26 +548,46 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         }
 }
 
-template <typename T, int DPAD, bool kMask, bool kFeat>
+template <typename T, int DPAD, bool kMask, bool kFeat, bool kKv8 = false>
 cudaError_t launch_one(const KParams &kp, int m_tiles, int batch, cudaStream_t stream)
 {
     constexpr int BM = Cfg<DPAD>::BM, BN = Cfg<DPAD>::BN;
     constexpr int smem = (BM + 2 * BN) * DPAD * 2;
-    cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, DPAD, kMask, kFeat>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    cudaError_t e = cudaFuncSetAttribute(prefill_kernel<T, DPAD, kMask, kFeat, kKv8>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
     dim3 grid(m_tiles, kp.hq, batch);
-    prefill_kernel<T, DPAD, kMask, kFeat><<<grid, Cfg<DPAD>::kThreads, smem, stream>>>(kp);
+    prefill_kernel<T, DPAD, kMask, kFeat, kKv8><<<grid, Cfg<DPAD>::kThreads, smem, stream>>>(kp);
     return cudaGetLastError();
 }
 
 template <typename T, int DPAD>
-cudaError_t launch(const KParams &kp, bool feat, int m_tiles, int batch, cudaStream_t stream)
+cudaError_t launch(const KParams &kp, bool feat, bool kv8, int m_tiles, int batch, cudaStream_t stream)
 {
+    if (kv8)
+        return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true, true, true>(kp, m_tiles, batch, stream)
+                                            : launch_one<T, DPAD, false, true, true>(kp, m_tiles, batch, stream);
     if (feat)
         return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true, true>(kp, m_tiles, batch, stream)
                                             : launch_one<T, DPAD, false, true>(kp, m_tiles, batch, stream);
     return kp.mask_kind != AC_MASK_NONE ? launch_one<T, DPAD, true, false>(kp, m_tiles, batch, stream)
                                         : launch_one<T, DPAD, false, false>(kp, m_tiles, batch, stream);
+}
+
+// The host tensors' FP8 holders (one uint16_t per element, the code in the
+// low byte) packed into the kernel's byte tensors, on the device.
+__global__ void pack_fp8_codes(const uint16_t *src, uint8_t *dst, int64_t n)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = (uint8_t)(src[i] & 0xffu);
+}
+
+ac_status pack_codes(const void *src, uint8_t *dst, int64_t n, const char *name, ac_error *err)
+{
+    if (n <= 0) return AC_OK;
+    const int64_t blocks = (n + 255) / 256;
+    pack_fp8_codes<<<(unsigned)(blocks < 4096 ? blocks : 4096), 256>>>(static_cast<const uint16_t *>(src), dst, n);
+    return ac_gpu_check(cudaGetLastError(), name, err);
 }
 
 } // namespace
@@ -487,7 +596,7 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
 {
     ac_status st = ac_prefill_validate(p, 1, err);
     if (st) return st;
-    const int dpad = AC_PREFILL_DPAD(p->head_dim);
+    const int dpad = AC_PREFILL_DPAD_OF(p);
     const int bm = dpad == 64 ? Cfg<64>::BM : dpad == 128 ? Cfg<128>::BM : Cfg<256>::BM;
     int32_t max_lq = 0;
     for (int32_t b = 0; b < p->batch; b++) {
@@ -500,8 +609,11 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
     KParams kp;
     memset(&kp, 0, sizeof kp);
     kp.q = static_cast<const uint16_t *>(p->q);
-    kp.k = static_cast<const uint16_t *>(p->k);
-    kp.v = static_cast<const uint16_t *>(p->v);
+    const bool kv8 = p->kv_format != AC_KV_AS_DTYPE;
+    kp.k = kv8 ? nullptr : static_cast<const uint16_t *>(p->k);
+    kp.v = kv8 ? nullptr : static_cast<const uint16_t *>(p->v);
+    kp.k8 = kv8 ? static_cast<const uint8_t *>(p->k) : nullptr;
+    kp.v8 = kv8 ? static_cast<const uint8_t *>(p->v) : nullptr;
     kp.out = static_cast<uint16_t *>(p->out);
     kp.lse = p->lse;
     kp.mask_bool = p->mask_bool;
@@ -514,6 +626,7 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
     kp.hq = p->heads_q;
     kp.hkv = p->heads_kv;
     kp.d = p->head_dim;
+    kp.dv = AC_PREFILL_DV(p);
     kp.paged = p->paged;
     kp.block_size = p->block_size;
     kp.max_blocks_per_seq = p->max_blocks_per_seq;
@@ -526,15 +639,23 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
     if (p->softcap > 0.0f) ac_prefill_softcap_factors(ac_prefill_scale(p), p->softcap, &kp.cap_in, &kp.cap_out);
     kp.alibi = p->h_alibi_slopes ? p->d_alibi_slopes : nullptr;
     kp.sinks = p->h_sinks ? p->d_sinks : nullptr;
-    const bool feat = ac_prefill_features(p) != 0;
+    kp.kv_format = p->kv_format;
+    kp.n_scales = p->n_kv_scales;
+    kp.k_scales = p->n_kv_scales ? p->d_k_scales : nullptr;
+    kp.v_scales = p->n_kv_scales ? p->d_v_scales : nullptr;
+    kp.scale = ac_prefill_scale(p);
+    kp.softcap = p->softcap;
+    // D_v alone needs no instantiation of its own (runtime dims).
+    const bool feat = (ac_prefill_features(p) & ~(uint32_t)AC_FEAT_HEAD_DIM_V) != 0;
 
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     cudaError_t e;
     const bool bf = p->dtype == AC_BF16;
-    if (dpad == 64) e = bf ? launch<__nv_bfloat16, 64>(kp, feat, m_tiles, p->batch, s) : launch<__half, 64>(kp, feat, m_tiles, p->batch, s);
-    else if (dpad == 128) e = bf ? launch<__nv_bfloat16, 128>(kp, feat, m_tiles, p->batch, s) : launch<__half, 128>(kp, feat, m_tiles, p->batch, s);
-    else e = bf ? launch<__nv_bfloat16, 256>(kp, feat, m_tiles, p->batch, s) : launch<__half, 256>(kp, feat, m_tiles, p->batch, s);
-    if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "prefill launch (D=%d): %s", p->head_dim, cudaGetErrorString(e));
+    if (dpad == 64) e = bf ? launch<__nv_bfloat16, 64>(kp, feat, kv8, m_tiles, p->batch, s) : launch<__half, 64>(kp, feat, kv8, m_tiles, p->batch, s);
+    else if (dpad == 128) e = bf ? launch<__nv_bfloat16, 128>(kp, feat, kv8, m_tiles, p->batch, s) : launch<__half, 128>(kp, feat, kv8, m_tiles, p->batch, s);
+    else e = bf ? launch<__nv_bfloat16, 256>(kp, feat, kv8, m_tiles, p->batch, s) : launch<__half, 256>(kp, feat, kv8, m_tiles, p->batch, s);
+    if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "prefill launch (D=%d, D_v=%d): %s", p->head_dim, AC_PREFILL_DV(p),
+                                           cudaGetErrorString(e));
     return AC_OK;
 }
 
@@ -551,25 +672,52 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
     ac_status st = ac_prefill_params_from_case(c, t, out, &hp, err);
     if (st) return st;
     if ((st = ac_prefill_validate(&hp, 0, err))) return st; // bad input: no device work at all
+    if ((st = ac_prefill_kernel_dims(&hp, err))) return st;  // e.g. 576/512: the model only
 
-    const size_t qo_bytes = (size_t)hp.total_q * hp.heads_q * hp.head_dim * 2;
+    const int32_t dv = AC_PREFILL_DV(&hp);
+    const size_t q_bytes = (size_t)hp.total_q * hp.heads_q * hp.head_dim * 2;
+    const size_t o_bytes = (size_t)hp.total_q * hp.heads_q * dv * 2;
     const size_t lse_bytes = (size_t)hp.total_q * hp.heads_q * sizeof(float);
-    const size_t kv_bytes = (size_t)(hp.paged ? (int64_t)hp.num_blocks * hp.block_size : hp.total_k) * hp.heads_kv *
-                            hp.head_dim * 2;
+    const int64_t kv_rows = (hp.paged ? (int64_t)hp.num_blocks * hp.block_size : hp.total_k) * hp.heads_kv;
+    const int64_t k_elems = kv_rows * hp.head_dim, v_elems = kv_rows * dv;
     const size_t b1 = (size_t)hp.batch + 1;
+    const bool kv8 = hp.kv_format != AC_KV_AS_DTYPE;
     ac_gpu_bufs bufs = {};
     ac_prefill_params dp = hp; // same sizes and host metadata, device data
     void *d_q = 0, *d_k = 0, *d_v = 0, *d_o = 0, *d_lse = 0, *d_cuq = 0, *d_cuk = 0, *d_tab = 0, *d_sk = 0,
-         *d_mask = 0, *d_moff = 0, *d_alibi = 0, *d_sinks = 0;
-    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_q, hp.q, qo_bytes, "q", err));
+         *d_mask = 0, *d_moff = 0, *d_alibi = 0, *d_sinks = 0, *d_kv8 = 0, *d_scales = 0;
+    AC_GPU_STEP(ac_gpu_upload(&bufs, &d_q, hp.q, q_bytes, "q", err));
     if (hp.paged) { // a sparse pool costs the host and the copy only its touched blocks
+        // The pool helper sizes a pool by the case's head_dim: V's pool is
+        // that of a case whose head_dim is D_v (same blocks, same table).
+        ac_case cv = *c;
+        cv.head_dim = dv;
         AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &d_k, c, (const uint16_t *)hp.k, "k", err));
-        AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &d_v, c, (const uint16_t *)hp.v, "v", err));
+        AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &d_v, &cv, (const uint16_t *)hp.v, "v", err));
     } else {
-        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_k, hp.k, kv_bytes, "k", err));
-        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_v, hp.v, kv_bytes, "v", err));
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_k, hp.k, (size_t)k_elems * 2, "k", err));
+        AC_GPU_STEP(ac_gpu_upload(&bufs, &d_v, hp.v, (size_t)v_elems * 2, "v", err));
     }
-    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_o, qo_bytes, "out", err));
+    if (kv8) {
+        // One byte tensor for both: k's codes, then v's at a 16-byte boundary.
+        const size_t v_at = ((size_t)k_elems + 15) & ~(size_t)15;
+        AC_GPU_STEP(ac_gpu_alloc(&bufs, &d_kv8, v_at + (size_t)v_elems, "k/v fp8 codes", err));
+        AC_GPU_STEP(pack_codes(d_k, (uint8_t *)d_kv8, k_elems, "pack k codes", err));
+        AC_GPU_STEP(pack_codes(d_v, (uint8_t *)d_kv8 + v_at, v_elems, "pack v codes", err));
+        d_k = d_kv8;
+        d_v = (uint8_t *)d_kv8 + v_at;
+        if (hp.n_kv_scales > 0) { // k_scales then v_scales in one buffer
+            const size_t n = (size_t)hp.n_kv_scales;
+            AC_GPU_STEP(ac_gpu_alloc(&bufs, &d_scales, 2 * n * sizeof(float), "kv scales", err));
+            AC_GPU_STEP(ac_gpu_check(cudaMemcpy(d_scales, hp.h_k_scales, n * sizeof(float), cudaMemcpyHostToDevice),
+                                     "k_scales", err));
+            AC_GPU_STEP(ac_gpu_check(cudaMemcpy((float *)d_scales + n, hp.h_v_scales, n * sizeof(float),
+                                                cudaMemcpyHostToDevice), "v_scales", err));
+            dp.d_k_scales = (const float *)d_scales;
+            dp.d_v_scales = (const float *)d_scales + n;
+        }
+    }
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_o, o_bytes, "out", err));
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &d_lse, lse_bytes, "lse", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &d_cuq, hp.h_cu_seqlens_q, b1 * 4, "cu_seqlens_q", err));
     if (hp.paged) {
@@ -607,10 +755,10 @@ extern "C" ac_status ac_gpu_prefill(const ac_case *c, const ac_tensors *t, const
     dp.d_mask_off = (const int64_t *)d_moff;
     AC_GPU_STEP(ac_prefill_launch(&dp, NULL, err));
     AC_GPU_STEP(ac_gpu_sync("prefill kernel", err));
-    AC_GPU_STEP(ac_gpu_download(out->o, d_o, qo_bytes, "out", err));
+    AC_GPU_STEP(ac_gpu_download(out->o, d_o, o_bytes, "out", err));
     AC_GPU_STEP(ac_gpu_download(out->lse, d_lse, lse_bytes, "lse", err));
     if (o && o->out_f32 && out->o_f32) {
-        const int64_t n = hp.total_q * hp.heads_q * hp.head_dim;
+        const int64_t n = hp.total_q * hp.heads_q * dv;
         for (int64_t i = 0; i < n; i++) out->o_f32[i] = ac_half_to_f32(c->dtype, out->o[i]);
     }
 done:

@@ -21,7 +21,8 @@ uint32_t ac_prefill_features(const ac_prefill_params *p)
 {
     return (p->has_window && (p->window_left != -1 || p->window_right != -1) ? AC_FEAT_WINDOW : 0u) |
            (p->softcap != 0.0f ? AC_FEAT_SOFTCAP : 0u) | (p->h_alibi_slopes ? AC_FEAT_ALIBI : 0u) |
-           (p->h_sinks ? AC_FEAT_SINKS : 0u);
+           (p->h_sinks ? AC_FEAT_SINKS : 0u) | (p->kv_format != AC_KV_AS_DTYPE ? AC_FEAT_FP8_KV : 0u) |
+           (p->head_dim_v != 0 && p->head_dim_v != p->head_dim ? AC_FEAT_HEAD_DIM_V : 0u);
 }
 
 void ac_prefill_softcap_factors(float scale, float softcap, float *cap_in, float *cap_out)
@@ -49,6 +50,37 @@ static ac_status validate_features(const ac_prefill_params *p, int for_device, a
     return AC_OK;
 }
 
+/* The KV format and its scales: a known format, scales only with FP8 (1 or
+   heads_kv of them, each finite in [2^-64, 2^64], named with its index);
+   the device copies of the scales come with the host ones. */
+static ac_status validate_kv(const ac_prefill_params *p, int for_device, ac_error *err)
+{
+    if ((int)p->kv_format < 0 || p->kv_format >= AC_KV_FORMAT_COUNT)
+        return ac_fail(err, AC_ERR_SHAPE, "kv_format = %d: unknown format", (int)p->kv_format);
+    if (p->n_kv_scales < 0)
+        return ac_fail(err, AC_ERR_SHAPE, "n_kv_scales = %d: must be >= 0", p->n_kv_scales);
+    ac_status st = ac_validate_kv_scales(p->kv_format != AC_KV_AS_DTYPE, p->n_kv_scales, p->h_k_scales,
+                                        p->h_v_scales, p->heads_kv, err);
+    if (st) return st;
+    if (p->n_kv_scales == 0 && (p->d_k_scales || p->d_v_scales))
+        return ac_fail(err, AC_ERR_SHAPE, "d_k_scales / d_v_scales set but n_kv_scales = 0");
+    if (for_device && p->n_kv_scales > 0 && (!p->d_k_scales || !p->d_v_scales))
+        return ac_fail(err, AC_ERR_NULL, "%s is NULL (n_kv_scales = %d)", p->d_k_scales ? "d_v_scales" : "d_k_scales",
+                       p->n_kv_scales);
+    return AC_OK;
+}
+
+ac_status ac_prefill_kernel_dims(const ac_prefill_params *p, ac_error *err)
+{
+    if (!AC_PREFILL_HEAD_DIM_OK(p->head_dim))
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: must be a multiple of 8 in [8, %d]",
+                       p->head_dim, AC_PREFILL_MAX_HEAD_DIM);
+    if (!AC_PREFILL_HEAD_DIM_OK(AC_PREFILL_DV(p)))
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim_v = %d: must be a multiple of 8 in [8, %d]",
+                       p->head_dim_v, AC_PREFILL_MAX_HEAD_DIM);
+    return AC_OK;
+}
+
 /* A data pointer may be NULL only when its tensor has no elements. */
 static ac_status need_ptr(const void *ptr, int64_t elems, const char *name, ac_error *err)
 {
@@ -65,14 +97,20 @@ static ac_status need_aligned(const void *ptr, const char *name, ac_error *err)
 
 ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_error *err)
 {
+    return ac_prefill_check(p, for_device, 1, err);
+}
+
+ac_status ac_prefill_check(const ac_prefill_params *p, int for_device, int kernel_dims, ac_error *err)
+{
     ac_status st;
     if (!p) return ac_fail(err, AC_ERR_NULL, "params is NULL");
     if (p->dtype != AC_BF16 && p->dtype != AC_FP16)
         return ac_fail(err, AC_ERR_UNSUPPORTED, "dtype = %d: must be bf16 or fp16", (int)p->dtype);
     if ((st = ac_validate_heads(p->heads_q, p->heads_kv, p->head_dim, err))) return st;
-    if (!AC_PREFILL_HEAD_DIM_OK(p->head_dim))
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: must be a multiple of 8 in [8, %d]",
-                       p->head_dim, AC_PREFILL_MAX_HEAD_DIM);
+    if (p->head_dim_v < 0 || p->head_dim_v > AC_MAX_HEAD_DIM)
+        return ac_fail(err, AC_ERR_SHAPE, "head_dim_v = %d: must be 0 (= head_dim) or in [1, %d]", p->head_dim_v,
+                       AC_MAX_HEAD_DIM);
+    if ((for_device || kernel_dims) && (st = ac_prefill_kernel_dims(p, err))) return st;
     if (p->batch < 0 || p->batch > AC_PREFILL_MAX_BATCH)
         return ac_fail(err, p->batch < 0 ? AC_ERR_SHAPE : AC_ERR_UNSUPPORTED,
                        "batch = %d: must be in [0, %d]", p->batch, AC_PREFILL_MAX_BATCH);
@@ -83,6 +121,7 @@ ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_err
     if (p->scale_given && !isfinite(p->scale))
         return ac_fail(err, AC_ERR_SHAPE, "scale = %g: must be finite", (double)p->scale);
     if ((st = validate_features(p, for_device, err))) return st;
+    if ((st = validate_kv(p, for_device, err))) return st;
 
     /* Queries. */
     if (p->total_q < 0 || p->total_q > INT32_MAX)
@@ -90,7 +129,8 @@ ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_err
     if ((st = ac_validate_cu_seqlens("h_cu_seqlens_q", p->h_cu_seqlens_q, p->batch, p->total_q, err))) return st;
 
     /* Keys: contiguous or paged. */
-    int64_t kv_elems;
+    const int32_t dv = AC_PREFILL_DV(p);
+    int64_t kv_elems, v_elems;
     if (!p->paged) {
         if (p->total_k < 0 || p->total_k > INT32_MAX)
             return ac_fail(err, AC_ERR_SHAPE, "total_k = %lld: must be in [0, 2^31)", (long long)p->total_k);
@@ -104,11 +144,13 @@ ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_err
                                    b, p->h_seqlens_k[b], b + 1, b, lk);
             }
         kv_elems = p->total_k * p->heads_kv * p->head_dim;
+        v_elems = p->total_k * p->heads_kv * dv;
     } else {
         if ((st = ac_validate_paged(p->h_block_table, p->batch, p->max_blocks_per_seq, p->h_seqlens_k,
                                     p->block_size, p->num_blocks, err)))
             return st;
         kv_elems = (int64_t)p->num_blocks * p->block_size * p->heads_kv * p->head_dim;
+        v_elems = (int64_t)p->num_blocks * p->block_size * p->heads_kv * dv;
     }
 
     /* Explicit mask: [Hm, Lq_b, Lk_b] of every sequence inside the buffer. */
@@ -134,11 +176,11 @@ ac_status ac_prefill_validate(const ac_prefill_params *p, int for_device, ac_err
     }
 
     /* Data pointers. */
-    int64_t qo_elems = p->total_q * p->heads_q * p->head_dim;
-    if ((st = need_ptr(p->q, qo_elems, "q", err))) return st;
+    int64_t q_elems = p->total_q * p->heads_q * p->head_dim, o_elems = p->total_q * p->heads_q * dv;
+    if ((st = need_ptr(p->q, q_elems, "q", err))) return st;
     if ((st = need_ptr(p->k, kv_elems, "k", err))) return st;
-    if ((st = need_ptr(p->v, kv_elems, "v", err))) return st;
-    if ((st = need_ptr(p->out, qo_elems, "out", err))) return st;
+    if ((st = need_ptr(p->v, v_elems, "v", err))) return st;
+    if ((st = need_ptr(p->out, o_elems, "out", err))) return st;
 
     if (for_device && p->batch > 0) {
         if (!p->d_cu_seqlens_q) return ac_fail(err, AC_ERR_NULL, "d_cu_seqlens_q is NULL");
@@ -164,6 +206,7 @@ ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_
     p->heads_q = c->heads_q;
     p->heads_kv = c->heads_kv;
     p->head_dim = c->head_dim;
+    p->head_dim_v = c->head_dim_v;
     p->total_q = t->total_q;
     p->q = t->q;
     p->k = t->k;
@@ -207,6 +250,10 @@ ac_status ac_prefill_params_from_case(const ac_case *c, const ac_tensors *t, ac_
     p->softcap = c->softcap;
     p->h_alibi_slopes = c->n_alibi ? c->alibi_slopes : NULL;
     p->h_sinks = c->n_sinks ? c->sinks : NULL;
+    p->kv_format = c->kv_format;
+    p->n_kv_scales = c->n_kv_scales;
+    p->h_k_scales = c->n_kv_scales ? c->k_scales : NULL;
+    p->h_v_scales = c->n_kv_scales ? c->v_scales : NULL;
     return AC_OK;
 }
 
@@ -217,10 +264,12 @@ ac_status ac_model_prefill(const ac_case *c, const ac_tensors *t, const ac_run_o
     if (!out) return ac_fail(err, AC_ERR_NULL, "outputs is NULL");
     ac_status st = ac_prefill_params_from_case(c, t, out, &p, err);
     if (st) return st;
-    st = ac_prefill_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
+    /* The tensors are the case's own, sized by its head dims: the model takes
+       any (576/512 included) where the kernel stops at 256. */
+    st = ac_prefill_cpu_any_dims(&p, o ? o->bug : AC_BUG_NONE, err);
     if (st) return st;
     if (o && o->out_f32 && out->o_f32) {
-        int64_t n = t->total_q * c->heads_q * c->head_dim;
+        int64_t n = t->total_q * c->heads_q * ac_case_dv(c);
         for (int64_t i = 0; i < n; i++) out->o_f32[i] = ac_half_to_f32(c->dtype, out->o[i]);
     }
     return AC_OK;

@@ -18,7 +18,12 @@
  *   O    = o * (1/l),  LSE = fmaf(m, ln 2, ln l);  empty row: O = 0, LSE = -inf
  *   with a finite sink (ms = sink * log2 e, m' = max(m, ms)):
  *          l' = fmaf(l, exp2(m - m'), exp2(ms - m')),  O = o * (exp2(m - m') * (1/l')),
- *          LSE = fmaf(m', ln 2, ln l');  empty row: O = 0, LSE = sink */
+ *          LSE = fmaf(m', ln 2, ln l');  empty row: O = 0, LSE = sink
+ * D_v != D_qk: q.k over D_qk, V rows and O over D_v; the tiles' pad is that of
+ * the larger. FP8 cache: K and V codes decoded exactly (bf16/fp16 hold every
+ * FP8 value); the KV head's k_scale folded into the scale once
+ * (ac_prefill_kv_scaled, then scale*log2 e and the softcap factors from it);
+ * O = round((o * (1/l)) * v_scale) in the epilogue. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,9 +95,17 @@ static int mask_ok(const row_rule *r, int32_t i, int32_t j)
 
 static float round_to(ac_dtype t, float x) { return ac_half_to_f32(t, ac_f32_to_half(t, x)); }
 
+/* A K/V storage element as fp32: the half format, or an FP8 code in the low
+   byte (exact either way; the scale is applied elsewhere). */
+static float kv_elem(ac_dtype t, ac_kv_format f, uint16_t bits)
+{
+    return f == AC_KV_AS_DTYPE ? ac_half_to_f32(t, bits) : ac_fp8_to_f32(f, (uint8_t)(bits & 0xffu));
+}
+
 /* One query row through the key tiles [tile0, tile1) of its CTA. Kf/Vf hold
-   the row's visible keys in logical order as fp32 ([key_limit, D]). */
-static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float *Vf, int32_t D, int32_t tile0,
+   the row's visible keys in logical order as fp32 ([key_limit, D] and
+   [key_limit, Dv]). */
+static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float *Vf, int32_t D, int32_t Dv, int32_t tile0,
                       int32_t tile1, int32_t tile_n, float scale_log2, const row_rule *r, int32_t i, float *acc,
                       float *m_out, float *l_out, int32_t *first_out, float *t /* [tile_n] scratch */)
 {
@@ -108,7 +121,7 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
     const int cap_last = r->bug == AC_BUG_SOFTCAP_AFTER_MASK && r->cap_out != 0.0f;
     float m = -INFINITY, lg[4] = {0, 0, 0, 0};
     int32_t first = -1;
-    for (int32_t d = 0; d < D; d++) acc[d] = 0.0f;
+    for (int32_t d = 0; d < Dv; d++) acc[d] = 0.0f;
     for (int32_t tile = tile0; tile < tile1; tile++) {
         int32_t n0 = tile * tile_n;
         float mx = -INFINITY;
@@ -150,12 +163,12 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
             lg[g] = fmaf(lg[g], alpha, rs);
         }
         for (int32_t c = 0; c < tile_n; c++) t[c] = round_to(dt, exp2f(t[c] - m_use)); /* P in the input dtype */
-        for (int32_t d = 0; d < D; d++) {
+        for (int32_t d = 0; d < Dv; d++) {
             float o = acc[d] * alpha;
             for (int32_t k0 = 0; k0 < tile_n; k0 += 16) {
                 float part = 0.0f;
                 for (int32_t c = k0; c < k0 + 16; c++)
-                    if (t[c] != 0.0f) part += t[c] * Vf[(int64_t)(n0 + c) * D + d]; /* masked keys hold no V */
+                    if (t[c] != 0.0f) part += t[c] * Vf[(int64_t)(n0 + c) * Dv + d]; /* masked keys hold no V */
                 o += part;
             }
             acc[d] = o;
@@ -170,13 +183,23 @@ static void model_row(ac_dtype dt, const float *qf, const float *Kf, const float
 ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
 {
     ac_status st = ac_prefill_validate(p, 0, err);
+    return st ? st : ac_prefill_cpu_any_dims(p, bug, err);
+}
+
+ac_status ac_prefill_cpu_any_dims(const ac_prefill_params *p, ac_bug bug, ac_error *err)
+{
+    ac_status st = ac_prefill_check(p, 0, 0, err);
     if (st) return st;
     const ac_dtype dt = p->dtype;
-    const int32_t D = p->head_dim, Hq = p->heads_q, Hkv = p->heads_kv;
-    const int32_t dpad = AC_PREFILL_DPAD(D);
+    const int32_t D = p->head_dim, Dv = AC_PREFILL_DV(p), Hq = p->heads_q, Hkv = p->heads_kv;
+    const int32_t dpad = AC_PREFILL_DPAD_OF(p);
     const int32_t tile_m = AC_PREFILL_TILE_M(dpad), tile_n = AC_PREFILL_TILE_N(dpad);
-    float scale = (bug == AC_BUG_SCALE_ONE && !p->scale_given) ? 1.0f : ac_prefill_scale(p);
-    const float scale_log2 = scale * LOG2E_F;
+    const float scale = (bug == AC_BUG_SCALE_ONE && !p->scale_given) ? 1.0f : ac_prefill_scale(p);
+    const ac_kv_format kvf = p->kv_format;
+    /* AC_BUG_DV_AS_DQK: V rows addressed with D_qk as their head dim; reads at
+       or past v's element count give 0. */
+    const int dv_bug = bug == AC_BUG_DV_AS_DQK && Dv != D;
+    const int64_t v_elems = (p->paged ? (int64_t)p->num_blocks * p->block_size : p->total_k) * Hkv * Dv;
     const uint16_t *q = p->q, *k = p->k, *v = p->v;
     uint16_t *out = p->out;
 
@@ -190,9 +213,9 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
         if (lim > max_keys) max_keys = lim;
     }
     float *Kf = malloc(sizeof(float) * (size_t)(max_keys * D + 1));
-    float *Vf = malloc(sizeof(float) * (size_t)(max_keys * D + 1));
+    float *Vf = malloc(sizeof(float) * (size_t)(max_keys * Dv + 1));
     float *qf = malloc(sizeof(float) * (size_t)D);
-    float *acc = malloc(sizeof(float) * (size_t)D);
+    float *acc = malloc(sizeof(float) * (size_t)Dv);
     float *t = malloc(sizeof(float) * (size_t)tile_n);
     if (!Kf || !Vf || !qf || !acc || !t) {
         st = ac_fail(err, AC_ERR_NOMEM, "prefill model: out of memory for %lld keys", (long long)max_keys);
@@ -214,7 +237,6 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
         r.key_limit = lk;
         r.window_left = AC_PREFILL_WINDOW_LEFT(p);
         r.window_right = AC_PREFILL_WINDOW_RIGHT(p);
-        if (p->softcap > 0.0f) ac_prefill_softcap_factors(scale, p->softcap, &r.cap_in, &r.cap_out);
         r.has_alibi = p->h_alibi_slopes != NULL;
         if (bug == AC_BUG_TAIL_UNMASKED) { /* read to the end of the last block / tile */
             if (p->paged) {
@@ -229,13 +251,20 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
             const int32_t kvh = bug == AC_BUG_GQA_MOD ? h % Hkv : ac_kv_head(h, Hq, Hkv);
             r.slope = r.has_alibi ? p->h_alibi_slopes[h] : 0.0f;
             const float sink = p->h_sinks ? p->h_sinks[h] : -INFINITY;
+            /* The KV head's scales: k_scale folded into the logit scale (and
+               the softcap factors), v_scale applied to O in the epilogue. */
+            const float se = ac_prefill_kv_scaled(scale, AC_PREFILL_K_SCALE(p, kvh));
+            const float scale_log2 = se * LOG2E_F;
+            const float v_scale = bug == AC_BUG_V_SCALE_DROPPED ? 1.0f : AC_PREFILL_V_SCALE(p, kvh);
+            const int use_vs = kvf != AC_KV_AS_DTYPE && v_scale != 1.0f;
+            if (p->softcap > 0.0f) ac_prefill_softcap_factors(se, p->softcap, &r.cap_in, &r.cap_out);
             for (int32_t j = 0; j < r.key_limit; j++) {
-                int64_t off = p->paged ? ac_cache_offset(ac_pos_slot(trow, j, p->block_size), kvh, Hkv, D)
-                                       : ac_thd_offset((int64_t)k0 + j, kvh, Hkv, D);
-                for (int32_t d = 0; d < D; d++) {
-                    Kf[(int64_t)j * D + d] = ac_half_to_f32(dt, k[off + d]);
-                    Vf[(int64_t)j * D + d] = ac_half_to_f32(dt, v[off + d]);
-                }
+                int64_t row = p->paged ? ac_pos_slot(trow, j, p->block_size) : (int64_t)k0 + j;
+                int64_t off = ac_cache_offset(row, kvh, Hkv, D); /* == ac_thd_offset(row, ...) */
+                int64_t voff = ac_cache_offset(row, kvh, Hkv, dv_bug ? D : Dv);
+                for (int32_t d = 0; d < D; d++) Kf[(int64_t)j * D + d] = kv_elem(dt, kvf, k[off + d]);
+                for (int32_t d = 0; d < Dv; d++)
+                    Vf[(int64_t)j * Dv + d] = voff + d < v_elems ? kv_elem(dt, kvf, v[voff + d]) : 0.0f;
             }
             /* A mask of zero elements may be NULL: form no pointer from it. */
             if (p->mask_kind != AC_MASK_NONE && (int64_t)lq * lk > 0) {
@@ -257,7 +286,7 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
                     for (int32_t d = 0; d < D; d++) qf[d] = ac_half_to_f32(dt, q[qoff + d]);
                     float m, l;
                     int32_t first;
-                    model_row(dt, qf, Kf, Vf, D, tile0, tile1, tile_n, scale_log2, &r, i, acc, &m, &l, &first, t);
+                    model_row(dt, qf, Kf, Vf, D, Dv, tile0, tile1, tile_n, scale_log2, &r, i, acc, &m, &l, &first, t);
                     int empty = m == -INFINITY;
                     float inv, lse, w_first = 0.0f; /* w_first: AC_BUG_SINK_NUMERATOR's weight */
                     if (sink != -INFINITY) {
@@ -280,11 +309,13 @@ ac_status ac_prefill_cpu(const ac_prefill_params *p, ac_bug bug, ac_error *err)
                         else if (bug == AC_BUG_LSE_BASE2) lse = m + log2f(l);
                         else lse = fmaf(m, LN2_F, logf(l));
                     }
-                    for (int32_t d = 0; d < D; d++)
-                        out[qoff + d] = ac_f32_to_half(dt, empty ? 0.0f : acc[d] * inv);
-                    if (w_first != 0.0f) /* the sink as a key whose value row is the first allowed key's */
-                        for (int32_t d = 0; d < D; d++)
-                            out[qoff + d] = ac_f32_to_half(dt, fmaf(w_first, Vf[(int64_t)first * D + d], acc[d] * inv));
+                    int64_t ooff = ac_thd_offset((int64_t)q0 + i, h, Hq, Dv);
+                    for (int32_t d = 0; d < Dv; d++) {
+                        float x = empty ? 0.0f : acc[d] * inv;
+                        if (w_first != 0.0f) /* the sink as a key whose value row is the first allowed key's */
+                            x = fmaf(w_first, Vf[(int64_t)first * Dv + d], acc[d] * inv);
+                        out[ooff + d] = ac_f32_to_half(dt, use_vs ? x * v_scale : x);
+                    }
                     if (p->lse) p->lse[(int64_t)(q0 + i) * Hq + h] = lse;
                 }
             }

@@ -38,10 +38,28 @@ typedef struct cfg {
     int window, wl, wr;
     float softcap;
     const float *alibi, *sinks; /* [hq] */
+    /* K/V storage (0: off): D_v (0 = d), FP8 format and its scales. */
+    int dv;
+    ac_kv_format kvf;
+    int n_scales;               /* 0, 1 or hkv */
+    const float *k_scales, *v_scales;
 } cfg;
-#define NO_FEATURES 0, 0, 0, 0.0f, NULL, NULL /* cfg's last fields, all off */
+#define NO_FEATURES 0, 0, 0, 0.0f, NULL, NULL, 0, AC_KV_AS_DTYPE, 0, NULL, NULL /* cfg's last fields, all off */
 
 static const uint16_t NAN_HALF = 0x7fc1; /* a NaN in both bf16 and fp16 */
+static const uint16_t NAN_FP8 = 0x007f;  /* a NaN code in E4M3 and E5M2 */
+
+/* One K/V element of KV head kvh: a value in [-1, 1] in the case dtype, or
+   with an FP8 cache its code (ac_fp8_quantize by the head's scale) in the
+   low byte. */
+static uint16_t kv_value(const cfg *g, ac_rng *s, int kvh, int is_v)
+{
+    double x = 2 * ac_rng_unit(s) - 1;
+    if (g->kvf == AC_KV_AS_DTYPE) return ac_f64_to_half(g->dtype, x);
+    const float *sc = is_v ? g->v_scales : g->k_scales;
+    float scale = g->n_scales ? sc[g->n_scales == 1 ? 0 : kvh] : 1.0f;
+    return ac_fp8_quantize(g->kvf, (float)x, scale);
+}
 
 /* Build the case and its tensors. Paged: blocks are placed in a shuffled
    pool with spare blocks; every slot that is not a valid position holds NaN,
@@ -70,6 +88,11 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
         c->window_right = g->wr;
     }
     c->softcap = g->softcap;
+    c->head_dim_v = g->dv;
+    c->kv_format = g->kvf;
+    cr_assert_eq(ac_case_set_kv_scales(c, g->k_scales, g->v_scales, g->n_scales, &err), AC_OK, "%s", err.msg);
+    const int dv = g->dv ? g->dv : g->d;
+    const uint16_t kv_nan = g->kvf == AC_KV_AS_DTYPE ? NAN_HALF : NAN_FP8;
     cr_assert_eq(ac_case_set_alibi(c, g->alibi, g->alibi ? g->hq : 0, &err), AC_OK);
     cr_assert_eq(ac_case_set_sinks(c, g->sinks, g->sinks ? g->hq : 0, &err), AC_OK);
     for (int b = 0; b < g->batch; b++) {
@@ -87,14 +110,17 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
     int64_t qn = t->total_q * g->hq * g->d;
     t->q = malloc(sizeof(uint16_t) * (size_t)(qn + 1));
     for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
-    int64_t row = (int64_t)g->hkv * g->d;
+    int64_t row = (int64_t)g->hkv * g->d, vrow = (int64_t)g->hkv * dv;
     if (!g->paged) {
         t->kv_elems = t->total_k * row;
+        t->v_elems = t->total_k * vrow;
         t->k = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
-        t->v = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems + 1));
-        for (int64_t i = 0; i < t->kv_elems; i++) {
-            t->k[i] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
-            t->v[i] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
+        t->v = malloc(sizeof(uint16_t) * (size_t)(t->v_elems + 1));
+        /* k and v drawn in turn (one order for any D_v: the draws of the
+           shorter run first pairwise, then the rest of the longer). */
+        for (int64_t i = 0; i < t->kv_elems || i < t->v_elems; i++) {
+            if (i < t->kv_elems) t->k[i] = kv_value(g, &s, (int)(i / g->d % g->hkv), 0);
+            if (i < t->v_elems) t->v[i] = kv_value(g, &s, (int)(i / dv % g->hkv), 1);
         }
     } else {
         int bs = g->block_size, used = 0, maxb = 1;
@@ -114,19 +140,21 @@ static void build(const cfg *g, ac_case *c, ac_tensors *t)
             perm[j] = x;
         }
         t->kv_elems = (int64_t)c->num_blocks * bs * row;
+        t->v_elems = (int64_t)c->num_blocks * bs * vrow;
         t->k = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
-        t->v = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
-        for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = NAN_HALF;
+        t->v = malloc(sizeof(uint16_t) * (size_t)t->v_elems);
+        for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = kv_nan;
+        for (int64_t i = 0; i < t->v_elems; i++) t->v[i] = kv_nan;
         int next = 0;
         for (int b = 0; b < g->batch; b++) {
             int32_t *tr = c->block_table + (int64_t)b * maxb;
             int u = ac_blocks_used(g->lk[b], bs);
             for (int i = 0; i < maxb; i++) tr[i] = i < u ? perm[next++] : (i % 2 ? -1 : 1 << 30);
             for (int p = 0; p < g->lk[b]; p++)
-                for (int x = 0; x < row; x++) {
-                    int64_t o = ac_pos_slot(tr, p, bs) * row + x;
-                    t->k[o] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
-                    t->v[o] = ac_f64_to_half(g->dtype, 2 * ac_rng_unit(&s) - 1);
+                for (int x = 0; x < row || x < vrow; x++) {
+                    int64_t slot = ac_pos_slot(tr, p, bs);
+                    if (x < row) t->k[slot * row + x] = kv_value(g, &s, x / g->d, 0);
+                    if (x < vrow) t->v[slot * vrow + x] = kv_value(g, &s, x / dv, 1);
                 }
         }
         free(perm);
@@ -184,7 +212,7 @@ typedef struct verdict {
 static verdict compare(const ac_case *c, const ac_tensors *t, const ac_outputs *out, const ac_oracle_result *r)
 {
     verdict v = {0, 0, 0, 0, 0, 0};
-    int D = c->head_dim;
+    int D = c->head_dim, Dv = ac_case_dv(c);
     double uin = ac_unit_roundoff(c->dtype), u = 0x1p-24, maxd = 0, maxr = 0;
     int64_t rows = t->total_q * c->heads_q;
     for (int64_t rr = 0; rr < rows; rr++) {
@@ -192,18 +220,18 @@ static verdict compare(const ac_case *c, const ac_tensors *t, const ac_outputs *
         if (isnan(lse)) v.nan_seen = 1;
         if (r->lse[rr] == -INFINITY) {
             if (lse != -INFINITY) v.empty_bad++;
-            for (int d = 0; d < D; d++)
-                if (out->o[rr * D + d] != 0) v.empty_bad++; /* +0 exactly */
+            for (int d = 0; d < Dv; d++)
+                if (out->o[rr * Dv + d] != 0) v.empty_bad++; /* +0 exactly */
             continue;
         }
         double lt = (D + 4) * u * fmax(r->qk_abs[rr], r->logit_abs[rr]) + 16 * u * (fabs(r->lse[rr]) + 1);
         double le = fabs((double)lse - r->lse[rr]) / lt;
         if (!(le <= v.worst_lse_ratio)) v.worst_lse_ratio = isnan(le) ? INFINITY : le;
-        for (int d = 0; d < D; d++) {
-            double o = ac_half_to_f32(c->dtype, out->o[rr * D + d]), ref = r->o[rr * D + d];
+        for (int d = 0; d < Dv; d++) {
+            double o = ac_half_to_f32(c->dtype, out->o[rr * Dv + d]), ref = r->o[rr * Dv + d];
             if (isnan(o)) v.nan_seen = 1;
             double diff = fabs(o - ref);
-            double tol = 3 * uin * (r->spv[rr * D + d] + fabs(ref)) + 64 * u;
+            double tol = 3 * uin * (r->spv[rr * Dv + d] + fabs(ref)) + 64 * u;
             if (!(diff / tol <= v.worst_o_ratio)) v.worst_o_ratio = isnan(diff) ? INFINITY : diff / tol;
             if (!(diff <= maxd)) maxd = isnan(diff) ? INFINITY : diff;
             if (fabs(ref) > maxr) maxr = fabs(ref);
@@ -349,6 +377,16 @@ Test(model_prefill, injected_bugs_are_caught)
     }
 }
 
+/* ac_prefill_cpu refuses `bad` with `want`, its message holding `needle`
+   (NULL: any message). */
+static void expect_refused(const ac_prefill_params *bad, ac_status want, const char *needle)
+{
+    ac_error err;
+    err.msg[0] = '\0';
+    cr_expect_eq(ac_prefill_cpu(bad, AC_BUG_NONE, &err), want, "want %d: %s", (int)want, err.msg);
+    if (needle) cr_expect(strstr(err.msg, needle) != NULL, "'%s' not in: %s", needle, err.msg);
+}
+
 /* Bad input: a named error, and nothing written. */
 Test(model_prefill, validation_names_the_argument)
 {
@@ -389,9 +427,43 @@ Test(model_prefill, validation_names_the_argument)
     bad.h_seqlens_k = sk;
     cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_CAPACITY);
 
+    /* The kernel's head dims (multiples of 8 up to 256), D_qk and D_v. */
     bad = p;
     bad.head_dim = 100;
     cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
+    cr_expect(strstr(err.msg, "head_dim = 100") != NULL, "%s", err.msg);
+    bad = p;
+    bad.head_dim_v = 264;
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_UNSUPPORTED);
+    cr_expect(strstr(err.msg, "head_dim_v = 264") != NULL, "%s", err.msg);
+    bad.head_dim_v = -1;
+    cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_SHAPE);
+    cr_expect(strstr(err.msg, "head_dim_v = -1") != NULL, "%s", err.msg);
+    /* The FP8 cache's arguments (validation only: nothing is read). */
+    static const float ks[] = {1.0f, INFINITY}, vs[] = {0x1p-70f, 1.0f}, ok2[] = {0.5f, 2.0f};
+    ac_prefill_params fp8 = p;
+    fp8.kv_format = AC_KV_E5M2;
+    fp8.n_kv_scales = 2;
+    fp8.h_k_scales = fp8.h_v_scales = ok2;
+    cr_expect_eq(ac_prefill_validate(&fp8, 0, &err), AC_OK, "%s", err.msg);
+    bad = fp8;
+    bad.h_k_scales = ks;
+    expect_refused(&bad, AC_ERR_SHAPE, "k_scales[1] = inf");
+    bad = fp8;
+    bad.h_v_scales = vs;
+    expect_refused(&bad, AC_ERR_SHAPE, "v_scales[0]");
+    bad = fp8;
+    bad.n_kv_scales = 3;
+    expect_refused(&bad, AC_ERR_SHAPE, "3 entries");
+    bad = fp8;
+    bad.kv_format = AC_KV_AS_DTYPE; /* scales without an FP8 cache */
+    expect_refused(&bad, AC_ERR_UNSUPPORTED, "not FP8");
+    bad = fp8;
+    bad.kv_format = (ac_kv_format)9;
+    expect_refused(&bad, AC_ERR_SHAPE, "kv_format = 9");
+    bad = fp8;
+    bad.d_k_scales = ok2; /* the device path needs both copies */
+    cr_expect_eq(ac_prefill_validate(&bad, 1, &err), AC_ERR_NULL);
     bad = p;
     bad.q = NULL;
     cr_expect_eq(ac_prefill_cpu(&bad, AC_BUG_NONE, &err), AC_ERR_NULL);
@@ -794,4 +866,169 @@ Test(model_prefill, feature_bugs_are_caught)
     g = feat_cfg(1);
     g.sinks = sinks;
     expect_bug_seen(&g, AC_BUG_SINK_NUMERATOR);
+}
+
+/* --- K/V storage: D_v != D_qk and the FP8 cache (docs/PREFILL.md) -------- */
+
+static const float KS1[] = {0.75f}, VS1[] = {0.25f};            /* per tensor */
+static const float KS2[] = {0.5f, 3.0f}, VS2[] = {2.0f, 0.125f}; /* per KV head (hkv = 2) */
+
+/* A small GQA case (4 query heads on 2 KV heads), bottom-right causal. */
+static cfg kv_cfg(ac_dtype dt, int d, int dv, int paged, uint64_t seed)
+{
+    cfg g = {dt, 3, 4, 2, d, LQ_D, LK_D, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, paged, 16, 0, 0, seed, NO_FEATURES};
+    g.dv = dv;
+    return g;
+}
+
+static void set_fp8(cfg *g, ac_kv_format f, int per_head)
+{
+    g->kvf = f;
+    g->n_scales = per_head ? 2 : 1;
+    g->k_scales = per_head ? KS2 : KS1;
+    g->v_scales = per_head ? VS2 : VS1;
+}
+
+/* D_v != D_qk against the oracle: q.k over D_qk, V and O over D_v. */
+Test(model_prefill, head_dim_v_against_reference)
+{
+    static const int dims[][2] = {{192, 128}, {64, 128}, {128, 64}};
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        for (int dt = 0; dt < 2; dt++)
+            for (int paged = 0; paged < 2; paged++) {
+                cfg g = kv_cfg((ac_dtype)dt, dims[i][0], dims[i][1], paged, 500 + (uint64_t)n++);
+                g.mask = (ac_mask_kind)(n % 3);
+                run_and_compare(&g, AC_BUG_NONE, 1);
+            }
+    /* MLA's 576/512: past the kernel (model only, through the case entry). */
+    static const int lq[] = {3}, lk[] = {40};
+    cfg g = {AC_BF16, 1, 2, 1, 576, lq, lk, AC_CAUSAL_BOTTOM_RIGHT, AC_MASK_NONE, 0, 1, 16, 0, 0, 600, NO_FEATURES};
+    g.dv = 512;
+    run_and_compare(&g, AC_BUG_NONE, 1);
+}
+
+/* The FP8 cache against the oracle: both formats, per-tensor and per-head
+   scales, paged (NaN codes in unused slots) and contiguous. */
+Test(model_prefill, fp8_cache_against_reference)
+{
+    int n = 0;
+    for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++)
+        for (int per_head = 0; per_head < 2; per_head++)
+            for (int paged = 0; paged < 2; paged++) {
+                cfg g = kv_cfg((ac_dtype)(n % 2), n % 4 == 3 ? 192 : 64, n % 4 == 3 ? 128 : 0, paged,
+                               700 + (uint64_t)n);
+                set_fp8(&g, (ac_kv_format)f, per_head);
+                g.mask = (ac_mask_kind)(n % 3);
+                n++;
+                run_and_compare(&g, AC_BUG_NONE, 1);
+            }
+}
+
+/* The two K/V bugs fail the verdict. */
+Test(model_prefill, kv_bugs_are_caught)
+{
+    cfg g = kv_cfg(AC_BF16, 64, 0, 1, 801);
+    set_fp8(&g, AC_KV_E4M3, 1);
+    verdict v = run_and_compare(&g, AC_BUG_V_SCALE_DROPPED, 0);
+    cr_expect(v.verdict_fails, "bug v-scale-dropped not caught by the verdict");
+    g = kv_cfg(AC_BF16, 64, 128, 0, 802);
+    v = run_and_compare(&g, AC_BUG_DV_AS_DQK, 0);
+    cr_expect(v.verdict_fails, "bug dv-as-dqk not caught by the verdict (contiguous)");
+    g = kv_cfg(AC_FP16, 128, 64, 1, 803);
+    v = run_and_compare(&g, AC_BUG_DV_AS_DQK, 0);
+    cr_expect(v.verdict_fails, "bug dv-as-dqk not caught by the verdict (paged)");
+}
+
+/* Exact, without the oracle: an FP8 case equals the dtype case whose cache
+   holds the decoded values (exact in bf16/fp16) under the scale
+   ac_prefill_kv_scaled(scale, k_scale), with O times v_scale (a power of
+   two: exact in bf16). Same LSE bits. The dropped v_scale is seen here too. */
+static int fp8_matches_dequantised(ac_kv_format f, int paged, ac_bug bug)
+{
+    cfg g = kv_cfg(AC_BF16, 64, 0, paged, 900 + (uint64_t)f);
+    set_fp8(&g, f, 0);
+    ac_case c;
+    ac_tensors t;
+    build(&g, &c, &t);
+    ac_error err;
+    ac_run_opts opts = {bug, 0};
+    ac_outputs o8 = {0}, od = {0};
+    cr_assert_eq(ac_outputs_alloc(&c, &o8, &err), AC_OK);
+    cr_assert_eq(ac_model_prefill(&c, &t, &opts, &o8, &err), AC_OK, "%s", err.msg);
+    const float se = ac_prefill_kv_scaled(1.0f / sqrtf((float)c.head_dim), KS1[0]);
+    for (int64_t i = 0; i < t.kv_elems; i++) {
+        t.k[i] = ac_f32_to_half(c.dtype, ac_fp8_to_f32(f, (uint8_t)t.k[i]));
+        t.v[i] = ac_f32_to_half(c.dtype, ac_fp8_to_f32(f, (uint8_t)t.v[i]));
+    }
+    c.kv_format = AC_KV_AS_DTYPE;
+    cr_assert_eq(ac_case_set_kv_scales(&c, NULL, NULL, 0, &err), AC_OK);
+    c.scale_given = 1;
+    c.scale = se;
+    cr_assert_eq(ac_outputs_alloc(&c, &od, &err), AC_OK);
+    cr_assert_eq(ac_model_prefill(&c, &t, NULL, &od, &err), AC_OK, "%s", err.msg);
+    int64_t rows = t.total_q * c.heads_q, bad = 0;
+    for (int64_t i = 0; i < rows * c.head_dim; i++)
+        if (ac_half_to_f32(c.dtype, o8.o[i]) != ac_half_to_f32(c.dtype, od.o[i]) * VS1[0]) bad++;
+    if (memcmp(o8.lse, od.lse, sizeof(float) * (size_t)rows) != 0) bad++;
+    ac_outputs_free(&o8);
+    ac_outputs_free(&od);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+    return (int)bad;
+}
+
+Test(model_prefill, fp8_equals_dequantised_cache)
+{
+    for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++)
+        for (int paged = 0; paged < 2; paged++)
+            cr_expect_eq(fp8_matches_dequantised((ac_kv_format)f, paged, AC_BUG_NONE), 0, "%s paged %d",
+                         ac_kv_format_name((ac_kv_format)f), paged);
+    cr_expect_gt(fp8_matches_dequantised(AC_KV_E4M3, 1, AC_BUG_V_SCALE_DROPPED), 0, "v-scale-dropped unseen");
+}
+
+/* Exact, without the oracle: the O columns of a D_v = 2 D_qk case are those
+   of two D_v = D_qk cases, one per half of V; the LSE is theirs. A V read
+   with D_qk's stride (AC_BUG_DV_AS_DQK) is seen here too. */
+static int64_t dv_matches_halves(int paged, ac_bug bug)
+{
+    cfg g = kv_cfg(AC_FP16, 64, 128, paged, 950 + (uint64_t)paged);
+    ac_case c;
+    ac_tensors t;
+    build(&g, &c, &t);
+    ac_error err;
+    ac_run_opts opts = {bug, 0};
+    ac_outputs ow = {0};
+    cr_assert_eq(ac_outputs_alloc(&c, &ow, &err), AC_OK);
+    cr_assert_eq(ac_model_prefill(&c, &t, &opts, &ow, &err), AC_OK, "%s", err.msg);
+    const int D = c.head_dim, Dv = 128;
+    const int64_t rows = t.total_q * c.heads_q, vrows = t.v_elems / Dv;
+    uint16_t *vw = t.v, *vh = malloc(sizeof(uint16_t) * (size_t)(vrows * D + 1));
+    c.head_dim_v = 0;
+    t.v = vh;
+    t.v_elems = vrows * D;
+    int64_t bad = 0;
+    for (int half = 0; half < 2; half++) {
+        for (int64_t r = 0; r < vrows; r++) memcpy(vh + r * D, vw + r * Dv + half * D, sizeof(uint16_t) * (size_t)D);
+        ac_outputs oh = {0};
+        cr_assert_eq(ac_outputs_alloc(&c, &oh, &err), AC_OK);
+        cr_assert_eq(ac_model_prefill(&c, &t, NULL, &oh, &err), AC_OK, "%s", err.msg);
+        for (int64_t r = 0; r < rows; r++)
+            if (memcmp(ow.o + r * Dv + half * D, oh.o + r * D, sizeof(uint16_t) * (size_t)D) != 0) bad++;
+        if (memcmp(ow.lse, oh.lse, sizeof(float) * (size_t)rows) != 0) bad++;
+        ac_outputs_free(&oh);
+    }
+    t.v = vw;
+    free(vh);
+    ac_outputs_free(&ow);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+    return bad;
+}
+
+Test(model_prefill, head_dim_v_columns_exact)
+{
+    cr_expect_eq(dv_matches_halves(0, AC_BUG_NONE), 0);
+    cr_expect_eq(dv_matches_halves(1, AC_BUG_NONE), 0);
+    cr_expect_gt(dv_matches_halves(0, AC_BUG_DV_AS_DQK), 0, "dv-as-dqk unseen");
 }
