@@ -1350,6 +1350,36 @@ Test(store_model, fp8_and_dv_bit_exact)
         }
 }
 
+/* fl32(x / s), not x * fl32(1 / s): the fp16 values where the two give
+   different codes (rare: a few per scale) are stored with such a scale. */
+Test(store_model, fp8_divides_not_multiplies)
+{
+    const float scales[] = {0.3f, 1.1f};
+    for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++)
+        for (size_t k = 0; k < 2; k++) {
+            dcase dc;
+            store_case_kv(&dc, 64, 0, (ac_kv_format)f, 1, 3600 + 2 * (uint64_t)f + k);
+            ac_error err = {0};
+            cr_assert_eq(ac_case_set_kv_scales(&dc.c, &scales[k], &scales[k], 1, &err), AC_OK, "%s", err.msg);
+            int n = 0;
+            for (uint32_t h = 0; h < 0x10000 && n < 32; h++) {
+                const float x = ac_fp16_to_f32((uint16_t)h);
+                if (quant_by_search((ac_kv_format)f, x, scales[k]) == ac_f32_to_fp8((ac_kv_format)f, x * (1.0f / scales[k])))
+                    continue;
+                dc.t.k_new[n] = dc.t.v_new[n] = (uint16_t)h; /* token 0: slot_mapping[0] is a real slot */
+                n++;
+            }
+            cr_assert(n > 0 && dc.c.slot_mapping[0] >= 0, "no value tells division from the reciprocal");
+            ac_outputs out = {0};
+            char why[256] = "";
+            cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+            cr_assert(store_expected(&dc, &out, why, sizeof why), "fmt %d scale %g (%d telling values): %s", f,
+                      (double)scales[k], n, why);
+            ac_outputs_free(&out);
+            dcase_free(&dc);
+        }
+}
+
 /* The quantiser by search agrees with the model's on every fp16 pattern
    (scale 1 and an odd scale): the search is the spec, the model is held to it. */
 Test(store_model, fp8_quantise_every_fp16_pattern)
