@@ -105,7 +105,12 @@ static int copy_run(int64_t first, int64_t count, void *ctx)
 
 ac_status ac_case_copy_pool(const ac_case *c, uint16_t *dst, const uint16_t *src, ac_error *err)
 {
-    int64_t per = (int64_t)c->block_size * c->heads_kv * c->head_dim;
+    return ac_case_copy_pool_dim(c, dst, src, c->head_dim, err);
+}
+
+ac_status ac_case_copy_pool_dim(const ac_case *c, uint16_t *dst, const uint16_t *src, int32_t dim, ac_error *err)
+{
+    int64_t per = (int64_t)c->block_size * c->heads_kv * dim;
     if (!ac_case_is_sparse(c)) {
         memcpy(dst, src, sizeof(uint16_t) * (size_t)((int64_t)c->num_blocks * per));
         return AC_OK;

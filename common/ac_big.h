@@ -44,6 +44,8 @@ int ac_block_runs(const int32_t *blocks, int64_t n, int (*fn)(int64_t first, int
    16 bits): all of it, or in a sparse case the touched blocks only (dst must
    then read as zero elsewhere, as ac_big_alloc's memory does). */
 ac_status ac_case_copy_pool(const ac_case *c, uint16_t *dst, const uint16_t *src, ac_error *err);
+/* The same for a pool of head dim `dim` (V's D_v when it differs from D). */
+ac_status ac_case_copy_pool_dim(const ac_case *c, uint16_t *dst, const uint16_t *src, int32_t dim, ac_error *err);
 
 #ifdef __cplusplus
 }

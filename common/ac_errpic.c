@@ -557,6 +557,6 @@ ac_status ac_errpic_write_case(const ac_case *c, const int32_t *cu_seqlens_q, in
         return ac_fail(err, AC_ERR_UNSUPPORTED, "op = store: judged bit for bit, it has no error map to draw");
     char line[512];
     ac_case_line(c, line, sizeof line);
-    ac_errpic_src s = {err_map, rows, c->head_dim, c->heads_q, c->batch, cu_seqlens_q, line, n_allowed};
+    ac_errpic_src s = {err_map, rows, ac_case_dv(c), c->heads_q, c->batch, cu_seqlens_q, line, n_allowed};
     return ac_errpic_write(&s, stem, err);
 }

@@ -25,7 +25,8 @@ typedef struct ac_tensors {
                                 With an FP8 cache (c->kv_format) each element holds
                                 one FP8 code in its low byte, the high byte 0. */
     int64_t kv_elems;        /* elements in k (and in v when D_v == D) */
-    int64_t v_elems;         /* elements in v */
+    int64_t v_elems;         /* elements in v; read only when D_v != D (with D_v == D,
+                                v has kv_elems elements, as before v_elems existed) */
 
     /* Explicit mask, per sequence b at mask_off[b]: [Hm, Lq_b, Lk_b] with
        Hm = Hq if mask_per_head else 1. */
@@ -52,7 +53,7 @@ typedef struct ac_outputs {
     /* Store: the caches after the store (same layout and format as ac_tensors k/v). */
     uint16_t *k_cache, *v_cache;
     int64_t kv_elems;        /* elements in k_cache (and in v_cache when D_v == D) */
-    int64_t v_elems;         /* elements in v_cache */
+    int64_t v_elems;         /* elements in v_cache; read only when D_v != D */
 } ac_outputs;
 
 void ac_tensors_free(ac_tensors *t);

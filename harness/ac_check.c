@@ -109,7 +109,7 @@ ac_status ac_check_case(const ac_case *c, const ac_check_opts *opts, ac_check_re
         have_ref = ac_ref32(jc, jt, &ref, &e2) == AC_OK;
     }
     if (!st && !bitwise) {
-        map = malloc(sizeof(double) * (size_t)(res.rows * c->head_dim + 1));
+        map = malloc(sizeof(double) * (size_t)(res.rows * ac_case_dv(c) + 1)); /* out has D_v columns */
         if (!map) st = ac_fail(err, AC_ERR_NOMEM, "error map: out of memory");
     }
     if (!st) {

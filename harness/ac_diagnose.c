@@ -99,8 +99,8 @@ static const uint16_t *v_row(const ac_case *c, const ac_tensors *t, int32_t b, i
 {
     int64_t off = c->paged
         ? ac_cache_offset(ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, j, c->block_size), kvh,
-                          c->heads_kv, c->head_dim)
-        : ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kvh, c->heads_kv, c->head_dim);
+                          c->heads_kv, ac_case_dv(c))
+        : ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kvh, c->heads_kv, ac_case_dv(c));
     return t->v + off;
 }
 
@@ -116,7 +116,7 @@ static double got_of(const ac_case *c, int out_f32, const ac_outputs *o, int64_t
 static int row_is_mean_v(const ac_case *c, const ac_tensors *t, int out_f32, const ac_outputs *o, int64_t r)
 {
     if (c->op == AC_OP_COMBINE || c->op == AC_OP_STORE) return 0;
-    const int32_t Hq = c->heads_q, D = c->head_dim;
+    const int32_t Hq = c->heads_q, D = ac_case_dv(c);
     const int64_t tok = r / Hq;
     const int32_t h = (int32_t)(r % Hq), b = seq_of(t->cu_seqlens_q, c->batch, tok);
     const int32_t i = (int32_t)(tok - t->cu_seqlens_q[b]), lq = c->seqlen_q[b], lk = c->seqlen_k[b];
@@ -129,7 +129,8 @@ static int row_is_mean_v(const ac_case *c, const ac_tensors *t, int out_f32, con
     for (int32_t d = 0; d < D; d++) {
         double sum = 0.0, sum_abs = 0.0;
         for (int32_t j = 0; j < n; j++) {
-            double x = ac_half_to_f32(c->dtype, v_row(c, t, b, kvh, j)[d]);
+            double x = ac_kv_elem_to_double(c->dtype, c->kv_format, v_row(c, t, b, kvh, j)[d]) *
+                       (double)ac_case_v_scale(c, kvh);
             if (!isfinite(x)) return 0;
             sum += x;
             sum_abs += fabs(x);
@@ -146,7 +147,7 @@ static int row_is_mean_v(const ac_case *c, const ac_tensors *t, int out_f32, con
 static int empty_o_ok(ac_empty_rule rule, const ac_case *c, const ac_tensors *t, int out_f32, const ac_outputs *o,
                       int64_t r)
 {
-    const int32_t D = c->head_dim;
+    const int32_t D = ac_case_dv(c);
     if (rule == AC_EMPTY_MEAN_V) return row_is_mean_v(c, t, out_f32, o, r);
     for (int32_t d = 0; d < D; d++) {
         double g = got_of(c, out_f32, o, r * D + d);
@@ -187,7 +188,7 @@ static double half_neighbour(ac_dtype dt, uint16_t h, int up)
 int ac_map_empty_row(ac_empty_rule rule, const ac_case *c, const ac_tensors *t, int out_f32, ac_outputs *o,
                      int64_t r)
 {
-    const int32_t D = c->head_dim;
+    const int32_t D = ac_case_dv(c);
     int mapped = 0;
     if (empty_o_ok(rule, c, t, out_f32, o, r)) {
         for (int32_t dd = 0; dd < D; dd++) {
@@ -233,7 +234,7 @@ static void apply_conventions(const ac_dump *d, const ac_case *c, const ac_tenso
 {
     const int combine = c->op == AC_OP_COMBINE, out_f32 = d->conv.out_f32;
     const ac_empty_rule rule = declared_rule(d);
-    const int32_t D = c->head_dim;
+    const int32_t D = ac_case_dv(c);
     for (int64_t r = 0; r < res->rows; r++) {
         if (!res->checked[r]) continue;
         if (res->n_allowed[r] == 0 && !(c->op != AC_OP_COMBINE && has_sink(c, (int32_t)(r % c->heads_q)))) {
@@ -257,16 +258,17 @@ static ac_status copy_outputs(const ac_dump *d, const float *lse, ac_outputs *o,
     memset(o, 0, sizeof *o);
     const ac_outputs *s = &d->out;
     if (d->c.op == AC_OP_STORE) {
-        size_t n = (size_t)s->kv_elems;
+        size_t n = (size_t)s->kv_elems, nv = (size_t)s->v_elems;
         o->k_cache = malloc(sizeof(uint16_t) * (n ? n : 1));
-        o->v_cache = malloc(sizeof(uint16_t) * (n ? n : 1));
+        o->v_cache = malloc(sizeof(uint16_t) * (nv ? nv : 1));
         if (!o->k_cache || !o->v_cache) return ac_fail(err, AC_ERR_NOMEM, "outputs copy: out of memory");
         memcpy(o->k_cache, s->k_cache, sizeof(uint16_t) * n);
-        memcpy(o->v_cache, s->v_cache, sizeof(uint16_t) * n);
+        memcpy(o->v_cache, s->v_cache, sizeof(uint16_t) * nv);
         o->kv_elems = s->kv_elems;
+        o->v_elems = s->v_elems;
         return AC_OK;
     }
-    size_t rows = (size_t)(d->t.total_q * d->c.heads_q), n = rows * (size_t)d->c.head_dim;
+    size_t rows = (size_t)(d->t.total_q * d->c.heads_q), n = rows * (size_t)ac_case_dv(&d->c);
     o->o = malloc(sizeof(uint16_t) * (n ? n : 1));
     o->o_f32 = malloc(sizeof(float) * (n ? n : 1));
     o->lse = lse ? malloc(sizeof(float) * (rows ? rows : 1)) : NULL;
@@ -295,6 +297,20 @@ static double max_abs_half(ac_dtype dt, const uint16_t *x, int64_t n)
     return m;
 }
 
+/* max |value| of K elements: half bits, or FP8 codes times the largest k_scale. */
+static double max_abs_k(const ac_case *c, const uint16_t *x, int64_t n)
+{
+    if (c->kv_format == AC_KV_AS_DTYPE) return max_abs_half(c->dtype, x, n);
+    double m = 0.0, s = 0.0;
+    for (int32_t g = 0; g < c->heads_kv; g++)
+        if (ac_case_k_scale(c, g) > s) s = ac_case_k_scale(c, g);
+    for (int64_t i = 0; i < n; i++) {
+        double a = fabs(ac_kv_elem_to_double(c->dtype, c->kv_format, x[i]));
+        if (isfinite(a) && a > m) m = a;
+    }
+    return m * s;
+}
+
 static double max_abs_f32(const float *x, int64_t n)
 {
     double m = 0.0;
@@ -318,11 +334,11 @@ static ac_status check_logit_range(const variant *v, ac_error *err)
         double qm = max_abs_half(c->dtype, t->q, t->total_q * c->heads_q * c->head_dim);
         double km = 0.0; /* over the keys that are read: unused cache slots may hold anything */
         const int64_t row = (int64_t)c->heads_kv * c->head_dim;
-        if (!c->paged) km = max_abs_half(c->dtype, t->k, t->kv_elems);
+        if (!c->paged) km = max_abs_k(c, t->k, t->kv_elems);
         for (int32_t b = 0; c->paged && b < c->batch; b++)
             for (int32_t p = 0; p < c->seqlen_k[b]; p++) {
                 int64_t slot = ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size);
-                double m = max_abs_half(c->dtype, t->k + slot * row, row);
+                double m = max_abs_k(c, t->k + slot * row, row);
                 if (m > km) km = m;
             }
         bound = scale * c->head_dim * qm * km;
@@ -368,7 +384,7 @@ static ac_status judge(const ac_dump *d, const variant *v, int64_t max_rows, uin
     }
     if (!st && !bitwise) {
         apply_conventions(d, &v->c, &v->t, &r->oracle, &j);
-        map = malloc(sizeof(double) * (size_t)(r->oracle.rows * v->c.head_dim + 1));
+        map = malloc(sizeof(double) * (size_t)(r->oracle.rows * ac_case_dv(&v->c) + 1));
         if (!map) st = ac_fail(err, AC_ERR_NOMEM, "error map: out of memory");
     }
     if (!st) {
@@ -560,23 +576,34 @@ static int hyp_gqa(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
     snprintf(h->name, sizeof h->name, "kv_head=h%%Hkv");
     snprintf(h->declared, sizeof h->declared, "kv_head=h/(Hq/Hkv)");
     snprintf(h->about, sizeof h->about, "query head h reads KV head h %% Hkv instead of h / (Hq/Hkv)");
-    const int32_t Hq = c->heads_q, Hkv = c->heads_kv, D = c->head_dim;
+    const int32_t Hq = c->heads_q, Hkv = c->heads_kv, D = c->head_dim, Dv = ac_case_dv(c);
     if (Hkv == 1 || Hkv == Hq) return na(h, "Hkv = 1 or Hkv = Hq: both mappings agree");
     int64_t slots = c->paged ? (int64_t)c->num_blocks * c->block_size : d->t.total_k;
-    if (slots * Hq * D > ((int64_t)1 << 31)) return na(h, "the expanded K/V would exceed 2^31 elements");
+    if (slots * Hq * (D > Dv ? D : Dv) > ((int64_t)1 << 31))
+        return na(h, "the expanded K/V would exceed 2^31 elements");
     /* K/V with one head per query head, holding the head the bug reads. */
-    size_t n = (size_t)(slots * Hq * D);
-    uint16_t *k = variant_alloc(v, n, sizeof(uint16_t)), *vv = variant_alloc(v, n, sizeof(uint16_t));
+    size_t n = (size_t)(slots * Hq * D), nv = (size_t)(slots * Hq * Dv);
+    uint16_t *k = variant_alloc(v, n, sizeof(uint16_t)), *vv = variant_alloc(v, nv, sizeof(uint16_t));
     if (!k || !vv) return H_NOMEM;
     for (int64_t s = 0; s < slots; s++)
         for (int32_t q = 0; q < Hq; q++) {
             memcpy(k + (s * Hq + q) * D, d->t.k + (s * Hkv + q % Hkv) * D, sizeof(uint16_t) * (size_t)D);
-            memcpy(vv + (s * Hq + q) * D, d->t.v + (s * Hkv + q % Hkv) * D, sizeof(uint16_t) * (size_t)D);
+            memcpy(vv + (s * Hq + q) * Dv, d->t.v + (s * Hkv + q % Hkv) * Dv, sizeof(uint16_t) * (size_t)Dv);
         }
     v->t.k = k;
     v->t.v = vv;
     v->t.kv_elems = (int64_t)n;
+    v->t.v_elems = (int64_t)nv;
     v->c.heads_kv = Hq;
+    if (c->n_kv_scales > 1) { /* per-head scales follow the heads they belong to */
+        float ks[AC_MAX_HEADS], vs[AC_MAX_HEADS];
+        for (int32_t q = 0; q < Hq; q++) {
+            ks[q] = c->k_scales[q % Hkv];
+            vs[q] = c->v_scales[q % Hkv];
+        }
+        ac_error e;
+        if (ac_case_set_kv_scales(&v->c, ks, vs, Hq, &e)) return H_NOMEM;
+    }
     return H_OK;
 }
 
@@ -751,11 +778,13 @@ static int hyp_gather(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
         if (total > INT32_MAX) return na(h, "over 2^31 keys");
     }
     if (!changed) return na(h, "every sequence ends on a block boundary: no extra slot");
-    if (total * Hkv * D > ((int64_t)1 << 31)) return na(h, "the gathered K/V would exceed 2^31 elements");
+    const int32_t Dv = ac_case_dv(c);
+    if (total * Hkv * (D > Dv ? D : Dv) > ((int64_t)1 << 31))
+        return na(h, "the gathered K/V would exceed 2^31 elements");
     uint16_t *k = variant_alloc(v, (size_t)(total * Hkv * D), sizeof(uint16_t));
-    uint16_t *vv = variant_alloc(v, (size_t)(total * Hkv * D), sizeof(uint16_t));
+    uint16_t *vv = variant_alloc(v, (size_t)(total * Hkv * Dv), sizeof(uint16_t));
     if (!k || !vv) return H_NOMEM;
-    const int64_t row = (int64_t)Hkv * D;
+    const int64_t row = (int64_t)Hkv * D, vrow = (int64_t)Hkv * Dv;
     for (int32_t b = 0; b < B; b++) {
         cu[b + 1] = cu[b] + lk[b];
         const int32_t *tr = c->block_table + (int64_t)b * c->max_blocks_per_seq;
@@ -770,7 +799,7 @@ static int hyp_gather(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
             int64_t slot = entry * bs + p % bs + (kind == G_OFFSET_PLUS_ONE) - (kind == G_OFFSET_MINUS_ONE);
             if (slot < 0 || slot >= pool) return na(h, "a slot outside the pool");
             memcpy(k + ((int64_t)cu[b] + p) * row, d->t.k + slot * row, sizeof(uint16_t) * (size_t)row);
-            memcpy(vv + ((int64_t)cu[b] + p) * row, d->t.v + slot * row, sizeof(uint16_t) * (size_t)row);
+            memcpy(vv + ((int64_t)cu[b] + p) * vrow, d->t.v + slot * vrow, sizeof(uint16_t) * (size_t)vrow);
         }
     }
     for (int32_t b = 0; b < B; b++) v->c.seqlen_k[b] = lk[b];
@@ -779,6 +808,7 @@ static int hyp_gather(const ac_dump *d, variant *v, ac_hypothesis *h, int kind)
     v->t.k = k;
     v->t.v = vv;
     v->t.kv_elems = total * row;
+    v->t.v_elems = total * vrow;
     v->t.cu_seqlens_k = cu;
     v->t.total_k = total;
     return H_OK;
@@ -954,8 +984,10 @@ static int feature_mask_variant(const ac_dump *d, variant *v, ac_hypothesis *h, 
                     const uint16_t *qr = t->q + ac_thd_offset((int64_t)t->cu_seqlens_q[b] + i, hh, Hq, D);
                     const uint16_t *kr = kv_at(c, t, t->k, b, kvh, j);
                     double dot = 0.0;
-                    for (int32_t dd = 0; dd < D; dd++)
-                        dot += (double)ac_half_to_f32(c->dtype, qr[dd]) * (double)ac_half_to_f32(c->dtype, kr[dd]);
+                    for (int32_t dd = 0; dd < D; dd++) /* K's values: FP8 codes decoded, times k_scale below */
+                        dot += (double)ac_half_to_f32(c->dtype, qr[dd]) *
+                               ac_kv_elem_to_double(c->dtype, c->kv_format, kr[dd]);
+                    dot *= (double)ac_case_k_scale(c, kvh);
                     if (!isfinite(dot)) return na(h, "a key outside the allowed set holds a non-finite value");
                     const double capped = cap * tanh(scale * dot / cap);
                     if (logit == INFINITY) logit = cap * tanh((scale * dot + (double)extra) / cap);
@@ -1005,6 +1037,47 @@ static int hyp_feature_mask(const ac_dump *d, variant *v, ac_hypothesis *h, int 
     return feature_mask_variant(d, v, h, kind);
 }
 
+/* ---- the K/V features' classic bugs (kv-spec) ---- */
+
+/* An FP8 cache whose output never gets v_scale: the oracle with every v_scale 1. */
+static int hyp_v_scale_dropped(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
+{
+    (void)arg;
+    const ac_case *c = &d->c;
+    label(h, "v_scale_dropped", "O = v_scale * sum_j P_j decode(v_j)",
+          "the FP8 cache's v_scale never applied: O = sum_j P_j decode(v_j) = O_exact / v_scale");
+    if (c->kv_format == AC_KV_AS_DTYPE || c->n_kv_scales == 0) return H_SKIP;
+    int differs = 0;
+    for (int32_t g = 0; g < c->n_kv_scales; g++) differs |= c->v_scales[g] != 1.0f;
+    if (!differs) return na(h, "every v_scale is 1");
+    float ones[AC_MAX_HEADS];
+    for (int32_t g = 0; g < c->n_kv_scales; g++) ones[g] = 1.0f;
+    ac_error e;
+    return ac_case_set_kv_scales(&v->c, c->k_scales, ones, c->n_kv_scales, &e) ? H_NOMEM : H_OK;
+}
+
+/* V addressed with D_qk as its head dim: element (row r, KV head g, d < D_v) read at
+   (r * Hkv + g) * D_qk + d of v (a row is a token, or a cache slot), 0 past its end. */
+static int hyp_dv_as_dqk(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
+{
+    (void)arg;
+    const ac_case *c = &d->c;
+    label(h, "dv_read_as_dqk", "v rows of D_v", "V addressed with stride D_qk: (r * Hkv + g) * D_qk + d");
+    const int64_t Dv = ac_case_dv(c), Dqk = c->head_dim, Hkv = c->heads_kv, n = d->t.v_elems;
+    if (Dv == Dqk) return H_SKIP;
+    uint16_t *vv = variant_alloc(v, (size_t)n, sizeof(uint16_t));
+    if (!vv) return H_NOMEM;
+    const int64_t rows = n / (Hkv * Dv);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t g = 0; g < Hkv; g++)
+            for (int64_t x = 0; x < Dv; x++) {
+                int64_t src = (r * Hkv + g) * Dqk + x;
+                vv[(r * Hkv + g) * Dv + x] = src < n ? d->t.v[src] : 0; /* 0: +0 in every format */
+            }
+    v->t.v = vv;
+    return H_OK;
+}
+
 typedef int (*hyp_fn)(const ac_dump *d, variant *v, ac_hypothesis *h, int arg);
 typedef struct hyp_entry { hyp_fn fn; int arg; } hyp_entry;
 
@@ -1018,7 +1091,7 @@ static const hyp_entry attention_hyps[] = {
     {hyp_feature_mask, F_WINDOW_TOP_LEFT}, {hyp_window_side, 0}, {hyp_window_side, 1}, {hyp_window_side, 2},
     {hyp_window_side, 3}, {hyp_alibi_sign, 0}, {hyp_feature_mask, F_ALIBI_ABS}, {hyp_softcap_ignored, 0},
     {hyp_feature_mask, F_SOFTCAP_AFTER_MASK}, {hyp_feature_mask, F_SOFTCAP_AFTER_MASK_RANGE},
-    {hyp_sinks_ignored, 0},
+    {hyp_sinks_ignored, 0}, {hyp_v_scale_dropped, 0}, {hyp_dv_as_dqk, 0},
 };
 static const hyp_entry combine_hyps[] = {{hyp_lse_base, 0}, {hyp_lse_base, 1}};
 

@@ -40,31 +40,38 @@ const char *ac_combine_empty_name(ac_combine_empty r)
 }
 
 /* Tensor dtypes a dump may hold (safetensors' names). */
-typedef enum tdtype { T_F16 = 0, T_BF16, T_F32, T_I32, T_I64, T_BOOL, T_U8, T_COUNT } tdtype;
-static const char *const tdtype_names[T_COUNT] = {"F16", "BF16", "F32", "I32", "I64", "BOOL", "U8"};
-static const int tdtype_bytes[T_COUNT] = {2, 2, 4, 4, 8, 1, 1};
+typedef enum tdtype { T_F16 = 0, T_BF16, T_F32, T_I32, T_I64, T_BOOL, T_U8, T_F8E4M3, T_F8E5M2, T_COUNT } tdtype;
+static const char *const tdtype_names[T_COUNT] = {"F16", "BF16", "F32", "I32", "I64", "BOOL", "U8", "F8_E4M3",
+                                                  "F8_E5M2"};
+static const int tdtype_bytes[T_COUNT] = {2, 2, 4, 4, 8, 1, 1, 1, 1};
+/* An FP8 K/V tensor's format (docs/DUMP.md): one code per byte, read into the
+   low byte of the uint16 holders (common/ac_tensors.h). */
+#define FP8_TYPES (BIT(T_F8E4M3) | BIT(T_F8E5M2))
 
 /* Tensor names of the format, and which op takes which. */
 enum {
     TN_Q = 0, TN_K, TN_V, TN_K_CACHE, TN_V_CACHE, TN_BLOCK_TABLE, TN_SEQLENS_K, TN_CU_Q, TN_CU_K, TN_MASK,
     TN_OUT, TN_LSE, TN_NUM_SPLITS, TN_O_PART, TN_LSE_PART, TN_K_NEW, TN_V_NEW, TN_SLOT_MAPPING,
-    TN_K_CACHE_OUT, TN_V_CACHE_OUT, TN_ALIBI, TN_SINKS, TN_COUNT
+    TN_K_CACHE_OUT, TN_V_CACHE_OUT, TN_ALIBI, TN_SINKS, TN_K_SCALE, TN_V_SCALE, TN_COUNT
 };
 static const char *const tn_names[TN_COUNT] = {
     "q", "k", "v", "k_cache", "v_cache", "block_table", "seqlens_k", "cu_seqlens_q", "cu_seqlens_k", "mask",
     "out", "lse", "num_splits", "o_part", "lse_part", "k_new", "v_new", "slot_mapping",
-    "k_cache_out", "v_cache_out", "alibi_slopes", "sinks",
+    "k_cache_out", "v_cache_out", "alibi_slopes", "sinks", "k_scale", "v_scale",
 };
 #define BIT(n) (1u << (n))
 static const uint32_t op_tensors_prefill = BIT(TN_Q) | BIT(TN_K) | BIT(TN_V) | BIT(TN_K_CACHE) | BIT(TN_V_CACHE) |
                                           BIT(TN_BLOCK_TABLE) | BIT(TN_SEQLENS_K) | BIT(TN_CU_Q) | BIT(TN_CU_K) |
-                                          BIT(TN_MASK) | BIT(TN_OUT) | BIT(TN_LSE) | BIT(TN_ALIBI) | BIT(TN_SINKS);
+                                          BIT(TN_MASK) | BIT(TN_OUT) | BIT(TN_LSE) | BIT(TN_ALIBI) | BIT(TN_SINKS) |
+                                          BIT(TN_K_SCALE) | BIT(TN_V_SCALE);
 static const uint32_t op_tensors_decode = BIT(TN_Q) | BIT(TN_K_CACHE) | BIT(TN_V_CACHE) | BIT(TN_BLOCK_TABLE) |
                                          BIT(TN_SEQLENS_K) | BIT(TN_CU_Q) | BIT(TN_MASK) | BIT(TN_OUT) |
-                                         BIT(TN_LSE) | BIT(TN_NUM_SPLITS) | BIT(TN_ALIBI) | BIT(TN_SINKS);
+                                         BIT(TN_LSE) | BIT(TN_NUM_SPLITS) | BIT(TN_ALIBI) | BIT(TN_SINKS) |
+                                         BIT(TN_K_SCALE) | BIT(TN_V_SCALE);
 static const uint32_t op_tensors_combine = BIT(TN_O_PART) | BIT(TN_LSE_PART) | BIT(TN_OUT) | BIT(TN_LSE);
 static const uint32_t op_tensors_store = BIT(TN_K_NEW) | BIT(TN_V_NEW) | BIT(TN_SLOT_MAPPING) | BIT(TN_K_CACHE) |
-                                        BIT(TN_V_CACHE) | BIT(TN_K_CACHE_OUT) | BIT(TN_V_CACHE_OUT);
+                                        BIT(TN_V_CACHE) | BIT(TN_K_CACHE_OUT) | BIT(TN_V_CACHE_OUT) |
+                                        BIT(TN_K_SCALE) | BIT(TN_V_SCALE);
 
 typedef struct tensor {
     int present;
@@ -101,14 +108,18 @@ static uint64_t file_index(int swap, int64_t o, int64_t a, int64_t b, int64_t x,
     return swap ? (uint64_t)(((o * nB + b) * nA + a) * inner + x) : (uint64_t)(((o * nA + a) * nB + b) * inner + x);
 }
 
+/* 16-bit elements, or one-byte FP8 codes into the low byte (high byte 0). */
 static void load_u16(const tensor *t, int swap, int64_t outer, int64_t nA, int64_t nB, int64_t inner, uint16_t *dst)
 {
+    const int one = tdtype_bytes[t->dt] == 1;
     uint64_t e = 0;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t a = 0; a < nA; a++)
             for (int64_t b = 0; b < nB; b++)
-                for (int64_t x = 0; x < inner; x++, e++)
-                    dst[e] = rd16(t->data + 2 * file_index(swap, o, a, b, x, nA, nB, inner));
+                for (int64_t x = 0; x < inner; x++, e++) {
+                    uint64_t i = file_index(swap, o, a, b, x, nA, nB, inner);
+                    dst[e] = one ? t->data[i] : rd16(t->data + 2 * i);
+                }
 }
 
 static void load_f32(const tensor *t, int swap, int64_t outer, int64_t nA, int64_t nB, int64_t inner, float *dst)
@@ -176,8 +187,9 @@ static ac_status parse_tensor_entry(parse_ctx *px, const cJSON *e, int which, ac
     int d = 0;
     while (d < T_COUNT && strcmp(dt->valuestring, tdtype_names[d])) d++;
     if (d == T_COUNT)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "tensor '%s': dtype '%.20s': a dump holds F16 BF16 F32 I32 I64 BOOL U8",
-                       name, dt->valuestring);
+        return ac_fail(err, AC_ERR_UNSUPPORTED,
+                       "tensor '%s': dtype '%.20s': a dump holds F16 BF16 F32 I32 I64 BOOL U8 F8_E4M3 F8_E5M2", name,
+                       dt->valuestring);
     t->dt = (tdtype)d;
     if (!cJSON_IsArray(shape)) return ac_fail(err, AC_ERR_PARSE, "tensor '%s': shape is not an array", name);
     int nd = 0;
@@ -591,6 +603,57 @@ static ac_status load_features(const parse_ctx *px, ac_case *c, ac_error *err)
     return AC_OK;
 }
 
+/* The format of a K/V pair (k, v; the caches; a store's caches before and
+   after): both in the case dtype `half`, or both one FP8 dtype. A pair that
+   mixes them is refused by name: one format holds a whole cache. */
+static ac_status kv_pair_format(const tensor *k, int wk, const tensor *v, int wv, tdtype half, ac_kv_format *f,
+                                ac_error *err)
+{
+    if (v->dt != k->dt && ((BIT(k->dt) | BIT(v->dt)) & FP8_TYPES))
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "tensor '%s': dtype %s while '%s' is %s: K and V share one format",
+                       tn_names[wv], tdtype_names[v->dt], tn_names[wk], tdtype_names[k->dt]);
+    ac_status st;
+    if ((st = check_dtype(k, wk, BIT(half) | FP8_TYPES, err)) || (st = check_dtype(v, wv, BIT(half) | FP8_TYPES, err)))
+        return st;
+    *f = k->dt == T_F8E4M3 ? AC_KV_E4M3 : k->dt == T_F8E5M2 ? AC_KV_E5M2 : AC_KV_AS_DTYPE;
+    return AC_OK;
+}
+
+/* The dequantisation scales: F32 tensors k_scale and v_scale, both or
+   neither, each [] or [1] (per tensor) or [Hkv] (per KV head), only with an
+   FP8 cache. Their values are checked by validation (finite, [2^-64, 2^64]). */
+static ac_status load_kv_scales(const parse_ctx *px, ac_case *c, ac_error *err)
+{
+    const tensor *ks = &px->tn[TN_K_SCALE], *vs = &px->tn[TN_V_SCALE];
+    if (!ks->present && !vs->present) return AC_OK;
+    if (!ks->present || !vs->present)
+        return ac_fail(err, AC_ERR_PARSE, "tensor '%s': missing ('%s' is given: both scales or neither)",
+                       ks->present ? "v_scale" : "k_scale", ks->present ? "k_scale" : "v_scale");
+    if (c->kv_format == AC_KV_AS_DTYPE)
+        return ac_fail(err, AC_ERR_PARSE, "tensor 'k_scale': given with K/V in the case dtype (scales go with "
+                       "F8_E4M3 / F8_E5M2 K/V only)");
+    int64_t n[2];
+    const tensor *ts[2] = {ks, vs};
+    const int which[2] = {TN_K_SCALE, TN_V_SCALE};
+    for (int i = 0; i < 2; i++) {
+        ac_status st = check_dtype(ts[i], which[i], BIT(T_F32), err);
+        if (st) return st;
+        n[i] = ts[i]->ndim == 0 ? 1 : ts[i]->ndim == 1 ? ts[i]->shape[0] : -1;
+        if (n[i] != 1 && n[i] != c->heads_kv)
+            return ac_fail(err, AC_ERR_SHAPE, "tensor '%s': shape must be [] or [1] (per tensor) or [Hkv = %d] "
+                           "(per KV head)", tn_names[which[i]], c->heads_kv);
+    }
+    if (n[0] != n[1])
+        return ac_fail(err, AC_ERR_SHAPE, "tensor 'v_scale': %lld entries while 'k_scale' has %lld: both per tensor "
+                       "or both per KV head", (long long)n[1], (long long)n[0]);
+    float k[AC_MAX_HEADS], v[AC_MAX_HEADS];
+    for (int64_t g = 0; g < n[0]; g++) {
+        k[g] = tensor_f32(ks, (uint64_t)g);
+        v[g] = tensor_f32(vs, (uint64_t)g);
+    }
+    return ac_case_set_kv_scales(c, k, v, (int32_t)n[0], err);
+}
+
 static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
 {
     ac_case *c = &d->c;
@@ -655,11 +718,11 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
 
     const char *const nhd_what[3] = {"total tokens", "heads", "D"};
     const char *const hnd_what[3] = {"heads", "total tokens", "D"};
-    int64_t Hkv;
+    int64_t Hkv, Dv;
     const int kv_swap = cv->kv_layout_hnd;
     if (!paged) {
         const tensor *k = &px->tn[TN_K], *v = &px->tn[TN_V];
-        if ((st = check_dtype(k, TN_K, BIT(q->dt), err)) || (st = check_dtype(v, TN_V, BIT(q->dt), err))) return st;
+        if ((st = kv_pair_format(k, TN_K, v, TN_V, q->dt, &c->kv_format, err))) return st;
         if (k->ndim != 3) return ac_fail(err, AC_ERR_SHAPE, "tensor 'k': %d dimensions, expected 3", k->ndim);
         int64_t want[3];
         want[tok] = -1;
@@ -668,7 +731,13 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
         if ((st = check_shape(k, TN_K, 3, want, hnd ? hnd_what : nhd_what, err))) return st;
         const int64_t Tk = k->shape[tok];
         Hkv = k->shape[hd];
-        if ((st = check_shape(v, TN_V, 3, k->shape, hnd ? hnd_what : nhd_what, err))) return st;
+        /* v: k's tokens and heads, its own last dim D_v */
+        const int64_t wv[3] = {k->shape[0], k->shape[1], -1};
+        if ((st = check_shape(v, TN_V, 3, wv, hnd ? hnd_what : nhd_what, err))) return st;
+        Dv = v->shape[2];
+        if (Dv < 1 || Dv > AC_MAX_HEAD_DIM)
+            return ac_fail(err, AC_ERR_SHAPE, "tensor 'v' dim 2 = %lld (D_v): must be in [1, %d]", (long long)Dv,
+                           AC_MAX_HEAD_DIM);
         const tensor *cuk = &px->tn[TN_CU_K];
         if (cuk->present) {
             const int64_t w[1] = {B + 1};
@@ -688,22 +757,27 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
             return ac_fail(err, AC_ERR_SHAPE, "tensor 'k' dim %d = %lld (Hkv): must be in [1, %d]", hd,
                            (long long)Hkv, AC_MAX_HEADS);
         t->kv_elems = Tk * Hkv * D;
+        t->v_elems = Tk * Hkv * Dv;
         t->k = xcalloc((size_t)t->kv_elems, sizeof(uint16_t));
-        t->v = xcalloc((size_t)t->kv_elems, sizeof(uint16_t));
+        t->v = xcalloc((size_t)t->v_elems, sizeof(uint16_t));
         if (!t->k || !t->v) return ac_fail(err, AC_ERR_NOMEM, "k/v: out of memory");
         load_u16(k, hnd, 1, Tk, Hkv, D, t->k);
-        load_u16(v, hnd, 1, Tk, Hkv, D, t->v);
+        load_u16(v, hnd, 1, Tk, Hkv, Dv, t->v);
     } else {
         const tensor *kc = &px->tn[TN_K_CACHE], *vc = &px->tn[TN_V_CACHE];
         const tensor *bt = &px->tn[TN_BLOCK_TABLE], *sk = &px->tn[TN_SEQLENS_K];
-        if ((st = check_dtype(kc, TN_K_CACHE, BIT(q->dt), err)) || (st = check_dtype(vc, TN_V_CACHE, BIT(q->dt), err)))
-            return st;
+        if ((st = kv_pair_format(kc, TN_K_CACHE, vc, TN_V_CACHE, q->dt, &c->kv_format, err))) return st;
         const char *const nhd4[4] = {"blocks", "block_size", "Hkv", "D"};
         const char *const hnd4[4] = {"blocks", "Hkv", "block_size", "D"};
         const int64_t w4[4] = {-1, -1, -1, D};
+        const int64_t wv4[4] = {kc->shape[0], kc->shape[1], kc->shape[2], -1};
         if ((st = check_shape(kc, TN_K_CACHE, 4, w4, kv_swap ? hnd4 : nhd4, err)) ||
-            (st = check_shape(vc, TN_V_CACHE, 4, kc->shape, kv_swap ? hnd4 : nhd4, err)))
+            (st = check_shape(vc, TN_V_CACHE, 4, wv4, kv_swap ? hnd4 : nhd4, err)))
             return st;
+        Dv = vc->shape[3];
+        if (Dv < 1 || Dv > AC_MAX_HEAD_DIM)
+            return ac_fail(err, AC_ERR_SHAPE, "tensor 'v_cache' dim 3 = %lld (D_v): must be in [1, %d]", (long long)Dv,
+                           AC_MAX_HEAD_DIM);
         const int64_t NB = kc->shape[0], BS = kc->shape[kv_swap ? 2 : 1];
         Hkv = kc->shape[kv_swap ? 1 : 2];
         if (Hkv < 1 || Hkv > AC_MAX_HEADS)
@@ -743,11 +817,12 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
             }
         }
         t->kv_elems = NB * BS * Hkv * D;
+        t->v_elems = NB * BS * Hkv * Dv;
         t->k = xcalloc((size_t)t->kv_elems, sizeof(uint16_t));
-        t->v = xcalloc((size_t)t->kv_elems, sizeof(uint16_t));
+        t->v = xcalloc((size_t)t->v_elems, sizeof(uint16_t));
         if (!t->k || !t->v) return ac_fail(err, AC_ERR_NOMEM, "k_cache/v_cache: out of memory");
         load_u16(kc, kv_swap, NB, BS, Hkv, D, t->k);
-        load_u16(vc, kv_swap, NB, BS, Hkv, D, t->v);
+        load_u16(vc, kv_swap, NB, BS, Hkv, Dv, t->v);
     }
 
     c->op = px->op;
@@ -755,6 +830,7 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
     c->heads_q = (int32_t)Hq;
     c->heads_kv = (int32_t)Hkv;
     c->head_dim = (int32_t)D;
+    c->head_dim_v = Dv == D ? 0 : (int32_t)Dv;
     c->causal = px->causal;
     c->scale_given = !px->scale_default;
     c->scale = c->scale_given ? (float)px->scale : 0.0f;
@@ -770,7 +846,7 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
                            (long long)v, AC_MAX_SPLITS);
         c->num_splits = (int32_t)v;
     }
-    if ((st = load_features(px, c, err))) return st;
+    if ((st = load_features(px, c, err)) || (st = load_kv_scales(px, c, err))) return st;
     if ((st = ac_case_validate(c, err))) return st; /* lengths, GQA, table range, capacity: before sizing by them */
     if (paged) /* validation bounds the total by 2^31 - 1 */
         for (int64_t b = 0; b < B; b++) t->cu_seqlens_k[b + 1] = t->cu_seqlens_k[b] + c->seqlen_k[b];
@@ -783,9 +859,13 @@ static ac_status build_attention(parse_ctx *px, ac_dump *d, ac_error *err)
     load_u16(q, hnd, 1, Tq, Hq, D, t->q);
     const tensor *o = &px->tn[TN_OUT];
     if ((st = check_dtype(o, TN_OUT, px->out_f32_declared ? BIT(T_F32) : BIT(q->dt), err))) return st;
-    if ((st = check_shape(o, TN_OUT, 3, q->shape, hnd ? hnd_what : nhd_what, err))) return st;
+    /* out: q's tokens and heads, v's last dim */
+    const int64_t wo[3] = {q->shape[0], q->shape[1], Dv};
+    const char *const nhd_out[3] = {"total tokens", "heads", "D_v, v's last dim"};
+    const char *const hnd_out[3] = {"heads", "total tokens", "D_v, v's last dim"};
+    if ((st = check_shape(o, TN_OUT, 3, wo, hnd ? hnd_out : nhd_out, err))) return st;
     cv->out_f32 = px->out_f32_declared;
-    if ((st = load_out(o, hnd, Tq, Hq, D, c->dtype, &d->out, err))) return st;
+    if ((st = load_out(o, hnd, Tq, Hq, Dv, c->dtype, &d->out, err))) return st;
     const tensor *l = &px->tn[TN_LSE];
     if (l->present) {
         const int64_t wl[2] = {cv->lse_ht ? Hq : Tq, cv->lse_ht ? Tq : Hq};
@@ -910,23 +990,35 @@ static ac_status build_store(parse_ctx *px, ac_dump *d, ac_error *err)
     if (kc->ndim != 4) return ac_fail(err, AC_ERR_SHAPE, "tensor 'k_cache': %d dimensions, expected 4", kc->ndim);
     const int64_t NB = kc->shape[0], BS = kc->shape[kv_swap ? 2 : 1], Hkv = kc->shape[kv_swap ? 1 : 2];
     const int64_t D = kc->shape[3];
-    static const int same_as_k_cache[] = {TN_V_CACHE, TN_K_CACHE_OUT, TN_V_CACHE_OUT};
-    for (size_t k = 0; k < sizeof same_as_k_cache / sizeof *same_as_k_cache; k++) {
-        int i = same_as_k_cache[k];
-        if ((st = check_dtype(&px->tn[i], i, BIT(kn->dt), err)) ||
-            (st = check_shape(&px->tn[i], i, 4, kc->shape, kv_swap ? hnd4 : nhd4, err)))
+    const tensor *vc = &px->tn[TN_V_CACHE];
+    /* The caches: k_cache's format (the case dtype or FP8) for all four; v_cache
+       k_cache's blocks, slots and heads with its own last dim D_v; each output
+       cache the shape of its input. */
+    if ((st = kv_pair_format(kc, TN_K_CACHE, vc, TN_V_CACHE, kn->dt, &c->kv_format, err))) return st;
+    const int64_t wv4[4] = {kc->shape[0], kc->shape[1], kc->shape[2], -1};
+    if ((st = check_shape(vc, TN_V_CACHE, 4, wv4, kv_swap ? hnd4 : nhd4, err))) return st;
+    const int64_t Dv = vc->shape[3];
+    static const int outs[2] = {TN_K_CACHE_OUT, TN_V_CACHE_OUT};
+    for (int k = 0; k < 2; k++) {
+        const tensor *in = k ? vc : kc;
+        if ((st = check_dtype(&px->tn[outs[k]], outs[k], BIT(kc->dt), err)) ||
+            (st = check_shape(&px->tn[outs[k]], outs[k], 4, in->shape, kv_swap ? hnd4 : nhd4, err)))
             return st;
     }
-    if ((st = check_dtype(kc, TN_K_CACHE, BIT(kn->dt), err))) return st;
+    if (Dv < 1 || Dv > AC_MAX_HEAD_DIM)
+        return ac_fail(err, AC_ERR_SHAPE, "tensor 'v_cache' dim 3 = %lld (D_v): must be in [1, %d]", (long long)Dv,
+                       AC_MAX_HEAD_DIM);
     if (Hkv < 1 || Hkv > AC_MAX_HEADS || D < 1 || D > AC_MAX_HEAD_DIM || NB < 1 || BS < 1)
         return ac_fail(err, AC_ERR_SHAPE, "tensor 'k_cache': shape [%lld, %lld, %lld, %lld]: blocks, block_size >= 1, "
                        "Hkv in [1, %d], D in [1, %d]", (long long)kc->shape[0], (long long)kc->shape[1],
                        (long long)kc->shape[2], (long long)kc->shape[3], AC_MAX_HEADS, AC_MAX_HEAD_DIM);
     const int64_t wn[3] = {-1, Hkv, D};
     const char *const nwhat[3] = {"tokens", "Hkv, from k_cache", "D, from k_cache"};
-    if ((st = check_shape(kn, TN_K_NEW, 3, wn, nwhat, err)) || (st = check_dtype(vn, TN_V_NEW, BIT(kn->dt), err)) ||
-        (st = check_shape(vn, TN_V_NEW, 3, kn->shape, nwhat, err)))
+    const char *const vwhat[3] = {"tokens, from k_new", "Hkv, from k_cache", "D_v, from v_cache"};
+    if ((st = check_shape(kn, TN_K_NEW, 3, wn, nwhat, err)) || (st = check_dtype(vn, TN_V_NEW, BIT(kn->dt), err)))
         return st;
+    const int64_t wvn[3] = {kn->shape[0], Hkv, Dv};
+    if ((st = check_shape(vn, TN_V_NEW, 3, wvn, vwhat, err))) return st;
     const int64_t T = kn->shape[0];
     const int64_t wsm[1] = {T};
     const char *const swhat[1] = {"tokens, from k_new"};
@@ -938,33 +1030,37 @@ static ac_status build_store(parse_ctx *px, ac_dump *d, ac_error *err)
     if ((st = ac_case_set_batch(c, 0, err))) return st;
     c->heads_q = c->heads_kv = (int32_t)Hkv;
     c->head_dim = (int32_t)D;
+    c->head_dim_v = Dv == D ? 0 : (int32_t)Dv;
     c->paged = 1;
     c->block_size = (int32_t)BS;
     c->num_blocks = (int32_t)NB;
     if ((st = ac_case_alloc_table(c, 1, err)) || (st = ac_case_alloc_slots(c, (int32_t)T, err))) return st;
+    if ((st = load_kv_scales(px, c, err))) return st;
     for (int64_t i = 0; i < T; i++) c->slot_mapping[i] = tensor_int(sm, (uint64_t)i);
     c->slot_mapping_i64 = sm->dt == T_I64;
     if ((st = ac_case_validate(c, err))) return st; /* slot range and collisions, named */
     t->cu_seqlens_q = xcalloc(1, sizeof(int32_t));
     t->cu_seqlens_k = xcalloc(1, sizeof(int32_t));
     t->kv_elems = NB * BS * Hkv * D;
-    size_t n = (size_t)t->kv_elems, nn = (size_t)(T * Hkv * D);
+    t->v_elems = NB * BS * Hkv * Dv;
+    size_t n = (size_t)t->kv_elems, nv = (size_t)t->v_elems, nn = (size_t)(T * Hkv * D), nnv = (size_t)(T * Hkv * Dv);
     t->k = xcalloc(n, sizeof(uint16_t));
-    t->v = xcalloc(n, sizeof(uint16_t));
+    t->v = xcalloc(nv, sizeof(uint16_t));
     t->k_new = xcalloc(nn, sizeof(uint16_t));
-    t->v_new = xcalloc(nn, sizeof(uint16_t));
+    t->v_new = xcalloc(nnv, sizeof(uint16_t));
     d->out.k_cache = xcalloc(n, sizeof(uint16_t));
-    d->out.v_cache = xcalloc(n, sizeof(uint16_t));
+    d->out.v_cache = xcalloc(nv, sizeof(uint16_t));
     d->out.kv_elems = t->kv_elems;
+    d->out.v_elems = t->v_elems;
     if (!t->cu_seqlens_q || !t->cu_seqlens_k || !t->k || !t->v || !t->k_new || !t->v_new || !d->out.k_cache ||
         !d->out.v_cache)
         return ac_fail(err, AC_ERR_NOMEM, "store: out of memory");
     load_u16(kc, kv_swap, NB, BS, Hkv, D, t->k);
-    load_u16(&px->tn[TN_V_CACHE], kv_swap, NB, BS, Hkv, D, t->v);
+    load_u16(vc, kv_swap, NB, BS, Hkv, Dv, t->v);
     load_u16(&px->tn[TN_K_CACHE_OUT], kv_swap, NB, BS, Hkv, D, d->out.k_cache);
-    load_u16(&px->tn[TN_V_CACHE_OUT], kv_swap, NB, BS, Hkv, D, d->out.v_cache);
+    load_u16(&px->tn[TN_V_CACHE_OUT], kv_swap, NB, BS, Hkv, Dv, d->out.v_cache);
     load_u16(kn, 0, 1, 1, 1, (int64_t)nn, t->k_new);
-    load_u16(vn, 0, 1, 1, 1, (int64_t)nn, t->v_new);
+    load_u16(vn, 0, 1, 1, 1, (int64_t)nnv, t->v_new);
     return AC_OK;
 }
 
@@ -1154,16 +1250,37 @@ static void begin_tensor(writer *wr, const char *name, tdtype dt, int ndim, cons
 }
 static void end_tensor(writer *wr) { wr->tn[wr->n - 1].end = wr->data.n; }
 
-/* Inverse of load_u16 / load_f32: src in the project's order, the file's order when swap. */
+/* Inverse of load_u16 / load_f32: src in the project's order, the file's order when swap.
+   The tensor being written decides the element size: an FP8 one takes each holder's low byte. */
 static void write_u16(writer *wr, const uint16_t *src, int swap, int64_t outer, int64_t nA, int64_t nB, int64_t inner)
 {
+    const int one = tdtype_bytes[wr->tn[wr->n - 1].dt] == 1;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t b = 0; b < (swap ? nB : nA); b++)
             for (int64_t a = 0; a < (swap ? nA : nB); a++)
                 for (int64_t x = 0; x < inner; x++) {
                     int64_t i = swap ? a : b, j = swap ? b : a; /* i over nA, j over nB */
-                    w16(&wr->data, src[((o * nA + i) * nB + j) * inner + x]);
+                    uint16_t e = src[((o * nA + i) * nB + j) * inner + x];
+                    if (one) {
+                        uint8_t byte = (uint8_t)e;
+                        put(&wr->data, &byte, 1);
+                    } else {
+                        w16(&wr->data, e);
+                    }
                 }
+}
+
+/* k_scale and v_scale: [1] per tensor, [Hkv] per KV head; none without scales. */
+static void write_kv_scales(writer *wr, const ac_case *c)
+{
+    if (c->n_kv_scales == 0) return;
+    const int64_t ns[1] = {c->n_kv_scales};
+    begin_tensor(wr, "k_scale", T_F32, 1, ns);
+    for (int32_t g = 0; g < c->n_kv_scales; g++) w32(&wr->data, ac_f32_bits(c->k_scales[g]));
+    end_tensor(wr);
+    begin_tensor(wr, "v_scale", T_F32, 1, ns);
+    for (int32_t g = 0; g < c->n_kv_scales; g++) w32(&wr->data, ac_f32_bits(c->v_scales[g]));
+    end_tensor(wr);
 }
 static void write_f32(writer *wr, const float *src, int swap, int64_t nA, int64_t nB, int64_t inner)
 {
@@ -1199,11 +1316,13 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
     writer wr;
     memset(&wr, 0, sizeof wr);
     const tdtype half = c->dtype == AC_FP16 ? T_F16 : T_BF16;
-    const int64_t D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv, B = c->batch;
+    const tdtype kvt = c->kv_format == AC_KV_E4M3 ? T_F8E4M3 : c->kv_format == AC_KV_E5M2 ? T_F8E5M2 : half;
+    const int64_t D = c->head_dim, Dv = ac_case_dv(c), Hq = c->heads_q, Hkv = c->heads_kv, B = c->batch;
     const int64_t Tq = ac_case_total_q(c);
     const int hnd = cv->layout_hnd, kvs = cv->kv_layout_hnd;
     const int64_t NB = c->num_blocks, BS = c->block_size;
     const int64_t cache_shape[4] = {NB, kvs ? Hkv : BS, kvs ? BS : Hkv, D};
+    const int64_t vcache_shape[4] = {NB, kvs ? Hkv : BS, kvs ? BS : Hkv, Dv};
     if (c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) {
         const int64_t qs[3] = {hnd ? Hq : Tq, hnd ? Tq : Hq, D};
         begin_tensor(&wr, "q", half, 3, qs);
@@ -1215,23 +1334,23 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
         const int64_t cs[1] = {B + 1};
         write_ints(&wr, "cu_seqlens_q", 0, cu, NULL, 1, cs);
         if (c->paged) {
-            begin_tensor(&wr, "k_cache", half, 4, cache_shape);
+            begin_tensor(&wr, "k_cache", kvt, 4, cache_shape);
             write_u16(&wr, t->k, kvs, NB, BS, Hkv, D);
             end_tensor(&wr);
-            begin_tensor(&wr, "v_cache", half, 4, cache_shape);
-            write_u16(&wr, t->v, kvs, NB, BS, Hkv, D);
+            begin_tensor(&wr, "v_cache", kvt, 4, vcache_shape);
+            write_u16(&wr, t->v, kvs, NB, BS, Hkv, Dv);
             end_tensor(&wr);
             const int64_t bs[2] = {B, c->max_blocks_per_seq}, ss[1] = {B};
             write_ints(&wr, "block_table", 0, c->block_table, NULL, 2, bs);
             write_ints(&wr, "seqlens_k", 0, c->seqlen_k, NULL, 1, ss);
         } else {
             const int64_t Tk = ac_case_total_k(c);
-            const int64_t ks[3] = {hnd ? Hkv : Tk, hnd ? Tk : Hkv, D};
-            begin_tensor(&wr, "k", half, 3, ks);
+            const int64_t ks[3] = {hnd ? Hkv : Tk, hnd ? Tk : Hkv, D}, vs[3] = {ks[0], ks[1], Dv};
+            begin_tensor(&wr, "k", kvt, 3, ks);
             write_u16(&wr, t->k, hnd, 1, Tk, Hkv, D);
             end_tensor(&wr);
-            begin_tensor(&wr, "v", half, 3, ks);
-            write_u16(&wr, t->v, hnd, 1, Tk, Hkv, D);
+            begin_tensor(&wr, "v", kvt, 3, vs);
+            write_u16(&wr, t->v, hnd, 1, Tk, Hkv, Dv);
             end_tensor(&wr);
             for (int64_t b = 0; b < B; b++) cu[b + 1] = cu[b] + c->seqlen_k[b];
             write_ints(&wr, "cu_seqlens_k", 0, cu, NULL, 1, cs);
@@ -1258,9 +1377,10 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
                 }
             end_tensor(&wr);
         }
-        begin_tensor(&wr, "out", cv->out_f32 ? T_F32 : half, 3, qs);
-        if (cv->out_f32) write_f32(&wr, out->o_f32, hnd, Tq, Hq, D);
-        else write_u16(&wr, out->o, hnd, 1, Tq, Hq, D);
+        const int64_t os[3] = {qs[0], qs[1], Dv};
+        begin_tensor(&wr, "out", cv->out_f32 ? T_F32 : half, 3, os);
+        if (cv->out_f32) write_f32(&wr, out->o_f32, hnd, Tq, Hq, Dv);
+        else write_u16(&wr, out->o, hnd, 1, Tq, Hq, Dv);
         end_tensor(&wr);
         if (cv->has_lse) {
             const int64_t ls[2] = {cv->lse_ht ? Hq : Tq, cv->lse_ht ? Tq : Hq};
@@ -1283,6 +1403,7 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
             write_f32(&wr, c->sinks, 0, 1, 1, Hq);
             end_tensor(&wr);
         }
+        write_kv_scales(&wr, c);
     } else if (c->op == AC_OP_COMBINE) {
         const int64_t R = Tq * Hq, S = c->num_splits;
         const int64_t os[3] = {R, S, D}, ls[2] = {R, S}, outs[2] = {R, D}, l1[1] = {R};
@@ -1303,21 +1424,22 @@ ac_status ac_dump_write(const ac_case *c, const ac_tensors *t, const ac_outputs 
         }
     } else if (c->op == AC_OP_STORE) {
         const int64_t T = c->num_tokens;
-        const int64_t ns[3] = {T, Hkv, D}, ss[1] = {T};
+        const int64_t ns[3] = {T, Hkv, D}, nvs[3] = {T, Hkv, Dv}, ss[1] = {T};
         begin_tensor(&wr, "k_new", half, 3, ns);
         write_u16(&wr, t->k_new, 0, 1, 1, 1, T * Hkv * D);
         end_tensor(&wr);
-        begin_tensor(&wr, "v_new", half, 3, ns);
-        write_u16(&wr, t->v_new, 0, 1, 1, 1, T * Hkv * D);
+        begin_tensor(&wr, "v_new", half, 3, nvs);
+        write_u16(&wr, t->v_new, 0, 1, 1, 1, T * Hkv * Dv);
         end_tensor(&wr);
         write_ints(&wr, "slot_mapping", c->slot_mapping_i64, NULL, c->slot_mapping, 1, ss);
         const uint16_t *caches[4] = {t->k, t->v, out->k_cache, out->v_cache};
         static const char *const names[4] = {"k_cache", "v_cache", "k_cache_out", "v_cache_out"};
         for (int i = 0; i < 4; i++) {
-            begin_tensor(&wr, names[i], half, 4, cache_shape);
-            write_u16(&wr, caches[i], kvs, NB, BS, Hkv, D);
+            begin_tensor(&wr, names[i], kvt, 4, i % 2 ? vcache_shape : cache_shape);
+            write_u16(&wr, caches[i], kvs, NB, BS, Hkv, i % 2 ? Dv : D);
             end_tensor(&wr);
         }
+        write_kv_scales(&wr, c);
     } else {
         return ac_fail(err, AC_ERR_UNSUPPORTED, "dump write: op %s has no dump format", ac_op_name(c->op));
     }

@@ -387,13 +387,17 @@ static ac_status read_line(double deadline, const char *what, ac_error *err)
 /* ---- the protocol ------------------------------------------------------------------------- */
 
 /* The hello's optional "features": {family: ["window", "softcap", "alibi",
-   "sinks"]}, for families the adapter runs and features they take. Absent:
-   none, so that a case using one is refused as unsupported (an adapter
-   written before the features cannot pass a window by ignoring it). */
+   "sinks", "fp8kv", "dv"]}, for families the adapter runs and features they
+   take (the logit features: prefill and decode; an FP8 cache and D_v: the
+   families whose op traits list them, store included). Absent: none, so that
+   a case using one is refused as unsupported (an adapter written before the
+   features cannot pass a window, or an FP8 cache, by ignoring it). */
 static ac_status parse_features(const cJSON *f, hello *h, ac_error *err)
 {
-    static const char *const names[4] = {"window", "softcap", "alibi", "sinks"};
-    static const uint32_t bits[4] = {AC_FEAT_WINDOW, AC_FEAT_SOFTCAP, AC_FEAT_ALIBI, AC_FEAT_SINKS};
+    enum { NF = 6 };
+    static const char *const names[NF] = {"window", "softcap", "alibi", "sinks", "fp8kv", "dv"};
+    static const uint32_t bits[NF] = {AC_FEAT_WINDOW, AC_FEAT_SOFTCAP, AC_FEAT_ALIBI, AC_FEAT_SINKS, AC_FEAT_FP8_KV,
+                                      AC_FEAT_HEAD_DIM_V};
     if (!f || cJSON_IsNull(f)) return AC_OK;
     if (!cJSON_IsObject(f))
         return ac_fail(err, AC_ERR_IO, "%s: the hello's features: not an object {family: [feature, ...]}",
@@ -412,13 +416,15 @@ static ac_status parse_features(const cJSON *f, hello *h, ac_error *err)
         cJSON_ArrayForEach(x, fam)
         {
             int k = 0;
-            while (k < 4 && !(cJSON_IsString(x) && !strcmp(x->valuestring, names[k]))) k++;
-            if (k == 4)
+            while (k < NF && !(cJSON_IsString(x) && !strcmp(x->valuestring, names[k]))) k++;
+            if (k == NF)
                 return ac_fail(err, AC_ERR_IO, "%s: features[%.40s]: %.40s is not a feature (window, softcap, alibi, "
-                               "sinks)", g.backend_name, fam->string, cJSON_IsString(x) ? x->valuestring : "?");
-            if (!tr || !tr->features)
-                return ac_fail(err, AC_ERR_IO, "%s: features[%.40s]: %s takes no features", g.backend_name,
-                               fam->string, fam->string);
+                               "sinks, fp8kv, dv)", g.backend_name, fam->string,
+                               cJSON_IsString(x) ? x->valuestring : "?");
+            const int takes = tr && ((bits[k] & AC_FEAT_KV) ? (tr->kv_features & bits[k]) != 0 : tr->features != 0);
+            if (!takes)
+                return ac_fail(err, AC_ERR_IO, "%s: features[%.40s]: %s takes no %s", g.backend_name, fam->string,
+                               fam->string, names[k]);
             h->features[af->op] |= bits[k];
         }
     }
@@ -501,6 +507,7 @@ typedef struct slot {
     size_t bytes, off;
     const void *src;  /* an input's data (NULL when it has no elements) */
     int input;        /* 1: copied in; 0: an output */
+    int fp8;          /* FP8 codes: one byte each in the file, the low byte of uint16 holders here */
 } slot;
 
 typedef struct layout {
@@ -509,7 +516,12 @@ typedef struct layout {
     size_t end;
 } layout;
 
-static size_t dtype_size(const char *d) { return !strcmp(d, "i64") ? 8 : (!strcmp(d, "f32") || !strcmp(d, "i32")) ? 4 : !strcmp(d, "u8") ? 1 : 2; }
+static int dtype_is_fp8(const char *d) { return !strcmp(d, "e4m3") || !strcmp(d, "e5m2"); }
+static size_t dtype_size(const char *d)
+{
+    return !strcmp(d, "i64") ? 8 : (!strcmp(d, "f32") || !strcmp(d, "i32")) ? 4
+           : (!strcmp(d, "u8") || dtype_is_fp8(d)) ? 1 : 2;
+}
 
 static void put(layout *l, int input, const char *name, const char *dtype, const void *src, int ndim, int64_t d0,
                 int64_t d1, int64_t d2, int64_t d3)
@@ -519,6 +531,7 @@ static void put(layout *l, int input, const char *name, const char *dtype, const
     s->dtype = dtype;
     s->src = src;
     s->input = input;
+    s->fp8 = dtype_is_fp8(dtype);
     s->ndim = ndim;
     int64_t dims[4] = {d0, d1, d2, d3}, n = 1;
     for (int i = 0; i < ndim; i++) n *= (s->shape[i] = dims[i]);
@@ -539,16 +552,22 @@ static void layout_case(const ac_case *c, const ac_tensors *t, layout *l)
 {
     memset(l, 0, sizeof *l);
     const char *half = c->dtype == AC_FP16 ? "fp16" : "bf16";
-    const int64_t B = c->batch, Hq = c->heads_q, Hkv = c->heads_kv, D = c->head_dim;
+    /* K/V in the case dtype, or FP8 codes ("e4m3", "e5m2": one byte each) */
+    const char *kvd = c->kv_format == AC_KV_AS_DTYPE ? half : ac_kv_format_name(c->kv_format);
+    const int64_t B = c->batch, Hq = c->heads_q, Hkv = c->heads_kv, D = c->head_dim, Dv = ac_case_dv(c);
     const int64_t rows = t->total_q * Hq;
     if (c->op == AC_OP_STORE) {
         put(l, 1, "k_new", half, t->k_new, 3, c->num_tokens, Hkv, D, 0);
-        put(l, 1, "v_new", half, t->v_new, 3, c->num_tokens, Hkv, D, 0);
+        put(l, 1, "v_new", half, t->v_new, 3, c->num_tokens, Hkv, Dv, 0);
         put(l, 1, "slot_mapping", "i64", c->slot_mapping, 1, c->num_tokens, 0, 0, 0);
-        put(l, 1, "k_cache", half, t->k, 4, c->num_blocks, c->block_size, Hkv, D);
-        put(l, 1, "v_cache", half, t->v, 4, c->num_blocks, c->block_size, Hkv, D);
-        put(l, 0, "k_cache_out", half, NULL, 4, c->num_blocks, c->block_size, Hkv, D);
-        put(l, 0, "v_cache_out", half, NULL, 4, c->num_blocks, c->block_size, Hkv, D);
+        put(l, 1, "k_cache", kvd, t->k, 4, c->num_blocks, c->block_size, Hkv, D);
+        put(l, 1, "v_cache", kvd, t->v, 4, c->num_blocks, c->block_size, Hkv, Dv);
+        put(l, 0, "k_cache_out", kvd, NULL, 4, c->num_blocks, c->block_size, Hkv, D);
+        put(l, 0, "v_cache_out", kvd, NULL, 4, c->num_blocks, c->block_size, Hkv, Dv);
+        if (c->n_kv_scales) {
+            put(l, 1, "k_scales", "f32", c->k_scales, 1, c->n_kv_scales, 0, 0, 0);
+            put(l, 1, "v_scales", "f32", c->v_scales, 1, c->n_kv_scales, 0, 0, 0);
+        }
         return;
     }
     if (c->op == AC_OP_COMBINE) {
@@ -562,25 +581,29 @@ static void layout_case(const ac_case *c, const ac_tensors *t, layout *l)
     put(l, 1, "q", half, t->q, 3, t->total_q, Hq, D, 0);
     put(l, 1, "cu_seqlens_q", "i32", t->cu_seqlens_q, 1, B + 1, 0, 0, 0);
     if (c->paged) {
-        put(l, 1, "k_cache", half, t->k, 4, c->num_blocks, c->block_size, Hkv, D);
-        put(l, 1, "v_cache", half, t->v, 4, c->num_blocks, c->block_size, Hkv, D);
+        put(l, 1, "k_cache", kvd, t->k, 4, c->num_blocks, c->block_size, Hkv, D);
+        put(l, 1, "v_cache", kvd, t->v, 4, c->num_blocks, c->block_size, Hkv, Dv);
         put(l, 1, "block_table", "i32", c->block_table, 2, B, c->max_blocks_per_seq, 0, 0);
         put(l, 1, "seqlens_k", "i32", c->seqlen_k, 1, B, 0, 0, 0);
     } else {
-        put(l, 1, "k", half, t->k, 3, t->total_k, Hkv, D, 0);
-        put(l, 1, "v", half, t->v, 3, t->total_k, Hkv, D, 0);
+        put(l, 1, "k", kvd, t->k, 3, t->total_k, Hkv, D, 0);
+        put(l, 1, "v", kvd, t->v, 3, t->total_k, Hkv, Dv, 0);
         put(l, 1, "cu_seqlens_k", "i32", t->cu_seqlens_k, 1, B + 1, 0, 0, 0);
     }
     /* Per-head feature arrays as tensors: a sink may be -inf, which JSON cannot say. */
     if (c->n_alibi) put(l, 1, "alibi_slopes", "f32", c->alibi_slopes, 1, Hq, 0, 0, 0);
     if (c->n_sinks) put(l, 1, "sinks", "f32", c->sinks, 1, Hq, 0, 0, 0);
+    if (c->n_kv_scales) {
+        put(l, 1, "k_scales", "f32", c->k_scales, 1, c->n_kv_scales, 0, 0, 0);
+        put(l, 1, "v_scales", "f32", c->v_scales, 1, c->n_kv_scales, 0, 0, 0);
+    }
     if (c->mask != AC_MASK_NONE) {
         int64_t n = t->mask_off[B];
         if (c->mask == AC_MASK_BOOL) put(l, 1, "mask", "u8", t->mask_bool, 1, n, 0, 0, 0);
         else put(l, 1, "mask", "f32", t->mask_bias, 1, n, 0, 0, 0);
         put(l, 1, "mask_off", "i64", t->mask_off, 1, B + 1, 0, 0, 0);
     }
-    put(l, 0, "o", half, NULL, 3, t->total_q, Hq, D, 0);
+    put(l, 0, "o", half, NULL, 3, t->total_q, Hq, Dv, 0);
     put(l, 0, "lse", "f32", NULL, 2, t->total_q, Hq, 0, 0);
 }
 
@@ -607,6 +630,8 @@ static char *request_json(const ac_case *c, const ac_tensors *t, const layout *l
     cJSON_AddNumberToObject(cs, "heads_q", c->heads_q);
     cJSON_AddNumberToObject(cs, "heads_kv", c->heads_kv);
     cJSON_AddNumberToObject(cs, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(cs, "head_dim_v", ac_case_dv(c));
+    cJSON_AddStringToObject(cs, "kv_format", ac_kv_format_name(c->kv_format));
     if (c->scale_given) cJSON_AddNumberToObject(cs, "scale", (double)c->scale);
     else cJSON_AddNullToObject(cs, "scale");
     cJSON_AddStringToObject(cs, "causal", ac_causal_name(c->causal));
@@ -736,8 +761,13 @@ static ac_status bridge_run(const ac_case *c, const ac_tensors *t, const ac_run_
     layout l;
     layout_case(c, t, &l);
     if ((st = shm_reserve(l.end, err))) return st;
-    for (int i = 0; i < l.n; i++)
-        if (l.s[i].input && l.s[i].bytes) memcpy(g.shm + l.s[i].off, l.s[i].src, l.s[i].bytes);
+    for (int i = 0; i < l.n; i++) {
+        const slot *s = &l.s[i];
+        if (!s->input || !s->bytes) continue;
+        if (s->fp8) /* the codes, packed one per byte */
+            for (size_t k = 0; k < s->bytes; k++) g.shm[s->off + k] = (uint8_t)((const uint16_t *)s->src)[k];
+        else memcpy(g.shm + s->off, s->src, s->bytes);
+    }
     if (c->op == AC_OP_COMBINE && g.h.lse_base2) { /* every LSE of the call in base 2, the partials' too */
         float *lp = (float *)(g.shm + find_slot(&l, "lse_part")->off);
         for (size_t k = 0; k < find_slot(&l, "lse_part")->bytes / 4; k++)
@@ -770,8 +800,13 @@ static ac_status bridge_run(const ac_case *c, const ac_tensors *t, const ac_run_
         st = ac_fail(err, AC_ERR_IO, "%s: the adapter raised %.200s", g.backend_name, text);
     } else if (!strcmp(status->valuestring, "ok")) {
         if (c->op == AC_OP_STORE) {
-            memcpy(out->k_cache, g.shm + find_slot(&l, "k_cache_out")->off, find_slot(&l, "k_cache_out")->bytes);
-            memcpy(out->v_cache, g.shm + find_slot(&l, "v_cache_out")->off, find_slot(&l, "v_cache_out")->bytes);
+            uint16_t *dst[2] = {out->k_cache, out->v_cache};
+            const slot *src[2] = {find_slot(&l, "k_cache_out"), find_slot(&l, "v_cache_out")};
+            for (int i = 0; i < 2; i++) {
+                if (src[i]->fp8) /* a code per byte back into the holders' low byte */
+                    for (size_t k = 0; k < src[i]->bytes; k++) dst[i][k] = g.shm[src[i]->off + k];
+                else memcpy(dst[i], g.shm + src[i]->off, src[i]->bytes);
+            }
         } else {
             const slot *so = find_slot(&l, "o"), *sl = find_slot(&l, "lse"), *sf = find_slot(&l, "o_f32");
             memcpy(out->o, g.shm + so->off, so->bytes);

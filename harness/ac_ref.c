@@ -49,7 +49,8 @@ static ac_status ref64_alloc(ac_oracle_result *m, int64_t rows, int32_t D, ac_er
 typedef struct row_work {
     double *s, *p;
     double sink;            /* the row's sink logit, -inf: none (docs/CONTRACT.md) */
-    const uint16_t **vrow;  /* attention: V rows in the dtype */
+    double v_scale;         /* attention: V's scale (FP8 cache; 1 otherwise) */
+    const uint16_t **vrow;  /* attention: V rows in the cache's storage (half or FP8 code) */
     const float **vrow32;   /* combine: O_s rows in fp32 */
 } row_work;
 
@@ -76,7 +77,8 @@ static void finish_row(const ac_case *c, ac_oracle_result *m, int64_t r, int32_t
         m->lse[r] = mx + log(l);
         for (int32_t j = 0; j < n; j++)
             for (int32_t d = 0; d < D; d++) {
-                double v = w->vrow ? (double)ac_half_to_f32(c->dtype, w->vrow[j][d]) : (double)w->vrow32[j][d];
+                double v = w->vrow ? ac_kv_elem_to_double(c->dtype, c->kv_format, w->vrow[j][d]) * w->v_scale
+                                   : (double)w->vrow32[j][d];
                 o[d] += w->p[j] * v;
             }
         for (int32_t j = 0; j < n; j++) {
@@ -84,7 +86,8 @@ static void finish_row(const ac_case *c, ac_oracle_result *m, int64_t r, int32_t
                is subnormal in fp16 (sv_tiny, oracle.h). */
             int tiny = w->p[j] * l < 0x1p-14;
             for (int32_t d = 0; d < D; d++) {
-                double v = w->vrow ? (double)ac_half_to_f32(c->dtype, w->vrow[j][d]) : (double)w->vrow32[j][d];
+                double v = w->vrow ? ac_kv_elem_to_double(c->dtype, c->kv_format, w->vrow[j][d]) * w->v_scale
+                                   : (double)w->vrow32[j][d];
                 spv[d] += w->p[j] * fabs(v);
                 spvo[d] += w->p[j] * fabs(v - o[d]);
                 sv[d] += fabs(v);
@@ -101,12 +104,12 @@ static void finish_row(const ac_case *c, ac_oracle_result *m, int64_t r, int32_t
 static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_mod, ac_oracle_result *m,
                                  ac_error *err)
 {
-    const int32_t D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv;
+    const int32_t D = c->head_dim, Dv = ac_case_dv(c), Hq = c->heads_q, Hkv = c->heads_kv;
     const double scale = (double)ac_case_scale(c);
     int32_t max_lk = 1;
     for (int32_t b = 0; b < c->batch; b++)
         if (c->seqlen_k[b] > max_lk) max_lk = c->seqlen_k[b];
-    row_work w = {malloc(sizeof(double) * (size_t)max_lk), malloc(sizeof(double) * (size_t)max_lk), -INFINITY,
+    row_work w = {malloc(sizeof(double) * (size_t)max_lk), malloc(sizeof(double) * (size_t)max_lk), -INFINITY, 1.0,
                   malloc(sizeof(uint16_t *) * (size_t)max_lk), NULL};
     if (!w.s || !w.p || !w.vrow) {
         free(w.s);
@@ -126,6 +129,8 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
                 double capped_abs = 0.0, alibi_abs = 0.0;
                 w.sink = c->n_sinks > 0 ? (double)c->sinks[h] : -INFINITY;
                 const int32_t kvh = kv_mod ? h % Hkv : ac_kv_head(h, Hq, Hkv);
+                const double ks = (double)ac_case_k_scale(c, kvh);
+                w.v_scale = (double)ac_case_v_scale(c, kvh);
                 const uint16_t *q = t->q + ac_thd_offset(tok, h, Hq, D);
                 int64_t mrow = 0;
                 if (c->mask != AC_MASK_NONE)
@@ -139,11 +144,13 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
                         bias = (double)t->mask_bias[mrow + j];
                         if (bias == -INFINITY) continue;
                     }
-                    int64_t off = c->paged ? ac_cache_offset(ac_pos_slot(row_tab, j, c->block_size), kvh, Hkv, D)
-                                           : ac_thd_offset((int64_t)t->cu_seqlens_k[b] + j, kvh, Hkv, D);
+                    int64_t slot = c->paged ? ac_pos_slot(row_tab, j, c->block_size) : (int64_t)t->cu_seqlens_k[b] + j;
+                    int64_t off = c->paged ? ac_cache_offset(slot, kvh, Hkv, D) : ac_thd_offset(slot, kvh, Hkv, D);
+                    int64_t voff = c->paged ? ac_cache_offset(slot, kvh, Hkv, Dv) : ac_thd_offset(slot, kvh, Hkv, Dv);
                     double dot = 0.0, dabs = 0.0;
                     for (int32_t d = 0; d < D; d++) {
-                        double x = (double)ac_half_to_f32(c->dtype, q[d]) * (double)ac_half_to_f32(c->dtype, t->k[off + d]);
+                        double x = (double)ac_half_to_f32(c->dtype, q[d]) *
+                                   (ac_kv_elem_to_double(c->dtype, c->kv_format, t->k[off + d]) * ks);
                         dot += x;
                         dabs += fabs(x);
                     }
@@ -159,7 +166,7 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
                         if (fabs(a) > alibi_abs) alibi_abs = fabs(a);
                     }
                     w.s[n] = sj + bias;
-                    w.vrow[n] = t->v + off;
+                    w.vrow[n] = t->v + voff;
                     n++;
                 }
                 m->qk_abs[r] = qk_abs;
@@ -178,7 +185,7 @@ static ac_status ref64_attention(const ac_case *c, const ac_tensors *t, int kv_m
 static ac_status ref64_combine(const ac_case *c, const ac_tensors *t, ac_oracle_result *m, ac_error *err)
 {
     const int32_t D = c->head_dim, S = c->num_splits;
-    row_work w = {malloc(sizeof(double) * (size_t)S), malloc(sizeof(double) * (size_t)S), -INFINITY, NULL,
+    row_work w = {malloc(sizeof(double) * (size_t)S), malloc(sizeof(double) * (size_t)S), -INFINITY, 1.0, NULL,
                   malloc(sizeof(float *) * (size_t)S)};
     if (!w.s || !w.p || !w.vrow32) {
         free(w.s);
@@ -209,23 +216,34 @@ static ac_status ref64_combine(const ac_case *c, const ac_tensors *t, ac_oracle_
 static ac_status ref64_store(const ac_case *c, const ac_tensors *t, ac_oracle_result *m, ac_error *err)
 {
     memset(m, 0, sizeof *m);
-    const int64_t row = (int64_t)c->heads_kv * c->head_dim;
-    const size_t n = (size_t)(t->kv_elems > 0 ? t->kv_elems : 1);
+    const int32_t Dv = ac_case_dv(c);
+    const int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * Dv;
+    const int64_t v_elems = Dv != c->head_dim ? t->v_elems : t->kv_elems; /* ac_tensors.h: v_elems is read only when D_v != D */
     m->kv_elems = t->kv_elems;
-    m->k_cache = malloc(sizeof(uint16_t) * n);
-    m->v_cache = malloc(sizeof(uint16_t) * n);
+    m->v_elems = v_elems;
+    m->k_cache = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems > 0 ? t->kv_elems : 1));
+    m->v_cache = malloc(sizeof(uint16_t) * (size_t)(v_elems > 0 ? v_elems : 1));
     if (!m->k_cache || !m->v_cache) {
         ac_oracle_result_free(m);
         return ac_fail(err, AC_ERR_NOMEM, "ref64: out of memory for %lld cache elements", (long long)t->kv_elems);
     }
     memcpy(m->k_cache, t->k, sizeof(uint16_t) * (size_t)t->kv_elems);
-    memcpy(m->v_cache, t->v, sizeof(uint16_t) * (size_t)t->kv_elems);
+    memcpy(m->v_cache, t->v, sizeof(uint16_t) * (size_t)v_elems);
     for (int32_t tok = 0; tok < c->num_tokens; tok++) {
         const int64_t slot = c->slot_mapping[tok];
         if (slot < 0) continue; /* -1: padding */
         const int64_t off = ac_cache_offset(slot, 0, c->heads_kv, c->head_dim);
-        memcpy(m->k_cache + off, t->k_new + tok * row, sizeof(uint16_t) * (size_t)row);
-        memcpy(m->v_cache + off, t->v_new + tok * row, sizeof(uint16_t) * (size_t)row);
+        const int64_t voff = ac_cache_offset(slot, 0, c->heads_kv, Dv);
+        for (int64_t i = 0; i < row; i++) /* quantised per the contract when the cache is FP8 */
+            m->k_cache[off + i] = c->kv_format == AC_KV_AS_DTYPE
+                                      ? t->k_new[tok * row + i]
+                                      : ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->k_new[tok * row + i]),
+                                                        ac_case_k_scale(c, (int32_t)(i / c->head_dim)));
+        for (int64_t i = 0; i < row_v; i++)
+            m->v_cache[voff + i] = c->kv_format == AC_KV_AS_DTYPE
+                                       ? t->v_new[tok * row_v + i]
+                                       : ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->v_new[tok * row_v + i]),
+                                                         ac_case_v_scale(c, (int32_t)(i / Dv)));
     }
     return AC_OK;
 }
@@ -235,7 +253,7 @@ ac_status ac_ref64(const ac_case *c, const ac_tensors *t, unsigned flags, ac_ora
     if (c->op == AC_OP_STORE) return ref64_store(c, t, m, err);
     if (c->op != AC_OP_PREFILL && c->op != AC_OP_DECODE && c->op != AC_OP_COMBINE)
         return ac_fail(err, AC_ERR_UNSUPPORTED, "ref64: no reference for op %s", ac_op_name(c->op));
-    ac_status st = ref64_alloc(m, ac_case_total_q(c) * c->heads_q, c->head_dim, err);
+    ac_status st = ref64_alloc(m, ac_case_total_q(c) * c->heads_q, ac_case_dv(c), err);
     if (st) return st;
     st = c->op == AC_OP_COMBINE ? ref64_combine(c, t, m, err)
                                 : ref64_attention(c, t, (flags & AC_REF_KV_MOD) != 0, m, err);
@@ -247,12 +265,12 @@ ac_status ac_ref64(const ac_case *c, const ac_tensors *t, unsigned flags, ac_ora
 
 static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outputs *out, ac_error *err)
 {
-    const int32_t D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv;
+    const int32_t D = c->head_dim, Dv = ac_case_dv(c), Hq = c->heads_q, Hkv = c->heads_kv;
     const float scale = ac_case_scale(c);
     int32_t max_lk = 0;
     for (int32_t b = 0; b < c->batch; b++) max_lk = c->seqlen_k[b] > max_lk ? c->seqlen_k[b] : max_lk;
     float *s = malloc(sizeof(float) * (size_t)(max_lk ? max_lk : 1));
-    float *acc = malloc(sizeof(float) * (size_t)D);
+    float *acc = malloc(sizeof(float) * (size_t)Dv);
     if (!s || !acc) {
         free(s);
         free(acc);
@@ -268,6 +286,8 @@ static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outpu
             for (int32_t h = 0; h < Hq; h++) {
                 int32_t kvh = ac_kv_head(h, Hq, Hkv);
                 const float sink = c->n_sinks > 0 ? c->sinks[h] : -INFINITY;
+                /* K and V in fp32: the element (half or FP8 code) times its scale, rounded once. */
+                const double ks = (double)ac_case_k_scale(c, kvh), vs = (double)ac_case_v_scale(c, kvh);
                 const uint16_t *q = t->q + ac_thd_offset(tok, h, Hq, D);
                 int64_t mrow = 0;
                 if (c->mask != AC_MASK_NONE)
@@ -282,7 +302,8 @@ static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outpu
                                           : ac_thd_offset(t->cu_seqlens_k[b] + j, kvh, Hkv, D);
                     float dot = 0.0f;
                     for (int32_t d = 0; d < D; d++)
-                        dot += ac_half_to_f32(c->dtype, q[d]) * ac_half_to_f32(c->dtype, t->k[ko + d]);
+                        dot += ac_half_to_f32(c->dtype, q[d]) *
+                               (float)(ac_kv_elem_to_double(c->dtype, c->kv_format, t->k[ko + d]) * ks);
                     float sj = dot * scale;
                     if (c->softcap > 0.0f) sj = c->softcap * tanhf(sj / c->softcap);
                     if (c->n_alibi > 0) sj += c->alibi_slopes[h] * ac_alibi_dist(i, j, Lq, Lk);
@@ -290,19 +311,20 @@ static ac_status ref32_attention(const ac_case *c, const ac_tensors *t, ac_outpu
                     if (s[j] > m) m = s[j];
                 }
                 float l = sink > -INFINITY ? expf(sink - m) : 0.0f;
-                for (int32_t d = 0; d < D; d++) acc[d] = 0.0f;
+                for (int32_t d = 0; d < Dv; d++) acc[d] = 0.0f;
                 if (m != -INFINITY)
                     for (int32_t j = begin; j < end; j++) {
                         if (s[j] == -INFINITY) continue;
                         float p = expf(s[j] - m);
                         l += p;
                         float pr = ac_half_to_f32(c->dtype, ac_f32_to_half(c->dtype, p)); /* P in the dtype */
-                        int64_t vo = c->paged ? ac_cache_offset(ac_pos_slot(row_tab, j, c->block_size), kvh, Hkv, D)
-                                              : ac_thd_offset(t->cu_seqlens_k[b] + j, kvh, Hkv, D);
-                        for (int32_t d = 0; d < D; d++) acc[d] += pr * ac_half_to_f32(c->dtype, t->v[vo + d]);
+                        int64_t vo = c->paged ? ac_cache_offset(ac_pos_slot(row_tab, j, c->block_size), kvh, Hkv, Dv)
+                                              : ac_thd_offset(t->cu_seqlens_k[b] + j, kvh, Hkv, Dv);
+                        for (int32_t d = 0; d < Dv; d++)
+                            acc[d] += pr * (float)(ac_kv_elem_to_double(c->dtype, c->kv_format, t->v[vo + d]) * vs);
                     }
-                int64_t o = ac_thd_offset(tok, h, Hq, D);
-                for (int32_t d = 0; d < D; d++) {
+                int64_t o = ac_thd_offset(tok, h, Hq, Dv);
+                for (int32_t d = 0; d < Dv; d++) {
                     float val = l > 0.0f ? acc[d] / l : 0.0f;
                     out->o_f32[o + d] = val;
                     out->o[o + d] = ac_f32_to_half(c->dtype, val);
@@ -366,9 +388,14 @@ double ac_ref_decode_law(const ac_case *c, const ac_oracle_result *ref, const ac
 {
     const double u32 = AC_U_FP32;
     const ac_dtype dtype = c->dtype;
-    const int32_t d = c->head_dim;
+    const int32_t dqk = c->head_dim, d = ac_case_dv(c); /* q.k over D_qk; the output has D_v */
     const double u_out = ac_unit_roundoff(dtype);
-    const int32_t lanes = ac_decode_lanes(d);
+    /* Key lanes: the fewer of the two dims' (the longer chain), whichever the kernel sizes them by. */
+    const int32_t lanes_qk = ac_decode_lanes(dqk), lanes_v = ac_decode_lanes(d);
+    const int32_t lanes = lanes_qk < lanes_v ? lanes_qk : lanes_v;
+    /* An FP8 cache: k_scale folded into the fp32 logit scale (one more rounding
+       of the logit) and v_scale multiplied into the fp32 output (one of O). */
+    const int fp8 = c->kv_format != AC_KV_AS_DTYPE;
     const uint16_t *o = out->o;
     const float *o_f32 = out->o_f32, *lse = out->lse;
     double worst = 0.0;
@@ -376,7 +403,7 @@ double ac_ref_decode_law(const ac_case *c, const ac_oracle_result *ref, const ac
     for (int64_t rr = 0; rr < ref->rows; rr++) {
         const int32_t nk = ref->n_allowed[rr];
         const double chain = (double)ac_num_tiles(nk, lanes) + 2.0 * splits + 24.0;
-        const double delta = (d + 8) * u32 * ref->qk_abs[rr];
+        const double delta = (dqk + 8 + fp8) * u32 * ref->qk_abs[rr];
         if (nk == 0) {
             int ok = lse[rr] == -INFINITY;
             for (int32_t e = 0; e < d; e++)
@@ -399,7 +426,8 @@ double ac_ref_decode_law(const ac_case *c, const ac_oracle_result *ref, const ac
         for (int32_t e = 0; e < d; e++) {
             const int64_t i = rr * d + e;
             /* 1e-300: a row whose V are all zero has SPV = 0 and must be exact. */
-            const double tf = 2.0 * (2.0 * delta * ref->spvo[i] + chain * u32 * ref->spv[i]) + 1e-300;
+            const double tf = 2.0 * (2.0 * delta * ref->spvo[i] + chain * u32 * ref->spv[i]) +
+                              fp8 * u32 * fabs(ref->o[i]) + 1e-300;
             const double ef = fabs((double)o_f32[i] - ref->o[i]);
             /* 1.0000001: a tie rounded away from O* sits exactly at u_out |O*|. */
             const double th = tf + u_out * fabs(ref->o[i]) * 1.0000001;

@@ -21,7 +21,7 @@ void ac_sparse_free(ac_sparse_judged *j)
 /* Rows of a sequence with no key: O = +-0 and LSE = -inf, exactly. */
 static void check_empty(const ac_case *c, const ac_outputs *out, int32_t b, int64_t tok0, ac_sparse_judged *j)
 {
-    const int64_t D = c->head_dim;
+    const int64_t D = ac_case_dv(c); /* out's head dim */
     for (int64_t i = 0; i < c->seqlen_q[b]; i++)
         for (int32_t h = 0; h < c->heads_q; h++) {
             int64_t r = (tok0 + i) * c->heads_q + h;
@@ -57,6 +57,7 @@ ac_status ac_sparse_gather(const ac_case *c, const ac_tensors *t, const ac_outpu
         return ac_fail(err, AC_ERR_NOMEM, "sparse: out of memory for %d sequences", nb);
     }
     const int64_t row_q = (int64_t)c->heads_q * c->head_dim, row_kv = (int64_t)c->heads_kv * c->head_dim;
+    const int64_t row_o = (int64_t)c->heads_q * ac_case_dv(c), row_v = (int64_t)c->heads_kv * ac_case_dv(c);
     int64_t tq = 0, tk = 0;
     int32_t k = 0;
     for (int32_t b = 0; b < c->batch; b++) {
@@ -82,17 +83,19 @@ ac_status ac_sparse_gather(const ac_case *c, const ac_tensors *t, const ac_outpu
     jt->cu_seqlens_q = malloc(sizeof(int32_t) * ((size_t)nb + 1));
     jt->cu_seqlens_k = malloc(sizeof(int32_t) * ((size_t)nb + 1));
     jt->q = malloc(sizeof(uint16_t) * (size_t)(tq * row_q + 1));
-    jo->o = malloc(sizeof(uint16_t) * (size_t)(tq * row_q + 1));
-    jo->o_f32 = malloc(sizeof(float) * (size_t)(tq * row_q + 1));
+    jo->o = malloc(sizeof(uint16_t) * (size_t)(tq * row_o + 1));
+    jo->o_f32 = malloc(sizeof(float) * (size_t)(tq * row_o + 1));
     jo->lse = out->lse ? malloc(sizeof(float) * (size_t)(tq * c->heads_q + 1)) : NULL; /* no LSE returned */
     if (!c->paged) {
         jt->k = malloc(sizeof(uint16_t) * (size_t)(tk * row_kv + 1));
-        jt->v = malloc(sizeof(uint16_t) * (size_t)(tk * row_kv + 1));
+        jt->v = malloc(sizeof(uint16_t) * (size_t)(tk * row_v + 1));
         jt->kv_elems = tk * row_kv;
+        jt->v_elems = tk * row_v;
     } else {
         jt->k = t->k;
         jt->v = t->v;
         jt->kv_elems = t->kv_elems;
+        jt->v_elems = t->v_elems;
         j->kv_aliased = 1;
     }
     if (!jt->cu_seqlens_q || !jt->cu_seqlens_k || !jt->q || !jo->o || !jo->o_f32 || (out->lse && !jo->lse) || !jt->k || !jt->v) {
@@ -106,15 +109,15 @@ ac_status ac_sparse_gather(const ac_case *c, const ac_tensors *t, const ac_outpu
         jt->cu_seqlens_q[i + 1] = (int32_t)(q0 + n);
         jt->cu_seqlens_k[i + 1] = jt->cu_seqlens_k[i] + c->seqlen_k[b];
         memcpy(jt->q + q0 * row_q, t->q + j->tok_of[i] * row_q, sizeof(uint16_t) * (size_t)(n * row_q));
-        memcpy(jo->o + q0 * row_q, out->o + j->tok_of[i] * row_q, sizeof(uint16_t) * (size_t)(n * row_q));
-        memcpy(jo->o_f32 + q0 * row_q, out->o_f32 + j->tok_of[i] * row_q, sizeof(float) * (size_t)(n * row_q));
+        memcpy(jo->o + q0 * row_o, out->o + j->tok_of[i] * row_o, sizeof(uint16_t) * (size_t)(n * row_o));
+        memcpy(jo->o_f32 + q0 * row_o, out->o_f32 + j->tok_of[i] * row_o, sizeof(float) * (size_t)(n * row_o));
         if (out->lse)
             memcpy(jo->lse + q0 * c->heads_q, out->lse + j->tok_of[i] * c->heads_q, sizeof(float) * (size_t)(n * c->heads_q));
         if (!c->paged)
             memcpy(jt->k + (int64_t)jt->cu_seqlens_k[i] * row_kv, t->k + (int64_t)t->cu_seqlens_k[b] * row_kv,
                    sizeof(uint16_t) * (size_t)((int64_t)c->seqlen_k[b] * row_kv)),
-            memcpy(jt->v + (int64_t)jt->cu_seqlens_k[i] * row_kv, t->v + (int64_t)t->cu_seqlens_k[b] * row_kv,
-                   sizeof(uint16_t) * (size_t)((int64_t)c->seqlen_k[b] * row_kv));
+            memcpy(jt->v + (int64_t)jt->cu_seqlens_k[i] * row_v, t->v + (int64_t)t->cu_seqlens_k[b] * row_v,
+                   sizeof(uint16_t) * (size_t)((int64_t)c->seqlen_k[b] * row_v));
     }
     jt->total_q = tq;
     jt->total_k = tk;

@@ -65,7 +65,6 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
     if (!combine && c->n_sinks > head && c->sinks[head] > -INFINITY) n += 1.0;
     /* P is rounded to the input dtype before P.V (not in the combine, where
        the weights stay fp32). */
-    tm->u_in = combine ? u32 : ac_unit_roundoff(c->dtype);
     tm->u_out = (judge_f32 || combine) ? u32 : ac_unit_roundoff(c->dtype);
     tm->eta_out = eta_of(judge_f32 || combine, c->dtype);
     /* Dot product of D terms accumulated in fp32: worst case (D-1) u32 sum|q k|
@@ -80,6 +79,19 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
                        AC_SOFTCAP_ARG_ROUNDINGS * u32 * res->qk_abs[row];
     if (!combine && c->n_alibi > 0)
         tm->delta_s += AC_ALIBI_ROUNDINGS * u32 * (res->alibi_abs ? res->alibi_abs[row] : res->logit_abs[row]);
+    /* An FP8 cache (docs/VERDICT.md, "FP8 KV"): a kernel may dequantise each
+       element into the dtype (one rounding, u_dtype relative, of every k_d and
+       v_d) or fold the scales into fp32 (one rounding of scale * k_scale, one
+       of O * v_scale). K's rounding moves the logit by at most
+       u_dtype * sum_d |scale q_d k_d| <= u_dtype * QK, the fp32 fold by u32 * QK;
+       V's moves O by at most u_dtype * sum_j P_j |v_j| (the u_in * spv term
+       counts it a second time) and the fp32 multiply by u32 |O|. */
+    tm->u_in = combine ? u32 : ac_unit_roundoff(c->dtype);
+    if (!combine && c->kv_format != AC_KV_AS_DTYPE) {
+        double ud = ac_unit_roundoff(c->dtype);
+        tm->delta_s += (ud + u32) * res->qk_abs[row];
+        tm->u_in += ud;
+    }
     tm->gamma_n = AC_LAMBDA_ACC * sqrt(n) * u32;
     tm->eps_log = AC_EPS_LOG;
     /* P rounded to fp16 below its normal range (2^-14) has an absolute error of
@@ -89,6 +101,7 @@ void ac_verdict_terms(const ac_case *c, const ac_oracle_result *res, int64_t row
     /* Normalising by exp(s - LSE) with a rounded LSE (the split-KV combine)
        scales the whole output by the LSE's rounding: eps_log + 2 u32 (|LSE*| + L). */
     tm->nu = (isfinite(res->lse[row]) ? 2.0 * u32 * (fabs(res->lse[row]) + res->logit_abs[row]) : 0.0) + AC_EPS_LOG;
+    if (!combine && c->kv_format != AC_KV_AS_DTYPE) tm->nu += u32; /* O * v_scale in fp32 */
 }
 
 /* ---- coordinates ----------------------------------------------------------- */
@@ -133,22 +146,33 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
         /* Every element; in a sparse case those of the touched blocks (every
            other block reads as zero on both sides, docs/DATA.md). */
         int32_t *blocks = NULL;
-        int64_t nb = 1, per = res->kv_elems;
+        const int32_t Dv = ac_case_dv(c);
+        int64_t nb = 1, per = res->kv_elems, per_v = res->v_elems ? res->v_elems : res->kv_elems;
         if (ac_case_is_sparse(c)) {
             ac_status st = ac_case_touched_blocks(c, &blocks, &nb, err);
             if (st) return st;
             per = (int64_t)c->block_size * c->heads_kv * c->head_dim;
+            per_v = (int64_t)c->block_size * c->heads_kv * Dv;
         }
+        int64_t first_k = -1, first_vv = -1;
         for (int64_t bi = 0; bi < nb; bi++) {
-            int64_t base = blocks ? blocks[bi] * per : 0;
-            for (int64_t i = base; i < base + per; i++) {
-                int dk = out->k_cache[i] != res->k_cache[i], dv = out->v_cache[i] != res->v_cache[i];
-                if ((dk || dv) && first < 0) first = i, first_v = !dk;
-                v->n_cache_bits += dk + dv;
-            }
+            int64_t base = blocks ? blocks[bi] * per : 0, base_v = blocks ? blocks[bi] * per_v : 0;
+            for (int64_t i = base; i < base + per; i++)
+                if (out->k_cache[i] != res->k_cache[i]) {
+                    if (first_k < 0) first_k = i;
+                    v->n_cache_bits++;
+                }
+            for (int64_t i = base_v; i < base_v + per_v; i++)
+                if (out->v_cache[i] != res->v_cache[i]) {
+                    if (first_vv < 0) first_vv = i;
+                    v->n_cache_bits++;
+                }
         }
         free(blocks);
-        v->elems_checked = 2 * nb * per;
+        /* Report K's first difference, else V's. */
+        first = first_k >= 0 ? first_k : first_vv;
+        first_v = first_k < 0;
+        v->elems_checked = nb * (per + per_v);
         v->pass = v->n_cache_bits == 0;
         v->r_max = v->pass ? 0.0 : INFINITY; /* an exact check: any difference is infinitely over */
         if (v->pass) {
@@ -158,8 +182,9 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
         }
         /* Cache element i is slot i / (Hkv D), KV head (i / D) % Hkv, dim i % D;
            the token is the one mapped to that slot, if any. */
-        int64_t hd = (int64_t)c->heads_kv * c->head_dim, slot = first / hd;
-        int32_t head = (int32_t)((first / c->head_dim) % c->heads_kv), dim = (int32_t)(first % c->head_dim);
+        int32_t dd = first_v ? Dv : c->head_dim;
+        int64_t hd = (int64_t)c->heads_kv * dd, slot = first / hd;
+        int32_t head = (int32_t)((first / dd) % c->heads_kv), dim = (int32_t)(first % dd);
         int32_t token = -1;
         for (int32_t tk = 0; tk < c->num_tokens && token < 0; tk++)
             if (c->slot_mapping[tk] == slot) token = tk;
@@ -177,7 +202,7 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
     }
 
     int judge_f32 = opts->judge_f32 || ac_family_judge(c->op) == AC_JUDGE_BOUND_F32;
-    const int32_t D = c->head_dim;
+    const int32_t D = ac_case_dv(c); /* the output's head dim */
     double ref_err_max = 0.0;
     if (err_map)
         for (int64_t i = 0; i < res->rows * D; i++) err_map[i] = NAN;

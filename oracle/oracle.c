@@ -14,6 +14,7 @@
 
 #include "ac_big.h"
 #include "ac_index.h"
+#include "ac_numfmt.h"
 #include "ac_rng.h"
 #include "oracle_internal.h"
 
@@ -203,7 +204,8 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
 {
     const ac_case *c = jb->c;
     ac_oracle_result *res = jb->res;
-    int32_t D = c->head_dim;
+    int32_t D = ac_case_dv(c);   /* the output's dims (D_v); q.k runs over head_dim */
+    int32_t Dqk = c->head_dim;
     int64_t e0 = r * D;
     ac_row_out out = {res->o + e0, res->o_f32 + e0, res->o_half + e0, 0.0, 0.0, w->p, w->s, w->capped};
     int rc = jb->opts->mode == AC_ORACLE_MPFR ? ac_mpfr_row(&w->mp, in, c->dtype, &out)
@@ -222,15 +224,18 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
     double smax = -INFINITY;
     for (int32_t j = 0; j < in->n; j++) smax = w->s[j] > smax ? w->s[j] : smax;
     double L = in->n ? exp(out.lse - smax) : 1.0; /* with a sink, L = sum_j p_j + exp(sink - max s) */
+    /* The scales use V's values: the decoded codes times the V scale (1 but for FP8). */
+    double vs = in->v_scale != 0.0 ? in->v_scale : 1.0;
     for (int32_t j = 0; j < in->n; j++) {
         const double *v = in->vr + (int64_t)in->idx[j] * D;
         double pj = w->p[j];
         int tiny = pj * L < 0x1p-14;
         for (int32_t d = 0; d < D; d++) {
-            spv[d] += pj * fabs(v[d]);
-            spvo[d] += pj * fabs(v[d] - o[d]);
-            sv[d] += fabs(v[d]);
-            if (tiny) svt[d] += fabs(v[d]) / L;
+            double vd = v[d] * vs;
+            spv[d] += pj * fabs(vd);
+            spvo[d] += pj * fabs(vd - o[d]);
+            sv[d] += fabs(vd);
+            if (tiny) svt[d] += fabs(vd) / L;
         }
         if (fabs(w->s[j]) > logit_abs) logit_abs = fabs(w->s[j]);
         if (in->softcap > 0.0 && fabs(w->capped[j]) > capped_abs) capped_abs = fabs(w->capped[j]);
@@ -239,9 +244,9 @@ static int eval_row(job *jb, scratch *w, const ac_row_in *in, int64_t r)
             if (a > alibi_abs) alibi_abs = a;
         }
         if (!in->logits) {
-            const double *k = in->kr + (int64_t)in->idx[j] * D;
+            const double *k = in->kr + (int64_t)in->idx[j] * Dqk;
             double a = 0.0;
-            for (int32_t d = 0; d < D; d++) a += fabs(in->q[d] * k[d]);
+            for (int32_t d = 0; d < Dqk; d++) a += fabs(in->q[d] * k[d]);
             a *= fabs(in->scale);
             if (a > qk_abs) qk_abs = a;
         }
@@ -266,8 +271,12 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
 {
     const ac_case *c = jb->c;
     const ac_tensors *t = jb->t;
-    int32_t D = c->head_dim, Hq = c->heads_q, Hkv = c->heads_kv, b = u->b, kvh = u->kvh;
+    int32_t D = c->head_dim, Dv = ac_case_dv(c), Hq = c->heads_q, Hkv = c->heads_kv, b = u->b, kvh = u->kvh;
     int32_t lq = c->seqlen_q[b], lk = c->seqlen_k[b];
+    /* K's values exactly: the element (a half, or an FP8 code) times the K
+       scale, at most 4 + 24 bits, so q.k's products stay exact in double. V is
+       gathered without its scale (the row core applies it once, at the end). */
+    double ks = (double)ac_case_k_scale(c, kvh);
     int32_t group = Hq / Hkv;
     /* Gather positions [0, g): g is the largest key-range end of these queries. */
     int32_t g = 0;
@@ -276,21 +285,25 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
         ac_key_range((int)c->causal, c->window_left, c->window_right, i, lq, lk, &kb, &e);
         if (e > g) g = e;
     }
-    if (scratch_reserve(w, (size_t)g * D, (size_t)(g > 0 ? g : 1), (size_t)D)) {
+    if (scratch_reserve(w, (size_t)g * (D > Dv ? D : Dv), (size_t)(g > 0 ? g : 1), (size_t)D)) {
         job_fail(jb, AC_ERR_NOMEM, "oracle: out of memory for a row's scratch");
         return;
     }
     const int32_t *table_row = c->paged ? c->block_table + (int64_t)b * c->max_blocks_per_seq : NULL;
     for (int32_t p = 0; p < g; p++) {
-        int64_t off = c->paged ? ac_cache_offset(ac_pos_slot(table_row, p, c->block_size), kvh, Hkv, D)
-                               : ac_thd_offset(jb->k0[b] + p, kvh, Hkv, D);
+        int64_t slot = c->paged ? ac_pos_slot(table_row, p, c->block_size) : jb->k0[b] + p;
+        int64_t off = c->paged ? ac_cache_offset(slot, kvh, Hkv, D) : ac_thd_offset(slot, kvh, Hkv, D);
+        int64_t voff = c->paged ? ac_cache_offset(slot, kvh, Hkv, Dv) : ac_thd_offset(slot, kvh, Hkv, Dv);
         uint8_t bad = 0;
         for (int32_t d = 0; d < D; d++) {
-            double kv = ac_half_bits_to_double(c->dtype, t->k[off + d]);
-            double vv = ac_half_bits_to_double(c->dtype, t->v[off + d]);
+            double kv = ac_kv_elem_to_double(c->dtype, c->kv_format, t->k[off + d]) * ks;
             w->kr[(int64_t)p * D + d] = kv;
-            w->vr[(int64_t)p * D + d] = vv;
-            if (!isfinite(kv) || !isfinite(vv)) bad = 1;
+            if (!isfinite(kv)) bad = 1;
+        }
+        for (int32_t d = 0; d < Dv; d++) {
+            double vv = ac_kv_elem_to_double(c->dtype, c->kv_format, t->v[voff + d]);
+            w->vr[(int64_t)p * Dv + d] = vv;
+            if (!isfinite(vv)) bad = 1;
         }
         w->bad[p] = bad;
     }
@@ -348,7 +361,8 @@ static void run_attention_unit(job *jb, scratch *w, const unit *u)
                 .alibi_slope = c->n_alibi > 0 ? (double)c->alibi_slopes[h] : 0.0,
                 .alibi_diag = (int64_t)i + lk - lq,
                 .sink = c->n_sinks > 0 ? (double)c->sinks[h] : -INFINITY,
-                .logits = NULL, .vr = w->vr,
+                .logits = NULL, .vr = w->vr, .head_dim_v = Dv,
+                .v_scale = (double)ac_case_v_scale(c, kvh),
             };
             if (jb->exact_scale) {
                 in.scale = jb->scale_parts[0] + jb->scale_parts[1]; /* for qk_abs only */
@@ -439,12 +453,18 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
             if (t->cu_seqlens_q[b] != (b < c->batch ? q0[b] : tq))
                 return ac_fail(err, AC_ERR_SEQLENS, "cu_seqlens_q[%d] = %d: the case's seqlen_q give %lld", b,
                                t->cu_seqlens_q[b], (long long)(b < c->batch ? q0[b] : tq));
+    int64_t Dv = ac_case_dv(c);
+    int64_t v_elems = Dv != D ? t->v_elems : t->kv_elems; /* v_elems is read only when D_v != D */
     if (ac_op_traits_of(c->op)->slots) {
         int64_t need = (int64_t)c->num_blocks * c->block_size * c->heads_kv * D;
+        int64_t need_v = (int64_t)c->num_blocks * c->block_size * c->heads_kv * Dv;
         if (!t->k || !t->v) return ac_fail(err, AC_ERR_NULL, "k_cache / v_cache is NULL");
         if (t->kv_elems < need)
             return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the pool needs %lld", (long long)t->kv_elems,
                            (long long)need);
+        if (v_elems < need_v)
+            return ac_fail(err, AC_ERR_SHAPE, "v_elems = %lld: the pool needs %lld (D_v = %lld)", (long long)v_elems,
+                           (long long)need_v, (long long)Dv);
         if (c->num_tokens > 0 && (!t->k_new || !t->v_new)) return ac_fail(err, AC_ERR_NULL, "k_new / v_new is NULL");
         return AC_OK;
     }
@@ -458,6 +478,10 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
     if (t->kv_elems < need)
         return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: %s needs %lld", (long long)t->kv_elems,
                        c->paged ? "the pool" : "total_k * Hkv * D", (long long)need);
+    int64_t need_v = need / (D > 0 ? D : 1) * Dv;
+    if (v_elems < need_v)
+        return ac_fail(err, AC_ERR_SHAPE, "v_elems = %lld: %s needs %lld", (long long)v_elems,
+                       c->paged ? "the pool" : "total_k * Hkv * D_v", (long long)need_v);
     if (!c->paged && t->cu_seqlens_k)
         for (int32_t b = 0; b <= c->batch; b++)
             if (t->cu_seqlens_k[b] != (b < c->batch ? k0[b] : tk))
@@ -480,27 +504,44 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
 
 static ac_status run_store(const ac_case *c, const ac_tensors *t, ac_oracle_result *res, ac_error *err)
 {
-    int64_t row = (int64_t)c->heads_kv * c->head_dim;
+    int32_t Dv = ac_case_dv(c);
+    int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * Dv;
+    int64_t v_elems = Dv != c->head_dim ? t->v_elems : t->kv_elems; /* ac_tensors.h: v_elems is read only when D_v != D */
     res->kv_elems = t->kv_elems;
+    res->v_elems = v_elems;
     /* A sparse case's caches are reserved and hold only the touched blocks. */
     size_t bytes = sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1);
+    size_t v_bytes = sizeof(uint16_t) * (size_t)(v_elems ? v_elems : 1);
     res->k_cache = ac_case_is_sparse(c) ? ac_big_alloc(bytes) : malloc(bytes);
-    res->v_cache = ac_case_is_sparse(c) ? ac_big_alloc(bytes) : malloc(bytes);
+    res->v_cache = ac_case_is_sparse(c) ? ac_big_alloc(v_bytes) : malloc(v_bytes);
     if (!res->k_cache || !res->v_cache) return ac_fail(err, AC_ERR_NOMEM, "oracle store: out of memory for caches");
     if (ac_case_is_sparse(c)) {
-        ac_status st = ac_case_copy_pool(c, res->k_cache, t->k, err);
-        if (!st) st = ac_case_copy_pool(c, res->v_cache, t->v, err);
+        ac_status st = ac_case_copy_pool_dim(c, res->k_cache, t->k, c->head_dim, err);
+        if (!st) st = ac_case_copy_pool_dim(c, res->v_cache, t->v, Dv, err);
         if (st) return st;
     } else {
         memcpy(res->k_cache, t->k, sizeof(uint16_t) * (size_t)t->kv_elems);
-        memcpy(res->v_cache, t->v, sizeof(uint16_t) * (size_t)t->kv_elems);
+        memcpy(res->v_cache, t->v, sizeof(uint16_t) * (size_t)v_elems);
     }
+    /* The new rows as the cache stores them: copied in the dtype, or quantised
+       to FP8 with their KV head's scale (ac_fp8_quantize: fl32(x / s), RNE,
+       saturating), the code in the element's low byte. */
     for (int32_t tok = 0; tok < c->num_tokens; tok++) {
         int64_t slot = c->slot_mapping[tok];
         if (slot < 0) continue; /* -1: padding */
         int64_t off = ac_cache_offset(slot, 0, c->heads_kv, c->head_dim);
-        memcpy(res->k_cache + off, t->k_new + tok * row, sizeof(uint16_t) * (size_t)row);
-        memcpy(res->v_cache + off, t->v_new + tok * row, sizeof(uint16_t) * (size_t)row);
+        int64_t voff = ac_cache_offset(slot, 0, c->heads_kv, Dv);
+        if (c->kv_format == AC_KV_AS_DTYPE) {
+            memcpy(res->k_cache + off, t->k_new + tok * row, sizeof(uint16_t) * (size_t)row);
+            memcpy(res->v_cache + voff, t->v_new + tok * row_v, sizeof(uint16_t) * (size_t)row_v);
+            continue;
+        }
+        for (int64_t i = 0; i < row; i++)
+            res->k_cache[off + i] = ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->k_new[tok * row + i]),
+                                                    ac_case_k_scale(c, (int32_t)(i / c->head_dim)));
+        for (int64_t i = 0; i < row_v; i++)
+            res->v_cache[voff + i] = ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->v_new[tok * row_v + i]),
+                                                     ac_case_v_scale(c, (int32_t)(i / Dv)));
     }
     return AC_OK;
 }
@@ -544,7 +585,7 @@ ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_o
     }
 
     int64_t rows = q0[B] * c->heads_q;
-    st = alloc_rows(res, rows, c->head_dim, c->dtype, err);
+    st = alloc_rows(res, rows, ac_case_dv(c), c->dtype, err); /* one output row has D_v values */
     if (st) goto done;
     res->rows_checked = sample_rows(res->checked, rows, opts->max_rows, opts->sample_seed);
 

@@ -36,10 +36,10 @@ typedef struct ac_oracle_opts {
 } ac_oracle_opts;
 
 /* Per (query row t, head h) arrays are indexed r = t * Hq + h; per element
-   arrays are indexed r * D + d. */
+   arrays are indexed r * D + d, D = the output's head dim (D_v). */
 typedef struct ac_oracle_result {
     int64_t rows;          /* total_q * Hq */
-    int32_t head_dim;
+    int32_t head_dim;      /* of the output: D_v (ac_case_dv) */
     uint8_t *checked;      /* [rows] 1 if this row was evaluated (row sampling) */
     int64_t rows_checked;
 
@@ -67,8 +67,9 @@ typedef struct ac_oracle_result {
                               representation error to its logit error delta_s */
 
     /* AC_OP_STORE: the caches after the store. */
-    uint16_t *k_cache, *v_cache;
-    int64_t kv_elems;
+    uint16_t *k_cache, *v_cache;   /* an FP8 cache: the code in each element's low byte */
+    int64_t kv_elems;              /* elements of k_cache */
+    int64_t v_elems;               /* elements of v_cache (D_v per row) */
 } ac_oracle_result;
 
 ac_status ac_oracle_run(const ac_case *c, const ac_tensors *t, const ac_oracle_opts *opts,

@@ -261,14 +261,15 @@ static void axpy_dd(double a1, double a2, double el, const double *restrict v, i
 int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_out *out)
 {
     pthread_once(&tables_once, init_tables);
-    int32_t D = in->head_dim, n = in->n;
+    int32_t D = in->head_dim, Dv = in->head_dim_v ? in->head_dim_v : in->head_dim, n = in->n;
     const ac_fmt *half = ac_fmt_of(dtype);
-    if (reserve(wsp, (size_t)(in->logits ? 1 : (in->end > 0 ? in->end : 1)), (size_t)(n > 0 ? n : 1), (size_t)D))
+    if (reserve(wsp, (size_t)(in->logits ? 1 : (in->end > 0 ? in->end : 1)), (size_t)(n > 0 ? n : 1),
+                (size_t)(D > Dv ? D : Dv)))
         return -1;
     ac_fast_ws *ws = *wsp;
     int sink = in->sink > -INFINITY;
     if (n == 0) { /* empty allowed set: O = 0, LSE = the sink (-inf without one) */
-        for (int32_t d = 0; d < D; d++) {
+        for (int32_t d = 0; d < Dv; d++) {
             out->o[d] = 0.0;
             out->o_f32[d] = 0.0f;
             out->o_half[d] = 0;
@@ -363,15 +364,20 @@ int ac_fast_row(ac_fast_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
     }
     sum = two_sum(sum.hi, sum.lo);
     double *acc_hi = ws->acc_hi, *acc_lo = ws->acc_lo;
-    for (int32_t d = 0; d < D; d++) acc_hi[d] = acc_lo[d] = 0.0;
+    for (int32_t d = 0; d < Dv; d++) acc_hi[d] = acc_lo[d] = 0.0;
     for (int32_t j = 0; j < n; j++) {
         double a1, a2;
         split(e[j].hi, &a1, &a2);
-        axpy_dd(a1, a2, e[j].lo, in->vr + (int64_t)in->idx[j] * D, D, acc_hi, acc_lo);
+        axpy_dd(a1, a2, e[j].lo, in->vr + (int64_t)in->idx[j] * Dv, Dv, acc_hi, acc_lo);
         out->p[j] = e[j].hi / sum.hi;
     }
-    for (int32_t d = 0; d < D; d++) {
+    double vs = in->v_scale != 0.0 ? in->v_scale : 1.0;
+    for (int32_t d = 0; d < Dv; d++) {
         dd o = dd_div(two_sum(acc_hi[d], acc_lo[d]), sum);
+        if (vs != 1.0) { /* times the V scale (exact fp32): TwoProd, then the low part */
+            double ph = o.hi * vs, pe = fma(o.hi, vs, -ph);
+            o = two_sum(ph, pe + o.lo * vs);
+        }
         out->o[d] = o.hi;
         out->o_f32[d] = (float)ac_round_dd(o.hi, o.lo, &ac_fmt_f32);
         out->o_half[d] = ac_exact_to_half_bits(dtype, ac_round_dd(o.hi, o.lo, half));

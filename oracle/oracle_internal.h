@@ -15,7 +15,11 @@
 /* One (query row, head) reduced to what both modes compute: an allowed set of
    n keys with their logits' ingredients and their V rows, all exact doubles. */
 typedef struct ac_row_in {
-    int32_t head_dim;
+    int32_t head_dim;        /* of q and the K rows (D_qk) */
+    int32_t head_dim_v;      /* of the V rows and the output (D_v); 0: head_dim */
+    /* The output is v_scale * sum_j P_j v_j (an FP8 cache's V scale: vr holds
+       the decoded codes, few bits each, so the products stay exact); 0: 1. */
+    double v_scale;
     int32_t n;               /* allowed keys (or non-empty splits) */
     const int32_t *idx;      /* [n] positions into the gathered rows */
     /* Attention: s_j = scale * (q . k_idx[j]) + bias[j]. */
@@ -48,14 +52,14 @@ typedef struct ac_row_in {
     const double *logits;    /* [n] or NULL */
     int logits_base2;        /* the logits are base-2 (FlashInfer's merge_state convention):
                                 the row's logit j is logits[j] * ln 2, evaluated exactly enough */
-    const double *vr;        /* gathered V (or O_s), row-major [G, D] */
+    const double *vr;        /* gathered V (or O_s), row-major [G, D_v] */
 } ac_row_in;
 
 /* What a mode's row core writes. p and s are for the verdict's scales only. */
 typedef struct ac_row_out {
-    double *o;               /* [D] O* rounded to double */
-    float *o_f32;            /* [D] O* rounded once to fp32 */
-    uint16_t *o_half;        /* [D] O* rounded once to the dtype */
+    double *o;               /* [D_v] O* rounded to double */
+    float *o_f32;            /* [D_v] O* rounded once to fp32 */
+    uint16_t *o_half;        /* [D_v] O* rounded once to the dtype */
     double lse;              /* natural log (converted by the driver if base 2) */
     double lse2;             /* the same in base 2, rounded once */
     double *p;               /* [n] P_j = exp(s_j - LSE) rounded to double */

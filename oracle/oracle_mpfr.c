@@ -47,13 +47,13 @@ void ac_mpfr_ws_free(ac_mpfr_ws *ws)
 
 int ac_mpfr_row(ac_mpfr_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_out *out)
 {
-    int32_t D = in->head_dim, n = in->n;
+    int32_t D = in->head_dim, Dv = in->head_dim_v ? in->head_dim_v : in->head_dim, n = in->n;
     const ac_fmt *half = ac_fmt_of(dtype);
     if (reserve(wsp, (size_t)(n > 0 ? n : 1))) return -1;
     ac_mpfr_ws *ws = *wsp;
     int sink = in->sink > -INFINITY;
     if (n == 0) { /* empty allowed set: O = 0, LSE = the sink (-inf without one) */
-        for (int32_t d = 0; d < D; d++) {
+        for (int32_t d = 0; d < Dv; d++) {
             out->o[d] = 0.0;
             out->o_f32[d] = 0.0f;
             out->o_half[d] = 0;
@@ -114,13 +114,14 @@ int ac_mpfr_row(ac_mpfr_ws **wsp, const ac_row_in *in, ac_dtype dtype, ac_row_ou
         mpfr_exp(s[j], s[j], MPFR_RNDN);
         mpfr_add(ws->sum, ws->sum, s[j], MPFR_RNDN);
     }
-    for (int32_t d = 0; d < D; d++) {
+    for (int32_t d = 0; d < Dv; d++) {
         mpfr_set_zero(ws->acc, 1);
         for (int32_t j = 0; j < n; j++) {
-            mpfr_mul_d(ws->tmp, s[j], in->vr[(int64_t)in->idx[j] * D + d], MPFR_RNDN);
+            mpfr_mul_d(ws->tmp, s[j], in->vr[(int64_t)in->idx[j] * Dv + d], MPFR_RNDN);
             mpfr_add(ws->acc, ws->acc, ws->tmp, MPFR_RNDN);
         }
         mpfr_div(ws->acc, ws->acc, ws->sum, MPFR_RNDN);
+        if (in->v_scale != 0.0 && in->v_scale != 1.0) mpfr_mul_d(ws->acc, ws->acc, in->v_scale, MPFR_RNDN);
         out->o[d] = mpfr_get_d(ws->acc, MPFR_RNDN);
         out->o_f32[d] = (float)ac_round_mpfr(ws->acc, &ac_fmt_f32);
         out->o_half[d] = ac_exact_to_half_bits(dtype, ac_round_mpfr(ws->acc, half));

@@ -52,6 +52,22 @@ def half_from_bits(dtype, h):
     return sign * (m * 2.0**-24 if e == 0 else (1024 + m) * 2.0 ** (e - 25))
 
 
+def fp8_from_bits(fmt, h):
+    """Exact value of an FP8 code (the low byte of a storage element), from
+    its bit fields: E4M3FN (bias 7, no Inf, S.1111.111 NaN) or E5M2 (bias 15)."""
+    b = (int(h, 16) if isinstance(h, str) else h) & 0xFF
+    sign = -1.0 if b & 0x80 else 1.0
+    if fmt == "e4m3":
+        e, m = (b >> 3) & 0xF, b & 0x7
+        if e == 0xF and m == 0x7:
+            return math.nan
+        return sign * (m * 2.0**-9 if e == 0 else (8 + m) * 2.0 ** (e - 10))
+    e, m = (b >> 2) & 0x1F, b & 0x3
+    if e == 0x1F:
+        return math.nan if m else sign * math.inf
+    return sign * (m * 2.0**-16 if e == 0 else (4 + m) * 2.0 ** (e - 17))
+
+
 def round_to_format(x, fmt):
     """mpf x rounded to nearest-even in the format (subnormals, overflow to
     inf), returned as the exact Python float. Integer arithmetic only."""
@@ -123,6 +139,7 @@ def softmax_out(logits, rows_v, D, sink=None):
 def expected_rows(case):
     """(row index -> (n_allowed, lse, O list, spv list)) from the contract."""
     B, Hq, Hkv, D = case["dims"]
+    Dv = case.get("dv", [D])[0]  # V and the output; q.k runs over D
     lq, lk = case["lq"], case["lk"]
     out = {}
     if case["op"] == "combine":
@@ -140,6 +157,18 @@ def expected_rows(case):
             out[r] = (len(keep), lse, o, spv)
         return out
     dtype = case["dtype"]
+    kv_format = case.get("kv_format", "dtype")
+    nsc = len(case.get("k_scales", []))
+    k_sc = [f32_from_bits(x) for x in case.get("k_scales", [])]
+    v_sc = [f32_from_bits(x) for x in case.get("v_scales", [])]
+
+    def kv_value(bits, kvh, scales):
+        """A K/V element's value: the half, or decode(code) * the head's scale."""
+        if kv_format == "dtype":
+            return half_from_bits(dtype, bits)
+        sc = scales[0 if nsc == 1 else kvh] if nsc else 1.0
+        return mpf(fp8_from_bits(kv_format, bits)) * mpf(sc)
+
     q = [half_from_bits(dtype, h) for h in case["q"]]
     k = case["k"]
     v = case["v"]
@@ -157,12 +186,12 @@ def expected_rows(case):
     for b in range(B):
         Lq, Lk = lq[b], lk[b]
 
-        def kv_offset(p, kvh):
+        def kv_offset(p, kvh, dim):
             if paged:
                 block = table[b * max_blocks + p // block_size]
                 slot = block * block_size + p % block_size
-                return (slot * Hkv + kvh) * D
-            return ((k_start + p) * Hkv + kvh) * D
+                return (slot * Hkv + kvh) * dim
+            return ((k_start + p) * Hkv + kvh) * dim
 
         for i in range(Lq):
             for h in range(Hq):
@@ -190,8 +219,8 @@ def expected_rows(case):
                             if bv == -math.inf:
                                 continue
                             bias = mpf(bv)
-                    off = kv_offset(j, kvh)
-                    krow = [half_from_bits(dtype, x) for x in k[off:off + D]]
+                    off = kv_offset(j, kvh, D)
+                    krow = [kv_value(x, kvh, k_sc) for x in k[off:off + D]]
                     dot = mp.fsum(mpf(qrow[d]) * krow[d] for d in range(D))
                     s = scale * dot
                     if cap is not None:
@@ -199,12 +228,13 @@ def expected_rows(case):
                     if slopes is not None:
                         s += slopes[h] * (j - i - (Lk - Lq))
                     logits.append(s + bias)
-                    vrows.append([half_from_bits(dtype, x) for x in v[off:off + D]])
+                    voff = kv_offset(j, kvh, Dv)
+                    vrows.append([kv_value(x, kvh, v_sc) for x in v[voff:voff + Dv]])
                 r = (q_start + i) * Hq + h
                 sink = None
                 if sinks is not None and sinks[h] != -math.inf:
                     sink = mpf(sinks[h])
-                lse, o, spv = softmax_out(logits, vrows, D, sink)
+                lse, o, spv = softmax_out(logits, vrows, Dv, sink)
                 out[r] = (len(logits), lse, o, spv)
         q_start += Lq
         k_start += Lk
@@ -224,13 +254,14 @@ def parse(stream):
         elif key == "end":
             yield case
             case = None
-        elif key in ("op", "dtype"):
+        elif key in ("op", "dtype", "kv_format"):
             case[key] = vals[0]
-        elif key in ("dims", "lq", "lk", "paged", "table", "mask", "mask_bool", "window"):
+        elif key in ("dims", "lq", "lk", "paged", "table", "mask", "mask_bool", "window", "dv"):
             case[key] = [int(x) for x in vals]
         elif key in ("scale_given", "causal", "base2", "splits"):
             case[key] = int(vals[0])
-        elif key in ("scale", "q", "k", "v", "mask_bias", "lse_part", "o_part", "softcap", "alibi", "sinks"):
+        elif key in ("scale", "q", "k", "v", "mask_bias", "lse_part", "o_part", "softcap", "alibi", "sinks",
+                     "k_scales", "v_scales"):
             case[key] = vals
         elif key == "row":
             case["rows"].append({"r": int(vals[0]), "n": int(vals[1]), "lse": float.fromhex(vals[2])})
@@ -246,12 +277,12 @@ def main():
     dump = sys.argv[1]
     extra = sys.argv[2:]
     proc = subprocess.run([dump] + extra, capture_output=True, text=True, check=True)
-    cases = rows = elems = exact32 = exacth = featured = 0
+    cases = rows = elems = exact32 = exacth = featured = kv_featured = fp8_cases = 0
     failures = []
     ln2 = mp.log(2)
     for case in parse(proc.stdout.splitlines()):
         want = expected_rows(case)
-        D = case["dims"][3]
+        D = case.get("dv", [case["dims"][3]])[0]  # the output's dims
         dtype = case["dtype"]
         for got in case["rows"]:
             n, lse, o, spv = want[got["r"]]
@@ -282,18 +313,22 @@ def main():
             elems += D
         cases += 1
         featured += any(k in case for k in ("window", "softcap", "alibi", "sinks"))
-    print("mpmath check (prec %d): %d cases (%d with features), %d rows, %d elements; o_f32 equal to mpmath's "
-          "rounding in %d, o_half in %d (the rest within 1 ulp); %d disagreements"
-          % (mp.prec, cases, featured, rows, elems, exact32, exacth, len(failures)))
+        kv_featured += "dv" in case or "kv_format" in case
+        fp8_cases += "kv_format" in case
+    print("mpmath check (prec %d): %d cases (%d with features, %d with D_v or an FP8 cache, %d of them FP8), "
+          "%d rows, %d elements; o_f32 equal to mpmath's rounding in %d, o_half in %d (the rest within 1 ulp); "
+          "%d disagreements"
+          % (mp.prec, cases, featured, kv_featured, fp8_cases, rows, elems, exact32, exacth, len(failures)))
     for f in failures[:20]:
         print("FAIL", f)
-    if failures or cases < 200 or featured < 60:
+    if failures or cases < 200 or featured < 60 or kv_featured < 30 or fp8_cases < 15:
         if cases < 200:
             print("FAIL: only %d cases compared (need 200)" % cases)
         if featured < 60:
             print("FAIL: only %d cases with features (need 60)" % featured)
+        if kv_featured < 30 or fp8_cases < 15:
+            print("FAIL: only %d cases with D_v or FP8 (need 30), %d FP8 (need 15)" % (kv_featured, fp8_cases))
         sys.exit(1)
-
 
 if __name__ == "__main__":
     main()

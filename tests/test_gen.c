@@ -652,3 +652,58 @@ Test(gen, bad_case_is_refused)
     cr_assert_null(t.k);
     ac_case_free(&c);
 }
+
+/* --- the K/V storage (docs/CONTRACT.md section 13) -------------------------------------------------- */
+
+/* D_v: v holds Hkv * D_v per slot, out D_v per row. An FP8 cache: every
+   element's high byte is 0, its code never NaN where read, and the
+   dequantised values follow the distribution (the code is value / scale:
+   mean |value| of N(0,1) is 0.80 whatever the scale); NaN-slot poison is the
+   format's NaN code. */
+Test(gen, kv_storage_dv_and_fp8_codes)
+{
+    static const int32_t lk[2] = {37, 20}, lq[2] = {1, 2};
+    for (int f = AC_KV_AS_DTYPE; f < AC_KV_FORMAT_COUNT; f++) {
+        ac_case c;
+        ac_tensors t;
+        make_case(&c, AC_OP_DECODE, AC_FP16, 2, lq, lk, 4, 2, 64, AC_DIST_NORMAL, 11 + (uint64_t)f);
+        c.head_dim_v = 24;
+        paged(&c, 16, AC_LAYOUT_PERMUTED, 2);
+        c.special = AC_SPECIAL_NAN_SLOTS;
+        c.kv_format = (ac_kv_format)f;
+        if (f != AC_KV_AS_DTYPE) {
+            const float ks[2] = {0.0625f, 0.3f}, vs[2] = {2.5f, 0.01f};
+            cr_assert_eq(ac_case_set_kv_scales(&c, ks, vs, 2, NULL), AC_OK);
+        }
+        gen_ok(&c, &t);
+        int64_t slots = (int64_t)c.num_blocks * c.block_size;
+        cr_assert_eq(t.kv_elems, slots * 2 * 64);
+        cr_assert_eq(t.v_elems, slots * 2 * 24);
+        double sum_k = 0.0, sum_v = 0.0;
+        int64_t n = 0, nan_codes = 0;
+        for (int32_t b = 0; b < 2; b++)
+            for (int32_t p = 0; p < lk[b]; p++) {
+                int64_t s = ac_pos_slot(c.block_table + b * c.max_blocks_per_seq, p, c.block_size);
+                for (int32_t g = 0; g < 2; g++) {
+                    for (int32_t d = 0; d < 24; d++) {
+                        uint16_t kb = t.k[(s * 2 + g) * 64 + d], vb = t.v[(s * 2 + g) * 24 + d];
+                        if (f != AC_KV_AS_DTYPE) cr_assert(kb < 256 && vb < 256, "high byte set");
+                        cr_assert(!ac_kv_elem_isnan(c.dtype, c.kv_format, kb) && !ac_kv_elem_isnan(c.dtype, c.kv_format, vb));
+                        sum_k += fabs(ac_kv_elem_to_double(c.dtype, c.kv_format, kb) * ac_case_k_scale(&c, g));
+                        sum_v += fabs(ac_kv_elem_to_double(c.dtype, c.kv_format, vb) * ac_case_v_scale(&c, g));
+                        n++;
+                    }
+                }
+            }
+        for (int64_t i = 0; i < t.v_elems; i++) nan_codes += ac_kv_elem_isnan(c.dtype, c.kv_format, t.v[i]);
+        cr_assert(nan_codes > 0, "the unread slots are poisoned in the cache's format");
+        cr_assert(fabs(sum_k / n - 0.798) < 0.1 && fabs(sum_v / n - 0.798) < 0.1, "%s: mean |k| %g, |v| %g",
+                  ac_kv_format_name(c.kv_format), sum_k / n, sum_v / n);
+        ac_outputs o;
+        memset(&o, 0, sizeof o);
+        cr_assert_eq(ac_outputs_alloc(&c, &o, NULL), AC_OK);
+        ac_outputs_free(&o);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}

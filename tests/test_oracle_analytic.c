@@ -779,3 +779,124 @@ Test(oracle_analytic, empty_row_with_a_sink_gives_zero_and_the_sink)
             ac_case_free(&c);
         }
 }
+
+/* --- the K/V storage (docs/CONTRACT.md section 13) ---------------------------- */
+
+/* An FP8 cache: one allowed key gives O = decode(v) * v_scale exactly and
+   LSE = scale * q * decode(k) * k_scale exactly; with two keys the softmax
+   uses the dequantised values (per-head scales pick the KV head's). */
+Test(oracle_analytic, fp8_cache_dequantises_with_the_heads_scales)
+{
+    for (int m = 0; m < 2; m++)
+        for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++) {
+            ac_case c;
+            ac_tensors t;
+            simple_case(&c, AC_BF16, 1, 2, 1);
+            c.heads_q = c.heads_kv = 2;
+            c.scale_given = 1;
+            c.scale = 1.0f;
+            c.kv_format = (ac_kv_format)f;
+            const float ks[2] = {0.375f, 3.0f}, vs[2] = {0.1f, 40.0f}; /* 0.1: not a power of two */
+            cr_assert_eq(ac_case_set_kv_scales(&c, ks, vs, 2, NULL), AC_OK);
+            c.window_left = c.window_right = 0; /* row 0 sees key 1 only */
+            cr_assert_eq(tg_fill(&c, &t, 3, (tg_range){-2, 2}, 0), 0);
+            const float kval[2] = {1.5f, -2.0f}, vval[2] = {-3.0f, 0.625f};
+            for (int32_t h = 0; h < 2; h++) {
+                t.q[h] = ac_f32_to_half(AC_BF16, 1.0f);
+                for (int32_t j = 0; j < 2; j++) { /* contiguous [Lk, Hkv, 1] */
+                    t.k[j * 2 + h] = ac_f32_to_fp8((ac_kv_format)f, kval[j] * (float)(h + 1));
+                    t.v[j * 2 + h] = ac_f32_to_fp8((ac_kv_format)f, vval[j]);
+                }
+            }
+            ac_oracle_result res;
+            run_ok(&c, &t, modes[m], 0, &res);
+            for (int32_t h = 0; h < 2; h++) {
+                double kd = (double)kval[1] * (h + 1) * ks[h], vd = (double)vval[1] * vs[h];
+                cr_assert(res.lse[h] == kd, "%s head %d: LSE %a, want %a", ac_kv_format_name(c.kv_format), h,
+                          res.lse[h], kd);
+                cr_assert(res.o_f32[h] == (float)vd, "head %d: O %a, want %a", h, (double)res.o_f32[h], vd);
+            }
+            ac_oracle_result_free(&res);
+            /* Both keys: the exact softmax of the dequantised logits and values
+               (V scales that keep decode(v) * scale exact in fp32 for the check). */
+            c.window_left = c.window_right = -1;
+            const float vs2[2] = {0.25f, 48.0f};
+            cr_assert_eq(ac_case_set_kv_scales(&c, ks, vs2, 2, NULL), AC_OK);
+            run_ok(&c, &t, modes[m], 0, &res);
+            for (int32_t h = 0; h < 2; h++) {
+                double s[2] = {(double)kval[0] * (h + 1) * ks[h], (double)kval[1] * (h + 1) * ks[h]}, lse;
+                float v2[2] = {vval[0] * vs2[h], vval[1] * vs2[h]}, o;
+                exact_softmax(s, v2, 2, -INFINITY, &lse, &o);
+                cr_assert(res.o_f32[h] == o, "head %d: O %a vs %a", h, (double)res.o_f32[h], (double)o);
+                cr_assert(fabs(res.lse[h] - lse) <= 0x1p-50 * fabs(lse));
+            }
+            ac_oracle_result_free(&res);
+            ac_tensors_free(&t);
+            ac_case_free(&c);
+        }
+}
+
+/* D_v != D_qk: q.k over D_qk, O with D_v columns equal to the one allowed
+   key's V row; the default scale stays 1/sqrt(D_qk). */
+Test(oracle_analytic, dv_output_has_v_columns_and_scale_of_dqk)
+{
+    for (int m = 0; m < 2; m++) {
+        ac_case c;
+        ac_tensors t;
+        simple_case(&c, AC_FP16, 1, 3, 4);
+        c.head_dim_v = 3;
+        c.window_left = c.window_right = 0; /* key 2 only */
+        cr_assert_eq(tg_fill(&c, &t, 5, (tg_range){-2, 2}, 0), 0);
+        cr_assert_eq(t.kv_elems, 12);
+        cr_assert_eq(t.v_elems, 9);
+        ac_oracle_result res;
+        run_ok(&c, &t, modes[m], 0, &res);
+        cr_assert_eq(res.head_dim, 3);
+        for (int32_t d = 0; d < 3; d++)
+            cr_assert(res.o_f32[d] == ac_half_to_f32(AC_FP16, t.v[2 * 3 + d]), "d %d", d);
+        double dot = 0.0;
+        for (int32_t d = 0; d < 4; d++)
+            dot += (double)ac_half_to_f32(AC_FP16, t.q[d]) * (double)ac_half_to_f32(AC_FP16, t.k[2 * 4 + d]);
+        cr_assert(res.lse[0] == (double)(1.0f / sqrtf(4.0f)) * dot, "LSE %a vs %a", res.lse[0], 0.5 * dot);
+        ac_oracle_result_free(&res);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+}
+
+/* A store into an FP8 cache quantises fl32(x / scale) to nearest even,
+   saturating; with D_v != D the V rows have their own width. */
+Test(oracle_analytic, fp8_store_quantises_with_the_heads_scale)
+{
+    ac_case c;
+    ac_tensors t;
+    simple_case(&c, AC_BF16, 0, 0, 2);
+    c.op = AC_OP_STORE;
+    c.head_dim_v = 1;
+    c.paged = 1;
+    c.block_size = 2;
+    c.num_blocks = 2;
+    c.kv_format = AC_KV_E4M3;
+    const float ks[1] = {0.5f}, vs[1] = {0.25f};
+    cr_assert_eq(ac_case_set_kv_scales(&c, ks, vs, 1, NULL), AC_OK);
+    cr_assert_eq(ac_case_alloc_table(&c, 1, NULL), AC_OK);
+    cr_assert_eq(ac_case_alloc_slots(&c, 2, NULL), AC_OK);
+    c.slot_mapping[0] = 3;
+    c.slot_mapping[1] = -1;
+    cr_assert_eq(tg_fill(&c, &t, 9, (tg_range){-2, 2}, 0), 0);
+    cr_assert_eq(t.v_elems, 4);
+    t.k_new[0] = ac_f32_to_half(AC_BF16, 3.0f);   /* 3 / 0.5 = 6: exact */
+    t.k_new[1] = ac_f32_to_half(AC_BF16, 300.0f); /* 600: past 448, saturates */
+    t.v_new[0] = ac_f32_to_half(AC_BF16, -1.0625f); /* -4.25: between -4 and -4.5, ties to even -4 */
+    ac_oracle_opts o = {0};
+    ac_oracle_result res;
+    ac_error err = {0};
+    cr_assert_eq(ac_oracle_run(&c, &t, &o, &res, &err), AC_OK, "%s", err.msg);
+    cr_assert_eq(res.k_cache[3 * 2 + 0], 0x4c); /* 6 = 1.5 * 2^2: exponent 9, mantissa 4 */
+    cr_assert_eq(res.k_cache[3 * 2 + 1], 0x7e); /* 448 */
+    cr_assert_eq(res.v_cache[3], 0xc8);         /* -4 */
+    cr_assert_eq(res.v_cache[0], t.v[0]);       /* untouched slot */
+    ac_oracle_result_free(&res);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+}

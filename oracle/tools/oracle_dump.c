@@ -48,7 +48,7 @@ static int dump_case(FILE *f, const ac_case *c, const ac_tensors *t, ac_oracle_m
         fprintf(stderr, "oracle_dump: %s: %s\n", line, err.msg);
         return -1;
     }
-    int64_t tq = ac_case_total_q(c), D = c->head_dim;
+    int64_t tq = ac_case_total_q(c), D = ac_case_dv(c); /* the output's dims */
     fprintf(f, "case %s\n", line);
     fprintf(f, "op %s\ndtype %s\ndims %d %d %d %d\n", ac_op_name(c->op), ac_dtype_name(c->dtype), c->batch,
             c->heads_q, c->heads_kv, c->head_dim);
@@ -68,10 +68,17 @@ static int dump_case(FILE *f, const ac_case *c, const ac_tensors *t, ac_oracle_m
         if (c->softcap != 0.0f) put_f32(f, "softcap", &c->softcap, 1);
         if (c->n_alibi) put_f32(f, "alibi", c->alibi_slopes, c->n_alibi);
         if (c->n_sinks) put_f32(f, "sinks", c->sinks, c->n_sinks);
+        /* The K/V storage (section 13): only when it differs from the default. */
+        if (c->head_dim_v && c->head_dim_v != c->head_dim) fprintf(f, "dv %d\n", c->head_dim_v);
+        if (c->kv_format != AC_KV_AS_DTYPE) fprintf(f, "kv_format %s\n", ac_kv_format_name(c->kv_format));
+        if (c->n_kv_scales) {
+            put_f32(f, "k_scales", c->k_scales, c->n_kv_scales);
+            put_f32(f, "v_scales", c->v_scales, c->n_kv_scales);
+        }
         if (c->paged) put_i32(f, "table", c->block_table, (int64_t)c->batch * c->max_blocks_per_seq);
-        put_u16(f, "q", t->q, tq * c->heads_q * D);
+        put_u16(f, "q", t->q, tq * c->heads_q * c->head_dim);
         put_u16(f, "k", t->k, t->kv_elems);
-        put_u16(f, "v", t->v, t->kv_elems);
+        put_u16(f, "v", t->v, t->v_elems);
         int64_t hm = c->mask_per_head ? c->heads_q : 1, nm = 0;
         for (int32_t b = 0; b < c->batch; b++) nm += hm * c->seqlen_q[b] * c->seqlen_k[b];
         if (c->mask == AC_MASK_BOOL) {
@@ -139,9 +146,11 @@ int main(int argc, char **argv)
         ac_case c;
         ac_tensors t;
         uint64_t s = seed + (uint64_t)i * 104729u;
-        /* Every other group of four: the attention cases carry features. */
+        /* Every other group of four: the attention cases carry features;
+           every third group, the K/V storage features (D_v, FP8) too. */
         if (tg_random_case(ops[i % 4], s, &c, &t) ||
-            (ops[i % 4] != AC_OP_COMBINE && (i / 4) % 2 == 1 && tg_random_features(&c, s ^ 0x5eed))) {
+            (ops[i % 4] != AC_OP_COMBINE && (i / 4) % 2 == 1 && tg_random_features(&c, s ^ 0x5eed)) ||
+            (ops[i % 4] != AC_OP_COMBINE && (i / 4) % 3 == 2 && tg_random_kv(&c, &t, s ^ 0xf8f8))) {
             fprintf(stderr, "oracle_dump: out of memory\n");
             return 1;
         }

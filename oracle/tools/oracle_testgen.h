@@ -51,6 +51,58 @@ static inline uint16_t tg_half_nan(ac_dtype t) { return t == AC_FP16 ? 0x7e00u :
 /* Value exponent range used by tg_fill (unbiased, inclusive). */
 typedef struct tg_range { int emin, emax; } tg_range;
 
+/* One K/V storage element: a half of the range, or with an FP8 cache the
+   code of such a value (saturated into the format). NaN where unread. */
+static inline uint16_t tg_kv(tg_rng *r, const ac_case *c, tg_range vr)
+{
+    uint16_t h = tg_half(r, c->dtype, vr.emin, vr.emax);
+    if (c->kv_format == AC_KV_AS_DTYPE) return h;
+    return ac_f32_to_fp8(c->kv_format, ac_half_to_f32(c->dtype, h));
+}
+static inline uint16_t tg_kv_nan(const ac_case *c)
+{
+    return c->kv_format == AC_KV_AS_DTYPE ? tg_half_nan(c->dtype) : 0x7fu;
+}
+
+/* K [.., Hkv, D] and V [.., Hkv, D_v] of the case (contiguous or the whole
+   pool), in its K/V storage format; unread slots NaN when nan_unread. */
+static inline int tg_fill_kv(const ac_case *c, ac_tensors *t, tg_rng *r, tg_range vr, int nan_unread)
+{
+    int32_t Hkv = c->heads_kv, D = c->head_dim, Dv = ac_case_dv(c);
+    int64_t row = (int64_t)Hkv * D, row_v = (int64_t)Hkv * Dv;
+    int64_t slots = c->paged ? (int64_t)c->num_blocks * c->block_size : t->total_k;
+    t->kv_elems = slots * row;
+    t->v_elems = slots * row_v;
+    t->k = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1));
+    t->v = malloc(sizeof(uint16_t) * (size_t)(t->v_elems ? t->v_elems : 1));
+    if (!t->k || !t->v) return -1;
+    int64_t wide = row > row_v ? row : row_v;
+    /* k and v drawn interleaved, element by element of the wider row. */
+    if (c->paged) {
+        for (int64_t i = 0; i < slots * wide; i++) {
+            uint16_t a = nan_unread ? tg_kv_nan(c) : tg_kv(r, c, vr); /* one draw for both */
+            if (i < t->kv_elems) t->k[i] = a;
+            if (i < t->v_elems) t->v[i] = a;
+        }
+        for (int32_t b = 0; b < c->batch; b++)
+            for (int32_t p = 0; p < c->seqlen_k[b]; p++) {
+                int64_t slot = ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size);
+                for (int64_t x = 0; x < wide; x++) {
+                    uint16_t kx = tg_kv(r, c, vr), vx = tg_kv(r, c, vr);
+                    if (x < row) t->k[slot * row + x] = kx;
+                    if (x < row_v) t->v[slot * row_v + x] = vx;
+                }
+            }
+    } else {
+        for (int64_t i = 0; i < slots * wide; i++) {
+            uint16_t kx = tg_kv(r, c, vr), vx = tg_kv(r, c, vr);
+            if (i < t->kv_elems) t->k[i] = kx;
+            if (i < t->v_elems) t->v[i] = vx;
+        }
+    }
+    return 0;
+}
+
 /* Materialise the tensors of a case whose shape fields (op, dtype, lengths,
    heads, paging with its block table, mask kind, splits, slots) are set.
    Unread cache slots and table entries get NaN / garbage when nan_unread. */
@@ -85,36 +137,15 @@ static inline int tg_fill(const ac_case *c, ac_tensors *t, uint64_t seed, tg_ran
         }
         return 0;
     }
-    int64_t row = (int64_t)Hkv * D;
-    t->kv_elems = c->paged ? (int64_t)c->num_blocks * c->block_size * row : t->total_k * row;
-    t->k = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1));
-    t->v = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems ? t->kv_elems : 1));
-    if (!t->k || !t->v) return -1;
-    if (c->paged) {
-        for (int64_t i = 0; i < t->kv_elems; i++)
-            t->k[i] = t->v[i] = nan_unread ? tg_half_nan(c->dtype) : tg_half(&r, c->dtype, vr.emin, vr.emax);
-        for (int32_t b = 0; b < B; b++)
-            for (int32_t p = 0; p < c->seqlen_k[b]; p++) {
-                int64_t slot = ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size);
-                for (int64_t x = 0; x < row; x++) {
-                    t->k[slot * row + x] = tg_half(&r, c->dtype, vr.emin, vr.emax);
-                    t->v[slot * row + x] = tg_half(&r, c->dtype, vr.emin, vr.emax);
-                }
-            }
-    } else {
-        for (int64_t i = 0; i < t->kv_elems; i++) {
-            t->k[i] = tg_half(&r, c->dtype, vr.emin, vr.emax);
-            t->v[i] = tg_half(&r, c->dtype, vr.emin, vr.emax);
-        }
-    }
+    if (tg_fill_kv(c, t, &r, vr, nan_unread)) return -1;
     if (c->op == AC_OP_STORE) {
-        int64_t nn = (int64_t)c->num_tokens * row;
+        int64_t nn = (int64_t)c->num_tokens * Hkv * D, nv = (int64_t)c->num_tokens * Hkv * ac_case_dv(c);
         t->k_new = malloc(sizeof(uint16_t) * (size_t)(nn ? nn : 1));
-        t->v_new = malloc(sizeof(uint16_t) * (size_t)(nn ? nn : 1));
+        t->v_new = malloc(sizeof(uint16_t) * (size_t)(nv ? nv : 1));
         if (!t->k_new || !t->v_new) return -1;
-        for (int64_t i = 0; i < nn; i++) {
-            t->k_new[i] = tg_half(&r, c->dtype, vr.emin, vr.emax);
-            t->v_new[i] = tg_half(&r, c->dtype, vr.emin, vr.emax);
+        for (int64_t i = 0; i < (nn > nv ? nn : nv); i++) {
+            if (i < nn) t->k_new[i] = tg_half(&r, c->dtype, vr.emin, vr.emax);
+            if (i < nv) t->v_new[i] = tg_half(&r, c->dtype, vr.emin, vr.emax);
         }
     }
     if (c->mask != AC_MASK_NONE) {
@@ -251,6 +282,35 @@ static inline int tg_random_features(ac_case *c, uint64_t seed)
         if (ac_case_set_sinks(c, v, hq, NULL)) return -1;
     }
     return 0;
+}
+
+/* The K/V storage of docs/CONTRACT.md section 13 drawn from `seed` onto an
+   attention case whose tensors exist: D_v != D (half the time), an FP8
+   format (half the time; E4M3 or E5M2) with no, per-tensor or per-head
+   scales of any fp32 value in [2^-8, 2^8]; K and V are then drawn again. */
+static inline int tg_random_kv(ac_case *c, ac_tensors *t, uint64_t seed)
+{
+    tg_rng r = {seed};
+    static const int32_t dvs[] = {1, 3, 8, 16, 24};
+    if (tg_below(&r, 2)) c->head_dim_v = dvs[tg_below(&r, 5)];
+    if (tg_below(&r, 2)) {
+        c->kv_format = tg_below(&r, 2) ? AC_KV_E4M3 : AC_KV_E5M2;
+        int k = tg_below(&r, 3);
+        int32_t n = k == 0 ? 0 : k == 1 ? 1 : c->heads_kv;
+        float ks[64], vs[64];
+        if (n > 64) n = 1;
+        for (int32_t i = 0; i < n; i++) {
+            ks[i] = fabsf(tg_f32(&r, -8, 7));
+            vs[i] = fabsf(tg_f32(&r, -8, 7));
+            if (!(ks[i] >= 0x1p-9f)) ks[i] = 0.75f; /* tg_f32 may give 0 or a tiny value */
+            if (!(vs[i] >= 0x1p-9f)) vs[i] = 1.25f;
+        }
+        if (ac_case_set_kv_scales(c, ks, vs, n, NULL)) return -1;
+    }
+    free(t->k);
+    free(t->v);
+    t->k = t->v = NULL;
+    return tg_fill_kv(c, t, &r, (tg_range){-6, 2}, c->paged);
 }
 
 #endif

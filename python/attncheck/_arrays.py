@@ -89,6 +89,9 @@ def to_array(argument, x):
         t = t.cpu().contiguous()
         if t.dtype == torch.bfloat16:
             return "BF16", t.view(torch.int16).numpy().view(np.uint16)
+        fp8 = {getattr(torch, "float8_e4m3fn", None): "F8_E4M3", getattr(torch, "float8_e5m2", None): "F8_E5M2"}
+        if t.dtype in fp8 and t.dtype is not None:  # FP8 codes, bit for bit
+            return fp8[t.dtype], t.view(torch.uint8).numpy()
         try:
             arr = t.numpy()
         except (TypeError, RuntimeError) as e:

@@ -43,16 +43,24 @@ TEXT_KEYS = ("library", "library_version", "note")
 FEATURE_KEYS = ("window_left", "window_right", "softcap")
 FEATURE_DEFAULTS = {"window_left": -1, "window_right": -1, "softcap": 0.0}
 FEATURE_TENSORS = ("alibi_slopes", "sinks")
+# An FP8 K/V cache (kv-spec): K/V tensors of dtype F8_E4M3 or F8_E5M2 (one code a byte), their
+# dequantisation scales float32 [] or [1] (per tensor) or [Hkv] (per KV head); no metadata key:
+# the dtypes say it. D_v != D_qk: v (v_cache, v_new) and out have their own last dim.
+FP8 = ("F8_E4M3", "F8_E5M2")
+KV_FORMATS = {"e4m3": "F8_E4M3", "e5m2": "F8_E5M2"}
+KV_TENSORS = ("k", "v", "k_cache", "v_cache", "k_cache_out", "v_cache_out")
+SCALE_TENSORS = ("k_scale", "v_scale")
 
 # Which tensors each op may hold.
 TENSORS = {
     "prefill": ("q", "k", "v", "cu_seqlens_k", "k_cache", "v_cache", "block_table",
-                "seqlens_k", "cu_seqlens_q", "mask", "out", "lse", "alibi_slopes", "sinks"),
+                "seqlens_k", "cu_seqlens_q", "mask", "out", "lse", "alibi_slopes", "sinks",
+                "k_scale", "v_scale"),
     "decode": ("q", "k_cache", "v_cache", "block_table", "seqlens_k", "cu_seqlens_q",
-               "mask", "out", "lse", "num_splits", "alibi_slopes", "sinks"),
+               "mask", "out", "lse", "num_splits", "alibi_slopes", "sinks", "k_scale", "v_scale"),
     "combine": ("o_part", "lse_part", "out", "lse"),
     "store": ("k_new", "v_new", "slot_mapping", "k_cache", "v_cache", "k_cache_out",
-              "v_cache_out"),
+              "v_cache_out", "k_scale", "v_scale"),
 }
 DATA = ("F16", "BF16")
 INDEX = ("I32", "I64")
@@ -119,6 +127,41 @@ class _Check:
                       % (i, got, want, what, _shape_str(arr.shape)))
         return tuple(int(d) for d in arr.shape)
 
+    def kv_pair(self, k, v, dt):
+        """The dtype of a K/V pair: both the data dtype dt, or both one FP8 dtype."""
+        kd, vd = self.t[k][0], self.t[v][0]
+        if kd != vd and (kd in FP8 or vd in FP8):
+            _fail(v, "dtype %s while %s is %s: K and V share one format" % (vd, k, kd))
+        kd = self.dtype(k, (dt,) + FP8)
+        self.dtype(v, (kd,))
+        return kd
+
+    def kv_scales(self, kvdt, hkv):
+        """k_scale and v_scale: both or neither, F32 [] / [1] / [Hkv], finite in [2^-64, 2^64],
+        only with an FP8 cache."""
+        given = [n for n in SCALE_TENSORS if self.has(n)]
+        if not given:
+            return
+        if len(given) == 1:
+            _fail("v_scale" if given[0] == "k_scale" else "k_scale",
+                  "missing (%s is given: both scales or neither)" % given[0])
+        if kvdt not in FP8:
+            _fail("k_scale", "given with K/V in %s (scales go with F8_E4M3 / F8_E5M2 K/V only)" % kvdt)
+        n = []
+        for name in SCALE_TENSORS:
+            self.dtype(name, ("F32",))
+            arr = self.t[name][1]
+            if not (arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] in (1, hkv))):
+                _fail(name, "shape %s, expected [] or [1] (per tensor) or [Hkv = %d] (per KV head)"
+                      % (_shape_str(arr.shape), hkv))
+            vals = arr.reshape(-1).astype(np.float64)
+            bad = np.nonzero(~((vals >= 2.0 ** -64) & (vals <= 2.0 ** 64)))[0]
+            if bad.size:
+                _fail(name, "entry %d is %r: must be finite, in [2^-64, 2^64]" % (bad[0], float(vals[bad[0]])))
+            n.append(vals.size)
+        if n[0] != n[1]:
+            _fail("v_scale", "%d entries while k_scale has %d: both per tensor or both per KV head" % (n[1], n[0]))
+
     def cu_seqlens(self, name, total, batch):
         """Per-sequence lengths of cu_seqlens [B+1] over `total` rows; when
         the tensor is absent, one sequence of `total` (batch must be 1)."""
@@ -171,11 +214,10 @@ class _Check:
             knhd = m["kv_layout"] == "NHD"
             what = ("[num_blocks, block_size, Hkv, D] (kv_layout NHD)" if knhd
                     else "[num_blocks, Hkv, block_size, D] (kv_layout HND)")
-            self.dtype("k_cache", (dt,))
+            kvdt = self.kv_pair("k_cache", "v_cache", dt)
             shp = self.shape("k_cache", (None, None, None, d), what)
             hkv = shp[2] if knhd else shp[1]
-            self.dtype("v_cache", (dt,))
-            self.shape("v_cache", shp, what + ", as k_cache")
+            dv = self.shape("v_cache", shp[:3] + (None,), what + ", as k_cache but D_v")[3]
             self.dtype("block_table", INDEX)
             batch, _ = self.shape("block_table", (None, None), "[B, max_blocks_per_seq]")
             self.dtype("seqlens_k", INDEX)
@@ -189,11 +231,10 @@ class _Check:
                 self.need(n, " (contiguous keys; or give k_cache, v_cache, block_table, seqlens_k)")
             kv = "k"
             what = "[total_k, Hkv, D] (layout NHD)" if nhd else "[Hkv, total_k, D] (layout HND)"
-            self.dtype("k", (dt,))
+            kvdt = self.kv_pair("k", "v", dt)
             shp = self.shape("k", (None, None, d), what)
             total_k, hkv = (shp[0], shp[1]) if nhd else (shp[1], shp[0])
-            self.dtype("v", (dt,))
-            self.shape("v", shp, what + ", as k")
+            dv = self.shape("v", shp[:2] + (None,), what + ", as k but D_v")[2]
             batch = None
             for n in ("cu_seqlens_k", "cu_seqlens_q"):
                 if self.has(n):
@@ -203,6 +244,9 @@ class _Check:
             batch = lk.shape[0]
         if hkv < 1 or hq % hkv:
             _fail(kv, "Hkv = %d does not divide Hq = %d" % (hkv, hq))
+        if dv < 1:
+            _fail("v_cache" if kv == "k_cache" else "v", "needs a head dim D_v >= 1")
+        self.kv_scales(kvdt, hkv)
         lq = self.cu_seqlens("cu_seqlens_q", total_q, batch)
         if op == "decode":
             bad = np.nonzero((lq < 1) | (lq > MAX_QUERIES_DECODE))[0]
@@ -212,7 +256,7 @@ class _Check:
 
         self.need("out")
         odt = self.dtype("out", (dt, "F32"))
-        self.shape("out", self.t["q"][1].shape, "as q")
+        self.shape("out", self.t["q"][1].shape[:2] + (dv,), "as q but D_v, v's last dim")
         m["out_dtype"] = "float32" if odt == "F32" and dt != "F32" else "same"
         if self.has("lse"):
             self.dtype("lse", ("F32",))
@@ -278,17 +322,19 @@ class _Check:
         dt = self.dtype("k_new", DATA)
         tokens, hkv, d = self.shape("k_new", (None, None, None), "[T, Hkv, D]")
         self.dtype("v_new", (dt,))
-        self.shape("v_new", (tokens, hkv, d), "[T, Hkv, D] as k_new")
+        dv = self.shape("v_new", (tokens, hkv, None), "[T, Hkv, D_v] as k_new but D_v")[2]
         self.dtype("slot_mapping", INDEX)
         self.shape("slot_mapping", (tokens,), "[T], T from k_new")
         knhd = m["kv_layout"] == "NHD"
         what = ("[num_blocks, block_size, Hkv, D] (kv_layout NHD)" if knhd
                 else "[num_blocks, Hkv, block_size, D] (kv_layout HND)")
-        self.dtype("k_cache", (dt,))
+        kvdt = self.kv_pair("k_cache", "v_cache", dt)
         shp = self.shape("k_cache", (None, None, hkv, d) if knhd else (None, hkv, None, d), what)
-        for n in ("v_cache", "k_cache_out", "v_cache_out"):
-            self.dtype(n, (dt,))
-            self.shape(n, shp, what + ", as k_cache")
+        vshp = self.shape("v_cache", shp[:3] + (dv,), what + ", as k_cache but D_v from v_new")
+        for n, want in (("k_cache_out", shp), ("v_cache_out", vshp)):
+            self.dtype(n, (kvdt,))
+            self.shape(n, want, what + ", as its input cache")
+        self.kv_scales(kvdt, hkv)
         m["out_dtype"] = "same"
         m["mask"] = "none"
 
@@ -378,7 +424,8 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
          k_cache_out=None, v_cache_out=None, num_splits=None, causal="none", scale="default",
          layout="NHD", kv_layout="NHD", lse_base="e", lse_layout="TH", empty_row="zero_neginf",
          combine_empty="guard", library="", library_version="", note="", window_left=-1, window_right=-1,
-         softcap=0.0, alibi_slopes=None, sinks=None, writer="auto"):
+         softcap=0.0, alibi_slopes=None, sinks=None, kv_format=None, k_scale=None, v_scale=None,
+         writer="auto"):
     """Write one attention call to `path` (a .safetensors dump file).
 
     Tensors are numpy arrays, torch tensors (bf16 kept bit for bit) or
@@ -386,7 +433,11 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
     any number (1.0 and 0.0 included) is an explicit scale. The features
     (prefill and decode): window_left / window_right (-1 = unbounded side,
     bottom-right aligned), softcap (0 = none), alibi_slopes and sinks (float32
-    [Hq]; a sink may be -inf). An additive mask
+    [Hq]; a sink may be -inf). An FP8 K/V cache: k/v (k_cache, v_cache, and a
+    store's outputs) as torch float8_e4m3fn / float8_e5m2 tensors, or as uint8
+    codes with kv_format="e4m3" / "e5m2"; k_scale, v_scale (both or neither) a
+    number or float32 [1] (per tensor) or [Hkv] (per KV head). v and out may
+    have their own last dim D_v (MLA). An additive mask
     given as float16/bf16 is widened to float32 (exactly). The keys "mask" and
     "out_dtype" of the metadata follow from the tensors. Every violation raises
     DumpError naming the argument (and the dimension or index).
@@ -399,21 +450,32 @@ def dump(path, *, op, q=None, k=None, v=None, k_cache=None, v_cache=None, block_
              "cu_seqlens_k": cu_seqlens_k, "slot_mapping": slot_mapping, "k_new": k_new,
              "v_new": v_new, "mask": mask, "out": out, "lse": lse, "o_part": o_part,
              "lse_part": lse_part, "k_cache_out": k_cache_out, "v_cache_out": v_cache_out,
-             "alibi_slopes": alibi_slopes, "sinks": sinks}
+             "alibi_slopes": alibi_slopes, "sinks": sinks, "k_scale": k_scale, "v_scale": v_scale}
+    if kv_format is not None and kv_format not in KV_FORMATS:
+        _fail("kv_format", "must be None, \"e4m3\" or \"e5m2\", got %r" % (kv_format,))
     tensors = {}
     for name, value in given.items():
         if value is None:
             continue
-        if name in FEATURE_TENSORS and not hasattr(value, "dtype"):
-            value = np.asarray(value, dtype=np.float64)  # a list of numbers
+        if name in FEATURE_TENSORS + SCALE_TENSORS and not hasattr(value, "dtype"):
+            value = np.asarray(value, dtype=np.float64)  # a number or a list of numbers
         dt, arr = to_array(name, value)
-        if name in FEATURE_TENSORS and arr.dtype == np.float64:
+        if name in KV_TENSORS and kv_format is not None:
+            want = KV_FORMATS[kv_format]
+            if dt == "U8":  # codes of the format the caller names
+                dt = want
+            elif dt in FP8 and dt != want:
+                _fail(name, "dtype %s, but kv_format is %r (%s)" % (dt, kv_format, want))
+            elif dt not in FP8:
+                _fail(name, "dtype %s: kv_format %r wants uint8 codes or torch float8" % (dt, kv_format))
+        if name in FEATURE_TENSORS + SCALE_TENSORS and arr.dtype == np.float64:
             # float32 is what kernels take; a value it does not hold exactly would be another call
             narrow = arr.astype(np.float32)
             with np.errstate(invalid="ignore"):
                 inexact = (narrow.astype(np.float64) != arr) & ~np.isnan(arr)
             if np.any(inexact):
-                _fail(name, "entry %d (%r) is not a float32 value" % (np.nonzero(inexact)[0][0], float(arr[inexact][0])))
+                flat, bad = arr.reshape(-1), inexact.reshape(-1)  # a scale may be a scalar
+                _fail(name, "entry %d (%r) is not a float32 value" % (np.nonzero(bad)[0][0], float(flat[bad][0])))
             dt, arr = "F32", narrow
         if name == "mask" and dt in ("F16", "BF16"):
             # A bias in the data dtype (SDPA takes one): float32 holds it exactly.

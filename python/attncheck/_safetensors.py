@@ -21,6 +21,9 @@ NUMPY_OF = {
     "BOOL": np.dtype(np.bool_),
     "U8": np.dtype(np.uint8),
     "I8": np.dtype(np.int8),
+    # FP8 codes (an FP8 K/V cache): one byte each, held as uint8 (numpy has no fp8 dtype)
+    "F8_E5M2": np.dtype(np.uint8),
+    "F8_E4M3": np.dtype(np.uint8),
     "I16": np.dtype("<i2"),
     "U16": np.dtype("<u2"),
     "F16": np.dtype("<f2"),

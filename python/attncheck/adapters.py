@@ -25,7 +25,7 @@ first case. docs/BRIDGE.md explains the conventions each one declares.
 
 import numpy as np
 
-from .bridge import Unsupported
+from .bridge import Unsupported, float_to_fp8
 
 __all__ = ["Unsupported", "NumpyRef", "numpy_ref", "Sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn",
            "sdpa_math", "Flex", "flex", "flex_paged", "FlexEager", "flex_eager", "flex_paged_eager",
@@ -80,7 +80,8 @@ class NumpyRef:
     """The contract computed in float64 and rounded once to the output format:
     what the oracle computes, to double precision. Every family; LSE natural,
     empty rows O = 0, LSE = -inf, the guarded combine; windows, softcap, ALiBi
-    and sinks on prefill and decode. Subclasses (python/tests/bridge_adapters.py)
+    and sinks on prefill and decode; an FP8 cache with its scales and D_v !=
+    D_qk on prefill, decode and store. Subclasses (python/tests/bridge_adapters.py)
     change one hook to compute a classic wrong question."""
 
     name = "numpy_ref"
@@ -89,7 +90,8 @@ class NumpyRef:
     lse_base = "e"
     empty_row = "zero_neginf"
     combine_empty = "guard"
-    features = {"prefill": ["window", "softcap", "alibi", "sinks"], "decode": ["window", "softcap", "alibi", "sinks"]}
+    features = {"prefill": ["window", "softcap", "alibi", "sinks", "fp8kv", "dv"],
+                "decode": ["window", "softcap", "alibi", "sinks", "fp8kv", "dv"], "store": ["fp8kv", "dv"]}
     softcap_after_mask = False
 
     # ---- hooks: what the kernel computes, by default the contract ----
@@ -114,8 +116,13 @@ class NumpyRef:
     def _sinks(self, case):
         return None if case.sinks is None else case.sinks.astype(np.float64)
 
+    def _kv_values(self, case, b, name):
+        """Sequence b's K or V values [Lk, Hkv, D or D_v], float64: decode(code) * scale
+        with an FP8 cache."""
+        return case.kv_values(b, name)
+
     def _attention(self, case):
-        o = np.zeros((case.total_q, case.heads_q, case.head_dim))
+        o = np.zeros((case.total_q, case.heads_q, case.head_dim_v))
         lse = np.full((case.total_q, case.heads_q), -np.inf)
         kv_head = np.array([self._kv_head(case, h) for h in range(case.heads_q)], dtype=np.int64)
         q_all = case.values("q")
@@ -126,12 +133,11 @@ class NumpyRef:
             rows = case.q_rows(b)
             if rows.stop == rows.start:
                 continue
-            k = case.kv(b, "k")
-            v = case.kv(b, "v")
             m = case.mask_block(b)
             bias = m if m is not None and m.dtype != bool else None
             with np.errstate(invalid="ignore"):
-                ob, lb = attention_f64(q_all[rows], case.values_of(k), case.values_of(v), self._allowed(case, b),
+                ob, lb = attention_f64(q_all[rows], self._kv_values(case, b, "k"), self._kv_values(case, b, "v"),
+                                       self._allowed(case, b),
                                        self._scale(case), bias, kv_head, softcap=self._softcap(case),
                                        alibi=self._alibi(case, b), sinks=sinks,
                                        softcap_after_mask=self.softcap_after_mask)
@@ -167,12 +173,16 @@ class NumpyRef:
 
     def store(self, case):
         k = case.k_cache.copy().reshape(-1, case.heads_kv, case.head_dim)
-        v = case.v_cache.copy().reshape(-1, case.heads_kv, case.head_dim)
+        v = case.v_cache.copy().reshape(-1, case.heads_kv, case.head_dim_v)
         slots = case.slot_mapping
         keep = slots != -1
-        k[slots[keep]] = case.k_new[keep]
-        v[slots[keep]] = case.v_new[keep]
-        return k.reshape(case.k_cache.shape), v.reshape(case.v_cache.shape)  # bit patterns, copied
+        k_new, v_new = case.k_new[keep], case.v_new[keep]
+        if case.fp8():  # each new element quantised with its KV head's scale (kv-spec)
+            k_new = float_to_fp8(case.values_of(k_new), case.kv_format, case.kv_scales_per_head("k")[:, None])
+            v_new = float_to_fp8(case.values_of(v_new), case.kv_format, case.kv_scales_per_head("v")[:, None])
+        k[slots[keep]] = k_new
+        v[slots[keep]] = v_new
+        return k.reshape(case.k_cache.shape), v.reshape(case.v_cache.shape)  # bit patterns or codes, copied
 
 
 numpy_ref = NumpyRef()
@@ -217,12 +227,20 @@ class _TorchAttention:
         return _torch().from_numpy(np.ascontiguousarray(a, dtype)).to(self.device)
 
     def _kv_all(self, case):
-        """K and V as [rows, Hkv, D] tensors: the token rows, or the cache's slots."""
+        """K and V as [rows, Hkv, D] and [rows, Hkv, D_v] tensors: the token rows, or the
+        cache's slots. An FP8 cache is dequantised in fp32, x.float() * scale of its KV head,
+        then rounded once to the query's dtype (a freedom the contract gives a kernel)."""
         if case.paged:
             k = case.torch("k_cache", self.device).reshape(-1, case.heads_kv, case.head_dim)
-            v = case.torch("v_cache", self.device).reshape(-1, case.heads_kv, case.head_dim)
+            v = case.torch("v_cache", self.device).reshape(-1, case.heads_kv, case.head_dim_v)
         else:
             k, v = case.torch("k", self.device), case.torch("v", self.device)
+        if case.fp8():
+            torch = _torch()
+            ks = torch.tensor(case.kv_scales_per_head("k"), dtype=torch.float32, device=k.device)[:, None]
+            vs = torch.tensor(case.kv_scales_per_head("v"), dtype=torch.float32, device=v.device)[:, None]
+            k = (k.float() * ks).to(case.torch_dtype())
+            v = (v.float() * vs).to(case.torch_dtype())
         return k, v
 
     def _expand(self, case, kb, mapping="contiguous"):
@@ -267,7 +285,10 @@ class Sdpa(_TorchAttention):
         self.backend, self.name = backend, name
         # SDPA has no window, softcap, ALiBi or sinks: a window and ALiBi go in attn_mask on the
         # backends that take one (flash takes none); softcap and sinks it cannot express.
+        # An FP8 cache is dequantised before the call (every backend); D_v != D_qk only where
+        # PyTorch's backend takes it (math, efficient: flash and cuDNN want equal dims).
         both = ["window", "alibi"] if backend != "FLASH_ATTENTION" else []
+        both = both + ["fp8kv"] + (["dv"] if backend in ("MATH", "EFFICIENT_ATTENTION") else [])
         self.features = {"prefill": both, "decode": both}
 
     def _scale(self, case):
@@ -344,7 +365,7 @@ class Sdpa(_TorchAttention):
         backend = getattr(SDPBackend, self.backend)
         q = case.torch("q", self.device)
         k_all, v_all = self._kv_all(case)
-        out = torch.zeros_like(q)
+        out = q.new_zeros((case.total_q, case.heads_q, case.head_dim_v))
         scale = self._scale(case)
         for b in range(case.batch):
             if case.seqlen_q[b] == 0:
@@ -524,8 +545,10 @@ class Flex(_TorchAttention):
     lse = True
     lse_base = "e"
     empty_row = "zero_neginf"
-    # the window as a mask_mod, softcap and ALiBi as a score_mod, sinks composed with the LSE
-    features = {"prefill": ["window", "softcap", "alibi", "sinks"], "decode": ["window", "softcap", "alibi", "sinks"]}
+    # the window as a mask_mod, softcap and ALiBi as a score_mod, sinks composed with the LSE;
+    # an FP8 cache dequantised before the call; flex takes a V head dim of its own
+    features = {"prefill": ["window", "softcap", "alibi", "sinks", "fp8kv", "dv"],
+                "decode": ["window", "softcap", "alibi", "sinks", "fp8kv", "dv"]}
     report_base2 = False      # misuse: hand back the LSE in base 2 while declaring e
     paged_in_place = False
     expand_gqa = False        # K/V heads repeated to Hq by the adapter, flex called without enable_gqa

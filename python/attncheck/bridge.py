@@ -18,12 +18,17 @@ An adapter is any object (a class is instantiated once) with
                  "zero_posinf", "nan", "zero_zero", "mean_v" (default "zero_neginf")
   combine_empty  "guard" or "flash_attn" (default "guard")
   features       {family: [features]}: which of "window", "softcap", "alibi", "sinks" it
-                 implements for prefill and decode (default: none; a case using another
-                 one is reported unsupported by the kernel, never run)
-An attention method returns O [total_q, Hq, D] (the case's dtype, or any float dtype:
+                 implements for prefill and decode, and of "fp8kv" (an FP8 K/V cache with
+                 its scales) and "dv" (D_v != D_qk) for prefill, decode and store (default:
+                 none; a case using another one is reported unsupported by the kernel,
+                 never run)
+An FP8 cache arrives as uint8 codes (case.kv_format "e4m3" or "e5m2"; case.torch(name) gives
+a torch float8 tensor) with case.k_scales / case.v_scales (float32 [1] or [Hkv], or None);
+v and out have case.head_dim_v columns.
+An attention method returns O [total_q, Hq, D_v] (the case's dtype, or any float dtype:
 rounded to it once) or (O, LSE [total_q, Hq]); combine returns (O [rows, D] fp32, LSE
 [rows]); store returns the caches after the store (k_cache, v_cache: uint16 bit
-patterns, or torch tensors of the dtype). numpy arrays or torch tensors. A case the adapter cannot express raises Unsupported("why").
+patterns, or torch tensors of the dtype; with an FP8 cache uint8 codes or torch float8). numpy arrays or torch tensors. A case the adapter cannot express raises Unsupported("why").
 """
 
 import json
@@ -39,10 +44,15 @@ import numpy as np
 PROTOCOL = 1
 FAMILIES = ("prefill", "decode", "combine", "store")
 EMPTY_RULES = ("zero_neginf", "zero_posinf", "nan", "zero_zero", "mean_v")
-FEATURES = ("window", "softcap", "alibi", "sinks")
-FEATURE_FAMILIES = ("prefill", "decode")  # combine and store take none
+FEATURES = ("window", "softcap", "alibi", "sinks", "fp8kv", "dv")
+LOGIT_FEATURES = FEATURES[:4]
+KV_FEATURES = FEATURES[4:]
+FEATURE_FAMILIES = ("prefill", "decode")  # the logit features; combine and store take none
+KV_FEATURE_FAMILIES = ("prefill", "decode", "store")  # an FP8 cache, D_v: combine takes neither
+KV_FORMATS = ("e4m3", "e5m2")
 COMBINE_EMPTY = ("guard", "flash_attn")
-_NP = {"bf16": np.uint16, "fp16": np.uint16, "f32": np.float32, "i32": np.int32, "i64": np.int64, "u8": np.uint8}
+_NP = {"bf16": np.uint16, "fp16": np.uint16, "f32": np.float32, "i32": np.int32, "i64": np.int64, "u8": np.uint8,
+       "e4m3": np.uint8, "e5m2": np.uint8}
 
 
 class Unsupported(Exception):
@@ -76,6 +86,57 @@ def float_to_half(x, dtype):
         q = np.ldexp(1.0, np.maximum(e, -125) - 8)
         r = np.where(np.isfinite(x), np.rint(x / q) * q, x).astype(np.float32)
     return (r.view(np.uint32) >> 16).astype(np.uint16)
+
+
+def _fp8_table(fmt):
+    """The 256 values of an FP8 format's codes, float64. E4M3 is OCP E4M3FN (torch
+    float8_e4m3fn: no Inf, S.1111.111 NaN, largest 448); E5M2 is the high byte of an
+    IEEE fp16 (Inf, NaN, largest 57344)."""
+    codes = np.arange(256, dtype=np.uint16)
+    if fmt == "e5m2":
+        return (codes << 8).view(np.float16).astype(np.float64)
+    sign = np.where(codes & 0x80, -1.0, 1.0)
+    e = (codes >> 3) & 0xF
+    m = (codes & 7).astype(np.float64)
+    val = np.where(e == 0, np.ldexp(m / 8.0, -6), np.ldexp(1.0 + m / 8.0, e.astype(np.int64) - 7))
+    val = sign * val
+    val[(codes & 0x7F) == 0x7F] = np.nan
+    return val
+
+
+_FP8_TABLES = {}
+
+
+def fp8_to_float(codes, fmt):
+    """The exact values of FP8 codes (uint8) of format "e4m3" or "e5m2", as float64."""
+    if fmt not in KV_FORMATS:
+        raise ValueError("kv_format must be e4m3 or e5m2, got %r" % (fmt,))
+    if fmt not in _FP8_TABLES:
+        _FP8_TABLES[fmt] = _fp8_table(fmt)
+    return _FP8_TABLES[fmt][np.asarray(codes, dtype=np.uint8)]
+
+
+def float_to_fp8(x, fmt, scale=1.0):
+    """The store's quantisation (kv-spec): code = RNE-saturating(fl32(x / scale)); NaN -> NaN
+    (S.1111111 in both formats), +-Inf and values past the largest -> +-largest.
+    x and scale are rounded to float32 first; the division is float32's."""
+    x32 = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        y = (x32 / np.asarray(scale, dtype=np.float32)).astype(np.float64)
+    table = fp8_to_float(np.arange(256), fmt)
+    pos = np.arange(128)
+    finite = pos[np.isfinite(table[:128])]
+    vals = table[finite]  # increasing, 0 .. largest
+    largest = vals[-1]
+    a = np.minimum(np.abs(np.nan_to_num(y, nan=0.0, posinf=largest, neginf=-largest)), largest)
+    hi = np.clip(np.searchsorted(vals, a, side="left"), 0, len(vals) - 1)
+    lo = np.maximum(hi - 1, 0)
+    dlo, dhi = a - vals[lo], vals[hi] - a
+    pick_hi = (dhi < dlo) | ((dhi == dlo) & (finite[hi] % 2 == 0))
+    code = np.where(vals[hi] == a, finite[hi], np.where(pick_hi, finite[hi], finite[lo])).astype(np.uint8)
+    code = np.where(np.signbit(y), code | 0x80, code).astype(np.uint8)
+    nan = 0x7F  # S.1111111: NaN in both formats
+    return np.where(np.isnan(y), np.where(np.signbit(y), nan | 0x80, nan), code).astype(np.uint8)
 
 
 # ---- a case ---------------------------------------------------------------------------------------
@@ -118,6 +179,13 @@ class Case:
         self.softcap = float(fields.get("softcap", 0.0))
         self.alibi_slopes = arrays.get("alibi_slopes")
         self.sinks = arrays.get("sinks")
+        # The K/V features (kv-spec): D_v (of v and out; head_dim is D_qk), the cache's format
+        # ("dtype": the case dtype; "e4m3", "e5m2": uint8 codes) and its dequantisation scales
+        # (float32 [1] per tensor or [Hkv] per KV head; None: 1).
+        self.head_dim_v = int(fields.get("head_dim_v", self.head_dim) or self.head_dim)
+        self.kv_format = fields.get("kv_format", "dtype")
+        self.k_scales = arrays.get("k_scales")
+        self.v_scales = arrays.get("v_scales")
 
     def __getattr__(self, name):  # case.q, case.k_cache, ...
         arrays = self.__dict__.get("arrays", {})
@@ -128,6 +196,32 @@ class Case:
     def __repr__(self):
         return "Case(%s)" % self.line
 
+    def fp8(self):
+        """True if K/V hold FP8 codes."""
+        return self.kv_format in KV_FORMATS
+
+    def kv_scale(self, which, g):
+        """The dequantisation scale ("k" or "v") of KV head g, float64 (1 without scales)."""
+        s = self.k_scales if which == "k" else self.v_scales
+        if s is None:
+            return 1.0
+        return float(s[0] if s.shape[0] == 1 else s[g])
+
+    def kv_scales_per_head(self, which):
+        """[Hkv] float64: the scales of every KV head (ones without scales)."""
+        return np.array([self.kv_scale(which, g) for g in range(self.heads_kv)])
+
+    def _kv_name(self, name):
+        return name in ("k", "v", "k_cache", "v_cache", "k_cache_out", "v_cache_out")
+
+    def dequant(self, name):
+        """An FP8 K/V tensor's values, decode(code) * scale of its KV head (axis -2), float64;
+        for K/V in the case dtype its exact values."""
+        if not (self.fp8() and self._kv_name(name)):
+            return self.values(name)
+        which = "k" if name.startswith("k") else "v"
+        return self.values(name) * self.kv_scales_per_head(which)[:, None]
+
     def scale_value(self):
         """The scale as a float64: the given one, or the real 1/sqrt(D)."""
         return float(self.scale) if self.scale is not None else 1.0 / np.sqrt(self.head_dim)
@@ -137,8 +231,11 @@ class Case:
         return torch.bfloat16 if self.dtype == "bf16" else torch.float16
 
     def values(self, name):
-        """A tensor's exact values as float64 (bf16/fp16 decoded)."""
+        """A tensor's exact values as float64 (bf16/fp16 decoded; FP8 codes decoded,
+        unscaled: see dequant)."""
         a = self.arrays[name]
+        if self.fp8() and self._kv_name(name):
+            return fp8_to_float(a, self.kv_format)
         if a.dtype == np.uint16:
             return half_to_float(a, self.dtype)
         return a.astype(np.float64)
@@ -151,6 +248,9 @@ class Case:
         """A tensor as torch: bf16/fp16 in the case's dtype, others as they are."""
         import torch
         a = np.ascontiguousarray(self.arrays[name])
+        if self.fp8() and self._kv_name(name):  # FP8 codes as torch float8
+            fdt = torch.float8_e4m3fn if self.kv_format == "e4m3" else torch.float8_e5m2
+            return torch.from_numpy(a.copy()).view(fdt).to(device)
         if a.dtype == np.uint16:
             return torch.from_numpy(a.view(np.int16).copy()).view(self.torch_dtype()).to(device)
         if a.dtype == np.uint8:
@@ -174,13 +274,21 @@ class Case:
         return table[p // self.block_size] * self.block_size + p % self.block_size if n else p
 
     def kv(self, b, name):
-        """Sequence b's keys ("k") or values ("v") as [Lk, Hkv, D] bit patterns,
-        gathered from the paged cache when the case is paged."""
+        """Sequence b's keys ("k") or values ("v") as [Lk, Hkv, D] bit patterns (D_v for v;
+        FP8 codes with an FP8 cache), gathered from the paged cache when the case is paged."""
         rows = self.kv_rows(b)
         if not self.paged:
             return self.arrays[name][rows]
         cache = self.arrays[name + "_cache"]
-        return cache.reshape(-1, self.heads_kv, self.head_dim)[rows]
+        return cache.reshape(-1, self.heads_kv, self.head_dim_v if name == "v" else self.head_dim)[rows]
+
+    def kv_values(self, b, name):
+        """Sequence b's keys or values as float64 [Lk, Hkv, D or D_v]: decode(code) * scale
+        with an FP8 cache, the exact values otherwise."""
+        x = self.kv(b, name)
+        if not self.fp8():
+            return half_to_float(x, self.dtype)
+        return fp8_to_float(x, self.kv_format) * self.kv_scales_per_head(name)[:, None]
 
     def mask_block(self, b):
         """Sequence b's explicit mask [Hm, Lq, Lk] (Hm = Hq per head, else 1):
@@ -207,8 +315,10 @@ class Case:
         return self.window_left >= 0 or self.window_right >= 0
 
     def features(self):
-        """The features this case uses, as names ("window", "softcap", "alibi", "sinks")."""
-        on = (self.has_window(), self.softcap > 0, self.alibi_slopes is not None, self.sinks is not None)
+        """The features this case uses, as names ("window", "softcap", "alibi", "sinks",
+        "fp8kv", "dv")."""
+        on = (self.has_window(), self.softcap > 0, self.alibi_slopes is not None, self.sinks is not None,
+              self.fp8(), self.head_dim_v != self.head_dim)
         return [f for f, o in zip(FEATURES, on) if o]
 
     def window_allowed(self, b):
@@ -251,6 +361,9 @@ def _as_numpy(x, what):
     if mod.startswith("torch"):
         import torch
         x = x.detach()
+        if x.dtype in (getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None)):
+            return "codes_" + ("e4m3" if x.dtype == torch.float8_e4m3fn else "e5m2"), \
+                x.contiguous().view(torch.uint8).cpu().numpy()
         if x.dtype in (torch.bfloat16, torch.float16):
             return "bits_" + ("bf16" if x.dtype == torch.bfloat16 else "fp16"), \
                 x.contiguous().view(torch.int16).cpu().numpy().view(np.uint16)
@@ -281,6 +394,18 @@ def _write_half(dst, x, dtype, what, bits=False):
         raise TypeError("%s: uint16 is ambiguous; return floats or a torch bf16/fp16 tensor" % what)
     else:
         dst[...] = float_to_half(a, dtype)
+
+
+def _write_codes(dst, x, fmt, what):
+    """A store's FP8 cache: uint8 codes, or a torch float8 tensor of the case's format."""
+    kind, a = _as_numpy(x, what)
+    _check_shape(a, dst.shape, what)
+    if kind.startswith("codes_"):
+        if kind[6:] != fmt:
+            raise TypeError("%s is %s, the cache is %s" % (what, kind[6:], fmt))
+    elif a.dtype != np.uint8:
+        raise TypeError("%s: an FP8 cache is returned as uint8 codes or torch float8, got %s" % (what, a.dtype))
+    dst[...] = a
 
 
 def _write_f32(dst, x, what):
@@ -337,7 +462,8 @@ def _declared_features(adapter, fams):
     list for every attention family it runs), checked."""
     decl = getattr(adapter, "features", None) or {}
     if isinstance(decl, (list, tuple, set, frozenset)):
-        decl = {f: list(decl) for f in fams if f in FEATURE_FAMILIES}
+        decl = {f: [x for x in decl if f in FEATURE_FAMILIES or x in KV_FEATURES]
+                for f in fams if f in KV_FEATURE_FAMILIES}
     if not isinstance(decl, dict):
         raise TypeError("features must be {family: [features]} or a list, got %s" % type(decl).__name__)
     out = {}
@@ -345,11 +471,12 @@ def _declared_features(adapter, fams):
         if fam not in fams:
             raise ValueError("features: %s is not a family the adapter runs (%s)" % (fam, ", ".join(fams)))
         feats = list(feats)
-        if feats and fam not in FEATURE_FAMILIES:
-            raise ValueError("features: %s takes no features" % fam)
         unknown = sorted(set(feats) - set(FEATURES))
         if unknown:
             raise ValueError("features: %s is not a feature (%s)" % (", ".join(unknown), ", ".join(FEATURES)))
+        for x in feats:
+            if fam not in (KV_FEATURE_FAMILIES if x in KV_FEATURES else FEATURE_FAMILIES):
+                raise ValueError("features: %s takes no %s" % (fam, x))
         if feats:
             out[fam] = [f for f in FEATURES if f in set(feats)]
     return out
@@ -398,8 +525,12 @@ def run_case(adapter, conv, shared, req):
     if op == "store":
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
             raise TypeError("store must return (k_cache, v_cache)")
-        _write_half(outs["k_cache_out"], result[0], case.dtype, "k_cache", bits=True)
-        _write_half(outs["v_cache_out"], result[1], case.dtype, "v_cache", bits=True)
+        if case.fp8():
+            _write_codes(outs["k_cache_out"], result[0], case.kv_format, "k_cache")
+            _write_codes(outs["v_cache_out"], result[1], case.kv_format, "v_cache")
+        else:
+            _write_half(outs["k_cache_out"], result[0], case.dtype, "k_cache", bits=True)
+            _write_half(outs["v_cache_out"], result[1], case.dtype, "v_cache", bits=True)
         return False
     o, lse = (result if isinstance(result, (tuple, list)) else (result, None))
     if lse is not None and not conv["lse"]:

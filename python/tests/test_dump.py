@@ -336,7 +336,7 @@ def test_metadata_value_errors(tmp_path, rng, key, value):
     (combine, {"lse": np.zeros((5,), np.float32)}, "lse", "dimension 0 is 5"),
     (combine, {"o_part": np.zeros((6, 0, 8), np.float32), "lse_part": np.zeros((6, 0), np.float32)},
      "o_part", "S >= 1"),
-    (store, {"v_new": np.zeros((3, 2, 4), np.float16)}, "v_new", "dimension 2 is 4"),
+    (store, {"v_new": np.zeros((3, 2, 4), np.float16)}, "v_cache", "dimension 3 is 8"),  # D_v = 4 from v_new: the cache disagrees
     (store, {"slot_mapping": np.zeros(4, np.int32)}, "slot_mapping", "dimension 0 is 4"),
     (store, {"k_cache": np.zeros((2, 4, 1, 8), np.float16)}, "k_cache", "dimension 2 is 1"),
     (store, {"v_cache_out": np.zeros((3, 4, 2, 8), np.float16)}, "v_cache_out", "dimension 0 is 3"),
