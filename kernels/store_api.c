@@ -91,16 +91,6 @@ void ac_store_params_free(ac_store_params *p)
     p->slot_mapping_owned = NULL;
 }
 
-/* The V pool before the store: ac_case_copy_pool's blocks at D_v's size (a
-   shallow copy of the case with head_dim = D_v: the blocks a case touches do
-   not depend on its head dim). */
-static ac_status copy_v_pool(const ac_case *c, uint16_t *dst, const uint16_t *src, ac_error *err)
-{
-    ac_case cv = *c;
-    cv.head_dim = ac_case_dv(c);
-    return ac_case_copy_pool(&cv, dst, src, err);
-}
-
 ac_status ac_model_store(const ac_case *c, const ac_tensors *t, const ac_run_opts *o, ac_outputs *out,
                          ac_error *err)
 {
@@ -111,7 +101,7 @@ ac_status ac_model_store(const ac_case *c, const ac_tensors *t, const ac_run_opt
     st = ac_store_validate(&p, err);
     if (!st) {
         st = ac_case_copy_pool(c, out->k_cache, t->k, err);
-        if (!st) st = copy_v_pool(c, out->v_cache, t->v, err);
+        if (!st) st = ac_case_copy_pool_dim(c, out->v_cache, t->v, ac_case_dv(c), err);
         if (!st) st = ac_store_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
     }
     ac_store_params_free(&p);

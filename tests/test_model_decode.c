@@ -1082,6 +1082,54 @@ static void set_kv_scales(dcase *dc, int mode)
                  "%s", err.msg);
 }
 
+/* The oracle of a case: ac_ref64 without the logit features (it knows FP8
+   and D_v), the oracle proper with them (ac_ref64 knows none of them). */
+static void oracle_ref(const dcase *dc, ac_oracle_result *r)
+{
+    if (!(ac_case_features(&dc->c) & AC_FEAT_LOGIT)) {
+        dref(dc, r);
+        return;
+    }
+    ac_oracle_opts oo = {0};
+    ac_error err = {0};
+    cr_assert_eq(ac_oracle_run(&dc->c, &dc->t, &oo, r, &err), AC_OK, "ac_oracle_run: %s", err.msg);
+}
+
+/* The model (with `bug`) over split counts against the oracle: without the
+   logit features the decode law and the verdict (check_splits), with them
+   the verdict. Returns 1 if every run passes (why: the first failure). */
+static int oracle_pass(dcase *dc, int bug, const int32_t *splits, int ns, char *why, size_t n)
+{
+    ac_oracle_result r;
+    oracle_ref(dc, &r);
+    const int logit = (ac_case_features(&dc->c) & AC_FEAT_LOGIT) != 0;
+    int ok = 1;
+    for (int k = 0; k < ns && ok; k++) {
+        dc->c.num_splits = splits[k];
+        ac_outputs out = {0};
+        ac_error err = {0};
+        char line[512], w[512] = "";
+        ac_case_line(&dc->c, line, sizeof line);
+        cr_assert_eq(run_model(dc, bug, &out, &err), AC_OK, "%s: %s", line, err.msg);
+        /* the law's split count: the automatic one resolves as in check_splits (no splits here are 0 with the law) */
+        const int fails = logit || splits[k] == 0 ? verdict_fails(dc, &r, &out, w, sizeof w)
+                                                  : !(dcompare(dc, &r, &out, splits[k], w, sizeof w) <= 1.0);
+        if (fails) {
+            ok = 0;
+            snprintf(why, n, "%s: %s", line, w);
+        }
+        ac_outputs_free(&out);
+    }
+    ac_oracle_result_free(&r);
+    return ok;
+}
+
+static void oracle_check(dcase *dc, const int32_t *splits, int ns)
+{
+    char why[1024] = "";
+    cr_assert(oracle_pass(dc, AC_BUG_NONE, splits, ns, why, sizeof why), "%s", why);
+}
+
 /* MLA-style head dims, the model against the reference over split counts,
    with and without sinks. 576/512 is the model's only (the kernel refuses it). */
 Test(decode_model, head_dim_v_against_reference)
@@ -1099,6 +1147,7 @@ Test(decode_model, head_dim_v_against_reference)
             const feats f = {-1, -1, 0, 0, sinks, 0};
             apply_feats(&dc, &f);
             feat_check(&dc, splits, 5);
+            oracle_check(&dc, splits, 5);
             dcase_free(&dc);
         }
     }
@@ -1123,6 +1172,7 @@ Test(decode_model, fp8_cache_against_reference)
                 const feats f1 = {-1, -1, 0, 0, 1, 0}, f2 = {40, -1, 5.0f, 1, 0, 0};
                 if (feat) apply_feats(&dc, feat == 1 ? &f1 : &f2);
                 feat_check(&dc, splits, 5);
+                oracle_check(&dc, splits, 5);
                 dcase_free(&dc);
             }
 }
@@ -1153,6 +1203,11 @@ Test(decode_model, fp8_and_dv_bugs_are_caught)
             cr_expect(!(w <= 1.0), "bug %s (splits %d) not caught (%.3g x tolerance)", ac_bug_name(cases[k].bug),
                       splits[ns], w);
             cr_log_info("bug %s splits %d: %.3g x tolerance (%s)", ac_bug_name(cases[k].bug), splits[ns], w, why);
+            /* The oracle's verdict sees it too. */
+            cr_assert(oracle_pass(&dc, AC_BUG_NONE, &splits[ns], 1, why, sizeof why), "bug-free: %s", why);
+            cr_expect(!oracle_pass(&dc, cases[k].bug, &splits[ns], 1, why, sizeof why),
+                      "bug %s (splits %d) not caught by the oracle's verdict", ac_bug_name(cases[k].bug), splits[ns]);
+            cr_log_info("bug %s splits %d, oracle: %s", ac_bug_name(cases[k].bug), splits[ns], why);
         }
         dcase_free(&dc);
     }
@@ -1339,11 +1394,13 @@ Test(store_model, fp8_and_dv_bit_exact)
             ac_case_line(&dc.c, line, sizeof line);
             cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s: %s", line, err.msg);
             cr_assert(store_expected(&dc, &out, why, sizeof why), "%s: %s", line, why);
+            cr_assert(store_matches(&dc, &out, why, sizeof why), "%s: oracle: %s", line, why);
             ac_outputs_free(&out);
             /* AC_BUG_DV_AS_DQK moves V's rows when D_v != D_qk. */
             if (cs[k].dv) {
                 cr_assert_eq(run_model(&dc, AC_BUG_DV_AS_DQK, &out, &err), AC_OK, "%s", err.msg);
                 cr_expect(!store_expected(&dc, &out, why, sizeof why), "%s: dv-as-dqk not caught", line);
+                cr_expect(!store_matches(&dc, &out, why, sizeof why), "%s: dv-as-dqk not caught by the oracle", line);
                 ac_outputs_free(&out);
             }
             dcase_free(&dc);
