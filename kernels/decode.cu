@@ -599,8 +599,7 @@ static bool use_async_loads(void)
 extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
                                       void *stream_ptr, int32_t *num_splits_used, ac_error *err)
 {
-    ac_status st = ac_decode_validate(p, err);
-    if (!st) st = ac_decode_validate_kernel(p, err);
+    ac_status st = ac_decode_validate(p, err); // the kernel's head dims included
     if (st) return st;
     cudaStream_t stream = (cudaStream_t)stream_ptr;
     int32_t sms = p->num_sms;
@@ -691,7 +690,6 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     // The arguments first (the kernel's head dims included), then whether the
     // tensors hold the pools they describe.
     st = ac_decode_validate(&p, err);
-    if (!st) st = ac_decode_validate_kernel(&p, err);
     if (!st) st = ac_decode_check_pool(c, t, err);
     const int64_t rows = p.total_q * c->heads_q;
     const size_t qn = (size_t)rows * c->head_dim, on = (size_t)rows * ac_case_dv(c);

@@ -92,17 +92,19 @@ typedef struct ac_decode_params {
     int32_t *cu_seqlens_q_owned;
 } ac_decode_params;
 
-/* Checks every argument, metadata included (host copies), before any work.
-   Head dims in the suite's range (the CPU model takes them all); the
-   kernel's own limits are ac_decode_validate_kernel's. */
+/* Checks every argument, metadata included (host copies), before any work,
+   the kernel's head dims included (ac_decode_validate_kernel). */
 ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err);
+/* The same without the kernel's head-dim limits: D_qk and D_v in
+   [1, AC_MAX_HEAD_DIM], what the CPU model can run (MLA's 576/512). */
+ac_status ac_decode_validate_any_dims(const ac_decode_params *p, ac_error *err);
 /* The KV-cache arguments decode and store share: head_dim_v 0 or in
    [1, AC_MAX_HEAD_DIM], a known kv_format, the scale arrays present with
    n > 0 and their host copies' values (ac_validate_kv_scales). */
 ac_status ac_validate_kv_args(int32_t head_dim_v, ac_kv_format kv_format, int32_t n_kv_scales, const float *k_scales,
                               const float *v_scales, const float *k_scales_host, const float *v_scales_host,
                               int32_t heads_kv, ac_error *err);
-/* What the CUDA kernel adds: D_qk and D_v multiples of 8 in [8, 256]
+/* The kernel's head dims: D_qk and D_v each a multiple of 8 in [8, 256]
    (AC_ERR_UNSUPPORTED naming head_dim or head_dim_v). */
 ac_status ac_decode_validate_kernel(const ac_decode_params *p, ac_error *err);
 /* D_v of the call (head_dim_v, or head_dim when 0). */
@@ -141,6 +143,10 @@ size_t ac_decode_workspace_bytes(const ac_decode_params *p, int32_t num_splits);
 /* CPU model, same algorithm (splits, key-to-lane tiling, fp32 online softmax,
    combine); host pointers. bug: one of the decode bugs of ac_backend.h. */
 ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err);
+/* The model past the kernel's head dims (ac_decode_validate_any_dims): the
+   cpu-model backend's entry, so D_v != D_qk beyond 256 is checked in the
+   model; ac_decode_cpu keeps the kernel's argument contract. */
+ac_status ac_decode_cpu_any_dims(const ac_decode_params *p, ac_bug bug, ac_error *err);
 
 /* GPU: stream is a cudaStream_t (NULL: the default stream). workspace may be
    NULL when one split is used. num_splits_used (optional) receives the count.

@@ -9,7 +9,9 @@
 #include "ac_validate.h"
 #include "decode.h"
 
-ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
+/* kernel_dims: the kernel's head dims are checked where the head dim is
+   (the order of the checks decides which error a bad call gets first). */
+static ac_status validate(const ac_decode_params *p, int kernel_dims, ac_error *err)
 {
     if (!p) return ac_fail(err, AC_ERR_NULL, "params is NULL");
     if ((int)p->dtype < 0 || p->dtype >= AC_DTYPE_COUNT)
@@ -17,6 +19,7 @@ ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
     if (p->batch < 0 || p->batch > AC_MAX_BATCH)
         return ac_fail(err, AC_ERR_SHAPE, "batch = %d: must be in [0, %d]", p->batch, AC_MAX_BATCH);
     ac_status st = ac_validate_heads(p->heads_q, p->heads_kv, p->head_dim, err);
+    if (!st && kernel_dims) st = ac_decode_validate_kernel(p, err);
     if (st) return st;
     st = ac_validate_kv_args(p->head_dim_v, p->kv_format, p->n_kv_scales, p->k_scales, p->v_scales,
                              p->k_scales_host, p->v_scales_host, p->heads_kv, err);
@@ -71,6 +74,16 @@ ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
                        "must be < 2^31 (one CTA each)", p->batch, p->heads_kv, (long long)chunks,
                        (long long)splits);
     return AC_OK;
+}
+
+ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
+{
+    return validate(p, 1, err);
+}
+
+ac_status ac_decode_validate_any_dims(const ac_decode_params *p, ac_error *err)
+{
+    return validate(p, 0, err);
 }
 
 ac_status ac_validate_kv_args(int32_t head_dim_v, ac_kv_format kv_format, int32_t n_kv_scales, const float *k_scales,
@@ -227,10 +240,11 @@ ac_status ac_model_decode(const ac_case *c, const ac_tensors *t, const ac_run_op
     ac_decode_params p;
     ac_status st = ac_decode_params_from_case(c, t, out, &p, err);
     if (st) return st;
-    /* The arguments first, then whether the tensors hold the pool they describe. */
-    st = ac_decode_validate(&p, err);
+    /* The arguments first, then whether the tensors hold the pool they
+       describe. The model takes head dims past the kernel's (MLA's 576/512). */
+    st = ac_decode_validate_any_dims(&p, err);
     if (!st) st = ac_decode_check_pool(c, t, err);
-    if (!st) st = ac_decode_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
+    if (!st) st = ac_decode_cpu_any_dims(&p, o ? o->bug : AC_BUG_NONE, err);
     ac_decode_params_free(&p);
     return st;
 }

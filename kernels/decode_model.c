@@ -121,7 +121,13 @@ static void sink_numerator_bug(const ac_decode_params *p, const float *stage_o, 
 
 ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
 {
-    ac_status st = ac_decode_validate(p, err);
+    ac_status st = ac_decode_validate(p, err); /* the kernel's contract, its head dims included */
+    return st ? st : ac_decode_cpu_any_dims(p, bug, err);
+}
+
+ac_status ac_decode_cpu_any_dims(const ac_decode_params *p, ac_bug bug, ac_error *err)
+{
+    ac_status st = ac_decode_validate_any_dims(p, err);
     if (st) return st;
     if (p->batch == 0) return AC_OK;
     /* dk: q.k's D_qk; d: V's, the accumulators' and the outputs' D_v. */
