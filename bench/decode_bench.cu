@@ -101,8 +101,16 @@ static double decode_vs_ref(const ac_case *c, const ac_tensors *t, const ac_orac
 }
 
 // ---- decode sweep ------------------------------------------------------------
+// How K and V are stored (docs/DECODE.md, "FP8 KV and D_v"); set before ac_gen.
+struct kv_opt {
+    int32_t dv;             // head_dim_v (0: = D)
+    ac_kv_format fmt;
+    int scales;             // 0 none, 1 per tensor, 2 per KV head
+};
+
 static int make_decode_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t hq, int32_t hkv, int32_t d,
-                            int32_t bs, int lq_max, int32_t splits, int dist, int layout, uint64_t seed)
+                            int32_t bs, int lq_max, int32_t splits, int dist, int layout, uint64_t seed,
+                            const kv_opt *kv = nullptr)
 {
     ac_error err = {};
     ac_case_init(c);
@@ -124,6 +132,19 @@ static int make_decode_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t hq, 
     c->dist = (ac_dist)dist;
     c->special = AC_SPECIAL_GARBAGE_TABLE | (seed % 2 ? AC_SPECIAL_NAN_SLOTS : AC_SPECIAL_INF_SLOTS);
     c->seed = seed;
+    if (kv) {
+        c->head_dim_v = kv->dv;
+        c->kv_format = kv->fmt;
+        std::vector<float> ks(hkv), vs(hkv);
+        for (int g = 0; g < hkv; g++) { // distinct per head: a head that takes another's scale shows
+            ks[g] = ldexpf(1.0f + 0.125f * (float)(g % 5), (g % 3) - 1);
+            vs[g] = ldexpf(1.5f - 0.125f * (float)(g % 7), 1 - (g % 3));
+        }
+        if (kv->scales && ac_case_set_kv_scales(c, ks.data(), vs.data(), kv->scales == 1 ? 1 : hkv, &err)) {
+            fprintf(stderr, "kv scales: %s\n", err.msg);
+            return -1;
+        }
+    }
     if (ac_case_make_layout(c, (ac_layout)layout, 3, &err)) {
         fprintf(stderr, "layout: %s\n", err.msg);
         return -1;
@@ -138,7 +159,7 @@ static int make_decode_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t hq, 
 // The GPU's outputs against the model's, into the group's columns.
 static void gpu_model_diff(group_stat &g, const ac_case *c, int64_t rows, const ac_outputs &og, const ac_outputs &om)
 {
-    for (int64_t i = 0; i < rows * c->head_dim; i++) {
+    for (int64_t i = 0; i < rows * ac_case_dv(c); i++) {
         g.max_o_diff = std::max(g.max_o_diff, (double)fabsf(og.o_f32[i] - om.o_f32[i]));
         if (!ac_half_isnan(c->dtype, og.o[i]) && !ac_half_isnan(c->dtype, om.o[i]))
             g.max_ulp = std::max(g.max_ulp, ac_half_ulp_diff(c->dtype, og.o[i], om.o[i]));
@@ -261,22 +282,27 @@ static void decode_sweep(int quick)
 // ---- features: windows, softcap, ALiBi, sinks -----------------------------------
 // decode_case_check judges these by the oracle's verdict (ac_ref64 and the
 // decode law know no features), GPU and model, and the GPU against the model.
-static void feature_sweep(int quick)
+// One group per set; a set with d = 0 runs D = 64, 128, 256, else D = d
+// (with its KV storage) three times, the last with 8/1 heads.
+struct fset {
+    const char *name;
+    int32_t wl, wr;
+    float cap;
+    int alibi, sinks;
+    int32_t d;
+    kv_opt kv;
+};
+
+static void feature_groups(int quick, const char *title, const fset *fs, size_t n, uint64_t seed)
 {
-    struct fset { const char *name; int32_t wl, wr; float cap; int alibi, sinks; } fs[] = {
-        {"window 40", 40, -1, 0, 0, 0},          {"window 5 (in a block)", 5, -1, 0, 0, 0},
-        {"window 0,0", 0, 0, 0, 0, 0},           {"softcap 1.5", -1, -1, 1.5f, 0, 0},
-        {"softcap 30", -1, -1, 30.0f, 0, 0},     {"alibi", -1, -1, 0, 1, 0},
-        {"sinks", -1, -1, 0, 0, 1},              {"all four", 24, -1, 5.0f, 1, 1},
-    };
     const int32_t splits_all[] = {1, 2, 7, 64, 0};
     const int32_t splits_quick[] = {1, 5};
     const int32_t dims[] = {64, 128, 256};
     // err/bnd columns stay 0: a feature case passes or fails the verdict.
-    printf("\n%-28s %6s %6s %12s %12s %12s %8s %12s\n", "decode features", "runs", "fail", "gpu err/bnd",
+    printf("\n%-28s %6s %6s %12s %12s %12s %8s %12s\n", title, "runs", "fail", "gpu err/bnd",
            "model err/bnd", "|gpu-model|", "ulp", "lse diff");
-    uint64_t seed = 5000;
-    for (const fset &f : fs) {
+    for (size_t k = 0; k < n; k++) {
+        const fset &f = fs[k];
         group_stat g;
         g.name = f.name;
         for (int dt = 0; dt < 2; dt++)
@@ -287,8 +313,8 @@ static void feature_sweep(int quick)
                 ac_error err = {};
                 seed++;
                 const int32_t hq = di == 2 ? 8 : 32, hkv = di == 2 ? 1 : 8;
-                if (make_decode_case(&c, &t, (ac_dtype)dt, hq, hkv, dims[di], 16, seed % 2 ? 8 : 3, 1,
-                                     (int)(seed % AC_DIST_COUNT), 1, seed)) {
+                if (make_decode_case(&c, &t, (ac_dtype)dt, hq, hkv, f.d ? f.d : dims[di], 16, seed % 2 ? 8 : 3, 1,
+                                     (int)(seed % AC_DIST_COUNT), 1, seed, f.d ? &f.kv : nullptr)) {
                     g_fail = 1;
                     continue;
                 }
@@ -307,6 +333,68 @@ static void feature_sweep(int quick)
             }
         stat_line(g);
     }
+}
+
+static void feature_sweep(int quick)
+{
+    const fset fs[] = {
+        {"window 40", 40, -1, 0, 0, 0, 0, {}},      {"window 5 (in a block)", 5, -1, 0, 0, 0, 0, {}},
+        {"window 0,0", 0, 0, 0, 0, 0, 0, {}},       {"softcap 1.5", -1, -1, 1.5f, 0, 0, 0, {}},
+        {"softcap 30", -1, -1, 30.0f, 0, 0, 0, {}}, {"alibi", -1, -1, 0, 1, 0, 0, {}},
+        {"sinks", -1, -1, 0, 0, 1, 0, {}},          {"all four", 24, -1, 5.0f, 1, 1, 0, {}},
+    };
+    feature_groups(quick, "decode features", fs, sizeof fs / sizeof fs[0], 5000);
+}
+
+// ---- FP8 KV cache and D_v != D_qk --------------------------------------------
+// Judged as the features are (the oracle's verdict), GPU and model, and the
+// GPU against the model. The kernel's head dims stop at 256: 576/512 must
+// come back AC_ERR_UNSUPPORTED (the model runs it; the harness counts it
+// unsupported).
+static void kv_sweep(int quick)
+{
+    const fset ks[] = {
+        {"Dv 192/128", -1, -1, 0, 0, 0, 192, {128, AC_KV_AS_DTYPE, 0}},
+        {"Dv 128/64", -1, -1, 0, 0, 0, 128, {64, AC_KV_AS_DTYPE, 0}},
+        {"Dv 64/128 sinks", -1, -1, 0, 0, 1, 64, {128, AC_KV_AS_DTYPE, 0}},
+        {"e4m3 no scale", -1, -1, 0, 0, 0, 128, {0, AC_KV_E4M3, 0}},
+        {"e4m3 per tensor", -1, -1, 0, 0, 0, 128, {0, AC_KV_E4M3, 1}},
+        {"e4m3 per head", -1, -1, 0, 0, 0, 64, {0, AC_KV_E4M3, 2}},
+        {"e5m2 per head", -1, -1, 0, 0, 0, 256, {0, AC_KV_E5M2, 2}},
+        {"e5m2 per tensor sinks", -1, -1, 0, 0, 1, 128, {0, AC_KV_E5M2, 1}},
+        {"e4m3 Dv 192/128 all four", 24, -1, 5.0f, 1, 1, 192, {128, AC_KV_E4M3, 2}},
+    };
+    feature_groups(quick, "decode kv (fp8 / dv)", ks, sizeof ks / sizeof ks[0], 7000);
+    // Past the kernel's dims: refused by name, the model runs it.
+    group_stat g;
+    g.name = "Dv 576/512 (kernel refuses)";
+    ac_case c;
+    ac_tensors t = {};
+    const kv_opt mla = {512, AC_KV_AS_DTYPE, 0};
+    if (make_decode_case(&c, &t, AC_BF16, 16, 1, 576, 16, 1, 1, 0, 1, 7999, &mla)) {
+        g_fail = 1;
+        return;
+    }
+    ac_outputs og = {}, om = {};
+    ac_error err = {};
+    ac_run_opts opts = {AC_BUG_NONE, 1};
+    OK(ac_outputs_alloc(&c, &og, &err));
+    OK(ac_outputs_alloc(&c, &om, &err));
+    const ac_status sg = ac_gpu_decode(&c, &t, &opts, &og, &err);
+    const bool named = strstr(err.msg, "head_dim") != NULL;
+    const ac_status sm = ac_model_decode(&c, &t, &opts, &om, &err);
+    g.cases++;
+    if (sg != AC_ERR_UNSUPPORTED || !named || sm != AC_OK) {
+        printf("FAIL 576/512: gpu %s (want unsupported, naming head_dim), model %s\n", ac_status_name(sg),
+               ac_status_name(sm));
+        g.failed++;
+        g_fail = 1;
+    }
+    ac_outputs_free(&og);
+    ac_outputs_free(&om);
+    ac_case_free(&c);
+    ac_tensors_free(&t);
+    stat_line(g);
 }
 
 // ---- combine -----------------------------------------------------------------
@@ -392,6 +480,74 @@ static void combine_sweep(int quick)
 }
 
 // ---- store -------------------------------------------------------------------
+// A store case of 3 sequences (40, 17, 300 keys), 2 KV heads, 9 new tokens
+// (4 of them padding), generated; kv: D_v, format and scales (NULL: none).
+static void make_store_case(ac_case *c, ac_tensors *t, ac_dtype dt, int32_t d, int i64, uint64_t seed,
+                            const kv_opt *kv)
+{
+    ac_error err = {};
+    ac_case_init(c);
+    c->op = AC_OP_STORE;
+    c->dtype = dt;
+    OK(ac_case_set_batch(c, 3, &err));
+    c->seqlen_k[0] = 40;
+    c->seqlen_k[1] = 17;
+    c->seqlen_k[2] = 300;
+    for (int b = 0; b < 3; b++) c->seqlen_q[b] = 1;
+    c->heads_q = c->heads_kv = 2;
+    c->head_dim = d;
+    c->block_size = 16;
+    c->slot_mapping_i64 = i64;
+    c->seed = seed;
+    if (kv) {
+        c->head_dim_v = kv->dv;
+        c->kv_format = kv->fmt;
+        c->dist = (ac_dist)(seed % AC_DIST_COUNT);
+        const float ksc[] = {0.375f, 3.0f}, vsc[] = {2.5f, 0.0625f};
+        if (kv->scales) OK(ac_case_set_kv_scales(c, ksc, vsc, kv->scales == 1 ? 1 : 2, &err));
+    }
+    OK(ac_case_make_layout(c, AC_LAYOUT_PERMUTED, 2, &err));
+    OK(ac_case_make_store_slots(c, 9, 4, &err));
+    OK(ac_gen(c, t, &err));
+}
+
+// GPU and model on one store case: bit-exact against each other (both
+// rejecting it with AC_ERR_SLOT, nothing written, when bad), and with
+// with_oracle the oracle's verdict (its store judgement is bit-exact too).
+static void store_check(group_stat &g, ac_case *c, ac_tensors *t, int bad, int with_oracle)
+{
+    ac_outputs og = {}, om = {};
+    ac_error err = {};
+    ac_run_opts opts = {AC_BUG_NONE, 1};
+    OK(ac_outputs_alloc(c, &og, &err));
+    OK(ac_outputs_alloc(c, &om, &err));
+    const ac_status sg = ac_gpu_store(c, t, &opts, &og, &err);
+    const ac_status sm = ac_model_store(c, t, &opts, &om, &err);
+    char line[512], why[512] = "";
+    ac_case_line(c, line, sizeof line);
+    bool fail;
+    if (bad) // rejected by both, nothing written (outputs still poisoned alike)
+        fail = sg != AC_ERR_SLOT || sm != AC_ERR_SLOT || memcmp(og.k_cache, om.k_cache, 2 * og.kv_elems) != 0;
+    else
+        fail = sg || sm || memcmp(og.k_cache, om.k_cache, 2 * og.kv_elems) != 0 ||
+               memcmp(og.v_cache, om.v_cache, 2 * og.v_elems) != 0;
+    if (!fail && !bad && with_oracle) {
+        ac_oracle_result r;
+        ac_oracle_opts oo = {};
+        OK(ac_oracle_run(c, t, &oo, &r, &err));
+        fail = !verdict_ok(c, t, &r, &og, why, sizeof why);
+        ac_oracle_result_free(&r);
+    }
+    g.cases++;
+    if (fail) {
+        printf("FAIL store %s bad=%d: gpu %s model %s %s\n", line, bad, ac_status_name(sg), ac_status_name(sm), why);
+        g.failed++;
+        g_fail = 1;
+    }
+    ac_outputs_free(&og);
+    ac_outputs_free(&om);
+}
+
 static void store_sweep(void)
 {
     group_stat g;
@@ -402,53 +558,39 @@ static void store_sweep(void)
             for (int bad = 0; bad < 3; bad++) {
                 ac_case c;
                 ac_tensors t = {};
-                ac_error err = {};
-                ac_case_init(&c);
-                c.op = AC_OP_STORE;
-                c.dtype = AC_BF16;
-                OK(ac_case_set_batch(&c, 3, &err));
-                c.seqlen_k[0] = 40;
-                c.seqlen_k[1] = 17;
-                c.seqlen_k[2] = 300;
-                for (int b = 0; b < 3; b++) c.seqlen_q[b] = 1;
-                c.heads_q = c.heads_kv = 2;
-                c.head_dim = dims[di];
-                c.block_size = 16;
-                c.slot_mapping_i64 = i64;
-                c.seed = 500 + i64 * 10 + di;
-                OK(ac_case_make_layout(&c, AC_LAYOUT_PERMUTED, 2, &err));
-                OK(ac_case_make_store_slots(&c, 9, 4, &err));
-                OK(ac_gen(&c, &t, &err));
+                make_store_case(&c, &t, AC_BF16, dims[di], i64, 500 + i64 * 10 + di, nullptr);
                 // Rejected mappings are made after ac_gen (which validates the case).
                 int64_t first = -1;
                 for (int i = 0; i < c.num_tokens - 1 && first < 0; i++) first = c.slot_mapping[i];
                 if (bad == 1) c.slot_mapping[c.num_tokens - 1] = first; // collision with an earlier token
                 if (bad == 2) c.slot_mapping[c.num_tokens - 1] = (int64_t)c.num_blocks * c.block_size;
-                ac_outputs og = {}, om = {};
-                ac_run_opts opts = {AC_BUG_NONE, 1};
-                OK(ac_outputs_alloc(&c, &og, &err));
-                OK(ac_outputs_alloc(&c, &om, &err));
-                ac_status sg = ac_gpu_store(&c, &t, &opts, &og, &err);
-                ac_status sm = ac_model_store(&c, &t, &opts, &om, &err);
-                g.cases++;
-                bool fail;
-                if (bad) // rejected by both, nothing written (outputs still poisoned alike)
-                    fail = sg != AC_ERR_SLOT || sm != AC_ERR_SLOT ||
-                           memcmp(og.k_cache, om.k_cache, 2 * og.kv_elems) != 0;
-                else
-                    fail = sg || sm || memcmp(og.k_cache, om.k_cache, 2 * og.kv_elems) != 0 ||
-                           memcmp(og.v_cache, om.v_cache, 2 * og.kv_elems) != 0;
-                if (fail) {
-                    printf("FAIL store i64=%d D=%d bad=%d: gpu %s model %s\n", i64, dims[di], bad,
-                           ac_status_name(sg), ac_status_name(sm));
-                    g.failed++;
-                    g_fail = 1;
-                }
-                ac_outputs_free(&og);
-                ac_outputs_free(&om);
+                store_check(g, &c, &t, bad, 0);
                 ac_case_free(&c);
                 ac_tensors_free(&t);
             }
+    stat_line(g);
+}
+
+// The store with D_v and FP8 caches (quantised per element, per-tensor and
+// per-head scales), against the model and the oracle.
+static void store_kv_sweep(void)
+{
+    group_stat g;
+    g.name = "store fp8 / dv (bit-exact)";
+    struct { int32_t d; kv_opt kv; } cs[] = {
+        {192, {128, AC_KV_AS_DTYPE, 0}}, {128, {64, AC_KV_AS_DTYPE, 0}}, {128, {0, AC_KV_E4M3, 0}},
+        {64, {0, AC_KV_E4M3, 2}},        {128, {0, AC_KV_E5M2, 1}},      {192, {128, AC_KV_E4M3, 2}},
+        {576, {512, AC_KV_E5M2, 2}},
+    };
+    for (int dt = 0; dt < 2; dt++)
+        for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+            ac_case c;
+            ac_tensors t = {};
+            make_store_case(&c, &t, (ac_dtype)dt, cs[k].d, (int)(k % 2), 900 + 10 * dt + k, &cs[k].kv);
+            store_check(g, &c, &t, 0, 1);
+            ac_case_free(&c);
+            ac_tensors_free(&t);
+        }
     stat_line(g);
 }
 
@@ -933,10 +1075,12 @@ int main(int argc, char **argv)
             end_to_end(quick ? 6 : 40, 0);
             if (!quick) end_to_end(8, 1);
             feature_sweep(quick);
+            kv_sweep(quick);
         }
         unsetenv("AC_DECODE_LOADS");
         combine_sweep(quick);
         if (!quick) store_sweep();
+        store_kv_sweep();
         printf("check: %s\n", g_fail ? "FAILED" : "all passed");
     }
     if (do_bench) bench(peers, features);

@@ -20,8 +20,18 @@
 // row's edges; softcap and ALiBi go through ac_decode_logit2, the model's
 // formula. A sink is per row, not per key: it joins in the epilogue of a
 // one-split launch or in the final combine, never in a partial.
+//
+// FP8 KV and D_v (docs/DECODE.md, "FP8 KV and D_v"): the cache's element
+// type is a template tag KV (the dtype's, or E4M3 / E5M2 codes: a lane loads
+// its 8 codes as 8 bytes and decodes them exactly through fp16); k_scale
+// folds into the logit constants of the CTA's KV head, v_scale multiplies
+// each split's normalised output (ac_decode_split_out). A cache in the dtype
+// compiles as before. D_v (V, accumulators, output) is separate from D_qk
+// (q, K): the lanes cover the wider one (ac_decode_tile_dim), each load is
+// predicated on its own dim.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +45,29 @@ namespace {
 // Storage formats as template tags, and 8-element (16-byte) conversions.
 struct ac_bf16_t {};
 struct ac_fp16_t {};
+// FP8 cache formats: 8 codes = 8 bytes per lane.
+struct ac_e4m3_t {};
+struct ac_e5m2_t {};
+
+// A cache format's element and the vector a lane loads (8 elements).
+template <typename KV> struct kv_traits {
+    typedef uint16_t elem;
+    typedef uint4 vec;
+    static constexpr bool fp8 = false;
+};
+template <> struct kv_traits<ac_e4m3_t> {
+    typedef uint8_t elem;
+    typedef uint2 vec;
+    static constexpr bool fp8 = true;
+};
+template <> struct kv_traits<ac_e5m2_t> {
+    typedef uint8_t elem;
+    typedef uint2 vec;
+    static constexpr bool fp8 = true;
+};
+template <typename V> __device__ __forceinline__ V vec_zero();
+template <> __device__ __forceinline__ uint4 vec_zero<uint4>() { return make_uint4(0, 0, 0, 0); }
+template <> __device__ __forceinline__ uint2 vec_zero<uint2>() { return make_uint2(0, 0); }
 
 // 8 storage elements in a uint4 -> 8 floats.
 __device__ __forceinline__ void ac_to_f32x8(ac_bf16_t, const uint4 &u, float f[8])
@@ -57,6 +90,26 @@ __device__ __forceinline__ void ac_to_f32x8(ac_fp16_t, const uint4 &u, float f[8
         f[2 * i + 1] = v.y;
     }
 }
+// 8 FP8 codes in a uint2 -> 8 floats, exact: FP8 -> fp16 (both formats are
+// exact in fp16, NaN stays NaN), then fp16 -> fp32.
+template <__nv_fp8_interpretation_t F>
+__device__ __forceinline__ void fp8x8_to_f32(const uint2 &u, float f[8])
+{
+    const uint32_t w[2] = {u.x, u.y};
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const __half2_raw hr = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(w[i] >> (16 * j)), F);
+            const float2 v = __half22float2(*reinterpret_cast<const __half2 *>(&hr));
+            f[4 * i + 2 * j] = v.x;
+            f[4 * i + 2 * j + 1] = v.y;
+        }
+    }
+}
+__device__ __forceinline__ void ac_to_f32x8(ac_e4m3_t, const uint2 &u, float f[8]) { fp8x8_to_f32<__NV_E4M3>(u, f); }
+__device__ __forceinline__ void ac_to_f32x8(ac_e5m2_t, const uint2 &u, float f[8]) { fp8x8_to_f32<__NV_E5M2>(u, f); }
+
 // 8 floats -> 8 storage elements, round to nearest even.
 __device__ __forceinline__ uint4 ac_from_f32x8(ac_bf16_t, const float f[8])
 {
@@ -80,12 +133,13 @@ __device__ __forceinline__ uint4 ac_from_f32x8(ac_fp16_t, const float f[8])
 }
 
 struct decode_args {
-    const uint16_t *q, *k, *v;
+    const uint16_t *q;
+    const void *k, *v;           // the cache format's elements (kv_traits<KV>::elem)
     const int32_t *cu_q, *seqlens_k, *block_table;
     uint16_t *o;
     float *o_f32, *lse;          // lse may be NULL
-    float *o_part, *lse_part;    // splits > 1: [rows, S, D], [rows, S]
-    int32_t hq, hkv, d, group, causal;
+    float *o_part, *lse_part;    // splits > 1: [rows, S, D_v], [rows, S]
+    int32_t hq, hkv, d, dv, group, causal; // d: D_qk (q, K); dv: D_v (V, o)
     int32_t block_size, block_shift; // block_shift >= 0 when block_size is a power of two
     int32_t max_blocks, num_splits, row_chunks;
     float scale2;                // scale * log2(e)
@@ -95,6 +149,11 @@ struct decode_args {
     float scale_c, cap2;         // scale / c, c * log2(e)
     const float *alibi;          // [hq] or NULL
     const float *sinks;          // [hq] or NULL: one-split epilogue (more splits: the combine)
+    // FP8 cache only (read when kv_traits<KV>::fp8): the logit constants are
+    // then the KV head's (ac_decode_logit_scales on scale, softcap and its k_scale).
+    float scale, softcap;
+    const float *k_scales, *v_scales; // [n_kv_scales] or NULL
+    int32_t n_kv_scales;
 };
 
 // Keys a step loads per key lane (the model uses the same: ac_decode_kpt).
@@ -147,20 +206,26 @@ struct row_feats {
     float slope;
 };
 
-template <typename T, int TPK, int ROWS, int KPT, int NS, bool FEAT>
-__device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 (&vr)[KPT], int32_t base,
+// lc: the CTA's logit constants (scale2, scale_c, cap2).
+struct logit_consts {
+    float scale2, scale_c, cap2;
+};
+
+template <typename KV, int TPK, int ROWS, int KPT, int NS, bool FEAT>
+__device__ __forceinline__ void decode_step(const typename kv_traits<KV>::vec (&kr)[KPT],
+                                            const typename kv_traits<KV>::vec (&vr)[KPT], int32_t base,
                                             int key_lane, const float (&qf)[ROWS][8],
                                             const int32_t (&row_end)[ROWS], const row_feats (&rf)[ROWS],
-                                            const decode_args &a, float (&m)[ROWS], float (&l)[ROWS],
-                                            float (&acc)[ROWS][8])
+                                            const decode_args &a, const logit_consts &lc, float (&m)[ROWS],
+                                            float (&l)[ROWS], float (&acc)[ROWS][8])
 {
-    const float scale2 = a.scale2;
+    const float scale2 = lc.scale2;
     float sc[KPT][ROWS];
 #pragma unroll
     for (int kk = 0; kk < KPT; kk++) {
         const int32_t p = base + kk * NS + key_lane;
         float kf[8];
-        ac_to_f32x8(T(), kr[kk], kf);
+        ac_to_f32x8(KV(), kr[kk], kf);
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             float dot = 0.0f;
@@ -169,7 +234,7 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
 #pragma unroll
             for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
             if (FEAT) {
-                const float s = ac_decode_logit2(dot, scale2, a.capped, a.scale_c, a.cap2, rf[r].slope,
+                const float s = ac_decode_logit2(dot, scale2, a.capped, lc.scale_c, lc.cap2, rf[r].slope,
                                                  (float)(p - rf[r].diag));
                 sc[kk][r] = p >= rf[r].beg && p < row_end[r] ? s : -INFINITY;
             } else {
@@ -200,7 +265,7 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
 #pragma unroll
         for (int kk = g; kk < g + G; kk++) {
             float vf[8];
-            ac_to_f32x8(T(), vr[kk], vf);
+            ac_to_f32x8(KV(), vr[kk], vf);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
@@ -218,10 +283,14 @@ __device__ __forceinline__ void decode_step(const uint4 (&kr)[KPT], const uint4 
 // ASYNC = true: cp.async copies each thread's chunks into its own slots of
 // shared memory, ASYNC_STAGES - 1 steps ahead of the math (no barrier: a
 // thread only reads what it copied), so loads stay in flight during the math.
-template <typename T, int TPK, int ROWS, bool ASYNC, bool FEAT>
+template <typename T, typename KV, int TPK, int ROWS, bool ASYNC, bool FEAT>
 __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CTAS_PER_SM : 2)
     decode_kernel(const decode_args a)
 {
+    typedef typename kv_traits<KV>::vec kvec;
+    typedef typename kv_traits<KV>::elem kelem;
+    static_assert(!(ASYNC && kv_traits<KV>::fp8), "FP8 caches take the register load path");
+    const kelem *kc = static_cast<const kelem *>(a.k), *vc = static_cast<const kelem *>(a.v);
     constexpr int KSW = 32 / TPK;                 // keys a warp holds at once
     constexpr int NS = KSW * AC_DECODE_WARPS;     // key lanes of the CTA
     constexpr int KPT = kpt_of<ROWS>::v;
@@ -235,13 +304,22 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int c = lane % TPK;                     // which 8 elements of D
     const int key_lane = warp * KSW + lane / TPK;
-    const bool dim_on = c * 8 < a.d;
+    const bool dim_on = c * 8 < a.d;              // q and K: D_qk
+    const bool dim_on_v = c * 8 < a.dv;           // V and the output: D_v
 
     int64_t x = blockIdx.x;
     const int rc = (int)(x % a.row_chunks); x /= a.row_chunks;
     const int s = (int)(x % a.num_splits); x /= a.num_splits;
     const int kvh = (int)(x % a.hkv);
     const int b = (int)(x / a.hkv);
+    // The KV head's logit constants: k_scale folded in with an FP8 cache, else the host's.
+    logit_consts lc = {a.scale2, a.scale_c, a.cap2};
+    float v_scale = 1.0f;
+    if (kv_traits<KV>::fp8) {
+        ac_decode_logit_scales(a.scale, ac_decode_kv_scale(a.k_scales, a.n_kv_scales, kvh), a.softcap, &lc.scale2,
+                               &lc.scale_c, &lc.cap2);
+        v_scale = ac_decode_kv_scale(a.v_scales, a.n_kv_scales, kvh);
+    }
 
     const int32_t q0 = a.cu_q[b], lq = a.cu_q[b + 1] - q0, lk = a.seqlens_k[b];
     // The splits cut [r0, r1): all keys, or with a window the step's hull.
@@ -291,29 +369,31 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         for (int e = 0; e < 8; e++) acc[r][e] = 0.0f;
     }
     const int32_t *tbl = a.block_table + (int64_t)b * a.max_blocks;
-    const int64_t head_off = (int64_t)kvh * a.d + c * 8;
-    // Element offset of this thread's chunk of key p (ac_cache_offset + c * 8); p < hi.
-    auto chunk_off = [&](int32_t p) -> int64_t {
+    const int64_t head_off = (int64_t)kvh * a.d + c * 8, head_off_v = (int64_t)kvh * a.dv + c * 8;
+    // Slot of key p; element offsets of this thread's chunk of its K and V
+    // rows (ac_cache_offset + c * 8, with D_qk and D_v); p < hi.
+    auto slot_of_key = [&](int32_t p) -> int64_t {
         const int32_t blk = a.block_shift >= 0 ? p >> a.block_shift : p / a.block_size;
-        const int64_t slot = (int64_t)tbl[blk] * a.block_size + (p - blk * a.block_size);
-        return slot * a.hkv * a.d + head_off;
+        return (int64_t)tbl[blk] * a.block_size + (p - blk * a.block_size);
     };
+    auto chunk_off = [&](int64_t slot) -> int64_t { return slot * a.hkv * a.d + head_off; };
+    auto chunk_off_v = [&](int64_t slot) -> int64_t { return slot * a.hkv * a.dv + head_off_v; };
 
     if (!ASYNC) {
         for (int32_t base = kb; base < hi; base += NS * KPT) {
-            uint4 kr[KPT], vr[KPT];
-            // All loads of the step first: 2 * KPT 16-byte loads in flight per thread.
+            kvec kr[KPT], vr[KPT];
+            // All loads of the step first: 2 * KPT vector loads in flight per thread.
 #pragma unroll
             for (int kk = 0; kk < KPT; kk++) {
                 const int32_t p = base + kk * NS + key_lane;
-                kr[kk] = vr[kk] = make_uint4(0, 0, 0, 0);
-                if (p < hi && dim_on) {
-                    const int64_t off = chunk_off(p);
-                    kr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.k + off));
-                    vr[kk] = __ldg(reinterpret_cast<const uint4 *>(a.v + off));
+                kr[kk] = vr[kk] = vec_zero<kvec>();
+                if (p < hi && (dim_on || dim_on_v)) {
+                    const int64_t slot = slot_of_key(p);
+                    if (dim_on) kr[kk] = __ldg(reinterpret_cast<const kvec *>(kc + chunk_off(slot)));
+                    if (dim_on_v) vr[kk] = __ldg(reinterpret_cast<const kvec *>(vc + chunk_off_v(slot)));
                 }
             }
-            decode_step<T, TPK, ROWS, KPT, NS, FEAT>(kr, vr, base, key_lane, qf, row_end, rf, a, m, l, acc);
+            decode_step<KV, TPK, ROWS, KPT, NS, FEAT>(kr, vr, base, key_lane, qf, row_end, rf, a, lc, m, l, acc);
         }
     } else {
         // Slot of (stage, kk) for this thread: [stage][kk][key_lane][c] uint4s, K then V.
@@ -327,10 +407,11 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
 #pragma unroll
                 for (int kk = 0; kk < KPT; kk++) {
                     const int32_t p = kb + it * step + kk * NS + key_lane;
-                    const bool ok = p < hi && dim_on;
-                    const int64_t off = ok ? chunk_off(p) : 0;
-                    cp_async16(sk + slot_of(st, kk), a.k + off, ok ? 16 : 0);
-                    cp_async16(sv + slot_of(st, kk), a.v + off, ok ? 16 : 0);
+                    const bool ok = p < hi && dim_on, ok_v = p < hi && dim_on_v;
+                    const int64_t slot = p < hi ? slot_of_key(p) : 0;
+                    const int64_t off = ok ? chunk_off(slot) : 0, off_v = ok_v ? chunk_off_v(slot) : 0;
+                    cp_async16(sk + slot_of(st, kk), kc + off, ok ? 16 : 0);
+                    cp_async16(sv + slot_of(st, kk), vc + off_v, ok_v ? 16 : 0);
                 }
             }
             cp_async_commit(); // possibly empty: keeps one group per step for the wait count
@@ -340,15 +421,15 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         for (int it = 0; it < steps; it++) {
             issue(it + ASYNC_STAGES - 1);
             cp_async_wait<ASYNC_STAGES - 1>(); // this thread's copies of step `it` have landed
-            uint4 kr[KPT], vr[KPT];
+            kvec kr[KPT], vr[KPT];
             const int st = it % ASYNC_STAGES;
 #pragma unroll
             for (int kk = 0; kk < KPT; kk++) {
-                kr[kk] = sk[slot_of(st, kk)];
-                vr[kk] = sv[slot_of(st, kk)];
+                kr[kk] = *reinterpret_cast<const kvec *>(&sk[slot_of(st, kk)]); // ASYNC: a 16-bit cache, kvec = uint4
+                vr[kk] = *reinterpret_cast<const kvec *>(&sv[slot_of(st, kk)]);
             }
-            decode_step<T, TPK, ROWS, KPT, NS, FEAT>(kr, vr, kb + it * step, key_lane, qf, row_end, rf, a, m, l,
-                                                     acc);
+            decode_step<KV, TPK, ROWS, KPT, NS, FEAT>(kr, vr, kb + it * step, key_lane, qf, row_end, rf, a, lc, m,
+                                                      l, acc);
         }
         cp_async_wait<0>();
         __syncthreads(); // every thread is done with the pipeline before the merge reuses it
@@ -391,7 +472,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     for (int idx = threadIdx.x; idx < ROWS * TPK; idx += blockDim.x) {
         const int r = idx / TPK, cc = idx % TPK;
         const int rg = rc * ROWS + r, i = rg / a.group, g = rg % a.group;
-        if (i >= lq || cc * 8 >= a.d) continue;
+        if (i >= lq || cc * 8 >= a.dv) continue;
         float tm = sm_m[0][r], tl = sm_l[0][r], ta[8];
 #pragma unroll
         for (int e = 0; e < 8; e++) ta[e] = sm_acc[0][r][cc * 8 + e];
@@ -411,7 +492,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         const int64_t row = (int64_t)(q0 + i) * a.hq + kvh * a.group + g;
         float ov[8];
 #pragma unroll
-        for (int e = 0; e < 8; e++) ov[e] = empty ? 0.0f : ta[e] / tl;
+        for (int e = 0; e < 8; e++) ov[e] = empty ? 0.0f : ac_decode_split_out(ta[e], tl, v_scale);
         if (a.num_splits == 1) {
             if (a.sinks) { // the one split is the final combine: the sink joins here, once
                 float w;
@@ -419,7 +500,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
 #pragma unroll
                 for (int e = 0; e < 8; e++) ov[e] = ov[e] * w;
             }
-            const int64_t off = row * a.d + cc * 8;
+            const int64_t off = row * a.dv + cc * 8;
             *reinterpret_cast<uint4 *>(a.o + off) = ac_from_f32x8(T(), ov);
             if (a.o_f32) {
                 *reinterpret_cast<float4 *>(a.o_f32 + off) = make_float4(ov[0], ov[1], ov[2], ov[3]);
@@ -430,7 +511,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
             const int64_t ps = row * a.num_splits + s;
             if (cc == 0) a.lse_part[ps] = lse;
             if (!empty) { // an empty split's O_s stays as it was: the combine never reads it
-                float *dst = a.o_part + ps * a.d + cc * 8;
+                float *dst = a.o_part + ps * a.dv + cc * 8;
                 *reinterpret_cast<float4 *>(dst) = make_float4(ov[0], ov[1], ov[2], ov[3]);
                 *reinterpret_cast<float4 *>(dst + 4) = make_float4(ov[4], ov[5], ov[6], ov[7]);
             }
@@ -438,48 +519,69 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     }
 }
 
-template <typename T, int TPK, int ROWS, bool ASYNC, bool FEAT>
+template <typename T, typename KV, int TPK, int ROWS, bool ASYNC, bool FEAT>
 ac_status launch_feat(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
 {
     constexpr size_t smem = decode_smem_bytes<TPK, ROWS, ASYNC>();
     if (smem > 48 * 1024)
-        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, TPK, ROWS, ASYNC, FEAT>,
+        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, KV, TPK, ROWS, ASYNC, FEAT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    decode_kernel<T, TPK, ROWS, ASYNC, FEAT><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
+    decode_kernel<T, KV, TPK, ROWS, ASYNC, FEAT><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
     AC_CUDA_LAUNCHED("decode_kernel");
     return AC_OK;
 }
 
 // The per-key features as a template flag: without them the kernel is the
 // one that predates them (no extra compare, select or load per key).
-template <typename T, int TPK, int ROWS, bool ASYNC>
+template <typename T, typename KV, int TPK, int ROWS, bool ASYNC>
 ac_status launch_one(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
 {
     const bool feat = a.window || a.capped || a.alibi;
-    return feat ? launch_feat<T, TPK, ROWS, ASYNC, true>(grid, a, stream, err)
-                : launch_feat<T, TPK, ROWS, ASYNC, false>(grid, a, stream, err);
+    return feat ? launch_feat<T, KV, TPK, ROWS, ASYNC, true>(grid, a, stream, err)
+                : launch_feat<T, KV, TPK, ROWS, ASYNC, false>(grid, a, stream, err);
 }
 
-template <typename T, int TPK>
+// An FP8 cache takes the register path (its 8-byte loads; cp.async.cg copies
+// 16 bytes); a cache in the dtype either.
+template <typename T, typename KV, int TPK, int ROWS>
+ac_status launch_path(bool async, int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+{
+    if (kv_traits<KV>::fp8 || !async) return launch_one<T, KV, TPK, ROWS, false>(grid, a, stream, err);
+    return launch_one<T, KV, TPK, ROWS, kv_traits<KV>::fp8 ? false : true>(grid, a, stream, err);
+}
+
+template <typename T, typename KV, int TPK>
 ac_status launch_rows(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
                       ac_error *err)
 {
     switch (cta_rows) {
-    case 1: return async ? launch_one<T, TPK, 1, true>(grid, a, stream, err) : launch_one<T, TPK, 1, false>(grid, a, stream, err);
-    case 2: return async ? launch_one<T, TPK, 2, true>(grid, a, stream, err) : launch_one<T, TPK, 2, false>(grid, a, stream, err);
-    case 4: return async ? launch_one<T, TPK, 4, true>(grid, a, stream, err) : launch_one<T, TPK, 4, false>(grid, a, stream, err);
-    default: return async ? launch_one<T, TPK, 8, true>(grid, a, stream, err) : launch_one<T, TPK, 8, false>(grid, a, stream, err);
+    case 1: return launch_path<T, KV, TPK, 1>(async, grid, a, stream, err);
+    case 2: return launch_path<T, KV, TPK, 2>(async, grid, a, stream, err);
+    case 4: return launch_path<T, KV, TPK, 4>(async, grid, a, stream, err);
+    default: return launch_path<T, KV, TPK, 8>(async, grid, a, stream, err);
+    }
+}
+
+// TPK follows the wider of D_qk and D_v (ac_decode_tile_dim), as the model's lanes.
+template <typename T, typename KV>
+ac_status launch_dim(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
+                     ac_error *err)
+{
+    switch (ac_decode_tpk(ac_decode_tile_dim(a.d, a.dv))) {
+    case 8: return launch_rows<T, KV, 8>(cta_rows, async, grid, a, stream, err);
+    case 16: return launch_rows<T, KV, 16>(cta_rows, async, grid, a, stream, err);
+    default: return launch_rows<T, KV, 32>(cta_rows, async, grid, a, stream, err);
     }
 }
 
 template <typename T>
-ac_status launch_dim(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
-                     ac_error *err)
+ac_status launch_kv(ac_kv_format f, int32_t cta_rows, bool async, int64_t grid, const decode_args &a,
+                    cudaStream_t stream, ac_error *err)
 {
-    switch (ac_decode_tpk(a.d)) {
-    case 8: return launch_rows<T, 8>(cta_rows, async, grid, a, stream, err);
-    case 16: return launch_rows<T, 16>(cta_rows, async, grid, a, stream, err);
-    default: return launch_rows<T, 32>(cta_rows, async, grid, a, stream, err);
+    switch (f) {
+    case AC_KV_E4M3: return launch_dim<T, ac_e4m3_t>(cta_rows, async, grid, a, stream, err);
+    case AC_KV_E5M2: return launch_dim<T, ac_e5m2_t>(cta_rows, async, grid, a, stream, err);
+    default: return launch_dim<T, T>(cta_rows, async, grid, a, stream, err);
     }
 }
 
@@ -497,7 +599,7 @@ static bool use_async_loads(void)
 extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace, size_t workspace_bytes,
                                       void *stream_ptr, int32_t *num_splits_used, ac_error *err)
 {
-    ac_status st = ac_decode_validate(p, err);
+    ac_status st = ac_decode_validate(p, err); // the kernel's head dims included
     if (st) return st;
     cudaStream_t stream = (cudaStream_t)stream_ptr;
     int32_t sms = p->num_sms;
@@ -533,11 +635,13 @@ extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace
     a.o = (uint16_t *)p->o;
     a.o_f32 = p->o_f32;
     a.lse = p->lse;
+    const int32_t dv = ac_decode_dv(p);
     a.o_part = splits > 1 ? (float *)workspace : NULL;
-    a.lse_part = splits > 1 ? (float *)workspace + (size_t)rows * splits * p->head_dim : NULL;
+    a.lse_part = splits > 1 ? (float *)workspace + (size_t)rows * splits * dv : NULL;
     a.hq = p->heads_q;
     a.hkv = p->heads_kv;
     a.d = p->head_dim;
+    a.dv = dv;
     a.group = group;
     a.causal = p->causal;
     a.block_size = p->block_size;
@@ -547,24 +651,29 @@ extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace
     a.max_blocks = p->max_blocks_per_seq;
     a.num_splits = splits;
     a.row_chunks = row_chunks;
-    const float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)p->head_dim);
-    a.scale2 = scale * AC_DECODE_LOG2E;
+    const float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)p->head_dim); // 1/sqrt(D_qk)
+    // As the model: the same fp32 values (an FP8 cache's kernel recomputes
+    // them per KV head with its k_scale).
+    ac_decode_logit_scales(scale, 1.0f, p->softcap, &a.scale2, &a.scale_c, &a.cap2);
     a.window = p->window;
     a.wl = p->window_left;
     a.wr = p->window_right;
     a.capped = p->softcap > 0.0f;
-    a.scale_c = a.capped ? scale / p->softcap : 0.0f; // as the model: the same fp32 values
-    a.cap2 = a.capped ? p->softcap * AC_DECODE_LOG2E : 0.0f;
     a.alibi = p->alibi_slopes;
     a.sinks = p->sinks;
+    a.scale = scale;
+    a.softcap = p->softcap;
+    a.k_scales = p->k_scales;
+    a.v_scales = p->v_scales;
+    a.n_kv_scales = p->n_kv_scales;
 
     const int64_t grid = (int64_t)p->batch * p->heads_kv * splits * row_chunks;
     const bool async = use_async_loads();
-    st = p->dtype == AC_BF16 ? launch_dim<ac_bf16_t>(cta_rows, async, grid, a, stream, err)
-                             : launch_dim<ac_fp16_t>(cta_rows, async, grid, a, stream, err);
+    st = p->dtype == AC_BF16 ? launch_kv<ac_bf16_t>(p->kv_format, cta_rows, async, grid, a, stream, err)
+                             : launch_kv<ac_fp16_t>(p->kv_format, cta_rows, async, grid, a, stream, err);
     if (st || splits == 1) return st;
-    // Partials carry no sink: it joins once, in this combine.
-    ac_combine_params cp = {p->dtype, rows,    splits,     p->head_dim, a.o_part, a.lse_part,
+    // Partials carry no sink (it joins once, in this combine) and carry v_scale already.
+    ac_combine_params cp = {p->dtype, rows,    splits,     dv,         a.o_part, a.lse_part,
                             p->o,     p->o_f32, p->lse,    p->sinks,    p->heads_q};
     return ac_combine_launch(&cp, stream_ptr, err);
 }
@@ -578,23 +687,24 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     ac_decode_params p;
     ac_status st = ac_decode_params_from_case(c, t, out, &p, err);
     if (st) return st;
-    // The arguments first, then whether the tensors hold the pool they describe.
-    const int64_t kv = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
+    // The arguments first (the kernel's head dims included), then whether the
+    // tensors hold the pools they describe.
     st = ac_decode_validate(&p, err);
-    if (!st && t->kv_elems < kv)
-        st = ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged pool needs %lld", (long long)t->kv_elems,
-                     (long long)kv);
+    if (!st) st = ac_decode_check_pool(c, t, err);
     const int64_t rows = p.total_q * c->heads_q;
-    const size_t qn = (size_t)rows * c->head_dim;
+    const size_t qn = (size_t)rows * c->head_dim, on = (size_t)rows * ac_case_dv(c);
     ac_gpu_bufs bufs = {};
     void *dq, *dk, *dv, *dcu, *dsk, *dtbl, *dout, *dof = NULL, *dlse, *dws = NULL, *dal = NULL, *dsink = NULL;
+    void *dks = NULL, *dvs = NULL;
     int32_t splits = 0;
     size_t ws_bytes = 0;
     int dev = 0, sms = 0;
     if (st) goto done;
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dq, t->q, qn * 2, "q", err));
-    AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &dk, c, t->k, "k_cache", err));
-    AC_GPU_STEP(ac_gpu_upload_pool(&bufs, &dv, c, t->v, "v_cache", err));
+    // K and V in the kernel's storage (FP8: packed codes), with their own dims.
+    AC_GPU_STEP(ac_gpu_upload_kv(&bufs, &dk, c, t->k, t->kv_elems, 0, "k_cache", err));
+    AC_GPU_STEP(ac_gpu_upload_kv(&bufs, &dv, c, t->v, t->v_elems, 1, "v_cache", err));
+    AC_GPU_STEP(ac_gpu_upload_kv_scales(&bufs, &dks, &dvs, c, err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dcu, p.cu_seqlens_q_host, sizeof(int32_t) * ((size_t)c->batch + 1),
                               "cu_seqlens_q", err));
     AC_GPU_STEP(ac_gpu_upload(&bufs, &dsk, c->seqlen_k, sizeof(int32_t) * (size_t)c->batch, "seqlens_k", err));
@@ -606,9 +716,9 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
                                   "alibi_slopes", err));
     if (p.sinks)
         AC_GPU_STEP(ac_gpu_upload(&bufs, &dsink, p.sinks_host, sizeof(float) * (size_t)c->heads_q, "sinks", err));
-    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dout, qn * 2, "o", err));
+    AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dout, on * 2, "o", err));
     // A sparse case leaves o_f32 out (docs/DATA.md): its batch may be 2^31 rows.
-    if (p.o_f32) AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, qn * 4, "o_f32", err));
+    if (p.o_f32) AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dof, on * 4, "o_f32", err));
     AC_GPU_STEP(ac_gpu_alloc_poisoned(&bufs, &dlse, (size_t)rows * 4, "lse", err));
     AC_GPU_STEP(ac_gpu_check(cudaGetDevice(&dev), "cudaGetDevice", err));
     AC_GPU_STEP(ac_gpu_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
@@ -627,11 +737,13 @@ extern "C" ac_status ac_gpu_decode(const ac_case *c, const ac_tensors *t, const 
     p.lse = (float *)dlse;
     p.alibi_slopes = (const float *)dal;
     p.sinks = (const float *)dsink;
+    p.k_scales = (const float *)dks;
+    p.v_scales = (const float *)dvs;
     p.num_sms = sms;
     AC_GPU_STEP(ac_decode_launch(&p, dws, ws_bytes, NULL, NULL, err));
     AC_GPU_STEP(ac_gpu_sync("decode kernel", err));
-    AC_GPU_STEP(ac_gpu_download(out->o, dout, qn * 2, "o", err));
-    if (p.o_f32) AC_GPU_STEP(ac_gpu_download(out->o_f32, dof, qn * 4, "o_f32", err));
+    AC_GPU_STEP(ac_gpu_download(out->o, dout, on * 2, "o", err));
+    if (p.o_f32) AC_GPU_STEP(ac_gpu_download(out->o_f32, dof, on * 4, "o_f32", err));
     AC_GPU_STEP(ac_gpu_download(out->lse, dlse, (size_t)rows * 4, "lse", err));
 done:
     ac_gpu_free_all(&bufs);

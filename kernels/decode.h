@@ -31,10 +31,11 @@ extern "C" {
 #endif
 
 typedef struct ac_decode_params {
-    ac_dtype dtype;              /* AC_BF16 or AC_FP16 (q, caches and o) */
+    ac_dtype dtype;              /* AC_BF16 or AC_FP16 (q, o, and the caches unless kv_format is FP8) */
     int32_t batch;               /* B sequences */
     int32_t heads_q, heads_kv;   /* Hq % Hkv == 0 */
-    int32_t head_dim;            /* D: a multiple of 8 in [8, 256] */
+    int32_t head_dim;            /* D_qk (q and k); the kernel: a multiple of 8 in [8, 256] */
+    int32_t head_dim_v;          /* D_v (v, o and the partials); 0: = head_dim. Kernel: as head_dim */
     int causal;                  /* ac_causal; decode is AC_CAUSAL_BOTTOM_RIGHT */
     int scale_given;             /* 0: 1/sqrt(D) in fp32; 1: `scale` (0.0 is legal) */
     float scale;
@@ -45,12 +46,13 @@ typedef struct ac_decode_params {
     int64_t total_q;             /* cu_seqlens_q[B]: each sequence has 1..8 queries */
 
     /* Data (device pointers for ac_decode_launch, host pointers for ac_decode_cpu). */
-    const void *q;               /* [total_q, Hq, D] */
-    const void *k_cache, *v_cache; /* [num_blocks, block_size, Hkv, D] (NHD) */
+    const void *q;               /* [total_q, Hq, D_qk] */
+    const void *k_cache;         /* [num_blocks, block_size, Hkv, D_qk] (NHD) */
+    const void *v_cache;         /* [num_blocks, block_size, Hkv, D_v] (NHD) */
     const int32_t *cu_seqlens_q; /* [B+1] */
     const int32_t *seqlens_k;    /* [B] */
     const int32_t *block_table;  /* [B, max_blocks_per_seq] */
-    void *o;                     /* [total_q, Hq, D] in dtype (required) */
+    void *o;                     /* [total_q, Hq, D_v] in dtype (required) */
     float *o_f32;                /* same, fp32 (optional, NULL: not written) */
     float *lse;                  /* [total_q, Hq] natural log, -inf for an empty row (optional) */
 
@@ -71,14 +73,45 @@ typedef struct ac_decode_params {
     const float *alibi_slopes_host; /* host copies for validation (required when the above are set) */
     const float *sinks_host;
 
+    /* FP8 KV cache (docs/DECODE.md, "FP8 KV and D_v"): with kv_format an FP8
+       format the caches hold one code per element: uint8 on the device
+       (ac_decode_launch), the host holders of ac_tensors (uint16, code in the
+       low byte) for ac_decode_cpu. An element of KV head g is
+       decode(code) * k_scales[g] (v_scales[g]); n_kv_scales: 0 (scale 1),
+       1 (per tensor) or heads_kv. The kernel folds k_scale into the fp32
+       logit scale (ac_decode_logit_scales) and multiplies each split's fp32
+       output by v_scale (ac_decode_v_scale). */
+    ac_kv_format kv_format;      /* AC_KV_AS_DTYPE (0): the caches are in dtype */
+    int32_t n_kv_scales;
+    const float *k_scales, *v_scales;           /* [n_kv_scales] (device for the launch) */
+    const float *k_scales_host, *v_scales_host; /* host copies for validation */
+
     /* The cu_seqlens_q that ac_decode_params_from_case derived from the
        case's seqlen_q (a case carries lengths, the kernel offsets); freed by
        ac_decode_params_free. NULL in a struct the caller filled. */
     int32_t *cu_seqlens_q_owned;
 } ac_decode_params;
 
-/* Checks every argument, metadata included (host copies), before any work. */
+/* Checks every argument, metadata included (host copies), before any work,
+   the kernel's head dims included (ac_decode_validate_kernel). */
 ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err);
+/* The same without the kernel's head-dim limits: D_qk and D_v in
+   [1, AC_MAX_HEAD_DIM], what the CPU model can run (MLA's 576/512). */
+ac_status ac_decode_validate_any_dims(const ac_decode_params *p, ac_error *err);
+/* The KV-cache arguments decode and store share: head_dim_v 0 or in
+   [1, AC_MAX_HEAD_DIM], a known kv_format, the scale arrays present with
+   n > 0 and their host copies' values (ac_validate_kv_scales). */
+ac_status ac_validate_kv_args(int32_t head_dim_v, ac_kv_format kv_format, int32_t n_kv_scales, const float *k_scales,
+                              const float *v_scales, const float *k_scales_host, const float *v_scales_host,
+                              int32_t heads_kv, ac_error *err);
+/* The kernel's head dims: D_qk and D_v each a multiple of 8 in [8, 256]
+   (AC_ERR_UNSUPPORTED naming head_dim or head_dim_v). */
+ac_status ac_decode_validate_kernel(const ac_decode_params *p, ac_error *err);
+/* D_v of the call (head_dim_v, or head_dim when 0). */
+static inline int32_t ac_decode_dv(const ac_decode_params *p)
+{
+    return p->head_dim_v ? p->head_dim_v : p->head_dim;
+}
 
 /* The features' part of ac_decode_validate (window sides >= -1, softcap
    finite >= 0, per-head slopes finite and sinks finite or -inf, on the host
@@ -93,6 +126,10 @@ ac_status ac_decode_validate_features(const ac_decode_params *p, ac_error *err);
 ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_outputs *o,
                                      ac_decode_params *p, ac_error *err);
 void ac_decode_params_free(ac_decode_params *p);
+/* Whether the case's tensors hold the paged pools it describes: K with
+   num_blocks * block_size * Hkv * D_qk elements (kv_elems), V with D_v
+   (v_elems). Named AC_ERR_SHAPE otherwise. */
+ac_status ac_decode_check_pool(const ac_case *c, const ac_tensors *t, ac_error *err);
 
 /* max queries per sequence (at least 1) * group size: the rows one
    (sequence, kv head) needs. Host copies; assumes validated metadata. */
@@ -106,6 +143,10 @@ size_t ac_decode_workspace_bytes(const ac_decode_params *p, int32_t num_splits);
 /* CPU model, same algorithm (splits, key-to-lane tiling, fp32 online softmax,
    combine); host pointers. bug: one of the decode bugs of ac_backend.h. */
 ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err);
+/* The model past the kernel's head dims (ac_decode_validate_any_dims): the
+   cpu-model backend's entry, so D_v != D_qk beyond 256 is checked in the
+   model; ac_decode_cpu keeps the kernel's argument contract. */
+ac_status ac_decode_cpu_any_dims(const ac_decode_params *p, ac_bug bug, ac_error *err);
 
 /* GPU: stream is a cudaStream_t (NULL: the default stream). workspace may be
    NULL when one split is used. num_splits_used (optional) receives the count.
@@ -131,6 +172,12 @@ ac_status ac_decode_launch(const ac_decode_params *p, void *workspace, size_t wo
 AC_HD int32_t ac_decode_tpk(int32_t head_dim)
 {
     return head_dim <= 64 ? 8 : head_dim <= 128 ? 16 : 32;
+}
+/* The dim the tiling follows: a lane's 8 elements cover both q.k's D_qk and
+   P.V's D_v, so the wider one picks TPK and the lanes. */
+AC_HD int32_t ac_decode_tile_dim(int32_t head_dim, int32_t head_dim_v)
+{
+    return head_dim_v > head_dim ? head_dim_v : head_dim;
 }
 AC_HD int32_t ac_decode_lanes(int32_t head_dim)
 {
@@ -211,11 +258,39 @@ AC_HD void ac_decode_seq_keys(int causal, int window, int32_t wl, int32_t wr, in
      softcap c:  tanhf(dot * scale_c) * cap2       (scale_c = scale / c, cap2 = c * log2 e)
    then + (slope * (float)dist) * log2 e with ALiBi (slope 0: none). */
 #define AC_DECODE_LOG2E 1.44269504088896340736f
+
+/* The fp32 logit constants of a KV head, the one computation of kernel and
+   model: the FP8 cache's k_scale (1 without one) folds into the softmax
+   scale as one fp32 product sk = scale * k_scale, then scale2 = sk * log2 e,
+   and with softcap c: scale_c = sk / c, cap2 = c * log2 e. With k_scale = 1,
+   sk == scale exactly: the values are those of a cache without scales. */
+AC_HD void ac_decode_logit_scales(float scale, float k_scale, float softcap, float *scale2, float *scale_c,
+                                  float *cap2)
+{
+    const float sk = scale * k_scale;
+    *scale2 = sk * AC_DECODE_LOG2E;
+    *scale_c = softcap > 0.0f ? sk / softcap : 0.0f;
+    *cap2 = softcap > 0.0f ? softcap * AC_DECODE_LOG2E : 0.0f;
+}
+/* The scale of KV head g from an array of n (0: 1, 1: per tensor, else per head). */
+AC_HD float ac_decode_kv_scale(const float *scales, int32_t n, int32_t g)
+{
+    return n <= 0 ? 1.0f : scales[n == 1 ? 0 : g];
+}
 AC_HD float ac_decode_logit2(float dot, float scale2, int capped, float scale_c, float cap2, float slope,
                              float dist)
 {
     float s = capped ? tanhf(dot * scale_c) * cap2 : dot * scale2;
     return slope != 0.0f ? s + (slope * dist) * AC_DECODE_LOG2E : s;
+}
+
+/* A split's normalised fp32 output element, the FP8 cache's v_scale applied
+   (v_scale = 1: acc / l exactly, the value without an FP8 cache). The merge
+   of splits is linear in O, so scaling each split is scaling the result. */
+AC_HD float ac_decode_split_out(float acc, float l, float v_scale)
+{
+    const float o = acc / l;
+    return v_scale != 1.0f ? o * v_scale : o;
 }
 
 /* The sink joining a row's merged (O, LSE) once, in natural log: with

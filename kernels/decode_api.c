@@ -9,7 +9,9 @@
 #include "ac_validate.h"
 #include "decode.h"
 
-ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
+/* kernel_dims: the kernel's head dims are checked where the head dim is
+   (the order of the checks decides which error a bad call gets first). */
+static ac_status validate(const ac_decode_params *p, int kernel_dims, ac_error *err)
 {
     if (!p) return ac_fail(err, AC_ERR_NULL, "params is NULL");
     if ((int)p->dtype < 0 || p->dtype >= AC_DTYPE_COUNT)
@@ -17,10 +19,11 @@ ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
     if (p->batch < 0 || p->batch > AC_MAX_BATCH)
         return ac_fail(err, AC_ERR_SHAPE, "batch = %d: must be in [0, %d]", p->batch, AC_MAX_BATCH);
     ac_status st = ac_validate_heads(p->heads_q, p->heads_kv, p->head_dim, err);
+    if (!st && kernel_dims) st = ac_decode_validate_kernel(p, err);
     if (st) return st;
-    if (p->head_dim % 8 != 0 || p->head_dim > 256)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: decode supports multiples of 8 in [8, 256]",
-                       p->head_dim);
+    st = ac_validate_kv_args(p->head_dim_v, p->kv_format, p->n_kv_scales, p->k_scales, p->v_scales,
+                             p->k_scales_host, p->v_scales_host, p->heads_kv, err);
+    if (st) return st;
     if (p->causal < 0 || p->causal >= AC_CAUSAL_COUNT)
         return ac_fail(err, AC_ERR_UNSUPPORTED, "causal = %d: unknown", p->causal);
     if (p->scale_given && !isfinite(p->scale))
@@ -70,6 +73,44 @@ ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
         return ac_fail(err, AC_ERR_SHAPE, "batch * heads_kv * row chunks * num_splits = %d * %d * %lld * %lld: "
                        "must be < 2^31 (one CTA each)", p->batch, p->heads_kv, (long long)chunks,
                        (long long)splits);
+    return AC_OK;
+}
+
+ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err)
+{
+    return validate(p, 1, err);
+}
+
+ac_status ac_decode_validate_any_dims(const ac_decode_params *p, ac_error *err)
+{
+    return validate(p, 0, err);
+}
+
+ac_status ac_validate_kv_args(int32_t head_dim_v, ac_kv_format kv_format, int32_t n_kv_scales, const float *k_scales,
+                              const float *v_scales, const float *k_scales_host, const float *v_scales_host,
+                              int32_t heads_kv, ac_error *err)
+{
+    if (head_dim_v < 0 || head_dim_v > AC_MAX_HEAD_DIM)
+        return ac_fail(err, AC_ERR_SHAPE, "head_dim_v = %d: must be 0 (= head_dim) or in [1, %d]", head_dim_v,
+                       AC_MAX_HEAD_DIM);
+    if ((int)kv_format < 0 || kv_format >= AC_KV_FORMAT_COUNT)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "kv_format = %d: unknown", (int)kv_format);
+    /* A scale array and its host copy come together; the values are checked on the host copy. */
+    if (n_kv_scales > 0 && (!k_scales || !v_scales))
+        return ac_fail(err, AC_ERR_NULL, "k_scales / v_scales is NULL but n_kv_scales = %d", n_kv_scales);
+    return ac_validate_kv_scales(kv_format != AC_KV_AS_DTYPE, n_kv_scales, k_scales_host, v_scales_host, heads_kv,
+                                 err);
+}
+
+ac_status ac_decode_validate_kernel(const ac_decode_params *p, ac_error *err)
+{
+    /* A lane holds 8 elements (one vector load); 32 lanes of 8 cover 256. */
+    if (p->head_dim % 8 != 0 || p->head_dim > 256)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: decode supports multiples of 8 in [8, 256]",
+                       p->head_dim);
+    const int32_t dv = ac_decode_dv(p);
+    if (dv % 8 != 0 || dv > 256)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim_v = %d: decode supports multiples of 8 in [8, 256]", dv);
     return AC_OK;
 }
 
@@ -123,7 +164,7 @@ size_t ac_decode_workspace_bytes(const ac_decode_params *p, int32_t num_splits)
 {
     if (num_splits <= 1) return 0;
     size_t rows = (size_t)p->total_q * (size_t)p->heads_q;
-    return rows * (size_t)num_splits * ((size_t)p->head_dim + 1) * sizeof(float);
+    return rows * (size_t)num_splits * ((size_t)ac_decode_dv(p) + 1) * sizeof(float);
 }
 
 ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_outputs *o,
@@ -156,6 +197,9 @@ ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_o
         .window_left = c->window_left, .window_right = c->window_right, .softcap = c->softcap,
         .alibi_slopes = c->n_alibi ? c->alibi_slopes : NULL, .sinks = c->n_sinks ? c->sinks : NULL,
         .alibi_slopes_host = c->n_alibi ? c->alibi_slopes : NULL, .sinks_host = c->n_sinks ? c->sinks : NULL,
+        .head_dim_v = c->head_dim_v, .kv_format = c->kv_format, .n_kv_scales = c->n_kv_scales,
+        .k_scales = c->n_kv_scales ? c->k_scales : NULL, .v_scales = c->n_kv_scales ? c->v_scales : NULL,
+        .k_scales_host = c->n_kv_scales ? c->k_scales : NULL, .v_scales_host = c->n_kv_scales ? c->v_scales : NULL,
     };
     /* One entry per query head (ac_case_validate_features); a mismatch here
        would read past the arrays. */
@@ -165,6 +209,21 @@ ac_status ac_decode_params_from_case(const ac_case *c, const ac_tensors *t, ac_o
         return ac_fail(err, AC_ERR_SHAPE, "n_alibi = %d, n_sinks = %d: each must be 0 or heads_q = %d", c->n_alibi,
                        c->n_sinks, c->heads_q);
     }
+    return AC_OK;
+}
+
+ac_status ac_decode_check_pool(const ac_case *c, const ac_tensors *t, ac_error *err)
+{
+    const int64_t slots = (int64_t)c->num_blocks * c->block_size * c->heads_kv;
+    const int64_t need_k = slots * c->head_dim, need_v = slots * ac_case_dv(c);
+    /* v_elems is 0 in tensors filled before V had its own count: then V is K's size. */
+    const int64_t v_elems = t->v_elems ? t->v_elems : t->kv_elems;
+    if (t->kv_elems < need_k)
+        return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged K pool needs %lld", (long long)t->kv_elems,
+                       (long long)need_k);
+    if (v_elems < need_v)
+        return ac_fail(err, AC_ERR_SHAPE, "v_elems = %lld: the paged V pool needs %lld (D_v = %d)",
+                       (long long)v_elems, (long long)need_v, ac_case_dv(c));
     return AC_OK;
 }
 
@@ -181,13 +240,11 @@ ac_status ac_model_decode(const ac_case *c, const ac_tensors *t, const ac_run_op
     ac_decode_params p;
     ac_status st = ac_decode_params_from_case(c, t, out, &p, err);
     if (st) return st;
-    /* The arguments first, then whether the tensors hold the pool they describe. */
-    st = ac_decode_validate(&p, err);
-    int64_t need = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
-    if (!st && t->kv_elems < need)
-        st = ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged pool needs %lld", (long long)t->kv_elems,
-                     (long long)need);
-    if (!st) st = ac_decode_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
+    /* The arguments first, then whether the tensors hold the pool they
+       describe. The model takes head dims past the kernel's (MLA's 576/512). */
+    st = ac_decode_validate_any_dims(&p, err);
+    if (!st) st = ac_decode_check_pool(c, t, err);
+    if (!st) st = ac_decode_cpu_any_dims(&p, o ? o->bug : AC_BUG_NONE, err);
     ac_decode_params_free(&p);
     return st;
 }

@@ -14,6 +14,11 @@
  * hull holds (ac_decode_seq_keys), each row masks its own window edges;
  * softcap and ALiBi through ac_decode_logit2; a sink joins once, after the
  * splits (ac_decode_sink_join for one split, the combine's sum for more).
+ * An FP8 cache (docs/DECODE.md, "FP8 KV and D_v"): codes decode exactly,
+ * k_scale folds into the logit scale (ac_decode_logit_scales), and each
+ * split's normalised fp32 output is multiplied by v_scale before the sink
+ * or the combine (linear, so once per split is the same law as once at the
+ * end). D_v != D_qk: q.k over D_qk, P.V, partials and outputs over D_v.
  * P stays fp32 in P.V (not rounded to the input dtype), in both. Remaining
  * differences to the kernel are the order of the D-term dot product, exp2f's
  * implementation and fma contraction: docs/DECODE.md bounds them. */
@@ -29,12 +34,30 @@
 typedef struct lane_state {
     float m;   /* running max of the base-2 logits, -inf before any key */
     float l;   /* sum of exp2(s - m) */
-    float *acc;/* [D] sum of exp2(s - m) * v */
+    float *acc;/* [D_v] sum of exp2(s - m) * v */
 } lane_state;
 
 static float load_elem(ac_dtype dt, const void *base, int64_t i)
 {
     return ac_half_to_f32(dt, ((const uint16_t *)base)[i]);
+}
+
+/* A cache element without its scale: the half format, or the FP8 code in the
+   holder's low byte (exact in fp32, as the kernel's fp8 -> half -> fp32). */
+static float load_kv(const ac_decode_params *p, const void *base, int64_t i)
+{
+    const uint16_t bits = ((const uint16_t *)base)[i];
+    return p->kv_format == AC_KV_AS_DTYPE ? ac_half_to_f32(p->dtype, bits)
+                                          : ac_fp8_to_f32(p->kv_format, (uint8_t)(bits & 0xffu));
+}
+
+/* V's element (row `slot`, KV head g, d) at the right stride, or with
+   AC_BUG_DV_AS_DQK at D_qk's (0 past V's end). */
+static float load_v(const ac_decode_params *p, int dv_as_dqk, int64_t v_elems, int64_t slot, int32_t g, int32_t d)
+{
+    if (!dv_as_dqk) return load_kv(p, p->v_cache, ac_cache_offset(slot, g, p->heads_kv, ac_decode_dv(p)) + d);
+    const int64_t off = ac_cache_offset(slot, g, p->heads_kv, p->head_dim) + d;
+    return off < v_elems ? load_kv(p, p->v_cache, off) : 0.0f;
 }
 
 /* a := merge of a and b (the kernel's warp butterfly step / warp loop step). */
@@ -53,7 +76,7 @@ static void merge_into(lane_state *a, const lane_state *b, int32_t d)
 static void put_row(const ac_decode_params *p, float *stage_o, float *stage_lse, int64_t row, const float *v,
                     float lse)
 {
-    const int32_t d = p->head_dim;
+    const int32_t d = ac_decode_dv(p);
     if (stage_o) {
         memcpy(stage_o + row * d, v, sizeof(float) * (size_t)d);
         stage_lse[row] = lse;
@@ -70,7 +93,7 @@ static void put_row(const ac_decode_params *p, float *stage_o, float *stage_lse,
    value row is the row's first allowed key's V; then the real outputs. */
 static void sink_numerator_bug(const ac_decode_params *p, const float *stage_o, const float *stage_lse)
 {
-    const int32_t hq = p->heads_q, hkv = p->heads_kv, d = p->head_dim;
+    const int32_t hq = p->heads_q, hkv = p->heads_kv, d = ac_decode_dv(p);
     float *v = malloc(sizeof(float) * (size_t)d);
     if (!v) return;
     for (int32_t b = 0; b < p->batch; b++) {
@@ -84,10 +107,10 @@ static void sink_numerator_bug(const ac_decode_params *p, const float *stage_o, 
                 const float lse = stage_lse[row], sink = p->sinks[h];
                 memcpy(v, stage_o + row * d, sizeof(float) * (size_t)d);
                 if (rb < re && sink != -INFINITY) {
-                    const float w = expf(sink - lse);
-                    int64_t voff = ac_cache_offset(ac_pos_slot(row_tbl, rb, p->block_size), ac_kv_head(h, hq, hkv),
-                                                   hkv, d);
-                    for (int32_t e = 0; e < d; e++) v[e] += w * load_elem(p->dtype, p->v_cache, voff + e);
+                    const int32_t g = ac_kv_head(h, hq, hkv);
+                    const float w = expf(sink - lse) * ac_decode_kv_scale(p->v_scales, p->n_kv_scales, g);
+                    const int64_t slot = ac_pos_slot(row_tbl, rb, p->block_size);
+                    for (int32_t e = 0; e < d; e++) v[e] += w * load_v(p, 0, 0, slot, g, e);
                 }
                 put_row(p, NULL, NULL, row, v, lse);
             }
@@ -98,19 +121,27 @@ static void sink_numerator_bug(const ac_decode_params *p, const float *stage_o, 
 
 ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
 {
-    ac_status st = ac_decode_validate(p, err);
+    ac_status st = ac_decode_validate(p, err); /* the kernel's contract, its head dims included */
+    return st ? st : ac_decode_cpu_any_dims(p, bug, err);
+}
+
+ac_status ac_decode_cpu_any_dims(const ac_decode_params *p, ac_bug bug, ac_error *err)
+{
+    ac_status st = ac_decode_validate_any_dims(p, err);
     if (st) return st;
     if (p->batch == 0) return AC_OK;
-    const int32_t hq = p->heads_q, hkv = p->heads_kv, d = p->head_dim, bs = p->block_size;
+    /* dk: q.k's D_qk; d: V's, the accumulators' and the outputs' D_v. */
+    const int32_t hq = p->heads_q, hkv = p->heads_kv, dk = p->head_dim, d = ac_decode_dv(p), bs = p->block_size;
     const int32_t splits = ac_decode_splits(p, p->num_sms);
     const int32_t cta_rows = ac_decode_cta_rows(ac_decode_rows_needed(p));
-    const int32_t lanes = ac_decode_lanes(d), kpt = ac_decode_kpt(cta_rows);
+    const int32_t lanes = ac_decode_lanes(ac_decode_tile_dim(dk, d)), kpt = ac_decode_kpt(cta_rows);
     const int32_t lanes_per_warp = lanes / AC_DECODE_WARPS;
-    float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)d);
+    float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)dk); /* 1/sqrt(D_qk), never D_v */
     if (bug == AC_BUG_SCALE_ONE && !p->scale_given) scale = 1.0f;
-    const float scale2 = scale * AC_DECODE_LOG2E; /* log2(e) folded in, as the kernel */
     const int capped = p->softcap > 0.0f;
-    const float scale_c = capped ? scale / p->softcap : 0.0f, cap2 = capped ? p->softcap * AC_DECODE_LOG2E : 0.0f;
+    const int fp8 = p->kv_format != AC_KV_AS_DTYPE;
+    const int dv_as_dqk = bug == AC_BUG_DV_AS_DQK && d != dk;
+    const int64_t v_elems = (int64_t)p->num_blocks * bs * hkv * d;
     const int causal = bug == AC_BUG_TOP_LEFT ? AC_CAUSAL_TOP_LEFT : p->causal;
     const int top_left_window = bug == AC_BUG_WINDOW_TOP_LEFT;
     /* Excluded keys the loop visits come back as -c (base 2: -cap2). */
@@ -136,7 +167,7 @@ ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
     }
     lane_state *st_l = calloc((size_t)lanes, sizeof *st_l);
     float *acc_mem = calloc((size_t)lanes * (size_t)d, sizeof(float));
-    float *qf = malloc(sizeof(float) * (size_t)d);
+    float *qf = malloc(sizeof(float) * (size_t)dk);
     float *sv = malloc(sizeof(float) * (size_t)kpt);
     float *ov = malloc(sizeof(float) * (size_t)d);
     if (!st_l || !acc_mem || !qf || !sv || !ov || (stage && (!stage_o || !stage_lse))) {
@@ -168,10 +199,16 @@ ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
             for (int32_t h = 0; h < hq; h++) {
                 const int32_t kvh = bug == AC_BUG_GQA_MOD ? h % hkv : ac_kv_head(h, hq, hkv);
                 const int64_t row = tok * hq + h;
-                const int64_t qoff = ac_thd_offset(tok, h, hq, d);
+                const int64_t qoff = ac_thd_offset(tok, h, hq, dk);
                 float slope = p->alibi_slopes ? p->alibi_slopes[h] : 0.0f;
                 if (bug == AC_BUG_ALIBI_SIGN) slope = -slope;
-                for (int32_t e = 0; e < d; e++) qf[e] = load_elem(p->dtype, p->q, qoff + e);
+                for (int32_t e = 0; e < dk; e++) qf[e] = load_elem(p->dtype, p->q, qoff + e);
+                /* The KV head's logit constants (k_scale folded in) and v_scale. */
+                float scale2, scale_c, cap2;
+                ac_decode_logit_scales(scale, fp8 ? ac_decode_kv_scale(p->k_scales, p->n_kv_scales, kvh) : 1.0f,
+                                       p->softcap, &scale2, &scale_c, &cap2);
+                const float v_scale = fp8 && bug != AC_BUG_V_SCALE_DROPPED
+                                          ? ac_decode_kv_scale(p->v_scales, p->n_kv_scales, kvh) : 1.0f;
                 for (int32_t s = 0; s < splits; s++) {
                     int32_t kb, ke;
                     ac_split_range(r1 - r0, splits, s, bs, &kb, &ke);
@@ -198,9 +235,9 @@ ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
                                     continue;
                                 }
                                 if (bug == AC_BUG_SKIP_BLOCK_FIRST && pos % bs == 0) continue;
-                                int64_t koff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, d);
+                                int64_t koff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, dk);
                                 float dot = 0.0f;
-                                for (int32_t e = 0; e < d; e++) dot += qf[e] * load_elem(p->dtype, p->k_cache, koff + e);
+                                for (int32_t e = 0; e < dk; e++) dot += qf[e] * load_kv(p, p->k_cache, koff + e);
                                 sv[kk] = ac_decode_logit2(dot, scale2, capped, scale_c, cap2, slope,
                                                           (float)((int32_t)pos - diag));
                             }
@@ -217,11 +254,11 @@ ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
                                 for (int32_t kk = g; kk < g + AC_DECODE_SOFTMAX_KEYS; kk++) {
                                     if (sv[kk] == -INFINITY) continue; /* masked: V never touched */
                                     int64_t pos = base + (int64_t)kk * lanes + l;
-                                    int64_t voff = ac_cache_offset(ac_pos_slot(row_tbl, (int32_t)pos, bs), kvh, hkv, d);
+                                    const int64_t slot = ac_pos_slot(row_tbl, (int32_t)pos, bs);
                                     float pr = exp2f(sv[kk] - mn);
                                     ls->l += pr;
                                     for (int32_t e = 0; e < d; e++)
-                                        ls->acc[e] += pr * load_elem(p->dtype, p->v_cache, voff + e);
+                                        ls->acc[e] += pr * load_v(p, dv_as_dqk, v_elems, slot, kvh, e);
                                 }
                             }
                         }
@@ -242,13 +279,13 @@ ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err)
                         /* The one split is the final combine: the sink joins here. */
                         float w = 1.0f;
                         if (p->sinks) lse = ac_decode_sink_join(lse, p->sinks[h], &w);
-                        for (int32_t e = 0; e < d; e++) ov[e] = empty ? 0.0f : (tot->acc[e] / tot->l) * w;
+                        for (int32_t e = 0; e < d; e++) ov[e] = empty ? 0.0f : ac_decode_split_out(tot->acc[e], tot->l, v_scale) * w;
                         put_row(p, stage_o, stage_lse, row, ov, lse);
                     } else {
                         lse_part[row * splits + s] = lse;
                         if (!empty)
                             for (int32_t e = 0; e < d; e++)
-                                o_part[(row * splits + s) * d + e] = tot->acc[e] / tot->l;
+                                o_part[(row * splits + s) * d + e] = ac_decode_split_out(tot->acc[e], tot->l, v_scale);
                     }
                 }
             }

@@ -145,3 +145,110 @@ ac_status ac_gpu_download_pool(uint16_t *dst, const void *dev, const ac_case *c,
     if (!ac_case_is_sparse(c)) return ac_gpu_download(dst, dev, pool_bytes(c), name, err);
     return pool_runs(c, dst, (uint16_t *)dev, cudaMemcpyDeviceToHost, name, err);
 }
+
+// ---- K and V in the kernel's storage format -------------------------------
+
+size_t ac_gpu_kv_elem_bytes(const ac_case *c)
+{
+    return c->kv_format == AC_KV_AS_DTYPE ? sizeof(uint16_t) : sizeof(uint8_t);
+}
+
+// Elements of K or V: the paged pool, or `elems` for contiguous K/V.
+static int64_t kv_count(const ac_case *c, int64_t elems, int is_v)
+{
+    if (!c->paged) return elems;
+    return (int64_t)c->num_blocks * c->block_size * c->heads_kv * (is_v ? ac_case_dv(c) : c->head_dim);
+}
+
+// Elements [first, first + n) between host holders and device storage; FP8
+// goes through a packed staging copy.
+static cudaError_t kv_copy(uint16_t *host, void *dev, int64_t first, int64_t n, int fp8, cudaMemcpyKind kind)
+{
+    if (n <= 0) return cudaSuccess;
+    if (!fp8) {
+        uint16_t *d = (uint16_t *)dev + first;
+        return kind == cudaMemcpyHostToDevice ? cudaMemcpy(d, host + first, sizeof(uint16_t) * (size_t)n, kind)
+                                              : cudaMemcpy(host + first, d, sizeof(uint16_t) * (size_t)n, kind);
+    }
+    uint8_t *stage = (uint8_t *)malloc((size_t)n);
+    if (!stage) return cudaErrorMemoryAllocation;
+    uint8_t *d = (uint8_t *)dev + first;
+    cudaError_t e;
+    if (kind == cudaMemcpyHostToDevice) {
+        for (int64_t i = 0; i < n; i++) stage[i] = (uint8_t)(host[first + i] & 0xffu);
+        e = cudaMemcpy(d, stage, (size_t)n, kind);
+    } else {
+        e = cudaMemcpy(stage, d, (size_t)n, kind);
+        if (e == cudaSuccess)
+            for (int64_t i = 0; i < n; i++) host[first + i] = stage[i];
+    }
+    free(stage);
+    return e;
+}
+
+struct kv_run_ctx {
+    uint16_t *host;
+    void *dev;
+    int64_t per;
+    int fp8;
+    cudaMemcpyKind kind;
+    cudaError_t e;
+};
+static int kv_run(int64_t first, int64_t count, void *ctx)
+{
+    kv_run_ctx *x = (kv_run_ctx *)ctx;
+    x->e = kv_copy(x->host, x->dev, first * x->per, count * x->per, x->fp8, x->kind);
+    return x->e != cudaSuccess;
+}
+
+static ac_status kv_move(const ac_case *c, uint16_t *host, void *dev, int64_t elems, int is_v, cudaMemcpyKind kind,
+                         const char *name, ac_error *err)
+{
+    const int fp8 = c->kv_format != AC_KV_AS_DTYPE;
+    const char *dir = kind == cudaMemcpyHostToDevice ? "to device" : "to host";
+    if (!(c->paged && ac_case_is_sparse(c))) {
+        cudaError_t e = kv_copy(host, dev, 0, kv_count(c, elems, is_v), fp8, kind);
+        if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(%s, %s): %s", name, dir, cudaGetErrorString(e));
+        return AC_OK;
+    }
+    int32_t *blocks;
+    int64_t n;
+    ac_status st = ac_case_touched_blocks(c, &blocks, &n, err);
+    if (st) return st;
+    kv_run_ctx x = {host, dev, (int64_t)c->block_size * c->heads_kv * (is_v ? ac_case_dv(c) : c->head_dim), fp8,
+                    kind, cudaSuccess};
+    ac_block_runs(blocks, n, kv_run, &x);
+    free(blocks);
+    if (x.e != cudaSuccess)
+        return ac_fail(err, AC_ERR_CUDA, "cudaMemcpy(%s, touched blocks %s): %s", name, dir, cudaGetErrorString(x.e));
+    return AC_OK;
+}
+
+ac_status ac_gpu_upload_kv(ac_gpu_bufs *bufs, void **dev, const ac_case *c, const uint16_t *src, int64_t elems,
+                           int is_v, const char *name, ac_error *err)
+{
+    const size_t bytes = ac_gpu_kv_elem_bytes(c) * (size_t)kv_count(c, elems, is_v);
+    ac_status st = ac_gpu_alloc(bufs, dev, bytes, name, err);
+    if (st || !src) return st;
+    if (c->paged && ac_case_is_sparse(c)) { // the blocks nobody touches read as zero
+        cudaError_t e = cudaMemset(*dev, 0, bytes < 16 ? 16 : bytes);
+        if (e != cudaSuccess) return ac_fail(err, AC_ERR_CUDA, "cudaMemset(%s, zero): %s", name, cudaGetErrorString(e));
+    }
+    return kv_move(c, (uint16_t *)src, *dev, elems, is_v, cudaMemcpyHostToDevice, name, err);
+}
+
+ac_status ac_gpu_download_kv(uint16_t *dst, const void *dev, const ac_case *c, int64_t elems, int is_v,
+                             const char *name, ac_error *err)
+{
+    return kv_move(c, dst, (void *)dev, elems, is_v, cudaMemcpyDeviceToHost, name, err);
+}
+
+ac_status ac_gpu_upload_kv_scales(ac_gpu_bufs *bufs, void **k_scales, void **v_scales, const ac_case *c,
+                                  ac_error *err)
+{
+    *k_scales = *v_scales = NULL;
+    if (c->n_kv_scales <= 0) return AC_OK;
+    const size_t bytes = sizeof(float) * (size_t)c->n_kv_scales;
+    ac_status st = ac_gpu_upload(bufs, k_scales, c->k_scales, bytes, "k_scales", err);
+    return st ? st : ac_gpu_upload(bufs, v_scales, c->v_scales, bytes, "v_scales", err);
+}

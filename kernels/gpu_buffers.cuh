@@ -55,6 +55,22 @@ ac_status ac_gpu_download(void *dst, const void *dev, size_t bytes, const char *
 ac_status ac_gpu_upload_pool(ac_gpu_bufs *bufs, void **dev, const ac_case *c, const uint16_t *src, const char *name,
                              ac_error *err);
 ac_status ac_gpu_download_pool(uint16_t *dst, const void *dev, const ac_case *c, const char *name, ac_error *err);
+// A case's K (is_v = 0, head dim D_qk) or V (is_v = 1, D_v) in the kernel's
+// storage format: uint16 elements in the case dtype, or with an FP8 cache
+// (c->kv_format) one byte per element, the code the host holder keeps in its
+// low byte (docs/DECODE.md, "FP8 KV and D_v"). A paged case moves its pool
+// (num_blocks * block_size * Hkv * dim elements; sparse: the touched blocks
+// only, as ac_gpu_upload_pool); a contiguous one `elems` elements (the
+// tensors' kv_elems / v_elems). Download unpacks into holders (high byte 0).
+size_t ac_gpu_kv_elem_bytes(const ac_case *c);
+ac_status ac_gpu_upload_kv(ac_gpu_bufs *bufs, void **dev, const ac_case *c, const uint16_t *src, int64_t elems,
+                           int is_v, const char *name, ac_error *err);
+ac_status ac_gpu_download_kv(uint16_t *dst, const void *dev, const ac_case *c, int64_t elems, int is_v,
+                             const char *name, ac_error *err);
+// The FP8 cache's scales as device fp32 arrays of c->n_kv_scales entries
+// (both NULL without scales).
+ac_status ac_gpu_upload_kv_scales(ac_gpu_bufs *bufs, void **k_scales, void **v_scales, const ac_case *c,
+                                  ac_error *err);
 // Wait for the device: a fault of the kernel `what` surfaces here.
 ac_status ac_gpu_sync(const char *what, ac_error *err);
 // A CUDA call's result as a status (AC_ERR_CUDA naming `what`).

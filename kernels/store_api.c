@@ -6,6 +6,7 @@
 
 #include "ac_big.h"
 #include "ac_validate.h"
+#include "decode.h" /* ac_validate_kv_args */
 #include "store.h"
 
 ac_status ac_store_validate(const ac_store_params *p, ac_error *err)
@@ -18,6 +19,9 @@ ac_status ac_store_validate(const ac_store_params *p, ac_error *err)
         return ac_fail(err, AC_ERR_SHAPE, "heads_kv = %d: must be in [1, %d]", p->heads_kv, AC_MAX_HEADS);
     if (p->head_dim <= 0 || p->head_dim > AC_MAX_HEAD_DIM)
         return ac_fail(err, AC_ERR_SHAPE, "head_dim = %d: must be in [1, %d]", p->head_dim, AC_MAX_HEAD_DIM);
+    ac_status st = ac_validate_kv_args(p->head_dim_v, p->kv_format, p->n_kv_scales, p->k_scales, p->v_scales,
+                                       p->k_scales_host, p->v_scales_host, p->heads_kv, err);
+    if (st) return st;
     if (p->block_size <= 0) return ac_fail(err, AC_ERR_SHAPE, "block_size = %d: must be > 0", p->block_size);
     if (p->num_blocks <= 0) return ac_fail(err, AC_ERR_SHAPE, "num_blocks = %d: must be > 0", p->num_blocks);
     if (p->num_tokens == 0) return AC_OK;
@@ -41,10 +45,16 @@ ac_status ac_store_params_from_case(const ac_case *c, const ac_tensors *t, ac_ou
     if (c->op != AC_OP_STORE) return ac_fail(err, AC_ERR_UNSUPPORTED, "op = %s: not a store case", ac_op_name(c->op));
     memset(p, 0, sizeof *p);
     if (!t->k || !t->v) return ac_fail(err, AC_ERR_NULL, "tensors k / v (the cache before the store) missing");
-    int64_t need = (int64_t)c->num_blocks * c->block_size * c->heads_kv * c->head_dim;
+    const int64_t pool_rows = (int64_t)c->num_blocks * c->block_size * c->heads_kv;
+    const int64_t need = pool_rows * c->head_dim, need_v = pool_rows * ac_case_dv(c);
+    /* v_elems 0: tensors filled before V had its own count (V is K's size). */
+    const int64_t tv = t->v_elems ? t->v_elems : t->kv_elems, ov = o->v_elems ? o->v_elems : o->kv_elems;
     if (t->kv_elems < need || o->kv_elems < need)
         return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld / %lld: the paged pool needs %lld",
                        (long long)t->kv_elems, (long long)o->kv_elems, (long long)need);
+    if (tv < need_v || ov < need_v)
+        return ac_fail(err, AC_ERR_SHAPE, "v_elems = %lld / %lld: the paged V pool needs %lld (D_v = %d)",
+                       (long long)tv, (long long)ov, (long long)need_v, ac_case_dv(c));
     /* The case carries int64 slots; the int32 form is what the kernel gets when
        slot_mapping_i64 == 0. */
     const void *slots = c->slot_mapping;
@@ -67,6 +77,9 @@ ac_status ac_store_params_from_case(const ac_case *c, const ac_tensors *t, ac_ou
         .num_blocks = c->num_blocks, .block_size = c->block_size, .k_new = t->k_new, .v_new = t->v_new,
         .k_cache = o->k_cache, .v_cache = o->v_cache, .slot_mapping = slots,
         .slot_mapping_i64 = c->slot_mapping_i64, .slot_mapping_host = slots, .slot_mapping_owned = s32,
+        .head_dim_v = c->head_dim_v, .kv_format = c->kv_format, .n_kv_scales = c->n_kv_scales,
+        .k_scales = c->n_kv_scales ? c->k_scales : NULL, .v_scales = c->n_kv_scales ? c->v_scales : NULL,
+        .k_scales_host = c->n_kv_scales ? c->k_scales : NULL, .v_scales_host = c->n_kv_scales ? c->v_scales : NULL,
     };
     return AC_OK;
 }
@@ -88,7 +101,7 @@ ac_status ac_model_store(const ac_case *c, const ac_tensors *t, const ac_run_opt
     st = ac_store_validate(&p, err);
     if (!st) {
         st = ac_case_copy_pool(c, out->k_cache, t->k, err);
-        if (!st) st = ac_case_copy_pool(c, out->v_cache, t->v, err);
+        if (!st) st = ac_case_copy_pool_dim(c, out->v_cache, t->v, ac_case_dv(c), err);
         if (!st) st = ac_store_cpu(&p, o ? o->bug : AC_BUG_NONE, err);
     }
     ac_store_params_free(&p);

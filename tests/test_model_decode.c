@@ -39,7 +39,18 @@ typedef struct dspec {
     int share_prefix;         /* sequences share sequence 0's first block */
     float scale;              /* < -1e30: default */
     uint64_t seed;
+    int32_t dv;               /* head_dim_v (0: = d) */
+    ac_kv_format kv_format;   /* FP8 cache: K/V hold codes of uniform values in [-1, 1] */
 } dspec;
+
+/* The NaN poison of an unused cache element: in the half format, or the FP8
+   format's NaN code in the holder's low byte. */
+static uint16_t kv_nan(ac_dtype t, ac_kv_format f) { return f == AC_KV_AS_DTYPE ? half_nan(t) : 0x7f; }
+/* A cache element holding x (rounded to the cache's format). */
+static uint16_t kv_elem(ac_dtype t, ac_kv_format f, float x)
+{
+    return f == AC_KV_AS_DTYPE ? ac_f32_to_half(t, x) : ac_f32_to_fp8(f, x);
+}
 
 static void dcase_build(dcase *dc, const dspec *sp)
 {
@@ -53,6 +64,8 @@ static void dcase_build(dcase *dc, const dspec *sp)
     c->heads_q = sp->hq;
     c->heads_kv = sp->hkv;
     c->head_dim = sp->d;
+    c->head_dim_v = sp->dv;
+    c->kv_format = sp->kv_format;
     c->causal = AC_CAUSAL_BOTTOM_RIGHT;
     c->scale_given = sp->scale > -1e30f;
     c->scale = c->scale_given ? sp->scale : 0.0f;
@@ -98,23 +111,27 @@ static void dcase_build(dcase *dc, const dspec *sp)
     t->cu_seqlens_q = malloc(sizeof(int32_t) * ((size_t)sp->batch + 1)); /* the verdict names rows by sequence */
     t->cu_seqlens_q[0] = 0;
     for (int32_t b = 0; b < sp->batch; b++) t->cu_seqlens_q[b + 1] = t->cu_seqlens_q[b] + sp->lq[b];
+    const int32_t dv = sp->dv ? sp->dv : sp->d;
+    const ac_kv_format kf = sp->kv_format;
     int64_t qn = t->total_q * sp->hq * sp->d;
     t->kv_elems = (int64_t)c->num_blocks * sp->bs * sp->hkv * sp->d;
+    t->v_elems = (int64_t)c->num_blocks * sp->bs * sp->hkv * dv;
     t->q = malloc(sizeof(uint16_t) * (size_t)qn);
     t->k = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
-    t->v = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+    t->v = malloc(sizeof(uint16_t) * (size_t)t->v_elems);
     for (int64_t i = 0; i < qn; i++) t->q[i] = ac_f32_to_half(sp->dtype, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
-    for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = t->v[i] = half_nan(sp->dtype);
-    int64_t row_elems = (int64_t)sp->hkv * sp->d;
+    for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = kv_nan(sp->dtype, kf);
+    for (int64_t i = 0; i < t->v_elems; i++) t->v[i] = kv_nan(sp->dtype, kf);
+    int64_t row_elems = (int64_t)sp->hkv * sp->d, vrow_elems = (int64_t)sp->hkv * dv;
     for (int32_t b = 0; b < sp->batch; b++) {
         const int32_t *row = c->block_table + (int64_t)b * c->max_blocks_per_seq;
         for (int32_t p = 0; p < sp->lk[b]; p++) {
             int64_t slot = (int64_t)row[p / sp->bs] * sp->bs + p % sp->bs;
-            if (!ac_half_isnan(sp->dtype, t->k[slot * row_elems])) continue; /* shared block, filled */
-            for (int64_t e = 0; e < row_elems; e++) {
-                t->k[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
-                t->v[slot * row_elems + e] = ac_f32_to_half(sp->dtype, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
-            }
+            if (!ac_kv_elem_isnan(sp->dtype, kf, t->k[slot * row_elems])) continue; /* shared block, filled */
+            for (int64_t e = 0; e < row_elems; e++)
+                t->k[slot * row_elems + e] = kv_elem(sp->dtype, kf, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
+            for (int64_t e = 0; e < vrow_elems; e++)
+                t->v[slot * vrow_elems + e] = kv_elem(sp->dtype, kf, (float)(2.0 * ac_rng_unit(&rs) - 1.0));
         }
     }
 }
@@ -222,7 +239,7 @@ Test(decode_model, ragged_lengths_around_the_block_size)
         int32_t lk[] = {1, bs - 1 > 0 ? bs - 1 : 1, bs, bs + 1, 3 * bs + 7};
         int32_t lq[] = {1, 1, 1, 1, 1};
         for (int dt = 0; dt < 2; dt++) {
-            dspec sp = {(ac_dtype)dt, 5, 8, 2, 64, bs, 1, lk, lq, 0, -1e31f, 100 + bi * 2 + dt};
+            dspec sp = {(ac_dtype)dt, 5, 8, 2, 64, bs, 1, lk, lq, 0, -1e31f, 100 + bi * 2 + dt, 0, AC_KV_AS_DTYPE};
             dcase dc;
             dcase_build(&dc, &sp);
             double w = check_splits(&dc, all_splits, NSPLITS);
@@ -241,7 +258,7 @@ Test(decode_model, gqa_head_dims_and_scales)
         int32_t lq[] = {1, 1, 1};
         float scales[] = {-1e31f, 0.0f, 0.3f};
         dspec sp = {di % 2 ? AC_FP16 : AC_BF16, 3, hs[di][0], hs[di][1], ds[di], 16, 1, lk, lq, di == 1, scales[di % 3],
-                    200 + di};
+                    200 + di, 0, AC_KV_AS_DTYPE};
         dcase dc;
         dcase_build(&dc, &sp);
         const int32_t splits[] = {1, 4, 0};
@@ -254,7 +271,7 @@ Test(decode_model, speculative_queries_and_shared_prefix)
 {
     int32_t lk[] = {40, 8, 3, 70};
     int32_t lq[] = {4, 8, 2, 1}; /* 8 queries over 8 keys: the first sees one key */
-    dspec sp = {AC_BF16, 4, 8, 2, 128, 16, 1, lk, lq, 1, -1e31f, 300};
+    dspec sp = {AC_BF16, 4, 8, 2, 128, 16, 1, lk, lq, 1, -1e31f, 300, 0, AC_KV_AS_DTYPE};
     dcase dc;
     dcase_build(&dc, &sp);
     check_splits(&dc, all_splits, NSPLITS);
@@ -265,7 +282,7 @@ Test(decode_model, empty_sequences_give_zero_and_minus_inf)
 {
     int32_t lk[] = {0, 17, 0};
     int32_t lq[] = {1, 2, 3};
-    dspec sp = {AC_FP16, 3, 4, 2, 64, 16, 1, lk, lq, 0, -1e31f, 400};
+    dspec sp = {AC_FP16, 3, 4, 2, 64, 16, 1, lk, lq, 0, -1e31f, 400, 0, AC_KV_AS_DTYPE};
     dcase dc;
     dcase_build(&dc, &sp);
     check_splits(&dc, all_splits, NSPLITS);
@@ -276,7 +293,7 @@ Test(decode_model, long_context_auto_split)
 {
     int32_t lk[] = {2000};
     int32_t lq[] = {1};
-    dspec sp = {AC_BF16, 1, 8, 8, 64, 16, 0, lk, lq, 0, -1e31f, 500};
+    dspec sp = {AC_BF16, 1, 8, 8, 64, 16, 0, lk, lq, 0, -1e31f, 500, 0, AC_KV_AS_DTYPE};
     dcase dc;
     dcase_build(&dc, &sp);
     const int32_t splits[] = {0, 1, 64};
@@ -338,11 +355,11 @@ static void expect_reject(dcase *dc, ac_status want, const char *what)
     cr_assert_eq(st, want, "%s: got %s (%s), want %s", what, ac_status_name(st), err.msg, ac_status_name(want));
     cr_assert(strlen(err.msg) > 0, "%s: the error names nothing", what);
     int64_t rows = ac_case_total_q(&dc->c) * dc->c.heads_q;
-    cr_assert(memcmp(out.o, ref.o, sizeof(uint16_t) * (size_t)(rows * dc->c.head_dim)) == 0, "%s: o written", what);
+    cr_assert(memcmp(out.o, ref.o, sizeof(uint16_t) * (size_t)(rows * ac_case_dv(&dc->c))) == 0, "%s: o written", what);
     cr_assert(memcmp(out.lse, ref.lse, sizeof(float) * (size_t)rows) == 0, "%s: lse written", what);
     if (out.k_cache)
         cr_assert(memcmp(out.k_cache, ref.k_cache, sizeof(uint16_t) * (size_t)out.kv_elems) == 0 &&
-                  memcmp(out.v_cache, ref.v_cache, sizeof(uint16_t) * (size_t)out.kv_elems) == 0,
+                  memcmp(out.v_cache, ref.v_cache, sizeof(uint16_t) * (size_t)out.v_elems) == 0,
                   "%s: cache written", what);
     cr_log_info("%s -> %s: %s", what, ac_status_name(st), err.msg);
     ac_outputs_free(&out);
@@ -354,7 +371,7 @@ static void bad_input_case(dcase *dc, int32_t hq, uint64_t seed)
 {
     int32_t lk[] = {20, 33};
     int32_t lq[] = {1, 2};
-    dspec sp = {AC_BF16, 2, hq, 2, 64, 16, 1, lk, lq, 0, -1e31f, seed};
+    dspec sp = {AC_BF16, 2, hq, 2, 64, 16, 1, lk, lq, 0, -1e31f, seed, 0, AC_KV_AS_DTYPE};
     dcase_build(dc, &sp);
 }
 
@@ -367,9 +384,19 @@ Test(decode_model, bad_input_is_named_and_nothing_written)
     dc.c.heads_kv = 3;
     expect_reject(&dc, AC_ERR_GQA, "Hq=8 Hkv=3");
     dc.c.heads_kv = 2;
-    dc.c.head_dim = 60;
-    expect_reject(&dc, AC_ERR_UNSUPPORTED, "D=60");
-    dc.c.head_dim = 64;
+    /* The kernel's head dims (the model takes any): named, D_qk and D_v apart. */
+    ac_decode_params kp = {.head_dim = 60};
+    ac_error kerr = {0};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
+    cr_assert(strstr(kerr.msg, "head_dim = 60"), "%s", kerr.msg);
+    kp = (ac_decode_params){.head_dim = 576, .head_dim_v = 512};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
+    cr_assert(strstr(kerr.msg, "head_dim = 576"), "%s", kerr.msg);
+    kp = (ac_decode_params){.head_dim = 192, .head_dim_v = 260};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
+    cr_assert(strstr(kerr.msg, "head_dim_v = 260"), "%s", kerr.msg);
+    kp = (ac_decode_params){.head_dim = 192, .head_dim_v = 128};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_OK, "%s", kerr.msg);
     saved = dc.c.block_table[dc.c.max_blocks_per_seq + 2]; /* sequence 1's third (last used) block */
     dc.c.block_table[dc.c.max_blocks_per_seq + 2] = dc.c.num_blocks;
     expect_reject(&dc, AC_ERR_BLOCK_TABLE, "used table entry = num_blocks");
@@ -593,7 +620,7 @@ static int decode_bug_caught(int bug)
 {
     int32_t lk[] = {37, 1, 50, 16};
     int32_t lq[] = {1, 4, 2, 1};
-    dspec sp = {AC_BF16, 4, 8, 2, 64, 16, 8, lk, lq, 1, -1e31f, 1000};
+    dspec sp = {AC_BF16, 4, 8, 2, 64, 16, 8, lk, lq, 1, -1e31f, 1000, 0, AC_KV_AS_DTYPE};
     dcase dc;
     dcase_build(&dc, &sp);
     ac_oracle_result r;
@@ -668,7 +695,7 @@ Test(store_model, injected_pad_write_is_caught)
 static void feat_ref(const dcase *dc, double *o, double *lse)
 {
     const ac_case *c = &dc->c;
-    const int32_t hq = c->heads_q, hkv = c->heads_kv, d = c->head_dim, bs = c->block_size;
+    const int32_t hq = c->heads_q, hkv = c->heads_kv, dk = c->head_dim, d = ac_case_dv(c), bs = c->block_size;
     const double scale = ac_case_scale(c);
     double *s = malloc(sizeof(double) * (size_t)(c->max_blocks_per_seq * bs + 1));
     int64_t tok = 0;
@@ -682,13 +709,15 @@ static void feat_ref(const dcase *dc, double *o, double *lse)
                 const int64_t row = tok * hq + h;
                 const int32_t kvh = h / (hq / hkv);
                 const double sink = c->n_sinks ? (double)c->sinks[h] : -INFINITY;
+                /* An element's value: decode(code) * its KV head's scale (1 in the half formats). */
+                const double ks = ac_case_k_scale(c, kvh), vs = ac_case_v_scale(c, kvh);
                 double m = sink;
                 for (int32_t j = kb; j < ke; j++) {
-                    int64_t off = ((int64_t)tbl[j / bs] * bs + j % bs) * hkv * d + (int64_t)kvh * d;
+                    int64_t off = ((int64_t)tbl[j / bs] * bs + j % bs) * hkv * dk + (int64_t)kvh * dk;
                     double dot = 0.0;
-                    for (int32_t e = 0; e < d; e++)
-                        dot += (double)ac_half_to_f32(c->dtype, dc->t.q[row * d + e]) *
-                               (double)ac_half_to_f32(c->dtype, dc->t.k[off + e]);
+                    for (int32_t e = 0; e < dk; e++)
+                        dot += (double)ac_half_to_f32(c->dtype, dc->t.q[row * dk + e]) *
+                               (ac_kv_elem_to_double(c->dtype, c->kv_format, dc->t.k[off + e]) * ks);
                     double x = scale * dot;
                     if (c->softcap > 0.0f) x = c->softcap * tanh(x / c->softcap);
                     if (c->n_alibi) x += (double)c->alibi_slopes[h] * ((double)j - i - (lk - lq));
@@ -705,7 +734,8 @@ static void feat_ref(const dcase *dc, double *o, double *lse)
                 for (int32_t j = kb; j < ke; j++) {
                     int64_t off = ((int64_t)tbl[j / bs] * bs + j % bs) * hkv * d + (int64_t)kvh * d;
                     double w = exp(s[j] - m) / l;
-                    for (int32_t e = 0; e < d; e++) o[row * d + e] += w * ac_half_to_f32(c->dtype, dc->t.v[off + e]);
+                    for (int32_t e = 0; e < d; e++)
+                        o[row * d + e] += w * (ac_kv_elem_to_double(c->dtype, c->kv_format, dc->t.v[off + e]) * vs);
                 }
                 lse[row] = m + log(l);
             }
@@ -724,7 +754,10 @@ static double feat_worst(const dcase *dc, const ac_outputs *out, const double *o
                          size_t n)
 {
     const int64_t rows = ac_case_total_q(&dc->c) * dc->c.heads_q;
-    const int32_t d = dc->c.head_dim;
+    const int32_t d = ac_case_dv(&dc->c);
+    /* |O| <= max |value(v)| <= the largest v_scale (the values are in [-1, 1]). */
+    double vmax = 1.0;
+    for (int32_t g = 0; g < dc->c.heads_kv; g++) vmax = fmax(vmax, ac_case_v_scale(&dc->c, g));
     double worst = 0.0;
     for (int64_t r = 0; r < rows; r++) {
         double el;
@@ -738,7 +771,7 @@ static double feat_worst(const dcase *dc, const ac_outputs *out, const double *o
             snprintf(why, n, "row %lld: lse %.9g, reference %.9g", (long long)r, (double)out->lse[r], lse[r]);
         }
         for (int32_t e = 0; e < d; e++) {
-            double eo = fabs(out->o_f32[r * d + e] - o[r * d + e]) / FEAT_TOL;
+            double eo = fabs(out->o_f32[r * d + e] - o[r * d + e]) / (FEAT_TOL * vmax);
             if (!(eo <= worst)) {
                 worst = eo;
                 snprintf(why, n, "row %lld elem %d: o %.9g, reference %.9g", (long long)r, e,
@@ -784,7 +817,7 @@ static void apply_feats(dcase *dc, const feats *f)
 static double feat_run(dcase *dc, int bug, const int32_t *splits, int ns, char *why, size_t n)
 {
     const int64_t rows = ac_case_total_q(&dc->c) * dc->c.heads_q;
-    double *o = malloc(sizeof(double) * (size_t)(rows * dc->c.head_dim)), *lse = malloc(sizeof(double) * (size_t)rows);
+    double *o = malloc(sizeof(double) * (size_t)(rows * ac_case_dv(&dc->c))), *lse = malloc(sizeof(double) * (size_t)rows);
     feat_ref(dc, o, lse);
     double worst = 0.0;
     for (int k = 0; k < ns; k++) {
@@ -833,7 +866,7 @@ Test(decode_model, window_edges_blocks_and_splits)
     };
     const int32_t splits[] = {1, 2, 3, 5, 8, 64, 0};
     for (size_t f = 0; f < sizeof fs / sizeof fs[0]; f++) {
-        dspec sp = {f % 2 ? AC_FP16 : AC_BF16, 6, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 2000 + f};
+        dspec sp = {f % 2 ? AC_FP16 : AC_BF16, 6, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 2000 + f, 0, AC_KV_AS_DTYPE};
         dcase dc;
         dcase_build(&dc, &sp);
         apply_feats(&dc, &fs[f]);
@@ -850,7 +883,7 @@ Test(decode_model, window_reads_only_its_blocks)
 {
     const int32_t lk[] = {4000, 3000};
     const int32_t lq[] = {1, 2};
-    dspec sp = {AC_BF16, 2, 8, 8, 64, 16, 1, lk, lq, 0, -1e31f, 2100};
+    dspec sp = {AC_BF16, 2, 8, 8, 64, 16, 1, lk, lq, 0, -1e31f, 2100, 0, AC_KV_AS_DTYPE};
     dcase dc;
     dcase_build(&dc, &sp);
     const feats f = {300, -1, 0, 0, 0, 0};
@@ -902,7 +935,7 @@ Test(decode_model, softcap_alibi_and_all_features)
     const int32_t splits[] = {1, 2, 5, 64, 0};
     for (size_t f = 0; f < sizeof fs / sizeof fs[0]; f++) {
         /* scale 2: logits well past the cap */
-        dspec sp = {f % 2 ? AC_FP16 : AC_BF16, 4, 8, 2, 128, 16, 1, lk, lq, 1, f < 2 ? 2.0f : -1e31f, 2200 + f};
+        dspec sp = {f % 2 ? AC_FP16 : AC_BF16, 4, 8, 2, 128, 16, 1, lk, lq, 1, f < 2 ? 2.0f : -1e31f, 2200 + f, 0, AC_KV_AS_DTYPE};
         dcase dc;
         dcase_build(&dc, &sp);
         apply_feats(&dc, &fs[f]);
@@ -921,7 +954,7 @@ Test(decode_model, sinks_one_and_many_splits)
     const feats f = {-1, -1, 0, 0, 1, 0};
     const int32_t splits[] = {1, 2, 3, 8, 64, 0};
     for (int dt = 0; dt < 2; dt++) {
-        dspec sp = {(ac_dtype)dt, 4, 6, 3, 64, 16, 1, lk, lq, 0, -1e31f, 2300 + dt};
+        dspec sp = {(ac_dtype)dt, 4, 6, 3, 64, 16, 1, lk, lq, 0, -1e31f, 2300 + dt, 0, AC_KV_AS_DTYPE};
         dcase dc;
         dcase_build(&dc, &sp);
         apply_feats(&dc, &f);
@@ -941,6 +974,18 @@ Test(decode_model, sinks_one_and_many_splits)
         }
         dcase_free(&dc);
     }
+}
+
+/* The case (legal again) runs; then its params, for validation only (o
+   points at q: nothing runs on them). Release with ac_decode_params_free. */
+static void runs_then_params(dcase *dc, ac_decode_params *p)
+{
+    ac_outputs out = {0};
+    ac_error err = {0};
+    cr_assert_eq(run_model(dc, 0, &out, &err), AC_OK, "%s", err.msg);
+    ac_outputs_free(&out);
+    cr_assert_eq(ac_decode_params_from_case(&dc->c, &dc->t, NULL, p, &err), AC_OK, "%s", err.msg);
+    p->o = dc->t.q;
 }
 
 Test(decode_model, bad_features_are_named_and_nothing_written)
@@ -971,13 +1016,9 @@ Test(decode_model, bad_features_are_named_and_nothing_written)
     expect_reject(&dc, AC_ERR_SHAPE, "sinks[3] = NaN");
     sk[3] = -INFINITY; /* -inf is "no sink": legal */
     cr_assert_eq(ac_case_set_sinks(&dc.c, sk, 4, &err), AC_OK);
-    ac_outputs out = {0};
-    cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
-    ac_outputs_free(&out);
     /* A data pointer without its host copy (or the reverse) is named. */
     ac_decode_params p;
-    cr_assert_eq(ac_decode_params_from_case(&dc.c, &dc.t, NULL, &p, &err), AC_OK, "%s", err.msg);
-    p.o = dc.t.q; /* validation only: nothing runs */
+    runs_then_params(&dc, &p);
     p.sinks_host = NULL;
     cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_NULL);
     cr_assert(strstr(err.msg, "sinks_host"), "%s", err.msg);
@@ -1004,7 +1045,7 @@ Test(decode_model, feature_bugs_are_caught)
     };
     const int32_t splits[] = {1, 3, 0};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        dspec sp = {AC_BF16, 4, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 2500 + k};
+        dspec sp = {AC_BF16, 4, 8, 2, 64, 16, 1, lk, lq, 0, -1e31f, 2500 + k, 0, AC_KV_AS_DTYPE};
         dcase dc;
         dcase_build(&dc, &sp);
         apply_feats(&dc, &cases[k].f);
@@ -1019,6 +1060,396 @@ Test(decode_model, feature_bugs_are_caught)
         }
         dcase_free(&dc);
     }
+}
+
+/* ---- D_v != D_qk and the FP8 KV cache (docs/DECODE.md, "FP8 KV and D_v") -- */
+/* Scales of one case: none, per tensor, or per KV head (distinct per head, so
+   a head that takes another head's scale shows). */
+static void set_kv_scales(dcase *dc, int mode)
+{
+    ac_error err = {0};
+    float ks[16], vs[16];
+    cr_assert(dc->c.heads_kv <= 16);
+    for (int32_t g = 0; g < dc->c.heads_kv; g++) {
+        ks[g] = ldexpf(1.0f + 0.25f * (float)g, (g % 3) - 1); /* 0.5, 2.5, 6, 0.875, .. */
+        vs[g] = ldexpf(1.5f - 0.125f * (float)g, 1 - (g % 3));
+    }
+    if (mode == 1) {
+        ks[0] = 0.375f;
+        vs[0] = 3.0f;
+    }
+    cr_assert_eq(ac_case_set_kv_scales(&dc->c, ks, vs, mode == 0 ? 0 : mode == 1 ? 1 : dc->c.heads_kv, &err), AC_OK,
+                 "%s", err.msg);
+}
+
+/* The oracle of a case: ac_ref64 without the logit features (it knows FP8
+   and D_v), the oracle proper with them (ac_ref64 knows none of them). */
+static void oracle_ref(const dcase *dc, ac_oracle_result *r)
+{
+    if (!(ac_case_features(&dc->c) & AC_FEAT_LOGIT)) {
+        dref(dc, r);
+        return;
+    }
+    ac_oracle_opts oo = {0};
+    ac_error err = {0};
+    cr_assert_eq(ac_oracle_run(&dc->c, &dc->t, &oo, r, &err), AC_OK, "ac_oracle_run: %s", err.msg);
+}
+
+/* The model (with `bug`) over split counts against the oracle: without the
+   logit features the decode law and the verdict (check_splits), with them
+   the verdict. Returns 1 if every run passes (why: the first failure). */
+static int oracle_pass(dcase *dc, int bug, const int32_t *splits, int ns, char *why, size_t n)
+{
+    ac_oracle_result r;
+    oracle_ref(dc, &r);
+    const int logit = (ac_case_features(&dc->c) & AC_FEAT_LOGIT) != 0;
+    int ok = 1;
+    for (int k = 0; k < ns && ok; k++) {
+        dc->c.num_splits = splits[k];
+        ac_outputs out = {0};
+        ac_error err = {0};
+        char line[512], w[512] = "";
+        ac_case_line(&dc->c, line, sizeof line);
+        cr_assert_eq(run_model(dc, bug, &out, &err), AC_OK, "%s: %s", line, err.msg);
+        /* the law's split count: the automatic one resolves as in check_splits (no splits here are 0 with the law) */
+        const int fails = logit || splits[k] == 0 ? verdict_fails(dc, &r, &out, w, sizeof w)
+                                                  : !(dcompare(dc, &r, &out, splits[k], w, sizeof w) <= 1.0);
+        if (fails) {
+            ok = 0;
+            snprintf(why, n, "%s: %s", line, w);
+        }
+        ac_outputs_free(&out);
+    }
+    ac_oracle_result_free(&r);
+    return ok;
+}
+
+static void oracle_check(dcase *dc, const int32_t *splits, int ns)
+{
+    char why[1024] = "";
+    cr_assert(oracle_pass(dc, AC_BUG_NONE, splits, ns, why, sizeof why), "%s", why);
+}
+
+/* MLA-style head dims, the model against the reference over split counts,
+   with and without sinks. 576/512 is the model's only (the kernel refuses it). */
+Test(decode_model, head_dim_v_against_reference)
+{
+    const int32_t lk[] = {37, 1, 50, 300};
+    const int32_t lq[] = {1, 4, 2, 1};
+    const int32_t dims[][2] = {{192, 128}, {128, 64}, {576, 512}, {64, 128}, {8, 24}};
+    const int32_t splits[] = {1, 2, 3, 8, 0};
+    for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
+        for (int sinks = 0; sinks < 2; sinks++) {
+            dspec sp = {(ac_dtype)(k % 2), 4, 8, 2, dims[k][0], 16, 1, lk, lq, 1, -1e31f, 3000 + 2 * k + sinks,
+                        dims[k][1], AC_KV_AS_DTYPE};
+            dcase dc;
+            dcase_build(&dc, &sp);
+            const feats f = {-1, -1, 0, 0, sinks, 0};
+            apply_feats(&dc, &f);
+            feat_check(&dc, splits, 5);
+            oracle_check(&dc, splits, 5);
+            dcase_free(&dc);
+        }
+    }
+}
+
+/* FP8 caches: both formats, no / per-tensor / per-head scales, sinks, the
+   features, and D_v with FP8 together. */
+Test(decode_model, fp8_cache_against_reference)
+{
+    const int32_t lk[] = {37, 0, 50, 300};
+    const int32_t lq[] = {1, 4, 2, 1};
+    const int32_t splits[] = {1, 2, 3, 8, 0};
+    for (int fmt = AC_KV_E4M3; fmt <= AC_KV_E5M2; fmt++)
+        for (int mode = 0; mode < 3; mode++)
+            for (int feat = 0; feat < 3; feat++) {
+                /* feat 1: sinks; 2: window, softcap and ALiBi with D_v = 64 under D_qk = 128 */
+                dspec sp = {(ac_dtype)(mode % 2), 4, 8, 4, 128, 16, 1, lk, lq, 0, -1e31f,
+                            3100 + 9 * fmt + 3 * mode + feat, feat == 2 ? 64 : 0, (ac_kv_format)fmt};
+                dcase dc;
+                dcase_build(&dc, &sp);
+                set_kv_scales(&dc, mode);
+                const feats f1 = {-1, -1, 0, 0, 1, 0}, f2 = {40, -1, 5.0f, 1, 0, 0};
+                if (feat) apply_feats(&dc, feat == 1 ? &f1 : &f2);
+                feat_check(&dc, splits, 5);
+                oracle_check(&dc, splits, 5);
+                dcase_free(&dc);
+            }
+}
+
+/* The two bugs of the new features: each caught on a case that uses its
+   feature (bug-free passes it), and each without effect elsewhere. */
+Test(decode_model, fp8_and_dv_bugs_are_caught)
+{
+    const int32_t lk[] = {70, 45, 9, 200};
+    const int32_t lq[] = {1, 4, 8, 2};
+    const int32_t splits[] = {1, 3, 0};
+    const struct { ac_bug bug; int32_t d, dv; ac_kv_format fmt; int mode; } cases[] = {
+        {AC_BUG_V_SCALE_DROPPED, 64, 0, AC_KV_E4M3, 2},
+        {AC_BUG_V_SCALE_DROPPED, 128, 0, AC_KV_E5M2, 1},
+        {AC_BUG_DV_AS_DQK, 192, 128, AC_KV_AS_DTYPE, 0},
+        {AC_BUG_DV_AS_DQK, 128, 64, AC_KV_E4M3, 2},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        dspec sp = {AC_BF16, 4, 8, 2, cases[k].d, 16, 1, lk, lq, 0, -1e31f, 3200 + k, cases[k].dv, cases[k].fmt};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        set_kv_scales(&dc, cases[k].mode);
+        char why[1024] = "";
+        for (int ns = 0; ns < 3; ns++) {
+            double ok = feat_run(&dc, AC_BUG_NONE, &splits[ns], 1, why, sizeof why);
+            cr_assert(ok <= 1.0, "bug-free model fails the case of %s: %s", ac_bug_name(cases[k].bug), why);
+            double w = feat_run(&dc, cases[k].bug, &splits[ns], 1, why, sizeof why);
+            cr_expect(!(w <= 1.0), "bug %s (splits %d) not caught (%.3g x tolerance)", ac_bug_name(cases[k].bug),
+                      splits[ns], w);
+            cr_log_info("bug %s splits %d: %.3g x tolerance (%s)", ac_bug_name(cases[k].bug), splits[ns], w, why);
+            /* The oracle's verdict sees it too. */
+            cr_assert(oracle_pass(&dc, AC_BUG_NONE, &splits[ns], 1, why, sizeof why), "bug-free: %s", why);
+            cr_expect(!oracle_pass(&dc, cases[k].bug, &splits[ns], 1, why, sizeof why),
+                      "bug %s (splits %d) not caught by the oracle's verdict", ac_bug_name(cases[k].bug), splits[ns]);
+            cr_log_info("bug %s splits %d, oracle: %s", ac_bug_name(cases[k].bug), splits[ns], why);
+        }
+        dcase_free(&dc);
+    }
+    /* No effect where the feature is off: bit-identical outputs. */
+    const struct { ac_bug bug; ac_kv_format fmt; } off[] = {{AC_BUG_V_SCALE_DROPPED, AC_KV_AS_DTYPE},
+                                                            {AC_BUG_V_SCALE_DROPPED, AC_KV_E4M3},
+                                                            {AC_BUG_DV_AS_DQK, AC_KV_E5M2}};
+    for (size_t k = 0; k < sizeof off / sizeof off[0]; k++) {
+        dspec sp = {AC_FP16, 4, 8, 2, 64, 16, 3, lk, lq, 0, -1e31f, 3300 + k, 0, off[k].fmt};
+        dcase dc;
+        dcase_build(&dc, &sp);
+        ac_outputs a = {0}, b = {0};
+        ac_error err = {0};
+        cr_assert_eq(run_model(&dc, AC_BUG_NONE, &a, &err), AC_OK, "%s", err.msg);
+        cr_assert_eq(run_model(&dc, off[k].bug, &b, &err), AC_OK, "%s", err.msg);
+        const int64_t rows = ac_case_total_q(&dc.c) * dc.c.heads_q;
+        cr_assert(memcmp(a.o_f32, b.o_f32, sizeof(float) * (size_t)(rows * 64)) == 0, "%s changed a case without "
+                  "its feature", ac_bug_name(off[k].bug));
+        ac_outputs_free(&a);
+        ac_outputs_free(&b);
+        dcase_free(&dc);
+    }
+}
+
+/* Bad KV arguments are named and nothing is written: scales on a cache in
+   the dtype, counts other than 1 / heads_kv, scales outside [2^-64, 2^64] or
+   NaN (each array by name and index), a head_dim_v out of range, a V pool
+   smaller than D_v needs. */
+Test(decode_model, bad_kv_arguments_are_named_and_nothing_written)
+{
+    dcase dc;
+    bad_input_case(&dc, 4, 3400);
+    ac_error err = {0};
+    const float one[] = {1.0f, 1.0f, 1.0f};
+    cr_assert_eq(ac_case_set_kv_scales(&dc.c, one, one, 1, &err), AC_OK, "%s", err.msg);
+    expect_reject(&dc, AC_ERR_UNSUPPORTED, "scales on a bf16 cache");
+    for (int64_t i = 0; i < dc.t.kv_elems; i++) dc.t.k[i] = dc.t.v[i] = 0x38; /* e4m3 1.0 */
+    dc.c.kv_format = AC_KV_E4M3;
+    cr_assert_eq(ac_case_set_kv_scales(&dc.c, one, one, 3, &err), AC_OK, "%s", err.msg);
+    expect_reject(&dc, AC_ERR_SHAPE, "3 scales for 2 kv heads");
+    const float bad_k[] = {1.0f, 0x1p-65f}, bad_v[] = {1.0f, NAN}, ok2[] = {0.5f, 2.0f};
+    cr_assert_eq(ac_case_set_kv_scales(&dc.c, bad_k, ok2, 2, &err), AC_OK, "%s", err.msg);
+    expect_reject(&dc, AC_ERR_SHAPE, "k_scales[1] = 2^-65");
+    cr_assert_eq(ac_case_set_kv_scales(&dc.c, ok2, bad_v, 2, &err), AC_OK, "%s", err.msg);
+    expect_reject(&dc, AC_ERR_SHAPE, "v_scales[1] = NaN");
+    cr_assert_eq(ac_case_set_kv_scales(&dc.c, ok2, ok2, 2, &err), AC_OK, "%s", err.msg);
+    /* The params' own checks: the messages name the argument. */
+    ac_decode_params p;
+    runs_then_params(&dc, &p);
+    p.v_scales_host = bad_v;
+    cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_SHAPE);
+    cr_assert(strstr(err.msg, "v_scales[1]"), "%s", err.msg);
+    p.v_scales_host = ok2;
+    p.k_scales = NULL;
+    cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_NULL);
+    cr_assert(strstr(err.msg, "k_scales"), "%s", err.msg);
+    p.k_scales = ok2;
+    p.head_dim_v = -8;
+    cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_SHAPE);
+    cr_assert(strstr(err.msg, "head_dim_v = -8"), "%s", err.msg);
+    p.head_dim_v = 0;
+    p.kv_format = (ac_kv_format)7;
+    cr_assert_eq(ac_decode_validate(&p, &err), AC_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "kv_format = 7"), "%s", err.msg);
+    ac_decode_params_free(&p);
+    /* D_v wider than the V pool holds. */
+    dc.c.head_dim_v = 128;
+    expect_reject(&dc, AC_ERR_SHAPE, "v pool too small for D_v");
+    dcase_free(&dc);
+}
+
+/* ---- the store with D_v and an FP8 cache ------------------------------------ */
+/* An FP8 code by search, written from the spec alone: y = fl32(x / s); NaN ->
+   S.1111111; |y| at or past the largest finite -> +-largest; else the
+   same-sign code nearest y, ties to the even code. */
+static uint8_t quant_by_search(ac_kv_format f, float x, float s)
+{
+    const float y = x / s; /* IEEE fp32 division, once */
+    const uint8_t sign = signbit(y) ? 0x80 : 0x00;
+    if (isnan(y)) return (uint8_t)(sign | 0x7f);
+    const double a = fabs((double)y), top = f == AC_KV_E4M3 ? 448.0 : 57344.0;
+    uint8_t best = 0;
+    double bd = INFINITY;
+    for (int code = 0; code < 0x80; code++) {
+        const double v = ac_fp8_to_double(f, (uint8_t)code);
+        if (!isfinite(v)) continue;
+        const double dd = fabs(v - a);
+        if (dd < bd || (dd == bd && (code & 1) == 0)) {
+            bd = dd;
+            best = (uint8_t)code;
+        }
+    }
+    if (a >= top) best = f == AC_KV_E4M3 ? 0x7e : 0x7b;
+    return (uint8_t)(sign | best);
+}
+
+/* A store case with D_v and a cache format; the caches before the store hold
+   codes (FP8) or halves, new rows random 16-bit patterns (NaN, Inf and huge
+   values among them: saturation and NaN are exercised). */
+static void store_case_kv(dcase *dc, int32_t d, int32_t dv, ac_kv_format f, int mode, uint64_t seed)
+{
+    store_case(dc, (int)(seed % 2), seed);
+    ac_case *c = &dc->c;
+    c->head_dim = d;
+    c->head_dim_v = dv;
+    c->kv_format = f;
+    set_kv_scales(dc, mode);
+    ac_rng rs;
+    ac_rng_init(&rs, seed, 1);
+    const int64_t slots = (int64_t)c->num_blocks * c->block_size * c->heads_kv;
+    const int32_t dvv = dv ? dv : d;
+    ac_tensors *t = &dc->t;
+    free(t->k); free(t->v); free(t->k_new); free(t->v_new);
+    t->kv_elems = slots * d;
+    t->v_elems = slots * dvv;
+    t->k = malloc(sizeof(uint16_t) * (size_t)t->kv_elems);
+    t->v = malloc(sizeof(uint16_t) * (size_t)t->v_elems);
+    t->k_new = malloc(sizeof(uint16_t) * (size_t)(c->num_tokens * c->heads_kv * d));
+    t->v_new = malloc(sizeof(uint16_t) * (size_t)(c->num_tokens * c->heads_kv * dvv));
+    const uint16_t mask = f == AC_KV_AS_DTYPE ? 0xffff : 0x00ff;
+    for (int64_t i = 0; i < t->kv_elems; i++) t->k[i] = (uint16_t)ac_rng_next(&rs) & mask;
+    for (int64_t i = 0; i < t->v_elems; i++) t->v[i] = (uint16_t)ac_rng_next(&rs) & mask;
+    for (int64_t i = 0; i < c->num_tokens * c->heads_kv * d; i++) t->k_new[i] = (uint16_t)ac_rng_next(&rs);
+    for (int64_t i = 0; i < c->num_tokens * c->heads_kv * dvv; i++) t->v_new[i] = (uint16_t)ac_rng_next(&rs);
+    /* A few values the quantiser must get right: saturation, Inf, NaN, -0, ties. */
+    const uint16_t special[] = {0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x8000, 0x7bff, 0x5f00, 0x3c00};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        t->k_new[i] = special[i];
+        t->v_new[i + 8] = special[i];
+    }
+}
+
+/* The expected caches from the spec alone: the old ones with each token's
+   rows at its slot, quantised by search (FP8) or copied. 1 if out matches. */
+static int store_expected(const dcase *dc, const ac_outputs *out, char *why, size_t n)
+{
+    const ac_case *c = &dc->c;
+    const int32_t hkv = c->heads_kv;
+    for (int tensor = 0; tensor < 2; tensor++) {
+        const int32_t dim = tensor ? ac_case_dv(c) : c->head_dim;
+        const int64_t elems = tensor ? dc->t.v_elems : dc->t.kv_elems;
+        const uint16_t *old = tensor ? dc->t.v : dc->t.k, *nw = tensor ? dc->t.v_new : dc->t.k_new;
+        const uint16_t *got = tensor ? out->v_cache : out->k_cache;
+        uint16_t *want = malloc(sizeof(uint16_t) * (size_t)elems);
+        memcpy(want, old, sizeof(uint16_t) * (size_t)elems);
+        for (int32_t t = 0; t < c->num_tokens; t++) {
+            if (c->slot_mapping[t] < 0) continue;
+            for (int32_t g = 0; g < hkv; g++)
+                for (int32_t e = 0; e < dim; e++) {
+                    const uint16_t x = nw[((int64_t)t * hkv + g) * dim + e];
+                    const float s = tensor ? ac_case_v_scale(c, g) : ac_case_k_scale(c, g);
+                    want[(c->slot_mapping[t] * hkv + g) * dim + e] =
+                        c->kv_format == AC_KV_AS_DTYPE ? x
+                                                       : quant_by_search(c->kv_format, ac_half_to_f32(c->dtype, x), s);
+                }
+        }
+        for (int64_t i = 0; i < elems; i++)
+            if (got[i] != want[i]) {
+                snprintf(why, n, "%s_cache[%lld] = 0x%04x, want 0x%04x", tensor ? "v" : "k", (long long)i, got[i],
+                         want[i]);
+                free(want);
+                return 0;
+            }
+        free(want);
+    }
+    return 1;
+}
+
+Test(store_model, fp8_and_dv_bit_exact)
+{
+    const struct { int32_t d, dv; ac_kv_format f; int mode; } cs[] = {
+        {192, 128, AC_KV_AS_DTYPE, 0}, {128, 64, AC_KV_AS_DTYPE, 0}, {64, 0, AC_KV_E4M3, 0},
+        {64, 0, AC_KV_E4M3, 1},        {64, 0, AC_KV_E5M2, 2},       {192, 128, AC_KV_E4M3, 2},
+        {128, 64, AC_KV_E5M2, 1},      {576, 512, AC_KV_E4M3, 2},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
+        for (int dt = 0; dt < 2; dt++) {
+            dcase dc;
+            store_case_kv(&dc, cs[k].d, cs[k].dv, cs[k].f, cs[k].mode, 3500 + 2 * k + dt);
+            dc.c.dtype = (ac_dtype)dt;
+            ac_outputs out = {0};
+            ac_error err = {0};
+            char line[512], why[256] = "";
+            ac_case_line(&dc.c, line, sizeof line);
+            cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s: %s", line, err.msg);
+            cr_assert(store_expected(&dc, &out, why, sizeof why), "%s: %s", line, why);
+            cr_assert(store_matches(&dc, &out, why, sizeof why), "%s: oracle: %s", line, why);
+            ac_outputs_free(&out);
+            /* AC_BUG_DV_AS_DQK moves V's rows when D_v != D_qk. */
+            if (cs[k].dv) {
+                cr_assert_eq(run_model(&dc, AC_BUG_DV_AS_DQK, &out, &err), AC_OK, "%s", err.msg);
+                cr_expect(!store_expected(&dc, &out, why, sizeof why), "%s: dv-as-dqk not caught", line);
+                cr_expect(!store_matches(&dc, &out, why, sizeof why), "%s: dv-as-dqk not caught by the oracle", line);
+                ac_outputs_free(&out);
+            }
+            dcase_free(&dc);
+        }
+}
+
+/* fl32(x / s), not x * fl32(1 / s): the fp16 values where the two give
+   different codes (rare: a few per scale) are stored with such a scale. */
+Test(store_model, fp8_divides_not_multiplies)
+{
+    const float scales[] = {0.3f, 1.1f};
+    for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++)
+        for (size_t k = 0; k < 2; k++) {
+            dcase dc;
+            store_case_kv(&dc, 64, 0, (ac_kv_format)f, 1, 3600 + 2 * (uint64_t)f + k);
+            ac_error err = {0};
+            cr_assert_eq(ac_case_set_kv_scales(&dc.c, &scales[k], &scales[k], 1, &err), AC_OK, "%s", err.msg);
+            int n = 0;
+            for (uint32_t h = 0; h < 0x10000 && n < 32; h++) {
+                const float x = ac_fp16_to_f32((uint16_t)h);
+                if (quant_by_search((ac_kv_format)f, x, scales[k]) == ac_f32_to_fp8((ac_kv_format)f, x * (1.0f / scales[k])))
+                    continue;
+                dc.t.k_new[n] = dc.t.v_new[n] = (uint16_t)h; /* token 0: slot_mapping[0] is a real slot */
+                n++;
+            }
+            cr_assert(n > 0 && dc.c.slot_mapping[0] >= 0, "no value tells division from the reciprocal");
+            ac_outputs out = {0};
+            char why[256] = "";
+            cr_assert_eq(run_model(&dc, 0, &out, &err), AC_OK, "%s", err.msg);
+            cr_assert(store_expected(&dc, &out, why, sizeof why), "fmt %d scale %g (%d telling values): %s", f,
+                      (double)scales[k], n, why);
+            ac_outputs_free(&out);
+            dcase_free(&dc);
+        }
+}
+
+/* The quantiser by search agrees with the model's on every fp16 pattern
+   (scale 1 and an odd scale): the search is the spec, the model is held to it. */
+Test(store_model, fp8_quantise_every_fp16_pattern)
+{
+    const float scales[] = {1.0f, 0.3f, 0x1p-60f};
+    for (int f = AC_KV_E4M3; f <= AC_KV_E5M2; f++)
+        for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++)
+            for (uint32_t h = 0; h < 0x10000; h += 7) {
+                const float x = ac_fp16_to_f32((uint16_t)h);
+                const uint8_t a = ac_fp8_quantize((ac_kv_format)f, x, scales[k]);
+                const uint8_t b = quant_by_search((ac_kv_format)f, x, scales[k]);
+                cr_assert_eq(a, b, "fmt %d scale %g x %a: 0x%02x, search 0x%02x", f, (double)scales[k], (double)x, a, b);
+            }
 }
 
 #define WEAK __attribute__((weak))
