@@ -10,7 +10,7 @@
 //                                    Hq=32 Hkv=8 D=128 bf16, block 16, random
 //                                    block permutation; with F (the output of
 //                                    bench/sdpa_decode_peers.py), ratios to SDPA.
-//                [--features L]      L: comma list of none, window, softcap,
+//                [--features L]      L: comma list of none, window, softcap, fp8,
 //                                    alibi, sinks, all (default none): the same
 //                                    shapes timed with each feature on (a 4k
 //                                    window: GB/s counts the keys it reads).
@@ -845,8 +845,9 @@ static std::vector<peer> read_peers(const char *path)
 }
 
 // A feature of the benchmark's decode, on or off; timed on the same shapes.
-enum bench_feature { BF_NONE, BF_WINDOW, BF_SOFTCAP, BF_ALIBI, BF_SINKS, BF_ALL, BF_COUNT };
-static const char *const bench_feature_names[BF_COUNT] = {"none", "window", "softcap", "alibi", "sinks", "all"};
+// fp8: an E4M3 cache with per-tensor scales (half the bytes: GB/s counts the bytes read).
+enum bench_feature { BF_NONE, BF_WINDOW, BF_SOFTCAP, BF_ALIBI, BF_SINKS, BF_ALL, BF_FP8, BF_COUNT };
+static const char *const bench_feature_names[BF_COUNT] = {"none", "window", "softcap", "alibi", "sinks", "all", "fp8"};
 static const int32_t BENCH_WINDOW = 4096; // keys a query sees with the window on (left = 4095)
 
 static void bench(const char *peers_path, const std::vector<int> &features)
@@ -879,7 +880,15 @@ static void bench(const char *peers_path, const std::vector<int> &features)
         std::vector<uint16_t> hostv(1 << 20), hostw(1 << 20);
         for (auto &x : hostv) x = ac_f32_to_half(AC_BF16, (float)ac_rng_normal(&rng));
         for (auto &x : hostw) x = ac_f32_to_half(AC_BF16, (float)ac_rng_normal(&rng));
-        std::vector<uint16_t *> ks(copies), vs(copies);
+        // The same buffers hold an E4M3 cache in their first half (codes of N(0,1) values).
+        std::vector<uint16_t> host8(1 << 19), host8w(1 << 19);
+        for (size_t i = 0; i < host8.size(); i++) {
+            host8[i] = (uint16_t)(ac_f32_to_fp8(AC_KV_E4M3, ac_half_to_f32(AC_BF16, hostv[2 * i])) |
+                                  ac_f32_to_fp8(AC_KV_E4M3, ac_half_to_f32(AC_BF16, hostv[2 * i + 1])) << 8);
+            host8w[i] = (uint16_t)(ac_f32_to_fp8(AC_KV_E4M3, ac_half_to_f32(AC_BF16, hostw[2 * i])) |
+                                   ac_f32_to_fp8(AC_KV_E4M3, ac_half_to_f32(AC_BF16, hostw[2 * i + 1])) << 8);
+        }
+        std::vector<uint16_t *> ks(copies), vs(copies), ks8(copies), vs8(copies);
         for (int c = 0; c < copies; c++) {
             CK(cudaMalloc(&ks[c], pool * 2));
             CK(cudaMalloc(&vs[c], pool * 2));
@@ -887,6 +896,13 @@ static void bench(const char *peers_path, const std::vector<int> &features)
                 size_t n = (size_t)std::min<int64_t>(hostv.size(), pool - off);
                 CK(cudaMemcpy(ks[c] + off, hostv.data(), n * 2, cudaMemcpyHostToDevice));
                 CK(cudaMemcpy(vs[c] + off, hostw.data(), n * 2, cudaMemcpyHostToDevice));
+            }
+            CK(cudaMalloc(&ks8[c], pool));
+            CK(cudaMalloc(&vs8[c], pool));
+            for (int64_t off = 0; off < pool / 2; off += (int64_t)host8.size()) {
+                size_t n = (size_t)std::min<int64_t>(host8.size(), pool / 2 - off);
+                CK(cudaMemcpy(ks8[c] + off, host8.data(), n * 2, cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(vs8[c] + off, host8w.data(), n * 2, cudaMemcpyHostToDevice));
             }
         }
         uint16_t *dq, *dout;
@@ -897,6 +913,10 @@ static void bench(const char *peers_path, const std::vector<int> &features)
             slopes[h] = ldexpf(1.0f, -(8 * (h + 1)) / hq);
             sinks[h] = 0.5f * (float)(h % 5) - 1.0f;
         }
+        const float kv_scale[2] = {0.5f, 0.25f};
+        float *dkv_scale;
+        CK(cudaMalloc(&dkv_scale, 2 * 4));
+        CK(cudaMemcpy(dkv_scale, kv_scale, 2 * 4, cudaMemcpyHostToDevice));
         CK(cudaMalloc(&dslopes, hq * 4));
         CK(cudaMalloc(&dsinks, hq * 4));
         CK(cudaMemcpy(dslopes, slopes.data(), hq * 4, cudaMemcpyHostToDevice));
@@ -952,8 +972,15 @@ static void bench(const char *peers_path, const std::vector<int> &features)
         p.alibi_slopes_host = al ? slopes.data() : NULL;
         p.sinks = sk ? dsinks : NULL;
         p.sinks_host = sk ? sinks.data() : NULL;
+        const bool f8 = feat == BF_FP8;
+        p.kv_format = f8 ? AC_KV_E4M3 : AC_KV_AS_DTYPE;
+        p.n_kv_scales = f8 ? 1 : 0;
+        p.k_scales = f8 ? dkv_scale : NULL;
+        p.v_scales = f8 ? dkv_scale + 1 : NULL;
+        p.k_scales_host = f8 ? kv_scale : NULL;
+        p.v_scales_host = f8 ? kv_scale + 1 : NULL;
         // GB/s over the keys the step needs: with the window, its keys only.
-        const double bytes = win ? 2.0 * B * std::min(S, BENCH_WINDOW) * hkv * d * 2 : all_bytes;
+        const double bytes = (win ? 2.0 * B * std::min(S, BENCH_WINDOW) * hkv * d * 2 : all_bytes) / (f8 ? 2 : 1);
         for (int variant = 0; variant < 2; variant++)
         for (int32_t so : split_opts) {
             if (variant) setenv("AC_DECODE_LOADS", "regs", 1);
@@ -966,8 +993,8 @@ static void bench(const char *peers_path, const std::vector<int> &features)
             CK(cudaEventCreate(&e1));
             std::vector<float> ms;
             for (int it = 0; it < 5 + 30; it++) {
-                p.k_cache = ks[it % copies];
-                p.v_cache = vs[it % copies];
+                p.k_cache = f8 ? ks8[it % copies] : ks[it % copies];
+                p.v_cache = f8 ? vs8[it % copies] : vs[it % copies];
                 CK(cudaEventRecord(e0));
                 if (ac_decode_launch(&p, dws, ws_bytes, NULL, &used, &err)) {
                     printf("bench decode failed: %s\n", err.msg);
@@ -997,7 +1024,10 @@ static void bench(const char *peers_path, const std::vector<int> &features)
         for (int c = 0; c < copies; c++) {
             CK(cudaFree(ks[c]));
             CK(cudaFree(vs[c]));
+            CK(cudaFree(ks8[c]));
+            CK(cudaFree(vs8[c]));
         }
+        CK(cudaFree(dkv_scale));
         void *bufs[] = {dq, dout, dlse, dws, dtbl, dsk, dcu, dslopes, dsinks};
         for (void *b : bufs) CK(cudaFree(b));
     }
@@ -1037,7 +1067,7 @@ int main(int argc, char **argv)
                 while (f < BF_COUNT && !(strlen(bench_feature_names[f]) == n && !strncmp(q, bench_feature_names[f], n)))
                     f++;
                 if (f == BF_COUNT)
-                    return ac_args_failf(&a, "--features %s: each must be one of none, window, softcap, alibi, sinks, all",
+                    return ac_args_failf(&a, "--features %s: each must be one of none, window, softcap, alibi, sinks, all, fp8",
                                          optarg);
                 features.push_back(f);
                 q += n + (q[n] == ',');
@@ -1050,7 +1080,7 @@ int main(int argc, char **argv)
                    "  --quick         a smaller sweep\n"
                    "  --bench         KV-read bandwidth of the decode\n"
                    "  --peers FILE    bench/sdpa_decode_peers.py's output: ratios to SDPA\n"
-                   "  --features LIST comma list of none, window, softcap, alibi, sinks, all: the bench\n"
+                   "  --features LIST comma list of none, window, softcap, alibi, sinks, all, fp8: the bench\n"
                    "                  with each in turn (default none; e.g. none,window to compare)\n"
                    "  --help          this text\n");
             return 0;

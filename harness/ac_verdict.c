@@ -147,7 +147,7 @@ ac_status ac_verdict_judge(const ac_case *c, const ac_tensors *t, const ac_oracl
            other block reads as zero on both sides, docs/DATA.md). */
         int32_t *blocks = NULL;
         const int32_t Dv = ac_case_dv(c);
-        int64_t nb = 1, per = res->kv_elems, per_v = res->v_elems ? res->v_elems : res->kv_elems;
+        int64_t nb = 1, per = res->kv_elems, per_v = Dv != c->head_dim ? res->v_elems : res->kv_elems;
         if (ac_case_is_sparse(c)) {
             ac_status st = ac_case_touched_blocks(c, &blocks, &nb, err);
             if (st) return st;

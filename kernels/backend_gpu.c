@@ -30,6 +30,6 @@ const ac_backend_ops ac_backend_gpu_ops = {
     },
     /* window, softcap, ALiBi and sinks in prefill and decode (docs/PREFILL.md, docs/DECODE.md);
        the FP8 KV cache and D_v != D_qk in decode and store (docs/DECODE.md, "FP8 KV and D_v") */
-    .features = {[AC_OP_PREFILL] = AC_FEAT_LOGIT, [AC_OP_DECODE] = AC_FEAT_LOGIT | AC_FEAT_KV,
+    .features = {[AC_OP_PREFILL] = AC_FEAT_LOGIT | AC_FEAT_KV, [AC_OP_DECODE] = AC_FEAT_LOGIT | AC_FEAT_KV,
                  [AC_OP_STORE] = AC_FEAT_KV},
 };

@@ -30,6 +30,8 @@ if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s 
 ngpu=$(nvidia-smi -L | wc -l)
 say "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1), $ngpu GPU(s)"
 all4=(--window 64,0 --softcap 30 --alibi std --sinks 0.5)
+# The K/V storage features (docs/CONTRACT.md section 13): an FP8 cache with a scale per KV head, D_v = 64.
+kv=(--kv-format e4m3 --kv-scales head --head-dim-v 64)
 
 # ---- GPU 1: a third-party kernel on the features, every sweep at once (they share the
 # compile caches), all cut at 330 s ---------------------------------------------------------------
@@ -38,7 +40,8 @@ bridge() {
   export ATTNCHECK_BRIDGE_TIMEOUT=300 TORCHINDUCTOR_CACHE_DIR=$PWD/.gpu/inductor TRITON_CACHE_DIR=$PWD/.gpu/triton
   local r=$work/bridge f fam tag
   mkdir -p "$r"
-  for f in "--window 16,0" "--window 32,8" "--softcap 5" "--alibi std" "--sinks 1.5"; do
+  for f in "--window 16,0" "--window 32,8" "--softcap 5" "--alibi std" "--sinks 1.5" \
+           "--kv-format e4m3 --kv-scales head" "--kv-format e5m2 --kv-scales 0.5,2" "--head-dim-v 64"; do
     for fam in prefill decode; do
       tag=$(echo "$fam $f" | tr -c 'a-z0-9\n' _)
       ( timeout 330 "$A" sweep $fam --quick $f --kernel "py:attncheck.adapters:$adapter" \
@@ -70,23 +73,29 @@ for k in prefill decode; do
   step memcheck-$k compute-sanitizer --tool memcheck --error-exitcode 9 "$A" sweep $k --backend gpu --quick "${all4[@]}" &
 done
 step racecheck-prefill compute-sanitizer --tool racecheck --error-exitcode 9 "$A" sweep prefill --backend gpu --quick "${all4[@]}" &
+for k in prefill decode store; do
+  step memcheck-kv-$k compute-sanitizer --tool memcheck --error-exitcode 9 "$A" sweep $k --backend gpu --quick "${kv[@]}" &
+done
+step racecheck-kv-prefill compute-sanitizer --tool racecheck --error-exitcode 9 "$A" sweep prefill --backend gpu --quick "${kv[@]}" &
 wait $(jobs -p | grep -v "^${bridge_pid:-x}$")
-for n in ctest-gpu prefill-check decode-check memcheck-prefill memcheck-decode racecheck-prefill; do
+for n in ctest-gpu prefill-check decode-check memcheck-prefill memcheck-decode racecheck-prefill \
+         memcheck-kv-prefill memcheck-kv-decode memcheck-kv-store racecheck-kv-prefill; do
   rc=$(cat "$work/$n.rc")
   [ "$rc" != 0 ] && fail=1
   case $n in
   ctest-gpu) say "ctest -L gpu: rc=$rc $(grep -E 'tests passed|tests failed' "$work/$n.log")"
              grep -E "\*\*\*Failed|Timeout|Not Run" "$work/$n.log" | tee -a "$summary" ;;
   *-check) say "${n%-check}_bench --check: rc=$rc, $(grep -cE '^FAIL' "$work/$n.log") FAIL lines"
-           grep -iE "window|softcap|alibi|sink|all four|features" "$work/$n.log" | head -40 >>"$summary" ;;
+           grep -iE "window|softcap|alibi|sink|all four|features|fp8|e4m3|e5m2|dv|576" "$work/$n.log" | head -60 >>"$summary" ;;
+  *-kv-*) say "$n, quick sweep with ${kv[*]}: rc=$rc $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$work/$n.log" | tail -1) $(grep -E '^[0-9]+ passed' "$work/$n.log" | tail -1)" ;;
   *) say "$n, quick sweep with ${all4[*]}: rc=$rc $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$work/$n.log" | tail -1) $(grep -E '^[0-9]+ passed' "$work/$n.log" | tail -1)" ;;
   esac
 done
 say ""
 say "speed, each feature off and on (same shapes, same data; GPU 0 alone):"
-timeout 120 $B/bench/prefill_bench --bench --features none,window,softcap,alibi,sinks,all >"$work/prefill-bench.log" 2>&1
+timeout 150 $B/bench/prefill_bench --bench --features none,window,softcap,alibi,sinks,all,fp8,all+fp8 >"$work/prefill-bench.log" 2>&1
 cat "$work/prefill-bench.log" >>"$summary"
-timeout 120 $B/bench/decode_bench --bench --features none,window,softcap,alibi,sinks,all >"$work/decode-bench.log" 2>&1
+timeout 150 $B/bench/decode_bench --bench --features none,window,softcap,alibi,sinks,all,fp8 >"$work/decode-bench.log" 2>&1
 cat "$work/decode-bench.log" >>"$summary"
 
 if [ -n "${bridge_pid:-}" ]; then
