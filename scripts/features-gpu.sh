@@ -93,9 +93,9 @@ for n in ctest-gpu prefill-check decode-check memcheck-prefill memcheck-decode r
 done
 say ""
 say "speed, each feature off and on (same shapes, same data; GPU 0 alone):"
-timeout 150 $B/bench/prefill_bench --bench --features none,window,softcap,alibi,sinks,all,fp8,all+fp8 >"$work/prefill-bench.log" 2>&1
+timeout 150 $B/bench/prefill_bench --bench --features ${PREFILL_FEATURES:-none,window,softcap,alibi,sinks,all,fp8,all+fp8} >"$work/prefill-bench.log" 2>&1
 cat "$work/prefill-bench.log" >>"$summary"
-timeout 150 $B/bench/decode_bench --bench --features none,window,softcap,alibi,sinks,all,fp8 >"$work/decode-bench.log" 2>&1
+timeout 150 $B/bench/decode_bench --bench --features ${DECODE_FEATURES:-none,window,softcap,alibi,sinks,all,fp8} >"$work/decode-bench.log" 2>&1
 cat "$work/decode-bench.log" >>"$summary"
 
 if [ -n "${bridge_pid:-}" ]; then

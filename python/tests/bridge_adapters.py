@@ -134,6 +134,9 @@ class PoolTileLeak(NumpyRef):
     NaN where they hold NaN or Inf (0 * NaN), as flex_attention over a pool read
     in place does (docs/BRIDGE.md). The poisoned-slot test must name it."""
     name = "pool_tile_leak"
+    # Its pool walk reads V at D_qk with the dtype's values: it declares the logit
+    # features only, so FP8 and D_v cases are refused rather than crash it.
+    features = {fam: [f for f in feats if f not in ("fp8kv", "dv")] for fam, feats in NumpyRef.features.items()}
 
     def _attention(self, case):
         o, lse = NumpyRef._attention(self, case)
