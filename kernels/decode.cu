@@ -304,8 +304,12 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int c = lane % TPK;                     // which 8 elements of D
     const int key_lane = warp * KSW + lane / TPK;
+    // D_v != D_qk runs the FEAT instantiation (launch_feat); without it D_v is
+    // D_qk at compile time, so the V loads and the epilogue are the code they
+    // were before D_v existed (same predicates, same offsets).
+    const int32_t dv = FEAT ? a.dv : a.d;
     const bool dim_on = c * 8 < a.d;              // q and K: D_qk
-    const bool dim_on_v = c * 8 < a.dv;           // V and the output: D_v
+    const bool dim_on_v = FEAT ? c * 8 < dv : dim_on; // V and the output: D_v
 
     int64_t x = blockIdx.x;
     const int rc = (int)(x % a.row_chunks); x /= a.row_chunks;
@@ -369,7 +373,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         for (int e = 0; e < 8; e++) acc[r][e] = 0.0f;
     }
     const int32_t *tbl = a.block_table + (int64_t)b * a.max_blocks;
-    const int64_t head_off = (int64_t)kvh * a.d + c * 8, head_off_v = (int64_t)kvh * a.dv + c * 8;
+    const int64_t head_off = (int64_t)kvh * a.d + c * 8, head_off_v = (int64_t)kvh * dv + c * 8;
     // Slot of key p; element offsets of this thread's chunk of its K and V
     // rows (ac_cache_offset + c * 8, with D_qk and D_v); p < hi.
     auto slot_of_key = [&](int32_t p) -> int64_t {
@@ -377,7 +381,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         return (int64_t)tbl[blk] * a.block_size + (p - blk * a.block_size);
     };
     auto chunk_off = [&](int64_t slot) -> int64_t { return slot * a.hkv * a.d + head_off; };
-    auto chunk_off_v = [&](int64_t slot) -> int64_t { return slot * a.hkv * a.dv + head_off_v; };
+    auto chunk_off_v = [&](int64_t slot) -> int64_t { return FEAT ? slot * a.hkv * dv + head_off_v : chunk_off(slot); };
 
     if (!ASYNC) {
         for (int32_t base = kb; base < hi; base += NS * KPT) {
@@ -472,7 +476,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     for (int idx = threadIdx.x; idx < ROWS * TPK; idx += blockDim.x) {
         const int r = idx / TPK, cc = idx % TPK;
         const int rg = rc * ROWS + r, i = rg / a.group, g = rg % a.group;
-        if (i >= lq || cc * 8 >= a.dv) continue;
+        if (i >= lq || cc * 8 >= dv) continue;
         float tm = sm_m[0][r], tl = sm_l[0][r], ta[8];
 #pragma unroll
         for (int e = 0; e < 8; e++) ta[e] = sm_acc[0][r][cc * 8 + e];
@@ -500,7 +504,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
 #pragma unroll
                 for (int e = 0; e < 8; e++) ov[e] = ov[e] * w;
             }
-            const int64_t off = row * a.dv + cc * 8;
+            const int64_t off = row * dv + cc * 8;
             *reinterpret_cast<uint4 *>(a.o + off) = ac_from_f32x8(T(), ov);
             if (a.o_f32) {
                 *reinterpret_cast<float4 *>(a.o_f32 + off) = make_float4(ov[0], ov[1], ov[2], ov[3]);
@@ -511,7 +515,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
             const int64_t ps = row * a.num_splits + s;
             if (cc == 0) a.lse_part[ps] = lse;
             if (!empty) { // an empty split's O_s stays as it was: the combine never reads it
-                float *dst = a.o_part + ps * a.dv + cc * 8;
+                float *dst = a.o_part + ps * dv + cc * 8;
                 *reinterpret_cast<float4 *>(dst) = make_float4(ov[0], ov[1], ov[2], ov[3]);
                 *reinterpret_cast<float4 *>(dst + 4) = make_float4(ov[4], ov[5], ov[6], ov[7]);
             }
@@ -536,7 +540,7 @@ ac_status launch_feat(int64_t grid, const decode_args &a, cudaStream_t stream, a
 template <typename T, typename KV, int TPK, int ROWS, bool ASYNC>
 ac_status launch_one(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
 {
-    const bool feat = a.window || a.capped || a.alibi;
+    const bool feat = a.window || a.capped || a.alibi || a.dv != a.d; // D_v != D_qk: the FEAT kernel's dims
     return feat ? launch_feat<T, KV, TPK, ROWS, ASYNC, true>(grid, a, stream, err)
                 : launch_feat<T, KV, TPK, ROWS, ASYNC, false>(grid, a, stream, err);
 }

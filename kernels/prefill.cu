@@ -301,6 +301,10 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
     auto q_row = [&](int r) -> int64_t {
         return m0 + r < lq ? ac_thd_offset((int64_t)q0 + m0 + r, h, p.hq, p.d) : -1;
     };
+    // D_v != D_qk runs the kFeat instantiation (ac_prefill_launch); without it
+    // D_v is D_qk at compile time: V's loads and the epilogue are the code they
+    // were before D_v existed.
+    const int dv = kFeat ? p.dv : p.d;
     // Rows of K (dim = d) or V (dim = dv).
     auto kv_row = [&](int n0, int dim) {
         return [=](int r) -> int64_t {
@@ -315,8 +319,8 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         else load_tile<DPAD, BN>(sK, p.k, p.d, kv_row(n0, p.d));
     };
     auto load_v = [&](int n0) {
-        if (kKv8) load_tile8<T, DPAD, BN>(sV, p.v8, p.dv, p.kv_format, kv_row(n0, p.dv));
-        else load_tile<DPAD, BN>(sV, p.v, p.dv, kv_row(n0, p.dv));
+        if (kKv8) load_tile8<T, DPAD, BN>(sV, p.v8, dv, p.kv_format, kv_row(n0, dv));
+        else load_tile<DPAD, BN>(sV, p.v, dv, kv_row(n0, dv));
     };
 
     load_tile<DPAD, BM>(sQ, p.q, p.d, q_row);
@@ -528,11 +532,11 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
                     lse_sink = __fmaf_rn(mn, kLn2, logf(l2));
                 }
             }
-            uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, p.dv);
+            uint16_t *orow = p.out + ac_thd_offset((int64_t)q0 + i, h, p.hq, dv);
 #pragma unroll
             for (int db = 0; db < DB; db++) {
                 const int col = db * 8 + 2 * tig;
-                if (col < p.dv) {
+                if (col < dv) {
                     float x0 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2], inv);
                     float x1 = empty ? 0.0f : __fmul_rn(o[mb][db][hr * 2 + 1], inv);
                     if (kKv8) { // v_scale on the fp32 output, before rounding
@@ -645,8 +649,9 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
     kp.v_scales = p->n_kv_scales ? p->d_v_scales : nullptr;
     kp.scale = ac_prefill_scale(p);
     kp.softcap = p->softcap;
-    // D_v alone needs no instantiation of its own (runtime dims).
-    const bool feat = (ac_prefill_features(p) & ~(uint32_t)AC_FEAT_HEAD_DIM_V) != 0;
+    // Any feature, D_v != D_qk included, runs the kFeat instantiation: the
+    // feature-free one keeps D_v = D_qk at compile time (costs nothing when off).
+    const bool feat = ac_prefill_features(p) != 0;
 
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     cudaError_t e;
