@@ -733,6 +733,7 @@ static int hyp_swap(const ac_dump *d, variant *v, ac_hypothesis *h, int arg)
     snprintf(h->name, sizeof h->name, "k_v_swapped");
     snprintf(h->declared, sizeof h->declared, "k, v as given");
     snprintf(h->about, sizeof h->about, "K and V swapped: logits from q.v, the weights applied to K");
+    if (ac_case_dv(&d->c) != d->c.head_dim) return na(h, "D_v != D_qk: q.v has no meaning, the swap cannot happen");
     v->t.k = d->t.v;
     v->t.v = d->t.k;
     return H_OK;
