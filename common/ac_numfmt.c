@@ -225,6 +225,11 @@ double ac_kv_elem_to_double(ac_dtype t, ac_kv_format f, uint16_t bits)
     return ac_fp8_to_double(f, (uint8_t)(bits & 0xffu));
 }
 
+float ac_kv_elem_to_f32(ac_dtype t, ac_kv_format f, uint16_t bits)
+{
+    return f == AC_KV_AS_DTYPE ? ac_half_to_f32(t, bits) : ac_fp8_to_f32(f, (uint8_t)(bits & 0xffu));
+}
+
 int ac_kv_elem_isnan(ac_dtype t, ac_kv_format f, uint16_t bits)
 {
     return f == AC_KV_AS_DTYPE ? ac_half_isnan(t, bits) : ac_fp8_isnan(f, (uint8_t)(bits & 0xffu));

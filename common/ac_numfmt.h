@@ -70,6 +70,8 @@ uint8_t ac_fp8_quantize(ac_kv_format f, float x, float scale);
 /* A K/V storage element's value without its scale: the half format t for
    AC_KV_AS_DTYPE, else the FP8 code in the element's low byte. */
 double ac_kv_elem_to_double(ac_dtype t, ac_kv_format f, uint16_t bits);
+/* The same as fp32 (exact: every half and FP8 value is an fp32 value). */
+float ac_kv_elem_to_f32(ac_dtype t, ac_kv_format f, uint16_t bits);
 /* 1 if the element is NaN (in its format). */
 int ac_kv_elem_isnan(ac_dtype t, ac_kv_format f, uint16_t bits);
 

@@ -56,6 +56,17 @@ typedef struct ac_outputs {
     int64_t v_elems;         /* elements in v_cache; read only when D_v != D */
 } ac_outputs;
 
+/* Elements of v (of a store's v_cache): v_elems when D_v != D, else k's
+   count (the one rule for callers that predate v_elems). */
+static inline int64_t ac_tensors_v_elems(const ac_case *c, const ac_tensors *t)
+{
+    return ac_case_dv(c) != c->head_dim ? t->v_elems : t->kv_elems;
+}
+static inline int64_t ac_outputs_v_elems(const ac_case *c, const ac_outputs *o)
+{
+    return ac_case_dv(c) != c->head_dim ? o->v_elems : o->kv_elems;
+}
+
 void ac_tensors_free(ac_tensors *t);
 void ac_outputs_free(ac_outputs *o);
 /* Allocate outputs sized for the case, every element poisoned (NaN patterns),

@@ -185,7 +185,8 @@ static void kernel_refuses(const ac_case *c, const ac_fuzz_env *env, ac_fuzz_out
             /* The output has D_v columns; V's cache D_v per row (ac_tensors.h). */
             size_t rows = (size_t)ac_case_total_q(c) * (size_t)c->heads_q, n = rows * (size_t)ac_case_dv(c);
             size_t kv = (size_t)(fresh.kv_elems > 0 ? fresh.kv_elems : 0);
-            size_t kvv = ac_case_dv(c) != c->head_dim ? (size_t)(fresh.v_elems > 0 ? fresh.v_elems : 0) : kv;
+            int64_t fv = ac_outputs_v_elems(c, &fresh);
+            size_t kvv = (size_t)(fv > 0 ? fv : 0);
             if (!same_bytes(o.o, fresh.o, n * 2) || !same_bytes(o.o_f32, fresh.o_f32, n * 4) ||
                 !same_bytes(o.lse, fresh.lse, rows * 4) || !same_bytes(o.k_cache, fresh.k_cache, kv * 2) ||
                 !same_bytes(o.v_cache, fresh.v_cache, kvv * 2)) {

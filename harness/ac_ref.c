@@ -218,7 +218,7 @@ static ac_status ref64_store(const ac_case *c, const ac_tensors *t, ac_oracle_re
     memset(m, 0, sizeof *m);
     const int32_t Dv = ac_case_dv(c);
     const int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * Dv;
-    const int64_t v_elems = Dv != c->head_dim ? t->v_elems : t->kv_elems; /* ac_tensors.h: v_elems is read only when D_v != D */
+    const int64_t v_elems = ac_tensors_v_elems(c, t);
     m->kv_elems = t->kv_elems;
     m->v_elems = v_elems;
     m->k_cache = malloc(sizeof(uint16_t) * (size_t)(t->kv_elems > 0 ? t->kv_elems : 1));

@@ -216,8 +216,7 @@ ac_status ac_decode_check_pool(const ac_case *c, const ac_tensors *t, ac_error *
 {
     const int64_t slots = (int64_t)c->num_blocks * c->block_size * c->heads_kv;
     const int64_t need_k = slots * c->head_dim, need_v = slots * ac_case_dv(c);
-    /* v_elems is read only when D_v != D (ac_tensors.h): otherwise V is K's size. */
-    const int64_t v_elems = ac_case_dv(c) != c->head_dim ? t->v_elems : t->kv_elems;
+    const int64_t v_elems = ac_tensors_v_elems(c, t);
     if (t->kv_elems < need_k)
         return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld: the paged K pool needs %lld", (long long)t->kv_elems,
                        (long long)need_k);

@@ -46,9 +46,7 @@ static float load_elem(ac_dtype dt, const void *base, int64_t i)
    holder's low byte (exact in fp32, as the kernel's fp8 -> half -> fp32). */
 static float load_kv(const ac_decode_params *p, const void *base, int64_t i)
 {
-    const uint16_t bits = ((const uint16_t *)base)[i];
-    return p->kv_format == AC_KV_AS_DTYPE ? ac_half_to_f32(p->dtype, bits)
-                                          : ac_fp8_to_f32(p->kv_format, (uint8_t)(bits & 0xffu));
+    return ac_kv_elem_to_f32(p->dtype, p->kv_format, ((const uint16_t *)base)[i]);
 }
 
 /* V's element (row `slot`, KV head g, d) at the right stride, or with

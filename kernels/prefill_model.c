@@ -95,13 +95,6 @@ static int mask_ok(const row_rule *r, int32_t i, int32_t j)
 
 static float round_to(ac_dtype t, float x) { return ac_half_to_f32(t, ac_f32_to_half(t, x)); }
 
-/* A K/V storage element as fp32: the half format, or an FP8 code in the low
-   byte (exact either way; the scale is applied elsewhere). */
-static float kv_elem(ac_dtype t, ac_kv_format f, uint16_t bits)
-{
-    return f == AC_KV_AS_DTYPE ? ac_half_to_f32(t, bits) : ac_fp8_to_f32(f, (uint8_t)(bits & 0xffu));
-}
-
 /* One query row through the key tiles [tile0, tile1) of its CTA. Kf/Vf hold
    the row's visible keys in logical order as fp32 ([key_limit, D] and
    [key_limit, Dv]). */
@@ -262,9 +255,9 @@ ac_status ac_prefill_cpu_any_dims(const ac_prefill_params *p, ac_bug bug, ac_err
                 int64_t row = p->paged ? ac_pos_slot(trow, j, p->block_size) : (int64_t)k0 + j;
                 int64_t off = ac_cache_offset(row, kvh, Hkv, D); /* == ac_thd_offset(row, ...) */
                 int64_t voff = ac_cache_offset(row, kvh, Hkv, dv_bug ? D : Dv);
-                for (int32_t d = 0; d < D; d++) Kf[(int64_t)j * D + d] = kv_elem(dt, kvf, k[off + d]);
+                for (int32_t d = 0; d < D; d++) Kf[(int64_t)j * D + d] = ac_kv_elem_to_f32(dt, kvf, k[off + d]);
                 for (int32_t d = 0; d < Dv; d++)
-                    Vf[(int64_t)j * Dv + d] = voff + d < v_elems ? kv_elem(dt, kvf, v[voff + d]) : 0.0f;
+                    Vf[(int64_t)j * Dv + d] = voff + d < v_elems ? ac_kv_elem_to_f32(dt, kvf, v[voff + d]) : 0.0f;
             }
             /* A mask of zero elements may be NULL: form no pointer from it. */
             if (p->mask_kind != AC_MASK_NONE && (int64_t)lq * lk > 0) {

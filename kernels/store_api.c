@@ -47,9 +47,7 @@ ac_status ac_store_params_from_case(const ac_case *c, const ac_tensors *t, ac_ou
     if (!t->k || !t->v) return ac_fail(err, AC_ERR_NULL, "tensors k / v (the cache before the store) missing");
     const int64_t pool_rows = (int64_t)c->num_blocks * c->block_size * c->heads_kv;
     const int64_t need = pool_rows * c->head_dim, need_v = pool_rows * ac_case_dv(c);
-    /* v_elems is read only when D_v != D (ac_tensors.h): otherwise V is K's size. */
-    const int dv_own = ac_case_dv(c) != c->head_dim;
-    const int64_t tv = dv_own ? t->v_elems : t->kv_elems, ov = dv_own ? o->v_elems : o->kv_elems;
+    const int64_t tv = ac_tensors_v_elems(c, t), ov = ac_outputs_v_elems(c, o);
     if (t->kv_elems < need || o->kv_elems < need)
         return ac_fail(err, AC_ERR_SHAPE, "kv_elems = %lld / %lld: the paged pool needs %lld",
                        (long long)t->kv_elems, (long long)o->kv_elems, (long long)need);

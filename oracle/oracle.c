@@ -454,7 +454,7 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
                 return ac_fail(err, AC_ERR_SEQLENS, "cu_seqlens_q[%d] = %d: the case's seqlen_q give %lld", b,
                                t->cu_seqlens_q[b], (long long)(b < c->batch ? q0[b] : tq));
     int64_t Dv = ac_case_dv(c);
-    int64_t v_elems = Dv != D ? t->v_elems : t->kv_elems; /* v_elems is read only when D_v != D */
+    int64_t v_elems = ac_tensors_v_elems(c, t);
     if (ac_op_traits_of(c->op)->slots) {
         int64_t need = (int64_t)c->num_blocks * c->block_size * c->heads_kv * D;
         int64_t need_v = (int64_t)c->num_blocks * c->block_size * c->heads_kv * Dv;
@@ -506,7 +506,7 @@ static ac_status run_store(const ac_case *c, const ac_tensors *t, ac_oracle_resu
 {
     int32_t Dv = ac_case_dv(c);
     int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * Dv;
-    int64_t v_elems = Dv != c->head_dim ? t->v_elems : t->kv_elems; /* ac_tensors.h: v_elems is read only when D_v != D */
+    int64_t v_elems = ac_tensors_v_elems(c, t);
     res->kv_elems = t->kv_elems;
     res->v_elems = v_elems;
     /* A sparse case's caches are reserved and hold only the touched blocks. */
