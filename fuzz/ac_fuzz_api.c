@@ -285,7 +285,9 @@ static uint32_t corrupt(call *k, uint32_t kind, uint32_t a, uint32_t b, char *wh
             if (*heads_kv < 2) return 0;
             *heads_q = *heads_kv * 2 + 1; return gqa | shape;
         case 10: {
-            static const int32_t bad[] = {0, -8, 12, 4, 264, 1032, 100000};
+            /* Past every kernel's dims (prefill stops at 256, decode at 768):
+               a dim the call's buffers do not have must never be read. */
+            static const int32_t bad[] = {0, -8, 12, 4, 776, 1032, 100000};
             int32_t d = bad[a % 7];
             SAY("head_dim = %d", d);
             *head_dim = d;
@@ -550,7 +552,7 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
         if (hq > AC_MAX_HEADS) want |= BIT(AC_ERR_SHAPE);
         if (d > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
         if (hq % hkv) want |= BIT(AC_ERR_GQA) | BIT(AC_ERR_SHAPE);
-        if (d % 8 || d > 256) want |= BIT(AC_ERR_UNSUPPORTED);
+        if (d % 8 || d > (op == AC_OP_DECODE ? 768 : 256)) want |= BIT(AC_ERR_UNSUPPORTED);
         if (batch > AC_MAX_BATCH) want |= BIT(AC_ERR_SHAPE);
         if (total_q > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_SEQLENS);
         if (!paged && tk > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_SEQLENS);
@@ -587,7 +589,8 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
                    grid: a documented limit, with the split count the call
                    resolves (automatic splits included). */
                 int64_t rows = (int64_t)lq * (hq / hkv);
-                int64_t chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
+                const int64_t cta = ac_decode_cta_rows(rows > AC_DECODE_MAX_ROWS ? AC_DECODE_MAX_ROWS : (int32_t)rows, d);
+                int64_t chunks = (rows + cta - 1) / cta;
                 int64_t splits = ac_decode_splits(&p, 0);
                 if ((int64_t)batch * hkv * chunks * splits > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_UNSUPPORTED);
             }

@@ -934,14 +934,14 @@ uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
     if (c->op == AC_OP_STORE) m |= slot_rules(c);
     if (kernel) {
         /* What the kernels leave out (kernels/prefill.h, decode.h):
-           head dims that are not a multiple of 8 or beyond 256, an explicit
-           mask in decode. */
+           head dims that are not a multiple of 8 or beyond 256 (decode: 768,
+           MLA's 576/512 included), an explicit mask in decode. D_v likewise. */
+        const int32_t max_d = c->op == AC_OP_DECODE ? 768 : 256;
         if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim >= 1 &&
-            (c->head_dim % 8 != 0 || c->head_dim > 256))
+            (c->head_dim % 8 != 0 || c->head_dim > max_d))
             m |= BIT(AC_ERR_UNSUPPORTED);
-        /* D_v likewise (576/512 is the oracle's and the models', not the kernels'). */
         if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim_v >= 1 &&
-            (c->head_dim_v % 8 != 0 || c->head_dim_v > 256))
+            (c->head_dim_v % 8 != 0 || c->head_dim_v > max_d))
             m |= BIT(AC_ERR_UNSUPPORTED);
         if (c->op == AC_OP_DECODE && c->mask != AC_MASK_NONE) m |= BIT(AC_ERR_UNSUPPORTED);
     }

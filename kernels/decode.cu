@@ -156,17 +156,22 @@ struct decode_args {
     int32_t n_kv_scales;
 };
 
-// Keys a step loads per key lane (the model uses the same: ac_decode_kpt).
-template <int ROWS> struct kpt_of { static constexpr int v = ROWS <= 2 ? 8 : ROWS == 4 ? 4 : 2; };
+// Keys a step loads per key lane (the model's ac_decode_kpt). The keys a
+// step loads change no result (the softmax groups are AC_DECODE_SOFTMAX_KEYS
+// keys whatever it is), so the kernel picks them for its registers: a lane
+// holding NCH > 1 chunks of D loads 2.
+template <int ROWS, int NCH = 1> struct kpt_of {
+    static constexpr int v = NCH > 1 ? 2 : ROWS <= 2 ? 8 : ROWS == 4 ? 4 : 2;
+};
 
 // Pipeline depth of the cp.async variant: steps in flight while one computes.
 constexpr int ASYNC_STAGES = 3;
 
-template <int TPK, int ROWS, bool ASYNC>
+template <int TPK, int ROWS, int NCH, bool ASYNC>
 constexpr size_t decode_smem_bytes()
 {
-    constexpr int NS = (32 / TPK) * AC_DECODE_WARPS, KPT = kpt_of<ROWS>::v;
-    constexpr size_t merge = sizeof(float) * AC_DECODE_WARPS * ROWS * (TPK * 8 + 2);
+    constexpr int NS = (32 / TPK) * AC_DECODE_WARPS, KPT = kpt_of<ROWS, NCH>::v;
+    constexpr size_t merge = sizeof(float) * AC_DECODE_WARPS * ROWS * (TPK * 8 * NCH + 2);
     constexpr size_t pipe = ASYNC ? 2 * sizeof(uint4) * ASYNC_STAGES * KPT * NS * TPK : 0;
     return merge > pipe ? merge : pipe;
 }
@@ -211,26 +216,27 @@ struct logit_consts {
     float scale2, scale_c, cap2;
 };
 
-template <typename KV, int TPK, int ROWS, int KPT, int NS, bool FEAT>
-__device__ __forceinline__ void decode_step(const typename kv_traits<KV>::vec (&kr)[KPT],
-                                            const typename kv_traits<KV>::vec (&vr)[KPT], int32_t base,
-                                            int key_lane, const float (&qf)[ROWS][8],
+template <typename KV, int TPK, int ROWS, int NCH, int KPT, int NS, bool FEAT>
+__device__ __forceinline__ void decode_step(const typename kv_traits<KV>::vec (&kr)[KPT][NCH],
+                                            const typename kv_traits<KV>::vec (&vr)[KPT][NCH], int32_t base,
+                                            int key_lane, const float (&qf)[ROWS][8 * NCH],
                                             const int32_t (&row_end)[ROWS], const row_feats (&rf)[ROWS],
                                             const decode_args &a, const logit_consts &lc, float (&m)[ROWS],
-                                            float (&l)[ROWS], float (&acc)[ROWS][8])
+                                            float (&l)[ROWS], float (&acc)[ROWS][8 * NCH])
 {
     const float scale2 = lc.scale2;
     float sc[KPT][ROWS];
 #pragma unroll
     for (int kk = 0; kk < KPT; kk++) {
         const int32_t p = base + kk * NS + key_lane;
-        float kf[8];
-        ac_to_f32x8(KV(), kr[kk], kf);
+        float kf[8 * NCH];
+#pragma unroll
+        for (int j = 0; j < NCH; j++) ac_to_f32x8(KV(), kr[kk][j], kf + 8 * j);
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             float dot = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) dot = __fmaf_rn(qf[r][e], kf[e], dot);
+            for (int e = 0; e < 8 * NCH; e++) dot = __fmaf_rn(qf[r][e], kf[e], dot);
 #pragma unroll
             for (int o = TPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
             if (FEAT) {
@@ -258,21 +264,22 @@ __device__ __forceinline__ void decode_step(const typename kv_traits<KV>::vec (&
                 const float alpha = exp2f(m[r] - mn);
                 l[r] *= alpha;
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[r][e] *= alpha;
+                for (int e = 0; e < 8 * NCH; e++) acc[r][e] *= alpha;
                 m[r] = mn;
             }
         }
 #pragma unroll
         for (int kk = g; kk < g + G; kk++) {
-            float vf[8];
-            ac_to_f32x8(KV(), vr[kk], vf);
+            float vf[8 * NCH];
+#pragma unroll
+            for (int j = 0; j < NCH; j++) ac_to_f32x8(KV(), vr[kk][j], vf + 8 * j);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (sc[kk][r] == -INFINITY) continue; // masked: V never touches the sums
                 const float pr = exp2f(sc[kk][r] - m[r]);
                 l[r] += pr;
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[r][e] = __fmaf_rn(pr, vf[e], acc[r][e]);
+                for (int e = 0; e < 8 * NCH; e++) acc[r][e] = __fmaf_rn(pr, vf[e], acc[r][e]);
             }
         }
     }
@@ -283,18 +290,19 @@ __device__ __forceinline__ void decode_step(const typename kv_traits<KV>::vec (&
 // ASYNC = true: cp.async copies each thread's chunks into its own slots of
 // shared memory, ASYNC_STAGES - 1 steps ahead of the math (no barrier: a
 // thread only reads what it copied), so loads stay in flight during the math.
-template <typename T, typename KV, int TPK, int ROWS, bool ASYNC, bool FEAT>
-__global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CTAS_PER_SM : 2)
+template <typename T, typename KV, int TPK, int ROWS, int NCH, bool ASYNC, bool FEAT>
+__global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 && NCH == 1 ? AC_DECODE_CTAS_PER_SM : 2)
     decode_kernel(const decode_args a)
 {
+    static_assert(NCH == 1 || (TPK == 32 && !ASYNC && FEAT), "wide dims: 32 lanes a key, register loads, FEAT dims");
     typedef typename kv_traits<KV>::vec kvec;
     typedef typename kv_traits<KV>::elem kelem;
     static_assert(!(ASYNC && kv_traits<KV>::fp8), "FP8 caches take the register load path");
     const kelem *kc = static_cast<const kelem *>(a.k), *vc = static_cast<const kelem *>(a.v);
     constexpr int KSW = 32 / TPK;                 // keys a warp holds at once
     constexpr int NS = KSW * AC_DECODE_WARPS;     // key lanes of the CTA
-    constexpr int KPT = kpt_of<ROWS>::v;
-    constexpr int DP = TPK * 8;
+    constexpr int KPT = kpt_of<ROWS, NCH>::v;
+    constexpr int DP = TPK * 8 * NCH;             // the elements a key's lanes hold
     extern __shared__ uint4 smem[];
     // Merge buffers (reuse the pipeline's space once the loop is done).
     float(*sm_acc)[ROWS][DP] = reinterpret_cast<float(*)[ROWS][DP]>(smem);
@@ -302,14 +310,19 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     float(*sm_l)[ROWS] = sm_m + AC_DECODE_WARPS;
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int c = lane % TPK;                     // which 8 elements of D
+    const int c = lane % TPK;                     // which 8 elements of D: chunks c + j * TPK, j < NCH
     const int key_lane = warp * KSW + lane / TPK;
     // D_v != D_qk runs the FEAT instantiation (launch_feat); without it D_v is
     // D_qk at compile time, so the V loads and the epilogue are the code they
     // were before D_v existed (same predicates, same offsets).
     const int32_t dv = FEAT ? a.dv : a.d;
-    const bool dim_on = c * 8 < a.d;              // q and K: D_qk
-    const bool dim_on_v = FEAT ? c * 8 < dv : dim_on; // V and the output: D_v
+    bool dim_on[NCH], dim_on_v[NCH], any_on = false;
+#pragma unroll
+    for (int j = 0; j < NCH; j++) {
+        dim_on[j] = (c + j * TPK) * 8 < a.d;                      // q and K: D_qk
+        dim_on_v[j] = FEAT ? (c + j * TPK) * 8 < dv : dim_on[j];  // V and the output: D_v
+        any_on |= dim_on[j] || dim_on_v[j];
+    }
 
     int64_t x = blockIdx.x;
     const int rc = (int)(x % a.row_chunks); x /= a.row_chunks;
@@ -333,7 +346,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     kb += r0;
     ke += r0;
 
-    float qf[ROWS][8];
+    float qf[ROWS][8 * NCH];
     int32_t row_end[ROWS];
     row_feats rf[ROWS];
     int32_t hi = kb;
@@ -343,7 +356,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         row_end[r] = kb; // inactive row: no key
         rf[r] = row_feats{kb, 0, 0.0f};
 #pragma unroll
-        for (int e = 0; e < 8; e++) qf[r][e] = 0.0f;
+        for (int e = 0; e < 8 * NCH; e++) qf[r][e] = 0.0f;
         if (i < lq) {
             int32_t beg = 0, end;
             if (FEAT) {
@@ -357,20 +370,21 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
             row_end[r] = end < ke ? end : ke;
             if (FEAT && rf[r].beg >= row_end[r]) row_end[r] = kb; // nothing here: loads no key for it
             hi = row_end[r] > hi ? row_end[r] : hi;
-            if (dim_on) {
-                const int64_t off = ac_thd_offset(q0 + i, kvh * a.group + g, a.hq, a.d) + c * 8;
-                ac_to_f32x8(T(), __ldg(reinterpret_cast<const uint4 *>(a.q + off)), qf[r]);
-            }
+            const int64_t off = ac_thd_offset(q0 + i, kvh * a.group + g, a.hq, a.d) + c * 8;
+#pragma unroll
+            for (int j = 0; j < NCH; j++)
+                if (dim_on[j])
+                    ac_to_f32x8(T(), __ldg(reinterpret_cast<const uint4 *>(a.q + off + j * TPK * 8)), qf[r] + 8 * j);
         }
     }
 
-    float m[ROWS], l[ROWS], acc[ROWS][8];
+    float m[ROWS], l[ROWS], acc[ROWS][8 * NCH];
 #pragma unroll
     for (int r = 0; r < ROWS; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[r][e] = 0.0f;
+        for (int e = 0; e < 8 * NCH; e++) acc[r][e] = 0.0f;
     }
     const int32_t *tbl = a.block_table + (int64_t)b * a.max_blocks;
     const int64_t head_off = (int64_t)kvh * a.d + c * 8, head_off_v = (int64_t)kvh * dv + c * 8;
@@ -385,19 +399,26 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
 
     if (!ASYNC) {
         for (int32_t base = kb; base < hi; base += NS * KPT) {
-            kvec kr[KPT], vr[KPT];
-            // All loads of the step first: 2 * KPT vector loads in flight per thread.
+            kvec kr[KPT][NCH], vr[KPT][NCH];
+            // All loads of the step first: 2 * KPT * NCH vector loads in flight per thread.
 #pragma unroll
             for (int kk = 0; kk < KPT; kk++) {
                 const int32_t p = base + kk * NS + key_lane;
-                kr[kk] = vr[kk] = vec_zero<kvec>();
-                if (p < hi && (dim_on || dim_on_v)) {
+#pragma unroll
+                for (int j = 0; j < NCH; j++) kr[kk][j] = vr[kk][j] = vec_zero<kvec>();
+                if (p < hi && any_on) {
                     const int64_t slot = slot_of_key(p);
-                    if (dim_on) kr[kk] = __ldg(reinterpret_cast<const kvec *>(kc + chunk_off(slot)));
-                    if (dim_on_v) vr[kk] = __ldg(reinterpret_cast<const kvec *>(vc + chunk_off_v(slot)));
+#pragma unroll
+                    for (int j = 0; j < NCH; j++) {
+                        if (dim_on[j])
+                            kr[kk][j] = __ldg(reinterpret_cast<const kvec *>(kc + chunk_off(slot) + j * TPK * 8));
+                        if (dim_on_v[j])
+                            vr[kk][j] = __ldg(reinterpret_cast<const kvec *>(vc + chunk_off_v(slot) + j * TPK * 8));
+                    }
                 }
             }
-            decode_step<KV, TPK, ROWS, KPT, NS, FEAT>(kr, vr, base, key_lane, qf, row_end, rf, a, lc, m, l, acc);
+            decode_step<KV, TPK, ROWS, NCH, KPT, NS, FEAT>(kr, vr, base, key_lane, qf, row_end, rf, a, lc, m, l,
+                                                           acc);
         }
     } else {
         // Slot of (stage, kk) for this thread: [stage][kk][key_lane][c] uint4s, K then V.
@@ -411,7 +432,7 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
 #pragma unroll
                 for (int kk = 0; kk < KPT; kk++) {
                     const int32_t p = kb + it * step + kk * NS + key_lane;
-                    const bool ok = p < hi && dim_on, ok_v = p < hi && dim_on_v;
+                    const bool ok = p < hi && dim_on[0], ok_v = p < hi && dim_on_v[0];
                     const int64_t slot = p < hi ? slot_of_key(p) : 0;
                     const int64_t off = ok ? chunk_off(slot) : 0, off_v = ok_v ? chunk_off_v(slot) : 0;
                     cp_async16(sk + slot_of(st, kk), kc + off, ok ? 16 : 0);
@@ -425,15 +446,15 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         for (int it = 0; it < steps; it++) {
             issue(it + ASYNC_STAGES - 1);
             cp_async_wait<ASYNC_STAGES - 1>(); // this thread's copies of step `it` have landed
-            kvec kr[KPT], vr[KPT];
+            kvec kr[KPT][NCH], vr[KPT][NCH]; // ASYNC: NCH = 1
             const int st = it % ASYNC_STAGES;
 #pragma unroll
             for (int kk = 0; kk < KPT; kk++) {
-                kr[kk] = *reinterpret_cast<const kvec *>(&sk[slot_of(st, kk)]); // ASYNC: a 16-bit cache, kvec = uint4
-                vr[kk] = *reinterpret_cast<const kvec *>(&sv[slot_of(st, kk)]);
+                kr[kk][0] = *reinterpret_cast<const kvec *>(&sk[slot_of(st, kk)]); // ASYNC: a 16-bit cache, kvec = uint4
+                vr[kk][0] = *reinterpret_cast<const kvec *>(&sv[slot_of(st, kk)]);
             }
-            decode_step<KV, TPK, ROWS, KPT, NS, FEAT>(kr, vr, kb + it * step, key_lane, qf, row_end, rf, a, lc, m,
-                                                      l, acc);
+            decode_step<KV, TPK, ROWS, NCH, KPT, NS, FEAT>(kr, vr, kb + it * step, key_lane, qf, row_end, rf, a,
+                                                           lc, m, l, acc);
         }
         cp_async_wait<0>();
         __syncthreads(); // every thread is done with the pipeline before the merge reuses it
@@ -446,15 +467,15 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
         for (int r = 0; r < ROWS; r++) {
             const float mo = __shfl_xor_sync(0xffffffffu, m[r], o);
             const float lo = __shfl_xor_sync(0xffffffffu, l[r], o);
-            float ao[8];
+            float ao[8 * NCH];
 #pragma unroll
-            for (int e = 0; e < 8; e++) ao[e] = __shfl_xor_sync(0xffffffffu, acc[r][e], o);
+            for (int e = 0; e < 8 * NCH; e++) ao[e] = __shfl_xor_sync(0xffffffffu, acc[r][e], o);
             const float mn = fmaxf(m[r], mo);
             if (mn != -INFINITY) {
                 const float sa = exp2f(m[r] - mn), sb = exp2f(mo - mn);
                 l[r] = l[r] * sa + lo * sb;
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[r][e] = acc[r][e] * sa + ao[e] * sb;
+                for (int e = 0; e < 8 * NCH; e++) acc[r][e] = acc[r][e] * sa + ao[e] * sb;
                 m[r] = mn;
             }
         }
@@ -463,7 +484,9 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
 #pragma unroll
-            for (int e = 0; e < 8; e++) sm_acc[warp][r][c * 8 + e] = acc[r][e];
+            for (int j = 0; j < NCH; j++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) sm_acc[warp][r][(c + j * TPK) * 8 + e] = acc[r][8 * j + e];
             if (c == 0) {
                 sm_m[warp][r] = m[r];
                 sm_l[warp][r] = l[r];
@@ -473,8 +496,8 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     __syncthreads();
 
     // Warps merged in order; one thread per (row, 8 elements of D).
-    for (int idx = threadIdx.x; idx < ROWS * TPK; idx += blockDim.x) {
-        const int r = idx / TPK, cc = idx % TPK;
+    for (int idx = threadIdx.x; idx < ROWS * TPK * NCH; idx += blockDim.x) {
+        const int r = idx / (TPK * NCH), cc = idx % (TPK * NCH);
         const int rg = rc * ROWS + r, i = rg / a.group, g = rg % a.group;
         if (i >= lq || cc * 8 >= dv) continue;
         float tm = sm_m[0][r], tl = sm_l[0][r], ta[8];
@@ -523,14 +546,14 @@ __global__ void __launch_bounds__(AC_DECODE_WARPS * 32, ROWS <= 4 ? AC_DECODE_CT
     }
 }
 
-template <typename T, typename KV, int TPK, int ROWS, bool ASYNC, bool FEAT>
+template <typename T, typename KV, int TPK, int ROWS, bool ASYNC, bool FEAT, int NCH = 1>
 ac_status launch_feat(int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
 {
-    constexpr size_t smem = decode_smem_bytes<TPK, ROWS, ASYNC>();
+    constexpr size_t smem = decode_smem_bytes<TPK, ROWS, NCH, ASYNC>();
     if (smem > 48 * 1024)
-        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, KV, TPK, ROWS, ASYNC, FEAT>,
+        AC_CUDA_TRY(cudaFuncSetAttribute(decode_kernel<T, KV, TPK, ROWS, NCH, ASYNC, FEAT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    decode_kernel<T, KV, TPK, ROWS, ASYNC, FEAT><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
+    decode_kernel<T, KV, TPK, ROWS, NCH, ASYNC, FEAT><<<(unsigned)grid, AC_DECODE_WARPS * 32, smem, stream>>>(a);
     AC_CUDA_LAUNCHED("decode_kernel");
     return AC_OK;
 }
@@ -566,11 +589,28 @@ ac_status launch_rows(int32_t cta_rows, bool async, int64_t grid, const decode_a
     }
 }
 
+// Dims past 256 (MLA's 576/512): 32 lanes a key, NCH chunks a lane, at most
+// AC_DECODE_WIDE_MAX_ROWS rows, register loads, and the FEAT kernel (its
+// runtime D_v); a rarer shape, so one instantiation per chunk count.
+template <typename T, typename KV, int NCH>
+ac_status launch_wide(int32_t cta_rows, int64_t grid, const decode_args &a, cudaStream_t stream, ac_error *err)
+{
+    static_assert(AC_DECODE_WIDE_MAX_ROWS == 2, "the row counts instantiated below");
+    return cta_rows == 1 ? launch_feat<T, KV, 32, 1, false, true, NCH>(grid, a, stream, err)
+                         : launch_feat<T, KV, 32, 2, false, true, NCH>(grid, a, stream, err);
+}
+
 // TPK follows the wider of D_qk and D_v (ac_decode_tile_dim), as the model's lanes.
 template <typename T, typename KV>
 ac_status launch_dim(int32_t cta_rows, bool async, int64_t grid, const decode_args &a, cudaStream_t stream,
                      ac_error *err)
 {
+    static_assert(AC_DECODE_MAX_CHUNKS == 3, "the chunk counts instantiated below");
+    switch (ac_decode_chunks(ac_decode_tile_dim(a.d, a.dv))) {
+    case 1: break;
+    case 2: return launch_wide<T, KV, 2>(cta_rows, grid, a, stream, err);
+    default: return launch_wide<T, KV, 3>(cta_rows, grid, a, stream, err);
+    }
     switch (ac_decode_tpk(ac_decode_tile_dim(a.d, a.dv))) {
     case 8: return launch_rows<T, KV, 8>(cta_rows, async, grid, a, stream, err);
     case 16: return launch_rows<T, KV, 16>(cta_rows, async, grid, a, stream, err);
@@ -625,7 +665,7 @@ extern "C" ac_status ac_decode_launch(const ac_decode_params *p, void *workspace
 
     const int32_t group = p->heads_q / p->heads_kv;
     const int32_t rows_needed = ac_decode_rows_needed(p);
-    const int32_t cta_rows = ac_decode_cta_rows(rows_needed);
+    const int32_t cta_rows = ac_decode_cta_rows(rows_needed, ac_decode_tile_dim(p->head_dim, ac_decode_dv(p)));
     const int32_t row_chunks = ac_num_tiles(rows_needed, cta_rows);
     const int64_t rows = p->total_q * p->heads_q;
 

@@ -34,7 +34,7 @@ typedef struct ac_decode_params {
     ac_dtype dtype;              /* AC_BF16 or AC_FP16 (q, o, and the caches unless kv_format is FP8) */
     int32_t batch;               /* B sequences */
     int32_t heads_q, heads_kv;   /* Hq % Hkv == 0 */
-    int32_t head_dim;            /* D_qk (q and k); the kernel: a multiple of 8 in [8, 256] */
+    int32_t head_dim;            /* D_qk (q and k); the kernel: a multiple of 8 in [8, 768] */
     int32_t head_dim_v;          /* D_v (v, o and the partials); 0: = head_dim. Kernel: as head_dim */
     int causal;                  /* ac_causal; decode is AC_CAUSAL_BOTTOM_RIGHT */
     int scale_given;             /* 0: 1/sqrt(D) in fp32; 1: `scale` (0.0 is legal) */
@@ -104,8 +104,8 @@ ac_status ac_decode_validate_any_dims(const ac_decode_params *p, ac_error *err);
 ac_status ac_validate_kv_args(int32_t head_dim_v, ac_kv_format kv_format, int32_t n_kv_scales, const float *k_scales,
                               const float *v_scales, const float *k_scales_host, const float *v_scales_host,
                               int32_t heads_kv, ac_error *err);
-/* The kernel's head dims: D_qk and D_v each a multiple of 8 in [8, 256]
-   (AC_ERR_UNSUPPORTED naming head_dim or head_dim_v). */
+/* The kernel's head dims: D_qk and D_v each a multiple of 8 in [8, 768]
+   (MLA's 576/512 included; AC_ERR_UNSUPPORTED naming head_dim or head_dim_v). */
 ac_status ac_decode_validate_kernel(const ac_decode_params *p, ac_error *err);
 /* D_v of the call (head_dim_v, or head_dim when 0). */
 static inline int32_t ac_decode_dv(const ac_decode_params *p)
@@ -183,12 +183,24 @@ AC_HD int32_t ac_decode_lanes(int32_t head_dim)
 {
     return (32 / ac_decode_tpk(head_dim)) * AC_DECODE_WARPS;
 }
-/* Rows a CTA owns (a power of two <= AC_DECODE_MAX_ROWS) for rows_needed =
-   max queries per sequence * group size. */
-AC_HD int32_t ac_decode_cta_rows(int32_t rows_needed)
+/* Head dims past 256 (MLA's 576/512): a lane holds ac_decode_chunks 8-element
+   chunks of D, (c + j * 32) * 8 for j < chunks, and a CTA at most
+   AC_DECODE_WIDE_MAX_ROWS rows (its q and accumulators are chunks times
+   wider). The kernel's limit: AC_DECODE_MAX_CHUNKS chunks, 768 elements. */
+#define AC_DECODE_MAX_CHUNKS 3
+#define AC_DECODE_WIDE_MAX_ROWS 2
+AC_HD int32_t ac_decode_chunks(int32_t tile_dim)
 {
+    return tile_dim <= 256 ? 1 : (tile_dim + 255) / 256;
+}
+/* Rows a CTA owns (a power of two <= AC_DECODE_MAX_ROWS, or
+   AC_DECODE_WIDE_MAX_ROWS past 256) for rows_needed = max queries per
+   sequence * group size, and tile_dim = ac_decode_tile_dim(D_qk, D_v). */
+AC_HD int32_t ac_decode_cta_rows(int32_t rows_needed, int32_t tile_dim)
+{
+    const int32_t max_rows = tile_dim <= 256 ? AC_DECODE_MAX_ROWS : AC_DECODE_WIDE_MAX_ROWS;
     int32_t r = 1;
-    while (r < rows_needed && r < AC_DECODE_MAX_ROWS) r *= 2;
+    while (r < rows_needed && r < max_rows) r *= 2;
     return r;
 }
 /* The online softmax of a key lane takes its running max over this many keys

@@ -65,7 +65,7 @@ static ac_status validate(const ac_decode_params *p, int kernel_dims, ac_error *
             return ac_fail(err, AC_ERR_UNSUPPORTED, "%s = %p: must be 16-byte aligned", vec[i].name, vec[i].ptr);
     /* One CTA per (sequence, kv head, split, row chunk): the grid is 1-D. */
     int32_t rows = ac_decode_rows_needed(p);
-    int64_t chunks = (rows + AC_DECODE_MAX_ROWS - 1) / AC_DECODE_MAX_ROWS;
+    int64_t chunks = ac_num_tiles(rows, ac_decode_cta_rows(rows, ac_decode_tile_dim(p->head_dim, ac_decode_dv(p))));
     /* Automatic splits resolve to ~2 waves of CTAs, or to 1 when the batch
        alone fills the device: bound the grid with the count that will run. */
     int64_t splits = p->num_splits ? p->num_splits : ac_decode_splits(p, p->num_sms);
@@ -104,13 +104,16 @@ ac_status ac_validate_kv_args(int32_t head_dim_v, ac_kv_format kv_format, int32_
 
 ac_status ac_decode_validate_kernel(const ac_decode_params *p, ac_error *err)
 {
-    /* A lane holds 8 elements (one vector load); 32 lanes of 8 cover 256. */
-    if (p->head_dim % 8 != 0 || p->head_dim > 256)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: decode supports multiples of 8 in [8, 256]",
-                       p->head_dim);
+    /* A lane holds up to AC_DECODE_MAX_CHUNKS chunks of 8 elements (one
+       vector load each); 32 lanes of 3 chunks cover 768. */
+    const int32_t max_d = 32 * 8 * AC_DECODE_MAX_CHUNKS;
+    if (p->head_dim % 8 != 0 || p->head_dim > max_d)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim = %d: decode supports multiples of 8 in [8, %d]",
+                       p->head_dim, max_d);
     const int32_t dv = ac_decode_dv(p);
-    if (dv % 8 != 0 || dv > 256)
-        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim_v = %d: decode supports multiples of 8 in [8, 256]", dv);
+    if (dv % 8 != 0 || dv > max_d)
+        return ac_fail(err, AC_ERR_UNSUPPORTED, "head_dim_v = %d: decode supports multiples of 8 in [8, %d]", dv,
+                       max_d);
     return AC_OK;
 }
 
@@ -148,7 +151,8 @@ int32_t ac_decode_splits(const ac_decode_params *p, int32_t num_sms)
     if (p->num_splits > 0) return p->num_splits;
     /* CTAs of one split: (sequence, kv head, row chunk). */
     int32_t rows = ac_decode_rows_needed(p), max_k = 0;
-    int64_t base = (int64_t)p->batch * p->heads_kv * ac_num_tiles(rows, ac_decode_cta_rows(rows));
+    const int32_t tile = ac_decode_tile_dim(p->head_dim, ac_decode_dv(p));
+    int64_t base = (int64_t)p->batch * p->heads_kv * ac_num_tiles(rows, ac_decode_cta_rows(rows, tile));
     /* With a window only the keys its splits cut count (ac_decode_seq_keys). */
     for (int32_t b = 0; b < p->batch; b++) {
         int32_t r0, r1;

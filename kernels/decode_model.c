@@ -131,7 +131,7 @@ ac_status ac_decode_cpu_any_dims(const ac_decode_params *p, ac_bug bug, ac_error
     /* dk: q.k's D_qk; d: V's, the accumulators' and the outputs' D_v. */
     const int32_t hq = p->heads_q, hkv = p->heads_kv, dk = p->head_dim, d = ac_decode_dv(p), bs = p->block_size;
     const int32_t splits = ac_decode_splits(p, p->num_sms);
-    const int32_t cta_rows = ac_decode_cta_rows(ac_decode_rows_needed(p));
+    const int32_t cta_rows = ac_decode_cta_rows(ac_decode_rows_needed(p), ac_decode_tile_dim(dk, d));
     const int32_t lanes = ac_decode_lanes(ac_decode_tile_dim(dk, d)), kpt = ac_decode_kpt(cta_rows);
     const int32_t lanes_per_warp = lanes / AC_DECODE_WARPS;
     float scale = p->scale_given ? p->scale : 1.0f / sqrtf((float)dk); /* 1/sqrt(D_qk), never D_v */

@@ -32,6 +32,7 @@ say "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 
 all4=(--window 64,0 --softcap 30 --alibi std --sinks 0.5)
 # The K/V storage features (docs/CONTRACT.md section 13): an FP8 cache with a scale per KV head, D_v = 64.
 kv=(--kv-format e4m3 --kv-scales head --head-dim-v 64)
+wide=(--kv-format e5m2 --kv-scales head --head-dim-v 512)
 
 # ---- GPU 1: a third-party kernel on the features, every sweep at once (they share the
 # compile caches), all cut at 330 s ---------------------------------------------------------------
@@ -77,9 +78,11 @@ for k in prefill decode store; do
   step memcheck-kv-$k compute-sanitizer --tool memcheck --error-exitcode 9 "$A" sweep $k --backend gpu --quick "${kv[@]}" &
 done
 step racecheck-kv-prefill compute-sanitizer --tool racecheck --error-exitcode 9 "$A" sweep prefill --backend gpu --quick "${kv[@]}" &
+# Decode's wide-dim path (D_v = 512 over every D_qk of the sweep: 2 or 3 chunks a lane, MLA's shape).
+step memcheck-wide-decode compute-sanitizer --tool memcheck --error-exitcode 9 "$A" sweep decode --backend gpu --quick "${wide[@]}" &
 wait $(jobs -p | grep -v "^${bridge_pid:-x}$")
 for n in ctest-gpu prefill-check decode-check memcheck-prefill memcheck-decode racecheck-prefill \
-         memcheck-kv-prefill memcheck-kv-decode memcheck-kv-store racecheck-kv-prefill; do
+         memcheck-kv-prefill memcheck-kv-decode memcheck-kv-store racecheck-kv-prefill memcheck-wide-decode; do
   rc=$(cat "$work/$n.rc")
   [ "$rc" != 0 ] && fail=1
   case $n in
@@ -87,6 +90,7 @@ for n in ctest-gpu prefill-check decode-check memcheck-prefill memcheck-decode r
              grep -E "\*\*\*Failed|Timeout|Not Run" "$work/$n.log" | tee -a "$summary" ;;
   *-check) say "${n%-check}_bench --check: rc=$rc, $(grep -cE '^FAIL' "$work/$n.log") FAIL lines"
            grep -iE "window|softcap|alibi|sink|all four|features|fp8|e4m3|e5m2|dv|576" "$work/$n.log" | head -60 >>"$summary" ;;
+  *-wide-*) say "$n, quick sweep with ${wide[*]}: rc=$rc $(grep -h 'ERROR SUMMARY' "$work/$n.log" | tail -1) $(grep -E '^[0-9]+ passed' "$work/$n.log" | tail -1)" ;;
   *-kv-*) say "$n, quick sweep with ${kv[*]}: rc=$rc $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$work/$n.log" | tail -1) $(grep -E '^[0-9]+ passed' "$work/$n.log" | tail -1)" ;;
   *) say "$n, quick sweep with ${all4[*]}: rc=$rc $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$work/$n.log" | tail -1) $(grep -E '^[0-9]+ passed' "$work/$n.log" | tail -1)" ;;
   esac

@@ -389,12 +389,20 @@ Test(decode_model, bad_input_is_named_and_nothing_written)
     ac_error kerr = {0};
     cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
     cr_assert(strstr(kerr.msg, "head_dim = 60"), "%s", kerr.msg);
-    kp = (ac_decode_params){.head_dim = 576, .head_dim_v = 512};
+    kp = (ac_decode_params){.head_dim = 776, .head_dim_v = 512};
     cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
-    cr_assert(strstr(kerr.msg, "head_dim = 576"), "%s", kerr.msg);
+    cr_assert(strstr(kerr.msg, "head_dim = 776"), "%s", kerr.msg);
     kp = (ac_decode_params){.head_dim = 192, .head_dim_v = 260};
     cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
     cr_assert(strstr(kerr.msg, "head_dim_v = 260"), "%s", kerr.msg);
+    kp = (ac_decode_params){.head_dim = 192, .head_dim_v = 776};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_ERR_UNSUPPORTED);
+    cr_assert(strstr(kerr.msg, "head_dim_v = 776"), "%s", kerr.msg);
+    /* MLA's absorbed decode and the widest the kernel takes. */
+    kp = (ac_decode_params){.head_dim = 576, .head_dim_v = 512};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_OK, "%s", kerr.msg);
+    kp = (ac_decode_params){.head_dim = 768, .head_dim_v = 8};
+    cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_OK, "%s", kerr.msg);
     kp = (ac_decode_params){.head_dim = 192, .head_dim_v = 128};
     cr_assert_eq(ac_decode_validate_kernel(&kp, &kerr), AC_OK, "%s", kerr.msg);
     saved = dc.c.block_table[dc.c.max_blocks_per_seq + 2]; /* sequence 1's third (last used) block */
@@ -1131,7 +1139,7 @@ static void oracle_check(dcase *dc, const int32_t *splits, int ns)
 }
 
 /* MLA-style head dims, the model against the reference over split counts,
-   with and without sinks. 576/512 is the model's only (the kernel refuses it). */
+   with and without sinks (576/512: the kernel's wide-dim path, 2 rows a CTA). */
 Test(decode_model, head_dim_v_against_reference)
 {
     const int32_t lk[] = {37, 1, 50, 300};
