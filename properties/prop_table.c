@@ -24,7 +24,7 @@ const ac_prop ac_props[] = {
               "mean of the allowed V rows; (q*c, scale/c) matches within the bound",
      prop_scale, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
     {"gqa", "GQA equals multi-head attention with K/V heads repeated in contiguous groups; h % Hkv would be caught",
-     prop_gqa, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+     prop_gqa, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"causal", "TOP_LEFT is the lower triangle, BOTTOM_RIGHT the triangle shifted by Lk - Lq (leading rows 0 / -inf "
                "when Lq > Lk); they coincide when Lq == Lk; a TOP_LEFT decode step is detected",
      prop_causal, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
