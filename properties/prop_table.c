@@ -36,7 +36,7 @@ const ac_prop ac_props[] = {
      prop_masks, PREFILL, AC_LAYOUTS_ALL, 0},
     {"paging", "relabelled physical blocks, unshared prefix blocks, NaN/Inf in unread slots and garbage in unread "
                "table entries change no output bit; paged equals contiguous within the bound",
-     prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED, FEATS},
+     prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED, FEATS_KV},
     {"batch", "a sequence's output bits do not depend on the other sequences, its place in the batch, or the run",
      prop_batch, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"splits", "any split count (more splits than blocks too) equals the unsplit result within the bound; combining "
