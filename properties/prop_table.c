@@ -30,7 +30,7 @@ const ac_prop ac_props[] = {
      prop_causal, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
     {"chunked", "a prefill in random chunks through the paged cache (store, then BOTTOM_RIGHT against all keys so "
                 "far) equals one full causal prefill; each store writes exactly its slots",
-     prop_chunked, PREFILL, AC_LAYOUTS(AC_PROP_PAGED_IDENTITY) | AC_LAYOUTS(AC_PROP_PAGED_PERMUTED), FEATS},
+     prop_chunked, PREFILL, AC_LAYOUTS(AC_PROP_PAGED_IDENTITY) | AC_LAYOUTS(AC_PROP_PAGED_PERMUTED), FEATS_KV},
     {"masks", "an all-true bool mask is no mask; bool false is additive -inf; a row constant in the bias changes "
               "nothing; a fully masked row is 0 / -inf; mask plus causal is their intersection",
      prop_masks, PREFILL, AC_LAYOUTS_ALL, 0},
