@@ -9,14 +9,16 @@
 #include "prop_props.h"
 #include "prop_util.h"
 
-static int64_t block_elems(const ac_case *c) { return (int64_t)c->block_size * c->heads_kv * c->head_dim; }
+/* Elements of one block of k (rows of D_qk) and of v (rows of D_v). */
+static int64_t block_elems_k(const ac_case *c) { return (int64_t)c->block_size * c->heads_kv * c->head_dim; }
+static int64_t block_elems_v(const ac_case *c) { return (int64_t)c->block_size * c->heads_kv * ac_case_dv(c); }
 
 /* A fresh KV pool of num_blocks blocks for x (k and v replaced). */
 static ac_status new_pool(prop_inst *x, int32_t num_blocks, ac_error *err)
 {
-    int64_t elems = (int64_t)num_blocks * block_elems(&x->c);
+    int64_t elems = (int64_t)num_blocks * block_elems_k(&x->c), v_elems = (int64_t)num_blocks * block_elems_v(&x->c);
     uint16_t *k = malloc(sizeof(uint16_t) * (size_t)(elems ? elems : 1));
-    uint16_t *v = malloc(sizeof(uint16_t) * (size_t)(elems ? elems : 1));
+    uint16_t *v = malloc(sizeof(uint16_t) * (size_t)(v_elems ? v_elems : 1));
     if (!k || !v) {
         free(k);
         free(v);
@@ -27,6 +29,7 @@ static ac_status new_pool(prop_inst *x, int32_t num_blocks, ac_error *err)
     x->t.k = k;
     x->t.v = v;
     x->t.kv_elems = elems;
+    x->t.v_elems = v_elems;
     x->c.num_blocks = num_blocks;
     return AC_OK;
 }
@@ -40,10 +43,10 @@ static ac_status relabel(prop_inst *dst, const prop_inst *src, ac_rng *r, ac_err
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)nb);
     if (!perm) return ac_fail(err, AC_ERR_NOMEM, "paging: out of memory");
     prop_shuffle(r, perm, nb);
-    int64_t be = block_elems(&src->c);
+    int64_t bk = block_elems_k(&src->c), bv = block_elems_v(&src->c);
     for (int32_t p = 0; p < nb; p++) {
-        memcpy(dst->t.k + perm[p] * be, src->t.k + p * be, sizeof(uint16_t) * (size_t)be);
-        memcpy(dst->t.v + perm[p] * be, src->t.v + p * be, sizeof(uint16_t) * (size_t)be);
+        memcpy(dst->t.k + perm[p] * bk, src->t.k + p * bk, sizeof(uint16_t) * (size_t)bk);
+        memcpy(dst->t.v + perm[p] * bv, src->t.v + p * bv, sizeof(uint16_t) * (size_t)bv);
     }
     for (int32_t b = 0; b < src->c.batch; b++) {
         int32_t used = ac_blocks_used(src->c.seqlen_k[b], src->c.block_size);
@@ -77,9 +80,9 @@ static ac_status unshare(prop_inst *dst, const prop_inst *src, int *shared_count
         free(seen);
         return st;
     }
-    int64_t be = block_elems(c);
-    memcpy(dst->t.k, src->t.k, sizeof(uint16_t) * (size_t)(nb * be));
-    memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)(nb * be));
+    int64_t bk = block_elems_k(c), bv = block_elems_v(c);
+    memcpy(dst->t.k, src->t.k, sizeof(uint16_t) * (size_t)(nb * bk));
+    memcpy(dst->t.v, src->t.v, sizeof(uint16_t) * (size_t)(nb * bv));
     memset(seen, 0, (size_t)nb);
     int32_t next = nb;
     for (int32_t b = 0; b < c->batch; b++) {
@@ -90,8 +93,8 @@ static ac_status unshare(prop_inst *dst, const prop_inst *src, int *shared_count
                 seen[blk] = 1;
                 continue;
             }
-            memcpy(dst->t.k + next * be, src->t.k + blk * be, sizeof(uint16_t) * (size_t)be);
-            memcpy(dst->t.v + next * be, src->t.v + blk * be, sizeof(uint16_t) * (size_t)be);
+            memcpy(dst->t.k + next * bk, src->t.k + blk * bk, sizeof(uint16_t) * (size_t)bk);
+            memcpy(dst->t.v + next * bv, src->t.v + blk * bv, sizeof(uint16_t) * (size_t)bv);
             row[i] = next++;
         }
     }
@@ -99,27 +102,49 @@ static ac_status unshare(prop_inst *dst, const prop_inst *src, int *shared_count
     return AC_OK;
 }
 
+/* The poison of element e in variant 0 (NaN) or 1 (+-Inf and the largest
+   finite value, in turn), in x's K/V storage: half bit patterns, or FP8
+   codes in the low byte (E4M3 has no Inf: its "Inf" is a NaN code; a half
+   NaN pattern's low byte would be a finite FP8 value, read as data). */
+static uint16_t poison_elem(const ac_case *c, int variant, int64_t e)
+{
+    uint16_t nan, inf, huge, sign;
+    if (c->kv_format == AC_KV_AS_DTYPE) {
+        const int fp16 = c->dtype == AC_FP16;
+        nan = fp16 ? 0x7e00u : 0x7fc0u;
+        inf = fp16 ? 0x7c00u : 0x7f80u;
+        huge = fp16 ? 0x7bffu : 0x7f7fu;
+        sign = 0x8000u;
+    } else {
+        const int e5m2 = c->kv_format == AC_KV_E5M2;
+        nan = 0x7fu;
+        inf = e5m2 ? 0x7cu : 0x7fu;
+        huge = e5m2 ? 0x7bu : 0x7eu; /* 57344, 448 */
+        sign = 0x80u;
+    }
+    if (variant == 0) return nan;
+    return e % 3 == 0 ? inf : e % 3 == 1 ? (uint16_t)(inf | sign) : huge;
+}
+
 /* d. Poison every slot no sequence reads (variant 0: NaN; 1: +-Inf and
    huge finite values) and every table entry past a sequence's used blocks. */
 static void poison(prop_inst *x, int variant, ac_rng *r)
 {
     const ac_case *c = &x->c;
-    int64_t slots = (int64_t)c->num_blocks * c->block_size, row = (int64_t)c->heads_kv * c->head_dim;
+    int64_t slots = (int64_t)c->num_blocks * c->block_size;
+    int64_t k_row = (int64_t)c->heads_kv * c->head_dim, v_row = (int64_t)c->heads_kv * ac_case_dv(c);
     uint8_t *read = calloc((size_t)(slots ? slots : 1), 1);
     if (!read) return;
     for (int32_t b = 0; b < c->batch; b++)
         for (int32_t p = 0; p < c->seqlen_k[b]; p++)
             read[ac_pos_slot(c->block_table + (int64_t)b * c->max_blocks_per_seq, p, c->block_size)] = 1;
-    const int fp16 = c->dtype == AC_FP16;
-    const uint16_t nan = fp16 ? 0x7e00u : 0x7fc0u, inf = fp16 ? 0x7c00u : 0x7f80u;
-    const uint16_t huge = fp16 ? 0x7bffu : 0x7f7fu; /* the largest finite value */
+    /* V gets the opposite sign in variant 1. */
+    const uint16_t v_flip = variant == 0 ? 0u : c->kv_format == AC_KV_AS_DTYPE ? 0x8000u : 0x80u;
     for (int64_t s = 0; s < slots; s++) {
         if (read[s]) continue;
-        for (int64_t e = s * row; e < (s + 1) * row; e++) {
-            uint16_t val = variant == 0 ? nan : (e % 3 == 0 ? inf : e % 3 == 1 ? (uint16_t)(inf | 0x8000u) : huge);
-            x->t.k[e] = val;
-            x->t.v[e] = (uint16_t)(val ^ (variant ? 0x8000u : 0u));
-        }
+        for (int64_t e = s * k_row; e < (s + 1) * k_row; e++) x->t.k[e] = poison_elem(c, variant, e);
+        for (int64_t e = s * v_row; e < (s + 1) * v_row; e++)
+            x->t.v[e] = (uint16_t)(poison_elem(c, variant, e) ^ v_flip);
     }
     free(read);
     static const int32_t garbage[] = {-1, INT32_MIN, INT32_MAX, -7};
@@ -149,7 +174,9 @@ static ac_status contiguous_twin(prop_inst *dst, const prop_inst *src, ac_error 
             for (int32_t h = 0; h < c->heads_kv; h++) {
                 int64_t from = prop_kv_offset(c, &src->t, b, p, h), to = prop_kv_offset(&dst->c, &dst->t, b, p, h);
                 memcpy(dst->t.k + to, src->t.k + from, sizeof(uint16_t) * (size_t)c->head_dim);
-                memcpy(dst->t.v + to, src->t.v + from, sizeof(uint16_t) * (size_t)c->head_dim);
+                from = prop_v_offset(c, &src->t, b, p, h);
+                to = prop_v_offset(&dst->c, &dst->t, b, p, h);
+                memcpy(dst->t.v + to, src->t.v + from, sizeof(uint16_t) * (size_t)ac_case_dv(c));
             }
     return AC_OK;
 }

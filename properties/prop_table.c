@@ -13,30 +13,33 @@
 #define DECODE AC_OPS(AC_OP_DECODE)
 #define COMBINE AC_OPS(AC_OP_COMBINE)
 #define FEATS AC_FEAT_LOGIT
-/* The laws that hold as they are with an FP8 cache and D_v != D_qk in the
-   background (they move K/V rows and codes as they are, or only compare
-   runs); the others rewrite V's values in the case dtype or repeat K/V
-   heads, and keep the logit features. */
+/* The laws that hold with an FP8 cache and D_v != D_qk in the background:
+   they move K/V rows and codes as stored (gqa repeats them with their
+   per-head scales, paging poisons with FP8 codes, chunked's reference reads
+   the codes its stores quantise), or only compare runs; the others rewrite
+   V's values in the case dtype, and keep the logit features. */
 #define FEATS_KV (AC_FEAT_LOGIT | AC_FEAT_KV)
 
 const ac_prop ac_props[] = {
     {"scale", "omitted scale equals explicit 1/sqrt(D); explicit 1.0 is detectably different; scale 0 gives the "
               "mean of the allowed V rows; (q*c, scale/c) matches within the bound",
      prop_scale, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
-    {"gqa", "GQA equals multi-head attention with K/V heads repeated in contiguous groups; h % Hkv would be caught",
-     prop_gqa, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS},
+    {"gqa", "GQA equals multi-head attention with K/V heads (and per-head K/V scales) repeated in contiguous groups; "
+            "h % Hkv would be caught",
+     prop_gqa, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"causal", "TOP_LEFT is the lower triangle, BOTTOM_RIGHT the triangle shifted by Lk - Lq (leading rows 0 / -inf "
                "when Lq > Lk); they coincide when Lq == Lk; a TOP_LEFT decode step is detected",
      prop_causal, PREFILL | DECODE, AC_LAYOUTS_ALL, 0},
     {"chunked", "a prefill in random chunks through the paged cache (store, then BOTTOM_RIGHT against all keys so "
-                "far) equals one full causal prefill; each store writes exactly its slots",
-     prop_chunked, PREFILL, AC_LAYOUTS(AC_PROP_PAGED_IDENTITY) | AC_LAYOUTS(AC_PROP_PAGED_PERMUTED), FEATS},
+                "far) equals one full causal prefill of the same (FP8: quantised) cache; each store writes exactly "
+                "its slots",
+     prop_chunked, PREFILL, AC_LAYOUTS(AC_PROP_PAGED_IDENTITY) | AC_LAYOUTS(AC_PROP_PAGED_PERMUTED), FEATS_KV},
     {"masks", "an all-true bool mask is no mask; bool false is additive -inf; a row constant in the bias changes "
               "nothing; a fully masked row is 0 / -inf; mask plus causal is their intersection",
      prop_masks, PREFILL, AC_LAYOUTS_ALL, 0},
-    {"paging", "relabelled physical blocks, unshared prefix blocks, NaN/Inf in unread slots and garbage in unread "
-               "table entries change no output bit; paged equals contiguous within the bound",
-     prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED, FEATS},
+    {"paging", "relabelled physical blocks, unshared prefix blocks, NaN/Inf (FP8: its codes) in unread slots and "
+               "garbage in unread table entries change no output bit; paged equals contiguous within the bound",
+     prop_paging, PREFILL | DECODE, AC_LAYOUTS_PAGED, FEATS_KV},
     {"batch", "a sequence's output bits do not depend on the other sequences, its place in the batch, or the run",
      prop_batch, PREFILL | DECODE, AC_LAYOUTS_ALL, FEATS_KV},
     {"splits", "any split count (more splits than blocks too) equals the unsplit result within the bound; combining "

@@ -59,12 +59,17 @@ void prop_alibi_standard(float *slopes, int32_t heads)
     for (int32_t h = 0; h < heads; h++) slopes[h] = exp2f(-8.0f * (float)(h + 1) / (float)heads);
 }
 
-void prop_case_no_features(ac_case *c)
+void prop_case_no_logit_features(ac_case *c)
 {
     c->window_left = c->window_right = -1;
     c->softcap = 0.0f;
     ac_case_set_alibi(c, NULL, 0, NULL);
     ac_case_set_sinks(c, NULL, 0, NULL);
+}
+
+void prop_case_no_features(ac_case *c)
+{
+    prop_case_no_logit_features(c);
     c->head_dim_v = 0;
     c->kv_format = AC_KV_AS_DTYPE;
     ac_case_set_kv_scales(c, NULL, NULL, 0, NULL);

@@ -74,6 +74,10 @@ ac_status prop_case_features(const ac_prop_ctx *ctx, ac_case *c, uint32_t allowe
 void prop_kv_scales_draw(ac_rng *r, ac_case *c, int per_head, const float *pool, int npool, float *ks, float *vs);
 /* Turn every feature of c off (the K/V ones too: D_v = D_qk, the case dtype's cache). */
 void prop_case_no_features(ac_case *c);
+/* Turn the logit features of c off (window, softcap, ALiBi, sinks); the K/V
+   storage (D_v, the cache format and its scales) stays, as a store of the
+   same cache needs it. */
+void prop_case_no_logit_features(ac_case *c);
 /* ALiBi's standard slopes for H heads: 2^(-8 (h + 1) / H). */
 void prop_alibi_standard(float *slopes, int32_t heads);
 
