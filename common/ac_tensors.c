@@ -4,6 +4,23 @@
 #include <string.h>
 
 #include "ac_big.h"
+#include "ac_numfmt.h"
+
+void ac_store_rows(const ac_case *c, const ac_tensors *t, int32_t tok, uint16_t *k_row, uint16_t *v_row)
+{
+    const int32_t dv = ac_case_dv(c);
+    const int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * dv;
+    const uint16_t *k = t->k_new + tok * row, *v = t->v_new + tok * row_v;
+    if (c->kv_format == AC_KV_AS_DTYPE) {
+        memcpy(k_row, k, sizeof(uint16_t) * (size_t)row);
+        memcpy(v_row, v, sizeof(uint16_t) * (size_t)row_v);
+        return;
+    }
+    for (int64_t i = 0; i < row; i++)
+        k_row[i] = ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, k[i]), ac_case_k_scale(c, (int32_t)(i / c->head_dim)));
+    for (int64_t i = 0; i < row_v; i++)
+        v_row[i] = ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, v[i]), ac_case_v_scale(c, (int32_t)(i / dv)));
+}
 
 void ac_tensors_free(ac_tensors *t)
 {

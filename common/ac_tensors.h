@@ -67,6 +67,14 @@ static inline int64_t ac_outputs_v_elems(const ac_case *c, const ac_outputs *o)
     return ac_case_dv(c) != c->head_dim ? o->v_elems : o->kv_elems;
 }
 
+/* A store's new rows as the cache holds them (docs/CONTRACT.md section 13):
+   token tok's K row (Hkv * D_qk elements) into k_row and its V row (Hkv *
+   D_v) into v_row, copied in the dtype, or with an FP8 cache quantised with
+   their KV head's scale (ac_fp8_quantize: fl32(x / s), RNE, saturating; the
+   code in the element's low byte). The oracle and the double reference both
+   store through this one rule. */
+void ac_store_rows(const ac_case *c, const ac_tensors *t, int32_t tok, uint16_t *k_row, uint16_t *v_row);
+
 void ac_tensors_free(ac_tensors *t);
 void ac_outputs_free(ac_outputs *o);
 /* Allocate outputs sized for the case, every element poisoned (NaN patterns),

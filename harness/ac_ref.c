@@ -217,7 +217,6 @@ static ac_status ref64_store(const ac_case *c, const ac_tensors *t, ac_oracle_re
 {
     memset(m, 0, sizeof *m);
     const int32_t Dv = ac_case_dv(c);
-    const int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * Dv;
     const int64_t v_elems = ac_tensors_v_elems(c, t);
     m->kv_elems = t->kv_elems;
     m->v_elems = v_elems;
@@ -232,18 +231,9 @@ static ac_status ref64_store(const ac_case *c, const ac_tensors *t, ac_oracle_re
     for (int32_t tok = 0; tok < c->num_tokens; tok++) {
         const int64_t slot = c->slot_mapping[tok];
         if (slot < 0) continue; /* -1: padding */
-        const int64_t off = ac_cache_offset(slot, 0, c->heads_kv, c->head_dim);
-        const int64_t voff = ac_cache_offset(slot, 0, c->heads_kv, Dv);
-        for (int64_t i = 0; i < row; i++) /* quantised per the contract when the cache is FP8 */
-            m->k_cache[off + i] = c->kv_format == AC_KV_AS_DTYPE
-                                      ? t->k_new[tok * row + i]
-                                      : ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->k_new[tok * row + i]),
-                                                        ac_case_k_scale(c, (int32_t)(i / c->head_dim)));
-        for (int64_t i = 0; i < row_v; i++)
-            m->v_cache[voff + i] = c->kv_format == AC_KV_AS_DTYPE
-                                       ? t->v_new[tok * row_v + i]
-                                       : ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->v_new[tok * row_v + i]),
-                                                         ac_case_v_scale(c, (int32_t)(i / Dv)));
+        /* quantised per the contract when the cache is FP8 */
+        ac_store_rows(c, t, tok, m->k_cache + ac_cache_offset(slot, 0, c->heads_kv, c->head_dim),
+                      m->v_cache + ac_cache_offset(slot, 0, c->heads_kv, Dv));
     }
     return AC_OK;
 }

@@ -505,7 +505,6 @@ static ac_status check_tensors(const ac_case *c, const ac_tensors *t, const int6
 static ac_status run_store(const ac_case *c, const ac_tensors *t, ac_oracle_result *res, ac_error *err)
 {
     int32_t Dv = ac_case_dv(c);
-    int64_t row = (int64_t)c->heads_kv * c->head_dim, row_v = (int64_t)c->heads_kv * Dv;
     int64_t v_elems = ac_tensors_v_elems(c, t);
     res->kv_elems = t->kv_elems;
     res->v_elems = v_elems;
@@ -523,25 +522,12 @@ static ac_status run_store(const ac_case *c, const ac_tensors *t, ac_oracle_resu
         memcpy(res->k_cache, t->k, sizeof(uint16_t) * (size_t)t->kv_elems);
         memcpy(res->v_cache, t->v, sizeof(uint16_t) * (size_t)v_elems);
     }
-    /* The new rows as the cache stores them: copied in the dtype, or quantised
-       to FP8 with their KV head's scale (ac_fp8_quantize: fl32(x / s), RNE,
-       saturating), the code in the element's low byte. */
+    /* The new rows as the cache stores them (copied, or quantised to FP8). */
     for (int32_t tok = 0; tok < c->num_tokens; tok++) {
         int64_t slot = c->slot_mapping[tok];
         if (slot < 0) continue; /* -1: padding */
-        int64_t off = ac_cache_offset(slot, 0, c->heads_kv, c->head_dim);
-        int64_t voff = ac_cache_offset(slot, 0, c->heads_kv, Dv);
-        if (c->kv_format == AC_KV_AS_DTYPE) {
-            memcpy(res->k_cache + off, t->k_new + tok * row, sizeof(uint16_t) * (size_t)row);
-            memcpy(res->v_cache + voff, t->v_new + tok * row_v, sizeof(uint16_t) * (size_t)row_v);
-            continue;
-        }
-        for (int64_t i = 0; i < row; i++)
-            res->k_cache[off + i] = ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->k_new[tok * row + i]),
-                                                    ac_case_k_scale(c, (int32_t)(i / c->head_dim)));
-        for (int64_t i = 0; i < row_v; i++)
-            res->v_cache[voff + i] = ac_fp8_quantize(c->kv_format, ac_half_to_f32(c->dtype, t->v_new[tok * row_v + i]),
-                                                     ac_case_v_scale(c, (int32_t)(i / Dv)));
+        ac_store_rows(c, t, tok, res->k_cache + ac_cache_offset(slot, 0, c->heads_kv, c->head_dim),
+                      res->v_cache + ac_cache_offset(slot, 0, c->heads_kv, Dv));
     }
     return AC_OK;
 }
