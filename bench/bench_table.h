@@ -92,12 +92,71 @@ struct tb_row {
     int64_t k0, k1;         // keys the row may see
 };
 
-// The sampled check: each row's output and LSE against ac_ref64 of a
-// one-row case holding exactly its query and the keys it may see (the
-// verdict's bound is per row, built from that row's own magnitudes and key
-// count, so it is the bound of the row inside the full case). *worst_r: the
-// worst of the verdict's r (output and LSE) over the rows; false on the
-// first failing row (why filled) or an error.
+// One (query, head) row judged: its output o [D] and LSE against ac_ref64 of
+// a one-row case holding exactly its query q [D] and the n keys k, v [n, D]
+// it may see (the verdict's bound is per row, built from that row's own
+// magnitudes and key count, so it is the bound of the row inside the full
+// case). Host data. *r: the verdict's worst r (output and LSE); false if the
+// row fails (why filled) or on an error.
+static bool tb_judge_row(ac_dtype dt, int32_t d, const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t n,
+                         const uint16_t *o_row, float lse, double *r, char *why, size_t whyn)
+{
+    ac_case c;
+    ac_tensors t;
+    ac_outputs o = {};
+    ac_oracle_result ref;
+    ac_verdict vd;
+    ac_error err = {};
+    bool ok = false;
+    ac_case_init(&c);
+    memset(&t, 0, sizeof t);
+    c.dtype = dt;
+    c.heads_q = c.heads_kv = 1;
+    c.head_dim = d;
+    c.causal = AC_CAUSAL_NONE; // the keys given are exactly the allowed ones
+    if (ac_case_set_batch(&c, 1, &err)) {
+        snprintf(why, whyn, "case: %s", err.msg);
+        ac_case_free(&c);
+        return false;
+    }
+    c.seqlen_q[0] = 1;
+    c.seqlen_k[0] = (int32_t)n;
+    t.cu_seqlens_q = (int32_t *)calloc(2, 4);
+    t.cu_seqlens_k = (int32_t *)calloc(2, 4);
+    t.cu_seqlens_q[1] = 1;
+    t.cu_seqlens_k[1] = (int32_t)n;
+    t.total_q = 1;
+    t.total_k = n;
+    t.kv_elems = t.v_elems = n * d;
+    t.q = (uint16_t *)malloc((size_t)d * 2);
+    t.k = (uint16_t *)malloc((size_t)(n * d + 1) * 2);
+    t.v = (uint16_t *)malloc((size_t)(n * d + 1) * 2);
+    memcpy(t.q, q, (size_t)d * 2);
+    memcpy(t.k, k, (size_t)(n * d) * 2);
+    memcpy(t.v, v, (size_t)(n * d) * 2);
+    if (ac_outputs_alloc(&c, &o, &err)) {
+        snprintf(why, whyn, "outputs: %s", err.msg);
+    } else {
+        memcpy(o.o, o_row, (size_t)d * 2);
+        o.lse[0] = lse;
+        if (ac_ref64(&c, &t, 0, &ref, &err) || ac_verdict_judge(&c, &t, &ref, &o, NULL, NULL, &vd, NULL, &err)) {
+            snprintf(why, whyn, "reference: %s", err.msg);
+        } else {
+            ac_oracle_result_free(&ref);
+            *r = std::max(vd.r_max, vd.r_lse_max);
+            ok = vd.pass != 0;
+            if (!ok) snprintf(why, whyn, "%s", vd.summary);
+        }
+    }
+    ac_outputs_free(&o);
+    ac_tensors_free(&t);
+    ac_case_free(&c);
+    return ok;
+}
+
+// The sampled check: each row's keys gathered on the device, then the row
+// judged on the host (tb_judge_row). *worst_r: the worst r over the rows;
+// false on the first failing row (why filled) or an error.
 static bool tb_check_rows(ac_dtype dt, int32_t d, int32_t hkv, int32_t bs, const uint16_t *dq, const uint16_t *dk,
                           const uint16_t *dv, const uint16_t *dout, const float *dlse, const std::vector<tb_row> &rows,
                           double *worst_r, char *why, size_t whyn)
@@ -107,68 +166,32 @@ static bool tb_check_rows(ac_dtype dt, int32_t d, int32_t hkv, int32_t bs, const
     for (const tb_row &r : rows) maxn = std::max(maxn, r.k1 - r.k0);
     uint16_t *scratch = nullptr;
     TB_CK(cudaMalloc(&scratch, (size_t)maxn * d * 2 * 2));
+    std::vector<uint16_t> hk((size_t)maxn * d), hv((size_t)maxn * d), hq(d), ho(d);
     bool ok = true;
     for (size_t ri = 0; ri < rows.size() && ok; ri++) {
         const tb_row &r = rows[ri];
         const int64_t n = r.k1 - r.k0;
-        ac_case c;
-        ac_tensors t;
-        ac_outputs o = {};
-        ac_oracle_result ref;
-        ac_verdict v;
-        ac_error err = {};
-        ac_case_init(&c);
-        memset(&t, 0, sizeof t);
-        c.dtype = dt;
-        c.heads_q = c.heads_kv = 1;
-        c.head_dim = d;
-        c.causal = AC_CAUSAL_NONE; // the gathered keys are exactly the allowed ones
-        if (ac_case_set_batch(&c, 1, &err)) {
-            snprintf(why, whyn, "case: %s", err.msg);
-            ok = false;
-            break;
-        }
-        c.seqlen_q[0] = 1;
-        c.seqlen_k[0] = (int32_t)n;
-        t.cu_seqlens_q = (int32_t *)calloc(2, 4);
-        t.cu_seqlens_k = (int32_t *)calloc(2, 4);
-        t.cu_seqlens_q[1] = 1;
-        t.cu_seqlens_k[1] = (int32_t)n;
-        t.total_q = 1;
-        t.total_k = n;
-        t.kv_elems = t.v_elems = n * d;
-        t.q = (uint16_t *)malloc((size_t)d * 2);
-        t.k = (uint16_t *)malloc((size_t)(n * d + 1) * 2);
-        t.v = (uint16_t *)malloc((size_t)(n * d + 1) * 2);
+        float lse = 0;
         tb_gather<<<512, 256>>>(dk, r.d_table, r.base, bs, hkv, d, r.kvh, r.k0, r.k1, scratch);
         tb_gather<<<512, 256>>>(dv, r.d_table, r.base, bs, hkv, d, r.kvh, r.k0, r.k1, scratch + n * d);
-        bool copied = cudaGetLastError() == cudaSuccess &&
-                      cudaMemcpy(t.k, scratch, (size_t)n * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
-                      cudaMemcpy(t.v, scratch + n * d, (size_t)n * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
-                      cudaMemcpy(t.q, dq + r.qo_elem, (size_t)d * 2, cudaMemcpyDeviceToHost) == cudaSuccess;
-        if (copied && !ac_outputs_alloc(&c, &o, &err))
-            copied = cudaMemcpy(o.o, dout + r.qo_elem, (size_t)d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
-                     cudaMemcpy(o.lse, dlse + r.lse_index, 4, cudaMemcpyDeviceToHost) == cudaSuccess;
-        else
-            copied = false;
+        const bool copied = cudaGetLastError() == cudaSuccess &&
+                            cudaMemcpy(hk.data(), scratch, (size_t)n * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                            cudaMemcpy(hv.data(), scratch + n * d, (size_t)n * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                            cudaMemcpy(hq.data(), dq + r.qo_elem, (size_t)d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                            cudaMemcpy(ho.data(), dout + r.qo_elem, (size_t)d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                            cudaMemcpy(&lse, dlse + r.lse_index, 4, cudaMemcpyDeviceToHost) == cudaSuccess;
         if (!copied) {
             snprintf(why, whyn, "copying row %zu back: %s", ri, cudaGetErrorString(cudaGetLastError()));
             ok = false;
-        } else if (ac_ref64(&c, &t, 0, &ref, &err) || ac_verdict_judge(&c, &t, &ref, &o, NULL, NULL, &v, NULL, &err)) {
-            snprintf(why, whyn, "reference: %s", err.msg);
-            ok = false;
-        } else {
-            ac_oracle_result_free(&ref);
-            *worst_r = std::max(*worst_r, std::max(v.r_max, v.r_lse_max));
-            if (!v.pass) {
-                snprintf(why, whyn, "row %zu (kv head %d, keys %lld..%lld): %s", ri, r.kvh, (long long)r.k0,
-                         (long long)r.k1, v.summary);
-                ok = false;
-            }
+            break;
         }
-        ac_outputs_free(&o);
-        ac_tensors_free(&t);
-        ac_case_free(&c);
+        double rr = 0;
+        char w[400] = "";
+        ok = tb_judge_row(dt, d, hq.data(), hk.data(), hv.data(), n, ho.data(), lse, &rr, w, sizeof w);
+        *worst_r = std::max(*worst_r, rr);
+        if (!ok)
+            snprintf(why, whyn, "row %zu (kv head %d, keys %lld..%lld): %s", ri, r.kvh, (long long)r.k0,
+                     (long long)r.k1, w);
     }
     cudaFree(scratch);
     return ok;
