@@ -849,6 +849,36 @@ static std::vector<peer> read_peers(const char *path)
     return v;
 }
 
+// The benchmarks' decode call: one bf16 query per sequence, B sequences of
+// seqk keys each in a pool of num_blocks blocks of bs (table perm, B rows).
+static ac_decode_params bench_params(int32_t B, int32_t hq, int32_t hkv, int32_t d, int32_t bs, int32_t num_blocks,
+                                     const uint16_t *dq, const int32_t *dcu, const int32_t *dsk, const int32_t *dtbl,
+                                     uint16_t *dout, float *dlse, const std::vector<int32_t> &cu,
+                                     const std::vector<int32_t> &seqk, const std::vector<int32_t> &perm)
+{
+    ac_decode_params p = {};
+    p.dtype = AC_BF16;
+    p.batch = B;
+    p.heads_q = hq;
+    p.heads_kv = hkv;
+    p.head_dim = d;
+    p.causal = AC_CAUSAL_BOTTOM_RIGHT;
+    p.num_blocks = num_blocks;
+    p.block_size = bs;
+    p.max_blocks_per_seq = num_blocks / B;
+    p.total_q = B;
+    p.q = dq;
+    p.cu_seqlens_q = dcu;
+    p.seqlens_k = dsk;
+    p.block_table = dtbl;
+    p.o = dout;
+    p.lse = dlse;
+    p.cu_seqlens_q_host = cu.data();
+    p.seqlens_k_host = seqk.data();
+    p.block_table_host = perm.data();
+    return p;
+}
+
 // A feature of the benchmark's decode, on or off; timed on the same shapes.
 // fp8: an E4M3 cache with per-tensor scales (half the bytes: GB/s counts the bytes read).
 enum bench_feature { BF_NONE, BF_WINDOW, BF_SOFTCAP, BF_ALIBI, BF_SINKS, BF_ALL, BF_FP8, BF_COUNT };
@@ -938,26 +968,7 @@ static void bench(const char *peers_path, const std::vector<int> &features)
         CK(cudaMemcpy(dtbl, perm.data(), (size_t)num_blocks * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(dsk, seqk.data(), B * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
-        ac_decode_params p = {};
-        p.dtype = AC_BF16;
-        p.batch = B;
-        p.heads_q = hq;
-        p.heads_kv = hkv;
-        p.head_dim = d;
-        p.causal = AC_CAUSAL_BOTTOM_RIGHT;
-        p.num_blocks = num_blocks;
-        p.block_size = bs;
-        p.max_blocks_per_seq = blocks_per_seq;
-        p.total_q = B;
-        p.q = dq;
-        p.cu_seqlens_q = dcu;
-        p.seqlens_k = dsk;
-        p.block_table = dtbl;
-        p.o = dout;
-        p.lse = dlse;
-        p.cu_seqlens_q_host = cu.data();
-        p.seqlens_k_host = seqk.data();
-        p.block_table_host = perm.data();
+        ac_decode_params p = bench_params(B, hq, hkv, d, bs, num_blocks, dq, dcu, dsk, dtbl, dout, dlse, cu, seqk, perm);
         double fl = 0, cd = 0;
         for (auto &pe : peers)
             if (pe.B == B && pe.S == S) {
@@ -1149,27 +1160,7 @@ static int table_decode(int max_reps, const char *only)
                 CK(cudaMemcpy(dtbl, perm.data(), (size_t)num_blocks * 4, cudaMemcpyHostToDevice));
                 CK(cudaMemcpy(dsk, seqk.data(), B * 4, cudaMemcpyHostToDevice));
                 CK(cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
-                ac_decode_params p = {};
-                p.dtype = AC_BF16;
-                p.batch = B;
-                p.heads_q = hq;
-                p.heads_kv = hkv;
-                p.head_dim = d;
-                p.causal = AC_CAUSAL_BOTTOM_RIGHT;
-                p.num_blocks = num_blocks;
-                p.block_size = bs;
-                p.max_blocks_per_seq = per;
-                p.total_q = B;
-                p.q = dq;
-                p.cu_seqlens_q = dcu;
-                p.seqlens_k = dsk;
-                p.block_table = dtbl;
-                p.o = dout;
-                p.lse = dlse;
-                p.cu_seqlens_q_host = cu.data();
-                p.seqlens_k_host = seqk.data();
-                p.block_table_host = perm.data();
-                p.num_splits = 0;
+                ac_decode_params p = bench_params(B, hq, hkv, d, bs, num_blocks, dq, dcu, dsk, dtbl, dout, dlse, cu, seqk, perm);
                 const int32_t splits = ac_decode_splits(&p, sms);
                 const size_t ws_bytes = std::max<size_t>(16, ac_decode_workspace_bytes(&p, splits));
                 float *dws;
@@ -1244,6 +1235,39 @@ static std::vector<T *> upload_copies(const T *h, size_t n, int copies)
     return v;
 }
 
+// A small case run once by the kernel (ran: its outputs copied into o), judged
+// whole by ac_ref64 and the verdict, then timed when it passed; one table row
+// (bf16, D = 128). false if it failed.
+template <class F>
+static bool judge_time_row(const ac_case *c, const ac_tensors *t, const ac_outputs *o, bool ran, F launch,
+                           int max_reps, const char *op, const char *layout, const char *shape, const char *full,
+                           double bytes, int copies)
+{
+    double worst = 0, ms = -1;
+    int reps = 0;
+    char why[512] = "the kernel did not run";
+    bool pass = ran;
+    if (pass) {
+        ac_oracle_result ref;
+        ac_verdict v;
+        ac_error err = {};
+        OK(ac_ref64(c, t, 0, &ref, &err));
+        OK(ac_verdict_judge(c, t, &ref, o, NULL, NULL, &v, NULL, &err));
+        ac_oracle_result_free(&ref);
+        worst = std::max(v.r_max, v.r_lse_max);
+        pass = v.pass;
+        snprintf(why, sizeof why, "%s", v.summary);
+    }
+    if (pass) {
+        ms = tb_time(launch, 3, 5, max_reps, 50.0, &reps);
+        pass = ms > 0;
+    }
+    if (!pass) fprintf(stderr, "FAIL %s: %s\n", full, why);
+    tb_row_line(op, "bf16", 128, "-", layout, shape, pass, ms, bytes, "byte", worst, reps, copies);
+    cudaGetLastError();
+    return pass;
+}
+
 // Combine: the fp32 partials of B x Hq rows and S splits merged into O (bf16
 // and fp32, as the family is judged) and LSE. The whole case is judged (it is
 // small). Bytes: partials read, outputs written.
@@ -1300,34 +1324,11 @@ static int table_combine(int max_reps, const char *only)
             }
             return true;
         };
-        double worst = 0;
-        char why[512] = "";
-        bool pass = launch(0) && cudaDeviceSynchronize() == cudaSuccess &&
-                    cudaMemcpy(o.o, dout, rows * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
-                    cudaMemcpy(o.o_f32, dof, rows * d * 4, cudaMemcpyDeviceToHost) == cudaSuccess &&
-                    cudaMemcpy(o.lse, dlse, rows * 4, cudaMemcpyDeviceToHost) == cudaSuccess;
-        if (pass) {
-            ac_oracle_result ref;
-            ac_verdict v;
-            OK(ac_ref64(&c, &t, 0, &ref, &err));
-            OK(ac_verdict_judge(&c, &t, &ref, &o, NULL, NULL, &v, NULL, &err));
-            ac_oracle_result_free(&ref);
-            worst = std::max(v.r_max, v.r_lse_max);
-            pass = v.pass;
-            snprintf(why, sizeof why, "%s", v.summary);
-        }
-        double ms = -1;
-        int reps = 0;
-        if (pass) {
-            ms = tb_time(launch, 3, 5, max_reps, 50.0, &reps);
-            pass = ms > 0;
-        }
-        if (!pass) {
-            fails++;
-            fprintf(stderr, "FAIL %s: %s\n", full, why);
-        }
-        tb_row_line("combine", "bf16", d, "-", "-", shape, pass, ms, bytes, "byte", worst, reps, copies);
-        cudaGetLastError();
+        const bool ran = launch(0) && cudaDeviceSynchronize() == cudaSuccess &&
+                         cudaMemcpy(o.o, dout, rows * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                         cudaMemcpy(o.o_f32, dof, rows * d * 4, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                         cudaMemcpy(o.lse, dlse, rows * 4, cudaMemcpyDeviceToHost) == cudaSuccess;
+        fails += !judge_time_row(&c, &t, &o, ran, launch, max_reps, "combine", "-", shape, full, bytes, copies);
         for (int k = 0; k < copies; k++) {
             CK(cudaFree(op[k]));
             CK(cudaFree(lp[k]));
@@ -1408,32 +1409,10 @@ static int table_store(int max_reps, const char *only)
             }
             return true;
         };
-        double worst = 0;
-        char why[512] = "";
-        bool pass = launch(0) && cudaDeviceSynchronize() == cudaSuccess &&
-                    cudaMemcpy(o.k_cache, dk, t.kv_elems * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
-                    cudaMemcpy(o.v_cache, dv, t.kv_elems * 2, cudaMemcpyDeviceToHost) == cudaSuccess;
-        if (pass) {
-            ac_oracle_result ref;
-            ac_verdict v;
-            OK(ac_ref64(&c, &t, 0, &ref, &err));
-            OK(ac_verdict_judge(&c, &t, &ref, &o, NULL, NULL, &v, NULL, &err));
-            ac_oracle_result_free(&ref);
-            pass = v.pass;
-            snprintf(why, sizeof why, "%s", v.summary);
-        }
-        double ms = -1;
-        int reps = 0;
-        if (pass) {
-            ms = tb_time(launch, 3, 5, max_reps, 50.0, &reps);
-            pass = ms > 0;
-        }
-        if (!pass) {
-            fails++;
-            fprintf(stderr, "FAIL %s: %s\n", full, why);
-        }
-        tb_row_line("store", "bf16", d, "-", "paged16", shape, pass, ms, bytes, "byte", worst, reps, copies);
-        cudaGetLastError();
+        const bool ran = launch(0) && cudaDeviceSynchronize() == cudaSuccess &&
+                         cudaMemcpy(o.k_cache, dk, t.kv_elems * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                         cudaMemcpy(o.v_cache, dv, t.kv_elems * 2, cudaMemcpyDeviceToHost) == cudaSuccess;
+        fails += !judge_time_row(&c, &t, &o, ran, launch, max_reps, "store", "paged16", shape, full, bytes, copies);
         for (int k = 0; k < copies; k++) {
             CK(cudaFree(kn[k]));
             CK(cudaFree(vn[k]));
