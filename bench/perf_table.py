@@ -44,7 +44,7 @@ def parse(paths):
                 elif p[0] == "FLOOR" and len(p) >= 3:
                     floors[p[1]] = float(p[2])
                 elif p[0] == "INFO" and len(p) >= 3:
-                    info[p[1]] = p[2]
+                    info.setdefault(p[1], p[2])
                 elif p[0] == "DEVICE" and len(p) >= 2:
                     info.setdefault("device", " ".join(p[1:]))
     return rows, peers, floors, info
