@@ -14,6 +14,9 @@
 //                                    alibi, sinks, all (default none): the same
 //                                    shapes timed with each feature on (a 4k
 //                                    window: GB/s counts the keys it reads).
+//   decode_bench --table [--reps N]  the benchmark table's decode, combine and store
+//                                    rows and the floors (bench/bench_table.h,
+//                                    docs/PERF.md "The benchmark table")
 // Exit status 0 only if every check passed; 2 a bad flag (before any work),
 // AC_EXIT_SKIP (77) no device.
 #include <algorithm>
@@ -33,6 +36,8 @@
 #include "ac_verdict.h"
 #include "decode.h"
 #include "store.h"
+#include "combine.h"
+#include "bench_table.h"
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
@@ -817,6 +822,36 @@ static std::vector<peer> read_peers(const char *path)
     return v;
 }
 
+// The benchmarks' decode call: one bf16 query per sequence, B sequences of
+// seqk keys each in a pool of num_blocks blocks of bs (table perm, B rows).
+static ac_decode_params bench_params(int32_t B, int32_t hq, int32_t hkv, int32_t d, int32_t bs, int32_t num_blocks,
+                                     const uint16_t *dq, const int32_t *dcu, const int32_t *dsk, const int32_t *dtbl,
+                                     uint16_t *dout, float *dlse, const std::vector<int32_t> &cu,
+                                     const std::vector<int32_t> &seqk, const std::vector<int32_t> &perm)
+{
+    ac_decode_params p = {};
+    p.dtype = AC_BF16;
+    p.batch = B;
+    p.heads_q = hq;
+    p.heads_kv = hkv;
+    p.head_dim = d;
+    p.causal = AC_CAUSAL_BOTTOM_RIGHT;
+    p.num_blocks = num_blocks;
+    p.block_size = bs;
+    p.max_blocks_per_seq = num_blocks / B;
+    p.total_q = B;
+    p.q = dq;
+    p.cu_seqlens_q = dcu;
+    p.seqlens_k = dsk;
+    p.block_table = dtbl;
+    p.o = dout;
+    p.lse = dlse;
+    p.cu_seqlens_q_host = cu.data();
+    p.seqlens_k_host = seqk.data();
+    p.block_table_host = perm.data();
+    return p;
+}
+
 // A feature of the benchmark's decode, on or off; timed on the same shapes.
 // fp8: an E4M3 cache with per-tensor scales (half the bytes: GB/s counts the bytes read).
 enum bench_feature { BF_NONE, BF_WINDOW, BF_SOFTCAP, BF_ALIBI, BF_SINKS, BF_ALL, BF_FP8, BF_COUNT };
@@ -906,26 +941,7 @@ static void bench(const char *peers_path, const std::vector<int> &features)
         CK(cudaMemcpy(dtbl, perm.data(), (size_t)num_blocks * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(dsk, seqk.data(), B * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
-        ac_decode_params p = {};
-        p.dtype = AC_BF16;
-        p.batch = B;
-        p.heads_q = hq;
-        p.heads_kv = hkv;
-        p.head_dim = d;
-        p.causal = AC_CAUSAL_BOTTOM_RIGHT;
-        p.num_blocks = num_blocks;
-        p.block_size = bs;
-        p.max_blocks_per_seq = blocks_per_seq;
-        p.total_q = B;
-        p.q = dq;
-        p.cu_seqlens_q = dcu;
-        p.seqlens_k = dsk;
-        p.block_table = dtbl;
-        p.o = dout;
-        p.lse = dlse;
-        p.cu_seqlens_q_host = cu.data();
-        p.seqlens_k_host = seqk.data();
-        p.block_table_host = perm.data();
+        ac_decode_params p = bench_params(B, hq, hkv, d, bs, num_blocks, dq, dcu, dsk, dtbl, dout, dlse, cu, seqk, perm);
         double fl = 0, cd = 0;
         for (auto &pe : peers)
             if (pe.B == B && pe.S == S) {
@@ -1007,15 +1023,415 @@ static void bench(const char *peers_path, const std::vector<int> &features)
     for (auto &pe : peers) printf("peer %s B=%d S=%d: %.0f GB/s (%s)\n", pe.name, pe.B, pe.S, pe.gbps, pe.mode);
 }
 
+// ---- the table (docs/PERF.md, "The benchmark table") -------------------------
+// The floors, measured in the same run: the read bandwidth of a read-only
+// reduction over 2 GiB with 16-byte loads, and the device-to-device copy
+// bandwidth (read + write bytes), each the best of 5.
+__global__ void read_floor_kernel(const uint4 *x, int64_t n, unsigned *sink)
+{
+    unsigned acc = 0;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const uint4 v = x[i];
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9e3779b9u) sink[0] = acc; // never in practice; keeps the loads
+}
+
+static void floors(double *read_gbps, double *copy_gbps)
+{
+    const size_t bytes = (size_t)2 << 30;
+    void *a, *b;
+    unsigned *sink;
+    CK(cudaMalloc(&a, bytes));
+    CK(cudaMalloc(&b, bytes / 2));
+    CK(cudaMalloc(&sink, 4));
+    CK(cudaMemset(a, 1, bytes));
+    int dev = 0, sms = 0;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    float best_read = 1e30f, best_copy = 1e30f;
+    for (int it = 0; it < 7; it++) { // 2 warm-ups
+        CK(cudaEventRecord(e0));
+        read_floor_kernel<<<sms * 8, 512>>>((const uint4 *)a, (int64_t)(bytes / 16), sink);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        if (it >= 2) best_read = std::min(best_read, t);
+        CK(cudaEventRecord(e0));
+        CK(cudaMemcpy(b, a, bytes / 2, cudaMemcpyDeviceToDevice));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        if (it >= 2) best_copy = std::min(best_copy, t);
+    }
+    CK(cudaGetLastError());
+    *read_gbps = bytes / (best_read * 1e-3) / 1e9;
+    *copy_gbps = bytes / (best_copy * 1e-3) / 1e9; // bytes/2 read + bytes/2 written
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    CK(cudaFree(sink));
+}
+
+static int g_idx = 0;
+static const int kTableRows = 24 + 2 + 2; // decode, combine, store
+
+// The decode rows: Hq=32 Hkv=8 D=128 bf16, block 16 and 256 (random block
+// permutation), B in {1, 8, 64, 128}, S in {2048, 4096, 32768}, automatic
+// splits, async loads. Checked on 64 sampled (sequence, head) rows, then timed.
+static int table_decode(int max_reps, const char *only)
+{
+    const int32_t hq = 32, hkv = 8, d = 128;
+    const int l2 = tb_l2_bytes();
+    int dev = 0, sms = 0, fails = 0;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int32_t bss[] = {16, 256}, Bs[] = {1, 8, 64, 128}, Ss[] = {2048, 4096, 32768};
+    for (int32_t bs : bss)
+        for (int32_t B : Bs)
+            for (int32_t S : Ss) {
+                g_idx++;
+                char shape[48], lname[16];
+                snprintf(shape, sizeof shape, "B=%d S=%d", B, S);
+                snprintf(lname, sizeof lname, "paged%d", bs);
+                char full[96];
+                snprintf(full, sizeof full, "decode bf16 D=128 %s %s", lname, shape);
+                if (only && !strstr(full, only)) continue;
+                fprintf(stderr, "[%d/%d] %s\n", g_idx, kTableRows, full);
+                const int32_t per = S / bs, num_blocks = B * per;
+                const int64_t pool = (int64_t)num_blocks * bs * hkv * d;
+                const double kv_bytes = 2.0 * B * S * hkv * d * 2;
+                const int copies = tb_copies(kv_bytes, l2, 64);
+                ac_rng rng;
+                ac_rng_init(&rng, 99 + (uint64_t)g_idx, 1);
+                std::vector<int32_t> perm(num_blocks), seqk(B, S), cu(B + 1);
+                for (int i = 0; i < num_blocks; i++) perm[i] = i;
+                for (int i = num_blocks - 1; i > 0; i--) std::swap(perm[i], perm[ac_rng_below(&rng, i + 1)]);
+                for (int b = 0; b <= B; b++) cu[b] = b;
+                std::vector<uint16_t *> ks(copies), vs(copies);
+                uint16_t *dq, *dout;
+                float *dlse;
+                int32_t *dtbl, *dsk, *dcu;
+                for (int c = 0; c < copies; c++) {
+                    CK(cudaMalloc(&ks[c], pool * 2));
+                    CK(cudaMalloc(&vs[c], pool * 2));
+                    if (!tb_fill_random(ks[c], pool, 500 + 2 * c, AC_BF16) || !tb_fill_random(vs[c], pool, 501 + 2 * c, AC_BF16))
+                        return 2;
+                }
+                CK(cudaMalloc(&dq, (size_t)B * hq * d * 2));
+                if (!tb_fill_random(dq, (int64_t)B * hq * d, 499, AC_BF16)) return 2;
+                CK(cudaMalloc(&dout, (size_t)B * hq * d * 2));
+                CK(cudaMalloc(&dlse, (size_t)B * hq * 4));
+                CK(cudaMalloc(&dtbl, (size_t)num_blocks * 4));
+                CK(cudaMalloc(&dsk, B * 4));
+                CK(cudaMalloc(&dcu, (B + 1) * 4));
+                CK(cudaMemcpy(dtbl, perm.data(), (size_t)num_blocks * 4, cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(dsk, seqk.data(), B * 4, cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
+                ac_decode_params p = bench_params(B, hq, hkv, d, bs, num_blocks, dq, dcu, dsk, dtbl, dout, dlse, cu, seqk, perm);
+                const int32_t splits = ac_decode_splits(&p, sms);
+                const size_t ws_bytes = std::max<size_t>(16, ac_decode_workspace_bytes(&p, splits));
+                float *dws;
+                CK(cudaMalloc(&dws, ws_bytes));
+                ac_error err = {};
+                auto launch = [&](int i) {
+                    p.k_cache = ks[i % copies];
+                    p.v_cache = vs[i % copies];
+                    if (ac_decode_launch(&p, dws, ws_bytes, NULL, NULL, &err)) {
+                        fprintf(stderr, "ac_decode_launch: %s\n", err.msg);
+                        return false;
+                    }
+                    return true;
+                };
+                double worst = 0;
+                char why[512] = "";
+                bool pass = cudaMemset(dout, 0xff, (size_t)B * hq * d * 2) == cudaSuccess && launch(0) &&
+                            cudaDeviceSynchronize() == cudaSuccess;
+                if (pass) {
+                    std::vector<tb_row> rows;
+                    for (int k = 0; k < 64; k++) { // the first and the last row, then at random
+                        const int b = k == 0 ? 0 : k == 1 ? B - 1 : (int)ac_rng_below(&rng, B);
+                        const int h = k == 0 ? 0 : k == 1 ? hq - 1 : (int)ac_rng_below(&rng, hq);
+                        tb_row r;
+                        r.qo_elem = ((int64_t)b * hq + h) * d;
+                        r.lse_index = (int64_t)b * hq + h;
+                        r.d_table = dtbl + (size_t)b * per;
+                        r.base = 0;
+                        r.kvh = h / (hq / hkv);
+                        r.k0 = 0;
+                        r.k1 = S;
+                        rows.push_back(r);
+                    }
+                    pass = tb_check_rows(AC_BF16, d, hkv, bs, dq, ks[0], vs[0], dout, dlse, rows, &worst, why,
+                                         sizeof why);
+                } else
+                    snprintf(why, sizeof why, "launch: %s", err.msg);
+                double ms = -1;
+                int reps = 0;
+                if (pass) {
+                    ms = tb_time(launch, 3, 5, max_reps, 100.0, &reps);
+                    if (ms < 0) {
+                        pass = false;
+                        snprintf(why, sizeof why, "timing failed");
+                    }
+                }
+                if (!pass) {
+                    fails++;
+                    fprintf(stderr, "FAIL %s: %s\n", full, why);
+                }
+                tb_row_line("decode", "bf16", d, "br", lname, shape, pass, ms, kv_bytes, "byte", worst, reps, copies);
+                cudaGetLastError();
+                for (int c = 0; c < copies; c++) {
+                    CK(cudaFree(ks[c]));
+                    CK(cudaFree(vs[c]));
+                }
+                void *bufs[] = {dq, dout, dlse, dws, dtbl, dsk, dcu};
+                for (void *b : bufs) CK(cudaFree(b));
+            }
+    return fails;
+}
+
+// Copy a host case tensor to `copies` device buffers.
+template <class T>
+static std::vector<T *> upload_copies(const T *h, size_t n, int copies)
+{
+    std::vector<T *> v(copies);
+    for (int c = 0; c < copies; c++) {
+        CK(cudaMalloc(&v[c], std::max<size_t>(n, 1) * sizeof(T)));
+        CK(cudaMemcpy(v[c], h, n * sizeof(T), cudaMemcpyHostToDevice));
+    }
+    return v;
+}
+
+// A small case run once by the kernel (ran: its outputs copied into o), judged
+// whole by ac_ref64 and the verdict, then timed when it passed; one table row
+// (bf16, D = 128). false if it failed.
+template <class F>
+static bool judge_time_row(const ac_case *c, const ac_tensors *t, const ac_outputs *o, bool ran, F launch,
+                           int max_reps, const char *op, const char *layout, const char *shape, const char *full,
+                           double bytes, int copies)
+{
+    double worst = 0, ms = -1;
+    int reps = 0;
+    char why[512] = "the kernel did not run";
+    bool pass = ran;
+    if (pass) {
+        ac_oracle_result ref;
+        ac_verdict v;
+        ac_error err = {};
+        OK(ac_ref64(c, t, 0, &ref, &err));
+        OK(ac_verdict_judge(c, t, &ref, o, NULL, NULL, &v, NULL, &err));
+        ac_oracle_result_free(&ref);
+        worst = std::max(v.r_max, v.r_lse_max);
+        pass = v.pass;
+        snprintf(why, sizeof why, "%s", v.summary);
+    }
+    if (pass) {
+        ms = tb_time(launch, 3, 5, max_reps, 50.0, &reps);
+        pass = ms > 0;
+    }
+    if (!pass) fprintf(stderr, "FAIL %s: %s\n", full, why);
+    tb_row_line(op, "bf16", 128, "-", layout, shape, pass, ms, bytes, "byte", worst, reps, copies);
+    cudaGetLastError();
+    return pass;
+}
+
+// Combine: the fp32 partials of B x Hq rows and S splits merged into O (bf16
+// and fp32, as the family is judged) and LSE. The whole case is judged (it is
+// small). Bytes: partials read, outputs written.
+static int table_combine(int max_reps, const char *only)
+{
+    const int l2 = tb_l2_bytes();
+    const int32_t shapes[][3] = {{64, 32, 16}, {1, 32, 64}}; // B, Hq, splits
+    int fails = 0;
+    for (auto &sh : shapes) {
+        g_idx++;
+        const int32_t B = sh[0], hq = sh[1], S = sh[2], d = 128;
+        char shape[64], full[96];
+        snprintf(shape, sizeof shape, "B=%d Hq=%d splits=%d", B, hq, S);
+        snprintf(full, sizeof full, "combine bf16 D=128 %s", shape);
+        if (only && !strstr(full, only)) continue;
+        fprintf(stderr, "[%d/%d] %s\n", g_idx, kTableRows, full);
+        ac_case c;
+        ac_tensors t = {};
+        ac_outputs o = {};
+        ac_error err = {};
+        ac_case_init(&c);
+        c.op = AC_OP_COMBINE;
+        c.dtype = AC_BF16;
+        OK(ac_case_set_batch(&c, B, &err));
+        for (int b = 0; b < B; b++) c.seqlen_q[b] = 1;
+        c.heads_q = c.heads_kv = hq;
+        c.head_dim = d;
+        c.num_splits = S;
+        c.seed = 31 + (uint64_t)g_idx;
+        OK(ac_gen(&c, &t, &err));
+        OK(ac_outputs_alloc(&c, &o, &err));
+        ac_combine_params p;
+        OK(ac_combine_params_from_case(&c, &t, &o, &p, &err));
+        const int64_t rows = p.rows;
+        const double in_bytes = (double)rows * S * d * 4 + (double)rows * S * 4;
+        const double bytes = in_bytes + (double)rows * d * (2 + 4) + (double)rows * 4;
+        const int copies = tb_copies(in_bytes, l2, 64);
+        std::vector<float *> op = upload_copies(t.o_part, (size_t)rows * S * d, copies);
+        std::vector<float *> lp = upload_copies(t.lse_part, (size_t)rows * S, copies);
+        uint16_t *dout;
+        float *dof, *dlse;
+        CK(cudaMalloc(&dout, rows * d * 2));
+        CK(cudaMalloc(&dof, rows * d * 4));
+        CK(cudaMalloc(&dlse, rows * 4));
+        p.o = dout;
+        p.o_f32 = dof;
+        p.lse = dlse;
+        auto launch = [&](int i) {
+            p.o_part = op[i % copies];
+            p.lse_part = lp[i % copies];
+            if (ac_combine_launch(&p, NULL, &err)) {
+                fprintf(stderr, "ac_combine_launch: %s\n", err.msg);
+                return false;
+            }
+            return true;
+        };
+        const bool ran = launch(0) && cudaDeviceSynchronize() == cudaSuccess &&
+                         cudaMemcpy(o.o, dout, rows * d * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                         cudaMemcpy(o.o_f32, dof, rows * d * 4, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                         cudaMemcpy(o.lse, dlse, rows * 4, cudaMemcpyDeviceToHost) == cudaSuccess;
+        fails += !judge_time_row(&c, &t, &o, ran, launch, max_reps, "combine", "-", shape, full, bytes, copies);
+        for (int k = 0; k < copies; k++) {
+            CK(cudaFree(op[k]));
+            CK(cudaFree(lp[k]));
+        }
+        CK(cudaFree(dout));
+        CK(cudaFree(dof));
+        CK(cudaFree(dlse));
+        ac_outputs_free(&o);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+    return fails;
+}
+
+// Store: 64 tokens (one per sequence, a decode step) and 8192 (128 per
+// sequence, a prefill chunk) of Hkv=8 D=128 bf16 into a paged cache, block 16,
+// int64 slot mapping; 64 sequences of 256 keys in a permuted pool. Checked bit
+// for bit against ac_ref64 (the whole cache). Bytes: new K/V and slots read,
+// K/V written.
+static int table_store(int max_reps, const char *only)
+{
+    const int l2 = tb_l2_bytes();
+    const int32_t per_seq[] = {1, 128};
+    int fails = 0;
+    for (int32_t n_new : per_seq) {
+        g_idx++;
+        const int32_t B = 64, hkv = 8, d = 128, bs = 16;
+        char shape[64], full[96];
+        snprintf(shape, sizeof shape, "tokens=%d Hkv=%d", B * n_new, hkv);
+        snprintf(full, sizeof full, "store bf16 D=128 paged16 %s", shape);
+        if (only && !strstr(full, only)) continue;
+        fprintf(stderr, "[%d/%d] %s\n", g_idx, kTableRows, full);
+        ac_case c;
+        ac_tensors t = {};
+        ac_outputs o = {};
+        ac_error err = {};
+        ac_case_init(&c);
+        c.op = AC_OP_STORE;
+        c.dtype = AC_BF16;
+        OK(ac_case_set_batch(&c, B, &err));
+        for (int b = 0; b < B; b++) {
+            c.seqlen_q[b] = 1;
+            c.seqlen_k[b] = 256;
+        }
+        c.heads_q = c.heads_kv = hkv;
+        c.head_dim = d;
+        c.block_size = bs;
+        c.slot_mapping_i64 = 1;
+        c.seed = 57 + (uint64_t)g_idx;
+        OK(ac_case_make_layout(&c, AC_LAYOUT_PERMUTED, 2, &err));
+        OK(ac_case_make_store_slots(&c, n_new, 0, &err));
+        OK(ac_gen(&c, &t, &err));
+        OK(ac_outputs_alloc(&c, &o, &err));
+        ac_store_params p;
+        OK(ac_store_params_from_case(&c, &t, &o, &p, &err));
+        const int64_t ntok = p.num_tokens, row = (int64_t)hkv * d;
+        const double in_bytes = (double)ntok * row * 2 * 2 + (double)ntok * 8;
+        const double bytes = in_bytes + (double)ntok * row * 2 * 2;
+        const int copies = tb_copies(in_bytes, l2, 1024);
+        std::vector<uint16_t *> kn = upload_copies(t.k_new, (size_t)(ntok * row), copies);
+        std::vector<uint16_t *> vn = upload_copies(t.v_new, (size_t)(ntok * row), copies);
+        std::vector<int64_t *> sl = upload_copies(c.slot_mapping, (size_t)ntok, copies);
+        uint16_t *dk, *dv;
+        CK(cudaMalloc(&dk, t.kv_elems * 2));
+        CK(cudaMalloc(&dv, t.kv_elems * 2));
+        CK(cudaMemcpy(dk, t.k, t.kv_elems * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dv, t.v, t.kv_elems * 2, cudaMemcpyHostToDevice));
+        p.k_cache = dk;
+        p.v_cache = dv;
+        p.slot_mapping_host = c.slot_mapping;
+        auto launch = [&](int i) {
+            p.k_new = kn[i % copies];
+            p.v_new = vn[i % copies];
+            p.slot_mapping = sl[i % copies];
+            if (ac_store_launch(&p, NULL, &err)) {
+                fprintf(stderr, "ac_store_launch: %s\n", err.msg);
+                return false;
+            }
+            return true;
+        };
+        const bool ran = launch(0) && cudaDeviceSynchronize() == cudaSuccess &&
+                         cudaMemcpy(o.k_cache, dk, t.kv_elems * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                         cudaMemcpy(o.v_cache, dv, t.kv_elems * 2, cudaMemcpyDeviceToHost) == cudaSuccess;
+        fails += !judge_time_row(&c, &t, &o, ran, launch, max_reps, "store", "paged16", shape, full, bytes, copies);
+        for (int k = 0; k < copies; k++) {
+            CK(cudaFree(kn[k]));
+            CK(cudaFree(vn[k]));
+            CK(cudaFree(sl[k]));
+        }
+        CK(cudaFree(dk));
+        CK(cudaFree(dv));
+        ac_store_params_free(&p);
+        ac_outputs_free(&o);
+        ac_tensors_free(&t);
+        ac_case_free(&c);
+    }
+    return fails;
+}
+
+static int run_table(int max_reps, const char *only)
+{
+    int dev = 0;
+    cudaDeviceProp prop;
+    CK(cudaGetDevice(&dev));
+    CK(cudaGetDeviceProperties(&prop, dev));
+    printf("DEVICE\t%s\t%d SMs\tL2 %d MB\n", prop.name, prop.multiProcessorCount, tb_l2_bytes() >> 20);
+    double rd, cp;
+    fprintf(stderr, "floors: read and copy bandwidth\n");
+    floors(&rd, &cp);
+    printf("FLOOR\tread_gbps\t%.1f\tGB/s\n", rd);
+    printf("FLOOR\tcopy_gbps\t%.1f\tGB/s\n", cp);
+    fflush(stdout);
+    int fails = table_decode(max_reps, only);
+    fails += table_combine(max_reps, only);
+    fails += table_store(max_reps, only);
+    return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_PEERS, OPT_FEATURE };
+    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_PEERS, OPT_FEATURE, OPT_TABLE, OPT_ONLY, OPT_REPS };
     static const struct option opts[] = {
         {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
         {"quick", no_argument, NULL, OPT_QUICK}, {"peers", required_argument, NULL, OPT_PEERS},
         {"features", required_argument, NULL, OPT_FEATURE},
+        {"table", no_argument, NULL, OPT_TABLE}, {"only", required_argument, NULL, OPT_ONLY},
+        {"reps", required_argument, NULL, OPT_REPS},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    int check = 0, do_bench = 0, quick = 0;
+    int check = 0, do_bench = 0, quick = 0, table = 0, reps = 30;
+    const char *only = NULL;
     std::vector<int> features;
     const char *peers = NULL;
     ac_args a;
@@ -1026,6 +1442,11 @@ int main(int argc, char **argv)
         case OPT_CHECK: check = 1; break;
         case OPT_BENCH: do_bench = 1; break;
         case OPT_QUICK: quick = 1; break;
+        case OPT_TABLE: table = 1; break;
+        case OPT_ONLY: only = optarg; break;
+        case OPT_REPS:
+            if (ac_arg_int(a.name, optarg, 5, 100000, &reps, &err)) return ac_args_fail(&a, &err);
+            break;
         case OPT_PEERS: { /* read only after the checks: a bad path is found now */
             FILE *pf = fopen(optarg, "r");
             if (!pf) return ac_args_failf(&a, "--peers %s: cannot read", optarg);
@@ -1048,20 +1469,24 @@ int main(int argc, char **argv)
             break;
         }
         case 'h':
-            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE] [--features LIST]]  (neither: --check)\n"
+            printf("usage: decode_bench [--check [--quick]] [--bench [--peers FILE] [--features LIST]] [--table [--reps N] [--only S]]  (none: --check)\n"
                    "  --check         kernels vs the double reference and the CPU models, then end to end\n"
                    "  --quick         a smaller sweep\n"
                    "  --bench         KV-read bandwidth of the decode\n"
                    "  --peers FILE    bench/sdpa_decode_peers.py's output: ratios to SDPA\n"
                    "  --features LIST comma list of none, window, softcap, alibi, sinks, all, fp8: the bench\n"
                    "                  with each in turn (default none; e.g. none,window to compare)\n"
+                   "  --table         the benchmark table's decode, combine and store rows and the\n"
+                   "                  floors (docs/PERF.md): TSV ROW / FLOOR lines on stdout\n"
+                   "  --reps N        with --table: at most N timed calls per row (default 30)\n"
+                   "  --only S        with --table: only the rows whose name contains S\n"
                    "  --help          this text\n");
             return 0;
         default: return ac_args_fail(&a, &err); /* AC_ARGS_ERROR: err says what */
         }
     }
     if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
-    if (!check && !do_bench) check = 1;
+    if (!check && !do_bench && !table) check = 1;
     if (features.empty()) features.push_back(BF_NONE);
     if (!ac_gpu_available()) {
         printf("no CUDA device: skipped\n");
@@ -1087,5 +1512,6 @@ int main(int argc, char **argv)
         printf("check: %s\n", g_fail ? "FAILED" : "all passed");
     }
     if (do_bench) bench(peers, features);
+    if (table && run_table(reps, only)) g_fail = 1;
     return g_fail ? 1 : 0;
 }

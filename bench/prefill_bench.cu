@@ -18,6 +18,11 @@
 //                                    FLOPs count the allowed (query, key) pairs only.
 //     [--window N]                   the window's left size (default 1024; right 0 when
 //                                    causal, N otherwise)
+//   prefill_bench --table [--reps N] [--only S]
+//                                    the benchmark table's prefill rows (bench/bench_table.h,
+//                                    docs/PERF.md "The benchmark table"): bf16/fp16 x D 64/128 x
+//                                    causal BR/none x 3 shapes x contiguous/paged 16/256, each
+//                                    checked on 64 sampled rows against ac_ref64, then timed
 //   The check sweep also runs feature cases (each feature alone and all four) and
 //   the K/V storage groups (E4M3 / E5M2 caches with scales, D_v != D_qk, both with
 //   the four features), calling the family entries directly for those.
@@ -44,6 +49,7 @@
 #include "ac_ref.h"
 #include "ac_verdict.h"
 #include "prefill.h"
+#include "bench_table.h"
 
 // --- data: ac_rng (common/ac_gen.h), values uniform in [-1, 1) rounded to the dtype ----
 
@@ -613,15 +619,249 @@ static int run_bench(int reps, uint32_t const *feats, int nfeats, int window)
     return 0;
 }
 
+// --- the table (docs/PERF.md, "The benchmark table") ------------------------------------
+// Scatter contiguous K or V rows [total_k, Hkv, D] into a paged pool through the table.
+__global__ void scatter_to_pool(const uint16_t *src, uint16_t *pool, const int32_t *tok_block, int64_t total_k,
+                                int32_t bs, int64_t row)
+{
+    // tok_block[t]: the pool slot of token t (block * bs + offset).
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total_k * row;
+         i += (int64_t)gridDim.x * blockDim.x)
+        pool[(int64_t)tok_block[i / row] * row + i % row] = src[i];
+}
+
+// Every configuration of the issue's prefill list: bf16/fp16 x D 64/128 x causal
+// bottom-right/none x (B=2 H=32 S=8192, B=16 H=32 S=1024, a varlen batch of 16) x
+// contiguous / paged 16 / paged 256 K/V (random block permutation). Each is first
+// checked on 64 sampled rows (tb_check_rows), then timed (tb_time) on rotated copies.
+static int run_table(int max_reps, const char *only)
+{
+    struct TShape { const char *name; int H; std::vector<int> lens; };
+    // The varlen batch: 16 sequences, 64..4096 keys, odd lengths on and off the tiles (16201 tokens).
+    const std::vector<int> mixed = {64, 4096, 256, 1024, 128, 2048, 512, 3000, 96, 1536, 768, 200, 1100, 640, 333, 400};
+    const TShape shapes[] = {
+        {"B=2 H=32 S=8192", 32, std::vector<int>(2, 8192)},
+        {"B=16 H=32 S=1024", 32, std::vector<int>(16, 1024)},
+        {"varlen16 H=32 T=16201", 32, mixed},
+    };
+    const ac_dtype dts[] = {AC_BF16, AC_FP16};
+    const int dims[] = {64, 128};
+    const ac_causal causals[] = {AC_CAUSAL_BOTTOM_RIGHT, AC_CAUSAL_NONE};
+    const int layouts[] = {0, 16, 256};
+    const int l2 = tb_l2_bytes();
+    const int total = 3 * 2 * 2 * 2 * 3;
+    int idx = 0, fails = 0;
+    for (const TShape &sh : shapes)
+        for (ac_dtype dt : dts)
+            for (int D : dims) {
+                const int B = (int)sh.lens.size(), H = sh.H;
+                std::vector<int32_t> cu(B + 1, 0), sk(B);
+                for (int b = 0; b < B; b++) {
+                    cu[b + 1] = cu[b] + sh.lens[b];
+                    sk[b] = sh.lens[b];
+                }
+                const int64_t T = cu[B], elems = T * H * D;
+                const double copy_bytes = 3.0 * elems * 2;
+                const int copies = tb_copies(copy_bytes, l2, 8);
+                // Skip the whole group when a filter excludes all its rows.
+                char gname[96];
+                snprintf(gname, sizeof gname, "prefill %s D=%d %s", ac_dtype_name(dt), D, sh.name);
+                if (only && !strstr(gname, only)) {
+                    idx += 6;
+                    continue;
+                }
+                std::vector<uint16_t *> qs(copies), ks(copies), vs(copies);
+                uint16_t *o = nullptr;
+                float *lse = nullptr;
+                int32_t *dcu = nullptr, *dsk = nullptr;
+                bool okc = true;
+                for (int c = 0; c < copies && okc; c++) {
+                    okc = cudaMalloc(&qs[c], elems * 2) == cudaSuccess && cudaMalloc(&ks[c], elems * 2) == cudaSuccess &&
+                          cudaMalloc(&vs[c], elems * 2) == cudaSuccess &&
+                          tb_fill_random(qs[c], elems, 100 + 3 * c, dt) && tb_fill_random(ks[c], elems, 101 + 3 * c, dt) &&
+                          tb_fill_random(vs[c], elems, 102 + 3 * c, dt);
+                }
+                okc = okc && cudaMalloc(&o, elems * 2) == cudaSuccess && cudaMalloc(&lse, T * H * 4) == cudaSuccess &&
+                      cudaMalloc(&dcu, (B + 1) * 4) == cudaSuccess && cudaMalloc(&dsk, B * 4) == cudaSuccess &&
+                      cudaMemcpy(dcu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice) == cudaSuccess &&
+                      cudaMemcpy(dsk, sk.data(), B * 4, cudaMemcpyHostToDevice) == cudaSuccess;
+                if (!okc) {
+                    fprintf(stderr, "table: allocating %s: %s\n", gname, cudaGetErrorString(cudaGetLastError()));
+                    return 2;
+                }
+                for (ac_causal causal : causals)
+                    for (int bs : layouts) {
+                        idx++;
+                        const char *cname = causal == AC_CAUSAL_NONE ? "none" : "br";
+                        char lname[16];
+                        snprintf(lname, sizeof lname, bs ? "paged%d" : "contig", bs);
+                        fprintf(stderr, "[%d/%d] prefill %s D=%d causal=%s %s %s\n", idx, total, ac_dtype_name(dt), D,
+                                cname, lname, sh.name);
+                        // Paged: a random permutation of the used blocks (plus 3 spare), the
+                        // pool NaN where no key is (a read past a sequence's keys shows).
+                        std::vector<int32_t> tab, tok_slot;
+                        std::vector<uint16_t *> kp(copies, nullptr), vp(copies, nullptr);
+                        int32_t *dtab = nullptr, *dtok = nullptr;
+                        int maxb = 0, nblocks = 0;
+                        if (bs) {
+                            for (int b = 0; b < B; b++) {
+                                const int u = (sh.lens[b] + bs - 1) / bs;
+                                maxb = std::max(maxb, u);
+                                nblocks += u;
+                            }
+                            nblocks += 3;
+                            std::vector<int32_t> perm(nblocks);
+                            ac_rng rng;
+                            ac_rng_init(&rng, 77 + (uint64_t)idx, 0);
+                            for (int i = 0; i < nblocks; i++) perm[i] = i;
+                            for (int i = nblocks - 1; i > 0; i--)
+                                std::swap(perm[i], perm[(int)ac_rng_below(&rng, (uint64_t)(i + 1))]);
+                            tab.assign((size_t)B * maxb, -1);
+                            tok_slot.resize(T);
+                            int next = 0;
+                            for (int b = 0; b < B; b++) {
+                                const int u = (sh.lens[b] + bs - 1) / bs;
+                                for (int i = 0; i < u; i++) tab[(size_t)b * maxb + i] = perm[next++];
+                                for (int pos = 0; pos < sh.lens[b]; pos++)
+                                    tok_slot[cu[b] + pos] = tab[(size_t)b * maxb + pos / bs] * bs + pos % bs;
+                            }
+                            const int64_t pool = (int64_t)nblocks * bs * H * D;
+                            okc = cudaMalloc(&dtab, tab.size() * 4) == cudaSuccess &&
+                                  cudaMalloc(&dtok, T * 4) == cudaSuccess &&
+                                  cudaMemcpy(dtab, tab.data(), tab.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess &&
+                                  cudaMemcpy(dtok, tok_slot.data(), T * 4, cudaMemcpyHostToDevice) == cudaSuccess;
+                            for (int c = 0; c < copies && okc; c++) {
+                                okc = cudaMalloc(&kp[c], pool * 2) == cudaSuccess && cudaMalloc(&vp[c], pool * 2) == cudaSuccess &&
+                                      cudaMemset(kp[c], 0xff, pool * 2) == cudaSuccess &&
+                                      cudaMemset(vp[c], 0xff, pool * 2) == cudaSuccess;
+                                if (okc) {
+                                    scatter_to_pool<<<2048, 256>>>(ks[c], kp[c], dtok, T, bs, (int64_t)H * D);
+                                    scatter_to_pool<<<2048, 256>>>(vs[c], vp[c], dtok, T, bs, (int64_t)H * D);
+                                    okc = cudaGetLastError() == cudaSuccess;
+                                }
+                            }
+                            if (!okc) {
+                                fprintf(stderr, "table: paged pools: %s\n", cudaGetErrorString(cudaGetLastError()));
+                                return 2;
+                            }
+                        }
+                        ac_prefill_params p;
+                        memset(&p, 0, sizeof p);
+                        p.dtype = dt;
+                        p.batch = B;
+                        p.heads_q = p.heads_kv = H;
+                        p.head_dim = D;
+                        p.total_q = T;
+                        p.out = o;
+                        p.lse = lse;
+                        p.d_cu_seqlens_q = dcu;
+                        p.h_cu_seqlens_q = cu.data();
+                        p.causal = causal;
+                        if (!bs) {
+                            p.d_cu_seqlens_k = dcu;
+                            p.h_cu_seqlens_k = cu.data();
+                            p.total_k = T;
+                        } else {
+                            p.paged = 1;
+                            p.block_size = bs;
+                            p.num_blocks = nblocks;
+                            p.max_blocks_per_seq = maxb;
+                            p.h_block_table = tab.data();
+                            p.h_seqlens_k = sk.data();
+                            p.d_block_table = dtab;
+                            p.d_seqlens_k = dsk;
+                        }
+                        ac_error err = {};
+                        auto launch = [&](int i) {
+                            const int c = i % copies;
+                            p.q = qs[c];
+                            p.k = bs ? kp[c] : ks[c];
+                            p.v = bs ? vp[c] : vs[c];
+                            if (ac_prefill_launch(&p, nullptr, &err)) {
+                                fprintf(stderr, "ac_prefill_launch: %s\n", err.msg);
+                                return false;
+                            }
+                            return true;
+                        };
+                        double pairs = 0;
+                        for (int b = 0; b < B; b++) pairs += allowed_pairs(sh.lens[b], causal, -1, -1);
+                        const double flops = 4.0 * H * D * pairs;
+                        // The check: 64 rows, the last and first row of each sequence, then rows at random.
+                        double worst = 0;
+                        char why[512] = "";
+                        bool pass = cudaMemset(o, 0xff, elems * 2) == cudaSuccess && launch(0) &&
+                                    cudaDeviceSynchronize() == cudaSuccess;
+                        if (pass) {
+                            std::vector<tb_row> rows;
+                            ac_rng rng;
+                            ac_rng_init(&rng, 4040 + (uint64_t)idx, 0);
+                            for (int k = 0; k < 64; k++) {
+                                const int b = k % B, h = (k * 13 + 5) % H, sel = k / B, L = sh.lens[b];
+                                const int i = sel == 0 ? L - 1 : sel == 1 ? 0 : (int)ac_rng_below(&rng, (uint64_t)L);
+                                int32_t k0, k1;
+                                ac_key_range(causal, -1, -1, i, L, L, &k0, &k1);
+                                tb_row r;
+                                r.qo_elem = ((int64_t)(cu[b] + i) * H + h) * D;
+                                r.lse_index = (int64_t)(cu[b] + i) * H + h;
+                                r.d_table = bs ? dtab + (size_t)b * maxb : nullptr;
+                                r.base = cu[b];
+                                r.kvh = h;
+                                r.k0 = k0;
+                                r.k1 = k1;
+                                rows.push_back(r);
+                            }
+                            pass = tb_check_rows(dt, D, H, bs, qs[0], bs ? kp[0] : ks[0], bs ? vp[0] : vs[0],
+                                                 (const uint16_t *)o, lse, rows, &worst, why, sizeof why);
+                        } else
+                            snprintf(why, sizeof why, "launch: %s", cudaGetErrorString(cudaGetLastError()));
+                        double ms = -1;
+                        int reps = 0;
+                        if (pass) {
+                            ms = tb_time(launch, 3, 5, max_reps, 150.0, &reps);
+                            if (ms < 0) {
+                                pass = false;
+                                snprintf(why, sizeof why, "timing: %s", cudaGetErrorString(cudaGetLastError()));
+                            }
+                        }
+                        if (!pass) {
+                            fails++;
+                            fprintf(stderr, "FAIL prefill %s D=%d causal=%s %s %s: %s\n", ac_dtype_name(dt), D, cname,
+                                    lname, sh.name, why);
+                        }
+                        tb_row_line("prefill", ac_dtype_name(dt), D, cname, lname, sh.name, pass, ms, flops, "flop",
+                                    worst, reps, copies);
+                        for (int c = 0; c < copies; c++) {
+                            if (kp[c]) cudaFree(kp[c]);
+                            if (vp[c]) cudaFree(vp[c]);
+                        }
+                        if (dtab) cudaFree(dtab);
+                        if (dtok) cudaFree(dtok);
+                        cudaGetLastError(); // a failed row must not fail the next
+                    }
+                for (int c = 0; c < copies; c++) {
+                    cudaFree(qs[c]);
+                    cudaFree(ks[c]);
+                    cudaFree(vs[c]);
+                }
+                cudaFree(o);
+                cudaFree(lse);
+                cudaFree(dcu);
+                cudaFree(dsk);
+            }
+    return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_REPS, OPT_FEATURES, OPT_WINDOW };
+    enum { OPT_CHECK = AC_ARGS_LONG, OPT_BENCH, OPT_QUICK, OPT_REPS, OPT_FEATURES, OPT_WINDOW, OPT_TABLE, OPT_ONLY };
     static const struct option opts[] = {
         {"check", no_argument, NULL, OPT_CHECK}, {"bench", no_argument, NULL, OPT_BENCH},
         {"quick", no_argument, NULL, OPT_QUICK}, {"reps", required_argument, NULL, OPT_REPS},
         {"features", required_argument, NULL, OPT_FEATURES}, {"window", required_argument, NULL, OPT_WINDOW},
+        {"table", no_argument, NULL, OPT_TABLE}, {"only", required_argument, NULL, OPT_ONLY},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    bool check = false, bench = false, quick = false;
+    bool check = false, bench = false, quick = false, table = false;
+    const char *only = NULL;
     int reps = 20, window = 1024, nfeats = 1;
     uint32_t feats[16] = {0};
     ac_args a;
@@ -633,6 +873,8 @@ int main(int argc, char **argv)
         case OPT_CHECK: check = true; break;
         case OPT_BENCH: bench = true; break;
         case OPT_QUICK: quick = true; break;
+        case OPT_TABLE: table = true; break;
+        case OPT_ONLY: only = optarg; break;
         case OPT_REPS: st = ac_arg_int(a.name, optarg, 10, 100000, &reps, &err); break; /* the median needs >= 10 */
         case OPT_WINDOW: st = ac_arg_int(a.name, optarg, 0, 1 << 30, &window, &err); break;
         case OPT_FEATURES: { // comma-separated names, one bench row each
@@ -655,7 +897,7 @@ int main(int argc, char **argv)
             break;
         }
         case 'h':
-            printf("usage: prefill_bench [--check [--quick]] [--bench [--reps N] [--features LIST] [--window N]]  (neither: both)\n"
+            printf("usage: prefill_bench [--check [--quick]] [--bench [--reps N] [--features LIST] [--window N]] [--table [--only S]]  (none: check and bench)\n"
                    "  --check     kernel vs CPU model on a sweep of configurations\n"
                    "  --quick     a smaller sweep\n"
                    "  --bench     TFLOP/s on bf16 D=128\n"
@@ -663,6 +905,11 @@ int main(int argc, char **argv)
                    "  --features LIST  bench rows per shape: comma-separated none, window, softcap,\n"
                    "              alibi, sinks, all, fp8 (E4M3 cache), all+fp8 (default none)\n"
                    "  --window N  the benched window's left size (default 1024)\n"
+                   "  --table     the benchmark table's prefill rows (docs/PERF.md): each configuration\n"
+                   "              checked on 64 sampled rows, then timed; TSV ROW lines on stdout\n"
+                   "              (--reps N caps the timed calls per row, default 20)\n"
+                   "  --only S    with --table: only the groups whose name contains S\n"
+                   "              (e.g. \"bf16 D=128 B=2\")\n"
                    "  --help      this text\n");
             return 0;
         default: st = AC_ERR_PARSE; break; /* AC_ARGS_ERROR: err says what */
@@ -670,13 +917,17 @@ int main(int argc, char **argv)
         if (st) return ac_args_fail(&a, &err);
     }
     if (optind < argc) return ac_args_failf(&a, "%s: unexpected argument (options only)", argv[optind]);
-    if (!check && !bench) check = bench = true;
+    if (!check && !bench && !table) check = bench = true;
     if (!ac_gpu_available()) {
         fprintf(stderr, "no CUDA device: skipped\n");
         return AC_EXIT_SKIP;
     }
     int rc = 0;
-    if (check) rc = run_check(quick);
+    if (table) rc = run_table(reps, only);
+    if (check && rc != 2) {
+        int rk = run_check(quick);
+        if (rk) rc = rk;
+    }
     if (bench && rc != 2) {
         int rb = run_bench(reps, feats, nfeats, window);
         if (rb) rc = rb;

@@ -7,8 +7,10 @@
 #                                 on the Hopper host (device tool, carry build-gpu):
 #                                 check: ctest -L gpu (oracle verdicts), kernel vs
 #                                 CPU-model sweeps, compute-sanitizer on subsets;
-#                                 bench: prefill and decode against SDPA peers
-#                                 measured in the same run. Logs and tables go to
+#                                 bench: the benchmark table (docs/PERF.md): every
+#                                 row checked then timed, SDPA and flex peers and
+#                                 the floors measured in the same run, merged into
+#                                 perf-table.md / perf-table.csv. Logs and tables go to
 #                                 $OUT (or ./gpu-results); a short table prints last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -84,16 +86,27 @@ remote)
     done
   fi
   if [ "$what" = bench ] || [ "$what" = all ]; then
-    if [ -x $B/bench/prefill_bench ]; then
-      $B/bench/prefill_bench --bench --reps 20 >"$out/prefill-ours.txt" 2>&1
-      python3 bench/sdpa_peers.py --reps 20 --ours "$out/prefill-ours.txt" >"$out/prefill-peers.txt" 2>&1
-      cat "$out/prefill-peers.txt" >>"$summary"
-    fi
-    if [ -x $B/bench/decode_bench ]; then
-      python3 bench/sdpa_decode_peers.py >"$out/decode-peers.txt" 2>&1
-      $B/bench/decode_bench --bench --peers "$out/decode-peers.txt" >"$out/decode-bench.txt" 2>&1
-      cat "$out/decode-bench.txt" >>"$summary"
-    fi
+    # The benchmark table (docs/PERF.md, "The benchmark table"): ours (each row
+    # checked, then timed) and the floors, the peers, merged by perf_table.py.
+    # Each step has a time limit, so a slow one cannot eat the round (about 400 s
+    # at most, 200-250 s expected); progress goes to the *.err logs.
+    tables="$out/ours-prefill.tsv $out/ours-decode.tsv $out/peers-prefill.tsv $out/peers-decode.tsv"
+    [ -x $B/bench/prefill_bench ] && { timeout 100 $B/bench/prefill_bench --table --reps 20 \
+      >"$out/ours-prefill.tsv" 2>"$out/ours-prefill.err";
+      echo "prefill table (ours): rc=$? $(grep -c '^ROW' "$out/ours-prefill.tsv") rows, $(grep -c 'FAIL' "$out/ours-prefill.tsv") FAIL" | tee -a "$summary"; }
+    [ -x $B/bench/decode_bench ] && { timeout 80 $B/bench/decode_bench --table --reps 30 \
+      >"$out/ours-decode.tsv" 2>"$out/ours-decode.err";
+      echo "decode/combine/store table (ours): rc=$? $(grep -c '^ROW' "$out/ours-decode.tsv") rows, $(grep -c 'FAIL' "$out/ours-decode.tsv") FAIL" | tee -a "$summary"; }
+    timeout 70 python3 bench/sdpa_peers.py --table --reps 20 >"$out/peers-prefill.tsv" 2>"$out/peers-prefill.err"
+    echo "prefill peers: rc=$? $(grep -c '^PEER' "$out/peers-prefill.tsv") lines" | tee -a "$summary"
+    timeout 150 python3 bench/sdpa_decode_peers.py --table --reps 30 --flex-budget 80 \
+      >"$out/peers-decode.tsv" 2>"$out/peers-decode.err"
+    echo "decode peers: rc=$? $(grep -c '^PEER' "$out/peers-decode.tsv") lines" | tee -a "$summary"
+    for f in $tables; do [ -e "$f" ] || : >"$f"; done
+    python3 bench/perf_table.py $tables --csv "$dest/perf-table.csv" >"$dest/perf-table.md" 2>&1
+    echo "perf_table: rc=$? (1: a row failed its check)" | tee -a "$summary"
+    grep -h '^FAIL' "$out"/ours-*.err | head -n 20 >>"$summary"
+    cat "$dest/perf-table.md" >>"$summary"
   fi
   echo "=================== summary"
   cat "$summary"
