@@ -23,6 +23,6 @@ prof() { # name, kernel regex, command...
     "$dest/ncu-$n.txt" | head -n 30
   grep -E "^ +(OPT|INF) +.*(stall|Stall)" -A2 "$dest/ncu-$n.txt" | head -n 12
 }
-prof decode-b64 decode_kernel $B/bench/decode_bench --table --only "paged16 B=64 S=4096" --reps 5
-prof decode-b1 decode_kernel $B/bench/decode_bench --table --only "paged16 B=1 S=32768" --reps 5
-prof prefill-s8192 prefill_kernel $B/bench/prefill_bench --table --only "prefill bf16 D=128 B=2 H=32 S=8192" --reps 5
+[ "${ONLY_PREFILL:-0}" = 1 ] || prof decode-b64 decode_kernel $B/bench/decode_bench --table --only "paged16 B=64 S=4096" --reps 5
+[ "${ONLY_PREFILL:-0}" = 1 ] || prof decode-b1 decode_kernel $B/bench/decode_bench --table --only "paged16 B=1 S=32768" --reps 5
+prof prefill-s8192 prefill_kernel $B/bench/prefill_bench --table --only "prefill bf16 D=128 B=2 H=32 S=8192" --reps 10
