@@ -17,6 +17,7 @@
 #include "ac_gen.h"
 #include "ac_numfmt.h"
 #include "ac_ref.h"
+#include "ac_validate.h"
 #include "ac_verdict.h"
 #include "decode.h"
 
@@ -645,6 +646,32 @@ static int decode_bug_caught(int bug)
     ac_oracle_result_free(&r);
     dcase_free(&dc);
     return (w > 1.0) | (vf << 1);
+}
+
+/* The slot check before every store: linear in the tokens (a set, not a
+   sort), so slots far apart (one per 4096, as a big pool's) and a collision
+   found only at the last token must still be named, both tokens given. */
+Test(store_model, slot_collisions_named_over_many_strided_tokens)
+{
+    const int64_t n = 100000, stride = 4096;
+    int64_t *s64 = malloc(sizeof(int64_t) * (size_t)n);
+    int32_t *s32 = malloc(sizeof(int32_t) * (size_t)n);
+    cr_assert(s64 && s32);
+    for (int64_t t = 0; t < n; t++) {
+        s64[t] = t * stride;
+        s32[t] = t % 3 == 1 ? -1 : (int32_t)(t * 7); /* padding tokens: never a collision */
+    }
+    ac_error err = {0};
+    cr_assert_eq(ac_validate_slots(NULL, s64, n, n * stride, &err), AC_OK, "%s", err.msg);
+    cr_assert_eq(ac_validate_slots(s32, NULL, n, n * 7, &err), AC_OK, "%s", err.msg);
+    s64[n - 1] = s64[5];
+    cr_assert_eq(ac_validate_slots(NULL, s64, n, n * stride, &err), AC_ERR_SLOT);
+    cr_assert(strstr(err.msg, "slot_mapping[5] and slot_mapping[99999] both map to slot 20480"), "%s", err.msg);
+    s32[n - 1] = s32[3]; /* token 3's slot 21 (token 1 is padding) */
+    cr_assert_eq(ac_validate_slots(s32, NULL, n, n * 7, &err), AC_ERR_SLOT);
+    cr_assert(strstr(err.msg, "slot_mapping[3] and slot_mapping[99999] both map to slot 21"), "%s", err.msg);
+    free(s64);
+    free(s32);
 }
 
 Test(decode_model, injected_bugs_are_caught)
