@@ -4,11 +4,12 @@
 // bench/*.cu is a program of its own.
 //
 // One row per configuration, tab separated, read by bench/perf_table.py:
-//   ROW op dtype D causal layout shape ms work unit check worst_r reps copies
-// ms: median of `reps` timed calls (CUDA events), "-" when the check failed
+//   ROW op dtype D causal layout shape ms work unit check worst_r reps copies host_ms
+// ms: median of `reps` timed calls (CUDA events, the GPU's time: tb_time), "-" when the check failed
 // (a failing configuration has no time); work: FLOPs (unit "flop") or bytes
 // ("byte"); check: PASS or FAIL (the verdict on the sampled rows); worst_r:
-// the verdict's worst r over them (<= 1 passes). Floors measured in the same
+// the verdict's worst r over them (<= 1 passes); host_ms: the median host
+// time of our call (validation and launch; -1 when not timed). Floors measured in the same
 // run: FLOOR name value unit.
 #ifndef AC_BENCH_TABLE_H
 #define AC_BENCH_TABLE_H
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -236,21 +238,44 @@ static int tb_copies(double bytes_per_copy, int l2_bytes, int max_copies)
     return std::min(max_copies, std::max(2, n));
 }
 
-// Timing: `warmup` calls, then reps calls, each between two CUDA events,
-// median in ms. reps adapts to the call's cost: budget_ms over the last
-// warm-up's time, within [min_reps, max_reps]. launch(i) runs call i (the
-// rotation picks copy i % copies) and returns false on an error. -1 on error.
+// A one-thread spin of about `ns` nanoseconds queued before a timed call:
+// the host's part of the call (our API's validation of block tables and
+// slot mappings, a peer's Python dispatch) then runs while the GPU is busy,
+// and the events time the GPU's work alone, as in an engine whose host
+// stays ahead of the GPU. The host part is timed on its own (tb_time's
+// host_ms).
+__global__ void tb_spin(long long ns)
+{
+    const long long t0 = clock64();
+    const long long cycles = ns * 2; // >= 1 ns per cycle up to 2 GHz: at least `ns`
+    while (clock64() - t0 < cycles) {
+    }
+}
+static const long long kSpinNs = 1000000; // 1 ms: past any host part measured (0.6 ms at most)
+
+// Timing: `warmup` calls, then reps calls, each between two CUDA events with
+// a spin queued before the first (tb_spin), median in ms of the GPU's time;
+// *host_ms (may be NULL): the median host time of the call itself (our
+// validation and the launch). reps adapts to the call's cost: budget_ms over
+// the last warm-up's time, within [min_reps, max_reps]. launch(i) runs call
+// i (the rotation picks copy i % copies) and returns false on an error. -1 on
+// error.
 template <class F>
-static double tb_time(F launch, int warmup, int min_reps, int max_reps, double budget_ms, int *reps_used)
+static double tb_time(F launch, int warmup, int min_reps, int max_reps, double budget_ms, int *reps_used,
+                      double *host_ms = nullptr)
 {
     cudaEvent_t e0, e1;
     if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) return -1;
     std::vector<float> ms;
+    std::vector<double> host;
     float last = 0;
     int reps = max_reps;
     for (int i = 0; i < warmup + reps; i++) {
+        tb_spin<<<1, 1>>>(kSpinNs);
         cudaEventRecord(e0);
+        const auto h0 = std::chrono::steady_clock::now();
         if (!launch(i)) return -1;
+        if (i >= warmup) host.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - h0).count());
         cudaEventRecord(e1);
         if (cudaEventSynchronize(e1) != cudaSuccess) return -1;
         float t = 0;
@@ -265,6 +290,8 @@ static double tb_time(F launch, int warmup, int min_reps, int max_reps, double b
     cudaEventDestroy(e1);
     if (cudaGetLastError() != cudaSuccess || ms.empty()) return -1;
     std::sort(ms.begin(), ms.end());
+    std::sort(host.begin(), host.end());
+    if (host_ms) *host_ms = host[host.size() / 2];
     *reps_used = (int)ms.size();
     return ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
 }
@@ -272,13 +299,13 @@ static double tb_time(F launch, int warmup, int min_reps, int max_reps, double b
 // One row of the table on stdout; progress on stderr.
 static void tb_row_line(const char *op, const char *dtype, int d, const char *causal, const char *layout,
                         const char *shape, bool pass, double ms, double work, const char *unit, double worst_r,
-                        int reps, int copies)
+                        int reps, int copies, double host_ms)
 {
     char mss[32];
     if (pass && ms > 0) snprintf(mss, sizeof mss, "%.5f", ms);
     else snprintf(mss, sizeof mss, "-");
-    printf("ROW\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.6e\t%s\t%s\t%.4g\t%d\t%d\n", op, dtype, d, causal, layout, shape, mss,
-           work, unit, pass ? "PASS" : "FAIL", worst_r, reps, copies);
+    printf("ROW\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.6e\t%s\t%s\t%.4g\t%d\t%d\t%.5f\n", op, dtype, d, causal, layout,
+           shape, mss, work, unit, pass ? "PASS" : "FAIL", worst_r, reps, copies, host_ms);
     fflush(stdout);
 }
 

@@ -23,6 +23,9 @@ def copies_for(bytes_per_copy, l2_bytes, max_copies=64):
     return min(max_copies, max(2, math.ceil(floor_bytes / max(bytes_per_copy, 1.0))))
 
 
+SPIN_CYCLES = 2_000_000  # about 1 ms at the H200's 1.98 GHz
+
+
 def time_median(torch, fn, rotate, warmup=3, min_reps=5, max_reps=30, budget_ms=150.0, cuda=True):
     """fn(*rotate[i % len(rotate)]) timed: `warmup` calls, then reps calls
     (budget_ms over the last warm-up's time, within [min_reps, max_reps]),
@@ -33,6 +36,10 @@ def time_median(torch, fn, rotate, warmup=3, min_reps=5, max_reps=30, budget_ms=
         args = rotate[i % len(rotate)]
         if cuda:
             e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            # A 1 ms spin first, as bench_table.h's tb_spin: the Python
+            # dispatch then runs while the GPU is busy, and the events time the
+            # GPU's work alone (ours are timed the same way).
+            torch.cuda._sleep(SPIN_CYCLES)
             e0.record()
             fn(*args)
             e1.record()

@@ -38,7 +38,8 @@ def parse(paths):
                     rows.append({
                         "key": tuple(p[1:7]), "ms": None if p[7] == "-" else float(p[7]), "work": float(p[8]),
                         "unit": p[9], "check": p[10], "worst_r": float(p[11]), "reps": int(p[12]),
-                        "copies": int(p[13])})
+                        "copies": int(p[13]),
+                        "host_ms": float(p[14]) if len(p) >= 15 and float(p[14]) >= 0 else None})
                 elif p[0] == "PEER" and len(p) >= 10:
                     peers[tuple(p[1:8])] = (None if p[8] == "-" else float(p[8]), p[9])
                 elif p[0] == "FLOOR" and len(p) >= 3:
@@ -91,7 +92,8 @@ def merge(rows, peers, floors):
         fl, _ = floor_of(r, floors)
         rec.update(check=r["check"], worst_r=r["worst_r"], ours_ms=r["ms"] if r["check"] == "PASS" else None,
                    ours_rate=ours, unit="TFLOP/s" if r["unit"] == "flop" else "GB/s", reps=r["reps"],
-                   copies=r["copies"], pct_floor=100.0 * ours / fl if ours is not None and fl else None)
+                   copies=r["copies"], pct_floor=100.0 * ours / fl if ours is not None and fl else None,
+                   host_ms=r.get("host_ms"))
         for n in names:
             ms, note = peer_of(r, n, peers)
             rec[n + "_ms"] = ms
@@ -111,7 +113,7 @@ def table_md(recs, names, ops, title):
     if not sel:
         return []
     unit = sel[0]["unit"]
-    head = ["row", "check (worst r)", "ours ms", "ours " + unit, "% floor"]
+    head = ["row", "check (worst r)", "ours ms", "ours " + unit, "% floor", "host ms"]
     for n in names:
         head += [n + " ms", n + " " + unit, "ours/" + n]
     lines = ["", "### " + title, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -119,7 +121,8 @@ def table_md(recs, names, ops, title):
         name = " ".join(x for x in (r["op"], r["dtype"], "D=" + r["D"], "causal=" + r["causal"] if r["causal"] != "-"
                                     else "", r["layout"] if r["layout"] != "-" else "", r["shape"]) if x)
         cells = [name, "%s (%.3g)" % (r["check"], r["worst_r"]), fmt(r["ours_ms"], ".4f"),
-                 fmt(r["ours_rate"], ".1f" if unit == "TFLOP/s" else ".0f"), fmt(r["pct_floor"], ".1f")]
+                 fmt(r["ours_rate"], ".1f" if unit == "TFLOP/s" else ".0f"), fmt(r["pct_floor"], ".1f"),
+                 fmt(r.get("host_ms"), ".4f")]
         for n in names:
             if r[n + "_ms"] is None:
                 note = r[n + "_note"]
@@ -145,9 +148,14 @@ def main(argv):
            "- floors (same run): " + fl,
            "- FlashInfer: " + a.flashinfer,
            "- rules: every row checked first (64 sampled rows, or the whole case, against ac_ref64 under the "
-           "verdict; a FAIL row has no time); CUDA events, 3 warm-ups, median; inputs rotated past L2 (copies "
+           "verdict; a FAIL row has no time); CUDA events, 3 warm-ups, median, a 1 ms GPU spin queued before each "
+           "timed call so that the events time the GPU's work and not the host's (ours and the peers alike); "
+           "host ms: the host time of our call (validation and launch), which an engine overlaps with earlier "
+           "GPU work; inputs rotated past L2 (copies "
            "until 4x L2); ours/peer = peer ms / our ms (> 1: ours faster); SDPA reads contiguous K/V (a paged "
-           "row's SDPA columns are the contiguous configuration's)",
+           "row's SDPA columns are the contiguous configuration's; a varlen row's SDPA columns go through "
+           "nested jagged tensors, torch's one varlen entry to SDPA, so they include torch's nested-tensor "
+           "handling and are not the backends' varlen kernels alone)",
            "- rows: %d ours (%d failed the check), %d peer lines" % (
                len(rows), sum(r["check"] != "PASS" for r in rows), len(peers))]
     out += table_md(recs, [n for n in names if n in SDPA_PEERS], ("prefill",), "Prefill (TFLOP/s; floor: matmul)")
@@ -155,7 +163,8 @@ def main(argv):
     out += table_md(recs, [], ("combine", "store"), "Combine and store (GB/s read + written; floor: copy)")
     print("\n".join(out))
     if a.csv:
-        cols = list(KEY) + ["check", "worst_r", "reps", "copies", "ours_ms", "ours_rate", "unit", "pct_floor"]
+        cols = list(KEY) + ["check", "worst_r", "reps", "copies", "ours_ms", "ours_rate", "unit", "pct_floor",
+                            "host_ms"]
         for n in names:
             cols += [n + "_ms", n + "_rate", n + "_ratio", n + "_note"]
         with open(a.csv, "w", newline="") as f:

@@ -814,10 +814,10 @@ static int run_table(int max_reps, const char *only)
                                                  (const uint16_t *)o, lse, rows, &worst, why, sizeof why);
                         } else
                             snprintf(why, sizeof why, "launch: %s", cudaGetErrorString(cudaGetLastError()));
-                        double ms = -1;
+                        double ms = -1, host_ms = -1;
                         int reps = 0;
                         if (pass) {
-                            ms = tb_time(launch, 3, 5, max_reps, 150.0, &reps);
+                            ms = tb_time(launch, 3, 5, max_reps, 150.0, &reps, &host_ms);
                             if (ms < 0) {
                                 pass = false;
                                 snprintf(why, sizeof why, "timing: %s", cudaGetErrorString(cudaGetLastError()));
@@ -829,7 +829,7 @@ static int run_table(int max_reps, const char *only)
                                     lname, sh.name, why);
                         }
                         tb_row_line("prefill", ac_dtype_name(dt), D, cname, lname, sh.name, pass, ms, flops, "flop",
-                                    worst, reps, copies);
+                                    worst, reps, copies, host_ms);
                         for (int c = 0; c < copies; c++) {
                             if (kp[c]) cudaFree(kp[c]);
                             if (vp[c]) cudaFree(vp[c]);

@@ -20,7 +20,7 @@ some other output line
 ROW\tprefill\tbf16\t128\tbr\tcontig\tB=2 H=32 S=8192\t4.00000\t1.000000e+12\tflop\tPASS\t0.3\t20\t1
 ROW\tprefill\tbf16\t128\tbr\tpaged16\tB=2 H=32 S=8192\t8.00000\t1.000000e+12\tflop\tPASS\t0.25\t20\t1
 ROW\tprefill\tfp16\t64\tnone\tcontig\tB=16 H=32 S=1024\t-\t1.000000e+11\tflop\tFAIL\t3.5\t0\t2
-ROW\tdecode\tbf16\t128\tbr\tpaged16\tB=64 S=4096\t0.50000\t1.000000e+09\tbyte\tPASS\t0.1\t30\t1
+ROW\tdecode\tbf16\t128\tbr\tpaged16\tB=64 S=4096\t0.50000\t1.000000e+09\tbyte\tPASS\t0.1\t30\t1\t0.03125
 ROW\tstore\tbf16\t128\t-\tpaged16\ttokens=64 Hkv=8\t0.01000\t1.000000e+07\tbyte\tPASS\t0\t30\t1024
 """
 PEERS = """INFO\ttorch\t2.11.0
@@ -78,6 +78,12 @@ def main():
         got = recs[i].get(col, "") if i < len(recs) else ""
         if got == "" or abs(float(got) - want) > 1e-9 * max(1.0, abs(want)):
             bad.append(f"row {i} {col}: {got!r}, want {want}")
+    # The host time of our call: carried when the ROW line has it (the decode
+    # row), empty when it has not (an older 14-field line).
+    if len(recs) > 3 and (recs[3].get("host_ms") != "0.03125" or recs[0].get("host_ms") != ""):
+        bad.append(f"host_ms: {recs[3].get('host_ms')!r} / {recs[0].get('host_ms')!r}, want '0.03125' / ''")
+    if "| 0.0312 |" not in md:
+        bad.append("markdown lacks the decode row's host ms '| 0.0312 |'")
     # The failed row: no time, no rate, no ratio, though its peer has a time.
     if len(recs) > 2:
         for col in ("ours_ms", "ours_rate", "pct_floor", "FLASH_ratio"):
