@@ -66,6 +66,7 @@ struct KParams {
     const int32_t *cu_q, *cu_k, *block_table, *seqlens_k;
     int32_t hq, hkv, d, dv;            // d: D_qk (q, k); dv: D_v (v, out)
     int32_t paged, block_size, max_blocks_per_seq;
+    int32_t block_shift;               // log2(block_size) when a power of two, else -1
     int32_t causal, mask_kind, mask_per_head;
     float scale_log2;
     // Features, read only by the kFeat instantiation.
@@ -181,7 +182,8 @@ __device__ __forceinline__ uint32_t swz_at(uint32_t lane_addr, int row_const, in
 
 // This thread's 8-element chunks of a `ROWS`-row tile of d columns:
 // put(r, chunk, at) with `at` the element offset of the chunk in the source,
-// or -1 for a zero chunk (row_off(r) < 0: a zero row; or a padded column).
+// or -1 for a zero chunk (row_off(r, it) < 0: a zero row; or a padded
+// column). `it` is the thread's pass over the tile (its it-th row).
 template <int DPAD, int ROWS, typename RowOff, typename Put>
 __device__ __forceinline__ void for_tile_chunks(int d, RowOff row_off, Put put)
 {
@@ -192,12 +194,12 @@ __device__ __forceinline__ void for_tile_chunks(int d, RowOff row_off, Put put)
 #pragma unroll
     for (int it = 0; it < ROWS / kRowsPerPass; it++) {
         const int r = threadIdx.x / kChunks + it * kRowsPerPass;
-        int64_t off = row_off(r);
+        int64_t off = row_off(r, it);
         put(r, chunk, off >= 0 && chunk * 8 < d ? off + chunk * 8 : (int64_t)-1);
     }
 }
 
-// Copy `ROWS` rows of d elements into a swizzled tile. row_off(r) gives the
+// Copy `ROWS` rows of d elements into a swizzled tile. row_off(r, it) gives the
 // element offset of row r in `src`, or -1 for a zero row.
 template <int DPAD, int ROWS, typename RowOff>
 __device__ __forceinline__ void load_tile(uint32_t smem, const uint16_t *src, int d, RowOff row_off)
@@ -298,19 +300,44 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         v_scale = p.n_scales ? p.v_scales[gi] : 1.0f;
     }
 
-    auto q_row = [&](int r) -> int64_t {
+    auto q_row = [&](int r, int) -> int64_t {
         return m0 + r < lq ? ac_thd_offset((int64_t)q0 + m0 + r, h, p.hq, p.d) : -1;
     };
     // D_v != D_qk runs the kFeat instantiation (ac_prefill_launch); without it
     // D_v is D_qk at compile time: V's loads and the epilogue are the code they
     // were before D_v existed.
     const int dv = kFeat ? p.dv : p.d;
-    // Rows of K (dim = d) or V (dim = dv).
+    // Paged K/V: the block-table entries of this thread's rows of a tile
+    // (pass it: row threadIdx.x / kChunks + it * kRowsPerPass), read one tile
+    // ahead: the entries of tile j + 1 are loaded right after V[j] is issued
+    // and used by K[j + 1]'s copy after Q K^T and by V[j + 1]'s in the next
+    // iteration, so the table's latency hides under the products instead of
+    // sitting before each cp.async (ac_pos_slot's division too: a shift and a
+    // mask for a power-of-two block size). Only without a mask and features
+    // (kAhead): their instantiations are at the 128-register bound already,
+    // and the entries' registers spilled there; they read the entry per row.
+    constexpr bool kAhead = !kMask && !kFeat;
+    constexpr int kChunks = DPAD / 8, kRowsPerPass = Cfg<DPAD>::kThreads / kChunks, kPasses = BN / kRowsPerPass;
+    int32_t blk[kPasses];
+    auto fetch_blocks = [&](int n0) {
+        if (!kAhead || !p.paged) return;
+#pragma unroll
+        for (int it = 0; it < kPasses; it++) {
+            const int pos = n0 + threadIdx.x / kChunks + it * kRowsPerPass;
+            blk[it] = pos < lk ? table[p.block_shift >= 0 ? pos >> p.block_shift : pos / p.block_size] : 0;
+        }
+    };
+    // Rows of K (dim = d) or V (dim = dv) of the tile at n0 (blk: its entries).
     auto kv_row = [&](int n0, int dim) {
-        return [=](int r) -> int64_t {
+        return [=, &blk](int r, int it) -> int64_t {
             int pos = n0 + r;
             if (pos >= lk) return -1; // never read past seqlen_k: zero rows instead
-            if (p.paged) return ac_cache_offset(ac_pos_slot(table, pos, p.block_size), kvh, p.hkv, dim);
+            if (p.paged) { // ac_pos_slot, with the entry read ahead (kAhead)
+                const int in_blk = p.block_shift >= 0 ? pos & (p.block_size - 1) : pos % p.block_size;
+                const int32_t e =
+                    kAhead ? blk[it] : table[p.block_shift >= 0 ? pos >> p.block_shift : pos / p.block_size];
+                return ac_cache_offset((int64_t)e * p.block_size + in_blk, kvh, p.hkv, dim);
+            }
             return ac_thd_offset((int64_t)k0 + pos, kvh, p.hkv, dim);
         };
     };
@@ -325,7 +352,10 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
 
     load_tile<DPAD, BM>(sQ, p.q, p.d, q_row);
     cp_async_commit();
-    if (tile_end > tile_begin) load_k(tile_begin * BN);
+    if (tile_end > tile_begin) {
+        fetch_blocks(tile_begin * BN);
+        load_k(tile_begin * BN);
+    }
     cp_async_commit();
 
     // Per lane: rows g and g+8 of each of its MB m-blocks (index r = 2*mb + hr).
@@ -350,6 +380,7 @@ __global__ void __launch_bounds__(Cfg<DPAD>::kThreads, Cfg<DPAD>::kMinBlocks) pr
         __syncthreads(); // K[j] (and Q) in shared memory; V[j-1] no longer read
         load_v(n0);
         cp_async_commit();
+        if (j + 1 < tile_end) fetch_blocks(n0 + BN); // blk: tile j + 1's from here on
 
         // S = Q K^T for this warp's rows.
         float s[MB][NB][4];
@@ -633,6 +664,9 @@ extern "C" ac_status ac_prefill_launch(const ac_prefill_params *p, void *stream,
     kp.dv = AC_PREFILL_DV(p);
     kp.paged = p->paged;
     kp.block_size = p->block_size;
+    kp.block_shift = -1;
+    for (int sh = 0; sh < 31; sh++)
+        if (p->paged && (1 << sh) == p->block_size) kp.block_shift = sh;
     kp.max_blocks_per_seq = p->max_blocks_per_seq;
     kp.causal = p->causal;
     kp.mask_kind = p->mask_kind;
