@@ -5,8 +5,8 @@
 // the (query, head) pairs of the KV head's whole query group (up to
 // AC_DECODE_MAX_ROWS; larger groups * queries use several row chunks), so a
 // K/V row is loaded once for all the heads that read it. TPK lanes share one
-// key, each holding 8 elements of D (one 16-byte load); a warp holds 32/TPK
-// keys. Every key lane keeps its own online softmax (base 2, fp32) over keys
+// key, each holding 8 elements of D (one 16-byte load; past 256, NCH chunks
+// of 8: the wide-dim path for MLA's 576/512); a warp holds 32/TPK keys. Every key lane keeps its own online softmax (base 2, fp32) over keys
 // (p - begin) % lanes, kpt keys per step with all their K and V loads issued
 // before any math, so many 16-byte loads are in flight; the lanes merge once
 // at the end (warp butterfly, then warps through shared memory). Masked keys

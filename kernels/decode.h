@@ -96,7 +96,7 @@ typedef struct ac_decode_params {
    the kernel's head dims included (ac_decode_validate_kernel). */
 ac_status ac_decode_validate(const ac_decode_params *p, ac_error *err);
 /* The same without the kernel's head-dim limits: D_qk and D_v in
-   [1, AC_MAX_HEAD_DIM], what the CPU model can run (MLA's 576/512). */
+   [1, AC_MAX_HEAD_DIM], what the CPU model can run (past the kernel's 768). */
 ac_status ac_decode_validate_any_dims(const ac_decode_params *p, ac_error *err);
 /* The KV-cache arguments decode and store share: head_dim_v 0 or in
    [1, AC_MAX_HEAD_DIM], a known kv_format, the scale arrays present with
@@ -144,8 +144,8 @@ size_t ac_decode_workspace_bytes(const ac_decode_params *p, int32_t num_splits);
    combine); host pointers. bug: one of the decode bugs of ac_backend.h. */
 ac_status ac_decode_cpu(const ac_decode_params *p, ac_bug bug, ac_error *err);
 /* The model past the kernel's head dims (ac_decode_validate_any_dims): the
-   cpu-model backend's entry, so D_v != D_qk beyond 256 is checked in the
-   model; ac_decode_cpu keeps the kernel's argument contract. */
+   cpu-model backend's entry, so head dims beyond the kernel's 768 are checked
+   in the model; ac_decode_cpu keeps the kernel's argument contract. */
 ac_status ac_decode_cpu_any_dims(const ac_decode_params *p, ac_bug bug, ac_error *err);
 
 /* GPU: stream is a cudaStream_t (NULL: the default stream). workspace may be

@@ -244,7 +244,7 @@ ac_status ac_model_decode(const ac_case *c, const ac_tensors *t, const ac_run_op
     ac_status st = ac_decode_params_from_case(c, t, out, &p, err);
     if (st) return st;
     /* The arguments first, then whether the tensors hold the pool they
-       describe. The model takes head dims past the kernel's (MLA's 576/512). */
+       describe. The model takes head dims past the kernel's 768 (up to AC_MAX_HEAD_DIM). */
     st = ac_decode_validate_any_dims(&p, err);
     if (!st) st = ac_decode_check_pool(c, t, err);
     if (!st) st = ac_decode_cpu_any_dims(&p, o ? o->bug : AC_BUG_NONE, err);
