@@ -79,9 +79,6 @@ static void *alloc_n(int64_t n, size_t elem)
     return malloc((size_t)(n > 0 ? n : 1) * elem);
 }
 
-/* Half patterns of quiet NaN and Inf. */
-static uint16_t half_nan(ac_dtype dt, int neg) { return (uint16_t)((neg ? 0x8000u : 0) | (dt == AC_FP16 ? 0x7e00u : 0x7fc0u)); }
-static uint16_t half_inf(ac_dtype dt, int neg) { return (uint16_t)((neg ? 0x8000u : 0) | (dt == AC_FP16 ? 0x7c00u : 0x7f80u)); }
 
 /* Key j of sequence b at KV head kh, in a K/V tensor of head dim `dim`. */
 static const uint16_t *key_ptr(const ac_case *c, const ac_tensors *t, const uint16_t *base, int32_t b,
@@ -103,18 +100,12 @@ static const uint16_t *key_ptr(const ac_case *c, const ac_tensors *t, const uint
 /* Poison slot s of the pool per c->special: NaN only: NaN with alternating
    sign; Inf only: +Inf, -Inf alternating; both: NaN, +Inf, -Inf in turn.
    Indexed by element, no PRNG. */
-/* FP8 codes of NaN and Inf; E4M3FN has no Inf, so its "Inf" poison is NaN. */
-static uint16_t fp8_nan(int neg) { return (uint16_t)((neg ? 0x80u : 0) | 0x7fu); }
-static uint16_t fp8_inf(ac_kv_format f, int neg)
-{
-    return f == AC_KV_E5M2 ? (uint16_t)((neg ? 0x80u : 0) | 0x7cu) : fp8_nan(neg);
-}
+/* E4M3FN has no Inf: its "Inf" poison is NaN (ac_kv_elem_inf). */
 static uint16_t poison_value(const ac_case *c, int64_t e, uint32_t nan, uint32_t inf)
 {
     int k = nan && inf ? (int)(e % 3) : nan ? 0 : 1 + (int)(e & 1);
     int neg = nan && !inf ? (int)(e & 1) : k == 2;
-    if (c->kv_format != AC_KV_AS_DTYPE) return k == 0 ? fp8_nan(neg) : fp8_inf(c->kv_format, neg);
-    return k == 0 ? half_nan(c->dtype, neg) : half_inf(c->dtype, neg);
+    return k == 0 ? ac_kv_elem_nan(c->dtype, c->kv_format, neg) : ac_kv_elem_inf(c->dtype, c->kv_format, neg);
 }
 static void poison_slot(const ac_case *c, ac_tensors *t, int64_t s, uint32_t nan, uint32_t inf)
 {

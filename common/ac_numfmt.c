@@ -234,3 +234,28 @@ int ac_kv_elem_isnan(ac_dtype t, ac_kv_format f, uint16_t bits)
 {
     return f == AC_KV_AS_DTYPE ? ac_half_isnan(t, bits) : ac_fp8_isnan(f, (uint8_t)(bits & 0xffu));
 }
+
+/* The sign bit of a K/V storage element. */
+static uint16_t kv_sign(ac_kv_format f, int neg)
+{
+    return neg ? (f == AC_KV_AS_DTYPE ? 0x8000u : 0x80u) : 0u;
+}
+
+uint16_t ac_kv_elem_nan(ac_dtype t, ac_kv_format f, int neg)
+{
+    const uint16_t m = f != AC_KV_AS_DTYPE ? 0x7fu : t == AC_FP16 ? 0x7e00u : 0x7fc0u;
+    return (uint16_t)(kv_sign(f, neg) | m);
+}
+
+uint16_t ac_kv_elem_inf(ac_dtype t, ac_kv_format f, int neg)
+{
+    if (f == AC_KV_E4M3) return ac_kv_elem_nan(t, f, neg);
+    const uint16_t m = f == AC_KV_E5M2 ? 0x7cu : t == AC_FP16 ? 0x7c00u : 0x7f80u;
+    return (uint16_t)(kv_sign(f, neg) | m);
+}
+
+uint16_t ac_kv_elem_max(ac_dtype t, ac_kv_format f, int neg)
+{
+    const uint16_t m = f == AC_KV_E5M2 ? 0x7bu : f == AC_KV_E4M3 ? 0x7eu : t == AC_FP16 ? 0x7bffu : 0x7f7fu;
+    return (uint16_t)(kv_sign(f, neg) | m);
+}

@@ -74,6 +74,13 @@ double ac_kv_elem_to_double(ac_dtype t, ac_kv_format f, uint16_t bits);
 float ac_kv_elem_to_f32(ac_dtype t, ac_kv_format f, uint16_t bits);
 /* 1 if the element is NaN (in its format). */
 int ac_kv_elem_isnan(ac_dtype t, ac_kv_format f, uint16_t bits);
+/* Special K/V storage elements, negative when neg: the half bit pattern
+   for AC_KV_AS_DTYPE, else the FP8 code in the low byte (a half pattern's
+   low byte would be a finite code). A quiet NaN; Inf (E4M3 has none: its
+   NaN); the largest finite value (fp16 65504, bf16 ~3.4e38, 448, 57344). */
+uint16_t ac_kv_elem_nan(ac_dtype t, ac_kv_format f, int neg);
+uint16_t ac_kv_elem_inf(ac_dtype t, ac_kv_format f, int neg);
+uint16_t ac_kv_elem_max(ac_dtype t, ac_kv_format f, int neg);
 
 #ifdef __cplusplus
 }

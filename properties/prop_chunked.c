@@ -15,14 +15,6 @@
 
 #define MAX_CHUNKS 4
 
-/* A quiet NaN in c's K/V storage: the half pattern, or the FP8 NaN code
-   (low byte; a half NaN's low byte would be a finite code). */
-static uint16_t kv_qnan(const ac_case *c)
-{
-    if (c->kv_format != AC_KV_AS_DTYPE) return 0x7fu;
-    return c->dtype == AC_FP16 ? 0x7e00u : 0x7fc0u;
-}
-
 /* What the store leaves in the cache for new element x (case dtype) of KV
    head g: x itself, or its FP8 code (ac_fp8_quantize with the head's scale). */
 static uint16_t stored_elem(const ac_case *c, uint16_t x, int32_t g, int is_v)
@@ -281,8 +273,8 @@ int prop_chunked(const ac_prop_ctx *ctx, char *why, size_t n)
     pool_k = malloc(sizeof(uint16_t) * (size_t)(nk ? nk : 1));
     pool_v = malloc(sizeof(uint16_t) * (size_t)(nv ? nv : 1));
     if (!pool_k || !pool_v) PROP_TRY(ac_fail(&err, AC_ERR_NOMEM, "chunked: out of memory for the pool"));
-    for (int64_t i = 0; i < nk; i++) pool_k[i] = kv_qnan(&paged);
-    for (int64_t i = 0; i < nv; i++) pool_v[i] = kv_qnan(&paged);
+    for (int64_t i = 0; i < nk; i++) pool_k[i] = ac_kv_elem_nan(paged.dtype, paged.kv_format, 0);
+    for (int64_t i = 0; i < nv; i++) pool_v[i] = ac_kv_elem_nan(paged.dtype, paged.kv_format, 0);
 
     /* Random chunk boundaries: 1..MAX_CHUNKS chunks per sequence. */
     int32_t cuts[2][MAX_CHUNKS + 1], nchunks[2], rounds = 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ac_index.h"
+#include "ac_numfmt.h"
 #include "prop_props.h"
 #include "prop_util.h"
 
@@ -108,22 +109,10 @@ static ac_status unshare(prop_inst *dst, const prop_inst *src, int *shared_count
    NaN pattern's low byte would be a finite FP8 value, read as data). */
 static uint16_t poison_elem(const ac_case *c, int variant, int64_t e)
 {
-    uint16_t nan, inf, huge, sign;
-    if (c->kv_format == AC_KV_AS_DTYPE) {
-        const int fp16 = c->dtype == AC_FP16;
-        nan = fp16 ? 0x7e00u : 0x7fc0u;
-        inf = fp16 ? 0x7c00u : 0x7f80u;
-        huge = fp16 ? 0x7bffu : 0x7f7fu;
-        sign = 0x8000u;
-    } else {
-        const int e5m2 = c->kv_format == AC_KV_E5M2;
-        nan = 0x7fu;
-        inf = e5m2 ? 0x7cu : 0x7fu;
-        huge = e5m2 ? 0x7bu : 0x7eu; /* 57344, 448 */
-        sign = 0x80u;
-    }
-    if (variant == 0) return nan;
-    return e % 3 == 0 ? inf : e % 3 == 1 ? (uint16_t)(inf | sign) : huge;
+    const ac_dtype t = c->dtype;
+    const ac_kv_format f = c->kv_format;
+    if (variant == 0) return ac_kv_elem_nan(t, f, 0);
+    return e % 3 == 0 ? ac_kv_elem_inf(t, f, 0) : e % 3 == 1 ? ac_kv_elem_inf(t, f, 1) : ac_kv_elem_max(t, f, 0);
 }
 
 /* d. Poison every slot no sequence reads (variant 0: NaN; 1: +-Inf and

@@ -315,3 +315,33 @@ static void random_fp8(uint64_t seed, long n)
 }
 /* 10^6 fp32 patterns near both formats' ties, subnormals and top binade. */
 Test(numfmt, random_fp8, .init = ref_setup, .fini = ref_teardown) { random_fp8(6, 1000000L); }
+
+/* The special K/V storage elements poison and generation share
+   (ac_kv_elem_nan / _inf / _max), read back through the element decoder:
+   NaN, +-Inf (E4M3 has none: NaN), and the format's largest finite value. */
+Test(numfmt, kv_special_elements)
+{
+    const struct { ac_dtype t; ac_kv_format f; double max; int has_inf; } fm[] = {
+        {AC_FP16, AC_KV_AS_DTYPE, 65504.0, 1},
+        {AC_BF16, AC_KV_AS_DTYPE, 0x1.fep127, 1},
+        {AC_BF16, AC_KV_E4M3, AC_FP8_E4M3_MAX, 0},
+        {AC_FP16, AC_KV_E5M2, AC_FP8_E5M2_MAX, 1},
+    };
+    for (size_t i = 0; i < sizeof fm / sizeof fm[0]; i++) {
+        for (int neg = 0; neg < 2; neg++) {
+            const double sgn = neg ? -1.0 : 1.0;
+            const uint16_t n = ac_kv_elem_nan(fm[i].t, fm[i].f, neg), inf = ac_kv_elem_inf(fm[i].t, fm[i].f, neg),
+                           mx = ac_kv_elem_max(fm[i].t, fm[i].f, neg);
+            cr_assert(ac_kv_elem_isnan(fm[i].t, fm[i].f, n), "format %zu neg %d: NaN 0x%x", i, neg, n);
+            const double vi = ac_kv_elem_to_double(fm[i].t, fm[i].f, inf);
+            if (fm[i].has_inf)
+                cr_assert(vi == sgn * INFINITY, "format %zu neg %d: Inf 0x%x reads %g", i, neg, inf, vi);
+            else
+                cr_assert(isnan(vi), "format %zu neg %d: E4M3's Inf stand-in 0x%x reads %g", i, neg, inf, vi);
+            cr_assert_eq(ac_kv_elem_to_double(fm[i].t, fm[i].f, mx), sgn * fm[i].max, "format %zu neg %d: max 0x%x", i,
+                         neg, mx);
+            if (fm[i].f != AC_KV_AS_DTYPE) /* a code: the high byte stays clear */
+                cr_assert((n | inf | mx) >> 8 == 0, "format %zu: 0x%x 0x%x 0x%x", i, n, inf, mx);
+        }
+    }
+}
