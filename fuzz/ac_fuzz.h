@@ -29,6 +29,8 @@
 #include "ac_status.h"
 #include "ac_tensors.h"
 #include "ac_verdict.h"
+#include "decode.h"
+#include "prefill.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -175,6 +177,15 @@ void ac_fuzz_print_diagnosis(const ac_case *c, const ac_fuzz_check *r, int top, 
 void ac_fuzz_write_pictures(const ac_case *c, const ac_fuzz_check *r, const ac_fuzz_env *env, FILE *log);
 
 /* --- the combine target's record (fuzz/ac_fuzz_combine.c) ----------------- */
+/* The largest head dim (D_qk or D_v, a multiple of 8) a bundled kernel takes:
+   prefill AC_PREFILL_MAX_HEAD_DIM; decode 32 lanes of AC_DECODE_MAX_CHUNKS
+   8-element chunks (ac_decode_validate_kernel). The expectations of the case
+   and API fuzzers follow these, not copies of the numbers. */
+static inline int32_t ac_fuzz_kernel_max_dim(ac_op op)
+{
+    return op == AC_OP_DECODE ? 32 * 8 * AC_DECODE_MAX_CHUNKS : AC_PREFILL_MAX_HEAD_DIM;
+}
+
 #define AC_FUZZ_COMBINE_MAX_ROWS 8
 #define AC_FUZZ_COMBINE_MAX_SPLITS 24
 #define AC_FUZZ_COMBINE_MAX_DIM 64

@@ -552,7 +552,7 @@ static void api_large(ac_op op, breader *br, const ac_fuzz_env *env, ac_fuzz_out
         if (hq > AC_MAX_HEADS) want |= BIT(AC_ERR_SHAPE);
         if (d > AC_MAX_HEAD_DIM) want |= BIT(AC_ERR_SHAPE);
         if (hq % hkv) want |= BIT(AC_ERR_GQA) | BIT(AC_ERR_SHAPE);
-        if (d % 8 || d > (op == AC_OP_DECODE ? 768 : 256)) want |= BIT(AC_ERR_UNSUPPORTED);
+        if (d % 8 || d > ac_fuzz_kernel_max_dim(op)) want |= BIT(AC_ERR_UNSUPPORTED);
         if (batch > AC_MAX_BATCH) want |= BIT(AC_ERR_SHAPE);
         if (total_q > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_SEQLENS);
         if (!paged && tk > INT32_MAX) want |= BIT(AC_ERR_SHAPE) | BIT(AC_ERR_SEQLENS);

@@ -936,7 +936,7 @@ uint32_t ac_fuzz_expected_errors(const ac_case *c, int kernel)
         /* What the kernels leave out (kernels/prefill.h, decode.h):
            head dims that are not a multiple of 8 or beyond 256 (decode: 768,
            MLA's 576/512 included), an explicit mask in decode. D_v likewise. */
-        const int32_t max_d = c->op == AC_OP_DECODE ? 768 : 256;
+        const int32_t max_d = ac_fuzz_kernel_max_dim(c->op);
         if ((c->op == AC_OP_PREFILL || c->op == AC_OP_DECODE) && c->head_dim >= 1 &&
             (c->head_dim % 8 != 0 || c->head_dim > max_d))
             m |= BIT(AC_ERR_UNSUPPORTED);
