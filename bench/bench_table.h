@@ -43,23 +43,30 @@
         }                                                                                          \
     } while (0)
 
+// Uniform in [-1, 1) from a stream position z (SplitMix64's finaliser).
+__device__ __forceinline__ float tb_unit(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f;
+}
+// u rounded to bf16 or fp16 (nearest even), as bits.
+__device__ __forceinline__ uint16_t tb_half_bits(float u, int is_bf16)
+{
+    if (is_bf16) {
+        __nv_bfloat16 h = __float2bfloat16_rn(u);
+        return *reinterpret_cast<uint16_t *>(&h);
+    }
+    __half h = __float2half_rn(u);
+    return *reinterpret_cast<uint16_t *>(&h);
+}
+
 // Element i of stream `seed`: uniform in [-1, 1) (SplitMix64), rounded to the dtype.
 __global__ void tb_fill(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        uint64_t z = seed * 0xd1b54a32d192ed03ull + (uint64_t)i * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        const float u = (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f;
-        if (is_bf16) {
-            __nv_bfloat16 h = __float2bfloat16_rn(u);
-            x[i] = *reinterpret_cast<uint16_t *>(&h);
-        } else {
-            __half h = __float2half_rn(u);
-            x[i] = *reinterpret_cast<uint16_t *>(&h);
-        }
-    }
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = tb_half_bits(tb_unit(seed * 0xd1b54a32d192ed03ull + (uint64_t)i * 0x9e3779b97f4a7c15ull), is_bf16);
 }
 
 static bool tb_fill_random(uint16_t *x, int64_t n, uint64_t seed, ac_dtype dt)

@@ -402,11 +402,7 @@ static int run_check(bool quick)
 // Element i of a random stream: uniform in [-1, 1) (SplitMix64 of seed + i).
 __device__ __forceinline__ float unit_random(uint64_t seed, int64_t i)
 {
-    uint64_t z = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (float)(z >> 40) * 0x1p-24f * 2.0f - 1.0f;
+    return tb_unit(seed + (uint64_t)i * 0x9e3779b97f4a7c15ull);
 }
 
 // FP8 E4M3 codes of uniform [-1, 1) values (finite: no NaN code).
@@ -418,16 +414,8 @@ __global__ void fill_random_e4m3(uint8_t *x, int64_t n, uint64_t seed)
 
 __global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        const float u = unit_random(seed, i);
-        if (is_bf16) {
-            __nv_bfloat16 h = __float2bfloat16_rn(u);
-            x[i] = *reinterpret_cast<uint16_t *>(&h);
-        } else {
-            __half h = __float2half_rn(u);
-            x[i] = *reinterpret_cast<uint16_t *>(&h);
-        }
-    }
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = tb_half_bits(unit_random(seed, i), is_bf16);
 }
 
 #define CK(call)                                                                               \
@@ -438,6 +426,43 @@ __global__ void fill_random(uint16_t *x, int64_t n, uint64_t seed, int is_bf16)
             return -1.0;                                                                       \
         }                                                                                      \
     } while (0)
+
+// The launch parameters --bench and --table share: B sequences, T query
+// tokens in all (cumulative lengths h_cu / d_cu), Hq = Hkv = H heads of D,
+// Lk = Lq: contiguous K/V (bs 0), or a pool of num_blocks blocks of bs keys
+// through the block table (host and device copies of the table and of
+// seqlens_k). The data pointers are the caller's.
+static ac_prefill_params bench_params(ac_dtype dt, int B, int H, int D, int64_t T, ac_causal causal,
+                                      const int32_t *h_cu, const int32_t *d_cu, int bs, int num_blocks,
+                                      int max_blocks, const int32_t *h_tab, const int32_t *d_tab,
+                                      const int32_t *h_sk, const int32_t *d_sk)
+{
+    ac_prefill_params p;
+    memset(&p, 0, sizeof p);
+    p.dtype = dt;
+    p.batch = B;
+    p.heads_q = p.heads_kv = H;
+    p.head_dim = D;
+    p.total_q = T;
+    p.d_cu_seqlens_q = d_cu;
+    p.h_cu_seqlens_q = h_cu;
+    p.causal = causal;
+    if (!bs) {
+        p.d_cu_seqlens_k = d_cu;
+        p.h_cu_seqlens_k = h_cu;
+        p.total_k = T;
+    } else {
+        p.paged = 1;
+        p.block_size = bs;
+        p.num_blocks = num_blocks;
+        p.max_blocks_per_seq = max_blocks;
+        p.h_block_table = h_tab;
+        p.h_seqlens_k = h_sk;
+        p.d_block_table = d_tab;
+        p.d_seqlens_k = d_sk;
+    }
+    return p;
+}
 
 // Median time (ms) of `reps` runs of one shape; bf16, D=128, Hq=Hkv=H.
 static double bench_shape(int B, int H, int S, int D, ac_causal causal, int paged, int block_size, uint32_t feat,
@@ -466,27 +491,8 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
     for (int b = 0; b < B; b++) h_sk[b] = S;
     CK(cudaMalloc(&cu, (B + 1) * 4));
     CK(cudaMemcpy(cu, h_cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
-    ac_prefill_params p;
-    memset(&p, 0, sizeof p);
-    p.dtype = AC_BF16;
-    p.batch = B;
-    p.heads_q = p.heads_kv = H;
-    p.head_dim = D;
-    p.total_q = rows;
-    p.q = q;
-    p.k = k;
-    p.v = v;
-    p.out = o;
-    p.lse = lse;
-    p.d_cu_seqlens_q = cu;
-    p.h_cu_seqlens_q = h_cu.data();
-    p.causal = causal;
-    if (!paged) {
-        p.d_cu_seqlens_k = cu;
-        p.h_cu_seqlens_k = h_cu.data();
-        p.total_k = rows;
-    } else { // the same K/V viewed as a pool of blocks, table in order (block b*S/bs + i)
-        const int per = S / block_size;
+    const int per = paged ? S / block_size : 0;
+    if (paged) { // the same K/V viewed as a pool of blocks, table in order (block b*S/bs + i)
         h_tab.resize((size_t)B * per);
         for (int b = 0; b < B; b++)
             for (int i = 0; i < per; i++) h_tab[(size_t)b * per + i] = b * per + i;
@@ -494,15 +500,14 @@ static double bench_shape(int B, int H, int S, int D, ac_causal causal, int page
         CK(cudaMalloc(&sk, B * 4));
         CK(cudaMemcpy(tab, h_tab.data(), h_tab.size() * 4, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(sk, h_sk.data(), B * 4, cudaMemcpyHostToDevice));
-        p.paged = 1;
-        p.block_size = block_size;
-        p.num_blocks = B * per;
-        p.max_blocks_per_seq = per;
-        p.h_block_table = h_tab.data();
-        p.h_seqlens_k = h_sk.data();
-        p.d_block_table = tab;
-        p.d_seqlens_k = sk;
     }
+    ac_prefill_params p = bench_params(AC_BF16, B, H, D, rows, causal, h_cu.data(), cu, paged ? block_size : 0,
+                                       B * per, per, h_tab.data(), tab, h_sk.data(), sk);
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    p.out = o;
+    p.lse = lse;
     // Features: a window of `window` keys to the left (right 0 when causal),
     // softcap 30, ALiBi's geometric slopes 2^(-8(h+1)/H), sinks 0.5.
     std::vector<float> h_slopes(H), h_sinks(H, 0.5f);
@@ -745,32 +750,10 @@ static int run_table(int max_reps, const char *only)
                                 return 2;
                             }
                         }
-                        ac_prefill_params p;
-                        memset(&p, 0, sizeof p);
-                        p.dtype = dt;
-                        p.batch = B;
-                        p.heads_q = p.heads_kv = H;
-                        p.head_dim = D;
-                        p.total_q = T;
+                        ac_prefill_params p = bench_params(dt, B, H, D, T, causal, cu.data(), dcu, bs, nblocks, maxb,
+                                                           tab.data(), dtab, sk.data(), dsk);
                         p.out = o;
                         p.lse = lse;
-                        p.d_cu_seqlens_q = dcu;
-                        p.h_cu_seqlens_q = cu.data();
-                        p.causal = causal;
-                        if (!bs) {
-                            p.d_cu_seqlens_k = dcu;
-                            p.h_cu_seqlens_k = cu.data();
-                            p.total_k = T;
-                        } else {
-                            p.paged = 1;
-                            p.block_size = bs;
-                            p.num_blocks = nblocks;
-                            p.max_blocks_per_seq = maxb;
-                            p.h_block_table = tab.data();
-                            p.h_seqlens_k = sk.data();
-                            p.d_block_table = dtab;
-                            p.d_seqlens_k = dsk;
-                        }
                         ac_error err = {};
                         auto launch = [&](int i) {
                             const int c = i % copies;
